@@ -1,0 +1,756 @@
+//! The circuit breaker: a plain `&mut self` state machine with lazy timers.
+//!
+//! Time only moves when a caller passes `now`: Open becomes HalfOpen inside
+//! [`CircuitBreaker::try_acquire`] once the open period has passed, and abandoned half-open
+//! probes are reclaimed the same way. Drivers share one breaker per backend behind a lock
+//! ([`Shared`](crate::Shared)) and never hold it across an await.
+
+use core::fmt;
+use core::time::Duration;
+
+use crate::PolicyError;
+use crate::backoff::{scale, to_fixed};
+use crate::time::{Instant, duration_to_nanos};
+
+/// The breaker's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BreakerState {
+    /// Calls flow; outcomes are counted.
+    Closed,
+    /// Calls are rejected until the open period ends.
+    Open,
+    /// A limited number of probe calls decide whether to close or reopen.
+    HalfOpen,
+    /// Opened by hand ([`CircuitBreaker::isolate`]); stays open until [`CircuitBreaker::reset`].
+    Isolated,
+}
+
+impl fmt::Display for BreakerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half-open",
+            BreakerState::Isolated => "isolated",
+        })
+    }
+}
+
+/// A state change, reported for hooks and statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Transition {
+    /// The state before.
+    pub from: BreakerState,
+    /// The state after.
+    pub to: BreakerState,
+    /// When it happened.
+    pub at: Instant,
+}
+
+/// Permission to make one call; hand it back with [`CircuitBreaker::record`] or
+/// [`CircuitBreaker::release`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "a permit must be recorded or released"]
+pub struct Permit {
+    generation: u32,
+    probe: bool,
+    acquired_at: Instant,
+}
+
+impl Permit {
+    /// Whether this permit is one of the half-open probes.
+    pub fn is_probe(&self) -> bool {
+        self.probe
+    }
+}
+
+/// The breaker refused a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    /// The earliest time a call may be admitted ([`Instant::MAX`] while isolated).
+    pub until: Instant,
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.until == Instant::MAX {
+            f.write_str("circuit breaker is isolated")
+        } else {
+            write!(f, "circuit breaker is open until {}", self.until)
+        }
+    }
+}
+
+impl core::error::Error for Rejected {}
+
+/// How a call ended, as the breaker counts it. The retry policy decides which
+/// (see [`RetryPolicy::is_failure`](crate::RetryPolicy::is_failure)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CallOutcome {
+    /// The backend did its job.
+    Success,
+    /// The backend failed or did not answer.
+    Failure,
+}
+
+/// When the breaker trips from Closed to Open.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum TripCondition {
+    /// After this many failures in a row.
+    ConsecutiveFailures(u32),
+    /// When, over the window, at least `min_calls` calls were made and the failure ratio
+    /// reached `ratio` (in `(0, 1]`).
+    FailureRatio {
+        /// Failure fraction that trips.
+        ratio: f64,
+        /// Calls needed in the window before the ratio counts.
+        min_calls: u32,
+        /// The rolling window.
+        window: Window,
+    },
+}
+
+/// A rolling window of recent calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Window {
+    /// The last `n` calls (1 ≤ n ≤ 128).
+    Calls(u32),
+    /// Calls in the last span of time, kept in 10 buckets.
+    Time(Duration),
+}
+
+/// Trip also when this fraction of the window's calls took at least `threshold`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SlowCalls {
+    /// A call at least this long is slow.
+    pub threshold: Duration,
+    /// Slow fraction that trips, in `(0, 1]`.
+    pub ratio: f64,
+}
+
+const BUCKETS: usize = 10;
+const MAX_CALL_WINDOW: u32 = 128;
+
+/// Builds a [`CircuitBreaker`]. Defaults: 5 consecutive failures, open 30 s, 1 probe, no
+/// growth of the open period, probes abandoned after 30 s.
+#[derive(Clone, Debug)]
+pub struct CircuitBreakerBuilder {
+    trip: TripCondition,
+    slow: Option<SlowCalls>,
+    open_for: Duration,
+    open_multiplier: f64,
+    max_open: Duration,
+    open_jitter: f64,
+    probes: u32,
+    probe_timeout: Duration,
+    seed: u64,
+}
+
+impl Default for CircuitBreakerBuilder {
+    fn default() -> Self {
+        CircuitBreakerBuilder {
+            trip: TripCondition::ConsecutiveFailures(5),
+            slow: None,
+            open_for: Duration::from_secs(30),
+            open_multiplier: 1.0,
+            max_open: Duration::from_secs(300),
+            open_jitter: 0.0,
+            probes: 1,
+            probe_timeout: Duration::from_secs(30),
+            seed: 0,
+        }
+    }
+}
+
+impl CircuitBreakerBuilder {
+    /// When to trip.
+    pub fn trip(mut self, trip: TripCondition) -> Self {
+        self.trip = trip;
+        self
+    }
+
+    /// Trip on slow calls too (needs a [`TripCondition::FailureRatio`] window).
+    pub fn slow_calls(mut self, slow: SlowCalls) -> Self {
+        self.slow = Some(slow);
+        self
+    }
+
+    /// How long the breaker stays open the first time.
+    pub fn open_for(mut self, d: Duration) -> Self {
+        self.open_for = d;
+        self
+    }
+
+    /// Each reopen straight from half-open multiplies the open period by this (≥ 1), up to
+    /// `max_open`.
+    pub fn open_growth(mut self, multiplier: f64, max_open: Duration) -> Self {
+        self.open_multiplier = multiplier;
+        self.max_open = max_open;
+        self
+    }
+
+    /// Adds `U(0, f · period)` to each open period (`f` in `[0, 1]`) so breakers opened
+    /// together do not probe together; randomness comes from `seed`.
+    pub fn open_jitter(mut self, fraction: f64, seed: u64) -> Self {
+        self.open_jitter = fraction;
+        self.seed = seed;
+        self
+    }
+
+    /// How many probes half-open admits at once; that many successes close it.
+    pub fn half_open_probes(mut self, probes: u32) -> Self {
+        self.probes = probes;
+        self
+    }
+
+    /// A probe not reported within this time is presumed abandoned and its slot reclaimed,
+    /// so a lost permit can never wedge the breaker half-open.
+    pub fn probe_timeout(mut self, d: Duration) -> Self {
+        self.probe_timeout = d;
+        self
+    }
+
+    /// Validates the settings; the error names the first bad one.
+    pub fn build(self) -> Result<CircuitBreaker, PolicyError> {
+        let ratio_ok = |r: f64| r > 0.0 && r <= 1.0;
+        let trip = match self.trip {
+            TripCondition::ConsecutiveFailures(0) => {
+                return Err(PolicyError::new(
+                    "trip",
+                    "consecutive failures must be at least 1",
+                ));
+            }
+            TripCondition::ConsecutiveFailures(n) => Trip::Consecutive(n),
+            TripCondition::FailureRatio {
+                ratio,
+                min_calls,
+                window,
+            } => {
+                if !ratio_ok(ratio) {
+                    return Err(PolicyError::new("trip", "failure ratio must be in (0, 1]"));
+                }
+                let window = match window {
+                    Window::Calls(n) if (1..=MAX_CALL_WINDOW).contains(&n) => {
+                        WindowState::Calls(CallRing::new(n))
+                    }
+                    Window::Calls(_) => {
+                        return Err(PolicyError::new(
+                            "trip",
+                            "call window must hold 1 to 128 calls",
+                        ));
+                    }
+                    Window::Time(span) if span >= Duration::from_nanos(BUCKETS as u64) => {
+                        WindowState::Time(TimeRing::new(span))
+                    }
+                    Window::Time(_) => {
+                        return Err(PolicyError::new(
+                            "trip",
+                            "time window must be at least 10 ns",
+                        ));
+                    }
+                };
+                Trip::Ratio {
+                    ratio: to_fixed(ratio),
+                    min_calls: min_calls.max(1),
+                    window,
+                }
+            }
+        };
+        let slow = match self.slow {
+            None => None,
+            Some(_) if matches!(trip, Trip::Consecutive(_)) => {
+                return Err(PolicyError::new(
+                    "slow_calls",
+                    "needs a failure-ratio trip condition with a window",
+                ));
+            }
+            Some(s) if !ratio_ok(s.ratio) => {
+                return Err(PolicyError::new("slow_calls", "ratio must be in (0, 1]"));
+            }
+            Some(s) => Some((duration_to_nanos(s.threshold), to_fixed(s.ratio))),
+        };
+        if !(self.open_multiplier.is_finite() && self.open_multiplier >= 1.0) {
+            return Err(PolicyError::new(
+                "open_growth",
+                "multiplier must be finite and at least 1.0",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.open_jitter) {
+            return Err(PolicyError::new(
+                "open_jitter",
+                "fraction must be in [0, 1]",
+            ));
+        }
+        if self.probes == 0 {
+            return Err(PolicyError::new("half_open_probes", "must be at least 1"));
+        }
+        if self.probe_timeout.is_zero() {
+            return Err(PolicyError::new("probe_timeout", "must not be zero"));
+        }
+        Ok(CircuitBreaker {
+            trip,
+            slow,
+            open_for: duration_to_nanos(self.open_for),
+            open_multiplier: self.open_multiplier,
+            max_open: duration_to_nanos(self.max_open.max(self.open_for)),
+            open_jitter: to_fixed(self.open_jitter),
+            probes: self.probes,
+            probe_timeout: duration_to_nanos(self.probe_timeout),
+            rng: self.seed,
+            state: BreakerState::Closed,
+            generation: 0,
+            consecutive: 0,
+            reopens: 0,
+            open_until: Instant::ZERO,
+            probes_in_flight: 0,
+            probe_successes: 0,
+            last_probe_at: Instant::ZERO,
+            latest: Instant::ZERO,
+            transitions: TransitionLog::default(),
+        })
+    }
+}
+
+/// A circuit breaker shared by everything that calls one backend.
+///
+/// ```
+/// use core::time::Duration;
+/// use resil_core::{BreakerState, CallOutcome, CircuitBreaker, Instant};
+///
+/// let mut breaker = CircuitBreaker::builder()
+///     .open_for(Duration::from_secs(30))
+///     .build()?;
+/// let t0 = Instant::ZERO;
+/// for _ in 0..5 {
+///     let permit = breaker.try_acquire(t0)?;
+///     breaker.record(t0, permit, CallOutcome::Failure);
+/// }
+/// assert_eq!(breaker.state(), BreakerState::Open);
+/// assert!(breaker.try_acquire(t0).is_err());
+/// // 30 s later the next caller is admitted as the half-open probe.
+/// let probe = breaker.try_acquire(t0 + Duration::from_secs(30))?;
+/// breaker.record(t0 + Duration::from_secs(31), probe, CallOutcome::Success);
+/// assert_eq!(breaker.state(), BreakerState::Closed);
+/// # Ok::<(), Box<dyn core::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct CircuitBreaker {
+    trip: Trip,
+    slow: Option<(u64, u64)>,
+    open_for: u64,
+    open_multiplier: f64,
+    max_open: u64,
+    open_jitter: u64,
+    probes: u32,
+    probe_timeout: u64,
+    rng: u64,
+    state: BreakerState,
+    generation: u32,
+    consecutive: u32,
+    reopens: u32,
+    open_until: Instant,
+    probes_in_flight: u32,
+    probe_successes: u32,
+    last_probe_at: Instant,
+    /// Latest `now` seen; callers on other threads may pass slightly older readings.
+    latest: Instant,
+    transitions: TransitionLog,
+}
+
+// One breaker per backend: an inline window beats a pointer chase on every record.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+enum Trip {
+    Consecutive(u32),
+    Ratio {
+        ratio: u64,
+        min_calls: u32,
+        window: WindowState,
+    },
+}
+
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+enum WindowState {
+    Calls(CallRing),
+    Time(TimeRing),
+}
+
+/// Counts in a window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Tally {
+    calls: u32,
+    failures: u32,
+    slow: u32,
+}
+
+/// The outcomes of the last `capacity` calls as bits.
+#[derive(Clone, Debug)]
+struct CallRing {
+    failures: u128,
+    slow: u128,
+    next: u32,
+    len: u32,
+    capacity: u32,
+}
+
+impl CallRing {
+    fn new(capacity: u32) -> CallRing {
+        CallRing {
+            failures: 0,
+            slow: 0,
+            next: 0,
+            len: 0,
+            capacity,
+        }
+    }
+
+    fn push(&mut self, failure: bool, slow: bool) {
+        let bit = 1u128 << self.next;
+        self.failures = (self.failures & !bit) | if failure { bit } else { 0 };
+        self.slow = (self.slow & !bit) | if slow { bit } else { 0 };
+        self.next = (self.next + 1) % self.capacity;
+        self.len = (self.len + 1).min(self.capacity);
+    }
+
+    fn tally(&self) -> Tally {
+        Tally {
+            calls: self.len,
+            failures: self.failures.count_ones(),
+            slow: self.slow.count_ones(),
+        }
+    }
+
+    fn clear(&mut self) {
+        *self = CallRing::new(self.capacity);
+    }
+}
+
+/// Per-bucket counts over a span of time; a bucket is reused once its slot comes round again.
+#[derive(Clone, Debug)]
+struct TimeRing {
+    bucket_nanos: u64,
+    ticks: [u64; BUCKETS],
+    counts: [Tally; BUCKETS],
+}
+
+impl TimeRing {
+    fn new(span: Duration) -> TimeRing {
+        TimeRing {
+            bucket_nanos: (duration_to_nanos(span) / BUCKETS as u64).max(1),
+            ticks: [u64::MAX; BUCKETS],
+            counts: [Tally::default(); BUCKETS],
+        }
+    }
+
+    fn push(&mut self, now: Instant, failure: bool, slow: bool) {
+        let tick = now.as_nanos() / self.bucket_nanos;
+        let slot = (tick % BUCKETS as u64) as usize;
+        if self.ticks[slot] != tick {
+            self.ticks[slot] = tick;
+            self.counts[slot] = Tally::default();
+        }
+        let c = &mut self.counts[slot];
+        c.calls = c.calls.saturating_add(1);
+        c.failures = c.failures.saturating_add(u32::from(failure));
+        c.slow = c.slow.saturating_add(u32::from(slow));
+    }
+
+    fn tally(&self, now: Instant) -> Tally {
+        let tick = now.as_nanos() / self.bucket_nanos;
+        let mut sum = Tally::default();
+        for (t, c) in self.ticks.iter().zip(&self.counts) {
+            if *t != u64::MAX && tick.saturating_sub(*t) < BUCKETS as u64 {
+                sum.calls = sum.calls.saturating_add(c.calls);
+                sum.failures = sum.failures.saturating_add(c.failures);
+                sum.slow = sum.slow.saturating_add(c.slow);
+            }
+        }
+        sum
+    }
+
+    fn clear(&mut self) {
+        self.ticks = [u64::MAX; BUCKETS];
+    }
+}
+
+/// The last few transitions, oldest dropped first.
+#[derive(Clone, Debug, Default)]
+struct TransitionLog {
+    items: [Option<Transition>; 4],
+    head: u8,
+    len: u8,
+    total: u64,
+}
+
+impl TransitionLog {
+    fn push(&mut self, t: Transition) {
+        let cap = self.items.len() as u8;
+        let slot = (self.head + self.len) % cap;
+        self.items[usize::from(slot)] = Some(t);
+        if self.len == cap {
+            self.head = (self.head + 1) % cap;
+        } else {
+            self.len += 1;
+        }
+        self.total += 1;
+    }
+
+    fn pop(&mut self) -> Option<Transition> {
+        if self.len == 0 {
+            return None;
+        }
+        let t = self.items[usize::from(self.head)].take();
+        self.head = (self.head + 1) % self.items.len() as u8;
+        self.len -= 1;
+        t
+    }
+}
+
+impl CircuitBreaker {
+    /// A builder with the defaults listed on [`CircuitBreakerBuilder`].
+    pub fn builder() -> CircuitBreakerBuilder {
+        CircuitBreakerBuilder::default()
+    }
+
+    /// The state as last seen (Open turns HalfOpen only on the next [`try_acquire`](Self::try_acquire)).
+    pub fn state(&self) -> BreakerState {
+        self.state
+    }
+
+    /// Failures in a row while closed.
+    pub fn consecutive_failures(&self) -> u32 {
+        self.consecutive
+    }
+
+    /// Transitions since the breaker was built.
+    pub fn transitions_total(&self) -> u64 {
+        self.transitions.total
+    }
+
+    /// The oldest unreported transition (the last four are kept).
+    pub fn poll_transition(&mut self) -> Option<Transition> {
+        self.transitions.pop()
+    }
+
+    /// Asks to make one call at `now`.
+    pub fn try_acquire(&mut self, now: Instant) -> Result<Permit, Rejected> {
+        let now = self.observe(now);
+        match self.state {
+            BreakerState::Closed => Ok(self.permit(now, false)),
+            BreakerState::Isolated => Err(Rejected {
+                until: Instant::MAX,
+            }),
+            BreakerState::Open if now < self.open_until => Err(Rejected {
+                until: self.open_until,
+            }),
+            BreakerState::Open => {
+                self.enter(now, BreakerState::HalfOpen);
+                self.admit_probe(now)
+            }
+            BreakerState::HalfOpen => self.admit_probe(now),
+        }
+    }
+
+    /// Reports how the call made under `permit` ended. Permits from before the last
+    /// transition are ignored.
+    pub fn record(&mut self, now: Instant, permit: Permit, outcome: CallOutcome) {
+        if permit.generation != self.generation {
+            return;
+        }
+        let now = self.observe(now);
+        let elapsed = now.saturating_duration_since(permit.acquired_at);
+        let slow = self
+            .slow
+            .is_some_and(|(threshold, _)| duration_to_nanos(elapsed) >= threshold);
+        let failure = outcome == CallOutcome::Failure;
+        match self.state {
+            BreakerState::Closed => self.record_closed(now, failure, slow),
+            BreakerState::HalfOpen if permit.probe => {
+                self.probes_in_flight = self.probes_in_flight.saturating_sub(1);
+                if failure || slow {
+                    self.reopen(now);
+                } else {
+                    self.probe_successes += 1;
+                    if self.probe_successes >= self.probes {
+                        self.reopens = 0;
+                        self.enter(now, BreakerState::Closed);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Hands back a permit whose call was cancelled before it had an outcome: it counts as
+    /// neither success nor failure, and frees a half-open probe slot.
+    pub fn release(&mut self, permit: Permit) {
+        if permit.generation == self.generation && permit.probe {
+            self.probes_in_flight = self.probes_in_flight.saturating_sub(1);
+        }
+    }
+
+    /// Opens the breaker by hand until [`reset`](Self::reset).
+    pub fn isolate(&mut self, now: Instant) {
+        if self.state != BreakerState::Isolated {
+            self.enter(now, BreakerState::Isolated);
+        }
+    }
+
+    /// Closes the breaker by hand and forgets all counts.
+    pub fn reset(&mut self, now: Instant) {
+        self.reopens = 0;
+        if self.state != BreakerState::Closed {
+            self.enter(now, BreakerState::Closed);
+        } else {
+            self.clear_counts();
+            self.generation = self.generation.wrapping_add(1);
+        }
+    }
+
+    fn observe(&mut self, now: Instant) -> Instant {
+        self.latest = self.latest.max(now);
+        self.latest
+    }
+
+    fn permit(&self, now: Instant, probe: bool) -> Permit {
+        Permit {
+            generation: self.generation,
+            probe,
+            acquired_at: now,
+        }
+    }
+
+    fn admit_probe(&mut self, now: Instant) -> Result<Permit, Rejected> {
+        let reclaim_at = self
+            .last_probe_at
+            .saturating_add(Duration::from_nanos(self.probe_timeout));
+        if self.probes_in_flight >= self.probes {
+            if now < reclaim_at {
+                return Err(Rejected { until: reclaim_at });
+            }
+            // Every probe outlived its timeout: presume them lost. A new generation makes
+            // their late results (if any) count for nothing.
+            self.probes_in_flight = 0;
+            self.probe_successes = 0;
+            self.generation = self.generation.wrapping_add(1);
+        }
+        self.probes_in_flight += 1;
+        self.last_probe_at = now;
+        Ok(self.permit(now, true))
+    }
+
+    fn record_closed(&mut self, now: Instant, failure: bool, slow: bool) {
+        self.consecutive = if failure {
+            self.consecutive.saturating_add(1)
+        } else {
+            0
+        };
+        let trips = match &mut self.trip {
+            Trip::Consecutive(n) => self.consecutive >= *n,
+            Trip::Ratio {
+                ratio,
+                min_calls,
+                window,
+            } => {
+                let tally = match window {
+                    WindowState::Calls(ring) => {
+                        ring.push(failure, slow);
+                        ring.tally()
+                    }
+                    WindowState::Time(ring) => {
+                        ring.push(now, failure, slow);
+                        ring.tally(now)
+                    }
+                };
+                let reaches = |count: u32, ratio: u64| {
+                    u128::from(count) << 32 >= u128::from(tally.calls) * u128::from(ratio)
+                };
+                tally.calls >= *min_calls
+                    && ((tally.failures > 0 && reaches(tally.failures, *ratio))
+                        || self
+                            .slow
+                            .is_some_and(|(_, r)| tally.slow > 0 && reaches(tally.slow, r)))
+            }
+        };
+        if trips {
+            self.reopens = 0;
+            self.enter(now, BreakerState::Open);
+        }
+    }
+
+    fn reopen(&mut self, now: Instant) {
+        self.reopens = self.reopens.saturating_add(1);
+        self.enter(now, BreakerState::Open);
+    }
+
+    fn open_period(&mut self) -> u64 {
+        let mut period = self.open_for as f64;
+        for _ in 0..self.reopens.min(64) {
+            period *= self.open_multiplier;
+            if period >= self.max_open as f64 {
+                break;
+            }
+        }
+        let period = (period as u64).min(self.max_open);
+        if self.open_jitter == 0 {
+            return period;
+        }
+        let extra = scale(period, self.open_jitter);
+        period.saturating_add(crate::backoff::uniform(&mut SplitMix(&mut self.rng), extra))
+    }
+
+    fn enter(&mut self, now: Instant, to: BreakerState) {
+        let from = self.state;
+        self.state = to;
+        self.generation = self.generation.wrapping_add(1);
+        self.probes_in_flight = 0;
+        self.probe_successes = 0;
+        match to {
+            BreakerState::Open => {
+                let period = self.open_period();
+                self.open_until = now.saturating_add(Duration::from_nanos(period));
+            }
+            BreakerState::Closed => self.clear_counts(),
+            BreakerState::HalfOpen | BreakerState::Isolated => {}
+        }
+        self.transitions.push(Transition { from, to, at: now });
+    }
+
+    fn clear_counts(&mut self) {
+        self.consecutive = 0;
+        if let Trip::Ratio { window, .. } = &mut self.trip {
+            match window {
+                WindowState::Calls(ring) => ring.clear(),
+                WindowState::Time(ring) => ring.clear(),
+            }
+        }
+    }
+}
+
+/// SplitMix64 over a borrowed state: the breaker's open-period jitter needs a few bits,
+/// deterministic from the configured seed, without carrying a full RNG.
+struct SplitMix<'a>(&'a mut u64);
+
+impl rand_core::TryRng for SplitMix<'_> {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        self.try_next_u64().map(|v| (v >> 32) as u32)
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        *self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Ok(z ^ (z >> 31))
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        for chunk in dst.chunks_mut(8) {
+            let v = self.try_next_u64()?.to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+        Ok(())
+    }
+}

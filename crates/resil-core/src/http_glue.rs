@@ -1,0 +1,193 @@
+//! Glue for the `http` crate, shared by every driver: IO-free, so it lives in core.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use core::fmt;
+
+use http::header::{HeaderMap, HeaderName, RETRY_AFTER};
+use http::{StatusCode, Uri};
+
+use crate::policy::{HeaderLookup, Method, RequestInfo, ResponseHead};
+use crate::retry_after::RetryAfter;
+use crate::time::UnixTime;
+
+impl HeaderLookup for HeaderMap {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.get(name).map(http::HeaderValue::as_bytes)
+    }
+}
+
+/// The [`RequestInfo`] of an `http` request: its method and whether it carries an
+/// `Idempotency-Key`. `body_replayable` is the driver's to say.
+pub fn request_info(
+    method: &http::Method,
+    headers: &HeaderMap,
+    body_replayable: bool,
+) -> RequestInfo {
+    RequestInfo::new(Method::from_bytes(method.as_str().as_bytes()))
+        .idempotency_key(headers.contains_key("idempotency-key"))
+        .body_replayable(body_replayable)
+}
+
+/// The [`ResponseHead`] of an `http` response: status, every `Retry-After` line (disagreeing
+/// lines are ignored) and header access for `retry_if`. `wall_clock` is needed only for an
+/// HTTP-date `Retry-After`.
+pub fn response_head<'a>(
+    status: StatusCode,
+    headers: &'a HeaderMap,
+    wall_clock: Option<UnixTime>,
+) -> ResponseHead<'a> {
+    let retry_after = if headers.contains_key(RETRY_AFTER) {
+        RetryAfter::parse_all(headers.get_all(RETRY_AFTER).iter().map(|v| v.as_bytes()))
+    } else {
+        None
+    };
+    ResponseHead::new(status.as_u16())
+        .with_retry_after(retry_after, wall_clock)
+        .with_headers(headers)
+}
+
+/// A URL that could not be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UrlError {
+    input: String,
+    problem: &'static str,
+}
+
+impl fmt::Display for UrlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid URL `{}`: {}", self.input, self.problem)
+    }
+}
+
+impl core::error::Error for UrlError {}
+
+/// Resolves `target` against a client's base URL.
+///
+/// An absolute `http`/`https` URL is used as it is. Anything else is a path (and optional
+/// query) appended to the base's path with exactly one `/` between them, so a base of
+/// `http://api/v1` keeps its `/v1` whether the target is `users` or `/users`.
+///
+/// ```
+/// # use resil_core::join_url;
+/// let base = "http://127.0.0.1:8080/v1/".parse().unwrap();
+/// assert_eq!(join_url(Some(&base), "/users?page=2")?.to_string(), "http://127.0.0.1:8080/v1/users?page=2");
+/// assert_eq!(join_url(Some(&base), "http://other/x")?.to_string(), "http://other/x");
+/// assert!(join_url(None, "users").is_err());
+/// # Ok::<(), resil_core::UrlError>(())
+/// ```
+pub fn join_url(base: Option<&Uri>, target: &str) -> Result<Uri, UrlError> {
+    let error = |problem| UrlError {
+        input: redact_str(target),
+        problem,
+    };
+    if target.contains("://") {
+        let uri: Uri = target.parse().map_err(|_| error("not a valid URL"))?;
+        return check_absolute(uri).map_err(error);
+    }
+    let base = base.ok_or_else(|| error("relative URL and no base URL is set"))?;
+    let base = check_absolute(base.clone()).map_err(|p| UrlError {
+        input: redact_url(base),
+        problem: p,
+    })?;
+    let base_path = base.path().trim_end_matches('/');
+    let joined = format!(
+        "{}://{}{}/{}",
+        base.scheme_str().unwrap_or("http"),
+        base.authority().map(|a| a.as_str()).unwrap_or(""),
+        base_path,
+        target.trim_start_matches('/')
+    );
+    joined
+        .parse()
+        .map_err(|_| error("does not form a valid URL with the base"))
+}
+
+fn check_absolute(uri: Uri) -> Result<Uri, &'static str> {
+    match uri.scheme_str() {
+        Some("http" | "https") if uri.authority().is_some() => Ok(uri),
+        Some("http" | "https") => Err("has no host"),
+        _ => Err("scheme must be http or https"),
+    }
+}
+
+/// Adds every default header the request does not set itself (all its values); the request's
+/// own headers always win.
+pub fn merge_default_headers(request: &mut HeaderMap, defaults: &HeaderMap) {
+    for name in defaults.keys() {
+        if !request.contains_key(name) {
+            for value in defaults.get_all(name) {
+                request.append(name.clone(), value.clone());
+            }
+        }
+    }
+}
+
+/// Headers whose values must never reach a log: credentials, cookies and API keys.
+pub fn is_sensitive_header(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "authorization"
+            | "proxy-authorization"
+            | "cookie"
+            | "set-cookie"
+            | "x-api-key"
+            | "api-key"
+            | "x-auth-token"
+            | "x-amz-security-token"
+    )
+}
+
+/// A loggable view of headers, with sensitive values replaced by `[redacted]`.
+///
+/// ```
+/// # use http::HeaderMap;
+/// let mut h = HeaderMap::new();
+/// h.insert("authorization", "Bearer secret".parse().unwrap());
+/// h.insert("accept", "text/plain".parse().unwrap());
+/// let shown = resil_core::redacted_headers(&h).to_string();
+/// assert!(shown.contains("authorization: [redacted]"));
+/// assert!(shown.contains("accept: text/plain"));
+/// assert!(!shown.contains("secret"));
+/// ```
+pub fn redacted_headers(headers: &HeaderMap) -> impl fmt::Display + '_ {
+    RedactedHeaders(headers)
+}
+
+struct RedactedHeaders<'a>(&'a HeaderMap);
+
+impl fmt::Display for RedactedHeaders<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (name, value)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            if is_sensitive_header(name) {
+                write!(f, "{name}: [redacted]")?;
+            } else {
+                match value.to_str() {
+                    Ok(v) => write!(f, "{name}: {v}")?,
+                    Err(_) => write!(f, "{name}: [{} bytes]", value.len())?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The URL with any `user:password@` credentials replaced, for errors and logs.
+pub fn redact_url(uri: &Uri) -> String {
+    redact_str(&uri.to_string())
+}
+
+fn redact_str(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}[redacted]@{}", &url[..scheme_end], &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}

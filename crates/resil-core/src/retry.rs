@@ -1,0 +1,755 @@
+//! The retry machine: one logical request across its attempts.
+//!
+//! Every transition is in [`RetryMachine::handle_input`]'s one `match` (inputs) and
+//! [`RetryMachine::poll_action`]'s one `match` (outputs); the helpers below them compute, they
+//! do not decide which state comes next.
+
+use core::fmt;
+use core::time::Duration;
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+
+use crate::backoff::{scale, uniform};
+use crate::breaker::{BreakerState, CallOutcome, CircuitBreaker, Permit, Transition};
+use crate::budget::RetryBudget;
+use crate::policy::{
+    AttemptOutcome, Classification, ErrorKind, RequestInfo, ResponseHead, RetryContext, RetryPolicy,
+};
+use crate::shared::Shared;
+use crate::time::{Instant, duration_to_nanos};
+
+/// One attempt of a logical request, numbered from 1. Every [`Action::Send`] names one; inputs
+/// naming any other attempt are ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Attempt(u32);
+
+impl Attempt {
+    /// The attempt with this 1-based number.
+    pub const fn new(number: u32) -> Attempt {
+        Attempt(number)
+    }
+
+    /// Its 1-based number.
+    pub const fn number(self) -> u32 {
+        self.0
+    }
+}
+
+impl fmt::Display for Attempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "attempt {}", self.0)
+    }
+}
+
+/// What the driver feeds the machine.
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a> {
+    /// A response head arrived for `attempt`.
+    Response {
+        /// The attempt it answers.
+        attempt: Attempt,
+        /// Its status and the headers the policy reads.
+        head: ResponseHead<'a>,
+    },
+    /// `attempt` failed in the transport.
+    Error {
+        /// The attempt that failed.
+        attempt: Attempt,
+        /// How.
+        kind: ErrorKind,
+    },
+    /// The instant named by the last [`Action::Sleep`] (or a `Send`'s deadline) has passed.
+    /// An early or repeated timer is a no-op.
+    Timer,
+}
+
+/// What the machine asks the driver to do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "the driver must carry out the action"]
+pub enum Action {
+    /// Start `attempt` now; abandon it (and feed [`Input::Timer`]) at `deadline`. Emitted once.
+    Send {
+        /// The attempt to start; echo it back in its input.
+        attempt: Attempt,
+        /// When to give up on it.
+        deadline: Instant,
+    },
+    /// Wait until `until` (a backoff, or the in-flight attempt's deadline), then feed
+    /// [`Input::Timer`] — unless an input for the in-flight attempt arrives first.
+    Sleep {
+        /// When to wake.
+        until: Instant,
+    },
+    /// Hand `attempt`'s response to the caller. Terminal.
+    Done {
+        /// The attempt whose response is final.
+        attempt: Attempt,
+    },
+    /// Stop; the reason says why. Terminal. If the last attempt produced a response
+    /// ([`GiveUp::has_response`]), return it (or an error carrying it) to the caller.
+    Fail(GiveUp),
+}
+
+/// What ended an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cause {
+    /// A response with this status.
+    Status(u16),
+    /// A transport error.
+    Error(ErrorKind),
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Status(s) => write!(f, "status {s}"),
+            Cause::Error(k) => write!(f, "{k}"),
+        }
+    }
+}
+
+/// Why the machine stopped without a final response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GiveUpReason {
+    /// Every allowed attempt was used.
+    AttemptsExhausted,
+    /// Waiting for another attempt would pass the total deadline.
+    DeadlineExceeded,
+    /// The server's `Retry-After` asked for longer than the policy waits.
+    RetryAfterTooLong {
+        /// What the server asked for.
+        requested: Duration,
+    },
+    /// The status or error is not one the policy retries.
+    NotRetryable,
+    /// The request is not idempotent and may already have been processed.
+    NonIdempotent,
+    /// The body was streamed and cannot be sent again.
+    BodyNotReplayable,
+    /// The retry budget refused another retry.
+    BudgetExhausted,
+    /// The circuit breaker rejected the attempt.
+    CircuitOpen {
+        /// When the breaker may admit calls again ([`Instant::MAX`] while isolated).
+        until: Instant,
+    },
+}
+
+impl fmt::Display for GiveUpReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GiveUpReason::AttemptsExhausted => f.write_str("all attempts were used"),
+            GiveUpReason::DeadlineExceeded => f.write_str("the total deadline would be exceeded"),
+            GiveUpReason::RetryAfterTooLong { requested } => write!(
+                f,
+                "the server asked to retry after {}s, longer than allowed",
+                requested.as_secs()
+            ),
+            GiveUpReason::NotRetryable => f.write_str("the failure is not retryable"),
+            GiveUpReason::NonIdempotent => f.write_str(
+                "the request is not idempotent and may have been processed, so it was not replayed",
+            ),
+            GiveUpReason::BodyNotReplayable => {
+                f.write_str("the request body was streamed and cannot be sent again")
+            }
+            GiveUpReason::BudgetExhausted => f.write_str("the retry budget is exhausted"),
+            GiveUpReason::CircuitOpen { .. } => f.write_str("the circuit breaker is open"),
+        }
+    }
+}
+
+/// The machine's final failure: why, after how many attempts, and how the last one ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct GiveUp {
+    /// Why it stopped.
+    pub reason: GiveUpReason,
+    /// Attempts sent.
+    pub attempts: u32,
+    /// How the last attempt ended (`None` if none was sent).
+    pub last: Option<Cause>,
+}
+
+impl GiveUp {
+    /// Whether the last attempt produced a response the caller should receive.
+    pub fn has_response(&self) -> bool {
+        matches!(self.last, Some(Cause::Status(_)))
+    }
+}
+
+impl fmt::Display for GiveUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "gave up after {} attempt", self.attempts)?;
+        if self.attempts != 1 {
+            f.write_str("s")?;
+        }
+        write!(f, ": {}", self.reason)?;
+        if let Some(last) = self.last {
+            write!(f, " (last: {last})")?;
+        }
+        Ok(())
+    }
+}
+
+impl core::error::Error for GiveUp {}
+
+/// An observation for hooks, tracing and statistics. Every driver reports the same facts
+/// because they come from here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// An attempt was sent.
+    AttemptStarted {
+        /// Which.
+        attempt: Attempt,
+        /// When.
+        at: Instant,
+    },
+    /// A retry was scheduled after `after` failed.
+    RetryScheduled {
+        /// The attempt that failed.
+        after: Attempt,
+        /// How it failed.
+        cause: Cause,
+        /// The wait before the next attempt (zero: sent at once).
+        delay: Duration,
+        /// The server's `Retry-After` that was honoured, if any.
+        retry_after: Option<Duration>,
+    },
+    /// A final response arrived.
+    Completed {
+        /// Which attempt.
+        attempt: Attempt,
+        /// Its status.
+        status: u16,
+    },
+    /// The machine gave up.
+    GaveUp(GiveUp),
+    /// The shared breaker changed state during one of this machine's calls.
+    Breaker(Transition),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// The next attempt may be sent.
+    Ready,
+    /// An attempt is out; it is abandoned at `until`.
+    InFlight { until: Instant },
+    /// Waiting before the next attempt.
+    Backoff { until: Instant },
+    /// The last attempt's response is final.
+    Done,
+    /// Gave up; the detail of some reasons is in `RetryMachine::detail`.
+    Failed(Reason),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reason {
+    AttemptsExhausted,
+    DeadlineExceeded,
+    RetryAfterTooLong,
+    NotRetryable,
+    NonIdempotent,
+    BodyNotReplayable,
+    BudgetExhausted,
+    CircuitOpen,
+}
+
+/// An event waiting to be polled, packed into a `u64`: kind in the top byte, payload below.
+/// The rest of an event's data lives in the machine's fields.
+#[derive(Clone, Copy, Debug, Default)]
+struct EventQueue {
+    items: [u64; 4],
+    head: u8,
+    len: u8,
+}
+
+const EV_STARTED: u64 = 1;
+const EV_RETRY: u64 = 2;
+const EV_COMPLETED: u64 = 3;
+const EV_GAVE_UP: u64 = 4;
+const EV_BREAKER: u64 = 5;
+
+impl EventQueue {
+    /// Queues an event; past four unpolled ones the oldest is dropped (each call adds at
+    /// most two).
+    fn push(&mut self, kind: u64, payload: u32) {
+        let item = kind << 56 | u64::from(payload);
+        let cap = self.items.len() as u8;
+        self.items[usize::from((self.head + self.len) % cap)] = item;
+        if self.len == cap {
+            self.head = (self.head + 1) % cap;
+        } else {
+            self.len += 1;
+        }
+    }
+
+    fn pop(&mut self) -> Option<(u64, u32)> {
+        if self.len == 0 {
+            return None;
+        }
+        let item = self.items[usize::from(self.head)];
+        self.head = (self.head + 1) % self.items.len() as u8;
+        self.len -= 1;
+        Some((item >> 56, item as u32))
+    }
+}
+
+fn state_code(s: BreakerState) -> u32 {
+    match s {
+        BreakerState::Closed => 0,
+        BreakerState::Open => 1,
+        BreakerState::HalfOpen => 2,
+        BreakerState::Isolated => 3,
+    }
+}
+
+fn state_from_code(code: u32) -> BreakerState {
+    match code & 3 {
+        0 => BreakerState::Closed,
+        1 => BreakerState::Open,
+        2 => BreakerState::HalfOpen,
+        _ => BreakerState::Isolated,
+    }
+}
+
+const NO_RETRY_AFTER: u64 = u64::MAX;
+
+/// The jitter RNG: a per-request seed, expanded only when a delay first needs randomness.
+#[derive(Clone, Debug)]
+enum RngSlot<R> {
+    Seed(u64),
+    Expanded(R),
+}
+
+type BreakerRef<'p> = &'p (dyn Shared<CircuitBreaker> + Sync);
+type BudgetRef<'p> = &'p (dyn Shared<RetryBudget> + Sync);
+
+/// One logical request across its attempts, as a sans-IO state machine.
+///
+/// Drive it with [`handle_input`](Self::handle_input) and [`poll_action`](Self::poll_action);
+/// read observations with [`poll_event`](Self::poll_event) after each call. See the crate
+/// docs for the whole loop.
+///
+/// `R` is the jitter RNG, seeded from the `seed` given at construction the first time a delay
+/// needs randomness, so the happy path never builds it and one request's delays never depend
+/// on what other requests did.
+pub struct RetryMachine<'p, R = ChaCha8Rng> {
+    policy: &'p RetryPolicy,
+    breaker: Option<BreakerRef<'p>>,
+    budget: Option<BudgetRef<'p>>,
+    now: Instant,
+    deadline: Instant,
+    phase: Phase,
+    /// The last scheduled wait in nanoseconds (decorrelated jitter's "previous").
+    delay: u64,
+    /// The honoured `Retry-After` in nanoseconds, or `NO_RETRY_AFTER`.
+    detail: u64,
+    /// The requested wait or the breaker's reopen time, for the give-up reasons that carry one.
+    give_up_detail: u64,
+    permit: Option<Permit>,
+    attempts: u32,
+    request: RequestInfo,
+    last: Option<Cause>,
+    events: EventQueue,
+    rng: RngSlot<R>,
+}
+
+impl<R> fmt::Debug for RetryMachine<'_, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryMachine")
+            .field("now", &self.now)
+            .field("deadline", &self.deadline)
+            .field("phase", &self.phase)
+            .field("attempts", &self.attempts)
+            .field("last", &self.last)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'p> RetryMachine<'p> {
+    /// A machine for one request under `policy`, starting at `now`, with the default
+    /// ChaCha8 jitter RNG seeded from `seed` (draw it from the driver's RNG per request).
+    pub fn new(
+        policy: &'p RetryPolicy,
+        request: RequestInfo,
+        now: Instant,
+        seed: u64,
+    ) -> RetryMachine<'p> {
+        RetryMachine::with_rng(policy, request, now, seed)
+    }
+}
+
+impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
+    /// Like [`RetryMachine::new`] with a jitter RNG of your choice.
+    pub fn with_rng(
+        policy: &'p RetryPolicy,
+        request: RequestInfo,
+        now: Instant,
+        seed: u64,
+    ) -> Self {
+        RetryMachine {
+            policy,
+            breaker: None,
+            budget: None,
+            now,
+            deadline: now.saturating_add(Duration::from_nanos(policy.total_timeout)),
+            phase: Phase::Ready,
+            delay: 0,
+            detail: NO_RETRY_AFTER,
+            give_up_detail: 0,
+            permit: None,
+            attempts: 0,
+            request,
+            last: None,
+            events: EventQueue::default(),
+            rng: RngSlot::Seed(seed),
+        }
+    }
+
+    /// Consults this shared circuit breaker before every attempt and reports every outcome
+    /// to it. Set it before the first [`poll_action`](Self::poll_action).
+    pub fn with_breaker(mut self, breaker: &'p (dyn Shared<CircuitBreaker> + Sync)) -> Self {
+        self.breaker = Some(breaker);
+        self
+    }
+
+    /// Deposits first attempts in, and asks before every retry of, this shared budget.
+    pub fn with_budget(mut self, budget: &'p (dyn Shared<RetryBudget> + Sync)) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Attempts sent so far.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// The total deadline.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether the machine reached `Done` or `Fail`.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.phase, Phase::Done | Phase::Failed(_))
+    }
+
+    /// Feeds one input at `now`. Inputs for other attempts, early timers and anything after a
+    /// terminal action are ignored; `now` earlier than a previous one is clamped.
+    pub fn handle_input(&mut self, now: Instant, input: Input<'_>) {
+        self.now = self.now.max(now);
+        let current = Attempt(self.attempts);
+        match (self.phase, input) {
+            (Phase::InFlight { .. }, Input::Response { attempt, head }) if attempt == current => {
+                self.finish_attempt(AttemptOutcome::Response(head));
+            }
+            (Phase::InFlight { .. }, Input::Error { attempt, kind }) if attempt == current => {
+                self.finish_attempt(AttemptOutcome::Error(kind));
+            }
+            (Phase::InFlight { until }, Input::Timer) if self.now >= until => {
+                self.finish_attempt(AttemptOutcome::Error(ErrorKind::Timeout));
+            }
+            (Phase::Backoff { until }, Input::Timer) if self.now >= until => {
+                self.phase = Phase::Ready;
+            }
+            _ => {}
+        }
+    }
+
+    /// The next action. `Send` is emitted once per attempt; asking again is always safe.
+    pub fn poll_action(&mut self) -> Action {
+        match self.phase {
+            Phase::Ready if self.attempts > 0 && self.now >= self.deadline => {
+                self.fail(Reason::DeadlineExceeded, 0);
+                self.poll_action()
+            }
+            Phase::Ready => match self.acquire_permit() {
+                Err(until) => {
+                    self.fail(Reason::CircuitOpen, until.as_nanos());
+                    self.poll_action()
+                }
+                Ok(()) => {
+                    if self.attempts == 0 {
+                        self.with_budget_mut(|b, now| b.record_request(now));
+                    }
+                    self.attempts += 1;
+                    let until = self
+                        .now
+                        .saturating_add(Duration::from_nanos(self.policy.attempt_timeout))
+                        .min(self.deadline);
+                    self.phase = Phase::InFlight { until };
+                    self.events.push(EV_STARTED, self.attempts);
+                    Action::Send {
+                        attempt: Attempt(self.attempts),
+                        deadline: until,
+                    }
+                }
+            },
+            Phase::InFlight { until } | Phase::Backoff { until } => Action::Sleep { until },
+            Phase::Done => Action::Done {
+                attempt: Attempt(self.attempts),
+            },
+            Phase::Failed(reason) => Action::Fail(self.give_up(reason)),
+        }
+    }
+
+    /// The next observation, oldest first; poll until `None` after every
+    /// [`handle_input`](Self::handle_input) and [`poll_action`](Self::poll_action).
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let (kind, payload) = self.events.pop()?;
+        Some(match kind {
+            EV_STARTED => Event::AttemptStarted {
+                attempt: Attempt(payload),
+                at: self.now,
+            },
+            EV_RETRY => Event::RetryScheduled {
+                after: Attempt(payload),
+                cause: self.last?,
+                delay: Duration::from_nanos(self.delay),
+                retry_after: (self.detail != NO_RETRY_AFTER)
+                    .then(|| Duration::from_nanos(self.detail)),
+            },
+            EV_COMPLETED => match self.last? {
+                Cause::Status(status) => Event::Completed {
+                    attempt: Attempt(payload),
+                    status,
+                },
+                Cause::Error(_) => return self.poll_event(),
+            },
+            EV_GAVE_UP => match self.phase {
+                Phase::Failed(reason) => Event::GaveUp(self.give_up(reason)),
+                _ => return self.poll_event(),
+            },
+            _ => Event::Breaker(Transition {
+                from: state_from_code(payload >> 2),
+                to: state_from_code(payload),
+                at: self.now,
+            }),
+        })
+    }
+
+    /// Records the in-flight attempt's outcome and decides what comes next.
+    fn finish_attempt(&mut self, outcome: AttemptOutcome<'_>) {
+        let failure = self.policy.is_failure(&outcome);
+        if let Some(permit) = self.permit.take() {
+            let call = if failure {
+                CallOutcome::Failure
+            } else {
+                CallOutcome::Success
+            };
+            self.with_breaker_mut(|b, now| b.record(now, permit, call));
+        }
+        self.with_budget_mut(|b, _| b.record_outcome(failure));
+        self.last = Some(match outcome {
+            AttemptOutcome::Response(head) => Cause::Status(head.status),
+            AttemptOutcome::Error(kind) => Cause::Error(kind),
+        });
+        let ctx = RetryContext {
+            attempt: Attempt(self.attempts),
+            method: self.request.method,
+            outcome,
+        };
+        match self.policy.classify(&ctx) {
+            Classification::Final => {
+                self.phase = Phase::Done;
+                self.events.push(EV_COMPLETED, self.attempts);
+            }
+            Classification::Fatal => self.fail(Reason::NotRetryable, 0),
+            Classification::Retryable => self.schedule_retry(&outcome),
+        }
+    }
+
+    fn schedule_retry(&mut self, outcome: &AttemptOutcome<'_>) {
+        if !self.policy.may_replay(&self.request, outcome) {
+            return self.fail(Reason::NonIdempotent, 0);
+        }
+        if !self.request.body_replayable {
+            return self.fail(Reason::BodyNotReplayable, 0);
+        }
+        if self.attempts >= self.policy.max_attempts {
+            return self.fail(Reason::AttemptsExhausted, 0);
+        }
+        let server_ask = match outcome {
+            AttemptOutcome::Response(head) => head
+                .retry_after
+                .and_then(|ra| ra.delay(head.wall_clock))
+                .map(duration_to_nanos),
+            AttemptOutcome::Error(_) => None,
+        };
+        let (wait, honoured) = match server_ask {
+            Some(asked) => {
+                let limit = self.policy.max_retry_after.min(self.policy.max_wait);
+                let asked = if asked <= limit {
+                    asked
+                } else if self.policy.clamp_retry_after {
+                    limit
+                } else {
+                    return self.fail(Reason::RetryAfterTooLong, asked);
+                };
+                let spread = scale(asked, self.policy.retry_after_spread);
+                let extra = if spread == 0 {
+                    0
+                } else {
+                    uniform(self.rng(), spread)
+                };
+                (asked.saturating_add(extra).min(limit.max(asked)), asked)
+            }
+            None => {
+                let retry = self.attempts - 1;
+                let previous = self.delay;
+                let schedule = self.policy.schedule;
+                let computed = if schedule.is_random() {
+                    schedule.delay_nanos(retry, previous, self.rng())
+                } else {
+                    schedule.delay_nanos(retry, previous, &mut NoRandomness)
+                };
+                (computed.min(self.policy.max_wait), NO_RETRY_AFTER)
+            }
+        };
+        let wake = self.now.saturating_add(Duration::from_nanos(wait));
+        if wake >= self.deadline {
+            return self.fail(Reason::DeadlineExceeded, 0);
+        }
+        let mut granted = true;
+        self.with_budget_mut(|b, now| granted = b.try_withdraw(now));
+        if !granted {
+            return self.fail(Reason::BudgetExhausted, 0);
+        }
+        self.delay = wait;
+        self.detail = honoured;
+        self.events.push(EV_RETRY, self.attempts);
+        self.phase = if wait == 0 {
+            Phase::Ready
+        } else {
+            Phase::Backoff { until: wake }
+        };
+    }
+
+    fn fail(&mut self, reason: Reason, detail: u64) {
+        self.phase = Phase::Failed(reason);
+        self.give_up_detail = detail;
+        self.events.push(EV_GAVE_UP, self.attempts);
+    }
+
+    fn give_up(&self, reason: Reason) -> GiveUp {
+        let reason = match reason {
+            Reason::AttemptsExhausted => GiveUpReason::AttemptsExhausted,
+            Reason::DeadlineExceeded => GiveUpReason::DeadlineExceeded,
+            Reason::RetryAfterTooLong => GiveUpReason::RetryAfterTooLong {
+                requested: Duration::from_nanos(self.give_up_detail),
+            },
+            Reason::NotRetryable => GiveUpReason::NotRetryable,
+            Reason::NonIdempotent => GiveUpReason::NonIdempotent,
+            Reason::BodyNotReplayable => GiveUpReason::BodyNotReplayable,
+            Reason::BudgetExhausted => GiveUpReason::BudgetExhausted,
+            Reason::CircuitOpen => GiveUpReason::CircuitOpen {
+                until: Instant::from_nanos(self.give_up_detail),
+            },
+        };
+        GiveUp {
+            reason,
+            attempts: self.attempts,
+            last: self.last,
+        }
+    }
+
+    /// Takes a breaker permit for the next attempt; `Err(until)` when rejected.
+    fn acquire_permit(&mut self) -> Result<(), Instant> {
+        let Some(breaker) = self.breaker else {
+            return Ok(());
+        };
+        let now = self.now;
+        let mut result = None;
+        let mut transitions = [None; 2];
+        breaker.with_mut(&mut |b| {
+            result = Some(b.try_acquire(now));
+            drain_transitions(b, &mut transitions);
+        });
+        self.note_transitions(transitions);
+        match result {
+            Some(Ok(permit)) => {
+                self.permit = Some(permit);
+                Ok(())
+            }
+            Some(Err(rejected)) => Err(rejected.until),
+            // A `Shared` impl that never ran the closure: treat the breaker as unreachable
+            // rather than calling without its permission.
+            None => Err(now),
+        }
+    }
+
+    fn with_breaker_mut(&mut self, mut f: impl FnMut(&mut CircuitBreaker, Instant)) {
+        let Some(breaker) = self.breaker else { return };
+        let now = self.now;
+        let mut transitions = [None; 2];
+        breaker.with_mut(&mut |b| {
+            f(b, now);
+            drain_transitions(b, &mut transitions);
+        });
+        self.note_transitions(transitions);
+    }
+
+    fn with_budget_mut(&mut self, mut f: impl FnMut(&mut RetryBudget, Instant)) {
+        if let Some(budget) = self.budget {
+            let now = self.now;
+            budget.with_mut(&mut |b| f(b, now));
+        }
+    }
+
+    fn note_transitions(&mut self, transitions: [Option<(BreakerState, BreakerState)>; 2]) {
+        for (from, to) in transitions.into_iter().flatten() {
+            self.events
+                .push(EV_BREAKER, state_code(from) << 2 | state_code(to));
+        }
+    }
+
+    fn rng(&mut self) -> &mut R {
+        if let RngSlot::Seed(seed) = self.rng {
+            self.rng = RngSlot::Expanded(R::seed_from_u64(seed));
+        }
+        match &mut self.rng {
+            RngSlot::Expanded(r) => r,
+            RngSlot::Seed(_) => unreachable!("expanded just above"),
+        }
+    }
+}
+
+impl<R> Drop for RetryMachine<'_, R> {
+    /// A machine dropped mid-attempt (a cancelled call) hands its permit back, so a lost
+    /// half-open probe frees its slot at once instead of waiting for the probe timeout.
+    fn drop(&mut self) {
+        if let (Some(permit), Some(breaker)) = (self.permit.take(), self.breaker) {
+            breaker.with_mut(&mut |b| b.release(permit));
+        }
+    }
+}
+
+/// Takes the transitions one breaker operation caused; one operation causes at most one,
+/// two slots leave room for one left by a caller that does not drain the log.
+fn drain_transitions(b: &mut CircuitBreaker, out: &mut [Option<(BreakerState, BreakerState)>; 2]) {
+    let mut i = 0;
+    while let Some(t) = b.poll_transition() {
+        out[i.min(1)] = Some((t.from, t.to));
+        i += 1;
+    }
+}
+
+/// Stands in for an RNG when the schedule has no randomness, so the happy path and
+/// deterministic schedules never seed one.
+struct NoRandomness;
+
+impl rand_core::TryRng for NoRandomness {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok(0)
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        Ok(0)
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        dst.fill(0);
+        Ok(())
+    }
+}
