@@ -128,6 +128,13 @@ const ONE: u64 = 1 << 32;
 const MAX_FACTOR: f64 = 1000.0;
 
 impl BackoffSchedule {
+    /// The default schedule: exponential from 100 ms, doubling, full jitter, capped at 20 s.
+    pub const DEFAULT: BackoffSchedule = BackoffSchedule {
+        formula: Formula::Doubling { base: 100_000_000 },
+        jitter: JitterFixed::Full,
+        cap: 20_000_000_000,
+    };
+
     /// Validates `backoff` and `jitter`; no delay will exceed `max_delay`.
     pub fn new(
         backoff: Backoff,

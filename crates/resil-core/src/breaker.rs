@@ -10,6 +10,7 @@ use core::time::Duration;
 
 use crate::PolicyError;
 use crate::backoff::{scale, to_fixed};
+use crate::budget::{ONE, to_ppm};
 use crate::time::{Instant, duration_to_nanos};
 
 /// The breaker's state.
@@ -252,7 +253,7 @@ impl CircuitBreakerBuilder {
                     }
                 };
                 Trip::Ratio {
-                    ratio: to_fixed(ratio),
+                    ratio: to_ppm(ratio),
                     min_calls: min_calls.max(1),
                     window,
                 }
@@ -269,7 +270,7 @@ impl CircuitBreakerBuilder {
             Some(s) if !ratio_ok(s.ratio) => {
                 return Err(PolicyError::new("slow_calls", "ratio must be in (0, 1]"));
             }
-            Some(s) => Some((duration_to_nanos(s.threshold), to_fixed(s.ratio))),
+            Some(s) => Some((duration_to_nanos(s.threshold), to_ppm(s.ratio))),
         };
         if !(self.open_multiplier.is_finite() && self.open_multiplier >= 1.0) {
             return Err(PolicyError::new(
@@ -666,7 +667,8 @@ impl CircuitBreaker {
                     }
                 };
                 let reaches = |count: u32, ratio: u64| {
-                    u128::from(count) << 32 >= u128::from(tally.calls) * u128::from(ratio)
+                    u128::from(count) * u128::from(ONE)
+                        >= u128::from(tally.calls) * u128::from(ratio)
                 };
                 tally.calls >= *min_calls
                     && ((tally.failures > 0 && reaches(tally.failures, *ratio))

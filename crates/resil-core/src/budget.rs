@@ -10,11 +10,13 @@ use crate::PolicyError;
 use crate::time::{Instant, duration_to_nanos};
 
 const BUCKETS: usize = 10;
-/// Fixed-point unit: one retry (or token) = 10^6, so decimal ratios like 0.2 or 0.1 are exact
-/// and 10 first attempts at 20 % earn exactly 2 retries.
-const ONE: u64 = 1_000_000;
+/// Fixed-point unit for counted ratios: one retry (or token, or call) = 10^6, so decimal
+/// ratios like 0.2 or 0.6 are exact: 10 first attempts at 20 % earn exactly 2 retries, and 3
+/// failures in 5 calls reach 60 %.
+pub(crate) const ONE: u64 = 1_000_000;
 
-fn to_ppm(f: f64) -> u64 {
+/// A validated ratio in parts per million, rounded to nearest.
+pub(crate) fn to_ppm(f: f64) -> u64 {
     (f * ONE as f64 + 0.5) as u64
 }
 
@@ -165,8 +167,8 @@ impl RetryBudget {
             Kind::Ratio(r) => {
                 r.slot(now);
                 let (deposits, withdrawals) = r.window_totals();
-                let earned =
-                    (u128::from(deposits) * u128::from(r.ratio) + u128::from(r.reserve)) >> 32;
+                let earned = (u128::from(deposits) * u128::from(r.ratio) + u128::from(r.reserve))
+                    / u128::from(ONE);
                 u64::try_from(earned.saturating_sub(u128::from(withdrawals))).unwrap_or(u64::MAX)
             }
             Kind::Bucket(b) => u64::from(b.tokens > b.max / 2),

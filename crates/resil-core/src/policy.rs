@@ -196,11 +196,22 @@ pub trait HeaderLookup {
     fn header(&self, name: &str) -> Option<&[u8]>;
 }
 
-impl HeaderLookup for [(&str, &[u8])] {
+fn find_pair<'a>(pairs: &'a [(&str, &[u8])], name: &str) -> Option<&'a [u8]> {
+    pairs
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| *v)
+}
+
+impl HeaderLookup for &[(&str, &[u8])] {
     fn header(&self, name: &str) -> Option<&[u8]> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| *v)
+        find_pair(self, name)
+    }
+}
+
+impl<const N: usize> HeaderLookup for [(&str, &[u8]); N] {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        find_pair(self, name)
     }
 }
 
@@ -476,11 +487,24 @@ impl fmt::Debug for RetryPolicy {
 }
 
 impl Default for RetryPolicy {
+    /// The defaults in the table above (the test `defaults_build_and_match_the_design_table`
+    /// checks they equal what the builder produces).
     fn default() -> RetryPolicy {
-        // The defaults are valid by construction; the test `defaults_build` pins that.
-        match RetryPolicy::builder().build() {
-            Ok(p) => p,
-            Err(e) => panic!("resil-core default policy is invalid: {e}"),
+        let b = RetryPolicyBuilder::default();
+        RetryPolicy {
+            max_attempts: b.max_attempts,
+            schedule: BackoffSchedule::DEFAULT,
+            retry_statuses: b.retry_statuses,
+            failure_statuses: b.failure_statuses,
+            retry_errors: b.retry_errors,
+            retry_if: None,
+            retry_non_idempotent: false,
+            attempt_timeout: 10_000_000_000,
+            total_timeout: 30_000_000_000,
+            max_wait: u64::MAX,
+            max_retry_after: 60_000_000_000,
+            clamp_retry_after: false,
+            retry_after_spread: to_fixed(0.1),
         }
     }
 }

@@ -230,17 +230,20 @@ pub enum Event {
     Breaker(Transition),
 }
 
+/// Where the machine is. The instant that goes with a phase is in `RetryMachine::at`, kept
+/// apart so the tag packs into a byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     /// The next attempt may be sent.
     Ready,
-    /// An attempt is out; it is abandoned at `until`.
-    InFlight { until: Instant },
-    /// Waiting before the next attempt.
-    Backoff { until: Instant },
+    /// An attempt is out; it is abandoned at `at`.
+    InFlight,
+    /// Waiting until `at` before the next attempt.
+    Backoff,
     /// The last attempt's response is final.
     Done,
-    /// Gave up; the detail of some reasons is in `RetryMachine::detail`.
+    /// Gave up; `at` holds the requested wait or the breaker's reopen time, in nanoseconds,
+    /// for the reasons that carry one.
     Failed(Reason),
 }
 
@@ -256,26 +259,27 @@ enum Reason {
     CircuitOpen,
 }
 
-/// An event waiting to be polled, packed into a `u64`: kind in the top byte, payload below.
-/// The rest of an event's data lives in the machine's fields.
+/// Events waiting to be polled, oldest first, each packed into a `u16`: kind (3 bits), a
+/// breaker transition (4 bits) and the low byte of the attempt number (the machine never runs
+/// 256 attempts ahead of its poller). The rest of an event's data lives in the machine.
 #[derive(Clone, Copy, Debug, Default)]
 struct EventQueue {
-    items: [u64; 4],
+    items: [u16; 4],
     head: u8,
     len: u8,
 }
 
-const EV_STARTED: u64 = 1;
-const EV_RETRY: u64 = 2;
-const EV_COMPLETED: u64 = 3;
-const EV_GAVE_UP: u64 = 4;
-const EV_BREAKER: u64 = 5;
+const EV_STARTED: u16 = 1;
+const EV_RETRY: u16 = 2;
+const EV_COMPLETED: u16 = 3;
+const EV_GAVE_UP: u16 = 4;
+const EV_BREAKER: u16 = 5;
 
 impl EventQueue {
     /// Queues an event; past four unpolled ones the oldest is dropped (each call adds at
     /// most two).
-    fn push(&mut self, kind: u64, payload: u32) {
-        let item = kind << 56 | u64::from(payload);
+    fn push(&mut self, kind: u16, transition: u16, attempt: u32) {
+        let item = kind << 12 | (transition & 0xf) << 8 | (attempt & 0xff) as u16;
         let cap = self.items.len() as u8;
         self.items[usize::from((self.head + self.len) % cap)] = item;
         if self.len == cap {
@@ -285,18 +289,22 @@ impl EventQueue {
         }
     }
 
-    fn pop(&mut self) -> Option<(u64, u32)> {
+    /// The oldest event as (kind, transition, attempt), the attempt rebuilt as the latest
+    /// number up to `current` with the stored low byte.
+    fn pop(&mut self, current: u32) -> Option<(u16, u16, u32)> {
         if self.len == 0 {
             return None;
         }
         let item = self.items[usize::from(self.head)];
         self.head = (self.head + 1) % self.items.len() as u8;
         self.len -= 1;
-        Some((item >> 56, item as u32))
+        let low = u32::from(item & 0xff);
+        let attempt = current - (current.wrapping_sub(low) & 0xff);
+        Some((item >> 12, (item >> 8) & 0xf, attempt))
     }
 }
 
-fn state_code(s: BreakerState) -> u32 {
+fn state_code(s: BreakerState) -> u16 {
     match s {
         BreakerState::Closed => 0,
         BreakerState::Open => 1,
@@ -305,7 +313,7 @@ fn state_code(s: BreakerState) -> u32 {
     }
 }
 
-fn state_from_code(code: u32) -> BreakerState {
+fn state_from_code(code: u16) -> BreakerState {
     match code & 3 {
         0 => BreakerState::Closed,
         1 => BreakerState::Open,
@@ -315,13 +323,6 @@ fn state_from_code(code: u32) -> BreakerState {
 }
 
 const NO_RETRY_AFTER: u64 = u64::MAX;
-
-/// The jitter RNG: a per-request seed, expanded only when a delay first needs randomness.
-#[derive(Clone, Debug)]
-enum RngSlot<R> {
-    Seed(u64),
-    Expanded(R),
-}
 
 type BreakerRef<'p> = &'p (dyn Shared<CircuitBreaker> + Sync);
 type BudgetRef<'p> = &'p (dyn Shared<RetryBudget> + Sync);
@@ -342,18 +343,21 @@ pub struct RetryMachine<'p, R = ChaCha8Rng> {
     now: Instant,
     deadline: Instant,
     phase: Phase,
+    /// The phase's instant: when the in-flight attempt or the backoff ends, or the give-up
+    /// detail.
+    at: Instant,
     /// The last scheduled wait in nanoseconds (decorrelated jitter's "previous").
     delay: u64,
     /// The honoured `Retry-After` in nanoseconds, or `NO_RETRY_AFTER`.
     detail: u64,
-    /// The requested wait or the breaker's reopen time, for the give-up reasons that carry one.
-    give_up_detail: u64,
     permit: Option<Permit>,
     attempts: u32,
     request: RequestInfo,
     last: Option<Cause>,
     events: EventQueue,
-    rng: RngSlot<R>,
+    /// The per-request seed; expanded into `rng` the first time a delay needs randomness.
+    seed: u64,
+    rng: Option<R>,
 }
 
 impl<R> fmt::Debug for RetryMachine<'_, R> {
@@ -396,15 +400,16 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             now,
             deadline: now.saturating_add(Duration::from_nanos(policy.total_timeout)),
             phase: Phase::Ready,
+            at: now,
             delay: 0,
             detail: NO_RETRY_AFTER,
-            give_up_detail: 0,
             permit: None,
             attempts: 0,
             request,
             last: None,
             events: EventQueue::default(),
-            rng: RngSlot::Seed(seed),
+            seed,
+            rng: None,
         }
     }
 
@@ -442,16 +447,16 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         self.now = self.now.max(now);
         let current = Attempt(self.attempts);
         match (self.phase, input) {
-            (Phase::InFlight { .. }, Input::Response { attempt, head }) if attempt == current => {
+            (Phase::InFlight, Input::Response { attempt, head }) if attempt == current => {
                 self.finish_attempt(AttemptOutcome::Response(head));
             }
-            (Phase::InFlight { .. }, Input::Error { attempt, kind }) if attempt == current => {
+            (Phase::InFlight, Input::Error { attempt, kind }) if attempt == current => {
                 self.finish_attempt(AttemptOutcome::Error(kind));
             }
-            (Phase::InFlight { until }, Input::Timer) if self.now >= until => {
+            (Phase::InFlight, Input::Timer) if self.now >= self.at => {
                 self.finish_attempt(AttemptOutcome::Error(ErrorKind::Timeout));
             }
-            (Phase::Backoff { until }, Input::Timer) if self.now >= until => {
+            (Phase::Backoff, Input::Timer) if self.now >= self.at => {
                 self.phase = Phase::Ready;
             }
             _ => {}
@@ -479,15 +484,16 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                         .now
                         .saturating_add(Duration::from_nanos(self.policy.attempt_timeout))
                         .min(self.deadline);
-                    self.phase = Phase::InFlight { until };
-                    self.events.push(EV_STARTED, self.attempts);
+                    self.phase = Phase::InFlight;
+                    self.at = until;
+                    self.events.push(EV_STARTED, 0, self.attempts);
                     Action::Send {
                         attempt: Attempt(self.attempts),
                         deadline: until,
                     }
                 }
             },
-            Phase::InFlight { until } | Phase::Backoff { until } => Action::Sleep { until },
+            Phase::InFlight | Phase::Backoff => Action::Sleep { until: self.at },
             Phase::Done => Action::Done {
                 attempt: Attempt(self.attempts),
             },
@@ -498,24 +504,22 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
     /// The next observation, oldest first; poll until `None` after every
     /// [`handle_input`](Self::handle_input) and [`poll_action`](Self::poll_action).
     pub fn poll_event(&mut self) -> Option<Event> {
-        let (kind, payload) = self.events.pop()?;
+        let (kind, transition, attempt) = self.events.pop(self.attempts)?;
+        let attempt = Attempt(attempt);
         Some(match kind {
             EV_STARTED => Event::AttemptStarted {
-                attempt: Attempt(payload),
+                attempt,
                 at: self.now,
             },
             EV_RETRY => Event::RetryScheduled {
-                after: Attempt(payload),
+                after: attempt,
                 cause: self.last?,
                 delay: Duration::from_nanos(self.delay),
                 retry_after: (self.detail != NO_RETRY_AFTER)
                     .then(|| Duration::from_nanos(self.detail)),
             },
             EV_COMPLETED => match self.last? {
-                Cause::Status(status) => Event::Completed {
-                    attempt: Attempt(payload),
-                    status,
-                },
+                Cause::Status(status) => Event::Completed { attempt, status },
                 Cause::Error(_) => return self.poll_event(),
             },
             EV_GAVE_UP => match self.phase {
@@ -523,8 +527,8 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                 _ => return self.poll_event(),
             },
             _ => Event::Breaker(Transition {
-                from: state_from_code(payload >> 2),
-                to: state_from_code(payload),
+                from: state_from_code(transition >> 2),
+                to: state_from_code(transition),
                 at: self.now,
             }),
         })
@@ -554,7 +558,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         match self.policy.classify(&ctx) {
             Classification::Final => {
                 self.phase = Phase::Done;
-                self.events.push(EV_COMPLETED, self.attempts);
+                self.events.push(EV_COMPLETED, 0, self.attempts);
             }
             Classification::Fatal => self.fail(Reason::NotRetryable, 0),
             Classification::Retryable => self.schedule_retry(&outcome),
@@ -619,33 +623,35 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         }
         self.delay = wait;
         self.detail = honoured;
-        self.events.push(EV_RETRY, self.attempts);
-        self.phase = if wait == 0 {
-            Phase::Ready
+        self.events.push(EV_RETRY, 0, self.attempts);
+        if wait == 0 {
+            self.phase = Phase::Ready;
         } else {
-            Phase::Backoff { until: wake }
-        };
+            self.phase = Phase::Backoff;
+            self.at = wake;
+        }
     }
 
     fn fail(&mut self, reason: Reason, detail: u64) {
         self.phase = Phase::Failed(reason);
-        self.give_up_detail = detail;
-        self.events.push(EV_GAVE_UP, self.attempts);
+        self.at = Instant::from_nanos(detail);
+        self.events.push(EV_GAVE_UP, 0, self.attempts);
     }
 
     fn give_up(&self, reason: Reason) -> GiveUp {
+        let detail = self.at.as_nanos();
         let reason = match reason {
             Reason::AttemptsExhausted => GiveUpReason::AttemptsExhausted,
             Reason::DeadlineExceeded => GiveUpReason::DeadlineExceeded,
             Reason::RetryAfterTooLong => GiveUpReason::RetryAfterTooLong {
-                requested: Duration::from_nanos(self.give_up_detail),
+                requested: Duration::from_nanos(detail),
             },
             Reason::NotRetryable => GiveUpReason::NotRetryable,
             Reason::NonIdempotent => GiveUpReason::NonIdempotent,
             Reason::BodyNotReplayable => GiveUpReason::BodyNotReplayable,
             Reason::BudgetExhausted => GiveUpReason::BudgetExhausted,
             Reason::CircuitOpen => GiveUpReason::CircuitOpen {
-                until: Instant::from_nanos(self.give_up_detail),
+                until: Instant::from_nanos(detail),
             },
         };
         GiveUp {
@@ -700,19 +706,14 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
 
     fn note_transitions(&mut self, transitions: [Option<(BreakerState, BreakerState)>; 2]) {
         for (from, to) in transitions.into_iter().flatten() {
-            self.events
-                .push(EV_BREAKER, state_code(from) << 2 | state_code(to));
+            let transition = state_code(from) << 2 | state_code(to);
+            self.events.push(EV_BREAKER, transition, self.attempts);
         }
     }
 
     fn rng(&mut self) -> &mut R {
-        if let RngSlot::Seed(seed) = self.rng {
-            self.rng = RngSlot::Expanded(R::seed_from_u64(seed));
-        }
-        match &mut self.rng {
-            RngSlot::Expanded(r) => r,
-            RngSlot::Seed(_) => unreachable!("expanded just above"),
-        }
+        let seed = self.seed;
+        self.rng.get_or_insert_with(|| R::seed_from_u64(seed))
     }
 }
 
