@@ -1,0 +1,121 @@
+//! The `http` feature's glue, which every driver reuses.
+#![cfg(feature = "http")]
+
+use core::time::Duration;
+
+use http::{HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, Uri};
+use resil_core::{
+    Method, RetryAfter, UnixTime, is_sensitive_header, join_url, merge_default_headers, redact_url,
+    redacted_headers, request_info, response_head,
+};
+
+#[test]
+fn request_info_reads_method_and_idempotency_key() {
+    let mut headers = HeaderMap::new();
+    let info = request_info(&HttpMethod::POST, &headers, true);
+    assert_eq!(info.method, Method::Post);
+    assert!(!info.has_idempotency_key);
+    headers.insert("Idempotency-Key", HeaderValue::from_static("abc"));
+    assert!(request_info(&HttpMethod::POST, &headers, false).has_idempotency_key);
+    let custom = HttpMethod::from_bytes(b"PURGE").unwrap();
+    assert_eq!(request_info(&custom, &headers, true).method, Method::Other);
+}
+
+#[test]
+fn response_head_parses_retry_after_lines() {
+    let mut headers = HeaderMap::new();
+    headers.append("retry-after", HeaderValue::from_static("7"));
+    let head = response_head(StatusCode::SERVICE_UNAVAILABLE, &headers, Some(UnixTime(0)));
+    assert_eq!(head.status, 503);
+    assert_eq!(
+        head.retry_after,
+        Some(RetryAfter::Delay(Duration::from_secs(7)))
+    );
+    headers.append("retry-after", HeaderValue::from_static("9"));
+    let head = response_head(StatusCode::SERVICE_UNAVAILABLE, &headers, None);
+    assert_eq!(head.retry_after, None, "two disagreeing lines are ignored");
+    let empty = HeaderMap::new();
+    let head = response_head(StatusCode::OK, &empty, None);
+    assert_eq!(head.retry_after, None);
+    assert!(head.headers.is_some());
+}
+
+#[test]
+fn join_url_appends_paths_and_rejects_bad_urls() {
+    let base: Uri = "http://127.0.0.1:8080/api".parse().unwrap();
+    for (target, want) in [
+        ("users", "http://127.0.0.1:8080/api/users"),
+        ("/users", "http://127.0.0.1:8080/api/users"),
+        ("users?x=1&y=2", "http://127.0.0.1:8080/api/users?x=1&y=2"),
+        ("", "http://127.0.0.1:8080/api/"),
+        ("https://127.0.0.2/other", "https://127.0.0.2/other"),
+    ] {
+        assert_eq!(
+            join_url(Some(&base), target).unwrap().to_string(),
+            want,
+            "{target}"
+        );
+    }
+    let root: Uri = "http://127.0.0.1".parse().unwrap();
+    assert_eq!(
+        join_url(Some(&root), "/x").unwrap().to_string(),
+        "http://127.0.0.1/x"
+    );
+    for bad in [
+        "ftp://127.0.0.1/x",
+        "http://",
+        "users with spaces",
+        "http://a b/",
+    ] {
+        let err = join_url(Some(&base), bad).unwrap_err();
+        assert!(err.to_string().starts_with("invalid URL"), "{bad}: {err}");
+    }
+    assert!(
+        join_url(None, "/x")
+            .unwrap_err()
+            .to_string()
+            .contains("no base URL")
+    );
+    let err = join_url(None, "http://user:hunter2@[::1/").unwrap_err();
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+#[test]
+fn default_headers_never_override_the_request() {
+    let mut defaults = HeaderMap::new();
+    defaults.insert("user-agent", HeaderValue::from_static("resil"));
+    defaults.append("accept", HeaderValue::from_static("a"));
+    defaults.append("accept", HeaderValue::from_static("b"));
+    defaults.insert("x-team", HeaderValue::from_static("core"));
+    let mut request = HeaderMap::new();
+    request.insert("user-agent", HeaderValue::from_static("mine"));
+    merge_default_headers(&mut request, &defaults);
+    assert_eq!(request["user-agent"], "mine");
+    assert_eq!(request.get_all("accept").iter().count(), 2);
+    assert_eq!(request["x-team"], "core");
+}
+
+#[test]
+fn secrets_are_redacted() {
+    assert!(is_sensitive_header(&http::header::AUTHORIZATION));
+    assert!(is_sensitive_header(&http::header::COOKIE));
+    assert!(!is_sensitive_header(&http::header::ACCEPT));
+    let mut h = HeaderMap::new();
+    h.insert(
+        "proxy-authorization",
+        HeaderValue::from_static("Basic c2VjcmV0"),
+    );
+    h.insert("x-api-key", HeaderValue::from_static("k-123"));
+    h.insert("x-binary", HeaderValue::from_bytes(b"\xff\xfe").unwrap());
+    let shown = redacted_headers(&h).to_string();
+    assert!(
+        !shown.contains("c2VjcmV0") && !shown.contains("k-123"),
+        "{shown}"
+    );
+    assert!(shown.contains("x-binary: [2 bytes]"), "{shown}");
+
+    let uri: Uri = "http://alice:hunter2@127.0.0.1:9/p?q=1".parse().unwrap();
+    assert_eq!(redact_url(&uri), "http://[redacted]@127.0.0.1:9/p?q=1");
+    let plain: Uri = "http://127.0.0.1/a@b".parse().unwrap();
+    assert_eq!(redact_url(&plain), "http://127.0.0.1/a@b");
+}
