@@ -228,8 +228,13 @@ impl BackoffSchedule {
     /// The jittered, capped delay before retry `retry` (0-based). `previous` is the last delay
     /// used; only decorrelated jitter looks at it. The happy path never calls this, so it never
     /// draws from `rng`; formulas without jitter do not draw either.
+    #[inline]
     pub fn delay<R: Rng + ?Sized>(&self, retry: u32, previous: Duration, rng: &mut R) -> Duration {
-        Duration::from_nanos(self.delay_nanos(retry, duration_to_nanos(previous), rng))
+        let previous = match self.formula {
+            Formula::Decorrelated { .. } => duration_to_nanos(previous),
+            _ => 0,
+        };
+        Duration::from_nanos(self.delay_nanos(retry, previous, rng))
     }
 
     /// Whether computing a delay draws from the RNG.
@@ -248,6 +253,7 @@ impl BackoffSchedule {
         }
     }
 
+    #[inline]
     pub(crate) fn delay_nanos<R: Rng + ?Sized>(
         &self,
         retry: u32,
@@ -271,6 +277,7 @@ impl BackoffSchedule {
         jittered.min(self.cap)
     }
 
+    #[inline]
     fn nominal_nanos(&self, retry: u32, previous: u64) -> u64 {
         let d = match self.formula {
             Formula::Constant(d) => d,

@@ -194,6 +194,10 @@ impl RatioBudget {
     /// out of the window are emptied too.
     fn slot(&mut self, now: Instant) -> usize {
         let tick = (now.as_nanos() / self.bucket_nanos).max(self.latest);
+        let slot = (tick % BUCKETS as u64) as usize;
+        if tick == self.latest && self.ticks[slot] == tick {
+            return slot;
+        }
         self.latest = tick;
         for i in 0..BUCKETS {
             let t = self.ticks[i];
@@ -203,7 +207,6 @@ impl RatioBudget {
                 self.withdrawals[i] = 0;
             }
         }
-        let slot = (tick % BUCKETS as u64) as usize;
         if self.ticks[slot] != tick {
             self.ticks[slot] = tick;
             self.deposits[slot] = 0;
