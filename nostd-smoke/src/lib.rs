@@ -64,7 +64,8 @@ pub extern "C" fn resil_smoke_run(seed: u64) -> u32 {
         match machine.poll_action() {
             Action::Send { attempt, .. } => {
                 let status = statuses.next().unwrap_or(200);
-                let head = ResponseHead::new(status).with_retry_after(RetryAfter::parse(b"1"), None);
+                let head =
+                    ResponseHead::new(status).with_retry_after(RetryAfter::parse(b"1"), None);
                 now = now + Duration::from_millis(3);
                 machine.handle_input(now, Input::Response { attempt, head });
             }

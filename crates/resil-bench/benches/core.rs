@@ -47,7 +47,13 @@ impl rand_core::TryRng for SplitMix64 {
 fn hand_written(n: u32) -> Duration {
     let base = BASE.as_nanos() as u64;
     let cap = CAP.as_nanos() as u64;
-    let d = if n >= 64 { cap } else { base.checked_shl(n).filter(|d| d >> n == base).unwrap_or(cap) };
+    let d = if n >= 64 {
+        cap
+    } else {
+        base.checked_shl(n)
+            .filter(|d| d >> n == base)
+            .unwrap_or(cap)
+    };
     Duration::from_nanos(d.min(cap))
 }
 
@@ -100,13 +106,27 @@ fn delays(c: &mut Criterion) {
 
     // A schedule of 8 delays through each library's iterator (divide by 8 for one delay).
     g.bench_function("iter8/hand_written", |b| {
-        b.iter(|| (0..DELAYS as u32).map(|n| hand_written(black_box(n))).sum::<Duration>())
+        b.iter(|| {
+            (0..DELAYS as u32)
+                .map(|n| hand_written(black_box(n)))
+                .sum::<Duration>()
+        })
     });
     g.bench_function("iter8/resil_no_jitter", |b| {
-        b.iter(|| black_box(&plain).delays(&mut rng).take(DELAYS).sum::<Duration>())
+        b.iter(|| {
+            black_box(&plain)
+                .delays(&mut rng)
+                .take(DELAYS)
+                .sum::<Duration>()
+        })
     });
     g.bench_function("iter8/resil_full_jitter", |b| {
-        b.iter(|| black_box(&full).delays(&mut rng).take(DELAYS).sum::<Duration>())
+        b.iter(|| {
+            black_box(&full)
+                .delays(&mut rng)
+                .take(DELAYS)
+                .sum::<Duration>()
+        })
     });
     let backon_plain = backon::ExponentialBuilder::new()
         .with_min_delay(BASE)
@@ -155,8 +175,16 @@ fn machine(c: &mut Criterion) {
             seed += 1;
             let now = Instant::from_secs(1);
             let mut m = RetryMachine::new(&jittered, RequestInfo::new(Method::Get), now, seed);
-            let Action::Send { attempt, .. } = m.poll_action() else { unreachable!() };
-            m.handle_input(now, Input::Response { attempt, head: ResponseHead::new(200) });
+            let Action::Send { attempt, .. } = m.poll_action() else {
+                unreachable!()
+            };
+            m.handle_input(
+                now,
+                Input::Response {
+                    attempt,
+                    head: ResponseHead::new(200),
+                },
+            );
             m.poll_action()
         })
     });
@@ -198,7 +226,10 @@ fn breaker_and_budget(c: &mut Criterion) {
             let now = Instant::from_nanos(t);
             let permit = shared.lock().unwrap().try_acquire(black_box(now));
             if let Ok(p) = permit {
-                shared.lock().unwrap().record(now, p, black_box(CallOutcome::Success));
+                shared
+                    .lock()
+                    .unwrap()
+                    .record(now, p, black_box(CallOutcome::Success));
             }
         })
     });

@@ -117,7 +117,9 @@ fn main() -> ExitCode {
         }
     };
     let policy = RetryPolicy::default();
-    println!("resil-core: one retry policy (4 attempts, exponential 100 ms x2, full jitter, 10 s per attempt, 30 s total), seed {seed}");
+    println!(
+        "resil-core: one retry policy (4 attempts, exponential 100 ms x2, full jitter, 10 s per attempt, 30 s total), seed {seed}"
+    );
     let get = RequestInfo::new(Method::Get);
     let t0 = Instant::ZERO;
     run(
@@ -194,7 +196,10 @@ fn main() -> ExitCode {
     };
     for (i, reply) in [503, 503, 503, 503].into_iter().enumerate() {
         run(
-            &format!("call {} to a failing backend through a shared breaker", i + 1),
+            &format!(
+                "call {} to a failing backend through a shared breaker",
+                i + 1
+            ),
             &once,
             get,
             &[Reply::Status(reply)],
