@@ -226,7 +226,7 @@ fn drive(spec: &PolicySpec, req: RequestInfo, script: &[(u64, Reply, Noise)], se
                 );
                 assert!(attempt_deadline > now || attempt_deadline == deadline);
                 assert!(
-                    !(may_have_been_processed && !replay_safe),
+                    replay_safe || !may_have_been_processed,
                     "re-sent a request that may have been processed"
                 );
                 asked = None;
