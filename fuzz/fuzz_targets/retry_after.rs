@@ -35,7 +35,11 @@ fuzz_target!(|data: &[u8]| {
         // requires a space there, so resil rejects what httpdate lets through. Any other
         // disagreement is a bug, so check that this is the only difference.
         if let Some(fixed) = rfc850_with_space_restored(text) {
-            assert_eq!(parse_http_date(fixed.as_bytes()).map(|t| t.0), theirs, "input {text:?}");
+            assert_eq!(
+                parse_http_date(fixed.as_bytes()).map(|t| t.0),
+                theirs,
+                "input {text:?}"
+            );
             return;
         }
     }
