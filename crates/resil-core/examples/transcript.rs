@@ -1,7 +1,7 @@
 //! Runs a few failure scenarios through resil-core's retry machine on a fake clock and prints
 //! what the machine decided, step by step.
 //!
-//! `cargo run -p resil-core --example transcript [SEED]`
+//! `cargo run -p resil-core --features std --example transcript [SEED]`
 
 use core::time::Duration;
 use std::process::ExitCode;

@@ -101,7 +101,11 @@
 //!
 //! ## Features
 //!
-//! - `std`: [`UnixTime::now`], [`Shared`] for `std::sync::Mutex`.
+//! - `std`: [`UnixTime::now`], [`Shared`] for `std::sync::Mutex`, and what every driver
+//!   shares: [`Hooks`], [`Stats`] and the [`Observer`] that feeds them from machine events,
+//!   and [`EnvConfig`] (`RESIL_*` variables).
+//! - `tracing` (implies `std`): the [`Observer`] also emits `tracing` events (`tracing` is the
+//!   ecosystem's standard structured-logging facade).
 //! - `http` (implies `std`): glue for the `http` crate — request and response heads in,
 //!   base-URL joining, default-header merging, sensitive-header redaction.
 //!
@@ -120,8 +124,12 @@ extern crate std;
 mod backoff;
 mod breaker;
 mod budget;
+#[cfg(feature = "std")]
+mod env;
 #[cfg(feature = "http")]
 mod http_glue;
+#[cfg(feature = "std")]
+mod observe;
 mod policy;
 mod retry;
 mod retry_after;
@@ -134,11 +142,15 @@ pub use breaker::{
     Transition, TripCondition, Window,
 };
 pub use budget::RetryBudget;
+#[cfg(feature = "std")]
+pub use env::{EnvConfig, EnvError, parse_duration};
 #[cfg(feature = "http")]
 pub use http_glue::{
     UrlError, is_sensitive_header, join_url, merge_default_headers, redact_url, redacted_headers,
     request_info, response_head,
 };
+#[cfg(feature = "std")]
+pub use observe::{CallInfo, Hooks, Observer, RetryInfo, RetryReason, Stats, StatsSnapshot};
 pub use policy::{
     AttemptOutcome, DEFAULT_RETRY_STATUSES, ErrorKind, ErrorKinds, HeaderLookup, Method,
     PolicyError, RequestInfo, ResponseHead, RetryContext, RetryPolicy, RetryPolicyBuilder,

@@ -56,6 +56,35 @@ impl Instant {
     }
 }
 
+#[cfg(feature = "std")]
+static STD_ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+#[cfg(feature = "std")]
+impl Instant {
+    /// Converts a `std` instant on the process-wide origin (fixed by the first call), so that
+    /// every driver in the process — and every breaker they share — agrees on time. Instants
+    /// before the origin read as [`Instant::ZERO`].
+    pub fn from_std(t: std::time::Instant) -> Instant {
+        let origin = *STD_ORIGIN.get_or_init(|| t);
+        Instant(duration_to_nanos(t.saturating_duration_since(origin)))
+    }
+
+    /// Now, on the process-wide origin.
+    pub fn now() -> Instant {
+        Instant::from_std(std::time::Instant::now())
+    }
+
+    /// Back to a `std` instant (saturating far in the future where `std` cannot represent it).
+    pub fn to_std(self) -> std::time::Instant {
+        let origin = *STD_ORIGIN.get_or_init(std::time::Instant::now);
+        let far = Duration::from_secs(100 * 365 * 86_400);
+        origin
+            .checked_add(Duration::from_nanos(self.0))
+            .or_else(|| origin.checked_add(far))
+            .unwrap_or(origin)
+    }
+}
+
 impl Add<Duration> for Instant {
     type Output = Instant;
     fn add(self, d: Duration) -> Instant {

@@ -1,0 +1,322 @@
+//! Hooks and statistics shared by every driver: a driver hands each machine [`Event`] to
+//! [`Observer::observe`], so hooks, counters and `tracing` events are identical everywhere.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use std::vec::Vec;
+
+use crate::breaker::Transition;
+use crate::retry::{Attempt, Cause, Event, GiveUp, GiveUpReason};
+
+/// The call an event belongs to.
+#[derive(Clone, Copy, Debug)]
+pub struct CallInfo<'a> {
+    /// The request method.
+    pub method: &'a str,
+    /// The URL, with credentials already redacted.
+    pub url: &'a str,
+    /// The request id sent with every attempt of this call, if any.
+    pub request_id: Option<&'a str>,
+}
+
+/// Callbacks for what happens to calls. Every method has an empty default; they run on the
+/// calling thread (or task) and should be quick.
+pub trait Hooks: Send + Sync {
+    /// An attempt is about to be sent.
+    fn on_request(&self, call: &CallInfo<'_>, attempt: Attempt) {
+        let _ = (call, attempt);
+    }
+    /// An attempt failed and another will follow after `delay`.
+    fn on_retry(&self, call: &CallInfo<'_>, retry: &RetryInfo) {
+        let _ = (call, retry);
+    }
+    /// The call ended with a final response.
+    fn on_success(&self, call: &CallInfo<'_>, attempt: Attempt, status: u16) {
+        let _ = (call, attempt, status);
+    }
+    /// The call gave up.
+    fn on_failure(&self, call: &CallInfo<'_>, give_up: &GiveUp) {
+        let _ = (call, give_up);
+    }
+    /// The shared circuit breaker changed state during this call.
+    fn on_breaker(&self, call: &CallInfo<'_>, transition: Transition) {
+        let _ = (call, transition);
+    }
+}
+
+/// A scheduled retry, as hooks see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryInfo {
+    /// The attempt that failed.
+    pub after: Attempt,
+    /// How it failed.
+    pub cause: Cause,
+    /// The wait before the next attempt.
+    pub delay: Duration,
+    /// The `Retry-After` the server asked for, when it was honoured.
+    pub retry_after: Option<Duration>,
+}
+
+/// Why a retry happened, for [`Stats`] counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RetryReason {
+    /// 429 Too Many Requests.
+    TooManyRequests,
+    /// 408 Request Timeout.
+    RequestTimeout,
+    /// A 5xx status.
+    ServerError,
+    /// Another status a policy chose to retry.
+    OtherStatus,
+    /// A transport error before the request reached the server.
+    NotSent,
+    /// A transport error after the request may have reached the server.
+    Transport,
+    /// The attempt timed out.
+    Timeout,
+}
+
+impl RetryReason {
+    const ALL: [RetryReason; 7] = [
+        RetryReason::TooManyRequests,
+        RetryReason::RequestTimeout,
+        RetryReason::ServerError,
+        RetryReason::OtherStatus,
+        RetryReason::NotSent,
+        RetryReason::Transport,
+        RetryReason::Timeout,
+    ];
+
+    /// The reason for a retry after `cause`.
+    pub fn of(cause: Cause) -> RetryReason {
+        match cause {
+            Cause::Status(429) => RetryReason::TooManyRequests,
+            Cause::Status(408) => RetryReason::RequestTimeout,
+            Cause::Status(500..=599) => RetryReason::ServerError,
+            Cause::Status(_) => RetryReason::OtherStatus,
+            Cause::Error(crate::ErrorKind::Timeout) => RetryReason::Timeout,
+            Cause::Error(k) if !k.reached_server() => RetryReason::NotSent,
+            Cause::Error(_) => RetryReason::Transport,
+        }
+    }
+
+    fn index(self) -> usize {
+        RetryReason::ALL
+            .iter()
+            .position(|r| *r == self)
+            .unwrap_or(0)
+    }
+}
+
+impl fmt::Display for RetryReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RetryReason::TooManyRequests => "429",
+            RetryReason::RequestTimeout => "408",
+            RetryReason::ServerError => "5xx",
+            RetryReason::OtherStatus => "other status",
+            RetryReason::NotSent => "not sent",
+            RetryReason::Transport => "transport",
+            RetryReason::Timeout => "timeout",
+        })
+    }
+}
+
+/// Lock-free counters for one client, shared by all its calls.
+#[derive(Debug, Default)]
+pub struct Stats {
+    requests: AtomicU64,
+    attempts: AtomicU64,
+    retries: [AtomicU64; 7],
+    retry_after_honoured: AtomicU64,
+    successes: AtomicU64,
+    failures: AtomicU64,
+    breaker_rejections: AtomicU64,
+    budget_refusals: AtomicU64,
+    breaker_transitions: AtomicU64,
+    backoff_nanos: AtomicU64,
+}
+
+/// A copy of [`Stats`] at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Logical requests started.
+    pub requests: u64,
+    /// Attempts sent.
+    pub attempts: u64,
+    /// Retries scheduled, by reason.
+    pub retries: Vec<(RetryReason, u64)>,
+    /// Retries whose wait came from a server's `Retry-After`.
+    pub retry_after_honoured: u64,
+    /// Calls that ended with a final response.
+    pub successes: u64,
+    /// Calls that gave up (including breaker rejections and budget refusals).
+    pub failures: u64,
+    /// Calls the circuit breaker rejected.
+    pub breaker_rejections: u64,
+    /// Retries the budget refused.
+    pub budget_refusals: u64,
+    /// Breaker transitions seen by this client's calls.
+    pub breaker_transitions: u64,
+    /// Time scheduled in backoff sleeps.
+    pub backoff: Duration,
+}
+
+impl StatsSnapshot {
+    /// Retries of every reason.
+    pub fn total_retries(&self) -> u64 {
+        self.retries.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Retries for one reason.
+    pub fn retries_for(&self, reason: RetryReason) -> u64 {
+        self.retries
+            .iter()
+            .find(|(r, _)| *r == reason)
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
+impl Stats {
+    /// A copy of the counters.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        StatsSnapshot {
+            requests: load(&self.requests),
+            attempts: load(&self.attempts),
+            retries: RetryReason::ALL
+                .iter()
+                .map(|r| (*r, load(&self.retries[r.index()])))
+                .collect(),
+            retry_after_honoured: load(&self.retry_after_honoured),
+            successes: load(&self.successes),
+            failures: load(&self.failures),
+            breaker_rejections: load(&self.breaker_rejections),
+            budget_refusals: load(&self.budget_refusals),
+            breaker_transitions: load(&self.breaker_transitions),
+            backoff: Duration::from_nanos(load(&self.backoff_nanos)),
+        }
+    }
+}
+
+/// Turns a call's events into hook calls, counters and (feature `tracing`) `tracing` events.
+/// Drivers create one per call and pass it every event they poll.
+#[derive(Clone)]
+pub struct Observer {
+    hooks: Option<Arc<dyn Hooks>>,
+    stats: Arc<Stats>,
+}
+
+impl fmt::Debug for Observer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Observer")
+            .field("hooks", &self.hooks.is_some())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl Observer {
+    /// An observer that updates `stats` and calls `hooks`.
+    pub fn new(stats: Arc<Stats>, hooks: Option<Arc<dyn Hooks>>) -> Observer {
+        Observer { hooks, stats }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// A logical request starts (call once per call, before its first event).
+    pub fn call_started(&self) {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Handles one event of the call described by `call`.
+    pub fn observe(&self, call: &CallInfo<'_>, event: Event) {
+        let add = |a: &AtomicU64, n: u64| {
+            a.fetch_add(n, Ordering::Relaxed);
+        };
+        match event {
+            Event::AttemptStarted { attempt, .. } => {
+                add(&self.stats.attempts, 1);
+                #[cfg(feature = "tracing")]
+                tracing::debug!(
+                    method = call.method,
+                    url = call.url,
+                    request_id = call.request_id,
+                    attempt = attempt.number(),
+                    "resil: sending attempt"
+                );
+                if let Some(h) = &self.hooks {
+                    h.on_request(call, attempt);
+                }
+            }
+            Event::RetryScheduled {
+                after,
+                cause,
+                delay,
+                retry_after,
+            } => {
+                add(&self.stats.retries[RetryReason::of(cause).index()], 1);
+                add(
+                    &self.stats.backoff_nanos,
+                    u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX),
+                );
+                if retry_after.is_some() {
+                    add(&self.stats.retry_after_honoured, 1);
+                }
+                #[cfg(feature = "tracing")]
+                tracing::info!(method = call.method, url = call.url, request_id = call.request_id, attempt = after.number(), cause = %cause, delay_ms = delay.as_millis() as u64, retry_after = retry_after.is_some(), "resil: retry scheduled");
+                if let Some(h) = &self.hooks {
+                    let info = RetryInfo {
+                        after,
+                        cause,
+                        delay,
+                        retry_after,
+                    };
+                    h.on_retry(call, &info);
+                }
+            }
+            Event::Completed { attempt, status } => {
+                add(&self.stats.successes, 1);
+                #[cfg(feature = "tracing")]
+                tracing::debug!(
+                    method = call.method,
+                    url = call.url,
+                    request_id = call.request_id,
+                    attempt = attempt.number(),
+                    status,
+                    "resil: completed"
+                );
+                if let Some(h) = &self.hooks {
+                    h.on_success(call, attempt, status);
+                }
+            }
+            Event::GaveUp(give_up) => {
+                add(&self.stats.failures, 1);
+                match give_up.reason {
+                    GiveUpReason::CircuitOpen { .. } => add(&self.stats.breaker_rejections, 1),
+                    GiveUpReason::BudgetExhausted => add(&self.stats.budget_refusals, 1),
+                    _ => {}
+                }
+                #[cfg(feature = "tracing")]
+                tracing::warn!(method = call.method, url = call.url, request_id = call.request_id, attempts = give_up.attempts, reason = %give_up.reason, "resil: gave up");
+                if let Some(h) = &self.hooks {
+                    h.on_failure(call, &give_up);
+                }
+            }
+            Event::Breaker(transition) => {
+                add(&self.stats.breaker_transitions, 1);
+                #[cfg(feature = "tracing")]
+                tracing::warn!(url = call.url, from = %transition.from, to = %transition.to, "resil: circuit breaker transition");
+                if let Some(h) = &self.hooks {
+                    h.on_breaker(call, transition);
+                }
+            }
+        }
+    }
+}
