@@ -180,6 +180,11 @@ pub fn redact_url(uri: &Uri) -> String {
     redact_str(&uri.to_string())
 }
 
+/// Like [`redact_url`] for a URL that may not even parse (for error messages).
+pub fn redact_url_str(url: &str) -> String {
+    redact_str(url)
+}
+
 fn redact_str(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         return url.to_string();

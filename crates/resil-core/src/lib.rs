@@ -146,8 +146,8 @@ pub use budget::RetryBudget;
 pub use env::{EnvConfig, EnvError, parse_duration};
 #[cfg(feature = "http")]
 pub use http_glue::{
-    UrlError, is_sensitive_header, join_url, merge_default_headers, redact_url, redacted_headers,
-    request_info, response_head,
+    UrlError, is_sensitive_header, join_url, merge_default_headers, redact_url, redact_url_str,
+    redacted_headers, request_info, response_head,
 };
 #[cfg(feature = "std")]
 pub use observe::{CallInfo, Hooks, Observer, RetryInfo, RetryReason, Stats, StatsSnapshot};

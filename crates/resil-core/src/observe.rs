@@ -46,6 +46,25 @@ pub trait Hooks: Send + Sync {
     }
 }
 
+/// Shared hooks: keep an `Arc` to read what they recorded.
+impl<H: Hooks + ?Sized> Hooks for Arc<H> {
+    fn on_request(&self, call: &CallInfo<'_>, attempt: Attempt) {
+        (**self).on_request(call, attempt);
+    }
+    fn on_retry(&self, call: &CallInfo<'_>, retry: &RetryInfo) {
+        (**self).on_retry(call, retry);
+    }
+    fn on_success(&self, call: &CallInfo<'_>, attempt: Attempt, status: u16) {
+        (**self).on_success(call, attempt, status);
+    }
+    fn on_failure(&self, call: &CallInfo<'_>, give_up: &GiveUp) {
+        (**self).on_failure(call, give_up);
+    }
+    fn on_breaker(&self, call: &CallInfo<'_>, transition: Transition) {
+        (**self).on_breaker(call, transition);
+    }
+}
+
 /// A scheduled retry, as hooks see it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryInfo {

@@ -535,6 +535,32 @@ impl RetryPolicy {
         Duration::from_nanos(self.total_timeout)
     }
 
+    /// This policy with other time limits and attempt count, validated like the builder does
+    /// (`None` means unbounded). Drivers use it for per-client and per-request overrides.
+    pub fn with_limits(
+        &self,
+        total_timeout: Option<Duration>,
+        attempt_timeout: Option<Duration>,
+        max_attempts: u32,
+    ) -> Result<RetryPolicy, PolicyError> {
+        if max_attempts == 0 {
+            return Err(PolicyError::new("max_attempts", "must be at least 1"));
+        }
+        if attempt_timeout == Some(Duration::ZERO) {
+            return Err(PolicyError::new("attempt_timeout", "must not be zero"));
+        }
+        if total_timeout == Some(Duration::ZERO) {
+            return Err(PolicyError::new("total_timeout", "must not be zero"));
+        }
+        let nanos_or_max = |d: Option<Duration>| d.map_or(u64::MAX, duration_to_nanos);
+        Ok(RetryPolicy {
+            max_attempts,
+            total_timeout: nanos_or_max(total_timeout),
+            attempt_timeout: nanos_or_max(attempt_timeout),
+            ..self.clone()
+        })
+    }
+
     /// Whether the circuit breaker should count this outcome as a failure: transport errors
     /// always, responses when their status is in the failure set (by default 408, 429, 5xx;
     /// other 4xx are the caller's fault, not the backend's).

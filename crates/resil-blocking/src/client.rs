@@ -1,0 +1,724 @@
+//! The client: configuration, and the loop that drives resil-core's retry machine with real
+//! sockets and `std::thread::sleep`. No policy lives here.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Uri};
+use resil_core::{
+    Action, CallInfo, CircuitBreaker, EnvConfig, Hooks, Input, Instant, Observer, RetryBudget,
+    RetryMachine, RetryPolicy, Stats, StatsSnapshot, UnixTime,
+};
+
+use crate::error::{Error, ErrorKind};
+use crate::request::RequestBuilder;
+use crate::transport::{BlockingTransport, RequestBody, UreqSettings, UreqTransport};
+use crate::{AuthProvider, Response};
+
+/// Bytes read from a discarded response before its connection is given up.
+const DRAIN_LIMIT: u64 = 64 * 1024;
+/// Default response body limit.
+const DEFAULT_BODY_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// A resilient blocking HTTP client. Cheap to clone (clones share the connection pool,
+/// breaker, budget and statistics); `Send + Sync`.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    transport: Arc<dyn BlockingTransport>,
+    clock: Arc<dyn Clock>,
+    policy: RetryPolicy,
+    breaker: Option<Arc<Mutex<CircuitBreaker>>>,
+    budget: Option<Arc<Mutex<RetryBudget>>>,
+    base_url: Option<Uri>,
+    default_headers: HeaderMap,
+    auth: Option<Arc<dyn AuthProvider>>,
+    request_id_header: Option<HeaderName>,
+    body_limit: u64,
+    stats: Arc<Stats>,
+    hooks: Option<Arc<dyn Hooks>>,
+    seed: u64,
+    calls: AtomicU64,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("policy", &self.inner.policy)
+            .field("base_url", &self.inner.base_url)
+            .field("breaker", &self.inner.breaker.is_some())
+            .field("budget", &self.inner.budget.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client::new()
+    }
+}
+
+impl Client {
+    /// A client with the default policy (see [`RetryPolicy`]), a breaker of its own, the
+    /// default retry budget and the ureq transport.
+    pub fn new() -> Client {
+        match ClientBuilder::default().build() {
+            Ok(client) => client,
+            // The defaults have nothing to validate that can fail.
+            Err(e) => unreachable!("default client configuration is invalid: {e}"),
+        }
+    }
+
+    /// A builder with the defaults.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// A GET request to `url` (absolute, or relative to the base URL).
+    pub fn get(&self, url: &str) -> RequestBuilder {
+        self.request(Method::GET, url)
+    }
+
+    /// A POST request.
+    pub fn post(&self, url: &str) -> RequestBuilder {
+        self.request(Method::POST, url)
+    }
+
+    /// A PUT request.
+    pub fn put(&self, url: &str) -> RequestBuilder {
+        self.request(Method::PUT, url)
+    }
+
+    /// A PATCH request.
+    pub fn patch(&self, url: &str) -> RequestBuilder {
+        self.request(Method::PATCH, url)
+    }
+
+    /// A DELETE request.
+    pub fn delete(&self, url: &str) -> RequestBuilder {
+        self.request(Method::DELETE, url)
+    }
+
+    /// A HEAD request.
+    pub fn head(&self, url: &str) -> RequestBuilder {
+        self.request(Method::HEAD, url)
+    }
+
+    /// An OPTIONS request.
+    pub fn options(&self, url: &str) -> RequestBuilder {
+        self.request(Method::OPTIONS, url)
+    }
+
+    /// A request with any method.
+    pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
+        RequestBuilder::new(self.clone(), method, url)
+    }
+
+    /// Sends an `http::Request`. A [`RetryPolicy`] in its extensions overrides the client's
+    /// for this call.
+    pub fn execute(
+        &self,
+        request: http::Request<impl Into<RequestBody>>,
+    ) -> Result<Response, Error> {
+        let (mut parts, body) = request.into_parts();
+        let policy = parts.extensions.remove::<RetryPolicy>();
+        self.send_parts(parts, body.into(), policy)
+    }
+
+    /// Counters for every call made through this client and its clones.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.inner.stats.snapshot()
+    }
+
+    /// The client's retry policy.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.inner.policy
+    }
+
+    /// The circuit breaker, if the client has one.
+    pub fn breaker(&self) -> Option<&Arc<Mutex<CircuitBreaker>>> {
+        self.inner.breaker.as_ref()
+    }
+
+    pub(crate) fn resolve_url(&self, method: &Method, url: &str) -> Result<Uri, Error> {
+        resil_core::join_url(self.inner.base_url.as_ref(), url).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidUrl,
+                method.as_str(),
+                &resil_core::redact_url_str(url),
+            )
+            .with_source(e)
+        })
+    }
+
+    /// The call: one retry machine, driven with real IO and real sleeps.
+    pub(crate) fn send_parts(
+        &self,
+        mut parts: http::request::Parts,
+        mut body: RequestBody,
+        policy: Option<RetryPolicy>,
+    ) -> Result<Response, Error> {
+        let inner = &*self.inner;
+        let method = parts.method.to_string();
+        let url = resil_core::redact_url(&parts.uri);
+        resil_core::merge_default_headers(&mut parts.headers, &inner.default_headers);
+        let request_id = self.request_id(&mut parts.headers);
+        let call = CallInfo {
+            method: &method,
+            url: &url,
+            request_id: request_id.as_deref(),
+        };
+        let observer = Observer::new(inner.stats.clone(), inner.hooks.clone());
+        observer.call_started();
+
+        let policy = policy.as_ref().unwrap_or(&inner.policy);
+        let info = resil_core::request_info(&parts.method, &parts.headers, body.is_replayable());
+        let seed = self.next_seed();
+        let clock = &*inner.clock;
+        let mut machine = RetryMachine::new(policy, info, clock.now(), seed);
+        if let Some(b) = &inner.breaker {
+            machine = machine.with_breaker(&**b);
+        }
+        if let Some(b) = &inner.budget {
+            machine = machine.with_budget(&**b);
+        }
+
+        let mut last_response: Option<Response> = None;
+        let mut last_error: Option<crate::transport::TransportError> = None;
+        loop {
+            let action = machine.poll_action();
+            while let Some(event) = machine.poll_event() {
+                observer.observe(&call, event);
+            }
+            match action {
+                Action::Send { attempt, deadline } => {
+                    if let Some(mut old) = last_response.take() {
+                        old.body_mut().drain(DRAIN_LIMIT);
+                    }
+                    let outcome = self.attempt(&parts, &mut body, deadline);
+                    let now = clock.now();
+                    match outcome {
+                        Ok(response) => {
+                            let head = resil_core::response_head(
+                                response.status(),
+                                response.headers(),
+                                Some(clock.wall()),
+                            );
+                            machine.handle_input(now, Input::Response { attempt, head });
+                            last_response = Some(response);
+                            last_error = None;
+                        }
+                        Err(AttemptError::Transport(e)) => {
+                            machine.handle_input(
+                                now,
+                                Input::Error {
+                                    attempt,
+                                    kind: e.kind(),
+                                },
+                            );
+                            last_error = Some(e);
+                        }
+                        Err(AttemptError::Fatal(e)) => return Err(e),
+                    }
+                }
+                Action::Sleep { until } => {
+                    let left = until.saturating_duration_since(clock.now());
+                    // A zero wait is never slept (the machine does not even ask for one).
+                    if !left.is_zero() {
+                        clock.sleep(left);
+                    }
+                    machine.handle_input(clock.now(), Input::Timer);
+                }
+                Action::Done { .. } => {
+                    while let Some(event) = machine.poll_event() {
+                        observer.observe(&call, event);
+                    }
+                    let mut response = last_response.ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Transport(resil_core::ErrorKind::Other),
+                            &method,
+                            &url,
+                        )
+                    })?;
+                    response.body_mut().set_limit(inner.body_limit);
+                    response
+                        .extensions_mut()
+                        .insert(crate::response::CallContext::new(&method, &url));
+                    return Ok(response);
+                }
+                Action::Fail(give_up) => {
+                    while let Some(event) = machine.poll_event() {
+                        observer.observe(&call, event);
+                    }
+                    let mut error = Error::gave_up(give_up, &method, &url);
+                    if let Some(e) = last_error {
+                        error = error.with_source(e);
+                    }
+                    if give_up.has_response() {
+                        if let Some(r) = last_response.as_mut() {
+                            r.body_mut().set_limit(inner.body_limit);
+                        }
+                        error = error.with_response(last_response);
+                    }
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// One attempt, including the single token refresh after a 401.
+    fn attempt(
+        &self,
+        parts: &http::request::Parts,
+        body: &mut RequestBody,
+        deadline: Instant,
+    ) -> Result<Response, AttemptError> {
+        let inner = &*self.inner;
+        let mut refreshed = false;
+        loop {
+            let mut request = http::Request::new(body.take_for_attempt());
+            *request.method_mut() = parts.method.clone();
+            *request.uri_mut() = parts.uri.clone();
+            *request.version_mut() = parts.version;
+            *request.headers_mut() = parts.headers.clone();
+            if let Some(auth) = &inner.auth {
+                auth.authorize(request.headers_mut()).map_err(|e| {
+                    AttemptError::Fatal(
+                        Error::new(
+                            ErrorKind::Auth,
+                            parts.method.as_str(),
+                            &resil_core::redact_url(&parts.uri),
+                        )
+                        .with_source(e),
+                    )
+                })?;
+            }
+            let timeout = deadline.saturating_duration_since(inner.clock.now());
+            let mut response = inner
+                .transport
+                .send(request, timeout.max(Duration::from_millis(1)))
+                .map_err(AttemptError::Transport)?;
+            let unauthorized = response.status() == http::StatusCode::UNAUTHORIZED;
+            if unauthorized && !refreshed && body.is_replayable() {
+                if let Some(auth) = &inner.auth {
+                    refreshed = true;
+                    if auth.refresh().is_ok() {
+                        response.body_mut().drain(DRAIN_LIMIT);
+                        continue;
+                    }
+                }
+            }
+            return Ok(response);
+        }
+    }
+
+    /// The request id: the caller's if the request has one, otherwise a fresh random one; the
+    /// same on every attempt of the call.
+    fn request_id(&self, headers: &mut HeaderMap) -> Option<String> {
+        let name = self.inner.request_id_header.as_ref()?;
+        if let Some(existing) = headers.get(name) {
+            return existing.to_str().ok().map(str::to_owned);
+        }
+        let a = splitmix(self.next_seed());
+        let b = splitmix(a);
+        let id = format!("{a:016x}{b:016x}");
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            headers.insert(name.clone(), value);
+        }
+        Some(id)
+    }
+
+    /// A fresh per-call seed: the client's seed mixed with a call counter, so calls never
+    /// share jitter and a seeded client replays the same sequence.
+    fn next_seed(&self) -> u64 {
+        let n = self.inner.calls.fetch_add(1, Ordering::Relaxed);
+        splitmix(self.inner.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+}
+
+/// Where the client reads time and how it waits: the system clock in production, a manual
+/// one in tests (so backoff and `Retry-After` waits take no real time).
+pub trait Clock: Send + Sync {
+    /// Monotonic now; clients that share a breaker must share a clock.
+    fn now(&self) -> Instant;
+    /// Wall-clock time, for HTTP-date `Retry-After`.
+    fn wall(&self) -> UnixTime;
+    /// Blocks for `d`.
+    fn sleep(&self, d: Duration);
+}
+
+/// The real clock: [`Instant::now`] on the process-wide origin, `SystemTime`, `thread::sleep`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+    fn wall(&self) -> UnixTime {
+        UnixTime::now()
+    }
+    fn sleep(&self, d: Duration) {
+        std::thread::sleep(d);
+    }
+}
+
+enum AttemptError {
+    /// Feed to the machine.
+    Transport(crate::transport::TransportError),
+    /// Stop the call: not a transport failure.
+    Fatal(Error),
+}
+
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Configures a [`Client`]; every setting is checked in [`build`](ClientBuilder::build).
+pub struct ClientBuilder {
+    transport: Option<Arc<dyn BlockingTransport>>,
+    ureq: UreqSettings,
+    policy: Option<RetryPolicy>,
+    total_timeout: Option<Option<Duration>>,
+    attempt_timeout: Option<Option<Duration>>,
+    max_retries: Option<u32>,
+    breaker: BreakerChoice,
+    budget: Option<Arc<Mutex<RetryBudget>>>,
+    base_url: Option<String>,
+    default_headers: HeaderMap,
+    header_error: Option<String>,
+    auth: Option<Arc<dyn AuthProvider>>,
+    request_id_header: Option<HeaderName>,
+    body_limit: u64,
+    hooks: Option<Arc<dyn Hooks>>,
+    seed: Option<u64>,
+    env_error: Option<resil_core::EnvError>,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+enum BreakerChoice {
+    Own,
+    Shared(Arc<Mutex<CircuitBreaker>>),
+    None,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("ureq", &self.ureq)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            transport: None,
+            ureq: UreqSettings::default(),
+            policy: None,
+            total_timeout: None,
+            attempt_timeout: None,
+            max_retries: None,
+            breaker: BreakerChoice::Own,
+            budget: Some(Arc::new(Mutex::new(RetryBudget::default()))),
+            base_url: None,
+            default_headers: HeaderMap::new(),
+            header_error: None,
+            auth: None,
+            request_id_header: Some(HeaderName::from_static("x-request-id")),
+            body_limit: DEFAULT_BODY_LIMIT,
+            hooks: None,
+            seed: None,
+            env_error: None,
+            clock: None,
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// The retry policy (default: [`RetryPolicy::default`]).
+    pub fn policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Overrides the policy's total deadline per call.
+    pub fn timeout(mut self, total: Duration) -> Self {
+        self.total_timeout = Some(Some(total));
+        self
+    }
+
+    /// Overrides the policy's per-attempt timeout.
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = Some(Some(timeout));
+        self
+    }
+
+    /// Overrides the policy's retries after the first attempt.
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = Some(retries);
+        self
+    }
+
+    /// Connect timeout of the default transport.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.ureq.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Longest wait for one socket read (default transport).
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.ureq.read_timeout = Some(timeout);
+        self
+    }
+
+    /// Longest wait for one socket write (default transport).
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.ureq.write_timeout = Some(timeout);
+        self
+    }
+
+    /// Pool size of the default transport: idle connections in total, per host, and how long
+    /// one is kept.
+    pub fn pool(
+        mut self,
+        max_idle: usize,
+        max_idle_per_host: usize,
+        idle_timeout: Duration,
+    ) -> Self {
+        self.ureq.max_idle_connections = max_idle;
+        self.ureq.max_idle_connections_per_host = max_idle_per_host;
+        self.ureq.max_idle_age = idle_timeout;
+        self
+    }
+
+    /// Redirects followed by the default transport (0: return 3xx responses).
+    pub fn max_redirects(mut self, n: u32) -> Self {
+        self.ureq.max_redirects = n;
+        self
+    }
+
+    /// A transport of your own instead of ureq.
+    pub fn transport(mut self, transport: impl BlockingTransport + 'static) -> Self {
+        self.transport = Some(Arc::new(transport));
+        self
+    }
+
+    /// Shares a circuit breaker with other clients that call the same backend.
+    pub fn breaker(mut self, breaker: Arc<Mutex<CircuitBreaker>>) -> Self {
+        self.breaker = BreakerChoice::Shared(breaker);
+        self
+    }
+
+    /// No circuit breaker.
+    pub fn no_breaker(mut self) -> Self {
+        self.breaker = BreakerChoice::None;
+        self
+    }
+
+    /// Shares a retry budget (default: one of the client's own, 20 % + 10/s).
+    pub fn budget(mut self, budget: Arc<Mutex<RetryBudget>>) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// No retry budget.
+    pub fn no_budget(mut self) -> Self {
+        self.budget = None;
+        self
+    }
+
+    /// Relative request URLs are appended to this one.
+    pub fn base_url(mut self, url: &str) -> Self {
+        self.base_url = Some(url.to_owned());
+        self
+    }
+
+    /// A header sent on every request that does not set it itself.
+    pub fn default_header(mut self, name: &str, value: &str) -> Self {
+        match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            (Ok(n), Ok(v)) => {
+                self.default_headers.append(n, v);
+            }
+            _ => {
+                self.header_error
+                    .get_or_insert(format!("default header {name:?}"));
+            }
+        }
+        self
+    }
+
+    /// Adds credentials to every attempt; on a 401 refreshes them once and retries once.
+    pub fn auth(mut self, provider: impl AuthProvider + 'static) -> Self {
+        self.auth = Some(Arc::new(provider));
+        self
+    }
+
+    /// The request-id header (default `x-request-id`): forwarded if the request has one,
+    /// generated otherwise, identical on every attempt. `None` turns it off.
+    pub fn request_id_header(mut self, name: Option<&'static str>) -> Self {
+        self.request_id_header = name.map(HeaderName::from_static);
+        self
+    }
+
+    /// Largest response body read (default 64 MiB); reading more fails.
+    pub fn body_limit(mut self, bytes: u64) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Callbacks for attempts, retries, outcomes and breaker transitions.
+    pub fn hooks(mut self, hooks: impl Hooks + 'static) -> Self {
+        self.hooks = Some(Arc::new(hooks));
+        self
+    }
+
+    /// The clock for deadlines, backoff sleeps and the breaker (default: the system clock).
+    /// Socket timeouts inside the transport stay on real time.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Seeds the jitter and request ids, for reproducible runs (default: from the clock).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Applies `RESIL_*` environment variables (see [`EnvConfig`]) over what is set so far;
+    /// an invalid value makes [`build`](Self::build) fail naming the variable.
+    pub fn from_env(self) -> Self {
+        match EnvConfig::from_env() {
+            Ok(env) => self.apply_env(env),
+            Err(e) => ClientBuilder {
+                env_error: Some(e),
+                ..self
+            },
+        }
+    }
+
+    /// Applies settings read elsewhere (see [`from_env`](Self::from_env)).
+    pub fn apply_env(mut self, env: EnvConfig) -> Self {
+        if let Some(d) = env.total_timeout {
+            self.total_timeout = Some(Some(d));
+        }
+        if let Some(d) = env.attempt_timeout {
+            self.attempt_timeout = Some(Some(d));
+        }
+        if let Some(d) = env.connect_timeout {
+            self.ureq.connect_timeout = Some(d);
+        }
+        if let Some(n) = env.max_retries {
+            self.max_retries = Some(n);
+        }
+        if let Some(url) = env.base_url {
+            self.base_url = Some(url);
+        }
+        self
+    }
+
+    /// Validates everything and builds the client.
+    pub fn build(self) -> Result<Client, Error> {
+        let invalid =
+            |what: String| Error::new(ErrorKind::InvalidConfig, "-", "-").with_source(what);
+        if let Some(e) = self.env_error {
+            return Err(Error::new(ErrorKind::InvalidConfig, "-", "-").with_source(e));
+        }
+        if let Some(h) = self.header_error {
+            return Err(invalid(format!("{h} is not a valid header")));
+        }
+        let base_url = match &self.base_url {
+            None => None,
+            Some(url) => {
+                let uri: Uri = url
+                    .parse()
+                    .map_err(|e| invalid(format!("base URL {url:?}: {e}")))?;
+                // Validate scheme and host now, not on the first request.
+                resil_core::join_url(Some(&uri), "")
+                    .map_err(|e| Error::new(ErrorKind::InvalidUrl, "-", "-").with_source(e))?;
+                Some(uri)
+            }
+        };
+        let policy = self.policy.unwrap_or_default();
+        let policy = if self.total_timeout.is_some()
+            || self.attempt_timeout.is_some()
+            || self.max_retries.is_some()
+        {
+            rebuild_policy(
+                &policy,
+                self.total_timeout,
+                self.attempt_timeout,
+                self.max_retries,
+            )
+            .map_err(|e| Error::new(ErrorKind::InvalidConfig, "-", "-").with_source(e))?
+        } else {
+            policy
+        };
+        let breaker = match self.breaker {
+            BreakerChoice::Own => Some(Arc::new(Mutex::new(
+                CircuitBreaker::builder()
+                    .build()
+                    .map_err(|e| Error::new(ErrorKind::InvalidConfig, "-", "-").with_source(e))?,
+            ))),
+            BreakerChoice::Shared(b) => Some(b),
+            BreakerChoice::None => None,
+        };
+        let transport = match self.transport {
+            Some(t) => t,
+            None => Arc::new(UreqTransport::new(&self.ureq)),
+        };
+        let seed = self.seed.unwrap_or_else(|| {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            splitmix(t ^ u64::from(std::process::id()))
+        });
+        Ok(Client {
+            inner: Arc::new(Inner {
+                transport,
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                policy,
+                breaker,
+                budget: self.budget,
+                base_url,
+                default_headers: self.default_headers,
+                auth: self.auth,
+                request_id_header: self.request_id_header,
+                body_limit: self.body_limit,
+                stats: Arc::new(Stats::default()),
+                hooks: self.hooks,
+                seed,
+                calls: AtomicU64::new(0),
+            }),
+        })
+    }
+}
+
+/// The policy with the builder's time and retry overrides applied, validated again.
+fn rebuild_policy(
+    base: &RetryPolicy,
+    total: Option<Option<Duration>>,
+    attempt: Option<Option<Duration>>,
+    retries: Option<u32>,
+) -> Result<RetryPolicy, resil_core::PolicyError> {
+    base.with_limits(
+        total.unwrap_or(unbounded(base.total_timeout())),
+        attempt.unwrap_or(unbounded(base.attempt_timeout())),
+        retries.map_or(base.max_attempts(), |r| r.saturating_add(1)),
+    )
+}
+
+fn unbounded(d: Duration) -> Option<Duration> {
+    (d != Duration::from_nanos(u64::MAX)).then_some(d)
+}

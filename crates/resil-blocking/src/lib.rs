@@ -1,0 +1,115 @@
+//! # resil-blocking
+//!
+//! A blocking HTTP client that survives a flaky world: retries with exponential backoff and
+//! jitter (only when replaying is safe), `Retry-After` honoured but bounded, per-attempt
+//! timeouts and a total deadline, a circuit breaker, a retry budget, hooks and statistics.
+//! Every decision is made by [`resil_core`]'s state machine; this crate only does IO (over
+//! [ureq](https://docs.rs/ureq) 3 by default) and sleeps.
+//!
+//! ```no_run
+//! use resil_blocking::{Client, ResponseExt};
+//!
+//! let client = Client::builder().base_url("http://127.0.0.1:8080/api").build()?;
+//! let body = client
+//!     .get("/users")
+//!     .query(&[("page", "2")])
+//!     .send()? // retried on 408/429/5xx and transport errors, Retry-After honoured
+//!     .error_for_status()?
+//!     .text()?;
+//! println!("{body}");
+//! # Ok::<(), resil_blocking::Error>(())
+//! ```
+//!
+//! ## What a call does
+//!
+//! 1. Joins the URL to the base URL, adds default headers and an `x-request-id` (forwarded if
+//!    the request has one; the same on every attempt).
+//! 2. Asks the circuit breaker; an open breaker fails at once, without a connection.
+//! 3. Sends the attempt with credentials from the [`AuthProvider`]; a 401 refreshes them once
+//!    and resends once.
+//! 4. Feeds the response or error to the retry machine and does what it says: return the
+//!    response, sleep and resend, or fail with an [`Error`] that carries the last response.
+//!
+//! POST and PATCH are retried only when the request never reached the server, carries an
+//! `Idempotency-Key`, or the policy opts in. Bodies given as bytes are replayed on every
+//! attempt; a [`body_reader`](RequestBuilder::body_reader) stream is never retried after it
+//! was sent.
+//!
+//! ## Timeouts
+//!
+//! The per-attempt timeout covers the whole exchange, reading the body included (as with
+//! reqwest's `timeout`); the total deadline covers attempts and sleeps. Sleeps use
+//! `std::thread::sleep` (typically accurate to well under a millisecond on Linux); a wait of
+//! zero is never slept.
+//!
+//! ## Features
+//!
+//! - `rustls` (default): HTTPS through ureq's rustls.
+//! - `json`: [`RequestBuilder::json`] and [`ResponseExt::json`] with serde.
+//! - `tracing`: `tracing` events for every attempt, retry, outcome and breaker transition.
+//!
+//! Environment variables (`RESIL_TIMEOUT`, `RESIL_ATTEMPT_TIMEOUT`, `RESIL_CONNECT_TIMEOUT`,
+//! `RESIL_MAX_RETRIES`, `RESIL_BASE_URL`) apply only through [`ClientBuilder::from_env`].
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod auth;
+mod client;
+mod error;
+mod request;
+mod response;
+mod transport;
+
+use std::sync::OnceLock;
+
+pub use auth::{AuthError, AuthProvider, BearerToken};
+pub use client::{Client, ClientBuilder, Clock, SystemClock};
+pub use error::{Error, ErrorKind};
+pub use request::RequestBuilder;
+pub use response::ResponseExt;
+pub use transport::{
+    BlockingTransport, Body, RequestBody, TransportError, UreqSettings, UreqTransport,
+};
+
+pub use resil_core::{
+    Backoff, CircuitBreaker, Hooks, Jitter, RetryBudget, RetryPolicy, StatsSnapshot,
+};
+
+/// A response: an `http::Response` whose body streams with a size limit.
+pub type Response = http::Response<Body>;
+
+fn default_client() -> &'static Client {
+    static CLIENT: OnceLock<Client> = OnceLock::new();
+    CLIENT.get_or_init(Client::new)
+}
+
+/// A GET through a shared default client.
+pub fn get(url: &str) -> RequestBuilder {
+    default_client().get(url)
+}
+
+/// A POST through a shared default client.
+pub fn post(url: &str) -> RequestBuilder {
+    default_client().post(url)
+}
+
+/// A PUT through a shared default client.
+pub fn put(url: &str) -> RequestBuilder {
+    default_client().put(url)
+}
+
+/// A PATCH through a shared default client.
+pub fn patch(url: &str) -> RequestBuilder {
+    default_client().patch(url)
+}
+
+/// A DELETE through a shared default client.
+pub fn delete(url: &str) -> RequestBuilder {
+    default_client().delete(url)
+}
+
+/// A HEAD through a shared default client.
+pub fn head(url: &str) -> RequestBuilder {
+    default_client().head(url)
+}

@@ -1,0 +1,357 @@
+//! The pluggable transport: one HTTP exchange, no retries, no policy.
+
+use std::fmt;
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use resil_core::ErrorKind;
+
+/// A request body. Bytes can be sent again on a retry; a reader cannot, so a request with one
+/// is never retried once it was sent.
+pub enum RequestBody {
+    /// No body.
+    Empty,
+    /// Buffered bytes (cheap to clone for every attempt).
+    Bytes(Bytes),
+    /// A stream, read once.
+    Reader(Box<dyn Read + Send>),
+}
+
+impl RequestBody {
+    /// Whether the body can be sent more than once.
+    pub fn is_replayable(&self) -> bool {
+        !matches!(self, RequestBody::Reader(_))
+    }
+
+    /// A copy for one attempt; a reader is moved out (it can only be sent once).
+    pub(crate) fn take_for_attempt(&mut self) -> RequestBody {
+        match self {
+            RequestBody::Empty => RequestBody::Empty,
+            RequestBody::Bytes(b) => RequestBody::Bytes(b.clone()),
+            RequestBody::Reader(_) => std::mem::replace(self, RequestBody::Empty),
+        }
+    }
+}
+
+impl fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RequestBody::Empty => f.write_str("Empty"),
+            RequestBody::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            RequestBody::Reader(_) => f.write_str("Reader"),
+        }
+    }
+}
+
+impl From<Bytes> for RequestBody {
+    fn from(b: Bytes) -> Self {
+        RequestBody::Bytes(b)
+    }
+}
+
+impl From<Vec<u8>> for RequestBody {
+    fn from(b: Vec<u8>) -> Self {
+        RequestBody::Bytes(b.into())
+    }
+}
+
+impl From<String> for RequestBody {
+    fn from(s: String) -> Self {
+        RequestBody::Bytes(s.into())
+    }
+}
+
+impl From<&'static str> for RequestBody {
+    fn from(s: &'static str) -> Self {
+        RequestBody::Bytes(Bytes::from_static(s.as_bytes()))
+    }
+}
+
+impl From<()> for RequestBody {
+    fn from(_: ()) -> Self {
+        RequestBody::Empty
+    }
+}
+
+/// A response body: a stream with a size limit. Reading past the limit fails instead of
+/// filling memory; a body cut short by the server fails instead of looking complete.
+pub struct Body {
+    reader: Box<dyn Read + Send>,
+    limit: u64,
+    read: u64,
+}
+
+impl Body {
+    /// A body read from `reader`, failing after `limit` bytes.
+    pub fn new(reader: impl Read + Send + 'static, limit: u64) -> Body {
+        Body {
+            reader: Box::new(reader),
+            limit,
+            read: 0,
+        }
+    }
+
+    /// An empty body.
+    pub fn empty() -> Body {
+        Body::new(io::empty(), 0)
+    }
+
+    /// The limit in bytes.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    pub(crate) fn set_limit(&mut self, limit: u64) {
+        self.limit = limit;
+    }
+
+    /// Reads and discards up to `max` bytes so the connection can be reused; stops quietly at
+    /// an error or at the limit.
+    pub(crate) fn drain(&mut self, max: u64) {
+        let _ = io::copy(&mut (&mut self.reader).take(max), &mut io::sink());
+    }
+}
+
+impl Read for Body {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.read > self.limit {
+            return Err(too_large(self.limit));
+        }
+        // Ask for one byte more than the limit allows, to tell "exactly at the limit" from
+        // "over it".
+        let room = usize::try_from(self.limit - self.read + 1).unwrap_or(usize::MAX);
+        let want = buf.len().min(room);
+        let n = self.reader.read(&mut buf[..want])?;
+        self.read += n as u64;
+        if self.read > self.limit {
+            return Err(too_large(self.limit));
+        }
+        Ok(n)
+    }
+}
+
+fn too_large(limit: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("response body exceeds the {limit}-byte limit"),
+    )
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Body")
+            .field("limit", &self.limit)
+            .field("read", &self.read)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a transport could not complete an exchange; `kind` tells the retry machine whether
+/// the request may have reached the server.
+#[derive(Debug)]
+pub struct TransportError {
+    kind: ErrorKind,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl TransportError {
+    /// An error of `kind` caused by `source`.
+    pub fn new(
+        kind: ErrorKind,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        TransportError {
+            kind,
+            source: source.into(),
+        }
+    }
+
+    /// What kind of failure, as the retry policy sees it.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.source)
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// One HTTP exchange without retries: bring your own client by implementing this.
+///
+/// `timeout` is what is left of the attempt: the transport must give up (with
+/// [`ErrorKind::Timeout`], or [`ErrorKind::ConnectTimeout`] while connecting) once it has
+/// passed. Error statuses must come back as responses, not errors, so `Retry-After` is not lost.
+pub trait BlockingTransport: Send + Sync {
+    /// Sends `request` and returns the response head with its body still to be read.
+    fn send(
+        &self,
+        request: http::Request<RequestBody>,
+        timeout: Duration,
+    ) -> Result<http::Response<Body>, TransportError>;
+}
+
+impl<T: BlockingTransport + ?Sized> BlockingTransport for Arc<T> {
+    fn send(
+        &self,
+        request: http::Request<RequestBody>,
+        timeout: Duration,
+    ) -> Result<http::Response<Body>, TransportError> {
+        (**self).send(request, timeout)
+    }
+}
+
+/// Settings of the default ureq transport.
+#[derive(Clone, Debug)]
+pub struct UreqSettings {
+    /// Connect timeout (TCP and TLS).
+    pub connect_timeout: Option<Duration>,
+    /// Longest wait for one read from the socket.
+    pub read_timeout: Option<Duration>,
+    /// Longest wait for one write to the socket.
+    pub write_timeout: Option<Duration>,
+    /// Idle connections kept in the pool.
+    pub max_idle_connections: usize,
+    /// Idle connections kept per host.
+    pub max_idle_connections_per_host: usize,
+    /// How long an idle connection is kept.
+    pub max_idle_age: Duration,
+    /// Redirects followed (0 returns the 3xx response).
+    pub max_redirects: u32,
+    /// Largest response head accepted.
+    pub max_response_header_size: usize,
+    /// `User-Agent` sent unless the request sets one.
+    pub user_agent: String,
+}
+
+impl Default for UreqSettings {
+    fn default() -> Self {
+        UreqSettings {
+            connect_timeout: Some(Duration::from_secs(5)),
+            read_timeout: None,
+            write_timeout: None,
+            max_idle_connections: 100,
+            max_idle_connections_per_host: 10,
+            max_idle_age: Duration::from_secs(90),
+            max_redirects: 10,
+            max_response_header_size: 64 * 1024,
+            user_agent: concat!("resil/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// The default transport: a pooled ureq 3 agent, configured so that error statuses come back
+/// as responses, `Authorization` is never forwarded on a redirect, and response heads are
+/// bounded (bodies are bounded by [`Body`]).
+#[derive(Debug, Clone)]
+pub struct UreqTransport {
+    agent: ureq::Agent,
+}
+
+impl UreqTransport {
+    /// A transport with these settings.
+    pub fn new(settings: &UreqSettings) -> UreqTransport {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
+            .max_redirects(settings.max_redirects)
+            .max_redirects_will_error(false)
+            .timeout_connect(settings.connect_timeout)
+            .timeout_per_read(settings.read_timeout)
+            .timeout_per_write(settings.write_timeout)
+            .max_idle_connections(settings.max_idle_connections)
+            .max_idle_connections_per_host(settings.max_idle_connections_per_host)
+            .max_idle_age(settings.max_idle_age)
+            .max_response_header_size(settings.max_response_header_size)
+            .user_agent(settings.user_agent.as_str())
+            .no_delay(true)
+            .build()
+            .new_agent();
+        UreqTransport { agent }
+    }
+
+    /// The underlying agent.
+    pub fn agent(&self) -> &ureq::Agent {
+        &self.agent
+    }
+}
+
+impl BlockingTransport for UreqTransport {
+    fn send(
+        &self,
+        request: http::Request<RequestBody>,
+        timeout: Duration,
+    ) -> Result<http::Response<Body>, TransportError> {
+        let (parts, body) = request.into_parts();
+        let result = match body {
+            RequestBody::Empty => self.run(
+                http::Request::from_parts(parts, ureq::SendBody::none()),
+                timeout,
+            ),
+            RequestBody::Bytes(b) => self.run(http::Request::from_parts(parts, &b[..]), timeout),
+            RequestBody::Reader(r) => self.run(
+                http::Request::from_parts(parts, ureq::SendBody::from_owned_reader(r)),
+                timeout,
+            ),
+        };
+        let response = result.map_err(classify)?;
+        let (parts, body) = response.into_parts();
+        // The real limit is set by the client; ureq's own reader has none.
+        Ok(http::Response::from_parts(
+            parts,
+            Body::new(body.into_reader(), u64::MAX),
+        ))
+    }
+}
+
+impl UreqTransport {
+    fn run(
+        &self,
+        request: http::Request<impl ureq::AsSendBody>,
+        timeout: Duration,
+    ) -> Result<http::Response<ureq::Body>, ureq::Error> {
+        let request = self
+            .agent
+            .configure_request(request)
+            .timeout_global(Some(timeout))
+            .build();
+        self.agent.run(request)
+    }
+}
+
+/// Maps ureq's errors to the kinds the retry policy understands. Anything that cannot be
+/// proven to have happened before the request was written counts as "may have been sent".
+fn classify(error: ureq::Error) -> TransportError {
+    use ureq::Error as E;
+    use ureq::Timeout as T;
+    let kind = match &error {
+        E::HostNotFound => ErrorKind::Dns,
+        E::ConnectionFailed => ErrorKind::Connect,
+        E::Timeout(T::Resolve) => ErrorKind::Dns,
+        E::Timeout(T::Connect) => ErrorKind::ConnectTimeout,
+        E::Timeout(_) => ErrorKind::Timeout,
+        E::Io(e) => match e.kind() {
+            io::ErrorKind::ConnectionRefused => ErrorKind::Connect,
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ErrorKind::Timeout,
+            io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof => ErrorKind::Reset,
+            _ => ErrorKind::Other,
+        },
+        E::Protocol(_) | E::LargeResponseHeader(..) | E::BodyStalled => ErrorKind::Protocol,
+        #[cfg(feature = "rustls")]
+        E::Tls(_) | E::Rustls(_) | E::Pem(_) => ErrorKind::TlsHandshake,
+        _ => ErrorKind::Other,
+    };
+    TransportError::new(kind, error)
+}

@@ -1,0 +1,759 @@
+//! resil-blocking against servers on 127.0.0.1 that misbehave on purpose. Backoff, Retry-After
+//! and breaker waits run on a manual clock (no real sleeping); socket timeouts are real and
+//! short.
+
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use resil_blocking::{
+    AuthError, AuthProvider, BearerToken, Client, ClientBuilder, Clock, ErrorKind, ResponseExt,
+};
+use resil_core::{
+    Backoff, BreakerState, CircuitBreaker, EnvConfig, Instant, Jitter, RetryPolicy, TripCondition,
+    UnixTime,
+};
+use resil_tests::{
+    Expect, Reply, TestServer, Transcript, exclusive_load, refused_addr, scenario_policy,
+    scenarios, shared_load,
+};
+
+/// Real time plus whatever the client "slept": waits cost nothing, time still moves forward.
+#[derive(Debug)]
+struct ManualClock {
+    jumped: AtomicU64,
+    wall_origin: u64,
+}
+
+impl ManualClock {
+    fn new() -> Arc<ManualClock> {
+        Arc::new(ManualClock {
+            jumped: AtomicU64::new(0),
+            wall_origin: 1_700_000_000,
+        })
+    }
+
+    fn slept(&self) -> Duration {
+        Duration::from_nanos(self.jumped.load(Ordering::SeqCst))
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        Instant::now() + self.slept()
+    }
+    fn wall(&self) -> UnixTime {
+        UnixTime(self.wall_origin + self.now().as_nanos() / 1_000_000_000)
+    }
+    fn sleep(&self, d: Duration) {
+        self.jumped.fetch_add(
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::SeqCst,
+        );
+    }
+}
+
+fn builder(clock: &Arc<ManualClock>) -> ClientBuilder {
+    Client::builder()
+        .policy(scenario_policy())
+        .clock(clock.clone())
+        .seed(7)
+}
+
+#[test]
+fn scenario_table_through_the_blocking_client() {
+    let _load = shared_load();
+    for scenario in scenarios() {
+        let server = TestServer::start();
+        server.script("/s", scenario.replies.clone());
+        let url = if scenario.refused {
+            format!("http://{}/s", refused_addr())
+        } else {
+            server.url("/s")
+        };
+        let transcript = Arc::new(Transcript::default());
+        let client = builder(&ManualClock::new())
+            .hooks(transcript.clone())
+            .build()
+            .unwrap();
+        let method = http::Method::from_bytes(scenario.method.as_bytes()).unwrap();
+        let mut request = client.request(method, &url);
+        for (name, value) in &scenario.headers {
+            request = request.header(name, value);
+        }
+        let result = request.send();
+        match (scenario.expect, &result) {
+            (Expect::Response(status), Ok(response)) => {
+                assert_eq!(response.status().as_u16(), status, "{}", scenario.name);
+            }
+            (Expect::Error(kind), Err(e)) => assert!(
+                format!("{:?}", e.kind()).starts_with(kind),
+                "{}: expected {kind}, got {e} ({:?})",
+                scenario.name,
+                e.kind()
+            ),
+            (want, got) => panic!("{}: expected {want:?}, got {got:?}", scenario.name),
+        }
+        assert_eq!(server.hits("/s"), scenario.server_hits, "{}", scenario.name);
+        assert_eq!(transcript.lines(), scenario.transcript, "{}", scenario.name);
+    }
+}
+
+#[test]
+fn retry_after_seconds_is_waited_in_full() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script(
+        "/ra",
+        vec![
+            Reply::with_header(503, "retry-after", "1"),
+            Reply::status(200),
+        ],
+    );
+    let clock = ManualClock::new();
+    let client = builder(&clock).build().unwrap();
+    let start = clock.now();
+    let response = client.get(&server.url("/ra")).send().unwrap();
+    assert_eq!(response.status(), 200);
+    let first = server.requests()[0].at;
+    let gap = server.requests()[1].at - first + clock.slept();
+    assert!(
+        gap >= Duration::from_secs(1),
+        "second attempt after {gap:?}"
+    );
+    assert!(clock.now() - start >= Duration::from_secs(1));
+    assert_eq!(client.stats().retry_after_honoured, 1);
+}
+
+#[test]
+fn retry_after_http_date_is_waited_until() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    let clock = ManualClock::new();
+    // Three seconds after the clock's current wall time, as an IMF-fixdate.
+    let at = std::time::UNIX_EPOCH + Duration::from_secs(clock.wall().0 + 3);
+    let date = httpdate_fmt(at);
+    server.script(
+        "/date",
+        vec![
+            Reply::with_header(429, "retry-after", &date),
+            Reply::status(200),
+        ],
+    );
+    let roomy = RetryPolicy::builder()
+        .jitter(Jitter::None)
+        .retry_after_spread(0.0)
+        .total_timeout(Some(Duration::from_secs(10)))
+        .build()
+        .unwrap();
+    let client = builder(&clock).policy(roomy).build().unwrap();
+    assert_eq!(
+        client.get(&server.url("/date")).send().unwrap().status(),
+        200
+    );
+    // Whole seconds: at least 2 s remain of the 3 (the current second may be part gone).
+    assert!(
+        clock.slept() >= Duration::from_secs(2),
+        "{:?}",
+        clock.slept()
+    );
+    assert!(
+        clock.slept() <= Duration::from_secs(3),
+        "{:?}",
+        clock.slept()
+    );
+}
+
+fn httpdate_fmt(t: std::time::SystemTime) -> String {
+    // A tiny IMF-fixdate formatter, checked against resil-core's parser below.
+    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let days = secs / 86_400;
+    let (h, m, s) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let text = format!(
+        "{weekday}, {day:02} {} {year} {h:02}:{m:02}:{s:02} GMT",
+        months[(month - 1) as usize]
+    );
+    assert_eq!(
+        resil_core::parse_http_date(text.as_bytes()),
+        Some(UnixTime(secs))
+    );
+    text
+}
+
+#[test]
+fn idempotency_key_is_sent_unchanged_on_every_attempt() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script(
+        "/pay",
+        vec![Reply::status(503), Reply::status(503), Reply::status(201)],
+    );
+    let client = builder(&ManualClock::new()).build().unwrap();
+    let response = client
+        .post(&server.url("/pay"))
+        .header("idempotency-key", "order-17")
+        .body("amount=5")
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3);
+    for r in &requests {
+        assert_eq!(r.header("idempotency-key"), Some("order-17"));
+        assert_eq!(r.body, b"amount=5", "the body is replayed in full");
+    }
+    let ids: Vec<_> = requests
+        .iter()
+        .map(|r| r.header("x-request-id").unwrap().to_owned())
+        .collect();
+    assert!(
+        ids.iter().all(|id| *id == ids[0] && id.len() == 32),
+        "{ids:?}"
+    );
+}
+
+#[test]
+fn caller_request_id_is_forwarded() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/id", vec![Reply::status(500), Reply::status(200)]);
+    let client = builder(&ManualClock::new()).build().unwrap();
+    client
+        .get(&server.url("/id"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .unwrap();
+    let ids: Vec<_> = server
+        .requests()
+        .iter()
+        .map(|r| r.header("x-request-id").map(str::to_owned))
+        .collect();
+    assert_eq!(
+        ids,
+        [Some("abc-123".to_owned()), Some("abc-123".to_owned())]
+    );
+}
+
+#[test]
+fn total_deadline_holds_across_stalled_attempts_and_sleeps() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/stall", vec![Reply::Stall(Duration::from_millis(400))]);
+    let clock = ManualClock::new();
+    let policy = RetryPolicy::builder()
+        .max_attempts(10)
+        .backoff(Backoff::Constant(Duration::from_millis(20)))
+        .jitter(Jitter::None)
+        .attempt_timeout(Some(Duration::from_millis(50)))
+        .total_timeout(Some(Duration::from_millis(150)))
+        .build()
+        .unwrap();
+    let client = builder(&clock).policy(policy).build().unwrap();
+    let start = clock.now();
+    let err = client.get(&server.url("/stall")).send().unwrap_err();
+    let elapsed = clock.now() - start;
+    assert!(
+        matches!(err.kind(), ErrorKind::DeadlineExceeded | ErrorKind::Timeout),
+        "{err}"
+    );
+    assert!(err.attempts() >= 2 && err.attempts() <= 3, "{err}");
+    // The deadline is 150 ms; allow the last socket timeout to overshoot by scheduling slack.
+    assert!(elapsed < Duration::from_millis(250), "{elapsed:?}");
+}
+
+#[test]
+fn truncated_body_is_an_error_never_a_short_success() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script(
+        "/short",
+        vec![Reply::Truncated {
+            declared: 100,
+            body: b"only forty bytes of the promised hundred".to_vec(),
+        }],
+    );
+    let client = builder(&ManualClock::new()).build().unwrap();
+    let response = client.get(&server.url("/short")).send().unwrap();
+    let err = response.bytes().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Body, "{err}");
+}
+
+#[test]
+fn body_over_the_limit_is_an_error() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/big", vec![Reply::body(200, &"x".repeat(2048))]);
+    server.script("/fits", vec![Reply::body(200, &"x".repeat(1024))]);
+    let client = builder(&ManualClock::new())
+        .body_limit(1024)
+        .build()
+        .unwrap();
+    let err = client
+        .get(&server.url("/big"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Body);
+    assert!(format!("{err}").contains("1024-byte limit"), "{err}");
+    assert_eq!(
+        client
+            .get(&server.url("/fits"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+            .len(),
+        1024
+    );
+}
+
+#[test]
+fn slow_drip_body_still_arrives_whole() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script(
+        "/drip",
+        vec![Reply::Drip {
+            body: b"drip".to_vec(),
+            delay: Duration::from_millis(5),
+        }],
+    );
+    let client = builder(&ManualClock::new()).build().unwrap();
+    assert_eq!(
+        client
+            .get(&server.url("/drip"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+        "drip"
+    );
+}
+
+#[test]
+fn huge_response_head_is_refused() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/huge", vec![Reply::HugeHead(200 * 1024)]);
+    let client = builder(&ManualClock::new()).build().unwrap();
+    let err = client.get(&server.url("/huge")).send().unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::Transport(_)), "{err}");
+}
+
+#[test]
+fn shared_breaker_opens_rejects_without_connecting_then_half_opens_and_closes() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.handle("/flaky", |_, n| {
+        if n < 3 {
+            Reply::status(503)
+        } else {
+            Reply::status(200)
+        }
+    });
+    let clock = ManualClock::new();
+    let breaker = Arc::new(Mutex::new(
+        CircuitBreaker::builder()
+            .trip(TripCondition::ConsecutiveFailures(3))
+            .open_for(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+    ));
+    let once = RetryPolicy::builder().max_attempts(1).build().unwrap();
+    let transcript = Arc::new(Transcript::default());
+    let make = || {
+        builder(&clock)
+            .policy(once.clone())
+            .breaker(breaker.clone())
+            .hooks(transcript.clone())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (make(), make());
+    for client in [&a, &b, &a] {
+        let err = client.get(&server.url("/flaky")).send().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Status(503));
+    }
+    assert_eq!(breaker.lock().unwrap().state(), BreakerState::Open);
+    let connections = server.connections();
+    let err = b.get(&server.url("/flaky")).send().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CircuitOpen);
+    assert_eq!(err.attempts(), 0);
+    assert_eq!(
+        server.connections(),
+        connections,
+        "rejected without a connection"
+    );
+    assert_eq!(server.hits("/flaky"), 3);
+    // 30 s later on the shared clock, the next call is the half-open probe.
+    clock.sleep(Duration::from_secs(30));
+    assert_eq!(a.get(&server.url("/flaky")).send().unwrap().status(), 200);
+    assert_eq!(breaker.lock().unwrap().state(), BreakerState::Closed);
+    let lines = transcript.lines();
+    let transitions: Vec<_> = lines.iter().filter(|l| l.starts_with("breaker")).collect();
+    assert_eq!(
+        transitions,
+        [
+            "breaker closed -> open",
+            "breaker open -> half-open",
+            "breaker half-open -> closed"
+        ]
+    );
+    assert_eq!(b.stats().breaker_rejections, 1);
+}
+
+#[test]
+fn unauthorized_refreshes_the_token_once_and_retries_once() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.handle("/me", |r, _| match r.header("authorization") {
+        Some("Bearer fresh") => Reply::body(200, "me"),
+        _ => Reply::status(401),
+    });
+    server.script("/never", vec![Reply::status(401)]);
+    let refreshes = Arc::new(AtomicUsize::new(0));
+    let counter = refreshes.clone();
+    let auth = BearerToken::new("stale", move || -> Result<String, AuthError> {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Ok("fresh".to_owned())
+    });
+    let client = builder(&ManualClock::new()).auth(auth).build().unwrap();
+    assert_eq!(
+        client
+            .get(&server.url("/me"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+        "me"
+    );
+    assert_eq!(refreshes.load(Ordering::SeqCst), 1);
+    let tokens: Vec<_> = server
+        .requests()
+        .iter()
+        .map(|r| r.header("authorization").map(str::to_owned))
+        .collect();
+    assert_eq!(
+        tokens,
+        [
+            Some("Bearer stale".to_owned()),
+            Some("Bearer fresh".to_owned())
+        ]
+    );
+
+    // A server that keeps refusing: one refresh, one resend, then the 401 is the answer.
+    let response = client.get(&server.url("/never")).send().unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(server.hits("/never"), 2);
+    assert_eq!(refreshes.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn failing_auth_provider_is_an_auth_error() {
+    let _load = shared_load();
+    struct Broken;
+    impl AuthProvider for Broken {
+        fn authorize(&self, _: &mut http::HeaderMap) -> Result<(), AuthError> {
+            Err("token store unavailable".into())
+        }
+        fn refresh(&self) -> Result<(), AuthError> {
+            Ok(())
+        }
+    }
+    let server = TestServer::start();
+    server.script("/x", vec![Reply::status(200)]);
+    let client = builder(&ManualClock::new()).auth(Broken).build().unwrap();
+    let err = client.get(&server.url("/x")).send().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Auth);
+    assert!(err.to_string().contains("token store unavailable"), "{err}");
+    assert_eq!(server.hits("/x"), 0);
+}
+
+#[test]
+fn authorization_is_not_forwarded_to_another_origin_on_redirect() {
+    let _load = shared_load();
+    let other = TestServer::start_on("127.0.0.2");
+    other.script("/landing", vec![Reply::body(200, "landed")]);
+    let origin = TestServer::start();
+    origin.script(
+        "/go",
+        vec![Reply::with_header(302, "location", &other.url("/landing"))],
+    );
+    let client = builder(&ManualClock::new())
+        .auth(BearerToken::new(
+            "secret",
+            || -> Result<String, AuthError> { Ok("secret".into()) },
+        ))
+        .build()
+        .unwrap();
+    let body = client
+        .get(&origin.url("/go"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(body, "landed");
+    assert_eq!(
+        origin.requests()[0].header("authorization"),
+        Some("Bearer secret")
+    );
+    let landed = &other.requests()[0];
+    assert_eq!(
+        landed.header("authorization"),
+        None,
+        "credentials leaked across origins"
+    );
+}
+
+#[test]
+fn hundred_threads_fifty_requests_each_are_all_accounted_for() {
+    let _alone = exclusive_load();
+    let server = TestServer::start();
+    // Roughly one request in five gets a 503.
+    server.handle("/load", |_, n| {
+        if n % 5 == 0 {
+            Reply::status(503)
+        } else {
+            Reply::status(200)
+        }
+    });
+    // No breaker (five 503s in a row would open it and turn this into a breaker test) and a
+    // generous attempt timeout, so every attempt is answered and the server's count is exact.
+    let policy = RetryPolicy::builder()
+        .backoff(Backoff::Constant(Duration::from_millis(5)))
+        .attempt_timeout(Some(Duration::from_secs(10)))
+        .total_timeout(Some(Duration::from_secs(60)))
+        .build()
+        .unwrap();
+    let client = builder(&ManualClock::new())
+        .policy(policy)
+        .no_breaker()
+        .build()
+        .unwrap();
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    std::thread::scope(|scope| {
+        for _ in 0..100 {
+            let (client, ok, failed, url) = (&client, &ok, &failed, server.url("/load"));
+            scope.spawn(move || {
+                for _ in 0..50 {
+                    match client.get(&url).send() {
+                        Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::SeqCst),
+                        _ => failed.fetch_add(1, Ordering::SeqCst),
+                    };
+                }
+            });
+        }
+    });
+    let stats = client.stats();
+    let (ok, failed) = (
+        ok.load(Ordering::SeqCst) as u64,
+        failed.load(Ordering::SeqCst) as u64,
+    );
+    assert_eq!(ok + failed, 5000);
+    assert_eq!(stats.requests, 5000);
+    assert_eq!(stats.successes, ok);
+    assert_eq!(stats.failures, failed);
+    assert_eq!(stats.attempts, server.hits("/load") as u64);
+    assert_eq!(stats.attempts, 5000 + stats.total_retries());
+    assert!(stats.total_retries() >= 900, "{stats:?}");
+}
+
+#[test]
+fn base_url_default_headers_and_query() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/api/users", vec![Reply::status(200)]);
+    let client = builder(&ManualClock::new())
+        .base_url(&server.url("/api"))
+        .default_header("x-team", "core")
+        .default_header("user-agent", "resil-test")
+        .build()
+        .unwrap();
+    client
+        .get("users")
+        .header("user-agent", "mine")
+        .query(&[("q", "a b&c"), ("page", "2")])
+        .send()
+        .unwrap();
+    let r = &server.requests()[0];
+    assert_eq!(r.path, "/api/users?q=a+b%26c&page=2");
+    assert_eq!(r.header("x-team"), Some("core"));
+    assert_eq!(r.header("user-agent"), Some("mine"));
+}
+
+#[test]
+fn form_body_is_encoded() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/form", vec![Reply::status(200)]);
+    let client = builder(&ManualClock::new()).build().unwrap();
+    client
+        .put(&server.url("/form"))
+        .form(&[("a", "1 2"), ("b", "é")])
+        .send()
+        .unwrap();
+    let r = &server.requests()[0];
+    assert_eq!(r.body, b"a=1+2&b=%C3%A9");
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+}
+
+#[test]
+fn streamed_body_is_never_replayed() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/upload", vec![Reply::status(503), Reply::status(200)]);
+    let client = builder(&ManualClock::new()).build().unwrap();
+    let err = client
+        .put(&server.url("/upload"))
+        .body_reader(std::io::Cursor::new(b"stream".to_vec()))
+        .send()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BodyNotReplayable);
+    assert_eq!(err.status(), Some(503));
+    assert_eq!(server.hits("/upload"), 1);
+    let mut body = String::new();
+    err.into_response()
+        .unwrap()
+        .body_mut()
+        .read_to_string(&mut body)
+        .unwrap();
+}
+
+#[test]
+fn per_request_policy_override() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/once", vec![Reply::status(503)]);
+    let client = builder(&ManualClock::new()).build().unwrap();
+    let once = RetryPolicy::builder().max_attempts(1).build().unwrap();
+    let err = client
+        .get(&server.url("/once"))
+        .policy(once.clone())
+        .send()
+        .unwrap_err();
+    assert_eq!(err.attempts(), 1);
+    let mut request = http::Request::get(server.url("/once")).body(()).unwrap();
+    request.extensions_mut().insert(once);
+    assert_eq!(client.execute(request).unwrap_err().attempts(), 1);
+    assert_eq!(server.hits("/once"), 2);
+}
+
+#[test]
+fn error_for_status_and_error_messages() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/missing", vec![Reply::body(404, "nope")]);
+    let client = builder(&ManualClock::new()).build().unwrap();
+    let err = client
+        .get(&server.url("/missing"))
+        .send()
+        .unwrap()
+        .error_for_status()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Status(404));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "GET {}: server answered with status 404",
+            server.url("/missing")
+        )
+    );
+
+    server.script("/down", vec![Reply::status(503)]);
+    let err = client.get(&server.url("/down")).send().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "GET {}: gave up after 4 attempts: all attempts were used (last: status 503)",
+            server.url("/down")
+        )
+    );
+    assert_eq!(err.response().unwrap().status(), 503);
+
+    let with_credentials = format!("http://user:hunter2@{}/down", server.addr());
+    let err = client.get(&with_credentials).send().unwrap_err();
+    assert!(err.to_string().contains("[redacted]@"), "{err}");
+    assert!(
+        !err.to_string().contains("hunter2") && !format!("{err:?}").contains("hunter2"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn invalid_input_gives_clear_errors_not_panics() {
+    let _load = shared_load();
+    let client = builder(&ManualClock::new()).build().unwrap();
+    let err = client.get("/relative").send().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidUrl);
+    assert!(err.to_string().contains("no base URL"), "{err}");
+    let err = client.get("ftp://127.0.0.1/x").send().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidUrl);
+    let err = client
+        .get("http://127.0.0.1/")
+        .header("bad header", "v")
+        .send()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    let err = Client::builder().base_url("not a url").build().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    let err = Client::builder()
+        .default_header("x", "bad\nvalue")
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+}
+
+#[test]
+fn environment_settings_apply_and_bad_values_are_named() {
+    let _load = shared_load();
+    let env = EnvConfig::from_lookup(|name| match name {
+        "RESIL_MAX_RETRIES" => Some("1".into()),
+        "RESIL_TIMEOUT" => Some("750ms".into()),
+        _ => None,
+    })
+    .unwrap();
+    let client = builder(&ManualClock::new()).apply_env(env).build().unwrap();
+    assert_eq!(client.policy().max_attempts(), 2);
+    assert_eq!(client.policy().total_timeout(), Duration::from_millis(750));
+    let err = EnvConfig::from_lookup(|name| (name == "RESIL_TIMEOUT").then(|| "soon".into()))
+        .unwrap_err();
+    assert!(err.to_string().contains("RESIL_TIMEOUT"), "{err}");
+}
+
+#[test]
+fn connection_is_reused_after_a_retried_response() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script(
+        "/reuse",
+        vec![Reply::body(503, "busy, try again"), Reply::status(200)],
+    );
+    let client = builder(&ManualClock::new()).build().unwrap();
+    client.get(&server.url("/reuse")).send().unwrap();
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        requests[0].connection, requests[1].connection,
+        "the 503 body was drained"
+    );
+}

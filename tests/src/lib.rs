@@ -1,0 +1,656 @@
+//! Shared test support for every resil driver: a loopback HTTP/1.1 server that misbehaves on
+//! purpose, and the scenario table every driver runs so their transcripts can be compared.
+//!
+//! The server binds 127.0.0.x only, answers each path from a script (the n-th request on a
+//! path gets the n-th reply; the last reply repeats), and records every request and connection.
+//! Raw TCP, because the faults that matter — resets after the request was read, stalls,
+//! truncated bodies, slow drips, huge heads — cannot be produced by a well-behaved server.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// How the server answers one request.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// A complete response.
+    Status {
+        /// Status code.
+        status: u16,
+        /// Extra headers.
+        headers: Vec<(String, String)>,
+        /// Body (Content-Length is set).
+        body: Vec<u8>,
+    },
+    /// Read the request, then reset the connection (RST) without answering.
+    Reset,
+    /// Read the request, wait this long, then close without answering.
+    Stall(Duration),
+    /// Declare `declared` bytes of body, send `body`, then close.
+    Truncated {
+        /// Content-Length announced.
+        declared: usize,
+        /// What is actually sent.
+        body: Vec<u8>,
+    },
+    /// Send the head and then the body one byte every `delay`.
+    Drip {
+        /// The body.
+        body: Vec<u8>,
+        /// Pause between bytes.
+        delay: Duration,
+    },
+    /// A 200 whose head carries `bytes` of padding header.
+    HugeHead(usize),
+}
+
+impl Reply {
+    /// A response with this status, no body.
+    pub fn status(status: u16) -> Reply {
+        Reply::Status {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// A response with this status and body.
+    pub fn body(status: u16, body: &str) -> Reply {
+        Reply::Status {
+            status,
+            headers: Vec::new(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    /// A response with this status and one header.
+    pub fn with_header(status: u16, name: &str, value: &str) -> Reply {
+        Reply::Status {
+            status,
+            headers: vec![(name.to_owned(), value.to_owned())],
+            body: Vec::new(),
+        }
+    }
+}
+
+/// A request as the server saw it.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    /// Method.
+    pub method: String,
+    /// Path with query.
+    pub path: String,
+    /// Headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+    /// Which connection (0-based, in accept order) carried it.
+    pub connection: usize,
+    /// When it arrived.
+    pub at: Instant,
+}
+
+impl Recorded {
+    /// The first value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+type Handler = Arc<dyn Fn(&Recorded, usize) -> Reply + Send + Sync>;
+
+#[derive(Default)]
+struct State {
+    scripts: Mutex<HashMap<String, (Vec<Reply>, usize)>>,
+    handlers: Mutex<HashMap<String, Handler>>,
+    requests: Mutex<Vec<Recorded>>,
+    connections: AtomicUsize,
+}
+
+/// A misbehaving HTTP/1.1 server on 127.0.0.x; stops when dropped.
+#[derive(Debug)]
+pub struct TestServer {
+    addr: SocketAddr,
+    state: Arc<State>,
+    stop: Arc<AtomicBool>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("connections", &self.connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestServer {
+    /// A server on 127.0.0.1 and a free port.
+    pub fn start() -> TestServer {
+        TestServer::start_on("127.0.0.1")
+    }
+
+    /// A server on another loopback address (127.0.0.2 is another origin than 127.0.0.1).
+    pub fn start_on(ip: &str) -> TestServer {
+        let listener = match TcpListener::bind((ip, 0)) {
+            Ok(l) => l,
+            Err(e) => panic!("test server cannot bind {ip}: {e}"),
+        };
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("local_addr: {e}"));
+        let state = Arc::new(State::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let acceptor = {
+            let state = state.clone();
+            let stop = stop.clone();
+            thread::spawn(move || accept_loop(listener, state, stop))
+        };
+        TestServer {
+            addr,
+            state,
+            stop,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// `http://ip:port` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// The socket address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Answers requests to `path` with `replies` in order; the last one repeats.
+    pub fn script(&self, path: &str, replies: Vec<Reply>) -> &Self {
+        lock(&self.state.scripts).insert(path.to_owned(), (replies, 0));
+        self
+    }
+
+    /// Answers requests to `path` with a function of the request and its 0-based index.
+    pub fn handle(
+        &self,
+        path: &str,
+        handler: impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static,
+    ) -> &Self {
+        lock(&self.state.handlers).insert(path.to_owned(), Arc::new(handler));
+        self
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        lock(&self.state.requests).clone()
+    }
+
+    /// Requests to `path` so far.
+    pub fn hits(&self, path: &str) -> usize {
+        lock(&self.state.requests)
+            .iter()
+            .filter(|r| r.path.split('?').next() == Some(path))
+            .count()
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the blocking accept.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(100));
+        if let Some(handle) = self.acceptor.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Tests take this shared; a load test takes it exclusively, so it never starves the
+/// timing of the others on a 2-core machine.
+pub static LOAD: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// A shared hold on [`LOAD`] for an ordinary test.
+pub fn shared_load() -> std::sync::RwLockReadGuard<'static, ()> {
+    LOAD.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// An exclusive hold on [`LOAD`] for a load test.
+pub fn exclusive_load() -> std::sync::RwLockWriteGuard<'static, ()> {
+    LOAD.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// An address on which nothing listens: connecting is refused.
+pub fn refused_addr() -> SocketAddr {
+    let listener =
+        TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind for a free port: {e}"));
+    listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("local_addr: {e}"))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn accept_loop(listener: TcpListener, state: Arc<State>, stop: Arc<AtomicBool>) {
+    for stream in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(stream) = stream else { continue };
+        let connection = state.connections.fetch_add(1, Ordering::SeqCst);
+        let state = state.clone();
+        let stop = stop.clone();
+        thread::spawn(move || serve(stream, connection, &state, &stop));
+    }
+}
+
+fn serve(stream: TcpStream, connection: usize, state: &State, stop: &AtomicBool) {
+    // Idle keep-alive connections are closed after a while so threads do not pile up.
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = stream.set_nodelay(true);
+    let Ok(write_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    let mut writer = write_half;
+    while !stop.load(Ordering::SeqCst) {
+        let Some(request) = read_request(&mut reader, connection) else {
+            return;
+        };
+        let reply = reply_for(state, &request);
+        lock(&state.requests).push(request);
+        if !send(&mut writer, reply) {
+            return;
+        }
+    }
+}
+
+fn reply_for(state: &State, request: &Recorded) -> Reply {
+    let path = request.path.split('?').next().unwrap_or("").to_owned();
+    let index = lock(&state.requests)
+        .iter()
+        .filter(|r| r.path.split('?').next() == Some(path.as_str()))
+        .count();
+    if let Some(handler) = lock(&state.handlers).get(&path).cloned() {
+        return handler(request, index);
+    }
+    let mut scripts = lock(&state.scripts);
+    match scripts.get_mut(&path) {
+        Some((replies, next)) if !replies.is_empty() => {
+            let reply = replies[(*next).min(replies.len() - 1)].clone();
+            *next += 1;
+            reply
+        }
+        _ => Reply::body(404, "no script for this path"),
+    }
+}
+
+/// Reads one request; `None` at EOF, timeout or garbage.
+fn read_request(reader: &mut BufReader<TcpStream>, connection: usize) -> Option<Recorded> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_owned();
+    let path = parts.next()?.to_owned();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (name, value) = h.split_once(':')?;
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+    }
+    let length = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked {
+        read_chunked(reader)?
+    } else {
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).ok()?;
+        body
+    };
+    Some(Recorded {
+        method,
+        path,
+        headers,
+        body,
+        connection,
+        at: Instant::now(),
+    })
+}
+
+fn read_chunked(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut size = String::new();
+        reader.read_line(&mut size).ok()?;
+        let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+        let mut chunk = vec![0; size + 2];
+        reader.read_exact(&mut chunk).ok()?;
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(&chunk[..size]);
+    }
+}
+
+/// Writes the reply; `false` when the connection must not be reused.
+fn send(stream: &mut TcpStream, reply: Reply) -> bool {
+    match reply {
+        Reply::Status {
+            status,
+            headers,
+            body,
+        } => {
+            let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+            for (n, v) in &headers {
+                head.push_str(&format!("{n}: {v}\r\n"));
+            }
+            head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+            stream.write_all(head.as_bytes()).is_ok() && stream.write_all(&body).is_ok()
+        }
+        Reply::Reset => {
+            let _ = socket2::SockRef::from(&*stream).set_linger(Some(Duration::ZERO));
+            false
+        }
+        Reply::Stall(d) => {
+            thread::sleep(d);
+            let _ = stream.shutdown(Shutdown::Both);
+            false
+        }
+        Reply::Truncated { declared, body } => {
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {declared}\r\n\r\n");
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+            let _ = stream.flush();
+            let _ = stream.shutdown(Shutdown::Both);
+            false
+        }
+        Reply::Drip { body, delay } => {
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+            if stream.write_all(head.as_bytes()).is_err() {
+                return false;
+            }
+            for b in body {
+                thread::sleep(delay);
+                if stream.write_all(&[b]).is_err() {
+                    return false;
+                }
+            }
+            true
+        }
+        Reply::HugeHead(bytes) => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nx-padding: {}\r\ncontent-length: 0\r\n\r\n",
+                "a".repeat(bytes)
+            );
+            let _ = stream.write_all(head.as_bytes());
+            true
+        }
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        302 => "Found",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Other",
+    }
+}
+
+/// One row of the scenario table: a request, how the server behaves, and what every driver
+/// must do about it (with [`scenario_policy`]-style tiny delays).
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// Name for messages.
+    pub name: &'static str,
+    /// Request method.
+    pub method: &'static str,
+    /// Extra request headers.
+    pub headers: Vec<(&'static str, &'static str)>,
+    /// The server's replies, in order.
+    pub replies: Vec<Reply>,
+    /// Whether the URL points at a port where nothing listens.
+    pub refused: bool,
+    /// What the driver must end with.
+    pub expect: Expect,
+    /// Requests the server must have seen.
+    pub server_hits: usize,
+    /// The hooks transcript every driver must produce (see [`Transcript`]).
+    pub transcript: Vec<&'static str>,
+}
+
+/// The outcome a scenario requires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// A response with this status.
+    Response(u16),
+    /// An error of this kind (the driver's `ErrorKind` rendered with `{:?}`, prefix match).
+    Error(&'static str),
+}
+
+/// The policy every driver uses for the scenario table: 4 attempts, a constant 5 ms backoff
+/// without jitter, a 250 ms attempt timeout and a 2 s total deadline.
+pub fn scenario_policy() -> resil_core::RetryPolicy {
+    resil_core::RetryPolicy::builder()
+        .max_attempts(4)
+        .backoff(resil_core::Backoff::Constant(Duration::from_millis(5)))
+        .jitter(resil_core::Jitter::None)
+        .retry_after_spread(0.0)
+        .attempt_timeout(Some(Duration::from_millis(250)))
+        .total_timeout(Some(Duration::from_secs(2)))
+        .build()
+        .unwrap_or_else(|e| panic!("scenario policy: {e}"))
+}
+
+/// Hooks that write every callback as one line; drivers are compared line for line.
+#[derive(Debug, Default)]
+pub struct Transcript(Mutex<Vec<String>>);
+
+impl Transcript {
+    /// The lines so far.
+    pub fn lines(&self) -> Vec<String> {
+        lock(&self.0).clone()
+    }
+
+    fn push(&self, line: String) {
+        lock(&self.0).push(line);
+    }
+}
+
+impl resil_core::Hooks for Transcript {
+    fn on_request(&self, _: &resil_core::CallInfo<'_>, attempt: resil_core::Attempt) {
+        self.push(format!("send {}", attempt.number()));
+    }
+    fn on_retry(&self, _: &resil_core::CallInfo<'_>, r: &resil_core::RetryInfo) {
+        self.push(format!(
+            "retry {} ({}) in {:?}",
+            r.after.number(),
+            r.cause,
+            r.delay
+        ));
+    }
+    fn on_success(&self, _: &resil_core::CallInfo<'_>, attempt: resil_core::Attempt, status: u16) {
+        self.push(format!("done {} {status}", attempt.number()));
+    }
+    fn on_failure(&self, _: &resil_core::CallInfo<'_>, g: &resil_core::GiveUp) {
+        self.push(format!("fail {:?}", g.reason));
+    }
+    fn on_breaker(&self, _: &resil_core::CallInfo<'_>, t: resil_core::Transition) {
+        self.push(format!("breaker {} -> {}", t.from, t.to));
+    }
+}
+
+/// The scenario table; run it with [`scenario_policy`].
+pub fn scenarios() -> Vec<Scenario> {
+    let get = |name, replies: Vec<Reply>, expect, hits, transcript| Scenario {
+        name,
+        method: "GET",
+        headers: Vec::new(),
+        replies,
+        refused: false,
+        expect,
+        server_hits: hits,
+        transcript,
+    };
+    vec![
+        get(
+            "503, 503, 200",
+            vec![
+                Reply::status(503),
+                Reply::status(503),
+                Reply::body(200, "ok"),
+            ],
+            Expect::Response(200),
+            3,
+            vec![
+                "send 1",
+                "retry 1 (status 503) in 5ms",
+                "send 2",
+                "retry 2 (status 503) in 5ms",
+                "send 3",
+                "done 3 200",
+            ],
+        ),
+        get(
+            "always 500",
+            vec![Reply::status(500)],
+            Expect::Error("Status(500)"),
+            4,
+            vec![
+                "send 1",
+                "retry 1 (status 500) in 5ms",
+                "send 2",
+                "retry 2 (status 500) in 5ms",
+                "send 3",
+                "retry 3 (status 500) in 5ms",
+                "send 4",
+                "fail AttemptsExhausted",
+            ],
+        ),
+        get(
+            "404 is final",
+            vec![Reply::status(404)],
+            Expect::Response(404),
+            1,
+            vec!["send 1", "done 1 404"],
+        ),
+        get(
+            "Retry-After beyond the cap",
+            vec![Reply::with_header(503, "retry-after", "999999")],
+            Expect::Error("RetryAfterTooLong"),
+            1,
+            vec!["send 1", "fail RetryAfterTooLong { requested: 999999s }"],
+        ),
+        get(
+            "GET reset, then 200",
+            vec![Reply::Reset, Reply::status(200)],
+            Expect::Response(200),
+            2,
+            vec![
+                "send 1",
+                "retry 1 (connection reset after the request was sent) in 5ms",
+                "send 2",
+                "done 2 200",
+            ],
+        ),
+        Scenario {
+            name: "POST reset after the request was written",
+            method: "POST",
+            headers: Vec::new(),
+            replies: vec![Reply::Reset, Reply::status(200)],
+            refused: false,
+            expect: Expect::Error("NotReplayed"),
+            server_hits: 1,
+            transcript: vec!["send 1", "fail NonIdempotent"],
+        },
+        Scenario {
+            name: "POST with Idempotency-Key, 503 then 201",
+            method: "POST",
+            headers: vec![("idempotency-key", "k-42")],
+            replies: vec![Reply::status(503), Reply::status(201)],
+            refused: false,
+            expect: Expect::Response(201),
+            server_hits: 2,
+            transcript: vec![
+                "send 1",
+                "retry 1 (status 503) in 5ms",
+                "send 2",
+                "done 2 201",
+            ],
+        },
+        Scenario {
+            name: "POST 503 without a key is not replayed",
+            method: "POST",
+            headers: Vec::new(),
+            replies: vec![Reply::status(503), Reply::status(201)],
+            refused: false,
+            expect: Expect::Error("NotReplayed"),
+            server_hits: 1,
+            transcript: vec!["send 1", "fail NonIdempotent"],
+        },
+        Scenario {
+            name: "POST to a refused port is retried until attempts run out",
+            method: "POST",
+            headers: Vec::new(),
+            replies: Vec::new(),
+            refused: true,
+            expect: Expect::Error("Transport(Connect)"),
+            server_hits: 0,
+            transcript: vec![
+                "send 1",
+                "retry 1 (connection refused) in 5ms",
+                "send 2",
+                "retry 2 (connection refused) in 5ms",
+                "send 3",
+                "retry 3 (connection refused) in 5ms",
+                "send 4",
+                "fail AttemptsExhausted",
+            ],
+        },
+        get(
+            "stall past the attempt timeout, then 200",
+            vec![Reply::Stall(Duration::from_secs(1)), Reply::status(200)],
+            Expect::Response(200),
+            2,
+            vec![
+                "send 1",
+                "retry 1 (attempt timed out) in 5ms",
+                "send 2",
+                "done 2 200",
+            ],
+        ),
+    ]
+}
