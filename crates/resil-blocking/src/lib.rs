@@ -113,3 +113,9 @@ pub fn delete(url: &str) -> RequestBuilder {
 pub fn head(url: &str) -> RequestBuilder {
     default_client().head(url)
 }
+
+/// The workspace README's examples (core and blocking), compiled as doctests so they cannot
+/// rot. Here because this crate sees both.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

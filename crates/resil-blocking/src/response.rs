@@ -5,19 +5,17 @@ use std::io::Read;
 use crate::Response;
 use crate::error::{Error, ErrorKind};
 
-/// The method and URL a response answered, kept in its extensions for error messages.
+/// The method and URL a response answered, kept in its extensions for error messages
+/// (redacted only when an error needs them).
 #[derive(Clone, Debug)]
 pub(crate) struct CallContext {
-    method: String,
-    url: String,
+    method: http::Method,
+    uri: http::Uri,
 }
 
 impl CallContext {
-    pub(crate) fn new(method: &str, url: &str) -> CallContext {
-        CallContext {
-            method: method.to_owned(),
-            url: url.to_owned(),
-        }
+    pub(crate) fn new(method: http::Method, uri: http::Uri) -> CallContext {
+        CallContext { method, uri }
     }
 }
 
@@ -37,7 +35,7 @@ pub trait ResponseExt: Sized {
 fn context(r: &Response) -> (String, String) {
     r.extensions()
         .get::<CallContext>()
-        .map(|c| (c.method.clone(), c.url.clone()))
+        .map(|c| (c.method.to_string(), resil_core::redact_url(&c.uri)))
         .unwrap_or_else(|| ("-".to_owned(), "-".to_owned()))
 }
 

@@ -121,7 +121,8 @@ impl Read for Body {
         }
         // Ask for one byte more than the limit allows, to tell "exactly at the limit" from
         // "over it".
-        let room = usize::try_from(self.limit - self.read + 1).unwrap_or(usize::MAX);
+        let room =
+            usize::try_from((self.limit - self.read).saturating_add(1)).unwrap_or(usize::MAX);
         let want = buf.len().min(room);
         let n = self.reader.read(&mut buf[..want])?;
         self.read += n as u64;
@@ -137,6 +138,33 @@ fn too_large(limit: u64) -> io::Error {
         io::ErrorKind::InvalidData,
         format!("response body exceeds the {limit}-byte limit"),
     )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::io::Read;
+
+    use super::Body;
+
+    #[test]
+    fn unlimited_body_reads_everything() {
+        let mut body = Body::new(&b"all of it"[..], u64::MAX);
+        let mut out = String::new();
+        body.read_to_string(&mut out).unwrap();
+        assert_eq!(out, "all of it");
+    }
+
+    #[test]
+    fn body_at_exactly_the_limit_is_fine_and_one_more_byte_fails() {
+        let mut out = Vec::new();
+        Body::new(&b"1234"[..], 4).read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"1234");
+        let err = Body::new(&b"12345"[..], 4)
+            .read_to_end(&mut out)
+            .unwrap_err();
+        assert!(err.to_string().contains("4-byte limit"), "{err}");
+    }
 }
 
 impl fmt::Debug for Body {
@@ -260,7 +288,7 @@ pub struct UreqTransport {
 impl UreqTransport {
     /// A transport with these settings.
     pub fn new(settings: &UreqSettings) -> UreqTransport {
-        let agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
             .max_redirects(settings.max_redirects)
@@ -274,8 +302,12 @@ impl UreqTransport {
             .max_response_header_size(settings.max_response_header_size)
             .user_agent(settings.user_agent.as_str())
             .no_delay(true)
-            .build()
-            .new_agent();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            LiteralFirstResolver::default(),
+        );
         UreqTransport { agent }
     }
 
@@ -325,6 +357,47 @@ impl UreqTransport {
             .timeout_global(Some(timeout))
             .build();
         self.agent.run(request)
+    }
+}
+
+/// ureq resolves the host on every request, and with a deadline set (every resil attempt has
+/// one) its default resolver spawns a thread per lookup so the lookup can be abandoned. An IP
+/// literal needs no lookup: answer it directly; hand real names to ureq's resolver.
+///
+/// (`ureq::unversioned` is outside ureq's semver promise; resil pins ureq 3.5.)
+#[derive(Debug, Default)]
+struct LiteralFirstResolver {
+    names: ureq::unversioned::resolver::DefaultResolver,
+}
+
+impl ureq::unversioned::resolver::Resolver for LiteralFirstResolver {
+    fn resolve(
+        &self,
+        uri: &http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let literal = uri.authority().and_then(|authority| {
+            let host = authority
+                .host()
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            let ip: std::net::IpAddr = host.parse().ok()?;
+            let port = authority.port_u16().or(match uri.scheme_str() {
+                Some("https") => Some(443),
+                Some("http") => Some(80),
+                _ => None,
+            })?;
+            Some(std::net::SocketAddr::new(ip, port))
+        });
+        match literal {
+            Some(addr) => {
+                let mut addrs = self.empty();
+                addrs.push(addr);
+                Ok(addrs)
+            }
+            None => self.names.resolve(uri, config, timeout),
+        }
     }
 }
 

@@ -166,8 +166,3 @@ pub mod rand {
     pub use rand_chacha::ChaCha8Rng;
     pub use rand_core::{Rng, SeedableRng};
 }
-
-/// The workspace README's examples, compiled and run as doctests so they cannot rot.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-struct ReadmeDoctests;

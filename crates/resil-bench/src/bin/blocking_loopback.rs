@@ -1,0 +1,395 @@
+//! Sequential GETs over keep-alive loopback: resil-blocking vs bare ureq vs ureq + backon
+//! (and, on the flaky endpoint, a hand-written retry loop), interleaved, client CPU from
+//! getrusage, the server in a child process. Method: ../shared/BENCHMARKING.md.
+//!
+//! ```sh
+//! cargo build --release -p resil-bench --bin blocking_loopback
+//! taskset -c 0 target/release/blocking_loopback --requests 20000 --rounds 7
+//! ```
+//!
+//! Clients on /ok: bare ureq without timeouts (the baseline), bare ureq with a per-request
+//! `timeout_global` (what enforcing a deadline costs with ureq's default resolver), resil's
+//! `UreqTransport` alone (the deadline without the retry machine), ureq + backon, and
+//! resil-blocking. On /flaky (every 5th request answers 503, zero backoff): a hand-written
+//! retry loop (the baseline), backon, resil-blocking.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use backon::{BlockingRetryable, ConstantBuilder};
+use resil_core::{Backoff, Jitter, RetryPolicy};
+
+static REQUESTS: AtomicU64 = AtomicU64::new(0);
+static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
+static FLAKY: AtomicU64 = AtomicU64::new(0);
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--server") {
+        return server();
+    }
+    let arg = |name: &str, default: usize| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let requests = arg("--requests", 20_000);
+    if let Ok(only) = std::env::var("ONLY") {
+        return only_one(&only, requests);
+    }
+    let rounds = arg("--rounds", 7);
+    client(requests, rounds);
+}
+
+// ---------------------------------------------------------------- server (child process)
+
+fn server() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    println!("{}", listener.local_addr().expect("addr").port());
+    std::io::stdout().flush().expect("flush");
+    // Exit when the parent closes our stdin.
+    std::thread::spawn(|| {
+        let mut sink = Vec::new();
+        let _ = std::io::stdin().read_to_end(&mut sink);
+        std::process::exit(0);
+    });
+    for stream in listener.incoming().flatten() {
+        CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+        std::thread::spawn(move || serve(stream));
+    }
+}
+
+fn serve(stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let mut writer = stream.try_clone().expect("clone");
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+        let mut header = String::new();
+        loop {
+            header.clear();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                return;
+            }
+            if header == "\r\n" {
+                break;
+            }
+        }
+        let response: Vec<u8> = match path.as_str() {
+            "/stats" => {
+                let body = format!(
+                    "{} {}",
+                    REQUESTS.load(Ordering::Relaxed),
+                    CONNECTIONS.load(Ordering::Relaxed)
+                );
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .into_bytes()
+            }
+            "/flaky" if FLAKY.fetch_add(1, Ordering::Relaxed) % 5 == 0 => {
+                REQUESTS.fetch_add(1, Ordering::Relaxed);
+                b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n".to_vec()
+            }
+            _ => {
+                REQUESTS.fetch_add(1, Ordering::Relaxed);
+                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec()
+            }
+        };
+        if writer.write_all(&response).is_err() {
+            return;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- client (this process)
+
+fn cpu_micros() -> u64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the whole struct we point it at; it was zeroed before.
+    #[allow(unsafe_code)]
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    BareUreq,
+    UreqTimeout,
+    Transport,
+    UreqBackon,
+    HandLoop,
+    Resil,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::BareUreq => "ureq 3, bare (no timeouts)",
+            Kind::UreqTimeout => "ureq 3, bare + per-request timeout_global (10 s)",
+            Kind::Transport => "resil's UreqTransport alone (deadline, no retry machine)",
+            Kind::UreqBackon => "ureq 3 + backon (blocking, zero delay)",
+            Kind::HandLoop => "ureq 3 + hand-written retry loop",
+            Kind::Resil => "resil-blocking",
+        }
+    }
+}
+
+struct Clients {
+    agent: ureq::Agent,
+    transport: resil_blocking::UreqTransport,
+    resil: resil_blocking::Client,
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent()
+}
+
+fn get_ureq(agent: &ureq::Agent, url: &str) -> Result<u16, u16> {
+    let mut r = agent.get(url).call().map_err(|_| 0u16)?;
+    let status = r.status().as_u16();
+    let _ = r.body_mut().read_to_vec();
+    if status == 503 {
+        Err(status)
+    } else {
+        Ok(status)
+    }
+}
+
+/// Runs `n` logical GETs; returns (client CPU µs, wall time).
+fn run(kind: Kind, clients: &Clients, url: &str, n: usize) -> (f64, Duration) {
+    let cpu = cpu_micros();
+    let wall = Instant::now();
+    for _ in 0..n {
+        let status = match kind {
+            Kind::BareUreq => get_ureq(&clients.agent, url).unwrap_or(0),
+            Kind::UreqTimeout => {
+                let request = http_get(url);
+                let request = clients
+                    .agent
+                    .configure_request(request)
+                    .timeout_global(Some(Duration::from_secs(10)))
+                    .build();
+                match clients.agent.run(request) {
+                    Ok(mut r) => {
+                        let _ = r.body_mut().read_to_vec();
+                        r.status().as_u16()
+                    }
+                    Err(_) => 0,
+                }
+            }
+            Kind::UreqBackon => (|| get_ureq(&clients.agent, url))
+                .retry(
+                    ConstantBuilder::default()
+                        .with_delay(Duration::ZERO)
+                        .with_max_times(3),
+                )
+                .call()
+                .unwrap_or(0),
+            Kind::Transport => {
+                let request = http_get(url).map(|()| resil_blocking::RequestBody::Empty);
+                match resil_blocking::BlockingTransport::send(
+                    &clients.transport,
+                    request,
+                    Duration::from_secs(10),
+                ) {
+                    Ok(mut r) => {
+                        let _ = std::io::copy(r.body_mut(), &mut std::io::sink());
+                        r.status().as_u16()
+                    }
+                    Err(_) => 0,
+                }
+            }
+            Kind::HandLoop => {
+                let mut status = 0;
+                for _ in 0..4 {
+                    match get_ureq(&clients.agent, url) {
+                        Ok(s) => {
+                            status = s;
+                            break;
+                        }
+                        Err(s) => status = s,
+                    }
+                }
+                status
+            }
+            Kind::Resil => match clients.resil.get(url).send() {
+                Ok(mut r) => {
+                    let _ = std::io::copy(r.body_mut(), &mut std::io::sink());
+                    r.status().as_u16()
+                }
+                Err(_) => 0,
+            },
+        };
+        assert_eq!(status, 200, "{} failed a request to {url}", kind.name());
+    }
+    ((cpu_micros() - cpu) as f64, wall.elapsed())
+}
+
+fn http_get(url: &str) -> ureq::http::Request<()> {
+    let mut request = ureq::http::Request::new(());
+    *request.uri_mut() = url.parse().expect("url");
+    request
+}
+
+fn server_stats(base: &str) -> (u64, u64) {
+    let mut r = agent().get(format!("{base}/stats")).call().expect("stats");
+    let text = r.body_mut().read_to_string().expect("stats body");
+    let mut it = text
+        .split_whitespace()
+        .map(|v| v.parse::<u64>().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn client(requests: usize, rounds: usize) {
+    let exe = std::env::current_exe().expect("current exe");
+    let mut child = Command::new(exe)
+        .arg("--server")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn server");
+    let mut port = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut port)
+        .expect("port");
+    let base = format!("http://127.0.0.1:{}", port.trim());
+    let zero_backoff = RetryPolicy::builder()
+        .backoff(Backoff::Constant(Duration::ZERO))
+        .jitter(Jitter::None)
+        .build()
+        .expect("policy");
+    let default_clients = Clients {
+        agent: agent(),
+        transport: resil_blocking::UreqTransport::new(&resil_blocking::UreqSettings::default()),
+        resil: resil_blocking::Client::new(),
+    };
+    let flaky_clients = Clients {
+        agent: agent(),
+        transport: resil_blocking::UreqTransport::new(&resil_blocking::UreqSettings::default()),
+        resil: resil_blocking::Client::builder()
+            .policy(zero_backoff)
+            .no_budget()
+            .build()
+            .expect("client"),
+    };
+    for (endpoint, clients, kinds) in [
+        (
+            "/ok",
+            &default_clients,
+            vec![
+                Kind::BareUreq,
+                Kind::UreqTimeout,
+                Kind::Transport,
+                Kind::UreqBackon,
+                Kind::Resil,
+            ],
+        ),
+        (
+            "/flaky",
+            &flaky_clients,
+            vec![Kind::HandLoop, Kind::UreqBackon, Kind::Resil],
+        ),
+    ] {
+        let url = format!("{base}{endpoint}");
+        // Warm-up: connections, page faults, caches.
+        for kind in &kinds {
+            run(*kind, clients, &url, requests / 4);
+        }
+        let n = kinds.len();
+        let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); n];
+        let mut rps: Vec<Vec<f64>> = vec![Vec::new(); n];
+        let (before_requests, before_connections) = server_stats(&base);
+        for round in 0..rounds {
+            // Rotate the order each round so no client always runs first or last.
+            for k in 0..n {
+                let i = (k + round) % n;
+                let (c, w) = run(kinds[i], clients, &url, requests);
+                cpu[i].push(c / requests as f64);
+                rps[i].push(requests as f64 / w.as_secs_f64());
+            }
+        }
+        let (after_requests, after_connections) = server_stats(&base);
+        println!(
+            "\n{endpoint}: {requests} sequential logical requests x {rounds} rounds per client, interleaved"
+        );
+        println!(
+            "server saw {} attempts on {} new connections ({:.3} attempts per logical request)",
+            after_requests - before_requests,
+            after_connections - before_connections,
+            (after_requests - before_requests) as f64 / (n * rounds * requests) as f64
+        );
+        println!(
+            "| client | µs CPU / request (median) | × baseline (median of per-round ratios) | req/s (median) | × baseline |"
+        );
+        println!("|---|---|---|---|---|");
+        for (i, kind) in kinds.iter().enumerate() {
+            let cpu_ratio = median(cpu[i].iter().zip(&cpu[0]).map(|(a, b)| a / b).collect());
+            let rps_ratio = median(rps[i].iter().zip(&rps[0]).map(|(a, b)| a / b).collect());
+            println!(
+                "| {} | {:.2} | {:.3} | {:.0} | {:.3} |",
+                kind.name(),
+                median(cpu[i].clone()),
+                cpu_ratio,
+                median(rps[i].clone()),
+                rps_ratio
+            );
+        }
+    }
+    drop(child.stdin.take());
+    let _ = child.wait();
+}
+
+/// Profiling aid (`ONLY=bare|transport|resil`, `VARIANT=full|no-id|bare` for resil): one
+/// client against /ok, nothing else, for `strace -c` or `perf record`.
+fn only_one(which: &str, requests: usize) {
+    let exe = std::env::current_exe().expect("current exe");
+    let mut child = Command::new(exe)
+        .arg("--server")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut port = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut port)
+        .expect("port");
+    let url = format!("http://127.0.0.1:{}/ok", port.trim());
+    let clients = Clients {
+        agent: agent(),
+        transport: resil_blocking::UreqTransport::new(&resil_blocking::UreqSettings::default()),
+        resil: resil_blocking::Client::new(),
+    };
+    let kind = if which == "resil" {
+        Kind::Resil
+    } else {
+        Kind::BareUreq
+    };
+    let (c, _) = run(kind, &clients, &url, requests);
+    eprintln!("{which}: {:.2} µs/request", c / requests as f64);
+    drop(child.stdin.take());
+    let _ = child.wait();
+}
