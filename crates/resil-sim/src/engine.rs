@@ -1,0 +1,464 @@
+//! The discrete-event loop: a fake clock that jumps to the next event, real retry machines,
+//! a simulated server. Nothing here decides about retries; the machines do.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+use resil_core::{
+    Action, Attempt, BreakerState, CircuitBreaker, ErrorKind, Event, GiveUpReason, Input, Instant,
+    Method, RequestInfo, ResponseHead, RetryAfter, RetryBudget, RetryMachine, UnixTime,
+};
+
+use crate::report::Report;
+use crate::scenario::{Arrivals, Failure, Latency, Scenario, Scope, ServerProfile};
+
+/// What the server did with one attempt, decided when it is sent (or, for optimistic
+/// concurrency, when it completes).
+#[derive(Clone, Copy, Debug)]
+enum Reply {
+    Status(u16),
+    RateLimited,
+    Error(ErrorKind),
+    /// Commit if the resource is still at this version.
+    Commit(u64),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Ev {
+    Arrival {
+        client: u32,
+    },
+    Complete {
+        req: u32,
+        attempt: Attempt,
+        reply: Reply,
+    },
+    Timer {
+        req: u32,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Scheduled {
+    at: u64,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+struct Request<'a> {
+    machine: RetryMachine<'a>,
+    client: u32,
+    started: u64,
+    timer_at: Option<u64>,
+}
+
+/// The server's mutable state.
+struct Server<'s> {
+    profile: &'s ServerProfile,
+    workers: BinaryHeap<Reverse<u64>>,
+    tokens: f64,
+    refilled_at: u64,
+    version: u64,
+    base_failure: f64,
+    timeline_next: usize,
+}
+
+const WALL_ORIGIN: u64 = 1_700_000_000;
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Server<'_> {
+    fn latency(&self, rng: &mut ChaCha8Rng) -> u64 {
+        match self.profile.latency {
+            Latency::Constant(d) => nanos(d),
+            Latency::Uniform(lo, hi) => {
+                let (lo, hi) = (nanos(lo), nanos(hi).max(nanos(lo)));
+                lo + ((u128::from(rng.next_u64()) * u128::from(hi - lo + 1)) >> 64) as u64
+            }
+            Latency::Exponential(mean) => {
+                let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+                (-(1.0 - u).ln() * nanos(mean) as f64) as u64
+            }
+        }
+    }
+
+    fn failure_probability(&mut self, now: u64) -> f64 {
+        while let Some((at, p)) = self.profile.timeline.get(self.timeline_next) {
+            if nanos(*at) > now {
+                break;
+            }
+            self.base_failure = *p;
+            self.timeline_next += 1;
+        }
+        let mut p = self.base_failure;
+        for outage in &self.profile.outages {
+            let (start, end) = (nanos(outage.start), nanos(outage.end));
+            if (start..end).contains(&now) {
+                return 1.0;
+            }
+            let recovery = nanos(self.profile.recovery);
+            if recovery > 0 && now >= end && now < end + recovery {
+                let left = 1.0 - (now - end) as f64 / recovery as f64;
+                p = p.max(p + (1.0 - p) * left);
+            }
+        }
+        p
+    }
+
+    /// Decides one attempt sent at `now`: (when it completes, what it gets), or `None` for
+    /// an attempt that never gets an answer.
+    fn admit(&mut self, now: u64, rng: &mut ChaCha8Rng) -> Option<(u64, Reply)> {
+        if let Some(limit) = self.profile.rate_limit {
+            let rate = f64::from(limit.per_second);
+            self.tokens = (self.tokens + (now - self.refilled_at) as f64 / 1e9 * rate).min(rate);
+            self.refilled_at = now;
+            if self.tokens < 1.0 {
+                return Some((now + nanos(Duration::from_millis(1)), Reply::RateLimited));
+            }
+            self.tokens -= 1.0;
+        }
+        let service = self.latency(rng);
+        let mut done = now + service;
+        if let Some(cap) = self.profile.capacity {
+            let free_at = self.workers.peek().map_or(now, |Reverse(t)| *t);
+            let start = free_at.max(now);
+            if start - now > nanos(cap.max_queue_wait) {
+                return Some((now + nanos(Duration::from_millis(1)), Reply::Status(503)));
+            }
+            self.workers.pop();
+            done = start + service;
+            self.workers.push(Reverse(done));
+        }
+        if self.profile.optimistic_concurrency {
+            return Some((done, Reply::Commit(self.version)));
+        }
+        let p = self.failure_probability(now);
+        let fails = p > 0.0 && (rng.next_u64() >> 11) as f64 / ((1u64 << 53) as f64) < p;
+        if !fails {
+            return Some((done, Reply::Status(200)));
+        }
+        match self.profile.failure {
+            Failure::Status(s) => Some((done, Reply::Status(s))),
+            Failure::Error(k) => Some((done, Reply::Error(k))),
+            Failure::Stall => None,
+        }
+    }
+}
+
+/// FNV-1a over the event log: a fingerprint that must not change between runs.
+struct LogHash(u64);
+
+impl LogHash {
+    fn add(&mut self, values: &[u64]) {
+        for v in values {
+            for b in v.to_le_bytes() {
+                self.0 ^= u64::from(b);
+                self.0 = self.0.wrapping_mul(0x100_0000_01b3);
+            }
+        }
+    }
+}
+
+/// Runs the scenario to completion (arrivals stop at `duration`; in-flight requests finish).
+pub fn run(scenario: &Scenario) -> Report {
+    let mut rng = ChaCha8Rng::seed_from_u64(scenario.seed);
+    let policy = &scenario.policy;
+    let scopes = |scope: Scope| match scope {
+        Scope::Fleet => 1,
+        Scope::PerClient => scenario.clients.max(1) as usize,
+    };
+    let breakers: Vec<Mutex<CircuitBreaker>> = match &scenario.breaker {
+        Some((builder, scope)) => (0..scopes(*scope))
+            .map(|_| builder.clone().build().map(Mutex::new))
+            .collect::<Result<_, _>>()
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let budgets: Vec<Mutex<RetryBudget>> = match &scenario.budget {
+        Some((budget, scope)) => (0..scopes(*scope))
+            .map(|_| Mutex::new(budget.clone()))
+            .collect(),
+        None => Vec::new(),
+    };
+    let mut server = Server {
+        profile: &scenario.server,
+        workers: (0..scenario.server.capacity.map_or(0, |c| c.workers))
+            .map(|_| Reverse(0))
+            .collect(),
+        tokens: scenario
+            .server
+            .rate_limit
+            .map_or(0.0, |r| f64::from(r.per_second)),
+        refilled_at: 0,
+        version: 0,
+        base_failure: scenario.server.failure_probability,
+        timeline_next: 0,
+    };
+    let end_of_arrivals = nanos(scenario.duration);
+    let mut heap: BinaryHeap<Reverse<Scheduled>> = BinaryHeap::new();
+    let mut seq = 0u64;
+    let mut push = |heap: &mut BinaryHeap<Reverse<Scheduled>>, at: u64, ev: Ev| {
+        seq += 1;
+        heap.push(Reverse(Scheduled { at, seq, ev }));
+    };
+    for client in 0..scenario.clients {
+        let first = match scenario.arrivals {
+            Arrivals::Fixed(d) => {
+                let d = nanos(d).max(1);
+                ((u128::from(rng.next_u64()) * u128::from(d)) >> 64) as u64
+            }
+            Arrivals::Poisson(mean) => exponential(&mut rng, nanos(mean)),
+            Arrivals::AtOnce => 0,
+        };
+        push(&mut heap, first, Ev::Arrival { client });
+    }
+
+    let mut report = Report::default();
+    let mut hash = LogHash(0xcbf2_9ce4_8422_2325);
+    let mut requests: Vec<Option<Request<'_>>> = Vec::new();
+    let mut free: Vec<u32> = Vec::new();
+    let mut issued = vec![0u32; scenario.clients as usize];
+    let mut latencies: Vec<u64> = Vec::new();
+    let mut breaker_state = BreakerState::Closed;
+
+    while let Some(Reverse(Scheduled { at: now, ev, .. })) = heap.pop() {
+        let second = (now / 1_000_000_000) as usize;
+        let touched: Option<u32> = match ev {
+            Ev::Arrival { client } => {
+                hash.add(&[now, 1, u64::from(client)]);
+                let count = &mut issued[client as usize];
+                *count += 1;
+                let more = scenario.requests_per_client.is_none_or(|n| *count < n);
+                if more {
+                    let next = match scenario.arrivals {
+                        Arrivals::Fixed(d) => Some(now + nanos(d).max(1)),
+                        Arrivals::Poisson(mean) => Some(now + exponential(&mut rng, nanos(mean))),
+                        Arrivals::AtOnce => Some(now),
+                    };
+                    if let Some(next) = next.filter(|t| *t < end_of_arrivals) {
+                        push(&mut heap, next, Ev::Arrival { client });
+                    }
+                }
+                let pick = |len: usize| match len {
+                    0 => None,
+                    1 => Some(0),
+                    _ => Some(client as usize),
+                };
+                let mut machine = RetryMachine::new(
+                    policy,
+                    RequestInfo::new(Method::Get),
+                    Instant::from_nanos(now),
+                    rng.next_u64(),
+                );
+                if let Some(i) = pick(breakers.len()) {
+                    machine = machine.with_breaker(&breakers[i]);
+                }
+                if let Some(i) = pick(budgets.len()) {
+                    machine = machine.with_budget(&budgets[i]);
+                }
+                let request = Request {
+                    machine,
+                    client,
+                    started: now,
+                    timer_at: None,
+                };
+                report.logical_requests += 1;
+                let id = match free.pop() {
+                    Some(id) => {
+                        requests[id as usize] = Some(request);
+                        id
+                    }
+                    None => {
+                        requests.push(Some(request));
+                        (requests.len() - 1) as u32
+                    }
+                };
+                Some(id)
+            }
+            Ev::Complete {
+                req,
+                attempt,
+                reply,
+            } => {
+                let Some(Some(r)) = requests.get_mut(req as usize) else {
+                    continue;
+                };
+                let (code, head_status) = match reply {
+                    Reply::Status(s) => (u64::from(s), Some(s)),
+                    Reply::RateLimited => (429, Some(429)),
+                    Reply::Error(_) => (1, None),
+                    Reply::Commit(version) if version == server.version => {
+                        server.version += 1;
+                        (200, Some(200))
+                    }
+                    Reply::Commit(_) => (409, Some(409)),
+                };
+                hash.add(&[now, 2, u64::from(req), u64::from(attempt.number()), code]);
+                let bucket = report.second(second);
+                match head_status {
+                    Some(s) if s < 400 => bucket.ok += 1,
+                    _ => bucket.failed += 1,
+                }
+                let input = match (reply, head_status) {
+                    (Reply::Error(kind), _) => Input::Error { attempt, kind },
+                    (Reply::RateLimited, _) => {
+                        let secs = scenario
+                            .server
+                            .rate_limit
+                            .map_or(1, |l| l.retry_after.as_secs());
+                        let head = ResponseHead::new(429).with_retry_after(
+                            Some(RetryAfter::Delay(Duration::from_secs(secs))),
+                            Some(UnixTime(WALL_ORIGIN + now / 1_000_000_000)),
+                        );
+                        Input::Response { attempt, head }
+                    }
+                    (_, status) => Input::Response {
+                        attempt,
+                        head: ResponseHead::new(status.unwrap_or(500)),
+                    },
+                };
+                r.machine.handle_input(Instant::from_nanos(now), input);
+                Some(req)
+            }
+            Ev::Timer { req } => {
+                let Some(Some(r)) = requests.get_mut(req as usize) else {
+                    continue;
+                };
+                if r.timer_at != Some(now) {
+                    continue;
+                }
+                r.timer_at = None;
+                hash.add(&[now, 3, u64::from(req)]);
+                r.machine
+                    .handle_input(Instant::from_nanos(now), Input::Timer);
+                Some(req)
+            }
+        };
+        let Some(req) = touched else { continue };
+
+        // Carry out the machine's actions until it waits or finishes.
+        while let Some(Some(r)) = requests.get_mut(req as usize) {
+            let action = r.machine.poll_action();
+            while let Some(event) = r.machine.poll_event() {
+                match event {
+                    Event::RetryScheduled { retry_after, .. } => {
+                        report.retries += 1;
+                        if retry_after.is_some() {
+                            report.retry_after_honoured += 1;
+                        }
+                    }
+                    Event::Breaker(t) if r.client == 0 || breakers.len() == 1 => {
+                        breaker_state = t.to;
+                        report
+                            .transitions
+                            .push((Duration::from_nanos(now), t.from, t.to));
+                    }
+                    Event::GaveUp(g) => {
+                        *report.give_ups.entry(reason_name(g.reason)).or_default() += 1
+                    }
+                    _ => {}
+                }
+            }
+            match action {
+                Action::Send { attempt, deadline } => {
+                    report.attempts += 1;
+                    report.second(second).attempts += 1;
+                    hash.add(&[now, 4, u64::from(req), u64::from(attempt.number())]);
+                    if let Some((done, reply)) = server.admit(now, &mut rng) {
+                        // A reply after the deadline still loads the server; the machine
+                        // ignores it as the answer of an abandoned attempt.
+                        push(
+                            &mut heap,
+                            done,
+                            Ev::Complete {
+                                req,
+                                attempt,
+                                reply,
+                            },
+                        );
+                    }
+                    let _ = deadline;
+                }
+                Action::Sleep { until } => {
+                    let until = until.as_nanos();
+                    if r.timer_at != Some(until) && until != u64::MAX {
+                        r.timer_at = Some(until);
+                        push(&mut heap, until, Ev::Timer { req });
+                    }
+                    break;
+                }
+                Action::Done { .. } => {
+                    report.succeeded += 1;
+                    report.completion = report.completion.max(Duration::from_nanos(now));
+                    latencies.push(now - r.started);
+                    requests[req as usize] = None;
+                    free.push(req);
+                    break;
+                }
+                Action::Fail(g) => {
+                    report.failed += 1;
+                    if matches!(g.reason, GiveUpReason::CircuitOpen { .. }) {
+                        report.second(second).rejected += 1;
+                    }
+                    latencies.push(now - r.started);
+                    requests[req as usize] = None;
+                    free.push(req);
+                    break;
+                }
+            }
+        }
+        report.second(second).breaker = breaker_state;
+    }
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p).round() as usize)
+            .map_or(Duration::ZERO, |n| Duration::from_nanos(*n))
+    };
+    report.p50 = pct(0.5);
+    report.p99 = pct(0.99);
+    report.log_hash = hash.0;
+    report
+}
+
+fn exponential(rng: &mut ChaCha8Rng, mean: u64) -> u64 {
+    let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    (-(1.0 - u).ln() * mean as f64) as u64
+}
+
+fn reason_name(reason: GiveUpReason) -> &'static str {
+    match reason {
+        GiveUpReason::AttemptsExhausted => "attempts exhausted",
+        GiveUpReason::DeadlineExceeded => "deadline",
+        GiveUpReason::RetryAfterTooLong { .. } => "retry-after too long",
+        GiveUpReason::NotRetryable => "not retryable",
+        GiveUpReason::NonIdempotent => "non-idempotent",
+        GiveUpReason::BodyNotReplayable => "body not replayable",
+        GiveUpReason::BudgetExhausted => "budget exhausted",
+        GiveUpReason::CircuitOpen { .. } => "circuit open",
+        _ => "other",
+    }
+}

@@ -1,0 +1,134 @@
+//! What a run produced.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use resil_core::BreakerState;
+
+/// One simulated second.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Second {
+    /// Attempts sent.
+    pub attempts: u64,
+    /// Attempts answered with a success status.
+    pub ok: u64,
+    /// Attempts answered with a failure (status ≥ 400 or transport error).
+    pub failed: u64,
+    /// Logical requests the breaker rejected without an attempt.
+    pub rejected: u64,
+    /// The breaker's state at the end of the second (of the fleet's breaker, or client 0's).
+    pub breaker: BreakerState,
+}
+
+impl Default for Second {
+    fn default() -> Self {
+        Second {
+            attempts: 0,
+            ok: 0,
+            failed: 0,
+            rejected: 0,
+            breaker: BreakerState::Closed,
+        }
+    }
+}
+
+/// The outcome of a run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Report {
+    /// Logical requests started.
+    pub logical_requests: u64,
+    /// Logical requests that ended with a final response.
+    pub succeeded: u64,
+    /// Logical requests that gave up.
+    pub failed: u64,
+    /// Attempts sent.
+    pub attempts: u64,
+    /// Retries scheduled.
+    pub retries: u64,
+    /// Retries whose wait came from `Retry-After`.
+    pub retry_after_honoured: u64,
+    /// Give-ups by reason.
+    pub give_ups: BTreeMap<&'static str, u64>,
+    /// Breaker transitions (of the fleet's breaker, or client 0's).
+    pub transitions: Vec<(Duration, BreakerState, BreakerState)>,
+    /// Per simulated second.
+    pub seconds: Vec<Second>,
+    /// When the last logical request succeeded.
+    pub completion: Duration,
+    /// Median logical-request latency (retries and waits included).
+    pub p50: Duration,
+    /// 99th percentile logical-request latency.
+    pub p99: Duration,
+    /// Fingerprint of the event log: equal for equal scenarios.
+    pub log_hash: u64,
+}
+
+impl Report {
+    pub(crate) fn second(&mut self, index: usize) -> &mut Second {
+        if self.seconds.len() <= index {
+            let state = self
+                .seconds
+                .last()
+                .map_or(BreakerState::Closed, |s| s.breaker);
+            self.seconds.resize(
+                index + 1,
+                Second {
+                    breaker: state,
+                    ..Second::default()
+                },
+            );
+        }
+        &mut self.seconds[index]
+    }
+
+    /// Attempts per logical request.
+    pub fn amplification(&self) -> f64 {
+        self.attempts as f64 / self.logical_requests.max(1) as f64
+    }
+
+    /// Logical requests that succeeded, as a fraction.
+    pub fn success_rate(&self) -> f64 {
+        self.succeeded as f64 / self.logical_requests.max(1) as f64
+    }
+
+    /// Attempts sent during seconds `from..to`.
+    pub fn attempts_between(&self, from: usize, to: usize) -> u64 {
+        self.seconds
+            .iter()
+            .skip(from)
+            .take(to.saturating_sub(from))
+            .map(|s| s.attempts)
+            .sum()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "logical requests   {}", self.logical_requests)?;
+        writeln!(
+            f,
+            "succeeded / failed {} / {} ({:.1} % success)",
+            self.succeeded,
+            self.failed,
+            100.0 * self.success_rate()
+        )?;
+        writeln!(
+            f,
+            "attempts           {} ({:.3} per logical request)",
+            self.attempts,
+            self.amplification()
+        )?;
+        writeln!(
+            f,
+            "retries            {} ({} honoured Retry-After)",
+            self.retries, self.retry_after_honoured
+        )?;
+        for (reason, n) in &self.give_ups {
+            writeln!(f, "gave up: {reason:<18} {n}")?;
+        }
+        writeln!(f, "breaker transitions {}", self.transitions.len())?;
+        writeln!(f, "latency p50 / p99  {:?} / {:?}", self.p50, self.p99)?;
+        write!(f, "event log hash     {:016x}", self.log_hash)
+    }
+}

@@ -1,0 +1,157 @@
+//! What to simulate: a fleet of clients, their policy, and a server with faults.
+
+use std::time::Duration;
+
+use resil_core::{CircuitBreakerBuilder, ErrorKind, RetryBudget, RetryPolicy};
+
+/// One simulation run. Same scenario (seed included), same report, bit for bit.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// Seeds every random choice: arrivals, latencies, failures, jitter.
+    pub seed: u64,
+    /// Simulated time during which new logical requests arrive; in-flight ones may finish
+    /// later.
+    pub duration: Duration,
+    /// Number of clients.
+    pub clients: u32,
+    /// How each client issues logical requests.
+    pub arrivals: Arrivals,
+    /// Stop each client after this many logical requests.
+    pub requests_per_client: Option<u32>,
+    /// The retry policy every client uses.
+    pub policy: RetryPolicy,
+    /// A circuit breaker, and whether the fleet shares one or each client has its own.
+    pub breaker: Option<(CircuitBreakerBuilder, Scope)>,
+    /// A retry budget, and whether it is shared or per client.
+    pub budget: Option<(RetryBudget, Scope)>,
+    /// The server the fleet calls.
+    pub server: ServerProfile,
+}
+
+/// Whether a breaker or budget is one for the fleet or one per client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// One shared by every client.
+    Fleet,
+    /// One per client.
+    PerClient,
+}
+
+/// When a client starts its next logical request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Arrivals {
+    /// Every `interval`, with a random phase per client.
+    Fixed(Duration),
+    /// A Poisson process with this mean interval.
+    Poisson(Duration),
+    /// All at time zero (with `requests_per_client`, e.g. a contention race).
+    AtOnce,
+}
+
+/// How long the server takes to answer one attempt.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Latency {
+    /// Always this long.
+    Constant(Duration),
+    /// Uniform between the two.
+    Uniform(Duration, Duration),
+    /// Exponential with this mean.
+    Exponential(Duration),
+}
+
+/// How a failed attempt fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// A response with this status.
+    Status(u16),
+    /// A transport error.
+    Error(ErrorKind),
+    /// No answer at all: the attempt runs into its timeout.
+    Stall,
+}
+
+/// A period in which every attempt fails.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outage {
+    /// Start, from the beginning of the run.
+    pub start: Duration,
+    /// End.
+    pub end: Duration,
+}
+
+/// Limited concurrency with a bounded queue: an attempt that would wait longer than
+/// `max_queue_wait` for a worker is refused at once with 503.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capacity {
+    /// Attempts served at the same time.
+    pub workers: u32,
+    /// Longest wait for a worker before the server sheds the attempt.
+    pub max_queue_wait: Duration,
+}
+
+/// A token-bucket rate limit answering 429 with `Retry-After` when exceeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Attempts admitted per second (also the burst).
+    pub per_second: u32,
+    /// The `Retry-After` sent with each 429 (whole seconds on the wire).
+    pub retry_after: Duration,
+}
+
+/// The simulated server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerProfile {
+    /// Service time of one attempt.
+    pub latency: Latency,
+    /// Independent probability that an attempt fails (outside outages).
+    pub failure_probability: f64,
+    /// How failures fail.
+    pub failure: Failure,
+    /// Periods where everything fails.
+    pub outages: Vec<Outage>,
+    /// After an outage the failure probability falls back linearly over this long.
+    pub recovery: Duration,
+    /// Limited capacity, if any.
+    pub capacity: Option<Capacity>,
+    /// A rate limit, if any.
+    pub rate_limit: Option<RateLimit>,
+    /// Optimistic concurrency on one resource: an attempt commits only if no other attempt
+    /// committed while it ran, otherwise it gets 409 (AWS's contention experiment).
+    pub optimistic_concurrency: bool,
+    /// Scripted changes of `failure_probability` at given times.
+    pub timeline: Vec<(Duration, f64)>,
+}
+
+impl Default for ServerProfile {
+    fn default() -> Self {
+        ServerProfile {
+            latency: Latency::Constant(Duration::from_millis(10)),
+            failure_probability: 0.0,
+            failure: Failure::Status(503),
+            outages: Vec::new(),
+            recovery: Duration::ZERO,
+            capacity: None,
+            rate_limit: None,
+            optimistic_concurrency: false,
+            timeline: Vec::new(),
+        }
+    }
+}
+
+impl Scenario {
+    /// A scenario with the default policy, one client, one request per second for 60 s, and a
+    /// healthy server; change what the experiment needs.
+    pub fn new(seed: u64) -> Scenario {
+        Scenario {
+            seed,
+            duration: Duration::from_secs(60),
+            clients: 1,
+            arrivals: Arrivals::Fixed(Duration::from_secs(1)),
+            requests_per_client: None,
+            policy: RetryPolicy::default(),
+            breaker: None,
+            budget: None,
+            server: ServerProfile::default(),
+        }
+    }
+}
