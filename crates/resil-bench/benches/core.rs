@@ -19,30 +19,6 @@ const BASE: Duration = Duration::from_millis(100);
 const CAP: Duration = Duration::from_secs(20);
 const DELAYS: usize = 8;
 
-/// A small fast RNG, to separate the cost of ChaCha8 from the cost of resil's arithmetic.
-struct SplitMix64(u64);
-
-impl rand_core::TryRng for SplitMix64 {
-    type Error = core::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        self.try_next_u64().map(|v| (v >> 32) as u32)
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        Ok(z ^ (z >> 31))
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        for chunk in dst.chunks_mut(8) {
-            let v = self.try_next_u64()?.to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-        Ok(())
-    }
-}
-
 /// The floor: `min(base · 2^n, cap)` by hand.
 fn hand_written(n: u32) -> Duration {
     let base = BASE.as_nanos() as u64;
@@ -95,7 +71,7 @@ fn delays(c: &mut Criterion) {
         })
     });
 
-    let mut fast = SplitMix64(1);
+    let mut fast = resil_core::rand::SplitMix64(1);
     g.bench_function("one/resil_full_jitter_splitmix64", |b| {
         let mut n = 0u32;
         b.iter(|| {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri};
+use resil_core::rand::mix;
 use resil_core::{
     Action, CallInfo, CircuitBreaker, EnvConfig, Hooks, Input, Instant, Observer, RetryBudget,
     RetryMachine, RetryPolicy, Stats, StatsSnapshot, UnixTime,
@@ -335,8 +336,8 @@ impl Client {
         if let Some(existing) = headers.get(name) {
             return Some(existing.clone());
         }
-        let a = splitmix(self.next_seed());
-        let b = splitmix(a);
+        let a = mix(self.next_seed());
+        let b = mix(a);
         let mut id = [0u8; 32];
         for (i, nibble) in (0..16)
             .rev()
@@ -355,7 +356,7 @@ impl Client {
     /// share jitter and a seeded client replays the same sequence.
     fn next_seed(&self) -> u64 {
         let n = self.inner.calls.fetch_add(1, Ordering::Relaxed);
-        splitmix(self.inner.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        mix(self.inner.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
     }
 }
 
@@ -399,13 +400,6 @@ enum AttemptError {
 fn attempt_budget(deadline: Instant, now: Instant) -> Duration {
     let left = deadline.saturating_duration_since(now);
     Duration::from_millis(u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1))
-}
-
-fn splitmix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// Configures a [`Client`]; every setting is checked in [`build`](ClientBuilder::build).
@@ -707,7 +701,7 @@ impl ClientBuilder {
             let t = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64);
-            splitmix(t ^ u64::from(std::process::id()))
+            mix(t ^ u64::from(std::process::id()))
         });
         Ok(Client {
             inner: Arc::new(Inner {

@@ -11,6 +11,7 @@ use core::time::Duration;
 use crate::PolicyError;
 use crate::backoff::{scale, to_fixed};
 use crate::budget::{ONE, to_ppm};
+use crate::splitmix::SplitMix64;
 use crate::time::{Instant, duration_to_nanos};
 
 /// The breaker's state.
@@ -299,7 +300,7 @@ impl CircuitBreakerBuilder {
             open_jitter: to_fixed(self.open_jitter),
             probes: self.probes,
             probe_timeout: duration_to_nanos(self.probe_timeout),
-            rng: self.seed,
+            rng: SplitMix64(self.seed),
             state: BreakerState::Closed,
             generation: 0,
             consecutive: 0,
@@ -346,7 +347,7 @@ pub struct CircuitBreaker {
     open_jitter: u64,
     probes: u32,
     probe_timeout: u64,
-    rng: u64,
+    rng: SplitMix64,
     state: BreakerState,
     generation: u32,
     consecutive: u32,
@@ -701,7 +702,7 @@ impl CircuitBreaker {
             return period;
         }
         let extra = scale(period, self.open_jitter);
-        period.saturating_add(crate::backoff::uniform(&mut SplitMix(&mut self.rng), extra))
+        period.saturating_add(crate::backoff::uniform(&mut self.rng, extra))
     }
 
     fn enter(&mut self, now: Instant, to: BreakerState) {
@@ -729,30 +730,5 @@ impl CircuitBreaker {
                 WindowState::Time(ring) => ring.clear(),
             }
         }
-    }
-}
-
-/// SplitMix64 over a borrowed state: the breaker's open-period jitter needs a few bits,
-/// deterministic from the configured seed, without carrying a full RNG.
-struct SplitMix<'a>(&'a mut u64);
-
-impl rand_core::TryRng for SplitMix<'_> {
-    type Error = core::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        self.try_next_u64().map(|v| (v >> 32) as u32)
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        *self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = *self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        Ok(z ^ (z >> 31))
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        for chunk in dst.chunks_mut(8) {
-            let v = self.try_next_u64()?.to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-        Ok(())
     }
 }

@@ -134,6 +134,7 @@ mod policy;
 mod retry;
 mod retry_after;
 mod shared;
+mod splitmix;
 mod time;
 
 pub use backoff::{Backoff, BackoffSchedule, Delays, Jitter};
@@ -163,6 +164,7 @@ pub use time::{Instant, UnixTime};
 
 /// The RNG crates core builds on, re-exported so drivers and tests use the same versions.
 pub mod rand {
+    pub use crate::splitmix::{SplitMix64, mix};
     pub use rand_chacha::ChaCha8Rng;
     pub use rand_core::{Rng, SeedableRng};
 }

@@ -264,7 +264,9 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn client(requests: usize, rounds: usize) {
+/// Starts this binary as the server (a child process, so its CPU is not the client's);
+/// returns it and its base URL.
+fn spawn_server() -> (std::process::Child, String) {
     let exe = std::env::current_exe().expect("current exe");
     let mut child = Command::new(exe)
         .arg("--server")
@@ -276,7 +278,11 @@ fn client(requests: usize, rounds: usize) {
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut port)
         .expect("port");
-    let base = format!("http://127.0.0.1:{}", port.trim());
+    (child, format!("http://127.0.0.1:{}", port.trim()))
+}
+
+fn client(requests: usize, rounds: usize) {
+    let (mut child, base) = spawn_server();
     let zero_backoff = RetryPolicy::builder()
         .backoff(Backoff::Constant(Duration::ZERO))
         .jitter(Jitter::None)
@@ -366,18 +372,8 @@ fn client(requests: usize, rounds: usize) {
 /// Profiling aid (`ONLY=bare|transport|resil`, `VARIANT=full|no-id|bare` for resil): one
 /// client against /ok, nothing else, for `strace -c` or `perf record`.
 fn only_one(which: &str, requests: usize) {
-    let exe = std::env::current_exe().expect("current exe");
-    let mut child = Command::new(exe)
-        .arg("--server")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut port = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut port)
-        .expect("port");
-    let url = format!("http://127.0.0.1:{}/ok", port.trim());
+    let (mut child, base) = spawn_server();
+    let url = format!("{base}/ok");
     let clients = Clients {
         agent: agent(),
         transport: resil_blocking::UreqTransport::new(&resil_blocking::UreqSettings::default()),
