@@ -1,0 +1,172 @@
+//! `resil get|post|put|delete`: one call through resil-blocking, narrated on stderr.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use resil_blocking::{Client, ErrorKind};
+use resil_core::{
+    Attempt, Backoff, CallInfo, CircuitBreaker, GiveUp, Hooks, Jitter, RetryInfo, RetryPolicy,
+    TripCondition, parse_duration,
+};
+
+/// Options shared by the request commands.
+#[derive(Args, Debug)]
+pub struct RequestArgs {
+    /// The URL (http or https).
+    url: String,
+    /// A header, `name: value`; repeatable.
+    #[arg(short = 'H', long = "header")]
+    headers: Vec<String>,
+    /// The request body.
+    #[arg(short = 'd', long = "data")]
+    data: Option<String>,
+    /// Retries after the first attempt.
+    #[arg(long, default_value_t = 3)]
+    retries: u32,
+    /// Backoff: `exp:100ms` (doubling, full jitter), `const:250ms`, or `none`.
+    #[arg(long, default_value = "exp:100ms")]
+    backoff: String,
+    /// Total deadline for the call, e.g. `30s`.
+    #[arg(long, default_value = "30s")]
+    timeout: String,
+    /// Per-attempt timeout, e.g. `10s`.
+    #[arg(long, default_value = "10s")]
+    attempt_timeout: String,
+    /// Consecutive failures that open the circuit breaker.
+    #[arg(long, default_value_t = 5)]
+    breaker: u32,
+    /// Also print the response status line and headers on stderr.
+    #[arg(short = 'v', long)]
+    verbose: bool,
+}
+
+/// Narrates attempts on stderr.
+struct Narrator;
+
+impl Hooks for Narrator {
+    fn on_request(&self, call: &CallInfo<'_>, attempt: Attempt) {
+        eprintln!(
+            "resil: attempt {} -> {} {}",
+            attempt.number(),
+            call.method,
+            call.url
+        );
+    }
+    fn on_retry(&self, _: &CallInfo<'_>, r: &RetryInfo) {
+        let why = match r.retry_after {
+            Some(ra) => format!("the server asked for {ra:?} (Retry-After)"),
+            None => "backoff with jitter".to_owned(),
+        };
+        eprintln!(
+            "resil: attempt {} failed: {}; retrying in {:?} ({why})",
+            r.after.number(),
+            r.cause,
+            r.delay
+        );
+    }
+    fn on_success(&self, _: &CallInfo<'_>, attempt: Attempt, status: u16) {
+        eprintln!("resil: attempt {} answered {status}", attempt.number());
+    }
+    fn on_failure(&self, _: &CallInfo<'_>, g: &GiveUp) {
+        eprintln!("resil: {g}");
+    }
+}
+
+fn usage(message: &str) -> ExitCode {
+    eprintln!("resil: {message}");
+    ExitCode::from(2)
+}
+
+fn backoff(spec: &str) -> Option<(Backoff, Jitter)> {
+    if spec == "none" {
+        return Some((Backoff::Constant(Duration::ZERO), Jitter::None));
+    }
+    let (kind, value) = spec.split_once(':')?;
+    let d = parse_duration(value)?;
+    match kind {
+        "exp" => Some((Backoff::exponential(d), Jitter::Full)),
+        "const" => Some((Backoff::Constant(d), Jitter::None)),
+        _ => None,
+    }
+}
+
+/// Runs one call and maps its outcome to the documented exit code.
+pub fn run(method: http::Method, args: &RequestArgs) -> ExitCode {
+    let Some((backoff, jitter)) = backoff(&args.backoff) else {
+        return usage("--backoff must be exp:<duration>, const:<duration> or none");
+    };
+    let (Some(total), Some(attempt)) = (
+        parse_duration(&args.timeout),
+        parse_duration(&args.attempt_timeout),
+    ) else {
+        return usage("--timeout and --attempt-timeout take durations such as 30s or 500ms");
+    };
+    let policy = match RetryPolicy::builder()
+        .max_retries(args.retries)
+        .backoff(backoff)
+        .jitter(jitter)
+        .total_timeout(Some(total))
+        .attempt_timeout(Some(attempt))
+        .build()
+    {
+        Ok(p) => p,
+        Err(e) => return usage(&e.to_string()),
+    };
+    let breaker = match CircuitBreaker::builder()
+        .trip(TripCondition::ConsecutiveFailures(args.breaker))
+        .build()
+    {
+        Ok(b) => b,
+        Err(e) => return usage(&e.to_string()),
+    };
+    let client = match Client::builder()
+        .policy(policy)
+        .breaker(std::sync::Arc::new(std::sync::Mutex::new(breaker)))
+        .hooks(Narrator)
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => return usage(&e.to_string()),
+    };
+    let mut request = client.request(method, &args.url);
+    for header in &args.headers {
+        let Some((name, value)) = header.split_once(':') else {
+            return usage(&format!("header {header:?} must look like 'name: value'"));
+        };
+        request = request.header(name.trim(), value.trim());
+    }
+    if let Some(data) = &args.data {
+        request = request.body(data.clone());
+    }
+    let response = match request.send() {
+        Ok(response) => response,
+        Err(e) => match e.kind() {
+            ErrorKind::InvalidUrl | ErrorKind::InvalidConfig => return usage(&e.to_string()),
+            _ => match e.into_response() {
+                // Gave up with a response in hand (e.g. 503 after the last retry): show it.
+                Some(response) => response,
+                None => return ExitCode::from(1),
+            },
+        },
+    };
+    let status = response.status().as_u16();
+    if args.verbose {
+        eprintln!("resil: {:?} {}", response.version(), response.status());
+        for (name, value) in response.headers() {
+            eprintln!("resil:   {name}: {}", value.to_str().unwrap_or("[binary]"));
+        }
+    }
+    let mut body = response.into_body();
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = std::io::copy(&mut body, &mut out).and_then(|_| out.flush()) {
+        eprintln!("resil: reading the response body failed: {e}");
+        return ExitCode::from(1);
+    }
+    match status {
+        0..400 => ExitCode::SUCCESS,
+        400..500 => ExitCode::from(4),
+        _ => ExitCode::from(5),
+    }
+}

@@ -1,0 +1,353 @@
+//! `resil sim SCENARIO.toml`: run resil-sim on a scenario file, print the summary, and write
+//! an SVG chart of attempts per second by outcome with the breaker state as a band.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use plotters::prelude::*;
+use resil_core::{
+    Backoff, BreakerState, CircuitBreaker, ErrorKind, Jitter, RetryBudget, RetryPolicy,
+    TripCondition,
+};
+use resil_sim::{
+    Arrivals, Capacity, Failure, Latency, Outage, RateLimit, Report, Scenario, Scope,
+    run as simulate,
+};
+use serde::Deserialize;
+
+/// The scenario file. Durations are in milliseconds unless the key says `_secs`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct File {
+    name: Option<String>,
+    seed: u64,
+    duration_secs: u64,
+    clients: u32,
+    /// `fixed`, `poisson` or `at_once`.
+    arrivals: String,
+    interval_ms: Option<u64>,
+    requests_per_client: Option<u32>,
+    policy: PolicyFile,
+    breaker: Option<BreakerFile>,
+    budget: Option<BudgetFile>,
+    server: ServerFile,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    max_attempts: Option<u32>,
+    /// `exponential`, `constant`, `linear`, `fibonacci` or `decorrelated`.
+    backoff: Option<String>,
+    base_ms: Option<u64>,
+    multiplier: Option<f64>,
+    max_delay_ms: Option<u64>,
+    /// `none`, `full` or `equal`.
+    jitter: Option<String>,
+    attempt_timeout_ms: Option<u64>,
+    total_timeout_ms: Option<u64>,
+    max_retry_after_ms: Option<u64>,
+    retry_statuses: Option<Vec<u16>>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct BreakerFile {
+    consecutive_failures: u32,
+    open_ms: u64,
+    /// `fleet` (default) or `client`.
+    scope: Option<String>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct BudgetFile {
+    /// `ratio` or `token_bucket`.
+    kind: String,
+    ratio: Option<f64>,
+    min_per_second: Option<u32>,
+    max_tokens: Option<u32>,
+    token_ratio: Option<f64>,
+    scope: Option<String>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct ServerFile {
+    latency_ms: Option<u64>,
+    latency_max_ms: Option<u64>,
+    failure_probability: Option<f64>,
+    /// `503` (any status) or `reset`, `refused`, `stall`.
+    failure: Option<String>,
+    outages: Option<Vec<[u64; 2]>>,
+    recovery_secs: Option<u64>,
+    rate_limit_per_second: Option<u32>,
+    rate_limit_retry_after_secs: Option<u64>,
+    workers: Option<u32>,
+    max_queue_wait_ms: Option<u64>,
+    optimistic_concurrency: Option<bool>,
+}
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+fn scope(s: Option<&str>) -> Result<Scope, String> {
+    match s.unwrap_or("fleet") {
+        "fleet" => Ok(Scope::Fleet),
+        "client" => Ok(Scope::PerClient),
+        other => Err(format!("scope must be fleet or client, not {other:?}")),
+    }
+}
+
+fn scenario(file: File) -> Result<Scenario, String> {
+    let mut s = Scenario::new(file.seed);
+    s.duration = Duration::from_secs(file.duration_secs);
+    s.clients = file.clients;
+    s.requests_per_client = file.requests_per_client;
+    let interval = ms(file.interval_ms.unwrap_or(1_000));
+    s.arrivals = match file.arrivals.as_str() {
+        "fixed" => Arrivals::Fixed(interval),
+        "poisson" => Arrivals::Poisson(interval),
+        "at_once" => Arrivals::AtOnce,
+        other => {
+            return Err(format!(
+                "arrivals must be fixed, poisson or at_once, not {other:?}"
+            ));
+        }
+    };
+    let p = &file.policy;
+    let base = ms(p.base_ms.unwrap_or(100));
+    let backoff = match p.backoff.as_deref().unwrap_or("exponential") {
+        "exponential" => Backoff::Exponential {
+            base,
+            multiplier: p.multiplier.unwrap_or(2.0),
+        },
+        "constant" => Backoff::Constant(base),
+        "linear" => Backoff::Linear {
+            initial: base,
+            step: base,
+        },
+        "fibonacci" => Backoff::Fibonacci { base },
+        "decorrelated" => Backoff::DecorrelatedJitter { base },
+        other => return Err(format!("policy.backoff {other:?} is not a backoff")),
+    };
+    let jitter = match p.jitter.as_deref().unwrap_or("full") {
+        "none" => Jitter::None,
+        "full" => Jitter::Full,
+        "equal" => Jitter::Equal,
+        other => {
+            return Err(format!(
+                "policy.jitter {other:?} is not none, full or equal"
+            ));
+        }
+    };
+    let mut policy = RetryPolicy::builder()
+        .max_attempts(p.max_attempts.unwrap_or(4))
+        .backoff(backoff)
+        .jitter(jitter)
+        .max_delay(ms(p.max_delay_ms.unwrap_or(20_000)))
+        .attempt_timeout(Some(ms(p.attempt_timeout_ms.unwrap_or(10_000))))
+        .total_timeout(Some(ms(p.total_timeout_ms.unwrap_or(30_000))))
+        .max_retry_after(ms(p.max_retry_after_ms.unwrap_or(60_000)));
+    if let Some(statuses) = &p.retry_statuses {
+        policy = policy.retry_statuses(statuses);
+    }
+    s.policy = policy.build().map_err(|e| format!("policy: {e}"))?;
+    if let Some(b) = &file.breaker {
+        let builder = CircuitBreaker::builder()
+            .trip(TripCondition::ConsecutiveFailures(b.consecutive_failures))
+            .open_for(ms(b.open_ms));
+        builder
+            .clone()
+            .build()
+            .map_err(|e| format!("breaker: {e}"))?;
+        s.breaker = Some((builder, scope(b.scope.as_deref())?));
+    }
+    if let Some(b) = &file.budget {
+        let budget = match b.kind.as_str() {
+            "ratio" => RetryBudget::ratio(
+                b.ratio.unwrap_or(0.2),
+                b.min_per_second.unwrap_or(10),
+                Duration::from_secs(10),
+            ),
+            "token_bucket" => {
+                RetryBudget::token_bucket(b.max_tokens.unwrap_or(10), b.token_ratio.unwrap_or(0.1))
+            }
+            other => {
+                return Err(format!(
+                    "budget.kind {other:?} is not ratio or token_bucket"
+                ));
+            }
+        }
+        .map_err(|e| format!("budget: {e}"))?;
+        s.budget = Some((budget, scope(b.scope.as_deref())?));
+    }
+    let v = &file.server;
+    let lo = ms(v.latency_ms.unwrap_or(10));
+    s.server.latency = match v.latency_max_ms {
+        Some(hi) => Latency::Uniform(lo, ms(hi)),
+        None => Latency::Constant(lo),
+    };
+    let p = v.failure_probability.unwrap_or(0.0);
+    if !(0.0..=1.0).contains(&p) {
+        return Err("server.failure_probability must be in [0, 1]".to_owned());
+    }
+    s.server.failure_probability = p;
+    s.server.failure = match v.failure.as_deref().unwrap_or("503") {
+        "reset" => Failure::Error(ErrorKind::Reset),
+        "refused" => Failure::Error(ErrorKind::Connect),
+        "stall" => Failure::Stall,
+        status => Failure::Status(
+            status
+                .parse::<u16>()
+                .ok()
+                .filter(|s| (100..=599).contains(s))
+                .ok_or(format!(
+                    "server.failure {status:?} is not a status, reset, refused or stall"
+                ))?,
+        ),
+    };
+    s.server.outages = v
+        .outages
+        .iter()
+        .flatten()
+        .map(|[start, end]| Outage {
+            start: Duration::from_secs(*start),
+            end: Duration::from_secs(*end),
+        })
+        .collect();
+    s.server.recovery = Duration::from_secs(v.recovery_secs.unwrap_or(0));
+    s.server.rate_limit = v.rate_limit_per_second.map(|per_second| RateLimit {
+        per_second,
+        retry_after: Duration::from_secs(v.rate_limit_retry_after_secs.unwrap_or(1)),
+    });
+    s.server.capacity = v.workers.map(|workers| Capacity {
+        workers,
+        max_queue_wait: ms(v.max_queue_wait_ms.unwrap_or(100)),
+    });
+    s.server.optimistic_concurrency = v.optimistic_concurrency.unwrap_or(false);
+    Ok(s)
+}
+
+/// One line of the chart: label, colour, and the value it plots for a second.
+type Series = (&'static str, RGBColor, fn(&resil_sim::Second) -> u64);
+
+/// Attempts per second by outcome as lines, the breaker's non-closed seconds as a band.
+fn chart(report: &Report, title: &str, path: &Path) -> Result<(), String> {
+    let seconds = report.seconds.len().max(1);
+    let top = report
+        .seconds
+        .iter()
+        .map(|s| s.attempts.max(s.ok + s.failed).max(s.rejected))
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64
+        * 1.1;
+    let root = SVGBackend::new(path, (960, 480)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0f64..seconds as f64, 0f64..top)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("simulated second")
+        .y_desc("per second")
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let band = RGBColor(255, 200, 120).mix(0.35);
+    chart
+        .draw_series(
+            report
+                .seconds
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.breaker != BreakerState::Closed)
+                .map(|(i, _)| {
+                    Rectangle::new([(i as f64, 0.0), (i as f64 + 1.0, top)], band.filled())
+                }),
+        )
+        .map_err(|e| e.to_string())?
+        .label("breaker not closed")
+        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], band.filled()));
+    let series: [Series; 4] = [
+        ("attempts sent", BLUE, |s| s.attempts),
+        ("answered ok", RGBColor(0, 140, 0), |s| s.ok),
+        ("answered failed", RED, |s| s.failed),
+        ("rejected by breaker", RGBColor(120, 120, 120), |s| {
+            s.rejected
+        }),
+    ];
+    for (label, color, value) in series {
+        chart
+            .draw_series(LineSeries::new(
+                report
+                    .seconds
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (i as f64 + 0.5, value(s) as f64)),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| e.to_string())?
+            .label(label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+pub fn run(path: &Path, svg: Option<&Path>) -> ExitCode {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("resil sim: cannot read {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let file: File = match toml::from_str(&text) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("resil sim: {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let name = file.name.clone().unwrap_or_else(|| {
+        path.file_stem()
+            .map_or("scenario".into(), |s| s.to_string_lossy().into_owned())
+    });
+    let scenario = match scenario(file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("resil sim: {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let report = simulate(&scenario);
+    println!("scenario           {name}");
+    println!("{report}");
+    let out = svg
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| path.with_extension("svg"));
+    match chart(&report, &name, &out) {
+        Ok(()) => {
+            println!("chart              {}", out.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("resil sim: writing {}: {e}", out.display());
+            ExitCode::from(1)
+        }
+    }
+}

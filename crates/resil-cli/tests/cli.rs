@@ -1,0 +1,236 @@
+//! The `resil` binary end to end: against the embedded demo server, against loopback servers
+//! that misbehave on purpose, and on the shipped scenario files.
+
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+use resil_tests::{Reply, TestServer, refused_addr, shared_load};
+
+fn resil() -> Command {
+    Command::cargo_bin("resil").unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn demo_runs_offline_and_summarises() {
+    let _load = shared_load();
+    let out = resil()
+        .args(["demo", "--requests", "120", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for line in [
+        "| logical requests | 120 |",
+        "| attempts sent |",
+        "| Retry-After honoured |",
+        "| breaker transitions |",
+        "| success rate |",
+        "| latency p50 / p99 |",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
+    }
+}
+
+#[test]
+fn get_narrates_retries_and_prints_the_body() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script(
+        "/r",
+        vec![
+            Reply::with_header(503, "retry-after", "0"),
+            Reply::body(200, "hello"),
+        ],
+    );
+    let out = resil()
+        .args(["get", &server.url("/r"), "--backoff", "const:1ms"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "hello");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("attempt 1 failed: status 503; retrying in"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(Retry-After)"), "{stderr}");
+    assert!(stderr.contains("attempt 2 answered 200"), "{stderr}");
+}
+
+#[test]
+fn exit_codes_follow_the_outcome() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/missing", vec![Reply::body(404, "no")]);
+    server.script("/down", vec![Reply::body(503, "down")]);
+    let code = |args: &[&str]| resil().args(args).output().unwrap().status.code();
+    assert_eq!(code(&["get", &server.url("/missing")]), Some(4));
+    let out = resil()
+        .args([
+            "get",
+            &server.url("/down"),
+            "--retries",
+            "1",
+            "--backoff",
+            "none",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(
+        text(&out.stdout),
+        "down",
+        "the last response's body is still printed"
+    );
+    assert!(
+        text(&out.stderr).contains("gave up after 2 attempts"),
+        "{}",
+        text(&out.stderr)
+    );
+    let refused = format!("http://{}/x", refused_addr());
+    assert_eq!(
+        code(&["get", &refused, "--retries", "1", "--backoff", "none"]),
+        Some(1)
+    );
+    assert_eq!(code(&["get", "not a url"]), Some(2));
+    assert_eq!(
+        code(&["get", &server.url("/missing"), "--backoff", "sometimes"]),
+        Some(2)
+    );
+    assert_eq!(
+        code(&["get", &server.url("/missing"), "-H", "no-colon"]),
+        Some(2)
+    );
+    assert_eq!(code(&["get"]), Some(2), "clap usage error");
+}
+
+#[test]
+fn post_sends_headers_and_body() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/items", vec![Reply::status(201)]);
+    let out = resil()
+        .args([
+            "post",
+            &server.url("/items"),
+            "-H",
+            "content-type: application/json",
+            "-d",
+            "{\"a\":1}",
+            "-v",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let r = &server.requests()[0];
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.body, b"{\"a\":1}");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert!(text(&out.stderr).contains("201"), "{}", text(&out.stderr));
+}
+
+fn scenario(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(name)
+}
+
+#[test]
+fn sim_runs_every_shipped_scenario_and_writes_well_formed_svg() {
+    let dir = std::env::temp_dir().join(format!("resil-sim-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in [
+        "outage-no-budget.toml",
+        "outage-with-budget.toml",
+        "rate-limit-storm.toml",
+        "jitter-comparison.toml",
+    ] {
+        let svg = dir.join(name).with_extension("svg");
+        let out = resil()
+            .args([
+                "sim",
+                scenario(name).to_str().unwrap(),
+                "--svg",
+                svg.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("logical requests"), "{name}");
+        let doc = std::fs::read_to_string(&svg).unwrap();
+        let parsed = roxmltree::Document::parse(&doc).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(parsed.root_element().tag_name().name(), "svg");
+        assert!(
+            parsed
+                .descendants()
+                .filter(|n| n.has_tag_name("polyline") || n.has_tag_name("path"))
+                .count()
+                >= 4,
+            "{name}: lines drawn"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_budget_bounds_load_during_the_outage() {
+    let run = |name: &str| {
+        let out = resil()
+            .args([
+                "sim",
+                scenario(name).to_str().unwrap(),
+                "--svg",
+                "/dev/null",
+            ])
+            .output()
+            .unwrap();
+        let stdout = text(&out.stdout);
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("attempts"))
+            .unwrap()
+            .to_owned();
+        let per_request: f64 = line
+            .split('(')
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        per_request
+    };
+    let without = run("outage-no-budget.toml");
+    let with = run("outage-with-budget.toml");
+    assert!(without > 1.5, "{without}");
+    assert!(with < 1.25, "{with}");
+}
+
+#[test]
+fn bad_scenario_files_are_usage_errors() {
+    let dir = std::env::temp_dir().join(format!("resil-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "seed = 1\nduration_secs = 'soon'\n").unwrap();
+    let out = resil()
+        .args(["sim", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("bad.toml"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = resil()
+        .args(["sim", dir.join("missing.toml").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
