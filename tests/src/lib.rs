@@ -111,6 +111,9 @@ struct State {
     scripts: Mutex<HashMap<String, (Vec<Reply>, usize)>>,
     handlers: Mutex<HashMap<String, Handler>>,
     requests: Mutex<Vec<Recorded>>,
+    /// Requests per path so far (the next request's index), kept apart from the log so
+    /// answering stays O(1) under load.
+    counts: Mutex<HashMap<String, usize>>,
     connections: AtomicUsize,
 }
 
@@ -280,10 +283,12 @@ fn serve(stream: TcpStream, connection: usize, state: &State, stop: &AtomicBool)
 
 fn reply_for(state: &State, request: &Recorded) -> Reply {
     let path = request.path.split('?').next().unwrap_or("").to_owned();
-    let index = lock(&state.requests)
-        .iter()
-        .filter(|r| r.path.split('?').next() == Some(path.as_str()))
-        .count();
+    let index = {
+        let mut counts = lock(&state.counts);
+        let count = counts.entry(path.clone()).or_insert(0);
+        *count += 1;
+        *count - 1
+    };
     if let Some(handler) = lock(&state.handlers).get(&path).cloned() {
         return handler(request, index);
     }

@@ -237,6 +237,10 @@ impl Client {
                     }
                 }
                 Action::Sleep { until } => {
+                    // Release the retried response's connection before the wait.
+                    if let Some(mut old) = last_response.take() {
+                        old.body_mut().drain(DRAIN_LIMIT);
+                    }
                     let left = until.saturating_duration_since(clock.now());
                     // A zero wait is never slept (the machine does not even ask for one).
                     if !left.is_zero() {
@@ -336,17 +340,7 @@ impl Client {
         if let Some(existing) = headers.get(name) {
             return Some(existing.clone());
         }
-        let a = mix(self.next_seed());
-        let b = mix(a);
-        let mut id = [0u8; 32];
-        for (i, nibble) in (0..16)
-            .rev()
-            .map(|i| (a >> (i * 4)) & 0xf)
-            .chain((0..16).rev().map(|i| (b >> (i * 4)) & 0xf))
-            .enumerate()
-        {
-            id[i] = b"0123456789abcdef"[nibble as usize];
-        }
+        let id = resil_core::request_id(self.next_seed());
         let value = HeaderValue::from_bytes(&id).ok()?;
         headers.insert(name.clone(), value.clone());
         Some(value)

@@ -86,11 +86,7 @@ impl RequestBuilder {
 
     /// An `application/x-www-form-urlencoded` body.
     pub fn form(mut self, pairs: &[(&str, &str)]) -> Self {
-        let encoded = pairs
-            .iter()
-            .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
+        let encoded = resil_core::form_urlencode(pairs.iter().copied());
         self.headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("application/x-www-form-urlencoded"),
@@ -132,12 +128,9 @@ impl RequestBuilder {
         }
         let mut uri = self.client.resolve_url(&self.method, &self.url)?;
         if !self.query.is_empty() {
-            let extra = self
-                .query
-                .iter()
-                .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
-                .collect::<Vec<_>>()
-                .join("&");
+            let extra = resil_core::form_urlencode(
+                self.query.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            );
             let sep = if uri.query().is_some() { "&" } else { "?" };
             let with_query = format!("{uri}{sep}{extra}");
             uri = with_query.parse().map_err(|e| {
@@ -179,19 +172,4 @@ impl RequestBuilder {
         };
         self.client.send_parts(parts, self.body, policy)
     }
-}
-
-/// Percent-encodes for `application/x-www-form-urlencoded` and query strings.
-fn form_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }

@@ -196,3 +196,105 @@ fn redact_str(url: &str) -> String {
         None => url.to_string(),
     }
 }
+
+/// What went wrong with a call, in categories a caller can act on; every driver's error type
+/// reports one of these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientErrorKind {
+    /// The transport failed and no retry followed (connection refused, reset, DNS, TLS, …).
+    Transport(crate::ErrorKind),
+    /// An attempt timed out and no retry followed.
+    Timeout,
+    /// The final response had a failure status (after retries, or from `error_for_status`).
+    Status(u16),
+    /// The circuit breaker is open: no request was sent.
+    CircuitOpen,
+    /// The retry budget refused another retry.
+    BudgetExhausted,
+    /// Another attempt would not fit in the total deadline.
+    DeadlineExceeded,
+    /// The server's `Retry-After` asked for longer than the policy allows.
+    RetryAfterTooLong(core::time::Duration),
+    /// The request may have been processed and is not idempotent, so it was not replayed.
+    NotReplayed,
+    /// The request body was a stream and cannot be sent again.
+    BodyNotReplayable,
+    /// Reading the response body failed, it was cut short, or it exceeded the size limit.
+    Body,
+    /// The client or request configuration is invalid.
+    InvalidConfig,
+    /// The URL is invalid, or relative without a base URL.
+    InvalidUrl,
+    /// Authentication headers could not be obtained or refreshed.
+    Auth,
+}
+
+impl ClientErrorKind {
+    /// The kind for a retry machine that gave up.
+    pub fn from_give_up(give_up: &crate::GiveUp) -> ClientErrorKind {
+        use crate::{Cause, GiveUpReason};
+        match give_up.reason {
+            GiveUpReason::DeadlineExceeded => ClientErrorKind::DeadlineExceeded,
+            GiveUpReason::RetryAfterTooLong { requested } => {
+                ClientErrorKind::RetryAfterTooLong(requested)
+            }
+            GiveUpReason::NonIdempotent => ClientErrorKind::NotReplayed,
+            GiveUpReason::BodyNotReplayable => ClientErrorKind::BodyNotReplayable,
+            GiveUpReason::BudgetExhausted => ClientErrorKind::BudgetExhausted,
+            GiveUpReason::CircuitOpen { .. } => ClientErrorKind::CircuitOpen,
+            _ => match give_up.last {
+                Some(Cause::Status(s)) => ClientErrorKind::Status(s),
+                Some(Cause::Error(crate::ErrorKind::Timeout)) => ClientErrorKind::Timeout,
+                Some(Cause::Error(k)) => ClientErrorKind::Transport(k),
+                None => ClientErrorKind::Transport(crate::ErrorKind::Other),
+            },
+        }
+    }
+}
+
+/// A request id: 32 lowercase hex characters derived from `seed` (drivers draw the seed per
+/// call, so ids are unique per client and reproducible for a seeded client).
+pub fn request_id(seed: u64) -> [u8; 32] {
+    let a = crate::rand::mix(seed);
+    let b = crate::rand::mix(a);
+    let mut id = [0u8; 32];
+    for (i, slot) in id.iter_mut().enumerate() {
+        let word = if i < 16 { a } else { b };
+        let nibble = (word >> ((15 - i % 16) * 4)) & 0xf;
+        *slot = b"0123456789abcdef"[nibble as usize];
+    }
+    id
+}
+
+/// Percent-encodes pairs as `application/x-www-form-urlencoded` (also right for query
+/// strings): `a=1+2&b=%C3%A9`.
+pub fn form_urlencode<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut out = String::new();
+    for (i, (k, v)) in pairs.into_iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        encode_into(&mut out, k);
+        out.push('=');
+        encode_into(&mut out, v);
+    }
+    out
+}
+
+fn encode_into(out: &mut String, s: &str) {
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                out.push('%');
+                out.push(HEX[usize::from(b >> 4)] as char);
+                out.push(HEX[usize::from(b & 0xf)] as char);
+            }
+        }
+    }
+}

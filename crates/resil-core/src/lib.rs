@@ -124,6 +124,8 @@ extern crate std;
 mod backoff;
 mod breaker;
 mod budget;
+#[cfg(feature = "http")]
+mod call_error;
 #[cfg(feature = "std")]
 mod env;
 #[cfg(feature = "http")]
@@ -143,12 +145,15 @@ pub use breaker::{
     Transition, TripCondition, Window,
 };
 pub use budget::RetryBudget;
+#[cfg(feature = "http")]
+pub use call_error::CallError;
 #[cfg(feature = "std")]
 pub use env::{EnvConfig, EnvError, parse_duration};
 #[cfg(feature = "http")]
 pub use http_glue::{
-    UrlError, is_sensitive_header, join_url, merge_default_headers, redact_url, redact_url_str,
-    redacted_headers, request_info, response_head,
+    ClientErrorKind, UrlError, form_urlencode, is_sensitive_header, join_url,
+    merge_default_headers, redact_url, redact_url_str, redacted_headers, request_id, request_info,
+    response_head,
 };
 #[cfg(feature = "std")]
 pub use observe::{CallInfo, Hooks, Observer, RetryInfo, RetryReason, Stats, StatsSnapshot};

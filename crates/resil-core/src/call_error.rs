@@ -1,0 +1,146 @@
+//! The error every driver returns: what went wrong, on which call, with the last response.
+
+use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
+use alloc::string::String;
+use core::fmt;
+
+use crate::http_glue::ClientErrorKind as ErrorKind;
+use crate::{Cause, GiveUp};
+
+type BoxError = Box<dyn core::error::Error + Send + Sync>;
+
+/// An error with everything known about the call: method, URL (credentials redacted),
+/// attempts, the last status, and the last response (body type `B`) when there was one.
+/// Drivers alias it: `resil_blocking::Error`, `resil_tokio::Error`.
+pub struct CallError<B> {
+    kind: ErrorKind,
+    method: String,
+    url: String,
+    attempts: u32,
+    give_up: Option<GiveUp>,
+    response: Option<Box<http::Response<B>>>,
+    source: Option<BoxError>,
+}
+
+impl<B> CallError<B> {
+    /// An error of `kind` on the call `method url` (pass the URL already redacted).
+    pub fn new(kind: ErrorKind, method: &str, url: &str) -> CallError<B> {
+        CallError {
+            kind,
+            method: method.to_owned(),
+            url: url.to_owned(),
+            attempts: 0,
+            give_up: None,
+            response: None,
+            source: None,
+        }
+    }
+
+    /// Adds the underlying cause.
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> CallError<B> {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// Attaches the last response.
+    pub fn with_response(mut self, response: Option<http::Response<B>>) -> CallError<B> {
+        self.response = response.map(Box::new);
+        self
+    }
+
+    /// The error for a retry machine that gave up.
+    pub fn gave_up(give_up: GiveUp, method: &str, url: &str) -> CallError<B> {
+        let mut e = CallError::new(ErrorKind::from_give_up(&give_up), method, url);
+        e.attempts = give_up.attempts;
+        e.give_up = Some(give_up);
+        e
+    }
+
+    /// The category.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The request method.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The URL, with any credentials replaced by `[redacted]`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Attempts sent (0 when the breaker rejected the call or the request was invalid).
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Why the retry machine gave up, when it did.
+    pub fn give_up(&self) -> Option<&GiveUp> {
+        self.give_up.as_ref()
+    }
+
+    /// The status of the last response, if there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self.give_up.and_then(|g| g.last) {
+            Some(Cause::Status(s)) => Some(s),
+            _ => self.response.as_ref().map(|r| r.status().as_u16()),
+        }
+    }
+
+    /// The last response, if there was one (its body is still unread).
+    pub fn response(&self) -> Option<&http::Response<B>> {
+        self.response.as_deref()
+    }
+
+    /// Takes the last response out of the error.
+    pub fn into_response(self) -> Option<http::Response<B>> {
+        self.response.map(|r| *r)
+    }
+}
+
+impl<B> fmt::Display for CallError<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: ", self.method, self.url)?;
+        if let Some(g) = &self.give_up {
+            return write!(f, "{g}");
+        }
+        match self.kind {
+            ErrorKind::Status(s) => write!(f, "server answered with status {s}"),
+            ErrorKind::Body => f.write_str("reading the response body failed"),
+            ErrorKind::InvalidConfig => f.write_str("invalid configuration"),
+            ErrorKind::InvalidUrl => f.write_str("invalid URL"),
+            ErrorKind::Auth => f.write_str("could not obtain credentials"),
+            ErrorKind::Transport(k) => write!(f, "{k}"),
+            other => write!(f, "{other:?}"),
+        }?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl<B> fmt::Debug for CallError<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallError")
+            .field("kind", &self.kind)
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("attempts", &self.attempts)
+            .field("give_up", &self.give_up)
+            .field("status", &self.status())
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl<B> core::error::Error for CallError<B> {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn core::error::Error + 'static))
+    }
+}

@@ -1,0 +1,577 @@
+//! The async client: configuration, and the loop that drives resil-core's retry machine with
+//! hyper-util and `tokio::time`. No policy lives here.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Uri};
+use resil_core::rand::mix;
+use resil_core::{
+    Action, CallInfo, CircuitBreaker, EnvConfig, Hooks, Input, Instant, Observer, RetryBudget,
+    RetryMachine, RetryPolicy, Stats, StatsSnapshot, UnixTime,
+};
+
+use crate::request::RequestBuilder;
+use crate::response::CallContext;
+use crate::transport::{
+    AsyncTransport, HyperSettings, HyperTransport, RequestBody, TransportError,
+};
+use crate::{AuthProvider, Error, ErrorKind, Response};
+
+const DRAIN_LIMIT: u64 = 64 * 1024;
+const DEFAULT_BODY_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Now on tokio's clock (paused in tests), on resil's process-wide origin.
+pub(crate) fn now() -> Instant {
+    Instant::from_std(tokio::time::Instant::now().into_std())
+}
+
+fn tokio_instant(at: Instant) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(at.to_std())
+}
+
+/// A resilient async HTTP client on tokio. Cheap to clone (clones share the pool, breaker,
+/// budget and statistics).
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    transport: Arc<dyn AsyncTransport>,
+    policy: RetryPolicy,
+    breaker: Option<Arc<Mutex<CircuitBreaker>>>,
+    budget: Option<Arc<Mutex<RetryBudget>>>,
+    base_url: Option<Uri>,
+    default_headers: HeaderMap,
+    auth: Option<Arc<dyn AuthProvider>>,
+    request_id_header: Option<HeaderName>,
+    body_limit: u64,
+    stats: Arc<Stats>,
+    hooks: Option<Arc<dyn Hooks>>,
+    seed: u64,
+    calls: AtomicU64,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("policy", &self.inner.policy)
+            .field("base_url", &self.inner.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+enum AttemptError {
+    Transport(TransportError),
+    Fatal(Error),
+}
+
+impl Client {
+    /// A client with the defaults (see [`ClientBuilder`]). Must be used inside a tokio runtime.
+    pub fn new() -> Result<Client, Error> {
+        ClientBuilder::default().build()
+    }
+
+    /// A builder with the defaults.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// A GET request.
+    pub fn get(&self, url: &str) -> RequestBuilder {
+        self.request(Method::GET, url)
+    }
+    /// A POST request.
+    pub fn post(&self, url: &str) -> RequestBuilder {
+        self.request(Method::POST, url)
+    }
+    /// A PUT request.
+    pub fn put(&self, url: &str) -> RequestBuilder {
+        self.request(Method::PUT, url)
+    }
+    /// A PATCH request.
+    pub fn patch(&self, url: &str) -> RequestBuilder {
+        self.request(Method::PATCH, url)
+    }
+    /// A DELETE request.
+    pub fn delete(&self, url: &str) -> RequestBuilder {
+        self.request(Method::DELETE, url)
+    }
+    /// A HEAD request.
+    pub fn head(&self, url: &str) -> RequestBuilder {
+        self.request(Method::HEAD, url)
+    }
+    /// A request with any method.
+    pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
+        RequestBuilder::new(self.clone(), method, url)
+    }
+
+    /// Sends an `http::Request`; a [`RetryPolicy`] in its extensions overrides the client's.
+    pub async fn execute(
+        &self,
+        request: http::Request<impl Into<RequestBody>>,
+    ) -> Result<Response, Error> {
+        let (mut parts, body) = request.into_parts();
+        let policy = parts.extensions.remove::<RetryPolicy>();
+        self.send_parts(parts, body.into(), policy).await
+    }
+
+    /// Counters for every call through this client and its clones.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.inner.stats.snapshot()
+    }
+
+    /// The client's retry policy.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.inner.policy
+    }
+
+    /// The circuit breaker, if any.
+    pub fn breaker(&self) -> Option<&Arc<Mutex<CircuitBreaker>>> {
+        self.inner.breaker.as_ref()
+    }
+
+    pub(crate) fn resolve_url(&self, method: &Method, url: &str) -> Result<Uri, Error> {
+        resil_core::join_url(self.inner.base_url.as_ref(), url).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidUrl,
+                method.as_str(),
+                &resil_core::redact_url_str(url),
+            )
+            .with_source(e)
+        })
+    }
+
+    /// The call. Dropping the returned future at any point (mid-attempt or mid-backoff)
+    /// drops the machine, which hands its breaker permit back: a cancelled call counts as
+    /// neither success nor failure and never leaves the breaker half-open.
+    pub(crate) async fn send_parts(
+        &self,
+        mut parts: http::request::Parts,
+        mut body: RequestBody,
+        policy: Option<RetryPolicy>,
+    ) -> Result<Response, Error> {
+        let inner = &*self.inner;
+        resil_core::merge_default_headers(&mut parts.headers, &inner.default_headers);
+        let request_id = self.request_id(&mut parts.headers);
+        let observed = inner.hooks.is_some() || cfg!(feature = "tracing");
+        let hook_url = if observed {
+            resil_core::redact_url(&parts.uri)
+        } else {
+            String::new()
+        };
+        let parts = parts;
+        let method = parts.method.as_str();
+        let error_url = || resil_core::redact_url(&parts.uri);
+        let call = CallInfo {
+            method,
+            url: &hook_url,
+            request_id: request_id.as_ref().and_then(|v| v.to_str().ok()),
+        };
+        let observer = Observer::new(inner.stats.clone(), inner.hooks.clone());
+        observer.call_started();
+        let policy = policy.as_ref().unwrap_or(&inner.policy);
+        let info = resil_core::request_info(&parts.method, &parts.headers, body.is_replayable());
+        let mut machine = RetryMachine::new(policy, info, now(), self.next_seed());
+        if let Some(b) = &inner.breaker {
+            machine = machine.with_breaker(&**b);
+        }
+        if let Some(b) = &inner.budget {
+            machine = machine.with_budget(&**b);
+        }
+        let mut last_response: Option<Response> = None;
+        let mut last_error: Option<TransportError> = None;
+        loop {
+            let action = machine.poll_action();
+            while let Some(event) = machine.poll_event() {
+                observer.observe(&call, event);
+            }
+            match action {
+                Action::Send { attempt, deadline } => {
+                    if let Some(mut old) = last_response.take() {
+                        old.body_mut().drain(DRAIN_LIMIT).await;
+                    }
+                    let outcome = tokio::time::timeout_at(
+                        tokio_instant(deadline),
+                        self.attempt(&parts, &mut body),
+                    )
+                    .await;
+                    let now = now();
+                    match outcome {
+                        Ok(Ok(response)) => {
+                            let head = resil_core::response_head(
+                                response.status(),
+                                response.headers(),
+                                Some(UnixTime::now()),
+                            );
+                            machine.handle_input(now, Input::Response { attempt, head });
+                            last_response = Some(response);
+                            last_error = None;
+                        }
+                        Ok(Err(AttemptError::Transport(e))) => {
+                            machine.handle_input(
+                                now,
+                                Input::Error {
+                                    attempt,
+                                    kind: e.kind(),
+                                },
+                            );
+                            last_error = Some(e);
+                        }
+                        Ok(Err(AttemptError::Fatal(e))) => return Err(e),
+                        // The attempt's deadline passed: the machine records a timeout.
+                        Err(_) => machine.handle_input(now, Input::Timer),
+                    }
+                }
+                Action::Sleep { until } => {
+                    // Release the retried response's connection before the wait, so the pool
+                    // can hand it to the next attempt instead of dialing a new one.
+                    if let Some(mut old) = last_response.take() {
+                        old.body_mut().drain(DRAIN_LIMIT).await;
+                    }
+                    // Zero waits are never slept (the machine does not ask for them); tokio's
+                    // timer has 1 ms resolution, so shorter waits round up to about 1 ms.
+                    tokio::time::sleep_until(tokio_instant(until)).await;
+                    machine.handle_input(now(), Input::Timer);
+                }
+                Action::Done { .. } => {
+                    while let Some(event) = machine.poll_event() {
+                        observer.observe(&call, event);
+                    }
+                    let mut response = last_response.ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Transport(resil_core::ErrorKind::Other),
+                            method,
+                            &error_url(),
+                        )
+                    })?;
+                    response.body_mut().set_limit(inner.body_limit);
+                    response
+                        .extensions_mut()
+                        .insert(CallContext::new(parts.method.clone(), parts.uri.clone()));
+                    return Ok(response);
+                }
+                Action::Fail(give_up) => {
+                    while let Some(event) = machine.poll_event() {
+                        observer.observe(&call, event);
+                    }
+                    let mut error = Error::gave_up(give_up, method, &error_url());
+                    if let Some(e) = last_error {
+                        error = error.with_source(e);
+                    }
+                    if give_up.has_response() {
+                        if let Some(r) = last_response.as_mut() {
+                            r.body_mut().set_limit(inner.body_limit);
+                        }
+                        error = error.with_response(last_response);
+                    }
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// One attempt, with the single credential refresh after a 401.
+    fn attempt<'a>(
+        &'a self,
+        parts: &'a http::request::Parts,
+        body: &'a mut RequestBody,
+    ) -> Pin<Box<dyn Future<Output = Result<Response, AttemptError>> + Send + 'a>> {
+        Box::pin(async move {
+            let inner = &*self.inner;
+            let mut refreshed = false;
+            loop {
+                let mut request = http::Request::new(body.take_for_attempt());
+                *request.method_mut() = parts.method.clone();
+                *request.uri_mut() = parts.uri.clone();
+                *request.version_mut() = parts.version;
+                *request.headers_mut() = parts.headers.clone();
+                if let Some(auth) = &inner.auth {
+                    auth.authorize(request.headers_mut()).map_err(|e| {
+                        AttemptError::Fatal(
+                            Error::new(
+                                ErrorKind::Auth,
+                                parts.method.as_str(),
+                                &resil_core::redact_url(&parts.uri),
+                            )
+                            .with_source(e),
+                        )
+                    })?;
+                }
+                let mut response = inner
+                    .transport
+                    .send(request)
+                    .await
+                    .map_err(AttemptError::Transport)?;
+                if response.status() == http::StatusCode::UNAUTHORIZED
+                    && !refreshed
+                    && body.is_replayable()
+                {
+                    if let Some(auth) = &inner.auth {
+                        refreshed = true;
+                        if auth.refresh().await.is_ok() {
+                            response.body_mut().drain(DRAIN_LIMIT).await;
+                            continue;
+                        }
+                    }
+                }
+                return Ok(response);
+            }
+        })
+    }
+
+    fn request_id(&self, headers: &mut HeaderMap) -> Option<HeaderValue> {
+        let name = self.inner.request_id_header.as_ref()?;
+        if let Some(existing) = headers.get(name) {
+            return Some(existing.clone());
+        }
+        let value = HeaderValue::from_bytes(&resil_core::request_id(self.next_seed())).ok()?;
+        headers.insert(name.clone(), value.clone());
+        Some(value)
+    }
+
+    fn next_seed(&self) -> u64 {
+        let n = self.inner.calls.fetch_add(1, Ordering::Relaxed);
+        mix(self.inner.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+}
+
+enum BreakerChoice {
+    Own,
+    Shared(Arc<Mutex<CircuitBreaker>>),
+    None,
+}
+
+/// Configures a [`Client`]; everything is checked in [`build`](ClientBuilder::build).
+/// Defaults: the default [`RetryPolicy`], an own circuit breaker, the default retry budget,
+/// an `x-request-id` per call, a 64 MiB body limit, the hyper-util transport.
+pub struct ClientBuilder {
+    transport: Option<Arc<dyn AsyncTransport>>,
+    hyper: HyperSettings,
+    policy: Option<RetryPolicy>,
+    env: Option<EnvConfig>,
+    breaker: BreakerChoice,
+    budget: Option<Arc<Mutex<RetryBudget>>>,
+    base_url: Option<String>,
+    default_headers: HeaderMap,
+    header_error: Option<String>,
+    auth: Option<Arc<dyn AuthProvider>>,
+    request_id_header: Option<HeaderName>,
+    body_limit: u64,
+    hooks: Option<Arc<dyn Hooks>>,
+    seed: Option<u64>,
+    env_error: Option<resil_core::EnvError>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            transport: None,
+            hyper: HyperSettings::default(),
+            policy: None,
+            env: None,
+            breaker: BreakerChoice::Own,
+            budget: Some(Arc::new(Mutex::new(RetryBudget::default()))),
+            base_url: None,
+            default_headers: HeaderMap::new(),
+            header_error: None,
+            auth: None,
+            request_id_header: Some(HeaderName::from_static("x-request-id")),
+            body_limit: DEFAULT_BODY_LIMIT,
+            hooks: None,
+            seed: None,
+            env_error: None,
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// The retry policy.
+    pub fn policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+    /// Connect timeout of the default transport.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.hyper.connect_timeout = Some(timeout);
+        self
+    }
+    /// Pool of the default transport: idle connections per host and their idle timeout.
+    pub fn pool(mut self, max_idle_per_host: usize, idle_timeout: Duration) -> Self {
+        self.hyper.max_idle_per_host = max_idle_per_host;
+        self.hyper.idle_timeout = idle_timeout;
+        self
+    }
+    /// A transport of your own.
+    pub fn transport(mut self, transport: impl AsyncTransport + 'static) -> Self {
+        self.transport = Some(Arc::new(transport));
+        self
+    }
+    /// Shares a circuit breaker with other clients of the same backend.
+    pub fn breaker(mut self, breaker: Arc<Mutex<CircuitBreaker>>) -> Self {
+        self.breaker = BreakerChoice::Shared(breaker);
+        self
+    }
+    /// No circuit breaker.
+    pub fn no_breaker(mut self) -> Self {
+        self.breaker = BreakerChoice::None;
+        self
+    }
+    /// Shares a retry budget.
+    pub fn budget(mut self, budget: Arc<Mutex<RetryBudget>>) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+    /// No retry budget.
+    pub fn no_budget(mut self) -> Self {
+        self.budget = None;
+        self
+    }
+    /// Relative URLs are appended to this one.
+    pub fn base_url(mut self, url: &str) -> Self {
+        self.base_url = Some(url.to_owned());
+        self
+    }
+    /// A header sent on every request that does not set it.
+    pub fn default_header(mut self, name: &str, value: &str) -> Self {
+        match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            (Ok(n), Ok(v)) => {
+                self.default_headers.append(n, v);
+            }
+            _ => {
+                self.header_error
+                    .get_or_insert(format!("default header {name:?}"));
+            }
+        }
+        self
+    }
+    /// Credentials for every attempt; a 401 refreshes them once and resends once.
+    pub fn auth(mut self, provider: impl AuthProvider + 'static) -> Self {
+        self.auth = Some(Arc::new(provider));
+        self
+    }
+    /// The request-id header (default `x-request-id`; `None` turns it off).
+    pub fn request_id_header(mut self, name: Option<&'static str>) -> Self {
+        self.request_id_header = name.map(HeaderName::from_static);
+        self
+    }
+    /// Largest response body read (default 64 MiB).
+    pub fn body_limit(mut self, bytes: u64) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+    /// Callbacks for attempts, retries, outcomes and breaker transitions.
+    pub fn hooks(mut self, hooks: impl Hooks + 'static) -> Self {
+        self.hooks = Some(Arc::new(hooks));
+        self
+    }
+    /// Seeds jitter and request ids, for reproducible runs.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+    /// Applies `RESIL_*` environment variables (see [`EnvConfig`]); an invalid value makes
+    /// [`build`](Self::build) fail naming the variable.
+    pub fn from_env(mut self) -> Self {
+        match EnvConfig::from_env() {
+            Ok(env) => self.env = Some(env),
+            Err(e) => self.env_error = Some(e),
+        }
+        self
+    }
+    /// Applies settings read elsewhere.
+    pub fn apply_env(mut self, env: EnvConfig) -> Self {
+        self.env = Some(env);
+        self
+    }
+
+    /// Validates everything and builds the client. Must run inside a tokio runtime when the
+    /// default transport is used.
+    pub fn build(self) -> Result<Client, Error> {
+        let invalid =
+            |what: String| Error::new(ErrorKind::InvalidConfig, "-", "-").with_source(what);
+        if let Some(e) = self.env_error {
+            return Err(Error::new(ErrorKind::InvalidConfig, "-", "-").with_source(e));
+        }
+        if let Some(h) = self.header_error {
+            return Err(invalid(format!("{h} is not a valid header")));
+        }
+        let mut policy = self.policy.unwrap_or_default();
+        let mut base_url = self.base_url;
+        let mut hyper = self.hyper;
+        if let Some(env) = self.env {
+            let unbounded = |d: Duration| (d != Duration::from_nanos(u64::MAX)).then_some(d);
+            policy = policy
+                .with_limits(
+                    env.total_timeout.or(unbounded(policy.total_timeout())),
+                    env.attempt_timeout.or(unbounded(policy.attempt_timeout())),
+                    env.max_retries
+                        .map_or(policy.max_attempts(), |r| r.saturating_add(1)),
+                )
+                .map_err(|e| Error::new(ErrorKind::InvalidConfig, "-", "-").with_source(e))?;
+            hyper.connect_timeout = env.connect_timeout.or(hyper.connect_timeout);
+            base_url = env.base_url.or(base_url);
+        }
+        let base_url = match base_url {
+            None => None,
+            Some(url) => {
+                let uri: Uri = url
+                    .parse()
+                    .map_err(|e| invalid(format!("base URL {url:?}: {e}")))?;
+                resil_core::join_url(Some(&uri), "")
+                    .map_err(|e| Error::new(ErrorKind::InvalidUrl, "-", "-").with_source(e))?;
+                Some(uri)
+            }
+        };
+        let breaker = match self.breaker {
+            BreakerChoice::Own => Some(Arc::new(Mutex::new(
+                CircuitBreaker::builder()
+                    .build()
+                    .map_err(|e| Error::new(ErrorKind::InvalidConfig, "-", "-").with_source(e))?,
+            ))),
+            BreakerChoice::Shared(b) => Some(b),
+            BreakerChoice::None => None,
+        };
+        let transport = match self.transport {
+            Some(t) => t,
+            None => Arc::new(HyperTransport::new(&hyper)),
+        };
+        let seed = self.seed.unwrap_or_else(|| {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            mix(t ^ u64::from(std::process::id()))
+        });
+        Ok(Client {
+            inner: Arc::new(Inner {
+                transport,
+                policy,
+                breaker,
+                budget: self.budget,
+                base_url,
+                default_headers: self.default_headers,
+                auth: self.auth,
+                request_id_header: self.request_id_header,
+                body_limit: self.body_limit,
+                stats: Arc::new(Stats::default()),
+                hooks: self.hooks,
+                seed,
+                calls: AtomicU64::new(0),
+            }),
+        })
+    }
+}

@@ -1,0 +1,237 @@
+//! [`ResilLayer`]: resil as a tower `Layer` around any HTTP `Service` whose request body can
+//! be cloned (and so replayed), e.g. hyper-util's client with `Full<Bytes>` bodies.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use resil_core::rand::mix;
+use resil_core::{
+    Action, CallInfo, CircuitBreaker, Hooks, Input, Observer, RetryBudget, RetryMachine,
+    RetryPolicy, Stats, StatsSnapshot, UnixTime,
+};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::ErrorKind;
+use crate::client::now;
+use crate::transport::{BoxError, BoxFuture, TransportError};
+
+struct Shared {
+    policy: RetryPolicy,
+    breaker: Option<Arc<Mutex<CircuitBreaker>>>,
+    budget: Option<Arc<Mutex<RetryBudget>>>,
+    stats: Arc<Stats>,
+    hooks: Option<Arc<dyn Hooks>>,
+    seed: u64,
+    calls: AtomicU64,
+}
+
+/// Adds retries, deadlines, a circuit breaker and a retry budget to an HTTP service.
+///
+/// Errors are [`resil_core::CallError`]s with the inner service's response body type; when
+/// the machine gives up with a response in hand (e.g. 503 after the last attempt), the error
+/// carries it.
+#[derive(Clone)]
+pub struct ResilLayer {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for ResilLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResilLayer")
+            .field("policy", &self.shared.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResilLayer {
+    /// A layer with this policy, no breaker, no budget, seed 0.
+    pub fn new(policy: RetryPolicy) -> ResilLayer {
+        ResilLayer::from_parts(policy, None, None, None, 0)
+    }
+
+    /// A layer with every part.
+    pub fn from_parts(
+        policy: RetryPolicy,
+        breaker: Option<Arc<Mutex<CircuitBreaker>>>,
+        budget: Option<Arc<Mutex<RetryBudget>>>,
+        hooks: Option<Arc<dyn Hooks>>,
+        seed: u64,
+    ) -> ResilLayer {
+        ResilLayer {
+            shared: Arc::new(Shared {
+                policy,
+                breaker,
+                budget,
+                stats: Arc::new(Stats::default()),
+                hooks,
+                seed,
+                calls: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Counters for every call through services made by this layer.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.shared.stats.snapshot()
+    }
+}
+
+impl<S> Layer<S> for ResilLayer {
+    type Service = ResilService<S>;
+    fn layer(&self, inner: S) -> ResilService<S> {
+        ResilService {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The service [`ResilLayer`] makes.
+#[derive(Clone)]
+pub struct ResilService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> fmt::Debug for ResilService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResilService").finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqB, ResB> Service<http::Request<ReqB>> for ResilService<S>
+where
+    S: Service<http::Request<ReqB>, Response = http::Response<ResB>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    ReqB: Clone + Send + 'static,
+    ResB: Send + 'static,
+{
+    type Response = http::Response<ResB>;
+    type Error = resil_core::CallError<ResB>;
+    type Future = BoxFuture<'static, Result<http::Response<ResB>, resil_core::CallError<ResB>>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Readiness is awaited per attempt, on a clone of the inner service.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<ReqB>) -> Self::Future {
+        let service = self.inner.clone();
+        let shared = self.shared.clone();
+        Box::pin(drive(shared, service, request))
+    }
+}
+
+async fn drive<S, ReqB, ResB>(
+    shared: Arc<Shared>,
+    mut service: S,
+    request: http::Request<ReqB>,
+) -> Result<http::Response<ResB>, resil_core::CallError<ResB>>
+where
+    S: Service<http::Request<ReqB>, Response = http::Response<ResB>>,
+    S::Error: Into<BoxError>,
+    ReqB: Clone,
+{
+    let (parts, body) = request.into_parts();
+    let method = parts.method.as_str();
+    let url = resil_core::redact_url(&parts.uri);
+    let call = CallInfo {
+        method,
+        url: &url,
+        request_id: None,
+    };
+    let observer = Observer::new(shared.stats.clone(), shared.hooks.clone());
+    observer.call_started();
+    let info = resil_core::request_info(&parts.method, &parts.headers, true);
+    let n = shared.calls.fetch_add(1, Ordering::Relaxed);
+    let seed = mix(shared.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut machine = RetryMachine::new(&shared.policy, info, now(), seed);
+    if let Some(b) = &shared.breaker {
+        machine = machine.with_breaker(&**b);
+    }
+    if let Some(b) = &shared.budget {
+        machine = machine.with_budget(&**b);
+    }
+    let mut last_response = None;
+    let mut last_error: Option<TransportError> = None;
+    loop {
+        let action = machine.poll_action();
+        while let Some(event) = machine.poll_event() {
+            observer.observe(&call, event);
+        }
+        match action {
+            Action::Send { attempt, deadline } => {
+                last_response = None;
+                let mut request = http::Request::new(body.clone());
+                *request.method_mut() = parts.method.clone();
+                *request.uri_mut() = parts.uri.clone();
+                *request.version_mut() = parts.version;
+                *request.headers_mut() = parts.headers.clone();
+                *request.extensions_mut() = parts.extensions.clone();
+                let exchange = async {
+                    poll_fn(|cx| service.poll_ready(cx)).await?;
+                    service.call(request).await
+                };
+                let deadline = tokio::time::Instant::from_std(deadline.to_std());
+                match tokio::time::timeout_at(deadline, exchange).await {
+                    Ok(Ok(response)) => {
+                        let head = resil_core::response_head(
+                            response.status(),
+                            response.headers(),
+                            Some(UnixTime::now()),
+                        );
+                        machine.handle_input(now(), Input::Response { attempt, head });
+                        last_response = Some(response);
+                        last_error = None;
+                    }
+                    Ok(Err(e)) => {
+                        let e = TransportError::classified(e);
+                        machine.handle_input(
+                            now(),
+                            Input::Error {
+                                attempt,
+                                kind: e.kind(),
+                            },
+                        );
+                        last_error = Some(e);
+                    }
+                    Err(_) => machine.handle_input(now(), Input::Timer),
+                }
+            }
+            Action::Sleep { until } => {
+                tokio::time::sleep_until(tokio::time::Instant::from_std(until.to_std())).await;
+                machine.handle_input(now(), Input::Timer);
+            }
+            Action::Done { .. } => {
+                while let Some(event) = machine.poll_event() {
+                    observer.observe(&call, event);
+                }
+                return last_response.ok_or_else(|| {
+                    resil_core::CallError::new(
+                        ErrorKind::Transport(resil_core::ErrorKind::Other),
+                        method,
+                        &url,
+                    )
+                });
+            }
+            Action::Fail(give_up) => {
+                while let Some(event) = machine.poll_event() {
+                    observer.observe(&call, event);
+                }
+                let mut error = resil_core::CallError::gave_up(give_up, method, &url);
+                if let Some(e) = last_error {
+                    error = error.with_source(e);
+                }
+                if give_up.has_response() {
+                    error = error.with_response(last_response);
+                }
+                return Err(error);
+            }
+        }
+    }
+}

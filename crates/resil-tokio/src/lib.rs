@@ -1,0 +1,67 @@
+//! # resil-tokio
+//!
+//! An async HTTP client on tokio that survives a flaky world — retries with backoff and
+//! jitter (only when replaying is safe), `Retry-After` honoured but bounded, per-attempt
+//! timeouts and a total deadline, a circuit breaker, a retry budget, hooks and statistics —
+//! and [`ResilLayer`], the same as a tower `Layer`. Every decision is made by
+//! [`resil_core`]'s state machine; this crate only does IO (hyper-util by default) and keeps
+//! time with `tokio::time`.
+//!
+//! ```no_run
+//! use resil_tokio::{Client, ResponseExt};
+//!
+//! # async fn run() -> Result<(), resil_tokio::Error> {
+//! let client = Client::builder().base_url("http://127.0.0.1:8080/api").build()?;
+//! let body = client.get("/users").query(&[("page", "2")]).send().await?.error_for_status()?.text().await?;
+//! println!("{body}");
+//! # Ok(()) }
+//! ```
+//!
+//! ## Time
+//!
+//! Every wait is `tokio::time`, so tests run with paused time. A wait of zero is never slept;
+//! tokio's timer has 1 ms resolution, so a shorter non-zero wait takes about 1 ms.
+//!
+//! ## Cancellation
+//!
+//! Dropping a call's future at any point drops its retry machine, which hands its circuit
+//! breaker permit back: a cancelled call counts as neither success nor failure and frees a
+//! half-open probe slot at once. Nothing is left running.
+//!
+//! ## Transport
+//!
+//! [`HyperTransport`] (hyper-util's pooled client, plain TCP, HTTP/1.1) is the default:
+//! TCP_NODELAY, a connect timeout, and an idle timeout with the pool timer set (without it
+//! hyper-util ignores the idle timeout). It follows no redirects, so credentials never reach
+//! another origin. Implement [`AsyncTransport`] to bring your own client (TLS, proxies).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod auth;
+mod client;
+mod layer;
+mod request;
+mod response;
+mod transport;
+
+pub use auth::{AuthError, AuthProvider, BearerToken};
+pub use client::{Client, ClientBuilder};
+pub use layer::{ResilLayer, ResilService};
+pub use request::RequestBuilder;
+pub use response::ResponseExt;
+pub use transport::{
+    AsyncTransport, Body, BodyTooLarge, BoxError, BoxFuture, HyperSettings, HyperTransport,
+    RequestBody, TransportError, classify,
+};
+
+pub use resil_core::{
+    Backoff, CircuitBreaker, ClientErrorKind as ErrorKind, Hooks, Jitter, RetryBudget, RetryPolicy,
+    StatsSnapshot,
+};
+
+/// An error with everything known about the call; see [`resil_core::CallError`].
+pub type Error = resil_core::CallError<Body>;
+
+/// A response: an `http::Response` with a size-limited streaming body.
+pub type Response = http::Response<Body>;

@@ -1,0 +1,253 @@
+//! resil-tokio against servers on 127.0.0.1 that misbehave on purpose. Real sockets need
+//! real time here: tokio's paused clock auto-advances while a task waits on a socket, which
+//! would fire attempt deadlines early. Waits stay short (5 ms backoffs, 250 ms timeouts).
+// The load guard serialises whole tests across this process (a load test runs alone); it is
+// meant to be held across every await of the test.
+#![allow(clippy::await_holding_lock)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use resil_core::{CircuitBreaker, RetryBudget, TripCondition};
+use resil_tests::{
+    Expect, Reply, TestServer, Transcript, refused_addr, scenario_policy, scenarios, shared_load,
+};
+use resil_tokio::{Backoff, Client, ResilLayer, ResponseExt, RetryPolicy};
+use tower_layer::Layer;
+use tower_service::Service;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_table_through_the_tokio_client_matches_the_blocking_transcripts() {
+    let _load = shared_load();
+    for scenario in scenarios() {
+        let server = TestServer::start();
+        server.script("/s", scenario.replies.clone());
+        let url = if scenario.refused {
+            format!("http://{}/s", refused_addr())
+        } else {
+            server.url("/s")
+        };
+        let transcript = Arc::new(Transcript::default());
+        let client = Client::builder()
+            .policy(scenario_policy())
+            .hooks(transcript.clone())
+            .seed(7)
+            .build()
+            .unwrap();
+        let method = http::Method::from_bytes(scenario.method.as_bytes()).unwrap();
+        let mut request = client.request(method, &url);
+        for (name, value) in &scenario.headers {
+            request = request.header(name, value);
+        }
+        let result = request.send().await;
+        match (scenario.expect, &result) {
+            (Expect::Response(status), Ok(response)) => {
+                assert_eq!(response.status().as_u16(), status, "{}", scenario.name)
+            }
+            (Expect::Error(kind), Err(e)) => assert!(
+                format!("{:?}", e.kind()).starts_with(kind),
+                "{}: expected {kind}, got {e}",
+                scenario.name
+            ),
+            (want, got) => panic!("{}: expected {want:?}, got {got:?}", scenario.name),
+        }
+        assert_eq!(server.hits("/s"), scenario.server_hits, "{}", scenario.name);
+        assert_eq!(transcript.lines(), scenario.transcript, "{}", scenario.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_concurrent_calls_over_at_most_64_connections_are_all_accounted_for() {
+    let _alone = resil_tests::exclusive_load();
+    let server = TestServer::start();
+    server.handle("/load", |_, n| {
+        if n % 5 == 0 {
+            Reply::status(503)
+        } else {
+            Reply::body(200, "ok")
+        }
+    });
+    let breaker = Arc::new(Mutex::new(
+        CircuitBreaker::builder()
+            .trip(TripCondition::ConsecutiveFailures(50))
+            .build()
+            .unwrap(),
+    ));
+    let budget = Arc::new(Mutex::new(RetryBudget::default()));
+    let policy = RetryPolicy::builder()
+        .backoff(Backoff::Constant(Duration::from_millis(1)))
+        .attempt_timeout(Some(Duration::from_secs(20)))
+        .total_timeout(Some(Duration::from_secs(60)))
+        .build()
+        .unwrap();
+    let client = Client::builder()
+        .policy(policy)
+        .breaker(breaker)
+        .budget(budget)
+        .pool(64, Duration::from_secs(60))
+        .build()
+        .unwrap();
+    // hyper-util's pool has no per-host connection cap and hands a finished connection back
+    // asynchronously, so a call that starts at once may dial a new one (measured: 64 in
+    // flight opened 68-85 connections, 48 in flight 48-57). 40 in flight keeps under 64.
+    let gate = Arc::new(tokio::sync::Semaphore::new(40));
+    let url = server.url("/load");
+    let mut tasks = Vec::new();
+    for _ in 0..10_000 {
+        let (client, gate, url) = (client.clone(), gate.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let _slot = gate.acquire_owned().await.unwrap();
+            match client.get(&url).send().await {
+                Ok(r) => r.text().await.is_ok(),
+                Err(_) => false,
+            }
+        }));
+    }
+    let mut ok = 0u64;
+    for t in tasks {
+        ok += u64::from(t.await.unwrap());
+    }
+    let stats = client.stats();
+    assert_eq!(stats.requests, 10_000);
+    assert_eq!(stats.successes, ok);
+    assert_eq!(stats.successes + stats.failures, 10_000);
+    assert_eq!(stats.attempts, server.hits("/load") as u64);
+    assert_eq!(stats.attempts, 10_000 + stats.total_retries());
+    assert!(
+        server.connections() <= 64,
+        "{} connections",
+        server.connections()
+    );
+    assert!(ok >= 9_000, "{ok} succeeded: {stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tower_layer_over_a_plain_hyper_client() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script(
+        "/t",
+        vec![
+            Reply::status(503),
+            Reply::status(503),
+            Reply::body(200, "done"),
+        ],
+    );
+    let hyper = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let layer = ResilLayer::new(
+        RetryPolicy::builder()
+            .backoff(Backoff::Constant(Duration::from_millis(5)))
+            .build()
+            .unwrap(),
+    );
+    let mut service = layer.layer(hyper);
+    let request = http::Request::get(server.url("/t"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = service.call(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(server.hits("/t"), 3);
+    assert_eq!(layer.stats().total_retries(), 2);
+
+    server.script("/always", vec![Reply::status(503)]);
+    let request = http::Request::get(server.url("/always"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let err = service.call(request).await.unwrap_err();
+    assert_eq!(err.kind(), resil_tokio::ErrorKind::Status(503));
+    assert_eq!(
+        err.response().unwrap().status(),
+        503,
+        "the last response comes with the error"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_key_and_request_id_are_stable_across_attempts() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/pay", vec![Reply::status(503), Reply::status(201)]);
+    let client = Client::builder().policy(scenario_policy()).build().unwrap();
+    let response = client
+        .post(&server.url("/pay"))
+        .header("idempotency-key", "k-1")
+        .body("amount=5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.header("idempotency-key") == Some("k-1") && r.body == b"amount=5")
+    );
+    assert_eq!(
+        requests[0].header("x-request-id"),
+        requests[1].header("x-request-id")
+    );
+    assert_eq!(requests[0].header("x-request-id").map(str::len), Some(32));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_limit_and_truncation_are_errors() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/big", vec![Reply::body(200, &"x".repeat(4096))]);
+    server.script(
+        "/short",
+        vec![Reply::Truncated {
+            declared: 100,
+            body: b"short".to_vec(),
+        }],
+    );
+    let client = Client::builder()
+        .policy(scenario_policy())
+        .body_limit(1024)
+        .build()
+        .unwrap();
+    let err = client
+        .get(&server.url("/big"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), resil_tokio::ErrorKind::Body);
+    assert!(format!("{err}").contains("1024-byte limit"), "{err}");
+    let err = client
+        .get(&server.url("/short"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), resil_tokio::ErrorKind::Body, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_not_followed_so_credentials_stay_home() {
+    let _load = shared_load();
+    let other = TestServer::start_on("127.0.0.2");
+    other.script("/landing", vec![Reply::status(200)]);
+    let origin = TestServer::start();
+    origin.script(
+        "/go",
+        vec![Reply::with_header(302, "location", &other.url("/landing"))],
+    );
+    let client = Client::builder().build().unwrap();
+    let response = client
+        .get(&origin.url("/go"))
+        .header("authorization", "Bearer secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    assert!(other.requests().is_empty());
+}

@@ -1,0 +1,289 @@
+//! resil-tokio on paused time with an in-memory transport: backoff, Retry-After, attempt
+//! timeouts, deadlines and cancellation, without waiting for real.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use resil_core::{BreakerState, CircuitBreaker, TripCondition};
+use resil_tokio::{
+    AsyncTransport, Backoff, Body, BoxFuture, Client, ErrorKind, Jitter, RequestBody, ResponseExt,
+    RetryPolicy, TransportError,
+};
+use tokio::time::Instant;
+
+/// What the fake server does with one request.
+#[derive(Clone, Debug)]
+enum Fake {
+    Status(u16, Option<&'static str>),
+    Error(resil_core::ErrorKind),
+    /// Never answers.
+    Hang,
+}
+
+#[derive(Default)]
+struct Script {
+    replies: Mutex<VecDeque<Fake>>,
+    sent: AtomicUsize,
+}
+
+impl Script {
+    fn new(replies: Vec<Fake>) -> Arc<Script> {
+        Arc::new(Script {
+            replies: Mutex::new(replies.into()),
+            sent: AtomicUsize::new(0),
+        })
+    }
+}
+
+struct FakeTransport(Arc<Script>);
+
+impl AsyncTransport for FakeTransport {
+    fn send(
+        &self,
+        _: http::Request<RequestBody>,
+    ) -> BoxFuture<'_, Result<http::Response<Body>, TransportError>> {
+        self.0.sent.fetch_add(1, Ordering::SeqCst);
+        let reply = self
+            .0
+            .replies
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(Fake::Status(200, None));
+        Box::pin(async move {
+            match reply {
+                Fake::Status(status, retry_after) => {
+                    let mut response = http::Response::new(Body::new(
+                        http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
+                        u64::MAX,
+                    ));
+                    *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                    if let Some(ra) = retry_after {
+                        response
+                            .headers_mut()
+                            .insert("retry-after", ra.parse().unwrap());
+                    }
+                    Ok(response)
+                }
+                Fake::Error(kind) => Err(TransportError::new(kind, "injected")),
+                Fake::Hang => std::future::pending().await,
+            }
+        })
+    }
+}
+
+fn client(script: &Arc<Script>, policy: RetryPolicy) -> Client {
+    Client::builder()
+        .transport(FakeTransport(script.clone()))
+        .base_url("http://fake.invalid")
+        .policy(policy)
+        .seed(1)
+        .build()
+        .unwrap()
+}
+
+fn plain() -> resil_core::RetryPolicyBuilder {
+    RetryPolicy::builder()
+        .jitter(Jitter::None)
+        .retry_after_spread(0.0)
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_is_honoured_on_paused_time() {
+    let script = Script::new(vec![Fake::Status(503, Some("2")), Fake::Status(200, None)]);
+    let client = client(&script, plain().build().unwrap());
+    let start = Instant::now();
+    let response = client.get("/x").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(2),
+        "exactly what the server asked"
+    );
+    assert_eq!(response.text().await.unwrap(), "ok");
+}
+
+#[tokio::test(start_paused = true)]
+async fn backoff_then_success_and_zero_waits_are_not_slept() {
+    let script = Script::new(vec![
+        Fake::Status(503, None),
+        Fake::Status(502, None),
+        Fake::Status(200, None),
+    ]);
+    let client = client(
+        &script,
+        plain()
+            .backoff(Backoff::exponential(Duration::from_millis(100)))
+            .build()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    client.get("/x").send().await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_millis(300));
+    let script = Script::new(vec![Fake::Status(503, None), Fake::Status(200, None)]);
+    let zero = client_with(
+        &script,
+        plain()
+            .backoff(Backoff::Constant(Duration::ZERO))
+            .build()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    zero.get("/x").send().await.unwrap();
+    assert_eq!(start.elapsed(), Duration::ZERO, "no timer for a zero wait");
+}
+
+fn client_with(script: &Arc<Script>, policy: RetryPolicy) -> Client {
+    client(script, policy)
+}
+
+#[tokio::test(start_paused = true)]
+async fn hung_attempt_times_out_then_retries() {
+    let script = Script::new(vec![Fake::Hang, Fake::Status(200, None)]);
+    let policy = plain()
+        .backoff(Backoff::Constant(Duration::from_millis(10)))
+        .attempt_timeout(Some(Duration::from_secs(3)))
+        .build()
+        .unwrap();
+    let client = client(&script, policy);
+    let start = Instant::now();
+    client.get("/x").send().await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_millis(3_010));
+    assert_eq!(
+        client.stats().retries_for(resil_core::RetryReason::Timeout),
+        1
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn total_deadline_holds_across_hung_attempts_and_sleeps() {
+    let script = Script::new(vec![Fake::Hang; 10]);
+    let policy = plain()
+        .max_attempts(10)
+        .backoff(Backoff::Constant(Duration::from_millis(500)))
+        .attempt_timeout(Some(Duration::from_secs(2)))
+        .total_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .unwrap();
+    let client = client(&script, policy);
+    let start = Instant::now();
+    let err = client.get("/x").send().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded, "{err}");
+    assert!(
+        start.elapsed() <= Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(script.sent.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn post_is_not_replayed_after_reset_but_is_after_refused() {
+    let script = Script::new(vec![Fake::Error(resil_core::ErrorKind::Reset)]);
+    let client = client(&script, plain().build().unwrap());
+    let err = client.post("/pay").body("x").send().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotReplayed);
+    let script = Script::new(vec![
+        Fake::Error(resil_core::ErrorKind::Connect),
+        Fake::Status(201, None),
+    ]);
+    let client = client_with(&script, plain().build().unwrap());
+    assert_eq!(
+        client.post("/pay").body("x").send().await.unwrap().status(),
+        201
+    );
+}
+
+/// A call dropped while holding the half-open probe frees it at once: the breaker is not
+/// wedged and the next caller probes.
+#[tokio::test(start_paused = true)]
+async fn cancelled_probe_does_not_wedge_the_breaker() {
+    let breaker = Arc::new(Mutex::new(
+        CircuitBreaker::builder()
+            .trip(TripCondition::ConsecutiveFailures(1))
+            .open_for(Duration::from_secs(10))
+            .probe_timeout(Duration::from_secs(3600))
+            .build()
+            .unwrap(),
+    ));
+    let script = Script::new(vec![
+        Fake::Status(503, None),
+        Fake::Hang,
+        Fake::Status(200, None),
+    ]);
+    let client = Client::builder()
+        .transport(FakeTransport(script.clone()))
+        .base_url("http://fake.invalid")
+        .policy(plain().max_attempts(1).build().unwrap())
+        .breaker(breaker.clone())
+        .build()
+        .unwrap();
+    assert!(client.get("/x").send().await.is_err());
+    assert_eq!(breaker.lock().unwrap().state(), BreakerState::Open);
+    tokio::time::advance(Duration::from_secs(10)).await;
+    // The probe hangs; the caller gives up on it after 1 s (dropping the future).
+    let probe = tokio::time::timeout(Duration::from_secs(1), client.get("/x").send()).await;
+    assert!(probe.is_err(), "the probe was cancelled");
+    assert_eq!(breaker.lock().unwrap().state(), BreakerState::HalfOpen);
+    // Without the release this would be rejected until the probe timeout (an hour).
+    let next = client.get("/x").send().await.unwrap();
+    assert_eq!(next.status(), 200);
+    assert_eq!(breaker.lock().unwrap().state(), BreakerState::Closed);
+}
+
+/// Dropping a call mid-backoff leaves nothing running and counts nothing against the breaker.
+#[tokio::test(start_paused = true)]
+async fn cancelled_during_backoff_leaks_nothing() {
+    let script = Script::new(vec![Fake::Status(503, None), Fake::Status(200, None)]);
+    let client = client(
+        &script,
+        plain()
+            .backoff(Backoff::Constant(Duration::from_secs(5)))
+            .build()
+            .unwrap(),
+    );
+    let call = tokio::time::timeout(Duration::from_secs(1), client.get("/x").send()).await;
+    assert!(call.is_err());
+    tokio::time::advance(Duration::from_secs(10)).await;
+    tokio::task::yield_now().await;
+    assert_eq!(
+        script.sent.load(Ordering::SeqCst),
+        1,
+        "no attempt after the drop"
+    );
+    let stats = client.stats();
+    assert_eq!((stats.requests, stats.successes, stats.failures), (1, 0, 0));
+    assert_eq!(
+        client
+            .breaker()
+            .unwrap()
+            .lock()
+            .unwrap()
+            .consecutive_failures(),
+        1
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn unauthorized_refreshes_once() {
+    let script = Script::new(vec![Fake::Status(401, None), Fake::Status(200, None)]);
+    let refreshes = Arc::new(AtomicUsize::new(0));
+    let counter = refreshes.clone();
+    let client = Client::builder()
+        .transport(FakeTransport(script.clone()))
+        .base_url("http://fake.invalid")
+        .auth(resil_tokio::BearerToken::new("old", move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, resil_tokio::AuthError>("new".to_owned())
+            }
+        }))
+        .build()
+        .unwrap();
+    assert_eq!(client.get("/me").send().await.unwrap().status(), 200);
+    assert_eq!(refreshes.load(Ordering::SeqCst), 1);
+    assert_eq!(script.sent.load(Ordering::SeqCst), 2);
+}
