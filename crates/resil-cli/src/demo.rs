@@ -1,35 +1,32 @@
-//! `resil demo`: a workload through resil-blocking against an embedded server on 127.0.0.1
-//! that misbehaves on purpose, then a summary of what resil did about it.
+//! `resil demo`: the same workload through resil-blocking and resil-tokio, each against its
+//! own embedded server on 127.0.0.1 that misbehaves on purpose, then a side-by-side summary.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use resil_blocking::{Client, ResponseExt};
 use resil_core::{
-    Backoff, CallInfo, CircuitBreaker, Hooks, Jitter, RetryPolicy, RetryReason, Transition,
-    TripCondition,
+    Backoff, CallInfo, CircuitBreaker, Hooks, Jitter, RetryPolicy, RetryReason, StatsSnapshot,
+    Transition, TripCondition,
 };
 use resil_tests::{Reply, TestServer};
 
-/// When the embedded server is down, relative to its start.
+/// When each embedded server is down, relative to its start.
 const OUTAGE: std::ops::Range<Duration> = Duration::from_millis(800)..Duration::from_millis(1_600);
-/// Each client thread starts one logical request per this interval.
+/// Each worker starts one logical request per this interval.
 const PACE: Duration = Duration::from_millis(50);
 
-/// Counts breaker transitions for the summary.
-#[derive(Default)]
-struct Transitions(Mutex<Vec<(Duration, Transition)>>, Option<Instant>);
+/// Records breaker transitions with their time since the workload started.
+struct Transitions(Mutex<Vec<(Duration, Transition)>>, Instant);
 
 impl Hooks for Transitions {
     fn on_breaker(&self, _: &CallInfo<'_>, t: Transition) {
-        let at = self.1.map_or(Duration::ZERO, |s| s.elapsed());
         self.0
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push((at, t));
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((self.1.elapsed(), t));
     }
 }
 
@@ -48,11 +45,8 @@ fn misbehave(n: usize, since_start: Duration) -> Reply {
     }
 }
 
-pub fn run(requests: u32, threads: u32, seed: u64, quiet: bool) -> ExitCode {
-    let server = TestServer::start();
-    let started = Instant::now();
-    server.handle("/api/items", move |_, n| misbehave(n, started.elapsed()));
-    let policy = match RetryPolicy::builder()
+fn policy() -> Option<RetryPolicy> {
+    RetryPolicy::builder()
         .max_attempts(4)
         .backoff(Backoff::exponential(Duration::from_millis(25)))
         .jitter(Jitter::Full)
@@ -60,60 +54,74 @@ pub fn run(requests: u32, threads: u32, seed: u64, quiet: bool) -> ExitCode {
         .total_timeout(Some(Duration::from_secs(5)))
         .max_retry_after(Duration::from_secs(2))
         .build()
-    {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("resil demo: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let breaker = CircuitBreaker::builder()
+        .ok()
+}
+
+fn breaker() -> Option<Arc<Mutex<CircuitBreaker>>> {
+    CircuitBreaker::builder()
         .trip(TripCondition::ConsecutiveFailures(8))
         .open_for(Duration::from_millis(300))
-        .build();
-    let Ok(breaker) = breaker else {
-        return ExitCode::FAILURE;
-    };
-    let transitions = Arc::new(Transitions(Mutex::default(), Some(started)));
-    let client = Client::builder()
-        .base_url(&server.url("/api"))
-        .policy(policy)
-        .breaker(Arc::new(Mutex::new(breaker)))
-        .no_budget()
-        .hooks(transitions.clone())
-        .seed(seed)
-        .build();
-    let client = match client {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("resil demo: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    println!(
-        "resil demo: {requests} GETs from {threads} threads to an embedded server on {} that answers\n\
-         503/502, 429 + Retry-After: 1, resets connections, stalls past the 250 ms attempt timeout,\n\
-         and is down from {:?} to {:?}.",
-        server.addr(),
-        OUTAGE.start,
-        OUTAGE.end
-    );
+        .build()
+        .ok()
+        .map(|b| Arc::new(Mutex::new(b)))
+}
+
+/// What one client's run produced.
+struct Summary {
+    stats: StatsSnapshot,
+    succeeded: u64,
+    latencies: Vec<Duration>,
+    transitions: Vec<(Duration, Transition)>,
+    wall: Duration,
+    server_requests: usize,
+    server_connections: usize,
+}
+
+impl Summary {
+    fn percentile(&self, p: f64) -> Duration {
+        self.latencies
+            .get(((self.latencies.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+fn progress(requests: u32, quiet: bool, label: &'static str) -> ProgressBar {
     let bar = if quiet {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(u64::from(requests))
     };
-    if let Ok(style) =
-        ProgressStyle::with_template("{bar:40} {pos}/{len} logical requests ({elapsed})")
+    if let Ok(style) = ProgressStyle::with_template("{prefix:>9} {bar:40} {pos}/{len} ({elapsed})")
     {
         bar.set_style(style);
     }
+    bar.set_prefix(label);
+    bar
+}
+
+fn run_blocking(requests: u32, workers: u32, seed: u64, quiet: bool) -> Result<Summary, String> {
+    let server = TestServer::start();
+    let started = Instant::now();
+    server.handle("/api/items", move |_, n| misbehave(n, started.elapsed()));
+    let transitions = Arc::new(Transitions(Mutex::default(), started));
+    let client = resil_blocking::Client::builder()
+        .base_url(&server.url("/api"))
+        .policy(policy().ok_or("invalid demo policy")?)
+        .breaker(breaker().ok_or("invalid demo breaker")?)
+        .no_budget()
+        .hooks(transitions.clone())
+        .seed(seed)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let bar = progress(requests, quiet, "blocking");
     let next = AtomicU64::new(0);
     let latencies = Mutex::new(Vec::new());
     let succeeded = AtomicU64::new(0);
     std::thread::scope(|scope| {
-        for _ in 0..threads.max(1) {
+        for _ in 0..workers.max(1) {
             scope.spawn(|| {
+                use resil_blocking::ResponseExt;
                 let mut slot = Instant::now();
                 while next.fetch_add(1, Ordering::SeqCst) < u64::from(requests) {
                     // Paced, so the workload runs through the outage and the recovery.
@@ -125,12 +133,10 @@ pub fn run(requests: u32, threads: u32, seed: u64, quiet: bool) -> ExitCode {
                         .and_then(|r| r.error_for_status())
                         .and_then(|r| r.text())
                         .is_ok();
-                    if ok {
-                        succeeded.fetch_add(1, Ordering::SeqCst);
-                    }
+                    succeeded.fetch_add(u64::from(ok), Ordering::SeqCst);
                     latencies
                         .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .unwrap_or_else(PoisonError::into_inner)
                         .push(start.elapsed());
                     bar.inc(1);
                     std::thread::sleep(slot.saturating_duration_since(Instant::now()));
@@ -139,59 +145,162 @@ pub fn run(requests: u32, threads: u32, seed: u64, quiet: bool) -> ExitCode {
         }
     });
     bar.finish_and_clear();
-    let wall = started.elapsed();
-    let stats = client.stats();
     let mut latencies = latencies.into_inner().unwrap_or_default();
     latencies.sort();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * p) as usize)
-            .copied()
-            .unwrap_or_default()
-    };
     let transitions = transitions.0.lock().map(|t| t.clone()).unwrap_or_default();
-    let succeeded = succeeded.into_inner();
+    Ok(Summary {
+        stats: client.stats(),
+        succeeded: succeeded.into_inner(),
+        latencies,
+        transitions,
+        wall: started.elapsed(),
+        server_requests: server.requests().len(),
+        server_connections: server.connections(),
+    })
+}
 
-    println!("\n| blocking client (resil-blocking over ureq) | |");
-    println!("|---|---|");
-    println!("| logical requests | {} |", stats.requests);
+fn run_tokio(requests: u32, workers: u32, seed: u64, quiet: bool) -> Result<Summary, String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let server = TestServer::start();
+        let started = Instant::now();
+        server.handle("/api/items", move |_, n| misbehave(n, started.elapsed()));
+        let transitions = Arc::new(Transitions(Mutex::default(), started));
+        let client = resil_tokio::Client::builder()
+            .base_url(&server.url("/api"))
+            .policy(policy().ok_or("invalid demo policy")?)
+            .breaker(breaker().ok_or("invalid demo breaker")?)
+            .no_budget()
+            .hooks(transitions.clone())
+            .seed(seed)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let bar = progress(requests, quiet, "tokio");
+        let next = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..workers.max(1) {
+            let (client, next, bar) = (client.clone(), next.clone(), bar.clone());
+            tasks.push(tokio::spawn(async move {
+                use resil_tokio::ResponseExt;
+                let mut done = Vec::new();
+                let mut slot = tokio::time::Instant::now();
+                while next.fetch_add(1, Ordering::SeqCst) < u64::from(requests) {
+                    slot += PACE;
+                    let start = Instant::now();
+                    let ok = match client
+                        .get("items")
+                        .send()
+                        .await
+                        .and_then(|r| r.error_for_status())
+                    {
+                        Ok(r) => r.text().await.is_ok(),
+                        Err(_) => false,
+                    };
+                    done.push((ok, start.elapsed()));
+                    bar.inc(1);
+                    tokio::time::sleep_until(slot).await;
+                }
+                done
+            }));
+        }
+        let mut latencies = Vec::new();
+        let mut succeeded = 0;
+        for task in tasks {
+            for (ok, latency) in task.await.map_err(|e| e.to_string())? {
+                succeeded += u64::from(ok);
+                latencies.push(latency);
+            }
+        }
+        bar.finish_and_clear();
+        latencies.sort();
+        let transitions = transitions.0.lock().map(|t| t.clone()).unwrap_or_default();
+        Ok(Summary {
+            stats: client.stats(),
+            succeeded,
+            latencies,
+            transitions,
+            wall: started.elapsed(),
+            server_requests: server.requests().len(),
+            server_connections: server.connections(),
+        })
+    })
+}
+
+pub fn run(requests: u32, workers: u32, seed: u64, quiet: bool) -> ExitCode {
     println!(
-        "| attempts sent | {} ({:.2} per request) |",
-        stats.attempts,
-        stats.attempts as f64 / stats.requests.max(1) as f64
+        "resil demo: {requests} GETs from {workers} workers, through the blocking and then the tokio client,\n\
+         each to its own embedded server on 127.0.0.1 that answers 503/502, 429 + Retry-After: 1,\n\
+         resets connections, stalls past the 250 ms attempt timeout, and is down from {:?} to {:?}.",
+        OUTAGE.start, OUTAGE.end
     );
+    let runs = run_blocking(requests, workers, seed, quiet)
+        .and_then(|b| run_tokio(requests, workers, seed, quiet).map(|t| [b, t]));
+    let [b, t] = match runs {
+        Ok(runs) => runs,
+        Err(e) => {
+            eprintln!("resil demo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let row =
+        |name: &str, f: &dyn Fn(&Summary) -> String| println!("| {name} | {} | {} |", f(&b), f(&t));
+    println!("\n| | resil-blocking (ureq) | resil-tokio (hyper-util) |");
+    println!("|---|---|---|");
+    row("logical requests", &|s| s.stats.requests.to_string());
+    row("attempts sent", &|s| {
+        format!(
+            "{} ({:.2} per request)",
+            s.stats.attempts,
+            s.stats.attempts as f64 / s.stats.requests.max(1) as f64
+        )
+    });
     for reason in [
         RetryReason::ServerError,
         RetryReason::TooManyRequests,
         RetryReason::Transport,
         RetryReason::Timeout,
-        RetryReason::NotSent,
     ] {
-        println!("| retries after {reason} | {} |", stats.retries_for(reason));
+        row(&format!("retries after {reason}"), &|s| {
+            s.stats.retries_for(reason).to_string()
+        });
     }
-    println!("| Retry-After honoured | {} |", stats.retry_after_honoured);
-    println!(
-        "| rejected by the open breaker | {} |",
-        stats.breaker_rejections
-    );
-    println!("| breaker transitions | {} |", transitions.len());
-    println!(
-        "| success rate | {:.1} % ({succeeded} of {requests}) |",
-        100.0 * succeeded as f64 / f64::from(requests.max(1))
-    );
-    println!("| latency p50 / p99 | {:?} / {:?} |", pct(0.5), pct(0.99));
-    println!(
-        "| time spent in backoff (all threads) | {:?} |",
-        stats.backoff
-    );
-    println!("| wall time | {wall:.2?} |");
-    for (at, t) in transitions.iter().take(12) {
-        println!("  breaker {} -> {} at {at:.2?}", t.from, t.to);
+    row("Retry-After honoured", &|s| {
+        s.stats.retry_after_honoured.to_string()
+    });
+    row("rejected by the open breaker", &|s| {
+        s.stats.breaker_rejections.to_string()
+    });
+    row("breaker transitions", &|s| s.transitions.len().to_string());
+    row("success rate", &|s| {
+        format!(
+            "{:.1} % ({} of {})",
+            100.0 * s.succeeded as f64 / f64::from(requests.max(1)),
+            s.succeeded,
+            requests
+        )
+    });
+    row("latency p50 / p99", &|s| {
+        format!("{:.1?} / {:.1?}", s.percentile(0.5), s.percentile(0.99))
+    });
+    row("time in backoff (all workers)", &|s| {
+        format!("{:.2?}", s.stats.backoff)
+    });
+    row("server saw requests / connections", &|s| {
+        format!("{} / {}", s.server_requests, s.server_connections)
+    });
+    row("wall time", &|s| format!("{:.2?}", s.wall));
+    for (name, s) in [("blocking", &b), ("tokio", &t)] {
+        let story: Vec<String> = s
+            .transitions
+            .iter()
+            .take(8)
+            .map(|(at, tr)| format!("{} at {at:.2?}", tr.to))
+            .collect();
+        println!("{name} breaker: {}", story.join(", "));
     }
-    println!(
-        "\nThe server saw {} requests on {} connections.",
-        server.requests().len(),
-        server.connections()
-    );
     ExitCode::SUCCESS
 }

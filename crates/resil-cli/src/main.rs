@@ -47,7 +47,7 @@ struct DemoArgs {
     /// Logical requests in the workload (paced at 20/s per thread).
     #[arg(long, default_value_t = 800)]
     requests: u32,
-    /// Client threads sending them.
+    /// Concurrent workers (threads for the blocking client, tasks for tokio).
     #[arg(long, default_value_t = 8)]
     threads: u32,
     /// Seed for jitter and request ids.
