@@ -28,6 +28,12 @@
 //! breaker permit back: a cancelled call counts as neither success nor failure and frees a
 //! half-open probe slot at once. Nothing is left running.
 //!
+//! ## Features
+//!
+//! - `reqwest`: [`ReqwestTransport`], to keep an existing `reqwest::Client`.
+//! - `json`: [`RequestBuilder::json`] and [`ResponseExt::json`] with serde.
+//! - `tracing`: `tracing` events for attempts, retries, outcomes and breaker transitions.
+//!
 //! ## Transport
 //!
 //! [`HyperTransport`] (hyper-util's pooled client, plain TCP, HTTP/1.1) is the default:
@@ -42,6 +48,8 @@ mod auth;
 mod client;
 mod layer;
 mod request;
+#[cfg(feature = "reqwest")]
+mod reqwest_transport;
 mod response;
 mod transport;
 
@@ -49,6 +57,8 @@ pub use auth::{AuthError, AuthProvider, BearerToken};
 pub use client::{Client, ClientBuilder};
 pub use layer::{ResilLayer, ResilService};
 pub use request::RequestBuilder;
+#[cfg(feature = "reqwest")]
+pub use reqwest_transport::ReqwestTransport;
 pub use response::ResponseExt;
 pub use transport::{
     AsyncTransport, Body, BodyTooLarge, BoxError, BoxFuture, HyperSettings, HyperTransport,

@@ -1,0 +1,100 @@
+//! Optional features: the reqwest adapter and JSON bodies, against loopback servers.
+#![allow(clippy::await_holding_lock)] // the load guard is meant to span the whole test
+
+use std::time::Duration;
+
+use resil_tests::{Reply, TestServer, shared_load};
+use resil_tokio::{Backoff, Client, Jitter, RetryPolicy};
+
+fn quick() -> RetryPolicy {
+    RetryPolicy::builder()
+        .backoff(Backoff::Constant(Duration::from_millis(1)))
+        .jitter(Jitter::None)
+        .build()
+        .unwrap()
+}
+
+#[cfg(feature = "reqwest")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reqwest_client_under_resil_retries_and_reports_the_same_facts() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script(
+        "/r",
+        vec![
+            Reply::status(503),
+            Reply::Reset,
+            Reply::body(200, "via reqwest"),
+        ],
+    );
+    let reqwest = reqwest::Client::builder().build().unwrap();
+    let client = Client::builder()
+        .transport(resil_tokio::ReqwestTransport::new(reqwest))
+        .policy(quick())
+        .build()
+        .unwrap();
+    use resil_tokio::ResponseExt;
+    let text = client
+        .get(&server.url("/r"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, "via reqwest");
+    let stats = client.stats();
+    assert_eq!(stats.attempts, 3);
+    assert_eq!(stats.retries_for(resil_core::RetryReason::ServerError), 1);
+    assert_eq!(
+        stats.retries_for(resil_core::RetryReason::Transport),
+        1,
+        "the reset was classified"
+    );
+
+    // A refused port is a connect error: a POST is retried.
+    let refused = format!("http://{}/x", resil_tests::refused_addr());
+    let err = client.post(&refused).body("x").send().await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        resil_tokio::ErrorKind::Transport(resil_core::ErrorKind::Connect),
+        "{err}"
+    );
+    assert_eq!(err.attempts(), 4);
+}
+
+#[cfg(feature = "json")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_bodies() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/j", vec![Reply::body(200, r#"{"id":7}"#)]);
+    let client = Client::builder().policy(quick()).build().unwrap();
+    use resil_tokio::ResponseExt;
+    let value: serde_json::Value = client
+        .put(&server.url("/j"))
+        .json(&serde_json::json!({"name": "resil"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(value["id"], 7);
+    let r = &server.requests()[0];
+    assert_eq!(r.body, br#"{"name":"resil"}"#);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_settings_apply() {
+    let env = resil_core::EnvConfig::from_lookup(|name| match name {
+        "RESIL_MAX_RETRIES" => Some("1".into()),
+        "RESIL_ATTEMPT_TIMEOUT" => Some("2s".into()),
+        _ => None,
+    })
+    .unwrap();
+    let client = Client::builder().apply_env(env).build().unwrap();
+    assert_eq!(client.policy().max_attempts(), 2);
+    assert_eq!(client.policy().attempt_timeout(), Duration::from_secs(2));
+}
