@@ -13,18 +13,11 @@
 //! resil-blocking. On /flaky (every 5th request answers 503, zero backoff): a hand-written
 //! retry loop (the baseline), backon, resil-blocking.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use backon::{BlockingRetryable, ConstantBuilder};
+use resil_bench::{cpu_micros, median, server, server_stats, spawn_server};
 use resil_core::{Backoff, Jitter, RetryPolicy};
-
-static REQUESTS: AtomicU64 = AtomicU64::new(0);
-static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
-static FLAKY: AtomicU64 = AtomicU64::new(0);
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -44,87 +37,6 @@ fn main() {
     }
     let rounds = arg("--rounds", 7);
     client(requests, rounds);
-}
-
-// ---------------------------------------------------------------- server (child process)
-
-fn server() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    println!("{}", listener.local_addr().expect("addr").port());
-    std::io::stdout().flush().expect("flush");
-    // Exit when the parent closes our stdin.
-    std::thread::spawn(|| {
-        let mut sink = Vec::new();
-        let _ = std::io::stdin().read_to_end(&mut sink);
-        std::process::exit(0);
-    });
-    for stream in listener.incoming().flatten() {
-        CONNECTIONS.fetch_add(1, Ordering::Relaxed);
-        std::thread::spawn(move || serve(stream));
-    }
-}
-
-fn serve(stream: TcpStream) {
-    let _ = stream.set_nodelay(true);
-    let mut writer = stream.try_clone().expect("clone");
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
-        let mut header = String::new();
-        loop {
-            header.clear();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                return;
-            }
-            if header == "\r\n" {
-                break;
-            }
-        }
-        let response: Vec<u8> = match path.as_str() {
-            "/stats" => {
-                let body = format!(
-                    "{} {}",
-                    REQUESTS.load(Ordering::Relaxed),
-                    CONNECTIONS.load(Ordering::Relaxed)
-                );
-                format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
-                    body.len()
-                )
-                .into_bytes()
-            }
-            "/flaky" if FLAKY.fetch_add(1, Ordering::Relaxed) % 5 == 0 => {
-                REQUESTS.fetch_add(1, Ordering::Relaxed);
-                b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n".to_vec()
-            }
-            _ => {
-                REQUESTS.fetch_add(1, Ordering::Relaxed);
-                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec()
-            }
-        };
-        if writer.write_all(&response).is_err() {
-            return;
-        }
-    }
-}
-
-// ---------------------------------------------------------------- client (this process)
-
-fn cpu_micros() -> u64 {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage fills the whole struct we point it at; it was zeroed before.
-    #[allow(unsafe_code)]
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
-    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 #[derive(Clone, Copy)]
@@ -248,37 +160,6 @@ fn http_get(url: &str) -> ureq::http::Request<()> {
     let mut request = ureq::http::Request::new(());
     *request.uri_mut() = url.parse().expect("url");
     request
-}
-
-fn server_stats(base: &str) -> (u64, u64) {
-    let mut r = agent().get(format!("{base}/stats")).call().expect("stats");
-    let text = r.body_mut().read_to_string().expect("stats body");
-    let mut it = text
-        .split_whitespace()
-        .map(|v| v.parse::<u64>().unwrap_or(0));
-    (it.next().unwrap_or(0), it.next().unwrap_or(0))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// Starts this binary as the server (a child process, so its CPU is not the client's);
-/// returns it and its base URL.
-fn spawn_server() -> (std::process::Child, String) {
-    let exe = std::env::current_exe().expect("current exe");
-    let mut child = Command::new(exe)
-        .arg("--server")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn server");
-    let mut port = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut port)
-        .expect("port");
-    (child, format!("http://127.0.0.1:{}", port.trim()))
 }
 
 fn client(requests: usize, rounds: usize) {

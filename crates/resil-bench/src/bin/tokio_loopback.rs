@@ -1,0 +1,284 @@
+//! Loopback GETs on a current-thread tokio runtime with 1 and 32 in flight: resil-tokio vs
+//! bare hyper-util vs reqwest + reqwest-middleware + reqwest-retry vs reqwest + backon, and on
+//! the flaky endpoint (every 5th answer a 503, zero backoff) vs a hand-written retry loop.
+//! Interleaved rounds with rotating order, client CPU from getrusage, the server in a child
+//! process. Method: ../shared/BENCHMARKING.md.
+//!
+//! ```sh
+//! cargo build --release -p resil-bench --bin tokio_loopback
+//! taskset -c 0 target/release/tokio_loopback --requests 20000 --rounds 5
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backon::{ConstantBuilder, Retryable};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use reqwest_retry::RetryTransientMiddleware;
+use reqwest_retry::policies::ExponentialBackoff;
+use resil_bench::{cpu_micros, median, server, server_stats, spawn_server};
+use resil_core::{Backoff, Jitter, RetryPolicy};
+
+/// Attempts every client may make on /flaky: with 32 in flight one request's attempts can
+/// all land on 503 slots (0.2^n), so n is large enough that none fails.
+const ATTEMPTS: usize = 10;
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Hyper,
+    HandLoop,
+    Resil,
+    ReqwestRetry,
+    ReqwestBackon,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Hyper => "hyper-util legacy client, bare",
+            Kind::HandLoop => "hyper-util + hand-written retry loop",
+            Kind::Resil => "resil-tokio",
+            Kind::ReqwestRetry => "reqwest 0.13 + reqwest-middleware + reqwest-retry",
+            Kind::ReqwestBackon => "reqwest 0.13 + backon",
+        }
+    }
+}
+
+struct Clients {
+    hyper: HyperClient<HttpConnector, Full<Bytes>>,
+    resil: resil_tokio::Client,
+    reqwest: reqwest::Client,
+    middleware: reqwest_middleware::ClientWithMiddleware,
+}
+
+async fn hyper_get(client: &HyperClient<HttpConnector, Full<Bytes>>, url: &str) -> u16 {
+    let request = http::Request::get(url)
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    match client.request(request).await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let _ = response.into_body().collect().await;
+            status
+        }
+        Err(_) => 0,
+    }
+}
+
+async fn one(kind: Kind, clients: &Clients, url: &str) -> u16 {
+    match kind {
+        Kind::Hyper => hyper_get(&clients.hyper, url).await,
+        Kind::HandLoop => {
+            let mut status = 0;
+            for _ in 0..ATTEMPTS {
+                status = hyper_get(&clients.hyper, url).await;
+                if status != 503 {
+                    break;
+                }
+            }
+            status
+        }
+        Kind::Resil => match clients.resil.get(url).send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let _ = response.into_body().collect().await;
+                status
+            }
+            Err(_) => 0,
+        },
+        Kind::ReqwestRetry => match clients.middleware.get(url).send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let _ = response.bytes().await;
+                status
+            }
+            Err(_) => 0,
+        },
+        Kind::ReqwestBackon => {
+            // `Err(None)` asks backon to retry a 503; `?` turns a reqwest error into `Some`.
+            let attempt = || async {
+                let response = clients.reqwest.get(url).send().await?;
+                let status = response.status();
+                let _ = response.bytes().await;
+                if status == 503 {
+                    Err(None)
+                } else {
+                    Ok(status.as_u16())
+                }
+            };
+            attempt
+                .retry(
+                    ConstantBuilder::default()
+                        .with_delay(Duration::ZERO)
+                        .with_max_times(ATTEMPTS - 1),
+                )
+                .await
+                .unwrap_or(0)
+        }
+    }
+}
+
+/// `n` logical GETs spread over `in_flight` concurrent tasks; (client CPU µs, wall).
+fn run(
+    runtime: &tokio::runtime::Runtime,
+    kind: Kind,
+    clients: &Arc<Clients>,
+    url: &str,
+    n: usize,
+    in_flight: usize,
+) -> (f64, Duration) {
+    let cpu = cpu_micros();
+    let wall = Instant::now();
+    runtime.block_on(async {
+        let per_task = n / in_flight;
+        let mut tasks = Vec::new();
+        for _ in 0..in_flight {
+            let (clients, url) = (clients.clone(), url.to_owned());
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..per_task {
+                    let status = one(kind, &clients, &url).await;
+                    assert_eq!(status, 200, "{} failed a request", kind.name());
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("task");
+        }
+    });
+    ((cpu_micros() - cpu) as f64, wall.elapsed())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--server") {
+        return server();
+    }
+    let arg = |name: &str, default: usize| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let requests = arg("--requests", 20_000);
+    let rounds = arg("--rounds", 5);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (mut child, base) = spawn_server();
+    let zero = RetryPolicy::builder()
+        .max_attempts(ATTEMPTS as u32)
+        .backoff(Backoff::Constant(Duration::ZERO))
+        .jitter(Jitter::None)
+        .build()
+        .expect("policy");
+    let make = |flaky: bool| {
+        let _guard = runtime.enter();
+        let resil = if flaky {
+            resil_tokio::Client::builder()
+                .policy(zero.clone())
+                .no_budget()
+                .build()
+        } else {
+            resil_tokio::Client::new()
+        }
+        .expect("resil client");
+        let reqwest = reqwest::Client::builder().build().expect("reqwest");
+        let retry = ExponentialBackoff::builder()
+            .retry_bounds(Duration::ZERO, Duration::ZERO)
+            .build_with_max_retries(ATTEMPTS as u32 - 1);
+        let middleware = reqwest_middleware::ClientBuilder::new(reqwest.clone())
+            .with(RetryTransientMiddleware::new_with_policy(retry))
+            .build();
+        Arc::new(Clients {
+            hyper: HyperClient::builder(TokioExecutor::new()).build_http(),
+            resil,
+            reqwest,
+            middleware,
+        })
+    };
+    let ok_clients = make(false);
+    let flaky_clients = make(true);
+    for in_flight in [1usize, 32] {
+        for (endpoint, clients, kinds) in [
+            (
+                "/ok",
+                &ok_clients,
+                vec![
+                    Kind::Hyper,
+                    Kind::Resil,
+                    Kind::ReqwestRetry,
+                    Kind::ReqwestBackon,
+                ],
+            ),
+            (
+                "/flaky",
+                &flaky_clients,
+                vec![
+                    Kind::HandLoop,
+                    Kind::Resil,
+                    Kind::ReqwestRetry,
+                    Kind::ReqwestBackon,
+                ],
+            ),
+        ] {
+            let url = format!("{base}{endpoint}");
+            // Slow peers on /flaky (a 1 ms timer per retry) get fewer requests per round.
+            for kind in &kinds {
+                run(&runtime, *kind, clients, &url, requests / 10, in_flight);
+            }
+            let n = kinds.len();
+            let mut cpu = vec![Vec::new(); n];
+            let mut rps = vec![Vec::new(); n];
+            let (before, before_conns) = server_stats(&base);
+            let mut logical = 0;
+            for round in 0..rounds {
+                for k in 0..n {
+                    let i = (k + round) % n;
+                    let count = if endpoint == "/flaky"
+                        && matches!(kinds[i], Kind::ReqwestRetry | Kind::ReqwestBackon)
+                    {
+                        requests / 10
+                    } else {
+                        requests
+                    };
+                    // Whole requests per task: the count actually sent.
+                    let count = count / in_flight * in_flight;
+                    logical += count;
+                    let (c, w) = run(&runtime, kinds[i], clients, &url, count, in_flight);
+                    cpu[i].push(c / count as f64);
+                    rps[i].push(count as f64 / w.as_secs_f64());
+                }
+            }
+            let (after, after_conns) = server_stats(&base);
+            println!("\n{endpoint}, {in_flight} in flight, {rounds} interleaved rounds");
+            println!(
+                "server saw {} attempts for {logical} logical requests ({:.3} each) on {} new connections",
+                after - before,
+                (after - before) as f64 / logical as f64,
+                after_conns - before_conns
+            );
+            println!("| client | µs CPU / request | × baseline | req/s | × baseline |");
+            println!("|---|---|---|---|---|");
+            for (i, kind) in kinds.iter().enumerate() {
+                let cpu_ratio = median(cpu[i].iter().zip(&cpu[0]).map(|(a, b)| a / b).collect());
+                let rps_ratio = median(rps[i].iter().zip(&rps[0]).map(|(a, b)| a / b).collect());
+                println!(
+                    "| {} | {:.2} | {:.3} | {:.0} | {:.3} |",
+                    kind.name(),
+                    median(cpu[i].clone()),
+                    cpu_ratio,
+                    median(rps[i].clone()),
+                    rps_ratio
+                );
+            }
+        }
+    }
+    drop(child.stdin.take());
+    let _ = child.wait();
+}
