@@ -389,8 +389,7 @@ enum AttemptError {
 }
 
 /// What is left of the attempt, rounded *down* to whole milliseconds (never past the
-/// deadline; at least 1 ms). Whole milliseconds repeat from call to call, and ureq skips the
-/// `setsockopt` for a socket timeout equal to the previous one: two syscalls saved per request.
+/// deadline; at least 1 ms: ureq turns a zero timeout into a whole second).
 fn attempt_budget(deadline: Instant, now: Instant) -> Duration {
     let left = deadline.saturating_duration_since(now);
     Duration::from_millis(u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1))
