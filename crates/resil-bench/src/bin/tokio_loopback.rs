@@ -204,6 +204,26 @@ fn main() {
     };
     let ok_clients = make(false);
     let flaky_clients = make(true);
+    // Profiling aid: `ONLY=hyper|resil` runs one client on /ok, 1 in flight, nothing else.
+    if let Ok(only) = std::env::var("ONLY") {
+        let kind = if only == "resil" {
+            Kind::Resil
+        } else {
+            Kind::Hyper
+        };
+        let (c, _) = run(
+            &runtime,
+            kind,
+            &ok_clients,
+            &format!("{base}/ok"),
+            requests,
+            1,
+        );
+        eprintln!("{}: {:.2} µs CPU/request", kind.name(), c / requests as f64);
+        drop(child.stdin.take());
+        let _ = child.wait();
+        return;
+    }
     for in_flight in [1usize, 32] {
         for (endpoint, clients, kinds) in [
             (
