@@ -16,8 +16,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::ErrorKind;
-use crate::client::now;
-use crate::transport::{BoxError, BoxFuture, TransportError};
+use crate::runtime::now;
+use crate::transport::classified;
+use resil_async::{BoxError, BoxFuture, TransportError};
 
 struct Shared {
     policy: RetryPolicy,
@@ -190,7 +191,7 @@ where
                         last_error = None;
                     }
                     Ok(Err(e)) => {
-                        let e = TransportError::classified(e);
+                        let e: TransportError = classified(e);
                         machine.handle_input(
                             now(),
                             Input::Error {

@@ -44,34 +44,30 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod auth;
-mod client;
 mod layer;
-mod request;
 #[cfg(feature = "reqwest")]
 mod reqwest_transport;
-mod response;
+mod runtime;
 mod transport;
 
-pub use auth::{AuthError, AuthProvider, BearerToken};
-pub use client::{Client, ClientBuilder};
 pub use layer::{ResilLayer, ResilService};
-pub use request::RequestBuilder;
 #[cfg(feature = "reqwest")]
 pub use reqwest_transport::ReqwestTransport;
-pub use response::ResponseExt;
-pub use transport::{
-    AsyncTransport, Body, BodyTooLarge, BoxError, BoxFuture, HyperSettings, HyperTransport,
-    RequestBody, TransportError, classify,
-};
+pub use runtime::Tokio;
+pub use transport::{HyperTransport, classified, classify};
 
+pub use resil_async::{
+    AsyncTransport, AuthError, AuthProvider, BearerToken, Body, BodyTooLarge, BoxError, BoxFuture,
+    Error, RequestBody, Response, ResponseExt, TransportError, TransportSettings,
+};
 pub use resil_core::{
     Backoff, CircuitBreaker, ClientErrorKind as ErrorKind, Hooks, Jitter, RetryBudget, RetryPolicy,
     StatsSnapshot,
 };
 
-/// An error with everything known about the call; see [`resil_core::CallError`].
-pub type Error = resil_core::CallError<Body>;
-
-/// A response: an `http::Response` with a size-limited streaming body.
-pub type Response = http::Response<Body>;
+/// The resilient async client on tokio (see [`resil_async::Client`]).
+pub type Client = resil_async::Client<Tokio>;
+/// Configures a [`Client`].
+pub type ClientBuilder = resil_async::ClientBuilder<Tokio>;
+/// A request being built.
+pub type RequestBuilder = resil_async::RequestBuilder<Tokio>;

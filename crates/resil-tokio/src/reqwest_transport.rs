@@ -2,7 +2,7 @@
 
 use http_body_util::BodyDataStream;
 
-use crate::transport::{AsyncTransport, Body, BoxFuture, RequestBody, TransportError};
+use resil_async::{AsyncTransport, Body, BoxFuture, RequestBody, TransportError};
 
 /// Runs resil's calls through a `reqwest::Client` you already configured (TLS, proxies,
 /// redirect policy, cookies). Build the client with retries off: resil does them.

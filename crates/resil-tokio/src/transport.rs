@@ -1,244 +1,21 @@
-//! The pluggable async transport (one exchange, no policy), bodies, and the hyper-util default.
+//! The default transport (hyper-util's pooled client) and how its errors are classified.
 
 use std::error::Error as StdError;
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
-use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use resil_async::{
+    AsyncTransport, Body, BoxError, BoxFuture, RequestBody, TransportError, TransportSettings,
+};
 use resil_core::ErrorKind;
 
-/// A boxed error.
-pub type BoxError = Box<dyn StdError + Send + Sync>;
-
-/// A boxed future, as transports return.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A request body: bytes are replayed on every retry; a stream is sent once and the request
-/// is then never retried.
-pub enum RequestBody {
-    /// No body.
-    Empty,
-    /// Buffered bytes.
-    Bytes(Bytes),
-    /// A stream (read once).
-    Stream(UnsyncBoxBody<Bytes, BoxError>),
-}
-
-impl RequestBody {
-    /// A stream from any `http_body::Body`.
-    pub fn stream<B>(body: B) -> RequestBody
-    where
-        B: HttpBody<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
-        RequestBody::Stream(body.map_err(Into::into).boxed_unsync())
-    }
-
-    /// Whether the body can be sent more than once.
-    pub fn is_replayable(&self) -> bool {
-        !matches!(self, RequestBody::Stream(_))
-    }
-
-    /// The body for one attempt; a stream is moved out.
-    pub(crate) fn take_for_attempt(&mut self) -> RequestBody {
-        match self {
-            RequestBody::Empty => RequestBody::Empty,
-            RequestBody::Bytes(b) => RequestBody::Bytes(b.clone()),
-            RequestBody::Stream(_) => std::mem::replace(self, RequestBody::Empty),
-        }
-    }
-
-    /// As an `http_body::Body` for hyper.
-    pub fn into_http_body(self) -> UnsyncBoxBody<Bytes, BoxError> {
-        match self {
-            RequestBody::Empty => Empty::new().map_err(|never| match never {}).boxed_unsync(),
-            RequestBody::Bytes(b) => Full::new(b).map_err(|never| match never {}).boxed_unsync(),
-            RequestBody::Stream(s) => s,
-        }
-    }
-}
-
-impl fmt::Debug for RequestBody {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RequestBody::Empty => f.write_str("Empty"),
-            RequestBody::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
-            RequestBody::Stream(_) => f.write_str("Stream"),
-        }
-    }
-}
-
-impl From<Bytes> for RequestBody {
-    fn from(b: Bytes) -> Self {
-        RequestBody::Bytes(b)
-    }
-}
-impl From<Vec<u8>> for RequestBody {
-    fn from(b: Vec<u8>) -> Self {
-        RequestBody::Bytes(b.into())
-    }
-}
-impl From<String> for RequestBody {
-    fn from(s: String) -> Self {
-        RequestBody::Bytes(s.into())
-    }
-}
-impl From<&'static str> for RequestBody {
-    fn from(s: &'static str) -> Self {
-        RequestBody::Bytes(Bytes::from_static(s.as_bytes()))
-    }
-}
-impl From<()> for RequestBody {
-    fn from(_: ()) -> Self {
-        RequestBody::Empty
-    }
-}
-
-/// A streaming response body with a size limit: past the limit it fails instead of filling
-/// memory. Implements `http_body::Body`; [`ResponseExt`](crate::ResponseExt) reads it whole.
-pub struct Body {
-    inner: UnsyncBoxBody<Bytes, BoxError>,
-    limit: u64,
-    read: u64,
-}
-
-impl Body {
-    /// A body from any `http_body::Body`, failing after `limit` bytes.
-    pub fn new<B>(body: B, limit: u64) -> Body
-    where
-        B: HttpBody<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
-        Body {
-            inner: body.map_err(Into::into).boxed_unsync(),
-            limit,
-            read: 0,
-        }
-    }
-
-    /// An empty body.
-    pub fn empty() -> Body {
-        Body::new(Empty::<Bytes>::new(), 0)
-    }
-
-    pub(crate) fn set_limit(&mut self, limit: u64) {
-        self.limit = limit;
-    }
-
-    /// Reads and discards up to `max` bytes so the connection can be reused.
-    pub(crate) async fn drain(&mut self, max: u64) {
-        let mut seen = 0u64;
-        while seen < max {
-            match self.inner.frame().await {
-                Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |d| d.len() as u64),
-                _ => return,
-            }
-        }
-    }
-}
-
-/// The body exceeded its size limit.
-#[derive(Debug)]
-pub struct BodyTooLarge(pub u64);
-
-impl fmt::Display for BodyTooLarge {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "response body exceeds the {}-byte limit", self.0)
-    }
-}
-
-impl StdError for BodyTooLarge {}
-
-impl HttpBody for Body {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                this.read += frame.data_ref().map_or(0, |d| d.len() as u64);
-                if this.read > this.limit {
-                    return Poll::Ready(Some(Err(Box::new(BodyTooLarge(this.limit)))));
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            other => other,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl fmt::Debug for Body {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Body")
-            .field("limit", &self.limit)
-            .field("read", &self.read)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Why an exchange failed; `kind` tells the retry machine whether the request may have
-/// reached the server.
-#[derive(Debug)]
-pub struct TransportError {
-    kind: ErrorKind,
-    source: BoxError,
-}
-
-impl TransportError {
-    /// An error of `kind` caused by `source`.
-    pub fn new(kind: ErrorKind, source: impl Into<BoxError>) -> TransportError {
-        TransportError {
-            kind,
-            source: source.into(),
-        }
-    }
-
-    /// An error classified from its source chain (see [`classify`]).
-    pub fn classified(source: impl Into<BoxError>) -> TransportError {
-        let source = source.into();
-        TransportError {
-            kind: classify(&*source),
-            source,
-        }
-    }
-
-    /// The kind, as the retry policy sees it.
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
-    }
-}
-
-impl fmt::Display for TransportError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind, self.source)
-    }
-}
-
-impl StdError for TransportError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(&*self.source)
-    }
+/// A transport error classified from its source chain (see [`classify`]).
+pub fn classified(source: impl Into<BoxError>) -> TransportError {
+    let source = source.into();
+    TransportError::new(classify(&*source), source)
 }
 
 /// Classifies an error from hyper, hyper-util, h2 or std::io by walking its source chain.
@@ -294,38 +71,6 @@ pub fn classify(error: &(dyn StdError + 'static)) -> ErrorKind {
     }
 }
 
-/// One HTTP exchange without retries; implement it to bring your own client. Error statuses
-/// must come back as responses. The client enforces the attempt deadline by dropping the
-/// future, so a transport needs no timeout of its own.
-pub trait AsyncTransport: Send + Sync {
-    /// Sends `request`; the response body is still to be read.
-    fn send(
-        &self,
-        request: http::Request<RequestBody>,
-    ) -> BoxFuture<'_, Result<http::Response<Body>, TransportError>>;
-}
-
-/// Settings of the default hyper-util transport.
-#[derive(Clone, Debug)]
-pub struct HyperSettings {
-    /// TCP connect timeout.
-    pub connect_timeout: Option<Duration>,
-    /// Idle connections kept per host.
-    pub max_idle_per_host: usize,
-    /// How long an idle connection is kept (enforced: a pool timer is set).
-    pub idle_timeout: Duration,
-}
-
-impl Default for HyperSettings {
-    fn default() -> Self {
-        HyperSettings {
-            connect_timeout: Some(Duration::from_secs(5)),
-            max_idle_per_host: 32,
-            idle_timeout: Duration::from_secs(90),
-        }
-    }
-}
-
 /// The default transport: hyper-util's pooled client over plain TCP (HTTP/1.1; HTTP/2 with
 /// prior knowledge via your own builder), TCP_NODELAY, a connect timeout, and an idle timeout
 /// that is actually enforced (hyper-util ignores it without a pool timer). It does not follow
@@ -337,7 +82,7 @@ pub struct HyperTransport {
 
 impl HyperTransport {
     /// A transport with these settings. Needs a tokio runtime when used.
-    pub fn new(settings: &HyperSettings) -> HyperTransport {
+    pub fn new(settings: &TransportSettings) -> HyperTransport {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(settings.connect_timeout);
@@ -357,11 +102,7 @@ impl AsyncTransport for HyperTransport {
     ) -> BoxFuture<'_, Result<http::Response<Body>, TransportError>> {
         let request = request.map(RequestBody::into_http_body);
         Box::pin(async move {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(TransportError::classified)?;
+            let response = self.client.request(request).await.map_err(classified)?;
             // The client sets the real limit before handing the response over.
             Ok(response.map(|b| Body::new(b, u64::MAX)))
         })

@@ -12,9 +12,8 @@ use crate::{Client, Error, ErrorKind, Response};
 
 /// A request being built; nothing is sent until [`send`](RequestBuilder::send). Mistakes are
 /// reported by `send`, with the method and URL.
-#[derive(Debug)]
-pub struct RequestBuilder {
-    client: Client,
+pub struct RequestBuilder<R> {
+    client: Client<R>,
     method: Method,
     url: String,
     query: Vec<(String, String)>,
@@ -25,8 +24,17 @@ pub struct RequestBuilder {
     error: Option<Error>,
 }
 
-impl RequestBuilder {
-    pub(crate) fn new(client: Client, method: Method, url: &str) -> RequestBuilder {
+impl<R> std::fmt::Debug for RequestBuilder<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestBuilder")
+            .field("method", &self.method)
+            .field("url", &resil_core::redact_url_str(&self.url))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: crate::Runtime> RequestBuilder<R> {
+    pub(crate) fn new(client: Client<R>, method: Method, url: &str) -> RequestBuilder<R> {
         RequestBuilder {
             client,
             method,

@@ -1,11 +1,13 @@
 //! The async client: configuration, and the loop that drives resil-core's retry machine with
-//! hyper-util and `tokio::time`. No policy lives here.
+//! a runtime's timer and a transport. No policy lives here.
 
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
+use std::marker::PhantomData;
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -18,28 +20,44 @@ use resil_core::{
 
 use crate::request::RequestBuilder;
 use crate::response::CallContext;
-use crate::transport::{
-    AsyncTransport, HyperSettings, HyperTransport, RequestBody, TransportError,
-};
+use crate::runtime::Runtime;
+use crate::transport::{AsyncTransport, RequestBody, TransportError, TransportSettings};
 use crate::{AuthProvider, Error, ErrorKind, Response};
 
 const DRAIN_LIMIT: u64 = 64 * 1024;
 const DEFAULT_BODY_LIMIT: u64 = 64 * 1024 * 1024;
 
-/// Now on tokio's clock (paused in tests), on resil's process-wide origin.
-pub(crate) fn now() -> Instant {
-    Instant::from_std(tokio::time::Instant::now().into_std())
+/// Runs `work` until it finishes or `deadline` passes (`None` then).
+async fn until<R: Runtime, T>(deadline: Instant, work: impl Future<Output = T>) -> Option<T> {
+    let mut work = pin!(work);
+    let mut timer = R::sleep_until(deadline);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await
 }
 
-fn tokio_instant(at: Instant) -> tokio::time::Instant {
-    tokio::time::Instant::from_std(at.to_std())
-}
-
-/// A resilient async HTTP client on tokio. Cheap to clone (clones share the pool, breaker,
-/// budget and statistics).
-#[derive(Clone)]
-pub struct Client {
+/// A resilient async HTTP client on runtime `R`. Cheap to clone (clones share the pool,
+/// breaker, budget and statistics). Use it through a driver's alias: `resil_tokio::Client`,
+/// `resil_isahc::Client`.
+pub struct Client<R> {
     inner: Arc<Inner>,
+    runtime: PhantomData<fn() -> R>,
+}
+
+impl<R> Clone for Client<R> {
+    fn clone(&self) -> Self {
+        Client {
+            inner: self.inner.clone(),
+            runtime: PhantomData,
+        }
+    }
 }
 
 struct Inner {
@@ -58,7 +76,7 @@ struct Inner {
     calls: AtomicU64,
 }
 
-impl fmt::Debug for Client {
+impl<R> fmt::Debug for Client<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("policy", &self.inner.policy)
@@ -72,43 +90,43 @@ enum AttemptError {
     Fatal(Error),
 }
 
-impl Client {
-    /// A client with the defaults (see [`ClientBuilder`]). Must be used inside a tokio runtime.
-    pub fn new() -> Result<Client, Error> {
+impl<R: Runtime> Client<R> {
+    /// A client with the defaults (see [`ClientBuilder`]).
+    pub fn new() -> Result<Client<R>, Error> {
         ClientBuilder::default().build()
     }
 
     /// A builder with the defaults.
-    pub fn builder() -> ClientBuilder {
+    pub fn builder() -> ClientBuilder<R> {
         ClientBuilder::default()
     }
 
     /// A GET request.
-    pub fn get(&self, url: &str) -> RequestBuilder {
+    pub fn get(&self, url: &str) -> RequestBuilder<R> {
         self.request(Method::GET, url)
     }
     /// A POST request.
-    pub fn post(&self, url: &str) -> RequestBuilder {
+    pub fn post(&self, url: &str) -> RequestBuilder<R> {
         self.request(Method::POST, url)
     }
     /// A PUT request.
-    pub fn put(&self, url: &str) -> RequestBuilder {
+    pub fn put(&self, url: &str) -> RequestBuilder<R> {
         self.request(Method::PUT, url)
     }
     /// A PATCH request.
-    pub fn patch(&self, url: &str) -> RequestBuilder {
+    pub fn patch(&self, url: &str) -> RequestBuilder<R> {
         self.request(Method::PATCH, url)
     }
     /// A DELETE request.
-    pub fn delete(&self, url: &str) -> RequestBuilder {
+    pub fn delete(&self, url: &str) -> RequestBuilder<R> {
         self.request(Method::DELETE, url)
     }
     /// A HEAD request.
-    pub fn head(&self, url: &str) -> RequestBuilder {
+    pub fn head(&self, url: &str) -> RequestBuilder<R> {
         self.request(Method::HEAD, url)
     }
     /// A request with any method.
-    pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
+    pub fn request(&self, method: Method, url: &str) -> RequestBuilder<R> {
         RequestBuilder::new(self.clone(), method, url)
     }
 
@@ -178,7 +196,7 @@ impl Client {
         observer.call_started();
         let policy = policy.as_ref().unwrap_or(&inner.policy);
         let info = resil_core::request_info(&parts.method, &parts.headers, body.is_replayable());
-        let mut machine = RetryMachine::new(policy, info, now(), self.next_seed());
+        let mut machine = RetryMachine::new(policy, info, R::now(), self.next_seed());
         if let Some(b) = &inner.breaker {
             machine = machine.with_breaker(&**b);
         }
@@ -197,14 +215,10 @@ impl Client {
                     if let Some(mut old) = last_response.take() {
                         old.body_mut().drain(DRAIN_LIMIT).await;
                     }
-                    let outcome = tokio::time::timeout_at(
-                        tokio_instant(deadline),
-                        self.attempt(&parts, &mut body),
-                    )
-                    .await;
-                    let now = now();
+                    let outcome = until::<R, _>(deadline, self.attempt(&parts, &mut body)).await;
+                    let now = R::now();
                     match outcome {
-                        Ok(Ok(response)) => {
+                        Some(Ok(response)) => {
                             let head = resil_core::response_head(
                                 response.status(),
                                 response.headers(),
@@ -214,7 +228,7 @@ impl Client {
                             last_response = Some(response);
                             last_error = None;
                         }
-                        Ok(Err(AttemptError::Transport(e))) => {
+                        Some(Err(AttemptError::Transport(e))) => {
                             machine.handle_input(
                                 now,
                                 Input::Error {
@@ -224,9 +238,9 @@ impl Client {
                             );
                             last_error = Some(e);
                         }
-                        Ok(Err(AttemptError::Fatal(e))) => return Err(e),
+                        Some(Err(AttemptError::Fatal(e))) => return Err(e),
                         // The attempt's deadline passed: the machine records a timeout.
-                        Err(_) => machine.handle_input(now, Input::Timer),
+                        None => machine.handle_input(now, Input::Timer),
                     }
                 }
                 Action::Sleep { until } => {
@@ -235,10 +249,9 @@ impl Client {
                     if let Some(mut old) = last_response.take() {
                         old.body_mut().drain(DRAIN_LIMIT).await;
                     }
-                    // Zero waits are never slept (the machine does not ask for them); tokio's
-                    // timer has 1 ms resolution, so shorter waits round up to about 1 ms.
-                    tokio::time::sleep_until(tokio_instant(until)).await;
-                    machine.handle_input(now(), Input::Timer);
+                    // Zero waits are never slept (the machine does not ask for them).
+                    R::sleep_until(until).await;
+                    machine.handle_input(R::now(), Input::Timer);
                 }
                 Action::Done { .. } => {
                     while let Some(event) = machine.poll_event() {
@@ -350,10 +363,11 @@ enum BreakerChoice {
 
 /// Configures a [`Client`]; everything is checked in [`build`](ClientBuilder::build).
 /// Defaults: the default [`RetryPolicy`], an own circuit breaker, the default retry budget,
-/// an `x-request-id` per call, a 64 MiB body limit, the hyper-util transport.
-pub struct ClientBuilder {
+/// an `x-request-id` per call, a 64 MiB body limit, the runtime's default transport.
+pub struct ClientBuilder<R> {
+    runtime: PhantomData<fn() -> R>,
     transport: Option<Arc<dyn AsyncTransport>>,
-    hyper: HyperSettings,
+    settings: TransportSettings,
     policy: Option<RetryPolicy>,
     env: Option<EnvConfig>,
     breaker: BreakerChoice,
@@ -369,7 +383,7 @@ pub struct ClientBuilder {
     env_error: Option<resil_core::EnvError>,
 }
 
-impl fmt::Debug for ClientBuilder {
+impl<R> fmt::Debug for ClientBuilder<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientBuilder")
             .field("base_url", &self.base_url)
@@ -377,11 +391,12 @@ impl fmt::Debug for ClientBuilder {
     }
 }
 
-impl Default for ClientBuilder {
+impl<R> Default for ClientBuilder<R> {
     fn default() -> Self {
         ClientBuilder {
+            runtime: PhantomData,
             transport: None,
-            hyper: HyperSettings::default(),
+            settings: TransportSettings::default(),
             policy: None,
             env: None,
             breaker: BreakerChoice::Own,
@@ -399,7 +414,7 @@ impl Default for ClientBuilder {
     }
 }
 
-impl ClientBuilder {
+impl<R: Runtime> ClientBuilder<R> {
     /// The retry policy.
     pub fn policy(mut self, policy: RetryPolicy) -> Self {
         self.policy = Some(policy);
@@ -407,13 +422,13 @@ impl ClientBuilder {
     }
     /// Connect timeout of the default transport.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.hyper.connect_timeout = Some(timeout);
+        self.settings.connect_timeout = Some(timeout);
         self
     }
     /// Pool of the default transport: idle connections per host and their idle timeout.
     pub fn pool(mut self, max_idle_per_host: usize, idle_timeout: Duration) -> Self {
-        self.hyper.max_idle_per_host = max_idle_per_host;
-        self.hyper.idle_timeout = idle_timeout;
+        self.settings.max_idle_per_host = max_idle_per_host;
+        self.settings.idle_timeout = idle_timeout;
         self
     }
     /// A transport of your own.
@@ -499,9 +514,9 @@ impl ClientBuilder {
         self
     }
 
-    /// Validates everything and builds the client. Must run inside a tokio runtime when the
-    /// default transport is used.
-    pub fn build(self) -> Result<Client, Error> {
+    /// Validates everything and builds the client (some runtimes' default transports must be
+    /// built inside the runtime, e.g. tokio's).
+    pub fn build(self) -> Result<Client<R>, Error> {
         let invalid =
             |what: String| Error::new(ErrorKind::InvalidConfig, "-", "-").with_source(what);
         if let Some(e) = self.env_error {
@@ -512,7 +527,7 @@ impl ClientBuilder {
         }
         let mut policy = self.policy.unwrap_or_default();
         let mut base_url = self.base_url;
-        let mut hyper = self.hyper;
+        let mut settings = self.settings;
         if let Some(env) = self.env {
             let unbounded = |d: Duration| (d != Duration::from_nanos(u64::MAX)).then_some(d);
             policy = policy
@@ -523,7 +538,7 @@ impl ClientBuilder {
                         .map_or(policy.max_attempts(), |r| r.saturating_add(1)),
                 )
                 .map_err(|e| Error::new(ErrorKind::InvalidConfig, "-", "-").with_source(e))?;
-            hyper.connect_timeout = env.connect_timeout.or(hyper.connect_timeout);
+            settings.connect_timeout = env.connect_timeout.or(settings.connect_timeout);
             base_url = env.base_url.or(base_url);
         }
         let base_url = match base_url {
@@ -548,7 +563,8 @@ impl ClientBuilder {
         };
         let transport = match self.transport {
             Some(t) => t,
-            None => Arc::new(HyperTransport::new(&hyper)),
+            None => R::default_transport(&settings)
+                .map_err(|e| Error::new(ErrorKind::InvalidConfig, "-", "-").with_source(e))?,
         };
         let seed = self.seed.unwrap_or_else(|| {
             let t = std::time::SystemTime::now()
@@ -557,6 +573,7 @@ impl ClientBuilder {
             mix(t ^ u64::from(std::process::id()))
         });
         Ok(Client {
+            runtime: PhantomData,
             inner: Arc::new(Inner {
                 transport,
                 policy,

@@ -1,0 +1,44 @@
+//! # resil-async
+//!
+//! The runtime-agnostic async client behind resil's async drivers: one retry loop, driven by
+//! [`resil_core`]'s machine, over any [`Runtime`] (clock and timer) and any
+//! [`AsyncTransport`]. Use it through a driver: `resil_tokio::Client` (tokio, hyper-util) or
+//! `resil_isahc::Client` (isahc, any executor), which are aliases of [`Client`] with their
+//! runtime.
+//!
+//! ## Cancellation
+//!
+//! Dropping a call's future at any point drops its retry machine, which hands its circuit
+//! breaker permit back: a cancelled call counts as neither success nor failure and frees a
+//! half-open probe slot at once. Nothing is left running.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod auth;
+mod client;
+mod request;
+mod response;
+mod runtime;
+mod transport;
+
+pub use auth::{AuthError, AuthProvider, BearerToken};
+pub use client::{Client, ClientBuilder};
+pub use request::RequestBuilder;
+pub use response::ResponseExt;
+pub use runtime::Runtime;
+pub use transport::{
+    AsyncTransport, Body, BodyTooLarge, BoxError, BoxFuture, RequestBody, TransportError,
+    TransportSettings,
+};
+
+pub use resil_core::{
+    Backoff, CircuitBreaker, ClientErrorKind as ErrorKind, Hooks, Jitter, RetryBudget, RetryPolicy,
+    StatsSnapshot,
+};
+
+/// An error with everything known about the call; see [`resil_core::CallError`].
+pub type Error = resil_core::CallError<Body>;
+
+/// A response: an `http::Response` with a size-limited streaming body.
+pub type Response = http::Response<Body>;
