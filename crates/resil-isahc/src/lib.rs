@@ -1,0 +1,49 @@
+//! # resil-isahc
+//!
+//! resil's async client on [isahc](https://docs.rs/isahc) (curl): retries with backoff and
+//! jitter (only when replaying is safe), `Retry-After`, deadlines, a circuit breaker, a retry
+//! budget, hooks and statistics — decided by [`resil_core`], executed by curl. It needs no
+//! particular executor: curl does its IO on isahc's own thread and timers come from
+//! `async-io`, so the same client works under tokio, async-std, smol or a bare `block_on`.
+//!
+//! ```no_run
+//! use resil_isahc::{Client, ResponseExt};
+//!
+//! # fn main() -> Result<(), resil_isahc::Error> {
+//! futures_lite::future::block_on(async {
+//!     let client = Client::builder().base_url("http://127.0.0.1:8080/api").build()?;
+//!     let body = client.get("/users").send().await?.error_for_status()?.text().await?;
+//!     println!("{body}");
+//!     Ok(())
+//! })
+//! # }
+//! ```
+//!
+//! The default transport ([`IsahcTransport`]) uses isahc 2's statically built libcurl
+//! (rustls, HTTP/2), a connect timeout, a per-host connection cap and TCP_NODELAY, and follows
+//! no redirects, so credentials never reach another origin.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod runtime;
+mod transport;
+
+pub use runtime::AsyncIo;
+pub use transport::{IsahcTransport, classify};
+
+pub use resil_async::{
+    AsyncTransport, AuthError, AuthProvider, BearerToken, Body, BodyTooLarge, BoxError, BoxFuture,
+    Error, RequestBody, Response, ResponseExt, TransportError, TransportSettings,
+};
+pub use resil_core::{
+    Backoff, CircuitBreaker, ClientErrorKind as ErrorKind, Hooks, Jitter, RetryBudget, RetryPolicy,
+    StatsSnapshot,
+};
+
+/// The resilient async client on isahc (see [`resil_async::Client`]).
+pub type Client = resil_async::Client<AsyncIo>;
+/// Configures a [`Client`].
+pub type ClientBuilder = resil_async::ClientBuilder<AsyncIo>;
+/// A request being built.
+pub type RequestBuilder = resil_async::RequestBuilder<AsyncIo>;

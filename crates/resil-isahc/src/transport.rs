@@ -1,0 +1,164 @@
+//! [`IsahcTransport`]: one exchange through isahc's `HttpClient`, and adapters between
+//! isahc's `AsyncRead` bodies and `http_body` bodies.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_lite::io::AsyncRead;
+use http_body::{Body as HttpBody, Frame};
+use http_body_util::combinators::UnsyncBoxBody;
+use isahc::config::{Configurable, RedirectPolicy};
+use resil_async::{
+    AsyncTransport, Body, BoxError, BoxFuture, RequestBody, TransportError, TransportSettings,
+};
+use resil_core::ErrorKind;
+
+/// The default transport: an isahc `HttpClient` with a connect timeout, a cap of idle
+/// connections per host, TCP_NODELAY, HTTP/2 where the server offers it, and no redirects.
+#[derive(Clone, Debug)]
+pub struct IsahcTransport {
+    client: isahc::HttpClient,
+}
+
+impl IsahcTransport {
+    /// A transport with these settings.
+    pub fn new(settings: &TransportSettings) -> Result<IsahcTransport, BoxError> {
+        let mut builder = isahc::HttpClient::builder()
+            .redirect_policy(RedirectPolicy::None)
+            .tcp_nodelay()
+            .max_connections_per_host(settings.max_idle_per_host.max(1))
+            .connection_cache_size(settings.max_idle_per_host.max(1) * 4);
+        if let Some(t) = settings.connect_timeout {
+            builder = builder.connect_timeout(t);
+        }
+        Ok(IsahcTransport {
+            client: builder.build()?,
+        })
+    }
+
+    /// Wraps an `HttpClient` you configured (keep its redirects off, or same-origin only).
+    pub fn from_client(client: isahc::HttpClient) -> IsahcTransport {
+        IsahcTransport { client }
+    }
+}
+
+/// Classifies an isahc error for the retry machine: only connection and name-resolution
+/// failures prove the request was never sent.
+pub fn classify(error: &isahc::Error) -> ErrorKind {
+    use isahc::error::ErrorKind as K;
+    match error.kind() {
+        K::ConnectionFailed => ErrorKind::Connect,
+        K::NameResolution => ErrorKind::Dns,
+        K::Timeout => ErrorKind::Timeout,
+        K::BadServerCertificate
+        | K::BadClientCertificate
+        | K::TlsEngine
+        | K::InvalidTlsConfiguration => ErrorKind::TlsHandshake,
+        K::ProtocolViolation => ErrorKind::Protocol,
+        K::Io => match std::error::Error::source(error)
+            .and_then(|e| e.downcast_ref::<io::Error>())
+            .map(io::Error::kind)
+        {
+            Some(io::ErrorKind::ConnectionRefused) => ErrorKind::Connect,
+            _ => ErrorKind::Reset,
+        },
+        _ => ErrorKind::Other,
+    }
+}
+
+impl AsyncTransport for IsahcTransport {
+    fn send(
+        &self,
+        request: http::Request<RequestBody>,
+    ) -> BoxFuture<'_, Result<http::Response<Body>, TransportError>> {
+        let request = request.map(|body| match body {
+            RequestBody::Empty => isahc::AsyncBody::empty(),
+            RequestBody::Bytes(b) => isahc::AsyncBody::from(b.to_vec()),
+            RequestBody::Stream(s) => isahc::AsyncBody::from_reader(StreamReader {
+                inner: Mutex::new((s, Bytes::new())),
+            }),
+        });
+        Box::pin(async move {
+            let response = self
+                .client
+                .send_async(request)
+                .await
+                .map_err(|e| TransportError::new(classify(&e), e))?;
+            Ok(response.map(|body| {
+                Body::new(
+                    ReadBody {
+                        reader: body,
+                        buf: vec![0; 16 * 1024],
+                    },
+                    u64::MAX,
+                )
+            }))
+        })
+    }
+}
+
+/// isahc's response body (`AsyncRead`) as an `http_body::Body`.
+struct ReadBody {
+    reader: isahc::AsyncBody,
+    buf: Vec<u8>,
+}
+
+impl HttpBody for ReadBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.reader).poll_read(cx, &mut this.buf) {
+            Poll::Ready(Ok(0)) => Poll::Ready(None),
+            Poll::Ready(Ok(n)) => Poll::Ready(Some(Ok(Frame::data(Bytes::copy_from_slice(
+                &this.buf[..n],
+            ))))),
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// A streamed request body as the `AsyncRead + Sync` isahc wants. The lock is never
+/// contended (one reader); it only makes the unsynchronised body `Sync`.
+struct StreamReader {
+    inner: Mutex<(UnsyncBoxBody<Bytes, BoxError>, Bytes)>,
+}
+
+impl AsyncRead for StreamReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut guard = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (body, pending) = &mut *guard;
+        loop {
+            if !pending.is_empty() {
+                let n = pending.len().min(out.len());
+                out[..n].copy_from_slice(&pending.split_to(n));
+                return Poll::Ready(Ok(n));
+            }
+            match Pin::new(&mut *body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        *pending = data;
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(io::Error::other(e))),
+                Poll::Ready(None) => return Poll::Ready(Ok(0)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
