@@ -1,0 +1,102 @@
+//! Sequential loopback GETs through isahc: resil-isahc vs bare isahc, interleaved, client CPU
+//! from getrusage (isahc's curl thread included), the server in a child process.
+//!
+//! ```sh
+//! cargo build --release -p resil-bench --bin isahc_loopback
+//! taskset -c 0 target/release/isahc_loopback --requests 20000 --rounds 5
+//! ```
+
+use std::time::{Duration, Instant};
+
+use futures_lite::AsyncReadExt;
+use futures_lite::future::block_on;
+use resil_bench::{cpu_micros, median, server, server_stats, spawn_server};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--server") {
+        return server();
+    }
+    let arg = |name: &str, default: usize| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let requests = arg("--requests", 20_000);
+    let rounds = arg("--rounds", 5);
+    let (mut child, base) = spawn_server();
+    let url = format!("{base}/ok");
+    let bare = isahc::HttpClient::new().expect("isahc");
+    let resil = resil_isahc::Client::new().expect("resil-isahc");
+    let run = |resil_client: bool, n: usize| -> (f64, Duration) {
+        let cpu = cpu_micros();
+        let wall = Instant::now();
+        block_on(async {
+            for _ in 0..n {
+                let status = if resil_client {
+                    match resil.get(&url).send().await {
+                        Ok(r) => {
+                            let status = r.status().as_u16();
+                            let _ = http_body_util::BodyExt::collect(r.into_body()).await;
+                            status
+                        }
+                        Err(_) => 0,
+                    }
+                } else {
+                    match bare.get_async(&url).await {
+                        Ok(mut r) => {
+                            let mut sink = Vec::new();
+                            let _ = r.body_mut().read_to_end(&mut sink).await;
+                            r.status().as_u16()
+                        }
+                        Err(_) => 0,
+                    }
+                };
+                assert_eq!(status, 200);
+            }
+        });
+        ((cpu_micros() - cpu) as f64, wall.elapsed())
+    };
+    // Profiling aid: `ONLY=bare|resil` runs one client once.
+    if let Ok(only) = std::env::var("ONLY") {
+        let (c, _) = run(only == "resil", requests);
+        eprintln!("{only}: {:.2} µs CPU/request", c / requests as f64);
+        drop(child.stdin.take());
+        let _ = child.wait();
+        return;
+    }
+    run(false, requests / 4);
+    run(true, requests / 4);
+    let (before, before_conns) = server_stats(&base);
+    let (mut cpu, mut rps) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+    for round in 0..rounds {
+        for k in 0..2 {
+            let i = (k + round) % 2;
+            let (c, w) = run(i == 1, requests);
+            cpu[i].push(c / requests as f64);
+            rps[i].push(requests as f64 / w.as_secs_f64());
+        }
+    }
+    let (after, after_conns) = server_stats(&base);
+    println!(
+        "/ok: {requests} sequential GETs x {rounds} rounds per client; server saw {} attempts ({:.3} per request) on {} new connections",
+        after - before,
+        (after - before) as f64 / (2 * rounds * requests) as f64,
+        after_conns - before_conns
+    );
+    println!("| client | µs CPU / request | × bare isahc | req/s | × bare isahc |");
+    println!("|---|---|---|---|---|");
+    for (i, name) in ["isahc 2, bare", "resil-isahc"].iter().enumerate() {
+        println!(
+            "| {name} | {:.2} | {:.3} | {:.0} | {:.3} |",
+            median(cpu[i].clone()),
+            median(cpu[i].iter().zip(&cpu[0]).map(|(a, b)| a / b).collect()),
+            median(rps[i].clone()),
+            median(rps[i].iter().zip(&rps[0]).map(|(a, b)| a / b).collect())
+        );
+    }
+    drop(child.stdin.take());
+    let _ = child.wait();
+}
