@@ -21,7 +21,9 @@ use resil_core::{
 use crate::request::RequestBuilder;
 use crate::response::CallContext;
 use crate::runtime::Runtime;
-use crate::transport::{AsyncTransport, RequestBody, TransportError, TransportSettings};
+use crate::transport::{
+    AsyncTransport, AttemptBudget, RequestBody, TransportError, TransportSettings,
+};
 use crate::{AuthProvider, Error, ErrorKind, Response};
 
 const DRAIN_LIMIT: u64 = 64 * 1024;
@@ -215,7 +217,12 @@ impl<R: Runtime> Client<R> {
                     if let Some(mut old) = last_response.take() {
                         old.body_mut().drain(DRAIN_LIMIT).await;
                     }
-                    let outcome = until::<R, _>(deadline, self.attempt(&parts, &mut body)).await;
+                    let attempt_future = self.attempt(&parts, &mut body, deadline);
+                    let outcome = if inner.transport.enforces_deadline() {
+                        Some(attempt_future.await)
+                    } else {
+                        until::<R, _>(deadline, attempt_future).await
+                    };
                     let now = R::now();
                     match outcome {
                         Some(Ok(response)) => {
@@ -295,6 +302,7 @@ impl<R: Runtime> Client<R> {
         &'a self,
         parts: &'a http::request::Parts,
         body: &'a mut RequestBody,
+        deadline: Instant,
     ) -> Pin<Box<dyn Future<Output = Result<Response, AttemptError>> + Send + 'a>> {
         Box::pin(async move {
             let inner = &*self.inner;
@@ -305,6 +313,12 @@ impl<R: Runtime> Client<R> {
                 *request.uri_mut() = parts.uri.clone();
                 *request.version_mut() = parts.version;
                 *request.headers_mut() = parts.headers.clone();
+                // Whole milliseconds, never past the deadline, at least 1 ms.
+                let left = deadline.saturating_duration_since(R::now());
+                let left = Duration::from_millis(
+                    u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1),
+                );
+                request.extensions_mut().insert(AttemptBudget(left));
                 if let Some(auth) = &inner.auth {
                     auth.authorize(request.headers_mut()).map_err(|e| {
                         AttemptError::Fatal(

@@ -234,12 +234,25 @@ impl StdError for TransportError {
 /// must come back as responses. The client enforces the attempt deadline by dropping the
 /// future, so a transport needs no timeout of its own, but must stop its work when dropped.
 pub trait AsyncTransport: Send + Sync {
+    /// Whether [`send`](Self::send) itself ends the exchange with
+    /// [`ErrorKind::Timeout`](resil_core::ErrorKind::Timeout) once the request's
+    /// [`AttemptBudget`] has run out. Then the client sets no timer of its own per attempt (on
+    /// some runtimes a timer wakes another thread). Default `false`: the client enforces it.
+    fn enforces_deadline(&self) -> bool {
+        false
+    }
+
     /// Sends `request`; the response body is still to be read.
     fn send(
         &self,
         request: http::Request<RequestBody>,
     ) -> BoxFuture<'_, Result<http::Response<Body>, TransportError>>;
 }
+
+/// The time left for this attempt, in every request's extensions: transports that
+/// [enforce the deadline](AsyncTransport::enforces_deadline) read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttemptBudget(pub Duration);
 
 /// Settings for a runtime's default transport.
 #[derive(Clone, Debug)]

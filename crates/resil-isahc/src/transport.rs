@@ -12,7 +12,8 @@ use http_body::{Body as HttpBody, Frame};
 use http_body_util::combinators::UnsyncBoxBody;
 use isahc::config::{Configurable, RedirectPolicy};
 use resil_async::{
-    AsyncTransport, Body, BoxError, BoxFuture, RequestBody, TransportError, TransportSettings,
+    AsyncTransport, AttemptBudget, Body, BoxError, BoxFuture, RequestBody, TransportError,
+    TransportSettings,
 };
 use resil_core::ErrorKind;
 
@@ -70,18 +71,38 @@ pub fn classify(error: &isahc::Error) -> ErrorKind {
 }
 
 impl AsyncTransport for IsahcTransport {
+    /// curl enforces the attempt's budget on its own thread (a per-request timeout), so the
+    /// client needs no async-io timer per attempt.
+    fn enforces_deadline(&self) -> bool {
+        true
+    }
+
     fn send(
         &self,
         request: http::Request<RequestBody>,
     ) -> BoxFuture<'_, Result<http::Response<Body>, TransportError>> {
-        let request = request.map(|body| match body {
+        let budget = request.extensions().get::<AttemptBudget>().map(|b| b.0);
+        let (parts, body) = request.into_parts();
+        let mut builder = http::Request::builder()
+            .method(parts.method)
+            .uri(parts.uri)
+            .version(parts.version);
+        if let Some(headers) = builder.headers_mut() {
+            *headers = parts.headers;
+        }
+        if let Some(budget) = budget {
+            builder = builder.timeout(budget);
+        }
+        let body = match body {
             RequestBody::Empty => isahc::AsyncBody::empty(),
             RequestBody::Bytes(b) => isahc::AsyncBody::from(b.to_vec()),
             RequestBody::Stream(s) => isahc::AsyncBody::from_reader(StreamReader {
                 inner: Mutex::new((s, Bytes::new())),
             }),
-        });
+        };
+        let request = builder.body(body);
         Box::pin(async move {
+            let request = request.map_err(|e| TransportError::new(ErrorKind::Other, e))?;
             let response = self
                 .client
                 .send_async(request)
