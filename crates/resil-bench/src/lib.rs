@@ -132,3 +132,25 @@ pub fn spawn_server() -> (std::process::Child, String) {
         .expect("port");
     (child, format!("http://127.0.0.1:{}", port.trim()))
 }
+
+/// The command line of a loopback benchmark: when the binary was started as the server, runs
+/// [`server`] (which exits when stdin closes); otherwise returns `(requests, rounds)` from
+/// `--requests N` and `--rounds N`.
+pub fn requests_and_rounds(default_requests: usize, default_rounds: usize) -> (usize, usize) {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--server") {
+        server();
+        std::process::exit(0);
+    }
+    let arg = |name: &str, default: usize| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    (
+        arg("--requests", default_requests),
+        arg("--rounds", default_rounds),
+    )
+}

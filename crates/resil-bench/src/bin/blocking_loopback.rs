@@ -16,26 +16,14 @@
 use std::time::{Duration, Instant};
 
 use backon::{BlockingRetryable, ConstantBuilder};
-use resil_bench::{cpu_micros, median, server, server_stats, spawn_server};
+use resil_bench::{cpu_micros, median, server_stats, spawn_server};
 use resil_core::{Backoff, Jitter, RetryPolicy};
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--server") {
-        return server();
-    }
-    let arg = |name: &str, default: usize| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let requests = arg("--requests", 20_000);
+    let (requests, rounds) = resil_bench::requests_and_rounds(20_000, 7);
     if let Ok(only) = std::env::var("ONLY") {
         return only_one(&only, requests);
     }
-    let rounds = arg("--rounds", 7);
     client(requests, rounds);
 }
 

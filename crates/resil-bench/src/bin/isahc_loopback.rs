@@ -10,22 +10,10 @@ use std::time::{Duration, Instant};
 
 use futures_lite::AsyncReadExt;
 use futures_lite::future::block_on;
-use resil_bench::{cpu_micros, median, server, server_stats, spawn_server};
+use resil_bench::{cpu_micros, median, server_stats, spawn_server};
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--server") {
-        return server();
-    }
-    let arg = |name: &str, default: usize| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let requests = arg("--requests", 20_000);
-    let rounds = arg("--rounds", 5);
+    let (requests, rounds) = resil_bench::requests_and_rounds(20_000, 5);
     let (mut child, base) = spawn_server();
     let url = format!("{base}/ok");
     let bare = isahc::HttpClient::new().expect("isahc");

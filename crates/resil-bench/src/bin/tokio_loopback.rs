@@ -20,7 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use reqwest_retry::RetryTransientMiddleware;
 use reqwest_retry::policies::ExponentialBackoff;
-use resil_bench::{cpu_micros, median, server, server_stats, spawn_server};
+use resil_bench::{cpu_micros, median, server_stats, spawn_server};
 use resil_core::{Backoff, Jitter, RetryPolicy};
 
 /// Attempts every client may make on /flaky: with 32 in flight one request's attempts can
@@ -153,19 +153,7 @@ fn run(
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--server") {
-        return server();
-    }
-    let arg = |name: &str, default: usize| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let requests = arg("--requests", 20_000);
-    let rounds = arg("--rounds", 5);
+    let (requests, rounds) = resil_bench::requests_and_rounds(20_000, 5);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
