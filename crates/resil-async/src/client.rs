@@ -19,7 +19,6 @@ use resil_core::{
 };
 
 use crate::request::RequestBuilder;
-use crate::response::CallContext;
 use crate::runtime::Runtime;
 use crate::transport::{
     AsyncTransport, AttemptBudget, RequestBody, TransportError, TransportSettings,
@@ -29,10 +28,13 @@ use crate::{AuthProvider, Error, ErrorKind, Response};
 const DRAIN_LIMIT: u64 = 64 * 1024;
 const DEFAULT_BODY_LIMIT: u64 = 64 * 1024 * 1024;
 
-/// Runs `work` until it finishes or `deadline` passes (`None` then).
-async fn until<R: Runtime, T>(deadline: Instant, work: impl Future<Output = T>) -> Option<T> {
-    let mut work = pin!(work);
-    let mut timer = R::sleep_until(deadline);
+/// Runs `work` until it finishes or `deadline` passes (`None` then). `work` is pinned by the
+/// caller, so the attempt's state is not copied into this future.
+async fn until<R: Runtime, F: Future>(
+    deadline: Instant,
+    mut work: Pin<&mut F>,
+) -> Option<F::Output> {
+    let mut timer = pin!(R::sleep_until(deadline));
     std::future::poll_fn(|cx| {
         if let Poll::Ready(v) = work.as_mut().poll(cx) {
             return Poll::Ready(Some(v));
@@ -133,13 +135,14 @@ impl<R: Runtime> Client<R> {
     }
 
     /// Sends an `http::Request`; a [`RetryPolicy`] in its extensions overrides the client's.
-    pub async fn execute(
+    pub fn execute(
         &self,
         request: http::Request<impl Into<RequestBody>>,
-    ) -> Result<Response, Error> {
+    ) -> impl Future<Output = Result<Response, Error>> + Send + '_ {
         let (mut parts, body) = request.into_parts();
-        let policy = parts.extensions.remove::<RetryPolicy>();
-        self.send_parts(parts, body.into(), policy).await
+        let policy = parts.extensions.remove::<RetryPolicy>().map(Box::new);
+        // Boxed for the reason given in `RequestBuilder::send`.
+        Box::pin(self.send_parts(parts, body.into(), policy))
     }
 
     /// Counters for every call through this client and its clones.
@@ -171,195 +174,212 @@ impl<R: Runtime> Client<R> {
     /// The call. Dropping the returned future at any point (mid-attempt or mid-backoff)
     /// drops the machine, which hands its breaker permit back: a cancelled call counts as
     /// neither success nor failure and never leaves the breaker half-open.
-    pub(crate) async fn send_parts(
+    ///
+    /// An `async` block rather than an `async fn`: an `async fn` copies its arguments into
+    /// locals, and this future is moved whole on every `.await` above it.
+    #[allow(clippy::manual_async_fn)]
+    pub(crate) fn send_parts(
         &self,
         mut parts: http::request::Parts,
         mut body: RequestBody,
-        policy: Option<RetryPolicy>,
-    ) -> Result<Response, Error> {
-        let inner = &*self.inner;
-        resil_core::merge_default_headers(&mut parts.headers, &inner.default_headers);
-        let request_id = self.request_id(&mut parts.headers);
-        let observed = inner.hooks.is_some() || cfg!(feature = "tracing");
-        let hook_url = if observed {
-            resil_core::redact_url(&parts.uri)
-        } else {
-            String::new()
-        };
-        let parts = parts;
-        let method = parts.method.as_str();
-        let error_url = || resil_core::redact_url(&parts.uri);
-        let call = CallInfo {
-            method,
-            url: &hook_url,
-            request_id: request_id.as_ref().and_then(|v| v.to_str().ok()),
-        };
-        let observer = Observer::new(inner.stats.clone(), inner.hooks.clone());
-        observer.call_started();
-        let policy = policy.as_ref().unwrap_or(&inner.policy);
-        let info = resil_core::request_info(&parts.method, &parts.headers, body.is_replayable());
-        let mut machine = RetryMachine::new(policy, info, R::now(), self.next_seed());
-        if let Some(b) = &inner.breaker {
-            machine = machine.with_breaker(&**b);
-        }
-        if let Some(b) = &inner.budget {
-            machine = machine.with_budget(&**b);
-        }
-        let mut last_response: Option<Response> = None;
-        let mut last_error: Option<TransportError> = None;
-        loop {
-            let action = machine.poll_action();
-            while let Some(event) = machine.poll_event() {
-                observer.observe(&call, event);
+        policy: Option<Box<RetryPolicy>>,
+    ) -> impl Future<Output = Result<Response, Error>> + Send + '_ {
+        async move {
+            let inner = &*self.inner;
+            resil_core::merge_default_headers(&mut parts.headers, &inner.default_headers);
+            let request_id = self.request_id(&mut parts.headers);
+            let observed = inner.hooks.is_some() || cfg!(feature = "tracing");
+            let hook_url = if observed {
+                resil_core::redact_url(&parts.uri)
+            } else {
+                String::new()
+            };
+            let method = parts.method.as_str();
+            let error_url = || resil_core::redact_url(&parts.uri);
+            let call = CallInfo {
+                method,
+                url: &hook_url,
+                request_id: request_id
+                    .as_ref()
+                    .filter(|_| observed)
+                    .and_then(|v| v.to_str().ok()),
+            };
+            let observer = Observer::new(inner.stats.clone(), inner.hooks.clone());
+            observer.call_started();
+            let policy = policy.as_deref().unwrap_or(&inner.policy);
+            let info =
+                resil_core::request_info(&parts.method, &parts.headers, body.is_replayable());
+            let mut machine = RetryMachine::new(policy, info, R::now(), self.next_seed());
+            if let Some(b) = &inner.breaker {
+                machine = machine.with_breaker(&**b);
             }
-            match action {
-                Action::Send { attempt, deadline } => {
-                    if let Some(mut old) = last_response.take() {
-                        old.body_mut().drain(DRAIN_LIMIT).await;
-                    }
-                    let attempt_future = self.attempt(&parts, &mut body, deadline);
-                    let outcome = if inner.transport.enforces_deadline() {
-                        Some(attempt_future.await)
-                    } else {
-                        until::<R, _>(deadline, attempt_future).await
-                    };
-                    let now = R::now();
-                    match outcome {
-                        Some(Ok(response)) => {
-                            let head = resil_core::response_head(
-                                response.status(),
-                                response.headers(),
-                                Some(UnixTime::now()),
-                            );
-                            machine.handle_input(now, Input::Response { attempt, head });
-                            last_response = Some(response);
-                            last_error = None;
-                        }
-                        Some(Err(AttemptError::Transport(e))) => {
-                            machine.handle_input(
-                                now,
-                                Input::Error {
-                                    attempt,
-                                    kind: e.kind(),
-                                },
-                            );
-                            last_error = Some(e);
-                        }
-                        Some(Err(AttemptError::Fatal(e))) => return Err(e),
-                        // The attempt's deadline passed: the machine records a timeout.
-                        None => machine.handle_input(now, Input::Timer),
-                    }
+            if let Some(b) = &inner.budget {
+                machine = machine.with_budget(&**b);
+            }
+            let mut last_response: Option<Response> = None;
+            let mut last_error: Option<TransportError> = None;
+            loop {
+                let action = machine.poll_action();
+                while let Some(event) = machine.poll_event() {
+                    observer.observe(&call, event);
                 }
-                Action::Sleep { until } => {
-                    // Release the retried response's connection before the wait, so the pool
-                    // can hand it to the next attempt instead of dialing a new one.
-                    if let Some(mut old) = last_response.take() {
-                        old.body_mut().drain(DRAIN_LIMIT).await;
-                    }
-                    // Zero waits are never slept (the machine does not ask for them).
-                    R::sleep_until(until).await;
-                    machine.handle_input(R::now(), Input::Timer);
-                }
-                Action::Done { .. } => {
-                    while let Some(event) = machine.poll_event() {
-                        observer.observe(&call, event);
-                    }
-                    let mut response = last_response.ok_or_else(|| {
-                        Error::new(
-                            ErrorKind::Transport(resil_core::ErrorKind::Other),
-                            method,
-                            &error_url(),
-                        )
-                    })?;
-                    response.body_mut().set_limit(inner.body_limit);
-                    response
-                        .extensions_mut()
-                        .insert(CallContext::new(parts.method.clone(), parts.uri.clone()));
-                    return Ok(response);
-                }
-                Action::Fail(give_up) => {
-                    while let Some(event) = machine.poll_event() {
-                        observer.observe(&call, event);
-                    }
-                    let mut error = Error::gave_up(give_up, method, &error_url());
-                    if let Some(e) = last_error {
-                        error = error.with_source(e);
-                    }
-                    if give_up.has_response() {
-                        if let Some(r) = last_response.as_mut() {
-                            r.body_mut().set_limit(inner.body_limit);
+                match action {
+                    Action::Send { attempt, deadline } => {
+                        // Drained where it lies: taking it out first would add two copies of a
+                        // response to this future's state.
+                        if let Some(old) = last_response.as_mut() {
+                            old.body_mut().drain(DRAIN_LIMIT).await;
+                            last_response = None;
                         }
-                        error = error.with_response(last_response);
+                        let mut attempt_future = pin!(self.attempt(&parts, &mut body, deadline));
+                        let outcome = if inner.transport.enforces_deadline() {
+                            Some(attempt_future.as_mut().await)
+                        } else {
+                            until::<R, _>(deadline, attempt_future.as_mut()).await
+                        };
+                        let now = R::now();
+                        match outcome {
+                            Some(Ok(response)) => {
+                                let status = response.status();
+                                let head = resil_core::response_head(
+                                    status,
+                                    response.headers(),
+                                    (!status.is_success()).then(UnixTime::now),
+                                );
+                                machine.handle_input(now, Input::Response { attempt, head });
+                                last_response = Some(response);
+                                last_error = None;
+                            }
+                            Some(Err(AttemptError::Transport(e))) => {
+                                machine.handle_input(
+                                    now,
+                                    Input::Error {
+                                        attempt,
+                                        kind: e.kind(),
+                                    },
+                                );
+                                last_error = Some(e);
+                            }
+                            Some(Err(AttemptError::Fatal(e))) => return Err(e),
+                            // The attempt's deadline passed: the machine records a timeout.
+                            None => machine.handle_input(now, Input::Timer),
+                        }
                     }
-                    return Err(error);
+                    Action::Sleep { until } => {
+                        // Release the retried response's connection before the wait, so the pool
+                        // can hand it to the next attempt instead of dialing a new one.
+                        // Drained where it lies: taking it out first would add two copies of a
+                        // response to this future's state.
+                        if let Some(old) = last_response.as_mut() {
+                            old.body_mut().drain(DRAIN_LIMIT).await;
+                            last_response = None;
+                        }
+                        // Zero waits are never slept (the machine does not ask for them).
+                        R::sleep_until(until).await;
+                        machine.handle_input(R::now(), Input::Timer);
+                    }
+                    Action::Done { .. } => {
+                        while let Some(event) = machine.poll_event() {
+                            observer.observe(&call, event);
+                        }
+                        let mut response = last_response.ok_or_else(|| {
+                            Error::new(
+                                ErrorKind::Transport(resil_core::ErrorKind::Other),
+                                method,
+                                &error_url(),
+                            )
+                        })?;
+                        let body = response.body_mut();
+                        body.set_limit(inner.body_limit);
+                        body.call = Some((parts.method.clone(), std::mem::take(&mut parts.uri)));
+                        return Ok(response);
+                    }
+                    Action::Fail(give_up) => {
+                        while let Some(event) = machine.poll_event() {
+                            observer.observe(&call, event);
+                        }
+                        let mut error = Error::gave_up(give_up, method, &error_url());
+                        if let Some(e) = last_error {
+                            error = error.with_source(e);
+                        }
+                        if give_up.has_response() {
+                            if let Some(r) = last_response.as_mut() {
+                                r.body_mut().set_limit(inner.body_limit);
+                            }
+                            error = error.with_response(last_response);
+                        }
+                        return Err(error);
+                    }
                 }
             }
         }
     }
 
     /// One attempt, with the single credential refresh after a 401.
-    fn attempt<'a>(
-        &'a self,
-        parts: &'a http::request::Parts,
-        body: &'a mut RequestBody,
+    async fn attempt(
+        &self,
+        parts: &http::request::Parts,
+        body: &mut RequestBody,
         deadline: Instant,
-    ) -> Pin<Box<dyn Future<Output = Result<Response, AttemptError>> + Send + 'a>> {
-        Box::pin(async move {
-            let inner = &*self.inner;
-            let mut refreshed = false;
-            loop {
-                let mut request = http::Request::new(body.take_for_attempt());
-                *request.method_mut() = parts.method.clone();
-                *request.uri_mut() = parts.uri.clone();
-                *request.version_mut() = parts.version;
-                *request.headers_mut() = parts.headers.clone();
+    ) -> Result<Response, AttemptError> {
+        let inner = &*self.inner;
+        let mut refreshed = false;
+        loop {
+            let mut request = http::Request::new(body.take_for_attempt());
+            *request.method_mut() = parts.method.clone();
+            *request.uri_mut() = parts.uri.clone();
+            *request.version_mut() = parts.version;
+            *request.headers_mut() = parts.headers.clone();
+            // Only for a transport that reads it: an extension costs an allocation.
+            if inner.transport.enforces_deadline() {
                 // Whole milliseconds, never past the deadline, at least 1 ms.
                 let left = deadline.saturating_duration_since(R::now());
                 let left = Duration::from_millis(
                     u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1),
                 );
                 request.extensions_mut().insert(AttemptBudget(left));
-                if let Some(auth) = &inner.auth {
-                    auth.authorize(request.headers_mut()).map_err(|e| {
-                        AttemptError::Fatal(
-                            Error::new(
-                                ErrorKind::Auth,
-                                parts.method.as_str(),
-                                &resil_core::redact_url(&parts.uri),
-                            )
-                            .with_source(e),
+            }
+            if let Some(auth) = &inner.auth {
+                auth.authorize(request.headers_mut()).map_err(|e| {
+                    AttemptError::Fatal(
+                        Error::new(
+                            ErrorKind::Auth,
+                            parts.method.as_str(),
+                            &resil_core::redact_url(&parts.uri),
                         )
-                    })?;
-                }
-                let mut response = inner
-                    .transport
-                    .send(request)
-                    .await
-                    .map_err(AttemptError::Transport)?;
-                if response.status() == http::StatusCode::UNAUTHORIZED
-                    && !refreshed
-                    && body.is_replayable()
-                {
-                    if let Some(auth) = &inner.auth {
-                        refreshed = true;
-                        if auth.refresh().await.is_ok() {
-                            response.body_mut().drain(DRAIN_LIMIT).await;
-                            continue;
-                        }
+                        .with_source(e),
+                    )
+                })?;
+            }
+            let mut response = inner
+                .transport
+                .send(request)
+                .await
+                .map_err(AttemptError::Transport)?;
+            if response.status() == http::StatusCode::UNAUTHORIZED
+                && !refreshed
+                && body.is_replayable()
+            {
+                if let Some(auth) = &inner.auth {
+                    refreshed = true;
+                    if auth.refresh().await.is_ok() {
+                        response.body_mut().drain(DRAIN_LIMIT).await;
+                        continue;
                     }
                 }
-                return Ok(response);
             }
-        })
+            return Ok(response);
+        }
     }
 
     fn request_id(&self, headers: &mut HeaderMap) -> Option<HeaderValue> {
         let name = self.inner.request_id_header.as_ref()?;
-        if let Some(existing) = headers.get(name) {
-            return Some(existing.clone());
-        }
+        let entry = match headers.entry(name) {
+            http::header::Entry::Occupied(existing) => return Some(existing.get().clone()),
+            http::header::Entry::Vacant(entry) => entry,
+        };
         let value = HeaderValue::from_bytes(&resil_core::request_id(self.next_seed())).ok()?;
-        headers.insert(name.clone(), value.clone());
+        entry.insert(value.clone());
         Some(value)
     }
 

@@ -6,23 +6,11 @@ use http_body_util::BodyExt;
 
 use crate::{Error, ErrorKind, Response};
 
-/// The method and URL a response answered, for error messages (redacted on demand).
-#[derive(Clone, Debug)]
-pub(crate) struct CallContext {
-    method: http::Method,
-    uri: http::Uri,
-}
-
-impl CallContext {
-    pub(crate) fn new(method: http::Method, uri: http::Uri) -> CallContext {
-        CallContext { method, uri }
-    }
-}
-
 fn context(r: &Response) -> (String, String) {
-    r.extensions()
-        .get::<CallContext>()
-        .map(|c| (c.method.to_string(), resil_core::redact_url(&c.uri)))
+    r.body()
+        .call
+        .as_ref()
+        .map(|(method, uri)| (method.to_string(), resil_core::redact_url(uri)))
         .unwrap_or_else(|| ("-".to_owned(), "-".to_owned()))
 }
 

@@ -107,6 +107,9 @@ pub struct Body {
     inner: UnsyncBoxBody<Bytes, BoxError>,
     limit: u64,
     read: u64,
+    /// The call this body answers, for error messages; kept here rather than in the
+    /// response's extensions, which would cost an allocation and a map per call.
+    pub(crate) call: Option<(http::Method, http::Uri)>,
 }
 
 impl Body {
@@ -120,6 +123,7 @@ impl Body {
             inner: body.map_err(Into::into).boxed_unsync(),
             limit,
             read: 0,
+            call: None,
         }
     }
 
@@ -249,8 +253,8 @@ pub trait AsyncTransport: Send + Sync {
     ) -> BoxFuture<'_, Result<http::Response<Body>, TransportError>>;
 }
 
-/// The time left for this attempt, in every request's extensions: transports that
-/// [enforce the deadline](AsyncTransport::enforces_deadline) read it.
+/// The time left for this attempt, in the extensions of every request sent to a transport
+/// that [enforces the deadline](AsyncTransport::enforces_deadline) (and only there).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AttemptBudget(pub Duration);
 

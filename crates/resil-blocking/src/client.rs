@@ -175,13 +175,15 @@ impl Client {
         } else {
             String::new()
         };
-        let parts = parts;
         let method = parts.method.as_str();
         let error_url = || resil_core::redact_url(&parts.uri);
         let call = CallInfo {
             method,
             url: &hook_url,
-            request_id: request_id.as_ref().and_then(|v| v.to_str().ok()),
+            request_id: request_id
+                .as_ref()
+                .filter(|_| observed)
+                .and_then(|v| v.to_str().ok()),
         };
         let observer = Observer::new(inner.stats.clone(), inner.hooks.clone());
         observer.call_started();
@@ -190,7 +192,10 @@ impl Client {
         let info = resil_core::request_info(&parts.method, &parts.headers, body.is_replayable());
         let seed = self.next_seed();
         let clock = &*inner.clock;
-        let mut machine = RetryMachine::new(policy, info, clock.now(), seed);
+        // The time of the machine's last input: a Send follows it at once, so its budget
+        // is measured from here without reading the clock again.
+        let mut now = clock.now();
+        let mut machine = RetryMachine::new(policy, info, now, seed);
         if let Some(b) = &inner.breaker {
             machine = machine.with_breaker(&**b);
         }
@@ -209,15 +214,17 @@ impl Client {
                 Action::Send { attempt, deadline } => {
                     if let Some(mut old) = last_response.take() {
                         old.body_mut().drain(DRAIN_LIMIT);
+                        now = clock.now();
                     }
-                    let outcome = self.attempt(&parts, &mut body, deadline);
-                    let now = clock.now();
+                    let outcome = self.attempt(&parts, &mut body, deadline, now);
+                    now = clock.now();
                     match outcome {
                         Ok(response) => {
+                            let status = response.status();
                             let head = resil_core::response_head(
-                                response.status(),
+                                status,
                                 response.headers(),
-                                Some(clock.wall()),
+                                (!status.is_success()).then(|| clock.wall()),
                             );
                             machine.handle_input(now, Input::Response { attempt, head });
                             last_response = Some(response);
@@ -246,7 +253,8 @@ impl Client {
                     if !left.is_zero() {
                         clock.sleep(left);
                     }
-                    machine.handle_input(clock.now(), Input::Timer);
+                    now = clock.now();
+                    machine.handle_input(now, Input::Timer);
                 }
                 Action::Done { .. } => {
                     while let Some(event) = machine.poll_event() {
@@ -259,13 +267,9 @@ impl Client {
                             &error_url(),
                         )
                     })?;
-                    response.body_mut().set_limit(inner.body_limit);
-                    response
-                        .extensions_mut()
-                        .insert(crate::response::CallContext::new(
-                            parts.method.clone(),
-                            parts.uri.clone(),
-                        ));
+                    let body = response.body_mut();
+                    body.set_limit(inner.body_limit);
+                    body.call = Some((parts.method.clone(), std::mem::take(&mut parts.uri)));
                     return Ok(response);
                 }
                 Action::Fail(give_up) => {
@@ -294,6 +298,7 @@ impl Client {
         parts: &http::request::Parts,
         body: &mut RequestBody,
         deadline: Instant,
+        mut now: Instant,
     ) -> Result<Response, AttemptError> {
         let inner = &*self.inner;
         let mut refreshed = false;
@@ -317,7 +322,7 @@ impl Client {
             }
             let mut response = inner
                 .transport
-                .send(request, attempt_budget(deadline, inner.clock.now()))
+                .send(request, attempt_budget(deadline, now))
                 .map_err(AttemptError::Transport)?;
             let unauthorized = response.status() == http::StatusCode::UNAUTHORIZED;
             if unauthorized && !refreshed && body.is_replayable() {
@@ -325,6 +330,7 @@ impl Client {
                     refreshed = true;
                     if auth.refresh().is_ok() {
                         response.body_mut().drain(DRAIN_LIMIT);
+                        now = inner.clock.now();
                         continue;
                     }
                 }
@@ -337,12 +343,13 @@ impl Client {
     /// same on every attempt of the call.
     fn request_id(&self, headers: &mut HeaderMap) -> Option<HeaderValue> {
         let name = self.inner.request_id_header.as_ref()?;
-        if let Some(existing) = headers.get(name) {
-            return Some(existing.clone());
-        }
+        let entry = match headers.entry(name) {
+            http::header::Entry::Occupied(existing) => return Some(existing.get().clone()),
+            http::header::Entry::Vacant(entry) => entry,
+        };
         let id = resil_core::request_id(self.next_seed());
         let value = HeaderValue::from_bytes(&id).ok()?;
-        headers.insert(name.clone(), value.clone());
+        entry.insert(value.clone());
         Some(value)
     }
 
@@ -688,7 +695,16 @@ impl ClientBuilder {
         };
         let transport = match self.transport {
             Some(t) => t,
-            None => Arc::new(UreqTransport::new(&self.ureq)),
+            None => {
+                let mut settings = self.ureq;
+                if settings.usual_attempt_timeout.is_none() {
+                    // What a first attempt gets; bounded only when the policy bounds it.
+                    let usual = policy.attempt_timeout().min(policy.total_timeout());
+                    settings.usual_attempt_timeout =
+                        (usual < Duration::from_nanos(u64::MAX)).then_some(usual);
+                }
+                Arc::new(UreqTransport::new(&settings))
+            }
         };
         let seed = self.seed.unwrap_or_else(|| {
             let t = std::time::SystemTime::now()

@@ -14,11 +14,12 @@ use crate::{Client, Response};
 
 /// A request being built; nothing is sent until [`send`](RequestBuilder::send). Mistakes
 /// (a bad header, an invalid URL) are reported by `send`, with the method and URL.
-#[derive(Debug)]
 pub struct RequestBuilder {
     client: Client,
     method: Method,
-    url: String,
+    /// Resolved when the builder is made, so `send` does not copy the URL string; if it is
+    /// invalid, `error` says so and this is `/`.
+    uri: http::Uri,
     query: Vec<(String, String)>,
     headers: http::HeaderMap,
     body: RequestBody,
@@ -27,24 +28,38 @@ pub struct RequestBuilder {
     error: Option<Error>,
 }
 
+// By hand: headers may hold credentials and the URL a password.
+impl std::fmt::Debug for RequestBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestBuilder")
+            .field("method", &self.method)
+            .field("url", &resil_core::redact_url(&self.uri))
+            .finish_non_exhaustive()
+    }
+}
+
 impl RequestBuilder {
     pub(crate) fn new(client: Client, method: Method, url: &str) -> RequestBuilder {
+        let (uri, error) = match client.resolve_url(&method, url) {
+            Ok(uri) => (uri, None),
+            Err(e) => (http::Uri::default(), Some(e)),
+        };
         RequestBuilder {
             client,
             method,
-            url: url.to_owned(),
+            uri,
             query: Vec::new(),
             headers: http::HeaderMap::new(),
             body: RequestBody::Empty,
             policy: None,
             timeout: None,
-            error: None,
+            error,
         }
     }
 
     fn invalid(&mut self, what: String) {
         if self.error.is_none() {
-            let url = resil_core::redact_url_str(&self.url);
+            let url = resil_core::redact_url(&self.uri);
             self.error = Some(
                 Error::new(ErrorKind::InvalidConfig, self.method.as_str(), &url).with_source(what),
             );
@@ -126,7 +141,7 @@ impl RequestBuilder {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let mut uri = self.client.resolve_url(&self.method, &self.url)?;
+        let mut uri = self.uri;
         if !self.query.is_empty() {
             let extra = resil_core::form_urlencode(
                 self.query.iter().map(|(k, v)| (k.as_str(), v.as_str())),
@@ -163,7 +178,7 @@ impl RequestBuilder {
                         Error::new(
                             ErrorKind::InvalidConfig,
                             self.method.as_str(),
-                            &resil_core::redact_url_str(&self.url),
+                            &resil_core::redact_url(&parts.uri),
                         )
                         .with_source(e)
                     })?,

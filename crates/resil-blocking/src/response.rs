@@ -5,20 +5,6 @@ use std::io::Read;
 use crate::Response;
 use crate::error::{Error, ErrorKind};
 
-/// The method and URL a response answered, kept in its extensions for error messages
-/// (redacted only when an error needs them).
-#[derive(Clone, Debug)]
-pub(crate) struct CallContext {
-    method: http::Method,
-    uri: http::Uri,
-}
-
-impl CallContext {
-    pub(crate) fn new(method: http::Method, uri: http::Uri) -> CallContext {
-        CallContext { method, uri }
-    }
-}
-
 /// Conveniences on [`Response`] (`http::Response<Body>`).
 pub trait ResponseExt: Sized {
     /// The response itself if its status is below 400, otherwise an error carrying it.
@@ -33,9 +19,10 @@ pub trait ResponseExt: Sized {
 }
 
 fn context(r: &Response) -> (String, String) {
-    r.extensions()
-        .get::<CallContext>()
-        .map(|c| (c.method.to_string(), resil_core::redact_url(&c.uri)))
+    r.body()
+        .call
+        .as_ref()
+        .map(|(method, uri)| (method.to_string(), resil_core::redact_url(uri)))
         .unwrap_or_else(|| ("-".to_owned(), "-".to_owned()))
 }
 

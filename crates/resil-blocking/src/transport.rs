@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use resil_core::ErrorKind;
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, NextTimeout, Transport, time::Duration as UreqDuration,
+};
 
 /// A request body. Bytes can be sent again on a retry; a reader cannot, so a request with one
 /// is never retried once it was sent.
@@ -81,6 +84,9 @@ pub struct Body {
     reader: Box<dyn Read + Send>,
     limit: u64,
     read: u64,
+    /// The call this body answers, for error messages; kept here rather than in the
+    /// response's extensions, which would cost an allocation and a map per call.
+    pub(crate) call: Option<(http::Method, http::Uri)>,
 }
 
 impl Body {
@@ -90,6 +96,7 @@ impl Body {
             reader: Box::new(reader),
             limit,
             read: 0,
+            call: None,
         }
     }
 
@@ -110,7 +117,20 @@ impl Body {
     /// Reads and discards up to `max` bytes so the connection can be reused; stops quietly at
     /// an error or at the limit.
     pub(crate) fn drain(&mut self, max: u64) {
-        let _ = io::copy(&mut (&mut self.reader).take(max), &mut io::sink());
+        // Small on purpose: error bodies are usually short, and `io::copy` would zero 8 KiB
+        // on every call.
+        let mut scratch = [0u8; 512];
+        let mut left = max;
+        while left > 0 {
+            let want = scratch
+                .len()
+                .min(usize::try_from(left).unwrap_or(usize::MAX));
+            match self.reader.read(&mut scratch[..want]) {
+                Ok(n) if n > 0 => left = left.saturating_sub(n as u64),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(_) | Err(_) => return,
+            }
+        }
     }
 }
 
@@ -259,6 +279,11 @@ pub struct UreqSettings {
     pub max_response_header_size: usize,
     /// `User-Agent` sent unless the request sets one.
     pub user_agent: String,
+    /// The time most attempts get (the client sets it from its policy: the smaller of the
+    /// attempt and total timeouts). ureq keeps it as the agent's own deadline, and an attempt
+    /// whose budget is within 1 ms below it uses that deadline as it is; any other budget
+    /// costs a per-request copy of ureq's configuration.
+    pub usual_attempt_timeout: Option<Duration>,
 }
 
 impl Default for UreqSettings {
@@ -273,6 +298,7 @@ impl Default for UreqSettings {
             max_redirects: 10,
             max_response_header_size: 64 * 1024,
             user_agent: concat!("resil/", env!("CARGO_PKG_VERSION")).to_owned(),
+            usual_attempt_timeout: None,
         }
     }
 }
@@ -283,6 +309,7 @@ impl Default for UreqSettings {
 #[derive(Debug, Clone)]
 pub struct UreqTransport {
     agent: ureq::Agent,
+    usual_attempt_timeout: Option<Duration>,
 }
 
 impl UreqTransport {
@@ -302,13 +329,17 @@ impl UreqTransport {
             .max_response_header_size(settings.max_response_header_size)
             .user_agent(settings.user_agent.as_str())
             .no_delay(true)
+            .timeout_global(settings.usual_attempt_timeout)
             .build();
         let agent = ureq::Agent::with_parts(
             config,
-            ureq::unversioned::transport::DefaultConnector::default(),
+            ureq::unversioned::transport::DefaultConnector::default().chain(SteadyTimeouts),
             LiteralFirstResolver::default(),
         );
-        UreqTransport { agent }
+        UreqTransport {
+            agent,
+            usual_attempt_timeout: settings.usual_attempt_timeout,
+        }
     }
 
     /// The underlying agent.
@@ -351,6 +382,11 @@ impl UreqTransport {
         request: http::Request<impl ureq::AsSendBody>,
         timeout: Duration,
     ) -> Result<http::Response<ureq::Body>, ureq::Error> {
+        if let Some(usual) = self.usual_attempt_timeout {
+            if timeout <= usual && usual - timeout <= TIMEOUT_SLACK {
+                return self.agent.run(request);
+            }
+        }
         let request = self
             .agent
             .configure_request(request)
@@ -375,7 +411,7 @@ impl ureq::unversioned::resolver::Resolver for LiteralFirstResolver {
         &self,
         uri: &http::Uri,
         config: &ureq::config::Config,
-        timeout: ureq::unversioned::transport::NextTimeout,
+        timeout: NextTimeout,
     ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
         let literal = uri.authority().and_then(|authority| {
             let host = authority
@@ -398,6 +434,87 @@ impl ureq::unversioned::resolver::Resolver for LiteralFirstResolver {
             }
             None => self.names.resolve(uri, config, timeout),
         }
+    }
+}
+
+/// How far a socket timeout may be from the attempt's time left before it is set again. The
+/// kernel rounds `SO_RCVTIMEO`/`SO_SNDTIMEO` up to its tick (1-10 ms) anyway.
+const TIMEOUT_SLACK: Duration = Duration::from_millis(1);
+
+/// ureq sets a socket timeout (one `setsockopt`) whenever the time left differs from the one
+/// in force, which with a deadline on every attempt is every read and every write. This
+/// connector wraps each connection (TLS included) so a timeout within [`TIMEOUT_SLACK`] of the
+/// one in force is passed down unchanged, and ureq keeps the socket as it is.
+#[derive(Debug)]
+struct SteadyTimeouts;
+
+impl<In: Transport> Connector<In> for SteadyTimeouts {
+    type Out = SteadyTimeoutTransport<In>;
+
+    fn connect(
+        &self,
+        _: &ConnectionDetails<'_>,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        Ok(chained.map(|inner| SteadyTimeoutTransport { inner, last: None }))
+    }
+}
+
+#[derive(Debug)]
+struct SteadyTimeoutTransport<T> {
+    inner: T,
+    /// The time left last passed down.
+    last: Option<UreqDuration>,
+}
+
+impl<T> SteadyTimeoutTransport<T> {
+    /// `timeout`, or, if its time left is within [`TIMEOUT_SLACK`] of the last one passed
+    /// down, that one. The per-read and per-write limits pass through: they are constant, and
+    /// a TLS write may need to read below.
+    fn steady(&mut self, timeout: NextTimeout) -> NextTimeout {
+        match (self.last, timeout.after) {
+            (Some(UreqDuration::Exact(last)), UreqDuration::Exact(now))
+                if !now.is_zero() && last.abs_diff(now) <= TIMEOUT_SLACK =>
+            {
+                NextTimeout {
+                    after: UreqDuration::Exact(last),
+                    ..timeout
+                }
+            }
+            (_, now) => {
+                self.last = Some(now);
+                timeout
+            }
+        }
+    }
+}
+
+impl<T: Transport> Transport for SteadyTimeoutTransport<T> {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.inner.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let timeout = self.steady(timeout);
+        self.inner.transmit_output(amount, timeout)
+    }
+
+    fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        let timeout = self.steady(timeout);
+        self.inner.maybe_await_input(timeout)
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        let timeout = self.steady(timeout);
+        self.inner.await_input(timeout)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.inner.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
     }
 }
 

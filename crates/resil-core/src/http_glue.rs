@@ -18,26 +18,37 @@ impl HeaderLookup for HeaderMap {
 }
 
 /// The [`RequestInfo`] of an `http` request: its method and whether it carries an
-/// `Idempotency-Key`. `body_replayable` is the driver's to say.
+/// `Idempotency-Key` (looked for only when the method is not idempotent, the one case where it
+/// changes anything). `body_replayable` is the driver's to say.
 pub fn request_info(
     method: &http::Method,
     headers: &HeaderMap,
     body_replayable: bool,
 ) -> RequestInfo {
-    RequestInfo::new(Method::from_bytes(method.as_str().as_bytes()))
-        .idempotency_key(headers.contains_key("idempotency-key"))
+    // A constant name skips parsing and lower-casing the string on every call.
+    const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+    let method = match *method {
+        http::Method::GET => Method::Get,
+        http::Method::POST => Method::Post,
+        ref other => Method::from_bytes(other.as_str().as_bytes()),
+    };
+    RequestInfo::new(method)
+        // The key only matters for a method that is not idempotent already.
+        .idempotency_key(!method.is_idempotent() && headers.contains_key(IDEMPOTENCY_KEY))
         .body_replayable(body_replayable)
 }
 
 /// The [`ResponseHead`] of an `http` response: status, every `Retry-After` line (disagreeing
-/// lines are ignored) and header access for `retry_if`. `wall_clock` is needed only for an
-/// HTTP-date `Retry-After`.
+/// lines are ignored; a 2xx is never waited on, so its `Retry-After` is not read) and header
+/// access for `retry_if`. `wall_clock` is needed only for an HTTP-date `Retry-After`: drivers
+/// read it only for responses that are not 2xx.
 pub fn response_head<'a>(
     status: StatusCode,
     headers: &'a HeaderMap,
     wall_clock: Option<UnixTime>,
 ) -> ResponseHead<'a> {
-    let retry_after = if headers.contains_key(RETRY_AFTER) {
+    // A success is never waited on, so its headers are not searched.
+    let retry_after = if !status.is_success() && headers.contains_key(RETRY_AFTER) {
         RetryAfter::parse_all(headers.get_all(RETRY_AFTER).iter().map(|v| v.as_bytes()))
     } else {
         None
@@ -258,11 +269,13 @@ impl ClientErrorKind {
 pub fn request_id(seed: u64) -> [u8; 32] {
     let a = crate::rand::mix(seed);
     let b = crate::rand::mix(a);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut id = [0u8; 32];
-    for (i, slot) in id.iter_mut().enumerate() {
-        let word = if i < 16 { a } else { b };
-        let nibble = (word >> ((15 - i % 16) * 4)) & 0xf;
-        *slot = b"0123456789abcdef"[nibble as usize];
+    let (high, low) = id.split_at_mut(16);
+    for i in 0..16 {
+        let shift = 60 - 4 * i;
+        high[i] = HEX[((a >> shift) & 0xf) as usize];
+        low[i] = HEX[((b >> shift) & 0xf) as usize];
     }
     id
 }

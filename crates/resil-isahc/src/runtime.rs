@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use resil_async::{AsyncTransport, BoxError, BoxFuture, Runtime, TransportSettings};
+use resil_async::{AsyncTransport, BoxError, Runtime, TransportSettings};
 use resil_core::Instant;
 
 use crate::IsahcTransport;
@@ -17,10 +17,10 @@ impl Runtime for AsyncIo {
         Instant::now()
     }
 
-    fn sleep_until(at: Instant) -> BoxFuture<'static, ()> {
-        Box::pin(async move {
-            async_io::Timer::at(at.to_std()).await;
-        })
+    type Sleep = async_io::Timer;
+
+    fn sleep_until(at: Instant) -> async_io::Timer {
+        async_io::Timer::at(at.to_std())
     }
 
     fn default_transport(

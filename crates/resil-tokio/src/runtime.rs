@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use resil_async::{AsyncTransport, BoxError, BoxFuture, Runtime, TransportSettings};
+use resil_async::{AsyncTransport, BoxError, Runtime, TransportSettings};
 use resil_core::Instant;
 
 use crate::HyperTransport;
@@ -24,10 +24,10 @@ impl Runtime for Tokio {
         now()
     }
 
-    fn sleep_until(at: Instant) -> BoxFuture<'static, ()> {
-        Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
-            at.to_std(),
-        )))
+    type Sleep = tokio::time::Sleep;
+
+    fn sleep_until(at: Instant) -> tokio::time::Sleep {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(at.to_std()))
     }
 
     fn default_transport(

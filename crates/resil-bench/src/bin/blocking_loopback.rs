@@ -112,7 +112,7 @@ fn run(kind: Kind, clients: &Clients, url: &str, n: usize) -> (f64, Duration) {
                     Duration::from_secs(10),
                 ) {
                     Ok(mut r) => {
-                        let _ = std::io::copy(r.body_mut(), &mut std::io::sink());
+                        let _ = std::io::Read::read_to_end(r.body_mut(), &mut Vec::new());
                         r.status().as_u16()
                     }
                     Err(_) => 0,
@@ -132,9 +132,10 @@ fn run(kind: Kind, clients: &Clients, url: &str, n: usize) -> (f64, Duration) {
                 status
             }
             Kind::Resil => match clients.resil.get(url).send() {
-                Ok(mut r) => {
-                    let _ = std::io::copy(r.body_mut(), &mut std::io::sink());
-                    r.status().as_u16()
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    let _ = resil_blocking::ResponseExt::bytes(r);
+                    status
                 }
                 Err(_) => 0,
             },
@@ -238,7 +239,7 @@ fn client(requests: usize, rounds: usize) {
     let _ = child.wait();
 }
 
-/// Profiling aid (`ONLY=bare|transport|resil`, `VARIANT=full|no-id|bare` for resil): one
+/// Profiling aid (`ONLY=bare|transport|resil`): one
 /// client against /ok, nothing else, for `strace -c` or `perf record`.
 fn only_one(which: &str, requests: usize) {
     let (mut child, base) = spawn_server();
@@ -248,10 +249,10 @@ fn only_one(which: &str, requests: usize) {
         transport: resil_blocking::UreqTransport::new(&resil_blocking::UreqSettings::default()),
         resil: resil_blocking::Client::new(),
     };
-    let kind = if which == "resil" {
-        Kind::Resil
-    } else {
-        Kind::BareUreq
+    let kind = match which {
+        "resil" => Kind::Resil,
+        "transport" => Kind::Transport,
+        _ => Kind::BareUreq,
     };
     let (c, _) = run(kind, &clients, &url, requests);
     eprintln!("{which}: {:.2} µs/request", c / requests as f64);

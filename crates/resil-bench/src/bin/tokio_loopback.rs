@@ -32,6 +32,7 @@ enum Kind {
     Hyper,
     HandLoop,
     Resil,
+    ResilLean,
     ReqwestRetry,
     ReqwestBackon,
 }
@@ -42,6 +43,7 @@ impl Kind {
             Kind::Hyper => "hyper-util legacy client, bare",
             Kind::HandLoop => "hyper-util + hand-written retry loop",
             Kind::Resil => "resil-tokio",
+            Kind::ResilLean => "resil-tokio without breaker, budget and request id",
             Kind::ReqwestRetry => "reqwest 0.13 + reqwest-middleware + reqwest-retry",
             Kind::ReqwestBackon => "reqwest 0.13 + backon",
         }
@@ -51,6 +53,8 @@ impl Kind {
 struct Clients {
     hyper: HyperClient<HttpConnector, Full<Bytes>>,
     resil: resil_tokio::Client,
+    /// The same loop without the default breaker, budget and request id.
+    lean: resil_tokio::Client,
     reqwest: reqwest::Client,
     middleware: reqwest_middleware::ClientWithMiddleware,
 }
@@ -82,7 +86,15 @@ async fn one(kind: Kind, clients: &Clients, url: &str) -> u16 {
             }
             status
         }
-        Kind::Resil => match clients.resil.get(url).send().await {
+        Kind::Resil | Kind::ResilLean => match if matches!(kind, Kind::Resil) {
+            &clients.resil
+        } else {
+            &clients.lean
+        }
+        .get(url)
+        .send()
+        .await
+        {
             Ok(response) => {
                 let status = response.status().as_u16();
                 let _ = response.into_body().collect().await;
@@ -176,6 +188,17 @@ fn main() {
             resil_tokio::Client::new()
         }
         .expect("resil client");
+        let lean = resil_tokio::Client::builder()
+            .policy(if flaky {
+                zero.clone()
+            } else {
+                RetryPolicy::default()
+            })
+            .no_budget()
+            .no_breaker()
+            .request_id_header(None)
+            .build()
+            .expect("lean resil client");
         let reqwest = reqwest::Client::builder().build().expect("reqwest");
         let retry = ExponentialBackoff::builder()
             .retry_bounds(Duration::ZERO, Duration::ZERO)
@@ -186,18 +209,19 @@ fn main() {
         Arc::new(Clients {
             hyper: HyperClient::builder(TokioExecutor::new()).build_http(),
             resil,
+            lean,
             reqwest,
             middleware,
         })
     };
     let ok_clients = make(false);
     let flaky_clients = make(true);
-    // Profiling aid: `ONLY=hyper|resil` runs one client on /ok, 1 in flight, nothing else.
+    // Profiling aid: `ONLY=hyper|resil|lean` runs one client on /ok, 1 in flight, nothing else.
     if let Ok(only) = std::env::var("ONLY") {
-        let kind = if only == "resil" {
-            Kind::Resil
-        } else {
-            Kind::Hyper
+        let kind = match only.as_str() {
+            "resil" => Kind::Resil,
+            "lean" => Kind::ResilLean,
+            _ => Kind::Hyper,
         };
         let (c, _) = run(
             &runtime,
@@ -220,6 +244,7 @@ fn main() {
                 vec![
                     Kind::Hyper,
                     Kind::Resil,
+                    Kind::ResilLean,
                     Kind::ReqwestRetry,
                     Kind::ReqwestBackon,
                 ],
