@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_lite::io::AsyncRead;
 use http_body::{Body as HttpBody, Frame};
 use http_body_util::combinators::UnsyncBoxBody;
@@ -18,7 +18,8 @@ use resil_async::{
 use resil_core::ErrorKind;
 
 /// The default transport: an isahc `HttpClient` with a connect timeout, a cap of idle
-/// connections per host, TCP_NODELAY, HTTP/2 where the server offers it, and no redirects.
+/// connections per host, TCP_NODELAY, HTTP/2 where the server offers it, no redirects and no
+/// `Expect: 100-continue`.
 #[derive(Clone, Debug)]
 pub struct IsahcTransport {
     client: isahc::HttpClient,
@@ -29,6 +30,10 @@ impl IsahcTransport {
     pub fn new(settings: &TransportSettings) -> Result<IsahcTransport, BoxError> {
         let mut builder = isahc::HttpClient::builder()
             .redirect_policy(RedirectPolicy::None)
+            // curl would otherwise send `Expect: 100-continue` with large or streamed bodies
+            // and wait up to 1 s for a server that never answers it, inside the attempt's
+            // budget; the other drivers send no `Expect` either.
+            .expect_continue(false)
             .tcp_nodelay()
             .max_connections_per_host(settings.max_idle_per_host.max(1))
             .connection_cache_size(settings.max_idle_per_host.max(1) * 4);
@@ -112,7 +117,8 @@ impl AsyncTransport for IsahcTransport {
                 Body::new(
                     ReadBody {
                         reader: body,
-                        buf: vec![0; 16 * 1024],
+                        buf: BytesMut::new(),
+                        chunk: FIRST_CHUNK,
                     },
                     u64::MAX,
                 )
@@ -121,10 +127,18 @@ impl AsyncTransport for IsahcTransport {
     }
 }
 
-/// isahc's response body (`AsyncRead`) as an `http_body::Body`.
+/// The first read's buffer: most bodies a retrying client sees are small, and the buffer
+/// must be zeroed before `poll_read` may fill it.
+const FIRST_CHUNK: usize = 512;
+/// The largest buffer a read gets; it grows to this while reads keep filling it.
+const MAX_CHUNK: usize = 64 * 1024;
+
+/// isahc's response body (`AsyncRead`) as an `http_body::Body`. Each frame is split off the
+/// read buffer without a copy; the buffer doubles while reads fill it.
 struct ReadBody {
     reader: isahc::AsyncBody,
-    buf: Vec<u8>,
+    buf: BytesMut,
+    chunk: usize,
 }
 
 impl HttpBody for ReadBody {
@@ -136,11 +150,18 @@ impl HttpBody for ReadBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = &mut *self;
+        if this.buf.len() < this.chunk {
+            // Zeroes only the bytes not zeroed before (what a split left is kept).
+            this.buf.resize(this.chunk, 0);
+        }
         match Pin::new(&mut this.reader).poll_read(cx, &mut this.buf) {
             Poll::Ready(Ok(0)) => Poll::Ready(None),
-            Poll::Ready(Ok(n)) => Poll::Ready(Some(Ok(Frame::data(Bytes::copy_from_slice(
-                &this.buf[..n],
-            ))))),
+            Poll::Ready(Ok(n)) => {
+                if n == this.chunk {
+                    this.chunk = (this.chunk * 2).min(MAX_CHUNK);
+                }
+                Poll::Ready(Some(Ok(Frame::data(this.buf.split_to(n).freeze()))))
+            }
             Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
             Poll::Pending => Poll::Pending,
         }

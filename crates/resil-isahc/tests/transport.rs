@@ -1,0 +1,192 @@
+//! What is specific to the isahc transport, on real sockets: streamed request bodies through
+//! curl, response bodies larger than one read, limits and truncation, redirects, the 401
+//! refresh, and a call dropped mid-attempt. The retry loop itself is the one every async
+//! driver shares (and the scenario table checks it under three executors).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_lite::future::block_on;
+use resil_isahc::{Client, ErrorKind, RequestBody, ResponseExt};
+use resil_tests::{Reply, TestServer, scenario_policy, shared_load};
+
+#[test]
+fn streamed_body_reaches_the_server_whole_and_is_never_replayed() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/upload", vec![Reply::status(503), Reply::status(200)]);
+    let client = Client::builder().policy(scenario_policy()).build().unwrap();
+    let chunks: Vec<Result<http_body::Frame<Bytes>, std::io::Error>> = (0..64)
+        .map(|i| {
+            Ok(http_body::Frame::data(Bytes::from(vec![
+                b'a' + (i % 26)
+                    as u8;
+                1000
+            ])))
+        })
+        .collect();
+    let body = http_body_util::StreamBody::new(futures_lite::stream::iter(chunks));
+    let response = block_on(
+        client
+            .post(&server.url("/upload"))
+            .body_stream(RequestBody::stream(body))
+            .send(),
+    );
+    // The stream was used up by the first attempt: its 503 is the answer.
+    let err = response.unwrap_err();
+    assert_eq!(err.status(), Some(503), "{err}");
+    assert_eq!(err.attempts(), 1, "{err}");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1, "a streamed body is sent once");
+    assert_eq!(requests[0].body.len(), 64_000);
+    assert!(requests[0].body[..1000].iter().all(|&b| b == b'a'));
+    assert!(
+        requests[0].body[63_000..]
+            .iter()
+            .all(|&b| b == b'a' + 63 % 26)
+    );
+}
+
+#[test]
+fn large_bodies_arrive_whole_and_limits_and_truncation_are_errors() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    let big: String = (0..300_000)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    server.script("/big", vec![Reply::body(200, &big)]);
+    server.script("/limited", vec![Reply::body(200, &big)]);
+    server.script(
+        "/short",
+        vec![Reply::Truncated {
+            declared: 100,
+            body: b"short".to_vec(),
+        }],
+    );
+    let client = Client::builder().policy(scenario_policy()).build().unwrap();
+    let text = block_on(async {
+        client
+            .get(&server.url("/big"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert_eq!(text, big, "a body of many reads arrives whole and in order");
+
+    let limited = Client::builder()
+        .policy(scenario_policy())
+        .body_limit(100_000)
+        .build()
+        .unwrap();
+    let err = block_on(async {
+        limited
+            .get(&server.url("/limited"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap_err()
+    });
+    assert_eq!(err.kind(), ErrorKind::Body);
+    assert!(format!("{err}").contains("100000-byte limit"), "{err}");
+
+    let err = block_on(async {
+        client
+            .get(&server.url("/short"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap_err()
+    });
+    assert_eq!(err.kind(), ErrorKind::Body, "{err}");
+}
+
+#[test]
+fn redirects_are_not_followed_so_credentials_stay_home() {
+    let _load = shared_load();
+    let other = TestServer::start_on("127.0.0.2");
+    other.script("/landing", vec![Reply::status(200)]);
+    let origin = TestServer::start();
+    origin.script(
+        "/go",
+        vec![Reply::with_header(302, "location", &other.url("/landing"))],
+    );
+    let client = Client::new().unwrap();
+    let response = block_on(
+        client
+            .get(&origin.url("/go"))
+            .header("authorization", "Bearer secret")
+            .send(),
+    )
+    .unwrap();
+    assert_eq!(response.status(), 302);
+    assert!(other.requests().is_empty());
+}
+
+#[test]
+fn unauthorized_refreshes_the_token_once_and_retries_once() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script(
+        "/me",
+        vec![Reply::status(401), Reply::status(401), Reply::status(200)],
+    );
+    let refreshes = Arc::new(AtomicUsize::new(0));
+    let counter = refreshes.clone();
+    let client = Client::builder()
+        .policy(scenario_policy())
+        .auth(resil_isahc::BearerToken::new("old", move || {
+            let counter = counter.clone();
+            async move {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, resil_isahc::AuthError>(format!("new-{n}"))
+            }
+        }))
+        .build()
+        .unwrap();
+    let response = block_on(client.get(&server.url("/me")).send()).unwrap();
+    // One refresh, one retry with the new token; the second 401 is the answer.
+    assert_eq!(response.status(), 401);
+    assert_eq!(refreshes.load(Ordering::SeqCst), 1);
+    let tokens: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| r.header("authorization").unwrap_or("-").to_owned())
+        .collect();
+    assert_eq!(tokens, ["Bearer old", "Bearer new-0"]);
+}
+
+#[test]
+fn a_call_dropped_mid_attempt_leaves_the_breaker_usable() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script(
+        "/slow",
+        vec![Reply::Stall(Duration::from_secs(2)), Reply::status(200)],
+    );
+    let client = Client::builder().policy(scenario_policy()).build().unwrap();
+    block_on(async {
+        let call = client.get(&server.url("/slow")).send();
+        let timer = async {
+            async_io::Timer::after(Duration::from_millis(50)).await;
+            None
+        };
+        let raced = futures_lite::future::or(async { Some(call.await) }, timer).await;
+        assert!(raced.is_none(), "the stalled call finished: {raced:?}");
+    });
+    let breaker = client.breaker().unwrap().lock().unwrap().state();
+    assert_eq!(breaker, resil_core::BreakerState::Closed);
+    let response = block_on(client.get(&server.url("/slow")).send()).unwrap();
+    assert_eq!(response.status(), 200);
+    let stats = client.stats();
+    assert_eq!(stats.successes, 1, "{stats:?}");
+    assert_eq!(stats.failures, 0, "a dropped call is neither: {stats:?}");
+}
