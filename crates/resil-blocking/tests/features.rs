@@ -1,4 +1,5 @@
 //! The `json` feature.
+#![cfg(feature = "json")]
 
 use std::time::Duration;
 

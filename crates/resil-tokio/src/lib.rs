@@ -30,16 +30,21 @@
 //!
 //! ## Features
 //!
+//! - `rustls`: HTTPS in the default transport (hyper-rustls with the ring provider and
+//!   Mozilla's roots; [`HyperTransport::with_tls`] takes your own `rustls::ClientConfig`),
+//!   and HTTP/2 when the server offers it by ALPN. Without it, `https` URLs fail to connect
+//!   rather than go out in plain text.
 //! - `reqwest`: [`ReqwestTransport`], to keep an existing `reqwest::Client`.
 //! - `json`: [`RequestBuilder::json`] and [`ResponseExt::json`] with serde.
 //! - `tracing`: `tracing` events for attempts, retries, outcomes and breaker transitions.
 //!
 //! ## Transport
 //!
-//! [`HyperTransport`] (hyper-util's pooled client, plain TCP, HTTP/1.1) is the default:
-//! TCP_NODELAY, a connect timeout, and an idle timeout with the pool timer set (without it
-//! hyper-util ignores the idle timeout). It follows no redirects, so credentials never reach
-//! another origin. Implement [`AsyncTransport`] to bring your own client (TLS, proxies).
+//! [`HyperTransport`] (hyper-util's pooled client; plain HTTP/1.1, and HTTPS with the `rustls`
+//! feature) is the default: TCP_NODELAY, a connect timeout, and an idle timeout with the pool
+//! timer set (without it hyper-util ignores the idle timeout). It follows no redirects, so
+//! credentials never reach another origin. Implement [`AsyncTransport`] to bring your own
+//! client (proxies, another TLS stack).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -33,6 +33,6 @@ impl Runtime for Tokio {
     fn default_transport(
         settings: &TransportSettings,
     ) -> Result<Arc<dyn AsyncTransport>, BoxError> {
-        Ok(Arc::new(HyperTransport::new(settings)))
+        Ok(Arc::new(HyperTransport::new(settings)?))
     }
 }

@@ -36,6 +36,10 @@ pub fn classify(error: &(dyn StdError + 'static)) -> ErrorKind {
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind as Io;
+            #[cfg(feature = "rustls")]
+            if is_tls(io) {
+                return ErrorKind::TlsHandshake;
+            }
             return match io.kind() {
                 Io::ConnectionRefused => ErrorKind::Connect,
                 Io::TimedOut if connecting => ErrorKind::ConnectTimeout,
@@ -71,21 +75,80 @@ pub fn classify(error: &(dyn StdError + 'static)) -> ErrorKind {
     }
 }
 
-/// The default transport: hyper-util's pooled client over plain TCP (HTTP/1.1; HTTP/2 with
-/// prior knowledge via your own builder), TCP_NODELAY, a connect timeout, and an idle timeout
-/// that is actually enforced (hyper-util ignores it without a pool timer). It does not follow
-/// redirects, so credentials never travel to another origin.
+/// Whether a rustls error is inside `io`: TLS errors travel inside (possibly nested)
+/// io::Errors, whose `source()` skips the error they wrap.
+#[cfg(feature = "rustls")]
+fn is_tls(io: &std::io::Error) -> bool {
+    let mut inner = io.get_ref();
+    while let Some(e) = inner {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        inner = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref);
+    }
+    false
+}
+
+/// What the pooled client connects with: TCP, wrapped in TLS for `https` URLs when the
+/// `rustls` feature is on.
+#[cfg(not(feature = "rustls"))]
+type Connector = HttpConnector;
+#[cfg(feature = "rustls")]
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// The default transport: hyper-util's pooled client, TCP_NODELAY, a connect timeout, and an
+/// idle timeout that is actually enforced (hyper-util ignores it without a pool timer). It
+/// does not follow redirects, so credentials never travel to another origin.
+///
+/// Without the `rustls` feature it speaks plain HTTP/1.1 and fails `https` URLs with a
+/// connect error. With it, `https` URLs go through rustls (Mozilla's roots by default, or
+/// your own [`rustls::ClientConfig`] via [`HyperTransport::with_tls`]) and HTTP/2 is used
+/// when the server offers it by ALPN.
 #[derive(Clone, Debug)]
 pub struct HyperTransport {
-    client: HyperClient<HttpConnector, UnsyncBoxBody<Bytes, BoxError>>,
+    client: HyperClient<Connector, UnsyncBoxBody<Bytes, BoxError>>,
 }
 
 impl HyperTransport {
-    /// A transport with these settings. Needs a tokio runtime when used.
-    pub fn new(settings: &TransportSettings) -> HyperTransport {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(settings.connect_timeout);
+    /// A transport with these settings. Needs a tokio runtime when used. Fails only if the
+    /// TLS provider cannot offer rustls' default protocol versions (ring always can).
+    pub fn new(settings: &TransportSettings) -> Result<HyperTransport, BoxError> {
+        #[cfg(not(feature = "rustls"))]
+        let connector = tcp(settings);
+        #[cfg(feature = "rustls")]
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(tcp(settings));
+        Ok(HyperTransport::with_connector(settings, connector))
+    }
+
+    /// A transport whose TLS is `tls` (your roots, client certificates, protocol versions).
+    /// Its ALPN list must be empty (an error otherwise): `h2` and `http/1.1` are set here.
+    #[cfg(feature = "rustls")]
+    pub fn with_tls(
+        settings: &TransportSettings,
+        tls: rustls::ClientConfig,
+    ) -> Result<HyperTransport, BoxError> {
+        if !tls.alpn_protocols.is_empty() {
+            return Err("the rustls ClientConfig must have no ALPN protocols: \
+                        resil sets h2 and http/1.1"
+                .into());
+        }
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(tcp(settings));
+        Ok(HyperTransport::with_connector(settings, connector))
+    }
+
+    fn with_connector(settings: &TransportSettings, connector: Connector) -> HyperTransport {
         let client = HyperClient::builder(TokioExecutor::new())
             .pool_idle_timeout(settings.idle_timeout)
             .pool_timer(TokioTimer::new())
@@ -93,6 +156,16 @@ impl HyperTransport {
             .build(connector);
         HyperTransport { client }
     }
+}
+
+fn tcp(settings: &TransportSettings) -> HttpConnector {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(settings.connect_timeout);
+    // With TLS, `https` URLs pass through this connector to the TLS layer around it; without,
+    // they fail here instead of going out in plain text.
+    connector.enforce_http(!cfg!(feature = "rustls"));
+    connector
 }
 
 impl AsyncTransport for HyperTransport {

@@ -1,4 +1,9 @@
 //! Optional features: the reqwest adapter and JSON bodies, against loopback servers.
+// The helpers serve the feature-gated tests too.
+#![cfg_attr(
+    not(all(feature = "json", feature = "reqwest")),
+    allow(unused_imports, dead_code)
+)]
 #![allow(clippy::await_holding_lock)] // the load guard is meant to span the whole test
 
 use std::time::Duration;

@@ -1,0 +1,163 @@
+//! HTTPS through the default transport (`rustls` feature), against a local TLS server with a
+//! self-signed certificate for 127.0.0.1.
+#![cfg(feature = "rustls")]
+// The load guard serialises whole tests across this process; it spans every await.
+#![allow(clippy::await_holding_lock)]
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use resil_tokio::{Client, ErrorKind, HyperTransport, RetryPolicy, TransportSettings};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// A TLS server on 127.0.0.1 answering each request with the next status of its script
+/// (200 once the script is used up), counting handshakes and requests.
+struct TlsServer {
+    url: String,
+    certificate: rustls::pki_types::CertificateDer<'static>,
+    handshakes: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
+}
+
+async fn tls_server(script: Vec<u16>) -> TlsServer {
+    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let certificate = key.cert.der().clone();
+    let private = rustls::pki_types::PrivatePkcs8KeyDer::from(key.signing_key.serialize_der());
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![certificate.clone()], private.into())
+    .unwrap();
+    // This server speaks HTTP/1.1 only; ALPN tells the client so.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let script = Arc::new(Mutex::new(VecDeque::from(script)));
+    let handshakes = Arc::new(AtomicUsize::new(0));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let (shakes, seen) = (handshakes.clone(), requests.clone());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, script, shakes, seen) = (
+                acceptor.clone(),
+                script.clone(),
+                shakes.clone(),
+                seen.clone(),
+            );
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                shakes.fetch_add(1, Ordering::SeqCst);
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                loop {
+                    let Ok(n) = tls.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    head.extend_from_slice(&buf[..n]);
+                    while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                        head.drain(..end + 4);
+                        seen.fetch_add(1, Ordering::SeqCst);
+                        let status = script.lock().unwrap().pop_front().unwrap_or(200);
+                        let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\n\r\nok");
+                        if tls.write_all(reply.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    TlsServer {
+        url,
+        certificate,
+        handshakes,
+        requests,
+    }
+}
+
+fn quick() -> RetryPolicy {
+    RetryPolicy::builder()
+        .backoff(resil_tokio::Backoff::Constant(Duration::ZERO))
+        .jitter(resil_tokio::Jitter::None)
+        .attempt_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_retries_over_one_tls_connection() {
+    let _load = resil_tests::shared_load();
+    let server = tls_server(vec![503, 503]).await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(server.certificate.clone()).unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let transport = HyperTransport::with_tls(&TransportSettings::default(), tls).unwrap();
+    let client = Client::builder()
+        .transport(transport)
+        .policy(quick())
+        .build()
+        .unwrap();
+    let response = client
+        .get(&format!("{}/x", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(server.requests.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        server.handshakes.load(Ordering::SeqCst),
+        1,
+        "the retries reused the TLS connection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_certificate_is_a_tls_error() {
+    let _load = resil_tests::shared_load();
+    let server = tls_server(Vec::new()).await;
+    // The default transport trusts Mozilla's roots, not this self-signed certificate.
+    let client = Client::builder().policy(quick()).build().unwrap();
+    let err = client
+        .get(&format!("{}/x", server.url))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Transport(resil_core::ErrorKind::TlsHandshake),
+        "{err}"
+    );
+    assert_eq!(server.requests.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_client_config_with_alpn_is_refused_with_an_error() {
+    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    let err = HyperTransport::with_tls(&TransportSettings::default(), tls).unwrap_err();
+    assert!(err.to_string().contains("ALPN"), "{err}");
+}
