@@ -10,20 +10,19 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Uri};
-use resil_core::rand::mix;
-use resil_core::{
-    Action, CallInfo, CircuitBreaker, EnvConfig, Hooks, Input, Instant, Observer, RetryBudget,
-    RetryMachine, RetryPolicy, Stats, StatsSnapshot, UnixTime,
-};
-
 use crate::request::RequestBuilder;
 use crate::runtime::Runtime;
 use crate::transport::{
     AsyncTransport, AttemptBudget, RequestBody, TransportError, TransportSettings,
 };
-use crate::{AuthProvider, Error, ErrorKind, Response};
+use crate::{AuthProvider, Body, Error, ErrorKind, Response};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Uri};
+use resil_core::rand::mix;
+use resil_core::{
+    Call, CallShared, CallStep, CircuitBreaker, EnvConfig, Hooks, Instant, RetryBudget,
+    RetryPolicy, Stats, StatsSnapshot, UnixTime,
+};
 
 const DRAIN_LIMIT: u64 = 64 * 1024;
 const DEFAULT_BODY_LIMIT: u64 = 64 * 1024 * 1024;
@@ -171,9 +170,10 @@ impl<R: Runtime> Client<R> {
         })
     }
 
-    /// The call. Dropping the returned future at any point (mid-attempt or mid-backoff)
-    /// drops the machine, which hands its breaker permit back: a cancelled call counts as
-    /// neither success nor failure and never leaves the breaker half-open.
+    /// The call: resil-core's [`Call`] driven by this runtime's IO and timers. Dropping the
+    /// returned future at any point (mid-attempt or mid-backoff) drops the call, which hands
+    /// its breaker permit back: a cancelled call counts as neither success nor failure and
+    /// never leaves the breaker half-open.
     ///
     /// An `async` block rather than an `async fn`: an `async fn` copies its arguments into
     /// locals, and this future is moved whole on every `.await` above it.
@@ -188,48 +188,24 @@ impl<R: Runtime> Client<R> {
             let inner = &*self.inner;
             resil_core::merge_default_headers(&mut parts.headers, &inner.default_headers);
             let request_id = self.request_id(&mut parts.headers);
-            let observed = inner.hooks.is_some() || cfg!(feature = "tracing");
-            let hook_url = if observed {
-                resil_core::redact_url(&parts.uri)
-            } else {
-                String::new()
-            };
-            let method = parts.method.as_str();
-            let error_url = || resil_core::redact_url(&parts.uri);
-            let call = CallInfo {
-                method,
-                url: &hook_url,
-                request_id: request_id
-                    .as_ref()
-                    .filter(|_| observed)
-                    .and_then(|v| v.to_str().ok()),
-            };
-            let observer = Observer::new(inner.stats.clone(), inner.hooks.clone());
-            observer.call_started();
             let policy = policy.as_deref().unwrap_or(&inner.policy);
-            let info =
-                resil_core::request_info(&parts.method, &parts.headers, body.is_replayable());
-            let mut machine = RetryMachine::new(policy, info, R::now(), self.next_seed());
-            if let Some(b) = &inner.breaker {
-                machine = machine.with_breaker(&**b);
-            }
-            if let Some(b) = &inner.budget {
-                machine = machine.with_budget(&**b);
-            }
-            let mut last_response: Option<Response> = None;
-            let mut last_error: Option<TransportError> = None;
+            let mut call: Call<'_, Body> = Call::start(
+                policy,
+                &parts,
+                body.is_replayable(),
+                request_id,
+                self.shared(),
+                R::now(),
+                self.next_seed(),
+            );
             loop {
-                let action = machine.poll_action();
-                while let Some(event) = machine.poll_event() {
-                    observer.observe(&call, event);
-                }
-                match action {
-                    Action::Send { attempt, deadline } => {
-                        // Drained where it lies: taking it out first would add two copies of a
-                        // response to this future's state.
-                        if let Some(old) = last_response.as_mut() {
+                match call.next(&parts) {
+                    CallStep::Send { attempt, deadline } => {
+                        // Drained where it lies: taking it out first would add two copies of
+                        // a response to this future's state.
+                        if let Some(old) = call.stale_response() {
                             old.body_mut().drain(DRAIN_LIMIT).await;
-                            last_response = None;
+                            call.discard_stale();
                         }
                         let mut attempt_future = pin!(self.attempt(&parts, &mut body, deadline));
                         let outcome = if inner.transport.enforces_deadline() {
@@ -240,78 +216,46 @@ impl<R: Runtime> Client<R> {
                         let now = R::now();
                         match outcome {
                             Some(Ok(response)) => {
-                                let status = response.status();
-                                let head = resil_core::response_head(
-                                    status,
-                                    response.headers(),
-                                    (!status.is_success()).then(UnixTime::now),
-                                );
-                                machine.handle_input(now, Input::Response { attempt, head });
-                                last_response = Some(response);
-                                last_error = None;
+                                call.response(now, attempt, response, UnixTime::now);
                             }
                             Some(Err(AttemptError::Transport(e))) => {
-                                machine.handle_input(
-                                    now,
-                                    Input::Error {
-                                        attempt,
-                                        kind: e.kind(),
-                                    },
-                                );
-                                last_error = Some(e);
+                                call.error(now, attempt, e.kind(), Box::new(e));
                             }
                             Some(Err(AttemptError::Fatal(e))) => return Err(e),
                             // The attempt's deadline passed: the machine records a timeout.
-                            None => machine.handle_input(now, Input::Timer),
+                            None => call.timer(now),
                         }
                     }
-                    Action::Sleep { until } => {
-                        // Release the retried response's connection before the wait, so the pool
-                        // can hand it to the next attempt instead of dialing a new one.
-                        // Drained where it lies: taking it out first would add two copies of a
-                        // response to this future's state.
-                        if let Some(old) = last_response.as_mut() {
+                    CallStep::Sleep { until } => {
+                        // Release the retried response's connection before the wait, so the
+                        // pool can hand it to the next attempt instead of dialing a new one.
+                        if let Some(old) = call.stale_response() {
                             old.body_mut().drain(DRAIN_LIMIT).await;
-                            last_response = None;
+                            call.discard_stale();
                         }
                         // Zero waits are never slept (the machine does not ask for them).
                         R::sleep_until(until).await;
-                        machine.handle_input(R::now(), Input::Timer);
+                        call.timer(R::now());
                     }
-                    Action::Done { .. } => {
-                        while let Some(event) = machine.poll_event() {
-                            observer.observe(&call, event);
-                        }
-                        let mut response = last_response.ok_or_else(|| {
-                            Error::new(
-                                ErrorKind::Transport(resil_core::ErrorKind::Other),
-                                method,
-                                &error_url(),
-                            )
-                        })?;
-                        let body = response.body_mut();
-                        body.set_limit(inner.body_limit);
-                        body.call = Some((parts.method.clone(), std::mem::take(&mut parts.uri)));
+                    CallStep::Done(mut response) => {
+                        response.body_mut().call = Some((parts.method, parts.uri));
                         return Ok(response);
                     }
-                    Action::Fail(give_up) => {
-                        while let Some(event) = machine.poll_event() {
-                            observer.observe(&call, event);
-                        }
-                        let mut error = Error::gave_up(give_up, method, &error_url());
-                        if let Some(e) = last_error {
-                            error = error.with_source(e);
-                        }
-                        if give_up.has_response() {
-                            if let Some(r) = last_response.as_mut() {
-                                r.body_mut().set_limit(inner.body_limit);
-                            }
-                            error = error.with_response(last_response);
-                        }
-                        return Err(error);
-                    }
+                    CallStep::Fail(error) => return Err(error),
                 }
             }
+        }
+    }
+
+    /// What every call of this client shares.
+    fn shared(&self) -> CallShared<'_> {
+        let inner = &*self.inner;
+        CallShared {
+            stats: &inner.stats,
+            hooks: inner.hooks.as_ref(),
+            breaker: inner.breaker.as_deref().map(|b| b as _),
+            budget: inner.budget.as_deref().map(|b| b as _),
+            body_limit: inner.body_limit,
         }
     }
 

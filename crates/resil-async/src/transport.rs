@@ -132,10 +132,6 @@ impl Body {
         Body::new(Empty::<Bytes>::new(), 0)
     }
 
-    pub(crate) fn set_limit(&mut self, limit: u64) {
-        self.limit = limit;
-    }
-
     /// Reads and discards up to `max` bytes so the connection can be reused.
     pub(crate) async fn drain(&mut self, max: u64) {
         let mut seen = 0u64;
@@ -159,6 +155,12 @@ impl fmt::Display for BodyTooLarge {
 }
 
 impl StdError for BodyTooLarge {}
+
+impl resil_core::LimitedBody for Body {
+    fn set_limit(&mut self, limit: u64) {
+        self.limit = limit;
+    }
+}
 
 impl HttpBody for Body {
     type Data = Bytes;

@@ -10,8 +10,8 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri};
 use resil_core::rand::mix;
 use resil_core::{
-    Action, CallInfo, CircuitBreaker, EnvConfig, Hooks, Input, Instant, Observer, RetryBudget,
-    RetryMachine, RetryPolicy, Stats, StatsSnapshot, UnixTime,
+    Call, CallShared, CallStep, CircuitBreaker, EnvConfig, Hooks, Instant, RetryBudget,
+    RetryPolicy, Stats, StatsSnapshot, UnixTime,
 };
 
 use crate::error::{Error, ErrorKind};
@@ -158,7 +158,7 @@ impl Client {
         })
     }
 
-    /// The call: one retry machine, driven with real IO and real sleeps.
+    /// The call: resil-core's [`Call`] driven with real IO and real sleeps.
     pub(crate) fn send_parts(
         &self,
         mut parts: http::request::Parts,
@@ -168,85 +168,43 @@ impl Client {
         let inner = &*self.inner;
         resil_core::merge_default_headers(&mut parts.headers, &inner.default_headers);
         let request_id = self.request_id(&mut parts.headers);
-        // The redacted URL is built only for those who read it: hooks, tracing, errors.
-        let observed = inner.hooks.is_some() || cfg!(feature = "tracing");
-        let hook_url = if observed {
-            resil_core::redact_url(&parts.uri)
-        } else {
-            String::new()
-        };
-        let method = parts.method.as_str();
-        let error_url = || resil_core::redact_url(&parts.uri);
-        let call = CallInfo {
-            method,
-            url: &hook_url,
-            request_id: request_id
-                .as_ref()
-                .filter(|_| observed)
-                .and_then(|v| v.to_str().ok()),
-        };
-        let observer = Observer::new(inner.stats.clone(), inner.hooks.clone());
-        observer.call_started();
-
         let policy = policy.as_ref().unwrap_or(&inner.policy);
-        let info = resil_core::request_info(&parts.method, &parts.headers, body.is_replayable());
-        let seed = self.next_seed();
         let clock = &*inner.clock;
-        // The time of the machine's last input: a Send follows it at once, so its budget
-        // is measured from here without reading the clock again.
+        // The time of the call's last input: a Send follows it at once, so its budget is
+        // measured from here without reading the clock again.
         let mut now = clock.now();
-        let mut machine = RetryMachine::new(policy, info, now, seed);
-        if let Some(b) = &inner.breaker {
-            machine = machine.with_breaker(&**b);
-        }
-        if let Some(b) = &inner.budget {
-            machine = machine.with_budget(&**b);
-        }
-
-        let mut last_response: Option<Response> = None;
-        let mut last_error: Option<crate::transport::TransportError> = None;
+        let mut call: Call<'_, crate::Body> = Call::start(
+            policy,
+            &parts,
+            body.is_replayable(),
+            request_id,
+            self.shared(),
+            now,
+            self.next_seed(),
+        );
         loop {
-            let action = machine.poll_action();
-            while let Some(event) = machine.poll_event() {
-                observer.observe(&call, event);
-            }
-            match action {
-                Action::Send { attempt, deadline } => {
-                    if let Some(mut old) = last_response.take() {
+            match call.next(&parts) {
+                CallStep::Send { attempt, deadline } => {
+                    if let Some(old) = call.stale_response() {
                         old.body_mut().drain(DRAIN_LIMIT);
+                        call.discard_stale();
                         now = clock.now();
                     }
                     let outcome = self.attempt(&parts, &mut body, deadline, now);
                     now = clock.now();
                     match outcome {
-                        Ok(response) => {
-                            let status = response.status();
-                            let head = resil_core::response_head(
-                                status,
-                                response.headers(),
-                                (!status.is_success()).then(|| clock.wall()),
-                            );
-                            machine.handle_input(now, Input::Response { attempt, head });
-                            last_response = Some(response);
-                            last_error = None;
-                        }
+                        Ok(response) => call.response(now, attempt, response, || clock.wall()),
                         Err(AttemptError::Transport(e)) => {
-                            machine.handle_input(
-                                now,
-                                Input::Error {
-                                    attempt,
-                                    kind: e.kind(),
-                                },
-                            );
-                            last_error = Some(e);
+                            call.error(now, attempt, e.kind(), Box::new(e));
                         }
                         Err(AttemptError::Fatal(e)) => return Err(e),
                     }
                 }
-                Action::Sleep { until } => {
+                CallStep::Sleep { until } => {
                     // Release the retried response's connection before the wait.
-                    if let Some(mut old) = last_response.take() {
+                    if let Some(old) = call.stale_response() {
                         old.body_mut().drain(DRAIN_LIMIT);
+                        call.discard_stale();
                     }
                     let left = until.saturating_duration_since(clock.now());
                     // A zero wait is never slept (the machine does not even ask for one).
@@ -254,41 +212,26 @@ impl Client {
                         clock.sleep(left);
                     }
                     now = clock.now();
-                    machine.handle_input(now, Input::Timer);
+                    call.timer(now);
                 }
-                Action::Done { .. } => {
-                    while let Some(event) = machine.poll_event() {
-                        observer.observe(&call, event);
-                    }
-                    let mut response = last_response.ok_or_else(|| {
-                        Error::new(
-                            ErrorKind::Transport(resil_core::ErrorKind::Other),
-                            method,
-                            &error_url(),
-                        )
-                    })?;
-                    let body = response.body_mut();
-                    body.set_limit(inner.body_limit);
-                    body.call = Some((parts.method.clone(), std::mem::take(&mut parts.uri)));
+                CallStep::Done(mut response) => {
+                    response.body_mut().call = Some((parts.method, parts.uri));
                     return Ok(response);
                 }
-                Action::Fail(give_up) => {
-                    while let Some(event) = machine.poll_event() {
-                        observer.observe(&call, event);
-                    }
-                    let mut error = Error::gave_up(give_up, method, &error_url());
-                    if let Some(e) = last_error {
-                        error = error.with_source(e);
-                    }
-                    if give_up.has_response() {
-                        if let Some(r) = last_response.as_mut() {
-                            r.body_mut().set_limit(inner.body_limit);
-                        }
-                        error = error.with_response(last_response);
-                    }
-                    return Err(error);
-                }
+                CallStep::Fail(error) => return Err(error),
             }
+        }
+    }
+
+    /// What every call of this client shares.
+    fn shared(&self) -> CallShared<'_> {
+        let inner = &*self.inner;
+        CallShared {
+            stats: &inner.stats,
+            hooks: inner.hooks.as_ref(),
+            breaker: inner.breaker.as_deref().map(|b| b as _),
+            budget: inner.budget.as_deref().map(|b| b as _),
+            body_limit: inner.body_limit,
         }
     }
 

@@ -110,10 +110,6 @@ impl Body {
         self.limit
     }
 
-    pub(crate) fn set_limit(&mut self, limit: u64) {
-        self.limit = limit;
-    }
-
     /// Reads and discards up to `max` bytes so the connection can be reused; stops quietly at
     /// an error or at the limit.
     pub(crate) fn drain(&mut self, max: u64) {
@@ -131,6 +127,12 @@ impl Body {
                 Ok(_) | Err(_) => return,
             }
         }
+    }
+}
+
+impl resil_core::LimitedBody for Body {
+    fn set_limit(&mut self, limit: u64) {
+        self.limit = limit;
     }
 }
 

@@ -125,6 +125,8 @@ mod backoff;
 mod breaker;
 mod budget;
 #[cfg(feature = "http")]
+mod call;
+#[cfg(feature = "http")]
 mod call_error;
 #[cfg(feature = "std")]
 mod env;
@@ -145,6 +147,8 @@ pub use breaker::{
     Transition, TripCondition, Window,
 };
 pub use budget::RetryBudget;
+#[cfg(feature = "http")]
+pub use call::{Call, CallShared, CallStep, LimitedBody};
 #[cfg(feature = "http")]
 pub use call_error::CallError;
 #[cfg(feature = "std")]

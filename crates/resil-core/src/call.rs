@@ -1,0 +1,220 @@
+//! One call's bookkeeping, shared by the blocking and async clients: the retry machine, the
+//! observer, the last response and error, and what the call finally returns. A driver only
+//! sends attempts, drains discarded bodies and waits; everything it reports goes through here.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use std::sync::Arc;
+
+use http::HeaderValue;
+
+use crate::call_error::CallError;
+use crate::http_glue::{ClientErrorKind, redact_url, request_info, response_head};
+use crate::observe::{CallInfo, Hooks, Observer, Stats};
+use crate::retry::{Action, Attempt, Input, RetryMachine};
+use crate::time::{Instant, UnixTime};
+use crate::{CircuitBreaker, ErrorKind, RetryBudget, RetryPolicy, Shared};
+
+type BoxError = Box<dyn core::error::Error + Send + Sync>;
+
+/// A response body a [`Call`] can limit: the limit applies once the call hands the response
+/// over (attempts' bodies are read by the client, not the caller).
+pub trait LimitedBody {
+    /// Fails reads past `limit` bytes from now on.
+    fn set_limit(&mut self, limit: u64);
+}
+
+/// What the client shares with each call: its counters, hooks, breaker and budget.
+#[derive(Clone, Copy)]
+#[allow(missing_debug_implementations)] // trait objects without Debug
+pub struct CallShared<'p> {
+    /// The client's counters.
+    pub stats: &'p Arc<Stats>,
+    /// The client's hooks, if any.
+    pub hooks: Option<&'p Arc<dyn Hooks>>,
+    /// The circuit breaker every attempt asks first, if any.
+    pub breaker: Option<&'p (dyn Shared<CircuitBreaker> + Sync)>,
+    /// The retry budget, if any.
+    pub budget: Option<&'p (dyn Shared<RetryBudget> + Sync)>,
+    /// The limit put on the body of the response the call returns.
+    pub body_limit: u64,
+}
+
+/// The next thing a driver does for a [`Call`].
+#[derive(Debug)]
+pub enum CallStep<B> {
+    /// Send attempt number `attempt`, giving up on it at `deadline`. Drain
+    /// [`stale_response`](Call::stale_response) first.
+    Send {
+        /// The attempt, to hand back with its outcome.
+        attempt: Attempt,
+        /// When the attempt must have finished.
+        deadline: Instant,
+    },
+    /// Wait until `until`, then call [`Call::timer`]. Drain
+    /// [`stale_response`](Call::stale_response) first, so its connection can be reused.
+    Sleep {
+        /// When the wait ends.
+        until: Instant,
+    },
+    /// The call succeeded (or ended on a response the policy does not retry): return it.
+    Done(http::Response<B>),
+    /// The call gave up: return this error.
+    Fail(CallError<B>),
+}
+
+/// One logical request's bookkeeping (see the module docs). Dropping it mid-call hands any
+/// breaker permit back, so a cancelled call counts as neither success nor failure.
+pub struct Call<'p, B> {
+    machine: RetryMachine<'p>,
+    observer: Observer,
+    /// The redacted URL, built only when hooks or `tracing` read it.
+    hook_url: String,
+    request_id: Option<HeaderValue>,
+    body_limit: u64,
+    last_response: Option<http::Response<B>>,
+    last_error: Option<BoxError>,
+}
+
+impl<B> core::fmt::Debug for Call<'_, B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Call")
+            .field("machine", &self.machine)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'p, B: LimitedBody> Call<'p, B> {
+    /// Starts the call for `request` (its headers already final: defaults merged, request id
+    /// set) under `policy`, at `now`, with jitter seeded from `seed`. `request_id` is the id
+    /// the hooks report; `body_replayable` whether the body can be sent again.
+    pub fn start(
+        policy: &'p RetryPolicy,
+        request: &http::request::Parts,
+        body_replayable: bool,
+        request_id: Option<HeaderValue>,
+        shared: CallShared<'p>,
+        now: Instant,
+        seed: u64,
+    ) -> Call<'p, B> {
+        let observed = shared.hooks.is_some() || cfg!(feature = "tracing");
+        let hook_url = if observed {
+            redact_url(&request.uri)
+        } else {
+            String::new()
+        };
+        let observer = Observer::new(shared.stats.clone(), shared.hooks.cloned());
+        observer.call_started();
+        let info = request_info(&request.method, &request.headers, body_replayable);
+        let mut machine = RetryMachine::new(policy, info, now, seed);
+        if let Some(breaker) = shared.breaker {
+            machine = machine.with_breaker(breaker);
+        }
+        if let Some(budget) = shared.budget {
+            machine = machine.with_budget(budget);
+        }
+        Call {
+            machine,
+            observer,
+            hook_url,
+            request_id: request_id.filter(|_| observed),
+            body_limit: shared.body_limit,
+            last_response: None,
+            last_error: None,
+        }
+    }
+
+    fn report_events(&mut self, method: &str) {
+        let call = CallInfo {
+            method,
+            url: &self.hook_url,
+            request_id: self.request_id.as_ref().and_then(|v| v.to_str().ok()),
+        };
+        while let Some(event) = self.machine.poll_event() {
+            self.observer.observe(&call, event);
+        }
+    }
+
+    /// What to do next for `request` (the same parts as at the start); reports every event
+    /// to the hooks and counters on the way.
+    pub fn next(&mut self, request: &http::request::Parts) -> CallStep<B> {
+        let action = self.machine.poll_action();
+        let method = request.method.as_str();
+        self.report_events(method);
+        match action {
+            Action::Send { attempt, deadline } => CallStep::Send { attempt, deadline },
+            Action::Sleep { until } => CallStep::Sleep { until },
+            Action::Done { .. } => match self.last_response.take() {
+                Some(mut response) => {
+                    response.body_mut().set_limit(self.body_limit);
+                    CallStep::Done(response)
+                }
+                None => CallStep::Fail(CallError::new(
+                    ClientErrorKind::Transport(ErrorKind::Other),
+                    method,
+                    &redact_url(&request.uri),
+                )),
+            },
+            Action::Fail(give_up) => {
+                let mut error = CallError::gave_up(give_up, method, &redact_url(&request.uri));
+                if let Some(e) = self.last_error.take() {
+                    error = error.with_source(e);
+                }
+                if give_up.has_response() {
+                    let mut response = self.last_response.take();
+                    if let Some(r) = response.as_mut() {
+                        r.body_mut().set_limit(self.body_limit);
+                    }
+                    error = error.with_response(response);
+                }
+                CallStep::Fail(error)
+            }
+        }
+    }
+
+    /// The previous attempt's response, which the call will not return: drain its body (so
+    /// the connection can be reused) before the next attempt or wait, then
+    /// [`discard_stale`](Self::discard_stale).
+    pub fn stale_response(&mut self) -> Option<&mut http::Response<B>> {
+        self.last_response.as_mut()
+    }
+
+    /// Drops the previous attempt's response.
+    pub fn discard_stale(&mut self) {
+        self.last_response = None;
+    }
+
+    /// Attempt `attempt` answered at `now`. `wall_clock` is read only if an HTTP-date
+    /// `Retry-After` could matter (the response is not a success).
+    pub fn response(
+        &mut self,
+        now: Instant,
+        attempt: Attempt,
+        response: http::Response<B>,
+        wall_clock: impl FnOnce() -> UnixTime,
+    ) {
+        let status = response.status();
+        let head = response_head(
+            status,
+            response.headers(),
+            (!status.is_success()).then(wall_clock),
+        );
+        self.machine
+            .handle_input(now, Input::Response { attempt, head });
+        self.last_response = Some(response);
+        self.last_error = None;
+    }
+
+    /// Attempt `attempt` failed at `now` with an error of `kind`.
+    pub fn error(&mut self, now: Instant, attempt: Attempt, kind: ErrorKind, error: BoxError) {
+        self.machine
+            .handle_input(now, Input::Error { attempt, kind });
+        self.last_error = Some(error);
+    }
+
+    /// A wait ended, or the running attempt's deadline passed (the machine then records a
+    /// timeout), at `now`.
+    pub fn timer(&mut self, now: Instant) {
+        self.machine.handle_input(now, Input::Timer);
+    }
+}
