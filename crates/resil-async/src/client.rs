@@ -5,10 +5,15 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
+
+use http::{Method, Uri};
+use resil_core::{
+    Call, CallStep, CircuitBreaker, ClientConfig, ClientCore, EnvConfig, Hooks, Instant,
+    RetryBudget, RetryPolicy, StatsSnapshot, UnixTime,
+};
 
 use crate::request::RequestBuilder;
 use crate::runtime::Runtime;
@@ -16,16 +21,9 @@ use crate::transport::{
     AsyncTransport, AttemptBudget, RequestBody, TransportError, TransportSettings,
 };
 use crate::{AuthProvider, Body, Error, ErrorKind, Response};
-use http::header::{HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Uri};
-use resil_core::rand::mix;
-use resil_core::{
-    Call, CallShared, CallStep, CircuitBreaker, EnvConfig, Hooks, Instant, RetryBudget,
-    RetryPolicy, Stats, StatsSnapshot, UnixTime,
-};
 
+/// Bytes read from a discarded response before its connection is given up.
 const DRAIN_LIMIT: u64 = 64 * 1024;
-const DEFAULT_BODY_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Runs `work` until it finishes or `deadline` passes (`None` then). `work` is pinned by the
 /// caller, so the attempt's state is not copied into this future.
@@ -64,26 +62,15 @@ impl<R> Clone for Client<R> {
 }
 
 struct Inner {
+    core: ClientCore,
     transport: Arc<dyn AsyncTransport>,
-    policy: RetryPolicy,
-    breaker: Option<Arc<Mutex<CircuitBreaker>>>,
-    budget: Option<Arc<Mutex<RetryBudget>>>,
-    base_url: Option<Uri>,
-    default_headers: HeaderMap,
     auth: Option<Arc<dyn AuthProvider>>,
-    request_id_header: Option<HeaderName>,
-    body_limit: u64,
-    stats: Arc<Stats>,
-    hooks: Option<Arc<dyn Hooks>>,
-    seed: u64,
-    calls: AtomicU64,
 }
 
 impl<R> fmt::Debug for Client<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("policy", &self.inner.policy)
-            .field("base_url", &self.inner.base_url)
+            .field("core", &self.inner.core)
             .finish_non_exhaustive()
     }
 }
@@ -146,28 +133,21 @@ impl<R: Runtime> Client<R> {
 
     /// Counters for every call through this client and its clones.
     pub fn stats(&self) -> StatsSnapshot {
-        self.inner.stats.snapshot()
+        self.inner.core.stats()
     }
 
     /// The client's retry policy.
     pub fn policy(&self) -> &RetryPolicy {
-        &self.inner.policy
+        self.inner.core.policy()
     }
 
     /// The circuit breaker, if any.
     pub fn breaker(&self) -> Option<&Arc<Mutex<CircuitBreaker>>> {
-        self.inner.breaker.as_ref()
+        self.inner.core.breaker()
     }
 
     pub(crate) fn resolve_url(&self, method: &Method, url: &str) -> Result<Uri, Error> {
-        resil_core::join_url(self.inner.base_url.as_ref(), url).map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidUrl,
-                method.as_str(),
-                &resil_core::redact_url_str(url),
-            )
-            .with_source(e)
-        })
+        self.inner.core.resolve_url(method, url)
     }
 
     /// The call: resil-core's [`Call`] driven by this runtime's IO and timers. Dropping the
@@ -186,17 +166,11 @@ impl<R: Runtime> Client<R> {
     ) -> impl Future<Output = Result<Response, Error>> + Send + '_ {
         async move {
             let inner = &*self.inner;
-            resil_core::merge_default_headers(&mut parts.headers, &inner.default_headers);
-            let request_id = self.request_id(&mut parts.headers);
-            let policy = policy.as_deref().unwrap_or(&inner.policy);
-            let mut call: Call<'_, Body> = Call::start(
-                policy,
-                &parts,
+            let mut call: Call<'_, Body> = inner.core.start_call(
+                policy.as_deref(),
+                &mut parts,
                 body.is_replayable(),
-                request_id,
-                self.shared(),
                 R::now(),
-                self.next_seed(),
             );
             loop {
                 match call.next(&parts) {
@@ -244,18 +218,6 @@ impl<R: Runtime> Client<R> {
                     CallStep::Fail(error) => return Err(error),
                 }
             }
-        }
-    }
-
-    /// What every call of this client shares.
-    fn shared(&self) -> CallShared<'_> {
-        let inner = &*self.inner;
-        CallShared {
-            stats: &inner.stats,
-            hooks: inner.hooks.as_ref(),
-            breaker: inner.breaker.as_deref().map(|b| b as _),
-            budget: inner.budget.as_deref().map(|b| b as _),
-            body_limit: inner.body_limit,
         }
     }
 
@@ -315,56 +277,25 @@ impl<R: Runtime> Client<R> {
             return Ok(response);
         }
     }
-
-    fn request_id(&self, headers: &mut HeaderMap) -> Option<HeaderValue> {
-        let name = self.inner.request_id_header.as_ref()?;
-        let entry = match headers.entry(name) {
-            http::header::Entry::Occupied(existing) => return Some(existing.get().clone()),
-            http::header::Entry::Vacant(entry) => entry,
-        };
-        let value = HeaderValue::from_bytes(&resil_core::request_id(self.next_seed())).ok()?;
-        entry.insert(value.clone());
-        Some(value)
-    }
-
-    fn next_seed(&self) -> u64 {
-        let n = self.inner.calls.fetch_add(1, Ordering::Relaxed);
-        mix(self.inner.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-    }
-}
-
-enum BreakerChoice {
-    Own,
-    Shared(Arc<Mutex<CircuitBreaker>>),
-    None,
 }
 
 /// Configures a [`Client`]; everything is checked in [`build`](ClientBuilder::build).
-/// Defaults: the default [`RetryPolicy`], an own circuit breaker, the default retry budget,
-/// an `x-request-id` per call, a 64 MiB body limit, the runtime's default transport.
+/// What is not about the transport is resil-core's [`ClientConfig`], shared with the
+/// blocking client. Defaults: the default [`RetryPolicy`], an own circuit breaker, the
+/// default retry budget, an `x-request-id` per call, a 64 MiB body limit, the runtime's
+/// default transport.
 pub struct ClientBuilder<R> {
     runtime: PhantomData<fn() -> R>,
+    config: ClientConfig,
     transport: Option<Arc<dyn AsyncTransport>>,
     settings: TransportSettings,
-    policy: Option<RetryPolicy>,
-    env: Option<EnvConfig>,
-    breaker: BreakerChoice,
-    budget: Option<Arc<Mutex<RetryBudget>>>,
-    base_url: Option<String>,
-    default_headers: HeaderMap,
-    header_error: Option<String>,
     auth: Option<Arc<dyn AuthProvider>>,
-    request_id_header: Option<HeaderName>,
-    body_limit: u64,
-    hooks: Option<Arc<dyn Hooks>>,
-    seed: Option<u64>,
-    env_error: Option<resil_core::EnvError>,
 }
 
 impl<R> fmt::Debug for ClientBuilder<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientBuilder")
-            .field("base_url", &self.base_url)
+            .field("config", &self.config)
             .finish_non_exhaustive()
     }
 }
@@ -373,21 +304,10 @@ impl<R> Default for ClientBuilder<R> {
     fn default() -> Self {
         ClientBuilder {
             runtime: PhantomData,
+            config: ClientConfig::default(),
             transport: None,
             settings: TransportSettings::default(),
-            policy: None,
-            env: None,
-            breaker: BreakerChoice::Own,
-            budget: Some(Arc::new(Mutex::new(RetryBudget::default()))),
-            base_url: None,
-            default_headers: HeaderMap::new(),
-            header_error: None,
             auth: None,
-            request_id_header: Some(HeaderName::from_static("x-request-id")),
-            body_limit: DEFAULT_BODY_LIMIT,
-            hooks: None,
-            seed: None,
-            env_error: None,
         }
     }
 }
@@ -395,7 +315,22 @@ impl<R> Default for ClientBuilder<R> {
 impl<R: Runtime> ClientBuilder<R> {
     /// The retry policy.
     pub fn policy(mut self, policy: RetryPolicy) -> Self {
-        self.policy = Some(policy);
+        self.config.policy(policy);
+        self
+    }
+    /// Overrides the policy's total deadline per call.
+    pub fn timeout(mut self, total: Duration) -> Self {
+        self.config.total_timeout(total);
+        self
+    }
+    /// Overrides the policy's per-attempt timeout.
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.config.attempt_timeout(timeout);
+        self
+    }
+    /// Overrides the policy's retries after the first attempt.
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.config.max_retries(retries);
         self
     }
     /// Connect timeout of the default transport.
@@ -416,40 +351,32 @@ impl<R: Runtime> ClientBuilder<R> {
     }
     /// Shares a circuit breaker with other clients of the same backend.
     pub fn breaker(mut self, breaker: Arc<Mutex<CircuitBreaker>>) -> Self {
-        self.breaker = BreakerChoice::Shared(breaker);
+        self.config.breaker(breaker);
         self
     }
     /// No circuit breaker.
     pub fn no_breaker(mut self) -> Self {
-        self.breaker = BreakerChoice::None;
+        self.config.no_breaker();
         self
     }
     /// Shares a retry budget.
     pub fn budget(mut self, budget: Arc<Mutex<RetryBudget>>) -> Self {
-        self.budget = Some(budget);
+        self.config.budget(budget);
         self
     }
     /// No retry budget.
     pub fn no_budget(mut self) -> Self {
-        self.budget = None;
+        self.config.no_budget();
         self
     }
     /// Relative URLs are appended to this one.
     pub fn base_url(mut self, url: &str) -> Self {
-        self.base_url = Some(url.to_owned());
+        self.config.base_url(url);
         self
     }
     /// A header sent on every request that does not set it.
     pub fn default_header(mut self, name: &str, value: &str) -> Self {
-        match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-            (Ok(n), Ok(v)) => {
-                self.default_headers.append(n, v);
-            }
-            _ => {
-                self.header_error
-                    .get_or_insert(format!("default header {name:?}"));
-            }
-        }
+        self.config.default_header(name, value);
         self
     }
     /// Credentials for every attempt; a 401 refreshes them once and resends once.
@@ -459,113 +386,56 @@ impl<R: Runtime> ClientBuilder<R> {
     }
     /// The request-id header (default `x-request-id`; `None` turns it off).
     pub fn request_id_header(mut self, name: Option<&'static str>) -> Self {
-        self.request_id_header = name.map(HeaderName::from_static);
+        self.config.request_id_header(name);
         self
     }
     /// Largest response body read (default 64 MiB).
     pub fn body_limit(mut self, bytes: u64) -> Self {
-        self.body_limit = bytes;
+        self.config.body_limit(bytes);
         self
     }
     /// Callbacks for attempts, retries, outcomes and breaker transitions.
     pub fn hooks(mut self, hooks: impl Hooks + 'static) -> Self {
-        self.hooks = Some(Arc::new(hooks));
+        self.config.hooks(Arc::new(hooks));
         self
     }
     /// Seeds jitter and request ids, for reproducible runs.
     pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
+        self.config.seed(seed);
         self
     }
-    /// Applies `RESIL_*` environment variables (see [`EnvConfig`]); an invalid value makes
-    /// [`build`](Self::build) fail naming the variable.
+    /// Applies `RESIL_*` environment variables (see [`EnvConfig`]) over what is set so far;
+    /// an invalid value makes [`build`](Self::build) fail naming the variable.
     pub fn from_env(mut self) -> Self {
-        match EnvConfig::from_env() {
-            Ok(env) => self.env = Some(env),
-            Err(e) => self.env_error = Some(e),
-        }
+        self.config.from_env();
         self
     }
-    /// Applies settings read elsewhere.
+    /// Applies settings read elsewhere (see [`from_env`](Self::from_env)).
     pub fn apply_env(mut self, env: EnvConfig) -> Self {
-        self.env = Some(env);
+        self.config.apply_env(env);
         self
     }
 
     /// Validates everything and builds the client (some runtimes' default transports must be
     /// built inside the runtime, e.g. tokio's).
     pub fn build(self) -> Result<Client<R>, Error> {
-        let invalid =
-            |what: String| Error::new(ErrorKind::InvalidConfig, "-", "-").with_source(what);
-        if let Some(e) = self.env_error {
-            return Err(Error::new(ErrorKind::InvalidConfig, "-", "-").with_source(e));
-        }
-        if let Some(h) = self.header_error {
-            return Err(invalid(format!("{h} is not a valid header")));
-        }
-        let mut policy = self.policy.unwrap_or_default();
-        let mut base_url = self.base_url;
         let mut settings = self.settings;
-        if let Some(env) = self.env {
-            let unbounded = |d: Duration| (d != Duration::from_nanos(u64::MAX)).then_some(d);
-            policy = policy
-                .with_limits(
-                    env.total_timeout.or(unbounded(policy.total_timeout())),
-                    env.attempt_timeout.or(unbounded(policy.attempt_timeout())),
-                    env.max_retries
-                        .map_or(policy.max_attempts(), |r| r.saturating_add(1)),
-                )
-                .map_err(|e| Error::new(ErrorKind::InvalidConfig, "-", "-").with_source(e))?;
-            settings.connect_timeout = env.connect_timeout.or(settings.connect_timeout);
-            base_url = env.base_url.or(base_url);
-        }
-        let base_url = match base_url {
-            None => None,
-            Some(url) => {
-                let uri: Uri = url
-                    .parse()
-                    .map_err(|e| invalid(format!("base URL {url:?}: {e}")))?;
-                resil_core::join_url(Some(&uri), "")
-                    .map_err(|e| Error::new(ErrorKind::InvalidUrl, "-", "-").with_source(e))?;
-                Some(uri)
-            }
-        };
-        let breaker = match self.breaker {
-            BreakerChoice::Own => Some(Arc::new(Mutex::new(
-                CircuitBreaker::builder()
-                    .build()
-                    .map_err(|e| Error::new(ErrorKind::InvalidConfig, "-", "-").with_source(e))?,
-            ))),
-            BreakerChoice::Shared(b) => Some(b),
-            BreakerChoice::None => None,
-        };
+        settings.connect_timeout = self
+            .config
+            .env_connect_timeout()
+            .or(settings.connect_timeout);
+        let core = self.config.build()?;
         let transport = match self.transport {
             Some(t) => t,
             None => R::default_transport(&settings)
                 .map_err(|e| Error::new(ErrorKind::InvalidConfig, "-", "-").with_source(e))?,
         };
-        let seed = self.seed.unwrap_or_else(|| {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
-            mix(t ^ u64::from(std::process::id()))
-        });
         Ok(Client {
             runtime: PhantomData,
             inner: Arc::new(Inner {
+                core,
                 transport,
-                policy,
-                breaker,
-                budget: self.budget,
-                base_url,
-                default_headers: self.default_headers,
                 auth: self.auth,
-                request_id_header: self.request_id_header,
-                body_limit: self.body_limit,
-                stats: Arc::new(Stats::default()),
-                hooks: self.hooks,
-                seed,
-                calls: AtomicU64::new(0),
             }),
         })
     }

@@ -2,27 +2,21 @@
 //! sockets and `std::thread::sleep`. No policy lives here.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use http::header::{HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Uri};
-use resil_core::rand::mix;
-use resil_core::{
-    Call, CallShared, CallStep, CircuitBreaker, EnvConfig, Hooks, Instant, RetryBudget,
-    RetryPolicy, Stats, StatsSnapshot, UnixTime,
-};
 
 use crate::error::{Error, ErrorKind};
 use crate::request::RequestBuilder;
 use crate::transport::{BlockingTransport, RequestBody, UreqSettings, UreqTransport};
 use crate::{AuthProvider, Response};
+use http::{Method, Uri};
+use resil_core::{
+    Call, CallStep, CircuitBreaker, ClientConfig, ClientCore, EnvConfig, Hooks, Instant,
+    RetryBudget, RetryPolicy, StatsSnapshot, UnixTime,
+};
 
 /// Bytes read from a discarded response before its connection is given up.
 const DRAIN_LIMIT: u64 = 64 * 1024;
-/// Default response body limit.
-const DEFAULT_BODY_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// A resilient blocking HTTP client. Cheap to clone (clones share the connection pool,
 /// breaker, budget and statistics); `Send + Sync`.
@@ -32,29 +26,16 @@ pub struct Client {
 }
 
 struct Inner {
+    core: ClientCore,
     transport: Arc<dyn BlockingTransport>,
     clock: Arc<dyn Clock>,
-    policy: RetryPolicy,
-    breaker: Option<Arc<Mutex<CircuitBreaker>>>,
-    budget: Option<Arc<Mutex<RetryBudget>>>,
-    base_url: Option<Uri>,
-    default_headers: HeaderMap,
     auth: Option<Arc<dyn AuthProvider>>,
-    request_id_header: Option<HeaderName>,
-    body_limit: u64,
-    stats: Arc<Stats>,
-    hooks: Option<Arc<dyn Hooks>>,
-    seed: u64,
-    calls: AtomicU64,
 }
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("policy", &self.inner.policy)
-            .field("base_url", &self.inner.base_url)
-            .field("breaker", &self.inner.breaker.is_some())
-            .field("budget", &self.inner.budget.is_some())
+            .field("core", &self.inner.core)
             .finish_non_exhaustive()
     }
 }
@@ -134,28 +115,21 @@ impl Client {
 
     /// Counters for every call made through this client and its clones.
     pub fn stats(&self) -> StatsSnapshot {
-        self.inner.stats.snapshot()
+        self.inner.core.stats()
     }
 
     /// The client's retry policy.
     pub fn policy(&self) -> &RetryPolicy {
-        &self.inner.policy
+        self.inner.core.policy()
     }
 
     /// The circuit breaker, if the client has one.
     pub fn breaker(&self) -> Option<&Arc<Mutex<CircuitBreaker>>> {
-        self.inner.breaker.as_ref()
+        self.inner.core.breaker()
     }
 
     pub(crate) fn resolve_url(&self, method: &Method, url: &str) -> Result<Uri, Error> {
-        resil_core::join_url(self.inner.base_url.as_ref(), url).map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidUrl,
-                method.as_str(),
-                &resil_core::redact_url_str(url),
-            )
-            .with_source(e)
-        })
+        self.inner.core.resolve_url(method, url)
     }
 
     /// The call: resil-core's [`Call`] driven with real IO and real sleeps.
@@ -166,22 +140,14 @@ impl Client {
         policy: Option<RetryPolicy>,
     ) -> Result<Response, Error> {
         let inner = &*self.inner;
-        resil_core::merge_default_headers(&mut parts.headers, &inner.default_headers);
-        let request_id = self.request_id(&mut parts.headers);
-        let policy = policy.as_ref().unwrap_or(&inner.policy);
         let clock = &*inner.clock;
         // The time of the call's last input: a Send follows it at once, so its budget is
         // measured from here without reading the clock again.
         let mut now = clock.now();
-        let mut call: Call<'_, crate::Body> = Call::start(
-            policy,
-            &parts,
-            body.is_replayable(),
-            request_id,
-            self.shared(),
-            now,
-            self.next_seed(),
-        );
+        let mut call: Call<'_, crate::Body> =
+            inner
+                .core
+                .start_call(policy.as_ref(), &mut parts, body.is_replayable(), now);
         loop {
             match call.next(&parts) {
                 CallStep::Send { attempt, deadline } => {
@@ -220,18 +186,6 @@ impl Client {
                 }
                 CallStep::Fail(error) => return Err(error),
             }
-        }
-    }
-
-    /// What every call of this client shares.
-    fn shared(&self) -> CallShared<'_> {
-        let inner = &*self.inner;
-        CallShared {
-            stats: &inner.stats,
-            hooks: inner.hooks.as_ref(),
-            breaker: inner.breaker.as_deref().map(|b| b as _),
-            budget: inner.budget.as_deref().map(|b| b as _),
-            body_limit: inner.body_limit,
         }
     }
 
@@ -281,27 +235,6 @@ impl Client {
             return Ok(response);
         }
     }
-
-    /// The request id: the caller's if the request has one, otherwise a fresh random one; the
-    /// same on every attempt of the call.
-    fn request_id(&self, headers: &mut HeaderMap) -> Option<HeaderValue> {
-        let name = self.inner.request_id_header.as_ref()?;
-        let entry = match headers.entry(name) {
-            http::header::Entry::Occupied(existing) => return Some(existing.get().clone()),
-            http::header::Entry::Vacant(entry) => entry,
-        };
-        let id = resil_core::request_id(self.next_seed());
-        let value = HeaderValue::from_bytes(&id).ok()?;
-        entry.insert(value.clone());
-        Some(value)
-    }
-
-    /// A fresh per-call seed: the client's seed mixed with a call counter, so calls never
-    /// share jitter and a seeded client replays the same sequence.
-    fn next_seed(&self) -> u64 {
-        let n = self.inner.calls.fetch_add(1, Ordering::Relaxed);
-        mix(self.inner.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-    }
 }
 
 /// Where the client reads time and how it waits: the system clock in production, a manual
@@ -346,89 +279,48 @@ fn attempt_budget(deadline: Instant, now: Instant) -> Duration {
 }
 
 /// Configures a [`Client`]; every setting is checked in [`build`](ClientBuilder::build).
+/// What is not about ureq or the clock is resil-core's [`ClientConfig`], shared with the
+/// async clients.
+#[derive(Default)]
 pub struct ClientBuilder {
+    config: ClientConfig,
     transport: Option<Arc<dyn BlockingTransport>>,
     ureq: UreqSettings,
-    policy: Option<RetryPolicy>,
-    total_timeout: Option<Option<Duration>>,
-    attempt_timeout: Option<Option<Duration>>,
-    max_retries: Option<u32>,
-    breaker: BreakerChoice,
-    budget: Option<Arc<Mutex<RetryBudget>>>,
-    base_url: Option<String>,
-    default_headers: HeaderMap,
-    header_error: Option<String>,
     auth: Option<Arc<dyn AuthProvider>>,
-    request_id_header: Option<HeaderName>,
-    body_limit: u64,
-    hooks: Option<Arc<dyn Hooks>>,
-    seed: Option<u64>,
-    env_error: Option<resil_core::EnvError>,
     clock: Option<Arc<dyn Clock>>,
-}
-
-enum BreakerChoice {
-    Own,
-    Shared(Arc<Mutex<CircuitBreaker>>),
-    None,
 }
 
 impl fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientBuilder")
+            .field("config", &self.config)
             .field("ureq", &self.ureq)
-            .field("base_url", &self.base_url)
             .finish_non_exhaustive()
-    }
-}
-
-impl Default for ClientBuilder {
-    fn default() -> Self {
-        ClientBuilder {
-            transport: None,
-            ureq: UreqSettings::default(),
-            policy: None,
-            total_timeout: None,
-            attempt_timeout: None,
-            max_retries: None,
-            breaker: BreakerChoice::Own,
-            budget: Some(Arc::new(Mutex::new(RetryBudget::default()))),
-            base_url: None,
-            default_headers: HeaderMap::new(),
-            header_error: None,
-            auth: None,
-            request_id_header: Some(HeaderName::from_static("x-request-id")),
-            body_limit: DEFAULT_BODY_LIMIT,
-            hooks: None,
-            seed: None,
-            env_error: None,
-            clock: None,
-        }
     }
 }
 
 impl ClientBuilder {
     /// The retry policy (default: [`RetryPolicy::default`]).
     pub fn policy(mut self, policy: RetryPolicy) -> Self {
-        self.policy = Some(policy);
+        self.config.policy(policy);
         self
     }
 
     /// Overrides the policy's total deadline per call.
     pub fn timeout(mut self, total: Duration) -> Self {
-        self.total_timeout = Some(Some(total));
+        self.config.total_timeout(total);
         self
     }
 
     /// Overrides the policy's per-attempt timeout.
     pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
-        self.attempt_timeout = Some(Some(timeout));
+        self.config.attempt_timeout(timeout);
         self
     }
 
     /// Overrides the policy's retries after the first attempt.
     pub fn max_retries(mut self, retries: u32) -> Self {
-        self.max_retries = Some(retries);
+        self.config.max_retries(retries);
         self
     }
 
@@ -478,45 +370,37 @@ impl ClientBuilder {
 
     /// Shares a circuit breaker with other clients that call the same backend.
     pub fn breaker(mut self, breaker: Arc<Mutex<CircuitBreaker>>) -> Self {
-        self.breaker = BreakerChoice::Shared(breaker);
+        self.config.breaker(breaker);
         self
     }
 
     /// No circuit breaker.
     pub fn no_breaker(mut self) -> Self {
-        self.breaker = BreakerChoice::None;
+        self.config.no_breaker();
         self
     }
 
     /// Shares a retry budget (default: one of the client's own, 20 % + 10/s).
     pub fn budget(mut self, budget: Arc<Mutex<RetryBudget>>) -> Self {
-        self.budget = Some(budget);
+        self.config.budget(budget);
         self
     }
 
     /// No retry budget.
     pub fn no_budget(mut self) -> Self {
-        self.budget = None;
+        self.config.no_budget();
         self
     }
 
     /// Relative request URLs are appended to this one.
     pub fn base_url(mut self, url: &str) -> Self {
-        self.base_url = Some(url.to_owned());
+        self.config.base_url(url);
         self
     }
 
     /// A header sent on every request that does not set it itself.
     pub fn default_header(mut self, name: &str, value: &str) -> Self {
-        match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-            (Ok(n), Ok(v)) => {
-                self.default_headers.append(n, v);
-            }
-            _ => {
-                self.header_error
-                    .get_or_insert(format!("default header {name:?}"));
-            }
-        }
+        self.config.default_header(name, value);
         self
     }
 
@@ -529,19 +413,19 @@ impl ClientBuilder {
     /// The request-id header (default `x-request-id`): forwarded if the request has one,
     /// generated otherwise, identical on every attempt. `None` turns it off.
     pub fn request_id_header(mut self, name: Option<&'static str>) -> Self {
-        self.request_id_header = name.map(HeaderName::from_static);
+        self.config.request_id_header(name);
         self
     }
 
     /// Largest response body read (default 64 MiB); reading more fails.
     pub fn body_limit(mut self, bytes: u64) -> Self {
-        self.body_limit = bytes;
+        self.config.body_limit(bytes);
         self
     }
 
     /// Callbacks for attempts, retries, outcomes and breaker transitions.
     pub fn hooks(mut self, hooks: impl Hooks + 'static) -> Self {
-        self.hooks = Some(Arc::new(hooks));
+        self.config.hooks(Arc::new(hooks));
         self
     }
 
@@ -554,142 +438,48 @@ impl ClientBuilder {
 
     /// Seeds the jitter and request ids, for reproducible runs (default: from the clock).
     pub fn seed(mut self, seed: u64) -> Self {
-        self.seed = Some(seed);
+        self.config.seed(seed);
         self
     }
 
     /// Applies `RESIL_*` environment variables (see [`EnvConfig`]) over what is set so far;
     /// an invalid value makes [`build`](Self::build) fail naming the variable.
-    pub fn from_env(self) -> Self {
-        match EnvConfig::from_env() {
-            Ok(env) => self.apply_env(env),
-            Err(e) => ClientBuilder {
-                env_error: Some(e),
-                ..self
-            },
-        }
+    pub fn from_env(mut self) -> Self {
+        self.config.from_env();
+        self
     }
 
     /// Applies settings read elsewhere (see [`from_env`](Self::from_env)).
     pub fn apply_env(mut self, env: EnvConfig) -> Self {
-        if let Some(d) = env.total_timeout {
-            self.total_timeout = Some(Some(d));
-        }
-        if let Some(d) = env.attempt_timeout {
-            self.attempt_timeout = Some(Some(d));
-        }
-        if let Some(d) = env.connect_timeout {
-            self.ureq.connect_timeout = Some(d);
-        }
-        if let Some(n) = env.max_retries {
-            self.max_retries = Some(n);
-        }
-        if let Some(url) = env.base_url {
-            self.base_url = Some(url);
-        }
+        self.config.apply_env(env);
         self
     }
 
     /// Validates everything and builds the client.
     pub fn build(self) -> Result<Client, Error> {
-        let invalid =
-            |what: String| Error::new(ErrorKind::InvalidConfig, "-", "-").with_source(what);
-        if let Some(e) = self.env_error {
-            return Err(Error::new(ErrorKind::InvalidConfig, "-", "-").with_source(e));
-        }
-        if let Some(h) = self.header_error {
-            return Err(invalid(format!("{h} is not a valid header")));
-        }
-        let base_url = match &self.base_url {
-            None => None,
-            Some(url) => {
-                let uri: Uri = url
-                    .parse()
-                    .map_err(|e| invalid(format!("base URL {url:?}: {e}")))?;
-                // Validate scheme and host now, not on the first request.
-                resil_core::join_url(Some(&uri), "")
-                    .map_err(|e| Error::new(ErrorKind::InvalidUrl, "-", "-").with_source(e))?;
-                Some(uri)
-            }
-        };
-        let policy = self.policy.unwrap_or_default();
-        let policy = if self.total_timeout.is_some()
-            || self.attempt_timeout.is_some()
-            || self.max_retries.is_some()
-        {
-            rebuild_policy(
-                &policy,
-                self.total_timeout,
-                self.attempt_timeout,
-                self.max_retries,
-            )
-            .map_err(|e| Error::new(ErrorKind::InvalidConfig, "-", "-").with_source(e))?
-        } else {
-            policy
-        };
-        let breaker = match self.breaker {
-            BreakerChoice::Own => Some(Arc::new(Mutex::new(
-                CircuitBreaker::builder()
-                    .build()
-                    .map_err(|e| Error::new(ErrorKind::InvalidConfig, "-", "-").with_source(e))?,
-            ))),
-            BreakerChoice::Shared(b) => Some(b),
-            BreakerChoice::None => None,
-        };
+        let mut ureq = self.ureq;
+        ureq.connect_timeout = self.config.env_connect_timeout().or(ureq.connect_timeout);
+        let core = self.config.build()?;
         let transport = match self.transport {
             Some(t) => t,
             None => {
-                let mut settings = self.ureq;
-                if settings.usual_attempt_timeout.is_none() {
+                if ureq.usual_attempt_timeout.is_none() {
                     // What a first attempt gets; bounded only when the policy bounds it.
+                    let policy = core.policy();
                     let usual = policy.attempt_timeout().min(policy.total_timeout());
-                    settings.usual_attempt_timeout =
+                    ureq.usual_attempt_timeout =
                         (usual < Duration::from_nanos(u64::MAX)).then_some(usual);
                 }
-                Arc::new(UreqTransport::new(&settings))
+                Arc::new(UreqTransport::new(&ureq))
             }
         };
-        let seed = self.seed.unwrap_or_else(|| {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
-            mix(t ^ u64::from(std::process::id()))
-        });
         Ok(Client {
             inner: Arc::new(Inner {
+                core,
                 transport,
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-                policy,
-                breaker,
-                budget: self.budget,
-                base_url,
-                default_headers: self.default_headers,
                 auth: self.auth,
-                request_id_header: self.request_id_header,
-                body_limit: self.body_limit,
-                stats: Arc::new(Stats::default()),
-                hooks: self.hooks,
-                seed,
-                calls: AtomicU64::new(0),
             }),
         })
     }
-}
-
-/// The policy with the builder's time and retry overrides applied, validated again.
-fn rebuild_policy(
-    base: &RetryPolicy,
-    total: Option<Option<Duration>>,
-    attempt: Option<Option<Duration>>,
-    retries: Option<u32>,
-) -> Result<RetryPolicy, resil_core::PolicyError> {
-    base.with_limits(
-        total.unwrap_or(unbounded(base.total_timeout())),
-        attempt.unwrap_or(unbounded(base.attempt_timeout())),
-        retries.map_or(base.max_attempts(), |r| r.saturating_add(1)),
-    )
-}
-
-fn unbounded(d: Duration) -> Option<Duration> {
-    (d != Duration::from_nanos(u64::MAX)).then_some(d)
 }

@@ -128,6 +128,8 @@ mod budget;
 mod call;
 #[cfg(feature = "http")]
 mod call_error;
+#[cfg(feature = "http")]
+mod client_config;
 #[cfg(feature = "std")]
 mod env;
 #[cfg(feature = "http")]
@@ -151,6 +153,8 @@ pub use budget::RetryBudget;
 pub use call::{Call, CallShared, CallStep, LimitedBody};
 #[cfg(feature = "http")]
 pub use call_error::CallError;
+#[cfg(feature = "http")]
+pub use client_config::{ClientConfig, ClientCore, DEFAULT_BODY_LIMIT};
 #[cfg(feature = "std")]
 pub use env::{EnvConfig, EnvError, parse_duration};
 #[cfg(feature = "http")]

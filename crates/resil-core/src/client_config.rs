@@ -1,0 +1,367 @@
+//! What every driver's client is configured with apart from its transport and clock:
+//! [`ClientConfig`] collects it (each driver's builder forwards its setters here) and
+//! [`ClientCore`] is the checked result a client and its clones share.
+
+use alloc::borrow::ToOwned;
+use alloc::format;
+use alloc::string::String;
+use core::fmt;
+use core::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Uri};
+
+use crate::call::{Call, CallShared, LimitedBody};
+use crate::call_error::CallError;
+use crate::env::{EnvConfig, EnvError};
+use crate::http_glue::{
+    ClientErrorKind, join_url, merge_default_headers, redact_url_str, request_id,
+};
+use crate::observe::{Hooks, Stats, StatsSnapshot};
+use crate::rand::mix;
+use crate::time::Instant;
+use crate::{CircuitBreaker, RetryBudget, RetryPolicy};
+
+/// Default limit on a response body a call returns: 64 MiB.
+pub const DEFAULT_BODY_LIMIT: u64 = 64 * 1024 * 1024;
+
+const UNBOUNDED: Duration = Duration::from_nanos(u64::MAX);
+
+enum BreakerChoice {
+    Own,
+    Shared(Arc<Mutex<CircuitBreaker>>),
+    None,
+}
+
+/// A client's configuration as its builder collects it. Defaults: the default
+/// [`RetryPolicy`], a circuit breaker of its own, the default [`RetryBudget`], an
+/// `x-request-id` per call, a 64 MiB body limit. Nothing is checked until
+/// [`build`](Self::build), which names what is wrong.
+pub struct ClientConfig {
+    policy: Option<RetryPolicy>,
+    total_timeout: Option<Option<Duration>>,
+    attempt_timeout: Option<Option<Duration>>,
+    max_retries: Option<u32>,
+    connect_timeout: Option<Duration>,
+    breaker: BreakerChoice,
+    budget: Option<Arc<Mutex<RetryBudget>>>,
+    base_url: Option<String>,
+    default_headers: HeaderMap,
+    header_error: Option<String>,
+    request_id_header: Option<HeaderName>,
+    body_limit: u64,
+    hooks: Option<Arc<dyn Hooks>>,
+    seed: Option<u64>,
+    env_error: Option<EnvError>,
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("policy", &self.policy)
+            .field("base_url", &self.base_url.as_deref().map(redact_url_str))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            policy: None,
+            total_timeout: None,
+            attempt_timeout: None,
+            max_retries: None,
+            connect_timeout: None,
+            breaker: BreakerChoice::Own,
+            budget: Some(Arc::new(Mutex::new(RetryBudget::default()))),
+            base_url: None,
+            default_headers: HeaderMap::new(),
+            header_error: None,
+            request_id_header: Some(HeaderName::from_static("x-request-id")),
+            body_limit: DEFAULT_BODY_LIMIT,
+            hooks: None,
+            seed: None,
+            env_error: None,
+        }
+    }
+}
+
+impl ClientConfig {
+    /// The retry policy.
+    pub fn policy(&mut self, policy: RetryPolicy) {
+        self.policy = Some(policy);
+    }
+    /// Overrides the policy's total deadline per call.
+    pub fn total_timeout(&mut self, total: Duration) {
+        self.total_timeout = Some(Some(total));
+    }
+    /// Overrides the policy's per-attempt timeout.
+    pub fn attempt_timeout(&mut self, timeout: Duration) {
+        self.attempt_timeout = Some(Some(timeout));
+    }
+    /// Overrides the policy's retries after the first attempt.
+    pub fn max_retries(&mut self, retries: u32) {
+        self.max_retries = Some(retries);
+    }
+    /// Shares a circuit breaker with other clients of the same backend.
+    pub fn breaker(&mut self, breaker: Arc<Mutex<CircuitBreaker>>) {
+        self.breaker = BreakerChoice::Shared(breaker);
+    }
+    /// No circuit breaker.
+    pub fn no_breaker(&mut self) {
+        self.breaker = BreakerChoice::None;
+    }
+    /// Shares a retry budget.
+    pub fn budget(&mut self, budget: Arc<Mutex<RetryBudget>>) {
+        self.budget = Some(budget);
+    }
+    /// No retry budget.
+    pub fn no_budget(&mut self) {
+        self.budget = None;
+    }
+    /// Relative URLs are joined to this one.
+    pub fn base_url(&mut self, url: &str) {
+        self.base_url = Some(url.to_owned());
+    }
+    /// A header sent on every request that does not set it (appended: a name may repeat).
+    pub fn default_header(&mut self, name: &str, value: &str) {
+        match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            (Ok(n), Ok(v)) => {
+                self.default_headers.append(n, v);
+            }
+            _ => {
+                self.header_error
+                    .get_or_insert(format!("default header {name:?}"));
+            }
+        }
+    }
+    /// The request-id header (default `x-request-id`; `None` turns it off).
+    pub fn request_id_header(&mut self, name: Option<&'static str>) {
+        self.request_id_header = name.map(HeaderName::from_static);
+    }
+    /// Largest response body a call returns (default 64 MiB).
+    pub fn body_limit(&mut self, bytes: u64) {
+        self.body_limit = bytes;
+    }
+    /// Callbacks for attempts, retries, outcomes and breaker transitions.
+    pub fn hooks(&mut self, hooks: Arc<dyn Hooks>) {
+        self.hooks = Some(hooks);
+    }
+    /// Seeds jitter and request ids, for reproducible runs.
+    pub fn seed(&mut self, seed: u64) {
+        self.seed = Some(seed);
+    }
+    /// Applies the `RESIL_*` environment variables over what is set so far; an invalid value
+    /// makes [`build`](Self::build) fail naming the variable.
+    pub fn from_env(&mut self) {
+        match EnvConfig::from_env() {
+            Ok(env) => self.apply_env(env),
+            Err(e) => self.env_error = Some(e),
+        }
+    }
+    /// Applies settings read elsewhere, over what is set so far.
+    pub fn apply_env(&mut self, env: EnvConfig) {
+        if let Some(d) = env.total_timeout {
+            self.total_timeout = Some(Some(d));
+        }
+        if let Some(d) = env.attempt_timeout {
+            self.attempt_timeout = Some(Some(d));
+        }
+        if let Some(n) = env.max_retries {
+            self.max_retries = Some(n);
+        }
+        if let Some(d) = env.connect_timeout {
+            self.connect_timeout = Some(d);
+        }
+        if let Some(url) = env.base_url {
+            self.base_url = Some(url);
+        }
+    }
+    /// The connect timeout the environment asked for, for the driver's transport.
+    pub fn env_connect_timeout(&self) -> Option<Duration> {
+        self.connect_timeout
+    }
+
+    /// Checks everything and returns what the client shares with its clones. Errors are
+    /// [`ClientErrorKind::InvalidConfig`] (or `InvalidUrl` for the base URL) naming the
+    /// setting.
+    pub fn build<B>(self) -> Result<ClientCore, CallError<B>> {
+        let invalid = |what: String| {
+            CallError::new(ClientErrorKind::InvalidConfig, "-", "-").with_source(what)
+        };
+        if let Some(e) = self.env_error {
+            return Err(CallError::new(ClientErrorKind::InvalidConfig, "-", "-").with_source(e));
+        }
+        if let Some(h) = self.header_error {
+            return Err(invalid(format!("{h} is not a valid header")));
+        }
+        let base_url = match &self.base_url {
+            None => None,
+            Some(url) => {
+                let uri: Uri = url
+                    .parse()
+                    .map_err(|e| invalid(format!("base URL {:?}: {e}", redact_url_str(url))))?;
+                // Scheme and host are checked now, not on the first request.
+                join_url(Some(&uri), "").map_err(|e| {
+                    CallError::new(ClientErrorKind::InvalidUrl, "-", "-").with_source(e)
+                })?;
+                Some(uri)
+            }
+        };
+        let mut policy = self.policy.unwrap_or_default();
+        if self.total_timeout.is_some()
+            || self.attempt_timeout.is_some()
+            || self.max_retries.is_some()
+        {
+            let bounded = |d: Duration| (d != UNBOUNDED).then_some(d);
+            policy = policy
+                .with_limits(
+                    self.total_timeout
+                        .unwrap_or(bounded(policy.total_timeout())),
+                    self.attempt_timeout
+                        .unwrap_or(bounded(policy.attempt_timeout())),
+                    self.max_retries
+                        .map_or(policy.max_attempts(), |r| r.saturating_add(1)),
+                )
+                .map_err(|e| {
+                    CallError::new(ClientErrorKind::InvalidConfig, "-", "-").with_source(e)
+                })?;
+        }
+        let breaker = match self.breaker {
+            BreakerChoice::Own => Some(Arc::new(Mutex::new(
+                CircuitBreaker::builder().build().map_err(|e| {
+                    CallError::new(ClientErrorKind::InvalidConfig, "-", "-").with_source(e)
+                })?,
+            ))),
+            BreakerChoice::Shared(b) => Some(b),
+            BreakerChoice::None => None,
+        };
+        let seed = self.seed.unwrap_or_else(|| {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            mix(t ^ u64::from(std::process::id()))
+        });
+        Ok(ClientCore {
+            policy,
+            breaker,
+            budget: self.budget,
+            base_url,
+            default_headers: self.default_headers,
+            request_id_header: self.request_id_header,
+            body_limit: self.body_limit,
+            stats: Arc::new(Stats::default()),
+            hooks: self.hooks,
+            seed,
+            calls: AtomicU64::new(0),
+        })
+    }
+}
+
+/// A built client's configuration, shared by the client and its clones: the policy,
+/// breaker, budget, counters and hooks, and what every request gets (base URL, default
+/// headers, request id).
+pub struct ClientCore {
+    policy: RetryPolicy,
+    breaker: Option<Arc<Mutex<CircuitBreaker>>>,
+    budget: Option<Arc<Mutex<RetryBudget>>>,
+    base_url: Option<Uri>,
+    default_headers: HeaderMap,
+    request_id_header: Option<HeaderName>,
+    body_limit: u64,
+    stats: Arc<Stats>,
+    hooks: Option<Arc<dyn Hooks>>,
+    seed: u64,
+    calls: AtomicU64,
+}
+
+impl fmt::Debug for ClientCore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCore")
+            .field("policy", &self.policy)
+            .field("base_url", &self.base_url)
+            .field("breaker", &self.breaker.is_some())
+            .field("budget", &self.budget.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientCore {
+    /// The retry policy.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// The circuit breaker, if the client has one.
+    pub fn breaker(&self) -> Option<&Arc<Mutex<CircuitBreaker>>> {
+        self.breaker.as_ref()
+    }
+
+    /// Counters for every call made with this configuration.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// `url` (absolute, or relative to the base URL) as a URI, or an `InvalidUrl` error on
+    /// the call `method url` (credentials redacted).
+    pub fn resolve_url<B>(&self, method: &Method, url: &str) -> Result<Uri, CallError<B>> {
+        join_url(self.base_url.as_ref(), url).map_err(|e| {
+            CallError::new(
+                ClientErrorKind::InvalidUrl,
+                method.as_str(),
+                &redact_url_str(url),
+            )
+            .with_source(e)
+        })
+    }
+
+    /// Starts a call for `request` under `policy` (the client's when `None`): merges the
+    /// default headers, sets the request id (the caller's if the request has one, otherwise
+    /// a fresh one, the same on every attempt), and draws the call's jitter seed.
+    pub fn start_call<'p, B: LimitedBody>(
+        &'p self,
+        policy: Option<&'p RetryPolicy>,
+        request: &mut http::request::Parts,
+        body_replayable: bool,
+        now: Instant,
+    ) -> Call<'p, B> {
+        merge_default_headers(&mut request.headers, &self.default_headers);
+        let request_id = self.request_id(&mut request.headers);
+        let shared = CallShared {
+            stats: &self.stats,
+            hooks: self.hooks.as_ref(),
+            breaker: self.breaker.as_deref().map(|b| b as _),
+            budget: self.budget.as_deref().map(|b| b as _),
+            body_limit: self.body_limit,
+        };
+        Call::start(
+            policy.unwrap_or(&self.policy),
+            request,
+            body_replayable,
+            request_id,
+            shared,
+            now,
+            self.next_seed(),
+        )
+    }
+
+    fn request_id(&self, headers: &mut HeaderMap) -> Option<HeaderValue> {
+        let name = self.request_id_header.as_ref()?;
+        let entry = match headers.entry(name) {
+            http::header::Entry::Occupied(existing) => return Some(existing.get().clone()),
+            http::header::Entry::Vacant(entry) => entry,
+        };
+        let value = HeaderValue::from_bytes(&request_id(self.next_seed())).ok()?;
+        entry.insert(value.clone());
+        Some(value)
+    }
+
+    /// A fresh per-call seed: the client's seed mixed with a call counter, so calls never
+    /// share jitter and a seeded client replays the same sequence.
+    fn next_seed(&self) -> u64 {
+        let n = self.calls.fetch_add(1, Ordering::Relaxed);
+        mix(self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+}
