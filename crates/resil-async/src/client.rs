@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
-use http::{Method, Uri};
+use http::Method;
 use resil_core::{
     Call, CallStep, CircuitBreaker, ClientConfig, ClientCore, EnvConfig, Hooks, Instant,
     RetryBudget, RetryPolicy, StatsSnapshot, UnixTime,
@@ -146,8 +146,8 @@ impl<R: Runtime> Client<R> {
         self.inner.core.breaker()
     }
 
-    pub(crate) fn resolve_url(&self, method: &Method, url: &str) -> Result<Uri, Error> {
-        self.inner.core.resolve_url(method, url)
+    pub(crate) fn core(&self) -> &ClientCore {
+        &self.inner.core
     }
 
     /// The call: resil-core's [`Call`] driven by this runtime's IO and timers. Dropping the

@@ -9,7 +9,7 @@ use crate::error::{Error, ErrorKind};
 use crate::request::RequestBuilder;
 use crate::transport::{BlockingTransport, RequestBody, UreqSettings, UreqTransport};
 use crate::{AuthProvider, Response};
-use http::{Method, Uri};
+use http::Method;
 use resil_core::{
     Call, CallStep, CircuitBreaker, ClientConfig, ClientCore, EnvConfig, Hooks, Instant,
     RetryBudget, RetryPolicy, StatsSnapshot, UnixTime,
@@ -109,7 +109,7 @@ impl Client {
         request: http::Request<impl Into<RequestBody>>,
     ) -> Result<Response, Error> {
         let (mut parts, body) = request.into_parts();
-        let policy = parts.extensions.remove::<RetryPolicy>();
+        let policy = parts.extensions.remove::<RetryPolicy>().map(Box::new);
         self.send_parts(parts, body.into(), policy)
     }
 
@@ -128,8 +128,8 @@ impl Client {
         self.inner.core.breaker()
     }
 
-    pub(crate) fn resolve_url(&self, method: &Method, url: &str) -> Result<Uri, Error> {
-        self.inner.core.resolve_url(method, url)
+    pub(crate) fn core(&self) -> &ClientCore {
+        &self.inner.core
     }
 
     /// The call: resil-core's [`Call`] driven with real IO and real sleeps.
@@ -137,7 +137,7 @@ impl Client {
         &self,
         mut parts: http::request::Parts,
         mut body: RequestBody,
-        policy: Option<RetryPolicy>,
+        policy: Option<Box<RetryPolicy>>,
     ) -> Result<Response, Error> {
         let inner = &*self.inner;
         let clock = &*inner.clock;
@@ -147,7 +147,7 @@ impl Client {
         let mut call: Call<'_, crate::Body> =
             inner
                 .core
-                .start_call(policy.as_ref(), &mut parts, body.is_replayable(), now);
+                .start_call(policy.as_deref(), &mut parts, body.is_replayable(), now);
         loop {
             match call.next(&parts) {
                 CallStep::Send { attempt, deadline } => {

@@ -137,6 +137,8 @@ mod http_glue;
 #[cfg(feature = "std")]
 mod observe;
 mod policy;
+#[cfg(feature = "http")]
+mod request_draft;
 mod retry;
 mod retry_after;
 mod shared;
@@ -170,6 +172,8 @@ pub use policy::{
     PolicyError, RequestInfo, ResponseHead, RetryContext, RetryPolicy, RetryPolicyBuilder,
     RetryPredicate, StatusSet,
 };
+#[cfg(feature = "http")]
+pub use request_draft::RequestDraft;
 pub use retry::{Action, Attempt, Cause, Event, GiveUp, GiveUpReason, Input, RetryMachine};
 pub use retry_after::{RetryAfter, parse_http_date};
 pub use shared::Shared;
