@@ -35,6 +35,7 @@ enum Kind {
     UreqBackon,
     HandLoop,
     Resil,
+    ResilLean,
 }
 
 impl Kind {
@@ -46,6 +47,7 @@ impl Kind {
             Kind::UreqBackon => "ureq 3 + backon (blocking, zero delay)",
             Kind::HandLoop => "ureq 3 + hand-written retry loop",
             Kind::Resil => "resil-blocking",
+            Kind::ResilLean => "resil-blocking without breaker, budget and request id",
         }
     }
 }
@@ -54,6 +56,8 @@ struct Clients {
     agent: ureq::Agent,
     transport: resil_blocking::UreqTransport,
     resil: resil_blocking::Client,
+    /// The same loop without the default breaker, budget and request id.
+    lean: resil_blocking::Client,
 }
 
 fn agent() -> ureq::Agent {
@@ -131,7 +135,14 @@ fn run(kind: Kind, clients: &Clients, url: &str, n: usize) -> (f64, Duration) {
                 }
                 status
             }
-            Kind::Resil => match clients.resil.get(url).send() {
+            Kind::Resil | Kind::ResilLean => match if matches!(kind, Kind::Resil) {
+                &clients.resil
+            } else {
+                &clients.lean
+            }
+            .get(url)
+            .send()
+            {
                 Ok(r) => {
                     let status = r.status().as_u16();
                     let _ = resil_blocking::ResponseExt::bytes(r);
@@ -162,15 +173,17 @@ fn client(requests: usize, rounds: usize) {
         agent: agent(),
         transport: resil_blocking::UreqTransport::new(&resil_blocking::UreqSettings::default()),
         resil: resil_blocking::Client::new(),
+        lean: lean(RetryPolicy::default()),
     };
     let flaky_clients = Clients {
         agent: agent(),
         transport: resil_blocking::UreqTransport::new(&resil_blocking::UreqSettings::default()),
         resil: resil_blocking::Client::builder()
-            .policy(zero_backoff)
+            .policy(zero_backoff.clone())
             .no_budget()
             .build()
             .expect("client"),
+        lean: lean(zero_backoff.clone()),
     };
     for (endpoint, clients, kinds) in [
         (
@@ -182,12 +195,18 @@ fn client(requests: usize, rounds: usize) {
                 Kind::Transport,
                 Kind::UreqBackon,
                 Kind::Resil,
+                Kind::ResilLean,
             ],
         ),
         (
             "/flaky",
             &flaky_clients,
-            vec![Kind::HandLoop, Kind::UreqBackon, Kind::Resil],
+            vec![
+                Kind::HandLoop,
+                Kind::UreqBackon,
+                Kind::Resil,
+                Kind::ResilLean,
+            ],
         ),
     ] {
         let url = format!("{base}{endpoint}");
@@ -239,7 +258,7 @@ fn client(requests: usize, rounds: usize) {
     let _ = child.wait();
 }
 
-/// Profiling aid (`ONLY=bare|transport|resil`): one
+/// Profiling aid (`ONLY=bare|transport|resil|lean`): one
 /// client against /ok, nothing else, for `strace -c` or `perf record`.
 fn only_one(which: &str, requests: usize) {
     let (mut child, base) = spawn_server();
@@ -248,9 +267,11 @@ fn only_one(which: &str, requests: usize) {
         agent: agent(),
         transport: resil_blocking::UreqTransport::new(&resil_blocking::UreqSettings::default()),
         resil: resil_blocking::Client::new(),
+        lean: lean(RetryPolicy::default()),
     };
     let kind = match which {
         "resil" => Kind::Resil,
+        "lean" => Kind::ResilLean,
         "transport" => Kind::Transport,
         _ => Kind::BareUreq,
     };
@@ -258,4 +279,15 @@ fn only_one(which: &str, requests: usize) {
     eprintln!("{which}: {:.2} µs/request", c / requests as f64);
     drop(child.stdin.take());
     let _ = child.wait();
+}
+
+/// resil-blocking without the defaults that cost per call: breaker, budget, request id.
+fn lean(policy: RetryPolicy) -> resil_blocking::Client {
+    resil_blocking::Client::builder()
+        .policy(policy)
+        .no_breaker()
+        .no_budget()
+        .request_id_header(None)
+        .build()
+        .expect("lean client")
 }
