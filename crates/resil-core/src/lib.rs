@@ -107,7 +107,11 @@
 //! - `tracing` (implies `std`): the [`Observer`] also emits `tracing` events (`tracing` is the
 //!   ecosystem's standard structured-logging facade).
 //! - `http` (implies `std`): glue for the `http` crate — request and response heads in,
-//!   base-URL joining, default-header merging, sensitive-header redaction.
+//!   base-URL joining, default-header merging, sensitive-header redaction — and the IO-free
+//!   half of every client, so the blocking and async drivers share it instead of repeating
+//!   it: [`ClientConfig`]/[`ClientCore`] (a client's settings, checked once), [`RequestDraft`]
+//!   (a request being built) and [`Call`] (one call's machine, observer, last response and
+//!   final result; a driver only sends, drains and waits) with the [`CallError`] it returns.
 //!
 //! Dependencies: `rand_core` (the RNG trait every Rust RNG implements) and `rand_chacha`
 //! (the seeded, portable default jitter RNG; `default-features = false` keeps it `no_std`).

@@ -1,0 +1,196 @@
+//! `Call`, `ClientConfig` and `RequestDraft` driven with no IO at all: what the blocking and
+//! async clients share, checked on its own with a fake clock and scripted responses.
+#![cfg(feature = "http")]
+
+use std::time::Duration;
+
+use resil_core::{
+    Backoff, CallError, CallStep, ClientConfig, ClientErrorKind, ErrorKind, Instant, Jitter,
+    LimitedBody, RequestDraft, RetryPolicy, UnixTime,
+};
+
+/// A response body that only remembers the limit it was given.
+#[derive(Debug, Default)]
+struct FakeBody {
+    limit: Option<u64>,
+}
+
+impl LimitedBody for FakeBody {
+    fn set_limit(&mut self, limit: u64) {
+        self.limit = Some(limit);
+    }
+}
+
+fn response(status: u16) -> http::Response<FakeBody> {
+    let mut r = http::Response::new(FakeBody::default());
+    *r.status_mut() = http::StatusCode::from_u16(status).unwrap();
+    r
+}
+
+fn policy() -> RetryPolicy {
+    RetryPolicy::builder()
+        .max_attempts(3)
+        .backoff(Backoff::Constant(Duration::from_millis(100)))
+        .jitter(Jitter::None)
+        .build()
+        .unwrap()
+}
+
+fn wall() -> UnixTime {
+    UnixTime(1_700_000_000)
+}
+
+/// Runs a call to completion against `statuses` (one per attempt), jumping a fake clock
+/// through every wait; returns the final step and how many stale responses were handed back.
+fn drive(
+    config: ClientConfig,
+    statuses: &[u16],
+) -> (
+    Result<http::Response<FakeBody>, CallError<FakeBody>>,
+    usize,
+    Duration,
+) {
+    let core = config.build::<FakeBody>().unwrap();
+    let draft: RequestDraft<FakeBody> =
+        RequestDraft::new(&core, http::Method::GET, "http://127.0.0.1/x");
+    let (mut parts, policy) = draft.finish(&core).unwrap();
+    let start = Instant::ZERO;
+    let mut now = start;
+    let mut call = core.start_call(policy.as_deref(), &mut parts, true, now);
+    assert!(parts.headers.contains_key("x-request-id"));
+    let mut statuses = statuses.iter();
+    let mut stale = 0;
+    loop {
+        match call.next(&parts) {
+            CallStep::Send { attempt, .. } => {
+                if call.stale_response().is_some() {
+                    stale += 1;
+                    call.discard_stale();
+                }
+                now = now + Duration::from_millis(5);
+                let status = *statuses.next().expect("more attempts than scripted");
+                call.response(now, attempt, response(status), wall);
+            }
+            CallStep::Sleep { until } => {
+                if call.stale_response().is_some() {
+                    stale += 1;
+                    call.discard_stale();
+                }
+                now = until;
+                call.timer(now);
+            }
+            CallStep::Done(r) => return (Ok(r), stale, now.saturating_duration_since(start)),
+            CallStep::Fail(e) => return (Err(e), stale, now.saturating_duration_since(start)),
+        }
+    }
+}
+
+#[test]
+fn retries_then_returns_the_success_with_the_body_limit_set() {
+    let mut config = ClientConfig::default();
+    config.policy(policy());
+    config.body_limit(1234);
+    config.seed(1);
+    let (result, stale, elapsed) = drive(config, &[503, 503, 200]);
+    let response = result.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.body().limit, Some(1234));
+    assert_eq!(
+        stale, 2,
+        "each retried response was handed back to be drained"
+    );
+    assert_eq!(
+        elapsed,
+        Duration::from_millis(215),
+        "3 attempts of 5 ms, 2 waits of 100 ms"
+    );
+}
+
+#[test]
+fn gives_up_with_the_last_response_limited_and_the_attempts_counted() {
+    let mut config = ClientConfig::default();
+    config.policy(policy());
+    config.body_limit(99);
+    config.seed(1);
+    let (result, _, _) = drive(config, &[503, 503, 503]);
+    let error = result.unwrap_err();
+    assert_eq!(error.attempts(), 3);
+    assert_eq!(error.status(), Some(503));
+    assert_eq!(error.response().unwrap().body().limit, Some(99));
+    assert_eq!(error.url(), "http://127.0.0.1/x");
+}
+
+#[test]
+fn client_overrides_and_per_request_deadline_rebuild_the_policy() {
+    let mut config = ClientConfig::default();
+    config.max_retries(0);
+    config.no_breaker();
+    config.no_budget();
+    let core = config.build::<FakeBody>().unwrap();
+    assert_eq!(core.policy().max_attempts(), 1);
+    assert!(core.breaker().is_none());
+    let mut draft: RequestDraft<FakeBody> =
+        RequestDraft::new(&core, http::Method::POST, "http://127.0.0.1/x");
+    draft.timeout(Duration::from_millis(750));
+    draft.query(&[("q", "a b")]);
+    let (parts, policy) = draft.finish(&core).unwrap();
+    assert_eq!(parts.uri, "http://127.0.0.1/x?q=a+b");
+    let policy = policy.unwrap();
+    assert_eq!(policy.total_timeout(), Duration::from_millis(750));
+    assert_eq!(policy.max_attempts(), 1, "the client's override stays");
+}
+
+#[test]
+fn mistakes_are_errors_that_name_the_setting() {
+    let mut config = ClientConfig::default();
+    config.default_header("bad header", "v");
+    let err = config.build::<FakeBody>().unwrap_err();
+    assert_eq!(err.kind(), ClientErrorKind::InvalidConfig);
+    assert!(format!("{err}").contains("bad header"), "{err}");
+
+    let mut config = ClientConfig::default();
+    config.base_url("http://user:hunter2@/nohost");
+    let err = config.build::<FakeBody>().unwrap_err();
+    assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+
+    let core = ClientConfig::default().build::<FakeBody>().unwrap();
+    let mut draft: RequestDraft<FakeBody> =
+        RequestDraft::new(&core, http::Method::GET, "http://127.0.0.1/x");
+    draft.header("x", "bad\nvalue");
+    let err = draft.finish(&core).unwrap_err();
+    assert_eq!(err.kind(), ClientErrorKind::InvalidConfig);
+    let draft: RequestDraft<FakeBody> = RequestDraft::new(&core, http::Method::GET, "/relative");
+    assert_eq!(
+        draft.finish(&core).unwrap_err().kind(),
+        ClientErrorKind::InvalidUrl
+    );
+}
+
+#[test]
+fn a_transport_error_is_reported_as_the_cause() {
+    let mut config = ClientConfig::default();
+    config.policy(policy());
+    config.max_retries(0);
+    let core = config.build::<FakeBody>().unwrap();
+    let draft: RequestDraft<FakeBody> =
+        RequestDraft::new(&core, http::Method::GET, "http://127.0.0.1/x");
+    let (mut parts, _) = draft.finish(&core).unwrap();
+    let mut call = core.start_call::<FakeBody>(None, &mut parts, true, Instant::ZERO);
+    let CallStep::Send { attempt, .. } = call.next(&parts) else {
+        panic!("expected a send");
+    };
+    call.error(
+        Instant::ZERO,
+        attempt,
+        ErrorKind::Connect,
+        "connection refused".into(),
+    );
+    let CallStep::Fail(error) = call.next(&parts) else {
+        panic!("expected a failure");
+    };
+    assert_eq!(error.kind(), ClientErrorKind::Transport(ErrorKind::Connect));
+    assert!(
+        std::error::Error::source(&error).is_some_and(|s| s.to_string().contains("refused")),
+        "{error:?}"
+    );
+}
