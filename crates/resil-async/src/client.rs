@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::Method;
 use resil_core::{
     Call, CallStep, CircuitBreaker, ClientConfig, ClientCore, EnvConfig, Hooks, Instant,
@@ -181,7 +182,9 @@ impl<R: Runtime> Client<R> {
                             old.body_mut().drain(DRAIN_LIMIT).await;
                             call.discard_stale();
                         }
-                        let mut attempt_future = pin!(self.attempt(&parts, &mut body, deadline));
+                        let prefix_len = call.body_prefix_len();
+                        let mut attempt_future =
+                            pin!(self.attempt(&parts, &mut body, deadline, prefix_len));
                         let outcome = if inner.transport.enforces_deadline() {
                             Some(attempt_future.as_mut().await)
                         } else {
@@ -189,8 +192,14 @@ impl<R: Runtime> Client<R> {
                         };
                         let now = R::now();
                         match outcome {
-                            Some(Ok(response)) => {
-                                call.response(now, attempt, response, UnixTime::now);
+                            Some(Ok((response, prefix))) => {
+                                call.response(
+                                    now,
+                                    attempt,
+                                    response,
+                                    prefix.as_deref(),
+                                    UnixTime::now,
+                                );
                             }
                             Some(Err(AttemptError::Transport(e))) => {
                                 call.error(now, attempt, e.kind(), Box::new(e));
@@ -221,13 +230,15 @@ impl<R: Runtime> Client<R> {
         }
     }
 
-    /// One attempt, with the single credential refresh after a 401.
+    /// One attempt, with the single credential refresh after a 401, and the body prefix the
+    /// policy's `retry_if` may look at (read here, put back in front of the body).
     async fn attempt(
         &self,
         parts: &http::request::Parts,
         body: &mut RequestBody,
         deadline: Instant,
-    ) -> Result<Response, AttemptError> {
+        prefix_len: usize,
+    ) -> Result<(Response, Option<Bytes>), AttemptError> {
         let inner = &*self.inner;
         let mut refreshed = false;
         loop {
@@ -274,7 +285,18 @@ impl<R: Runtime> Client<R> {
                     }
                 }
             }
-            return Ok(response);
+            if prefix_len == 0 {
+                return Ok((response, None));
+            }
+            // The body arrived after the head: the request reached the server.
+            let prefix = response
+                .body_mut()
+                .read_prefix(prefix_len)
+                .await
+                .map_err(|e| {
+                    AttemptError::Transport(TransportError::new(resil_core::ErrorKind::Reset, e))
+                })?;
+            return Ok((response, Some(prefix)));
         }
     }
 }

@@ -132,6 +132,34 @@ impl Body {
         Body::new(Empty::<Bytes>::new(), 0)
     }
 
+    /// Reads frames until at least `max` bytes (or the end) and puts them back in front, so
+    /// the body still reads whole; returns what was read (trailers read early are dropped).
+    pub(crate) async fn read_prefix(&mut self, max: usize) -> Result<Bytes, BoxError> {
+        let mut prefix = bytes::BytesMut::new();
+        while prefix.len() < max {
+            match self.inner.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        prefix.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(e)) => return Err(e),
+                None => break,
+            }
+        }
+        let prefix = prefix.freeze();
+        let rest = std::mem::replace(
+            &mut self.inner,
+            Empty::new().map_err(Into::into).boxed_unsync(),
+        );
+        self.inner = Prefixed {
+            head: Some(prefix.clone()),
+            rest,
+        }
+        .boxed_unsync();
+        Ok(prefix)
+    }
+
     /// Reads and discards up to `max` bytes so the connection can be reused.
     pub(crate) async fn drain(&mut self, max: u64) {
         let mut seen = 0u64;
@@ -141,6 +169,41 @@ impl Body {
                 _ => return,
             }
         }
+    }
+}
+
+/// Bytes already read, then the rest of the body.
+struct Prefixed {
+    head: Option<Bytes>,
+    rest: UnsyncBoxBody<Bytes, BoxError>,
+}
+
+impl HttpBody for Prefixed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(head) = self.head.take().filter(|h| !h.is_empty()) {
+            return Poll::Ready(Some(Ok(Frame::data(head))));
+        }
+        Pin::new(&mut self.rest).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.head.as_ref().is_none_or(Bytes::is_empty) && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let mut hint = self.rest.size_hint();
+        let head = self.head.as_ref().map_or(0, |h| h.len() as u64);
+        hint.set_lower(hint.lower() + head);
+        if let Some(upper) = hint.upper() {
+            hint.set_upper(upper + head);
+        }
+        hint
     }
 }
 

@@ -9,6 +9,7 @@ use crate::error::{Error, ErrorKind};
 use crate::request::RequestBuilder;
 use crate::transport::{BlockingTransport, RequestBody, UreqSettings, UreqTransport};
 use crate::{AuthProvider, Response};
+use bytes::Bytes;
 use http::Method;
 use resil_core::{
     Call, CallStep, CircuitBreaker, ClientConfig, ClientCore, EnvConfig, Hooks, Instant,
@@ -156,10 +157,15 @@ impl Client {
                         call.discard_stale();
                         now = clock.now();
                     }
-                    let outcome = self.attempt(&parts, &mut body, deadline, now);
+                    let outcome =
+                        self.attempt(&parts, &mut body, deadline, now, call.body_prefix_len());
                     now = clock.now();
                     match outcome {
-                        Ok(response) => call.response(now, attempt, response, || clock.wall()),
+                        Ok((response, prefix)) => {
+                            call.response(now, attempt, response, prefix.as_deref(), || {
+                                clock.wall()
+                            });
+                        }
                         Err(AttemptError::Transport(e)) => {
                             call.error(now, attempt, e.kind(), Box::new(e));
                         }
@@ -189,14 +195,16 @@ impl Client {
         }
     }
 
-    /// One attempt, including the single token refresh after a 401.
+    /// One attempt, including the single token refresh after a 401, and the body prefix the
+    /// policy's `retry_if` may look at (read here, put back in front of the body).
     fn attempt(
         &self,
         parts: &http::request::Parts,
         body: &mut RequestBody,
         deadline: Instant,
         mut now: Instant,
-    ) -> Result<Response, AttemptError> {
+        prefix_len: usize,
+    ) -> Result<(Response, Option<Bytes>), AttemptError> {
         let inner = &*self.inner;
         let mut refreshed = false;
         loop {
@@ -232,7 +240,14 @@ impl Client {
                     }
                 }
             }
-            return Ok(response);
+            if prefix_len == 0 {
+                return Ok((response, None));
+            }
+            let prefix = response
+                .body_mut()
+                .read_prefix(prefix_len)
+                .map_err(|e| AttemptError::Transport(body_read_error(e)))?;
+            return Ok((response, Some(prefix)));
         }
     }
 }
@@ -262,6 +277,17 @@ impl Clock for SystemClock {
     fn sleep(&self, d: Duration) {
         std::thread::sleep(d);
     }
+}
+
+/// A body read that failed after the head arrived: the request reached the server.
+fn body_read_error(e: std::io::Error) -> crate::transport::TransportError {
+    let kind = match e.kind() {
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+            resil_core::ErrorKind::Timeout
+        }
+        _ => resil_core::ErrorKind::Reset,
+    };
+    crate::transport::TransportError::new(kind, e)
 }
 
 enum AttemptError {

@@ -110,6 +110,19 @@ impl Body {
         self.limit
     }
 
+    /// Reads up to `max` bytes and puts them back in front, so the body still reads whole;
+    /// returns them.
+    pub(crate) fn read_prefix(&mut self, max: usize) -> io::Result<Bytes> {
+        let mut prefix = Vec::new();
+        (&mut *self).take(max as u64).read_to_end(&mut prefix)?;
+        let prefix = Bytes::from(prefix);
+        let rest = std::mem::replace(&mut self.reader, Box::new(io::empty()));
+        self.reader = Box::new(io::Cursor::new(prefix.clone()).chain(rest));
+        // The limit counts the prefix again when it is read again.
+        self.read = 0;
+        Ok(prefix)
+    }
+
     /// Reads and discards up to `max` bytes so the connection can be reused; stops quietly at
     /// an error or at the limit.
     pub(crate) fn drain(&mut self, max: u64) {

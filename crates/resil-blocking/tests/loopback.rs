@@ -757,3 +757,57 @@ fn connection_is_reused_after_a_retried_response() {
         "the 503 body was drained"
     );
 }
+
+#[test]
+fn retry_if_sees_a_body_prefix_and_the_caller_still_reads_the_whole_body() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    let long_ok = format!("ok {}", "x".repeat(5000));
+    server.script(
+        "/graphql",
+        vec![
+            Reply::body(200, r#"{"errors":[{"message":"try again"}]}"#),
+            Reply::body(200, &long_ok),
+        ],
+    );
+    let clock = ManualClock::new();
+    let policy = RetryPolicy::builder()
+        .backoff(Backoff::Constant(Duration::from_millis(5)))
+        .jitter(Jitter::None)
+        .retry_if_body_prefix(16)
+        .retry_if(|ctx| {
+            let prefix = ctx.body_prefix()?;
+            assert!(
+                prefix.len() <= 16,
+                "the prefix is bounded: {}",
+                prefix.len()
+            );
+            prefix.starts_with(br#"{"errors""#).then_some(true)
+        })
+        .build()
+        .unwrap();
+    let client = builder(&clock).policy(policy).build().unwrap();
+    let text = client
+        .get(&server.url("/graphql"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(text, long_ok, "the prefix read early is put back");
+    assert_eq!(server.hits("/graphql"), 2);
+    assert_eq!(client.stats().total_retries(), 1);
+    assert_eq!(
+        server.connections(),
+        1,
+        "the retried response was drained and its connection reused"
+    );
+}
+
+#[test]
+fn a_body_prefix_larger_than_64_kib_is_a_policy_error() {
+    let err = RetryPolicy::builder()
+        .retry_if_body_prefix(65 * 1024)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("retry_if_body_prefix"), "{err}");
+}

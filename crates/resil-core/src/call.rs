@@ -72,6 +72,7 @@ pub struct Call<'p, B> {
     hook_url: String,
     request_id: Option<HeaderValue>,
     body_limit: u64,
+    body_prefix: usize,
     last_response: Option<http::Response<B>>,
     last_error: Option<BoxError>,
 }
@@ -119,6 +120,7 @@ impl<'p, B: LimitedBody> Call<'p, B> {
             hook_url,
             request_id: request_id.filter(|_| observed),
             body_limit: shared.body_limit,
+            body_prefix: policy.body_prefix_len(),
             last_response: None,
             last_error: None,
         }
@@ -184,21 +186,33 @@ impl<'p, B: LimitedBody> Call<'p, B> {
         self.last_response = None;
     }
 
-    /// Attempt `attempt` answered at `now`. `wall_clock` is read only if an HTTP-date
+    /// How many bytes of each response body the driver reads before reporting the response
+    /// (the policy's [`retry_if_body_prefix`](crate::RetryPolicyBuilder::retry_if_body_prefix);
+    /// 0: none). The driver puts them back in front of the body it returns.
+    pub fn body_prefix_len(&self) -> usize {
+        self.body_prefix
+    }
+
+    /// Attempt `attempt` answered at `now`; `body_prefix` is what was read of its body for
+    /// [`body_prefix_len`](Self::body_prefix_len). `wall_clock` is read only if an HTTP-date
     /// `Retry-After` could matter (the response is not a success).
     pub fn response(
         &mut self,
         now: Instant,
         attempt: Attempt,
         response: http::Response<B>,
+        body_prefix: Option<&[u8]>,
         wall_clock: impl FnOnce() -> UnixTime,
     ) {
         let status = response.status();
-        let head = response_head(
+        let mut head = response_head(
             status,
             response.headers(),
             (!status.is_success()).then(wall_clock),
         );
+        if let Some(prefix) = body_prefix {
+            head = head.with_body_prefix(&prefix[..prefix.len().min(self.body_prefix)]);
+        }
         self.machine
             .handle_input(now, Input::Response { attempt, head });
         self.last_response = Some(response);

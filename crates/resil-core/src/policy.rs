@@ -452,6 +452,7 @@ pub struct RetryPolicy {
     pub(crate) failure_statuses: StatusSet,
     pub(crate) retry_errors: ErrorKinds,
     pub(crate) retry_if: Option<Arc<RetryPredicate>>,
+    pub(crate) body_prefix: u32,
     pub(crate) retry_non_idempotent: bool,
     pub(crate) attempt_timeout: u64,
     pub(crate) total_timeout: u64,
@@ -498,6 +499,7 @@ impl Default for RetryPolicy {
             failure_statuses: b.failure_statuses,
             retry_errors: b.retry_errors,
             retry_if: None,
+            body_prefix: 0,
             retry_non_idempotent: false,
             attempt_timeout: 10_000_000_000,
             total_timeout: 30_000_000_000,
@@ -523,6 +525,11 @@ impl RetryPolicy {
     /// The backoff schedule.
     pub fn schedule(&self) -> &BackoffSchedule {
         &self.schedule
+    }
+
+    /// Bytes of each response body drivers read before deciding, for `retry_if` (0: none).
+    pub fn body_prefix_len(&self) -> usize {
+        self.body_prefix as usize
     }
 
     /// The per-attempt timeout (`Duration::MAX` when unbounded).
@@ -612,6 +619,7 @@ pub struct RetryPolicyBuilder {
     failure_statuses: StatusSet,
     retry_errors: ErrorKinds,
     retry_if: Option<Arc<RetryPredicate>>,
+    body_prefix: usize,
     retry_non_idempotent: bool,
     attempt_timeout: Option<Duration>,
     total_timeout: Option<Duration>,
@@ -632,6 +640,9 @@ impl fmt::Debug for RetryPolicyBuilder {
     }
 }
 
+/// The largest body prefix a policy may ask drivers to read before deciding.
+pub const MAX_BODY_PREFIX: usize = 64 * 1024;
+
 /// Statuses retried by default: timeouts, rate limiting and the transient 5xx.
 pub const DEFAULT_RETRY_STATUSES: &[u16] = &[408, 429, 500, 502, 503, 504];
 
@@ -646,6 +657,7 @@ impl Default for RetryPolicyBuilder {
             failure_statuses: StatusSet::of_valid(&[408, 429]).with_range(500..=599),
             retry_errors: ErrorKinds::TRANSIENT,
             retry_if: None,
+            body_prefix: 0,
             retry_non_idempotent: false,
             attempt_timeout: Some(Duration::from_secs(10)),
             total_timeout: Some(Duration::from_secs(30)),
@@ -722,6 +734,15 @@ impl RetryPolicyBuilder {
         self
     }
 
+    /// Has drivers read up to `bytes` of every response's body before deciding, so a
+    /// [`retry_if`](Self::retry_if) predicate can look at it
+    /// ([`RetryContext::body_prefix`]); the caller still reads the whole body. At most 64 KiB;
+    /// 0 (the default) reads nothing early. The read counts against the attempt's deadline.
+    pub fn retry_if_body_prefix(mut self, bytes: usize) -> Self {
+        self.body_prefix = bytes;
+        self
+    }
+
     /// Opt in to replaying POST, PATCH and other non-idempotent requests even when they may
     /// have been processed. Off by default: prefer an `Idempotency-Key`.
     pub fn retry_non_idempotent(mut self, yes: bool) -> Self {
@@ -789,6 +810,12 @@ impl RetryPolicyBuilder {
         if !(0.0..=1.0).contains(&self.retry_after_spread) {
             return Err(PolicyError::new("retry_after_spread", "must be in [0, 1]"));
         }
+        if self.body_prefix > MAX_BODY_PREFIX {
+            return Err(PolicyError::new(
+                "retry_if_body_prefix",
+                "must be at most 64 KiB",
+            ));
+        }
         let schedule = BackoffSchedule::new(self.backoff, self.jitter, self.max_delay)?;
         let nanos_or_max = |d: Option<Duration>| d.map_or(u64::MAX, duration_to_nanos);
         Ok(RetryPolicy {
@@ -798,6 +825,7 @@ impl RetryPolicyBuilder {
             failure_statuses: self.failure_statuses,
             retry_errors: self.retry_errors,
             retry_if: self.retry_if,
+            body_prefix: self.body_prefix as u32,
             retry_non_idempotent: self.retry_non_idempotent,
             attempt_timeout: nanos_or_max(self.attempt_timeout),
             total_timeout: nanos_or_max(self.total_timeout),

@@ -69,7 +69,7 @@ fn drive(
                 }
                 now = now + Duration::from_millis(5);
                 let status = *statuses.next().expect("more attempts than scripted");
-                call.response(now, attempt, response(status), wall);
+                call.response(now, attempt, response(status), None, wall);
             }
             CallStep::Sleep { until } => {
                 if call.stale_response().is_some() {

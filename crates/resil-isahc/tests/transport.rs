@@ -190,3 +190,40 @@ fn a_call_dropped_mid_attempt_leaves_the_breaker_usable() {
     assert_eq!(stats.successes, 1, "{stats:?}");
     assert_eq!(stats.failures, 0, "a dropped call is neither: {stats:?}");
 }
+
+#[test]
+fn retry_if_sees_a_body_prefix_and_the_caller_still_reads_the_whole_body() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    let long_ok = format!("ok {}", "x".repeat(70_000));
+    server.script(
+        "/graphql",
+        vec![
+            Reply::body(200, r#"{"errors":[{"message":"try again"}]}"#),
+            Reply::body(200, &long_ok),
+        ],
+    );
+    let policy = resil_isahc::RetryPolicy::builder()
+        .backoff(resil_isahc::Backoff::Constant(Duration::from_millis(5)))
+        .jitter(resil_isahc::Jitter::None)
+        .retry_if_body_prefix(16)
+        .retry_if(|ctx| {
+            let prefix = ctx.body_prefix()?;
+            prefix.starts_with(br#"{"errors""#).then_some(true)
+        })
+        .build()
+        .unwrap();
+    let client = Client::builder().policy(policy).build().unwrap();
+    let text = block_on(async {
+        client
+            .get(&server.url("/graphql"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert_eq!(text, long_ok, "the prefix read early is put back");
+    assert_eq!(server.hits("/graphql"), 2);
+}

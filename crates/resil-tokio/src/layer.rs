@@ -34,7 +34,9 @@ struct Shared {
 ///
 /// Errors are [`resil_core::CallError`]s with the inner service's response body type; when
 /// the machine gives up with a response in hand (e.g. 503 after the last attempt), the error
-/// carries it.
+/// carries it. The layer does not read bodies, so a policy's `retry_if_body_prefix` is
+/// ignored here (a `retry_if` predicate sees the status and headers); use the
+/// [`Client`](crate::Client) for body-aware retries.
 #[derive(Clone)]
 pub struct ResilLayer {
     shared: Arc<Shared>,

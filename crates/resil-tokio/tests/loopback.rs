@@ -251,3 +251,45 @@ async fn redirects_are_not_followed_so_credentials_stay_home() {
     assert_eq!(response.status(), 302);
     assert!(other.requests().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_if_sees_a_body_prefix_and_the_caller_still_reads_the_whole_body() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    let long_ok = format!("ok {}", "x".repeat(70_000));
+    server.script(
+        "/graphql",
+        vec![
+            Reply::body(200, r#"{"errors":[{"message":"try again"}]}"#),
+            Reply::body(200, &long_ok),
+        ],
+    );
+    let policy = RetryPolicy::builder()
+        .backoff(resil_tokio::Backoff::Constant(Duration::from_millis(5)))
+        .jitter(resil_tokio::Jitter::None)
+        .retry_if_body_prefix(16)
+        .retry_if(|ctx| {
+            let prefix = ctx.body_prefix()?;
+            assert!(
+                prefix.len() <= 16,
+                "the prefix is bounded: {}",
+                prefix.len()
+            );
+            prefix.starts_with(br#"{"errors""#).then_some(true)
+        })
+        .build()
+        .unwrap();
+    let client = Client::builder().policy(policy).build().unwrap();
+    let text = client
+        .get(&server.url("/graphql"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text.len(), long_ok.len());
+    assert_eq!(text, long_ok, "the prefix read early is put back");
+    assert_eq!(server.hits("/graphql"), 2);
+    assert_eq!(client.stats().total_retries(), 1);
+}
