@@ -49,6 +49,20 @@ impl<B> CallError<B> {
         self
     }
 
+    /// The same error with its response's body converted by `f` (for layers that wrap a
+    /// body while the call runs).
+    pub fn map_body<C>(self, f: impl FnOnce(B) -> C) -> CallError<C> {
+        CallError {
+            kind: self.kind,
+            method: self.method,
+            url: self.url,
+            attempts: self.attempts,
+            give_up: self.give_up,
+            response: self.response.map(|r| Box::new(r.map(f))),
+            source: self.source,
+        }
+    }
+
     /// The error for a retry machine that gave up.
     pub fn gave_up(give_up: GiveUp, method: &str, url: &str) -> CallError<B> {
         let mut e = CallError::new(ErrorKind::from_give_up(&give_up), method, url);

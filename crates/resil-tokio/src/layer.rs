@@ -9,13 +9,12 @@ use std::task::{Context, Poll};
 
 use resil_core::rand::mix;
 use resil_core::{
-    Action, CallInfo, CircuitBreaker, Hooks, Input, Observer, RetryBudget, RetryMachine,
-    RetryPolicy, Stats, StatsSnapshot, UnixTime,
+    Call, CallShared, CallStep, CircuitBreaker, Hooks, LimitedBody, RetryBudget, RetryPolicy,
+    Stats, StatsSnapshot, UnixTime,
 };
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::ErrorKind;
 use crate::runtime::now;
 use crate::transport::classified;
 use resil_async::{BoxError, BoxFuture, TransportError};
@@ -130,6 +129,14 @@ where
     }
 }
 
+/// The inner service's body while the call runs: the layer reads no bodies, so a limit has
+/// nothing to apply to.
+struct Unlimited<B>(B);
+
+impl<B> LimitedBody for Unlimited<B> {
+    fn set_limit(&mut self, _: u64) {}
+}
+
 async fn drive<S, ReqB, ResB>(
     shared: Arc<Shared>,
     mut service: S,
@@ -141,35 +148,22 @@ where
     ReqB: Clone,
 {
     let (parts, body) = request.into_parts();
-    let method = parts.method.as_str();
-    let url = resil_core::redact_url(&parts.uri);
-    let call = CallInfo {
-        method,
-        url: &url,
-        request_id: None,
-    };
-    let observer = Observer::new(shared.stats.clone(), shared.hooks.clone());
-    observer.call_started();
-    let info = resil_core::request_info(&parts.method, &parts.headers, true);
     let n = shared.calls.fetch_add(1, Ordering::Relaxed);
     let seed = mix(shared.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let mut machine = RetryMachine::new(&shared.policy, info, now(), seed);
-    if let Some(b) = &shared.breaker {
-        machine = machine.with_breaker(&**b);
-    }
-    if let Some(b) = &shared.budget {
-        machine = machine.with_budget(&**b);
-    }
-    let mut last_response = None;
-    let mut last_error: Option<TransportError> = None;
+    let call_shared = CallShared {
+        stats: &shared.stats,
+        hooks: shared.hooks.as_ref(),
+        breaker: shared.breaker.as_deref().map(|b| b as _),
+        budget: shared.budget.as_deref().map(|b| b as _),
+        body_limit: u64::MAX,
+    };
+    // The body is `Clone`, so every attempt can send it again.
+    let mut call: Call<'_, Unlimited<ResB>> =
+        Call::start(&shared.policy, &parts, true, None, call_shared, now(), seed);
     loop {
-        let action = machine.poll_action();
-        while let Some(event) = machine.poll_event() {
-            observer.observe(&call, event);
-        }
-        match action {
-            Action::Send { attempt, deadline } => {
-                last_response = None;
+        match call.next(&parts) {
+            CallStep::Send { attempt, deadline } => {
+                call.discard_stale();
                 let mut request = http::Request::new(body.clone());
                 *request.method_mut() = parts.method.clone();
                 *request.uri_mut() = parts.uri.clone();
@@ -183,58 +177,22 @@ where
                 let deadline = tokio::time::Instant::from_std(deadline.to_std());
                 match tokio::time::timeout_at(deadline, exchange).await {
                     Ok(Ok(response)) => {
-                        let head = resil_core::response_head(
-                            response.status(),
-                            response.headers(),
-                            Some(UnixTime::now()),
-                        );
-                        machine.handle_input(now(), Input::Response { attempt, head });
-                        last_response = Some(response);
-                        last_error = None;
+                        call.response(now(), attempt, response.map(Unlimited), None, UnixTime::now);
                     }
                     Ok(Err(e)) => {
                         let e: TransportError = classified(e);
-                        machine.handle_input(
-                            now(),
-                            Input::Error {
-                                attempt,
-                                kind: e.kind(),
-                            },
-                        );
-                        last_error = Some(e);
+                        call.error(now(), attempt, e.kind(), Box::new(e));
                     }
-                    Err(_) => machine.handle_input(now(), Input::Timer),
+                    Err(_) => call.timer(now()),
                 }
             }
-            Action::Sleep { until } => {
+            CallStep::Sleep { until } => {
+                call.discard_stale();
                 tokio::time::sleep_until(tokio::time::Instant::from_std(until.to_std())).await;
-                machine.handle_input(now(), Input::Timer);
+                call.timer(now());
             }
-            Action::Done { .. } => {
-                while let Some(event) = machine.poll_event() {
-                    observer.observe(&call, event);
-                }
-                return last_response.ok_or_else(|| {
-                    resil_core::CallError::new(
-                        ErrorKind::Transport(resil_core::ErrorKind::Other),
-                        method,
-                        &url,
-                    )
-                });
-            }
-            Action::Fail(give_up) => {
-                while let Some(event) = machine.poll_event() {
-                    observer.observe(&call, event);
-                }
-                let mut error = resil_core::CallError::gave_up(give_up, method, &url);
-                if let Some(e) = last_error {
-                    error = error.with_source(e);
-                }
-                if give_up.has_response() {
-                    error = error.with_response(last_response);
-                }
-                return Err(error);
-            }
+            CallStep::Done(response) => return Ok(response.map(|b| b.0)),
+            CallStep::Fail(error) => return Err(error.map_body(|b| b.0)),
         }
     }
 }
