@@ -6,6 +6,9 @@
 //! Raw TCP, because the faults that matter — resets after the request was read, stalls,
 //! truncated bodies, slow drips, huge heads — cannot be produced by a well-behaved server.
 
+mod h2c;
+pub use h2c::H2cServer;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -366,6 +366,12 @@ impl<R: Runtime> ClientBuilder<R> {
         self.settings.idle_timeout = idle_timeout;
         self
     }
+    /// The default transport speaks HTTP/2 from the first byte (h2c prior knowledge), for
+    /// backends known to speak it; see [`TransportSettings::http2_prior_knowledge`].
+    pub fn http2_prior_knowledge(mut self) -> Self {
+        self.settings.http2_prior_knowledge = true;
+        self
+    }
     /// A transport of your own.
     pub fn transport(mut self, transport: impl AsyncTransport + 'static) -> Self {
         self.transport = Some(Arc::new(transport));

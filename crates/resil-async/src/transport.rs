@@ -332,6 +332,10 @@ pub struct TransportSettings {
     pub max_idle_per_host: usize,
     /// How long an idle connection is kept.
     pub idle_timeout: Duration,
+    /// Speak HTTP/2 from the first byte, without negotiating (h2c "prior knowledge" over
+    /// plain TCP): for backends known to speak it. Off by default: HTTP/1.1, or HTTP/2 when a
+    /// TLS server offers it.
+    pub http2_prior_knowledge: bool,
 }
 
 impl Default for TransportSettings {
@@ -340,6 +344,7 @@ impl Default for TransportSettings {
             connect_timeout: Some(Duration::from_secs(5)),
             max_idle_per_host: 32,
             idle_timeout: Duration::from_secs(90),
+            http2_prior_knowledge: false,
         }
     }
 }

@@ -40,6 +40,9 @@ impl IsahcTransport {
         if let Some(t) = settings.connect_timeout {
             builder = builder.connect_timeout(t);
         }
+        if settings.http2_prior_knowledge {
+            builder = builder.version_negotiation(isahc::config::VersionNegotiation::http2());
+        }
         Ok(IsahcTransport {
             client: builder.build()?,
         })

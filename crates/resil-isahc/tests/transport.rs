@@ -227,3 +227,19 @@ fn retry_if_sees_a_body_prefix_and_the_caller_still_reads_the_whole_body() {
     assert_eq!(text, long_ok, "the prefix read early is put back");
     assert_eq!(server.hits("/graphql"), 2);
 }
+
+#[test]
+fn http2_prior_knowledge_retries_over_one_connection() {
+    let _load = shared_load();
+    let server = resil_tests::H2cServer::start(vec![503, 503]);
+    let client = Client::builder()
+        .policy(scenario_policy())
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = block_on(client.get(&server.url("/x")).send()).unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    assert_eq!(server.requests(), 3);
+    assert_eq!(server.connections(), 1, "h2 streams share one connection");
+}

@@ -40,8 +40,9 @@
 //!
 //! ## Transport
 //!
-//! [`HyperTransport`] (hyper-util's pooled client; plain HTTP/1.1, and HTTPS with the `rustls`
-//! feature) is the default: TCP_NODELAY, a connect timeout, and an idle timeout with the pool
+//! [`HyperTransport`] (hyper-util's pooled client; plain HTTP/1.1, HTTP/2 with prior
+//! knowledge via `ClientBuilder::http2_prior_knowledge`, and HTTPS with the `rustls` feature)
+//! is the default: TCP_NODELAY, a connect timeout, and an idle timeout with the pool
 //! timer set (without it hyper-util ignores the idle timeout). It follows no redirects, so
 //! credentials never reach another origin. Implement [`AsyncTransport`] to bring your own
 //! client (proxies, another TLS stack).

@@ -105,7 +105,8 @@ type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 /// Without the `rustls` feature it speaks plain HTTP/1.1 and fails `https` URLs with a
 /// connect error. With it, `https` URLs go through rustls (Mozilla's roots by default, or
 /// your own [`rustls::ClientConfig`] via [`HyperTransport::with_tls`]) and HTTP/2 is used
-/// when the server offers it by ALPN.
+/// when the server offers it by ALPN. With
+/// [`TransportSettings::http2_prior_knowledge`] it speaks HTTP/2 only, over plain TCP too.
 #[derive(Clone, Debug)]
 pub struct HyperTransport {
     client: HyperClient<Connector, UnsyncBoxBody<Bytes, BoxError>>,
@@ -153,6 +154,7 @@ impl HyperTransport {
             .pool_idle_timeout(settings.idle_timeout)
             .pool_timer(TokioTimer::new())
             .pool_max_idle_per_host(settings.max_idle_per_host)
+            .http2_only(settings.http2_prior_knowledge)
             .build(connector);
         HyperTransport { client }
     }
