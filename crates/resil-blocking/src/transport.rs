@@ -183,6 +183,27 @@ mod tests {
     use super::Body;
 
     #[test]
+    fn ip_literals_are_read_straight_from_the_authority() {
+        let addr = |url: &str| super::ip_literal(&url.parse().unwrap()).map(|a| a.to_string());
+        assert_eq!(
+            addr("http://127.0.0.1:8080/x").as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(addr("http://127.0.0.1/x").as_deref(), Some("127.0.0.1:80"));
+        assert_eq!(addr("https://10.0.0.1/").as_deref(), Some("10.0.0.1:443"));
+        assert_eq!(addr("http://[::1]:9/").as_deref(), Some("[::1]:9"));
+        assert_eq!(addr("https://[::1]/").as_deref(), Some("[::1]:443"));
+        assert_eq!(
+            addr("http://user:pw@127.0.0.2:81/").as_deref(),
+            Some("127.0.0.2:81")
+        );
+        assert_eq!(addr("http://example.com/"), None);
+        assert_eq!(addr("http://example.com:8080/"), None);
+        assert_eq!(addr("http://[fe80::1%25eth0]:80/"), None);
+        assert_eq!(addr("/relative"), None);
+    }
+
+    #[test]
     fn unlimited_body_reads_everything() {
         let mut body = Body::new(&b"all of it"[..], u64::MAX);
         let mut out = String::new();
@@ -428,19 +449,7 @@ impl ureq::unversioned::resolver::Resolver for LiteralFirstResolver {
         config: &ureq::config::Config,
         timeout: NextTimeout,
     ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
-        let literal = uri.authority().and_then(|authority| {
-            let host = authority
-                .host()
-                .trim_start_matches('[')
-                .trim_end_matches(']');
-            let ip: std::net::IpAddr = host.parse().ok()?;
-            let port = authority.port_u16().or(match uri.scheme_str() {
-                Some("https") => Some(443),
-                Some("http") => Some(80),
-                _ => None,
-            })?;
-            Some(std::net::SocketAddr::new(ip, port))
-        });
+        let literal = ip_literal(uri);
         match literal {
             Some(addr) => {
                 let mut addrs = self.empty();
@@ -450,6 +459,40 @@ impl ureq::unversioned::resolver::Resolver for LiteralFirstResolver {
             None => self.names.resolve(uri, config, timeout),
         }
     }
+}
+
+/// The socket address of a URI whose host is an IP literal. Runs on every request (ureq
+/// resolves before it looks in its pool), so the common authority (no user info) is split by
+/// hand: `http::uri::Authority::host` and `port_u16` cost ~1,400 instructions together.
+fn ip_literal(uri: &http::Uri) -> Option<std::net::SocketAddr> {
+    let authority = uri.authority()?;
+    let default_port = || match uri.scheme_str() {
+        Some("https") => Some(443),
+        Some("http") => Some(80),
+        _ => None,
+    };
+    let text = authority.as_str();
+    let (host, port) = if text.contains('@') {
+        (authority.host(), authority.port_u16())
+    } else {
+        let (host, port) = match text.strip_prefix('[') {
+            Some(rest) => {
+                let (host, after) = rest.split_once(']')?;
+                (host, after.strip_prefix(':'))
+            }
+            None => match text.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (text, None),
+            },
+        };
+        (host, port.map(str::parse).transpose().ok()?)
+    };
+    let ip: std::net::IpAddr = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
+    Some(std::net::SocketAddr::new(ip, port.or_else(default_port)?))
 }
 
 /// How far a socket timeout may be from the attempt's time left before it is set again. The
