@@ -242,11 +242,7 @@ impl<R: Runtime> Client<R> {
         let inner = &*self.inner;
         let mut refreshed = false;
         loop {
-            let mut request = http::Request::new(body.take_for_attempt());
-            *request.method_mut() = parts.method.clone();
-            *request.uri_mut() = parts.uri.clone();
-            *request.version_mut() = parts.version;
-            *request.headers_mut() = parts.headers.clone();
+            let mut request = resil_core::attempt_request(parts, body.take_for_attempt());
             // Only for a transport that reads it: an extension costs an allocation.
             if inner.transport.enforces_deadline() {
                 // Whole milliseconds, never past the deadline, at least 1 ms.
@@ -257,16 +253,8 @@ impl<R: Runtime> Client<R> {
                 request.extensions_mut().insert(AttemptBudget(left));
             }
             if let Some(auth) = &inner.auth {
-                auth.authorize(request.headers_mut()).map_err(|e| {
-                    AttemptError::Fatal(
-                        Error::new(
-                            ErrorKind::Auth,
-                            parts.method.as_str(),
-                            &resil_core::redact_url(&parts.uri),
-                        )
-                        .with_source(e),
-                    )
-                })?;
+                auth.authorize(request.headers_mut())
+                    .map_err(|e| AttemptError::Fatal(resil_core::auth_error(parts, e)))?;
             }
             let mut response = inner
                 .transport

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::request::RequestBuilder;
 use crate::transport::{BlockingTransport, RequestBody, UreqSettings, UreqTransport};
 use crate::{AuthProvider, Response};
@@ -208,22 +208,10 @@ impl Client {
         let inner = &*self.inner;
         let mut refreshed = false;
         loop {
-            let mut request = http::Request::new(body.take_for_attempt());
-            *request.method_mut() = parts.method.clone();
-            *request.uri_mut() = parts.uri.clone();
-            *request.version_mut() = parts.version;
-            *request.headers_mut() = parts.headers.clone();
+            let mut request = resil_core::attempt_request(parts, body.take_for_attempt());
             if let Some(auth) = &inner.auth {
-                auth.authorize(request.headers_mut()).map_err(|e| {
-                    AttemptError::Fatal(
-                        Error::new(
-                            ErrorKind::Auth,
-                            parts.method.as_str(),
-                            &resil_core::redact_url(&parts.uri),
-                        )
-                        .with_source(e),
-                    )
-                })?;
+                auth.authorize(request.headers_mut())
+                    .map_err(|e| AttemptError::Fatal(resil_core::auth_error(parts, e)))?;
             }
             let mut response = inner
                 .transport

@@ -38,6 +38,30 @@ pub fn request_info(
         .body_replayable(body_replayable)
 }
 
+/// The request one attempt sends: `parts`' method, URI, version and headers (cloned; not its
+/// extensions) around `body`.
+pub fn attempt_request<T>(parts: &http::request::Parts, body: T) -> http::Request<T> {
+    let mut request = http::Request::new(body);
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = parts.uri.clone();
+    *request.version_mut() = parts.version;
+    *request.headers_mut() = parts.headers.clone();
+    request
+}
+
+/// The error for a request whose credentials could not be added.
+pub fn auth_error<B>(
+    parts: &http::request::Parts,
+    source: impl Into<alloc::boxed::Box<dyn core::error::Error + Send + Sync>>,
+) -> crate::CallError<B> {
+    crate::CallError::new(
+        ClientErrorKind::Auth,
+        parts.method.as_str(),
+        &redact_url(&parts.uri),
+    )
+    .with_source(source)
+}
+
 /// The [`ResponseHead`] of an `http` response: status, every `Retry-After` line (disagreeing
 /// lines are ignored; a 2xx is never waited on, so its `Retry-After` is not read) and header
 /// access for `retry_if`. `wall_clock` is needed only for an HTTP-date `Retry-After`: drivers
