@@ -12,6 +12,11 @@ use futures_lite::future::block_on;
 use resil_isahc::{Client, ErrorKind, RequestBody, ResponseExt};
 use resil_tests::{Reply, TestServer, scenario_policy, shared_load};
 
+/// GETs `url` and reads the whole body as text.
+fn body_of(client: &Client, url: &str) -> Result<String, resil_isahc::Error> {
+    block_on(async { client.get(url).send().await?.text().await })
+}
+
 #[test]
 fn streamed_body_reaches_the_server_whole_and_is_never_replayed() {
     let _load = shared_load();
@@ -66,16 +71,7 @@ fn large_bodies_arrive_whole_and_limits_and_truncation_are_errors() {
         }],
     );
     let client = Client::builder().policy(scenario_policy()).build().unwrap();
-    let text = block_on(async {
-        client
-            .get(&server.url("/big"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
+    let text = body_of(&client, &server.url("/big")).unwrap();
     assert_eq!(text, big, "a body of many reads arrives whole and in order");
 
     let limited = Client::builder()
@@ -83,29 +79,11 @@ fn large_bodies_arrive_whole_and_limits_and_truncation_are_errors() {
         .body_limit(100_000)
         .build()
         .unwrap();
-    let err = block_on(async {
-        limited
-            .get(&server.url("/limited"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap_err()
-    });
+    let err = body_of(&limited, &server.url("/limited")).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Body);
     assert!(format!("{err}").contains("100000-byte limit"), "{err}");
 
-    let err = block_on(async {
-        client
-            .get(&server.url("/short"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap_err()
-    });
+    let err = body_of(&client, &server.url("/short")).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Body, "{err}");
 }
 
@@ -214,16 +192,7 @@ fn retry_if_sees_a_body_prefix_and_the_caller_still_reads_the_whole_body() {
         .build()
         .unwrap();
     let client = Client::builder().policy(policy).build().unwrap();
-    let text = block_on(async {
-        client
-            .get(&server.url("/graphql"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
+    let text = body_of(&client, &server.url("/graphql")).unwrap();
     assert_eq!(text, long_ok, "the prefix read early is put back");
     assert_eq!(server.hits("/graphql"), 2);
 }
