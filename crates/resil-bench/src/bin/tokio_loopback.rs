@@ -216,20 +216,27 @@ fn main() {
     };
     let ok_clients = make(false);
     let flaky_clients = make(true);
-    // Profiling aid: `ONLY=hyper|resil|lean` runs one client on /ok, 1 in flight, nothing else.
+    // Profiling aid: `ONLY=hyper|resil|lean|loop` runs one client and nothing else, on /ok
+    // with 1 in flight unless `FLAKY=1` (the flaky endpoint) or `IN_FLIGHT=n` say otherwise.
     if let Ok(only) = std::env::var("ONLY") {
         let kind = match only.as_str() {
             "resil" => Kind::Resil,
             "lean" => Kind::ResilLean,
+            "loop" => Kind::HandLoop,
             _ => Kind::Hyper,
         };
+        let flaky = std::env::var("FLAKY").is_ok_and(|v| v == "1");
+        let in_flight = std::env::var("IN_FLIGHT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
         let (c, _) = run(
             &runtime,
             kind,
-            &ok_clients,
-            &format!("{base}/ok"),
+            if flaky { &flaky_clients } else { &ok_clients },
+            &format!("{base}{}", if flaky { "/flaky" } else { "/ok" }),
             requests,
-            1,
+            in_flight,
         );
         eprintln!("{}: {:.2} µs CPU/request", kind.name(), c / requests as f64);
         drop(child.stdin.take());
