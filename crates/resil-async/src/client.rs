@@ -221,7 +221,7 @@ impl<R: Runtime> Client<R> {
                         call.timer(R::now());
                     }
                     CallStep::Done(mut response) => {
-                        response.body_mut().call = Some((parts.method, parts.uri));
+                        response.body_mut().call = Some(Box::new((parts.method, parts.uri)));
                         return Ok(response);
                     }
                     CallStep::Fail(error) => return Err(error),

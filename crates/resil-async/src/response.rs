@@ -10,7 +10,7 @@ fn context(r: &Response) -> (String, String) {
     r.body()
         .call
         .as_ref()
-        .map(|(method, uri)| (method.to_string(), resil_core::redact_url(uri)))
+        .map(|call| (call.0.to_string(), resil_core::redact_url(&call.1)))
         .unwrap_or_else(|| ("-".to_owned(), "-".to_owned()))
 }
 
