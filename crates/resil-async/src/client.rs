@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Method;
 use resil_core::{
-    Call, CallStep, CircuitBreaker, ClientConfig, ClientCore, EnvConfig, Hooks, Instant,
+    Call, CallLabel, CallStep, CircuitBreaker, ClientConfig, ClientCore, EnvConfig, Hooks, Instant,
     RetryBudget, RetryPolicy, StatsSnapshot, UnixTime,
 };
 
@@ -221,7 +221,8 @@ impl<R: Runtime> Client<R> {
                         call.timer(R::now());
                     }
                     CallStep::Done(mut response) => {
-                        response.body_mut().call = Some(Box::new((parts.method, parts.uri)));
+                        response.body_mut().label =
+                            Some(Box::new(CallLabel::new(parts.method, parts.uri)));
                         return Ok(response);
                     }
                     CallStep::Fail(error) => return Err(error),

@@ -4,15 +4,9 @@ use std::future::Future;
 
 use http_body_util::BodyExt;
 
-use crate::{Error, ErrorKind, Response};
+use resil_core::CallLabel;
 
-fn context(r: &Response) -> (String, String) {
-    r.body()
-        .call
-        .as_ref()
-        .map(|call| (call.0.to_string(), resil_core::redact_url(&call.1)))
-        .unwrap_or_else(|| ("-".to_owned(), "-".to_owned()))
-}
+use crate::{BoxError, Error, ErrorKind, Response};
 
 /// Conveniences on [`Response`] (`http::Response<Body>`).
 pub trait ResponseExt: Sized {
@@ -27,36 +21,38 @@ pub trait ResponseExt: Sized {
     fn json<T: serde::de::DeserializeOwned>(self) -> impl Future<Output = Result<T, Error>> + Send;
 }
 
+/// The whole body, and the call's label for an error raised after it was read (taken out
+/// of the body first, so nothing is formatted unless an error is built).
+async fn read_all(mut r: Response) -> (Result<bytes::Bytes, Error>, Option<Box<CallLabel>>) {
+    let label = r.body_mut().label.take();
+    match r.into_body().collect().await {
+        Ok(collected) => (Ok(collected.to_bytes()), label),
+        Err(e) => (Err(body_error(label.as_deref(), e)), None),
+    }
+}
+
+fn body_error(label: Option<&CallLabel>, source: impl Into<BoxError>) -> Error {
+    Error::for_call(ErrorKind::Body, label).with_source(source)
+}
+
 impl ResponseExt for Response {
     fn error_for_status(self) -> Result<Self, Error> {
-        let status = self.status().as_u16();
-        if status < 400 {
-            return Ok(self);
-        }
-        let (method, url) = context(&self);
-        Err(Error::new(ErrorKind::Status(status), &method, &url).with_response(Some(self)))
+        Error::for_status(self)
     }
 
     async fn bytes(self) -> Result<bytes::Bytes, Error> {
-        let (method, url) = context(&self);
-        match self.into_body().collect().await {
-            Ok(collected) => Ok(collected.to_bytes()),
-            Err(e) => Err(Error::new(ErrorKind::Body, &method, &url).with_source(e)),
-        }
+        read_all(self).await.0
     }
 
     async fn text(self) -> Result<String, Error> {
-        let (method, url) = context(&self);
-        let bytes = self.bytes().await?;
-        String::from_utf8(bytes.to_vec())
-            .map_err(|e| Error::new(ErrorKind::Body, &method, &url).with_source(e))
+        let (bytes, label) = read_all(self).await;
+        // `Vec::from` reuses the buffer when the bytes are not shared.
+        String::from_utf8(Vec::from(bytes?)).map_err(|e| body_error(label.as_deref(), e))
     }
 
     #[cfg(feature = "json")]
     async fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, Error> {
-        let (method, url) = context(&self);
-        let bytes = self.bytes().await?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::new(ErrorKind::Body, &method, &url).with_source(e))
+        let (bytes, label) = read_all(self).await;
+        serde_json::from_slice(&bytes?).map_err(|e| body_error(label.as_deref(), e))
     }
 }

@@ -110,7 +110,7 @@ pub struct Body {
     /// The call this body answers, for error messages; kept here rather than in the
     /// response's extensions (a map per call), and boxed because a response is moved through
     /// several futures' states (measured: ~350 instructions fewer per call than inline).
-    pub(crate) call: Option<Box<(http::Method, http::Uri)>>,
+    pub(crate) label: Option<Box<resil_core::CallLabel>>,
 }
 
 impl Body {
@@ -124,7 +124,7 @@ impl Body {
             inner: body.map_err(Into::into).boxed_unsync(),
             limit,
             read: 0,
-            call: None,
+            label: None,
         }
     }
 
@@ -220,9 +220,12 @@ impl fmt::Display for BodyTooLarge {
 
 impl StdError for BodyTooLarge {}
 
-impl resil_core::LimitedBody for Body {
+impl resil_core::CallBody for Body {
     fn set_limit(&mut self, limit: u64) {
         self.limit = limit;
+    }
+    fn label(&self) -> Option<&resil_core::CallLabel> {
+        self.label.as_deref()
     }
 }
 

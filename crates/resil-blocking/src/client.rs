@@ -12,7 +12,7 @@ use crate::{AuthProvider, Response};
 use bytes::Bytes;
 use http::Method;
 use resil_core::{
-    Call, CallStep, CircuitBreaker, ClientConfig, ClientCore, EnvConfig, Hooks, Instant,
+    Call, CallLabel, CallStep, CircuitBreaker, ClientConfig, ClientCore, EnvConfig, Hooks, Instant,
     RetryBudget, RetryPolicy, StatsSnapshot, UnixTime,
 };
 
@@ -187,7 +187,7 @@ impl Client {
                     call.timer(now);
                 }
                 CallStep::Done(mut response) => {
-                    response.body_mut().call = Some((parts.method, parts.uri));
+                    response.body_mut().label = Some(CallLabel::new(parts.method, parts.uri));
                     return Ok(response);
                 }
                 CallStep::Fail(error) => return Err(error),

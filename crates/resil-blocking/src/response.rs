@@ -18,47 +18,36 @@ pub trait ResponseExt: Sized {
     fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, Error>;
 }
 
-fn context(r: &Response) -> (String, String) {
-    r.body()
-        .call
-        .as_ref()
-        .map(|(method, uri)| (method.to_string(), resil_core::redact_url(uri)))
-        .unwrap_or_else(|| ("-".to_owned(), "-".to_owned()))
+/// The whole body; a read error names the call (built only then).
+fn read_all(r: &mut Response) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    match r.body_mut().read_to_end(&mut out) {
+        Ok(_) => Ok(out),
+        Err(e) => Err(body_error(r, e)),
+    }
+}
+
+fn body_error(r: &Response, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
+    Error::for_call(ErrorKind::Body, r.body().label.as_ref()).with_source(source)
 }
 
 impl ResponseExt for Response {
     fn error_for_status(self) -> Result<Self, Error> {
-        let status = self.status().as_u16();
-        if status < 400 {
-            return Ok(self);
-        }
-        let (method, url) = context(&self);
-        Err(Error::new(ErrorKind::Status(status), &method, &url).with_response(Some(self)))
+        Error::for_status(self)
     }
 
     fn bytes(mut self) -> Result<Vec<u8>, Error> {
-        let mut out = Vec::new();
-        match self.body_mut().read_to_end(&mut out) {
-            Ok(_) => Ok(out),
-            Err(e) => {
-                let (method, url) = context(&self);
-                Err(Error::new(ErrorKind::Body, &method, &url).with_source(e))
-            }
-        }
+        read_all(&mut self)
     }
 
-    fn text(self) -> Result<String, Error> {
-        let (method, url) = context(&self);
-        let bytes = self.bytes()?;
-        String::from_utf8(bytes)
-            .map_err(|e| Error::new(ErrorKind::Body, &method, &url).with_source(e))
+    fn text(mut self) -> Result<String, Error> {
+        let bytes = read_all(&mut self)?;
+        String::from_utf8(bytes).map_err(|e| body_error(&self, e))
     }
 
     #[cfg(feature = "json")]
-    fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, Error> {
-        let (method, url) = context(&self);
-        let bytes = self.bytes()?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::new(ErrorKind::Body, &method, &url).with_source(e))
+    fn json<T: serde::de::DeserializeOwned>(mut self) -> Result<T, Error> {
+        let bytes = read_all(&mut self)?;
+        serde_json::from_slice(&bytes).map_err(|e| body_error(&self, e))
     }
 }

@@ -86,7 +86,7 @@ pub struct Body {
     read: u64,
     /// The call this body answers, for error messages; kept here rather than in the
     /// response's extensions, which would cost an allocation and a map per call.
-    pub(crate) call: Option<(http::Method, http::Uri)>,
+    pub(crate) label: Option<resil_core::CallLabel>,
 }
 
 impl Body {
@@ -96,7 +96,7 @@ impl Body {
             reader: Box::new(reader),
             limit,
             read: 0,
-            call: None,
+            label: None,
         }
     }
 
@@ -143,9 +143,12 @@ impl Body {
     }
 }
 
-impl resil_core::LimitedBody for Body {
+impl resil_core::CallBody for Body {
     fn set_limit(&mut self, limit: u64) {
         self.limit = limit;
+    }
+    fn label(&self) -> Option<&resil_core::CallLabel> {
+        self.label.as_ref()
     }
 }
 

@@ -17,11 +17,54 @@ use crate::{CircuitBreaker, ErrorKind, RetryBudget, RetryPolicy, Shared};
 
 type BoxError = Box<dyn core::error::Error + Send + Sync>;
 
-/// A response body a [`Call`] can limit: the limit applies once the call hands the response
-/// over (attempts' bodies are read by the client, not the caller).
-pub trait LimitedBody {
+/// A response body a [`Call`] returns: it can be limited (the limit applies once the call
+/// hands the response over; attempts' bodies are read by the client, not the caller), and it
+/// may carry the [`CallLabel`] errors raised while reading it name.
+pub trait CallBody {
     /// Fails reads past `limit` bytes from now on.
     fn set_limit(&mut self, limit: u64);
+    /// The call this body answers, if the client recorded it.
+    fn label(&self) -> Option<&CallLabel> {
+        None
+    }
+}
+
+/// The method and URI a response answered, kept with its body so an error raised later (a
+/// status check, a body read) can name the call. The URI is redacted only when an error is
+/// built, not on every read.
+#[derive(Clone, Debug)]
+pub struct CallLabel {
+    method: http::Method,
+    uri: http::Uri,
+}
+
+impl CallLabel {
+    /// The label of the call `method uri`.
+    pub fn new(method: http::Method, uri: http::Uri) -> CallLabel {
+        CallLabel { method, uri }
+    }
+}
+
+impl<B> CallError<B> {
+    /// An error of `kind` on the call `label` names (`- -` when there is none).
+    pub fn for_call(kind: ClientErrorKind, label: Option<&CallLabel>) -> CallError<B> {
+        match label {
+            Some(l) => CallError::new(kind, l.method.as_str(), &redact_url(&l.uri)),
+            None => CallError::new(kind, "-", "-"),
+        }
+    }
+}
+
+impl<B: CallBody> CallError<B> {
+    /// `response` itself if its status is below 400, otherwise a status error carrying it.
+    pub fn for_status(response: http::Response<B>) -> Result<http::Response<B>, CallError<B>> {
+        let status = response.status().as_u16();
+        if status < 400 {
+            return Ok(response);
+        }
+        let error = CallError::for_call(ClientErrorKind::Status(status), response.body().label());
+        Err(error.with_response(Some(response)))
+    }
 }
 
 /// What the client shares with each call: its counters, hooks, breaker and budget.
@@ -85,7 +128,7 @@ impl<B> core::fmt::Debug for Call<'_, B> {
     }
 }
 
-impl<'p, B: LimitedBody> Call<'p, B> {
+impl<'p, B: CallBody> Call<'p, B> {
     /// Starts the call for `request` (its headers already final: defaults merged, request id
     /// set) under `policy`, at `now`, with jitter seeded from `seed`. `request_id` is the id
     /// the hooks report; `body_replayable` whether the body can be sent again.

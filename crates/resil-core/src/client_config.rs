@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri};
 
-use crate::call::{Call, CallShared, LimitedBody};
+use crate::call::{Call, CallBody, CallShared};
 use crate::call_error::CallError;
 use crate::env::{EnvConfig, EnvError};
 use crate::http_glue::{
@@ -320,7 +320,7 @@ impl ClientCore {
     /// Starts a call for `request` under `policy` (the client's when `None`): merges the
     /// default headers, sets the request id (the caller's if the request has one, otherwise
     /// a fresh one, the same on every attempt), and draws the call's jitter seed.
-    pub fn start_call<'p, B: LimitedBody>(
+    pub fn start_call<'p, B: CallBody>(
         &'p self,
         policy: Option<&'p RetryPolicy>,
         request: &mut http::request::Parts,

@@ -156,7 +156,7 @@ pub use breaker::{
 };
 pub use budget::RetryBudget;
 #[cfg(feature = "http")]
-pub use call::{Call, CallShared, CallStep, LimitedBody};
+pub use call::{Call, CallBody, CallLabel, CallShared, CallStep};
 #[cfg(feature = "http")]
 pub use call_error::CallError;
 #[cfg(feature = "http")]

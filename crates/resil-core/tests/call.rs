@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use resil_core::{
-    Backoff, CallError, CallStep, ClientConfig, ClientErrorKind, ErrorKind, Instant, Jitter,
-    LimitedBody, RequestDraft, RetryPolicy, UnixTime,
+    Backoff, CallBody, CallError, CallStep, ClientConfig, ClientErrorKind, ErrorKind, Instant,
+    Jitter, RequestDraft, RetryPolicy, UnixTime,
 };
 
 /// A response body that only remembers the limit it was given.
@@ -15,7 +15,7 @@ struct FakeBody {
     limit: Option<u64>,
 }
 
-impl LimitedBody for FakeBody {
+impl CallBody for FakeBody {
     fn set_limit(&mut self, limit: u64) {
         self.limit = Some(limit);
     }

@@ -9,8 +9,8 @@ use std::task::{Context, Poll};
 
 use resil_core::rand::mix;
 use resil_core::{
-    Call, CallShared, CallStep, CircuitBreaker, Hooks, LimitedBody, RetryBudget, RetryPolicy,
-    Stats, StatsSnapshot, UnixTime,
+    Call, CallBody, CallShared, CallStep, CircuitBreaker, Hooks, RetryBudget, RetryPolicy, Stats,
+    StatsSnapshot, UnixTime,
 };
 use tower_layer::Layer;
 use tower_service::Service;
@@ -133,7 +133,7 @@ where
 /// nothing to apply to.
 struct Unlimited<B>(B);
 
-impl<B> LimitedBody for Unlimited<B> {
+impl<B> CallBody for Unlimited<B> {
     fn set_limit(&mut self, _: u64) {}
 }
 

@@ -91,8 +91,9 @@ async fn ten_thousand_concurrent_calls_over_at_most_64_connections_are_all_accou
         .unwrap();
     // hyper-util's pool has no per-host connection cap and hands a finished connection back
     // asynchronously, so a call that starts at once may dial a new one (measured: 64 in
-    // flight opened 68-85 connections, 48 in flight 48-57). 40 in flight keeps under 64.
-    let gate = Arc::new(tokio::sync::Semaphore::new(40));
+    // flight opened 68-85 connections, 48 in flight 48-57). 40 in flight stayed under 64 in
+    // every run but one, of the whole suite on a loaded machine; 32 leaves room.
+    let gate = Arc::new(tokio::sync::Semaphore::new(32));
     let url = server.url("/load");
     let mut tasks = Vec::new();
     for _ in 0..10_000 {
