@@ -245,17 +245,11 @@ impl ClientConfig {
             mix(t ^ u64::from(std::process::id()))
         });
         Ok(ClientCore {
-            policy,
-            breaker,
-            budget: self.budget,
             base_url,
             default_headers: self.default_headers,
             request_id_header: self.request_id_header,
             body_limit: self.body_limit,
-            stats: Arc::new(Stats::default()),
-            hooks: self.hooks,
-            seed,
-            calls: AtomicU64::new(0),
+            ..ClientCore::new(policy, breaker, self.budget, self.hooks, seed)
         })
     }
 }
@@ -289,6 +283,30 @@ impl fmt::Debug for ClientCore {
 }
 
 impl ClientCore {
+    /// A configuration with these parts and nothing else: no base URL, no default headers,
+    /// no request ids, no body limit (for layers around a service of your own).
+    pub fn new(
+        policy: RetryPolicy,
+        breaker: Option<Arc<Mutex<CircuitBreaker>>>,
+        budget: Option<Arc<Mutex<RetryBudget>>>,
+        hooks: Option<Arc<dyn Hooks>>,
+        seed: u64,
+    ) -> ClientCore {
+        ClientCore {
+            policy,
+            breaker,
+            budget,
+            base_url: None,
+            default_headers: HeaderMap::new(),
+            request_id_header: None,
+            body_limit: u64::MAX,
+            stats: Arc::new(Stats::default()),
+            hooks,
+            seed,
+            calls: AtomicU64::new(0),
+        }
+    }
+
     /// The retry policy.
     pub fn policy(&self) -> &RetryPolicy {
         &self.policy

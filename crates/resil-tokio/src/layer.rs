@@ -3,13 +3,11 @@
 
 use std::fmt;
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use resil_core::rand::mix;
 use resil_core::{
-    Call, CallBody, CallShared, CallStep, CircuitBreaker, Hooks, RetryBudget, RetryPolicy, Stats,
+    Call, CallBody, CallStep, CircuitBreaker, ClientCore, Hooks, RetryBudget, RetryPolicy,
     StatsSnapshot, UnixTime,
 };
 use tower_layer::Layer;
@@ -18,16 +16,6 @@ use tower_service::Service;
 use crate::runtime::now;
 use crate::transport::classified;
 use resil_async::{BoxError, BoxFuture, TransportError};
-
-struct Shared {
-    policy: RetryPolicy,
-    breaker: Option<Arc<Mutex<CircuitBreaker>>>,
-    budget: Option<Arc<Mutex<RetryBudget>>>,
-    stats: Arc<Stats>,
-    hooks: Option<Arc<dyn Hooks>>,
-    seed: u64,
-    calls: AtomicU64,
-}
 
 /// Adds retries, deadlines, a circuit breaker and a retry budget to an HTTP service.
 ///
@@ -38,13 +26,13 @@ struct Shared {
 /// [`Client`](crate::Client) for body-aware retries.
 #[derive(Clone)]
 pub struct ResilLayer {
-    shared: Arc<Shared>,
+    core: Arc<ClientCore>,
 }
 
 impl fmt::Debug for ResilLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResilLayer")
-            .field("policy", &self.shared.policy)
+            .field("core", &self.core)
             .finish_non_exhaustive()
     }
 }
@@ -64,21 +52,13 @@ impl ResilLayer {
         seed: u64,
     ) -> ResilLayer {
         ResilLayer {
-            shared: Arc::new(Shared {
-                policy,
-                breaker,
-                budget,
-                stats: Arc::new(Stats::default()),
-                hooks,
-                seed,
-                calls: AtomicU64::new(0),
-            }),
+            core: Arc::new(ClientCore::new(policy, breaker, budget, hooks, seed)),
         }
     }
 
     /// Counters for every call through services made by this layer.
     pub fn stats(&self) -> StatsSnapshot {
-        self.shared.stats.snapshot()
+        self.core.stats()
     }
 }
 
@@ -87,7 +67,7 @@ impl<S> Layer<S> for ResilLayer {
     fn layer(&self, inner: S) -> ResilService<S> {
         ResilService {
             inner,
-            shared: self.shared.clone(),
+            core: self.core.clone(),
         }
     }
 }
@@ -96,7 +76,7 @@ impl<S> Layer<S> for ResilLayer {
 #[derive(Clone)]
 pub struct ResilService<S> {
     inner: S,
-    shared: Arc<Shared>,
+    core: Arc<ClientCore>,
 }
 
 impl<S> fmt::Debug for ResilService<S> {
@@ -124,8 +104,8 @@ where
 
     fn call(&mut self, request: http::Request<ReqB>) -> Self::Future {
         let service = self.inner.clone();
-        let shared = self.shared.clone();
-        Box::pin(drive(shared, service, request))
+        let core = self.core.clone();
+        Box::pin(drive(core, service, request))
     }
 }
 
@@ -138,7 +118,7 @@ impl<B> CallBody for Unlimited<B> {
 }
 
 async fn drive<S, ReqB, ResB>(
-    shared: Arc<Shared>,
+    core: Arc<ClientCore>,
     mut service: S,
     request: http::Request<ReqB>,
 ) -> Result<http::Response<ResB>, resil_core::CallError<ResB>>
@@ -147,19 +127,9 @@ where
     S::Error: Into<BoxError>,
     ReqB: Clone,
 {
-    let (parts, body) = request.into_parts();
-    let n = shared.calls.fetch_add(1, Ordering::Relaxed);
-    let seed = mix(shared.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let call_shared = CallShared {
-        stats: &shared.stats,
-        hooks: shared.hooks.as_ref(),
-        breaker: shared.breaker.as_deref().map(|b| b as _),
-        budget: shared.budget.as_deref().map(|b| b as _),
-        body_limit: u64::MAX,
-    };
+    let (mut parts, body) = request.into_parts();
     // The body is `Clone`, so every attempt can send it again.
-    let mut call: Call<'_, Unlimited<ResB>> =
-        Call::start(&shared.policy, &parts, true, None, call_shared, now(), seed);
+    let mut call: Call<'_, Unlimited<ResB>> = core.start_call(None, &mut parts, true, now());
     loop {
         match call.next(&parts) {
             CallStep::Send { attempt, deadline } => {
