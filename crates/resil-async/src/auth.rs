@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::sync::RwLock;
 
-use http::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use http::header::HeaderMap;
 
 use crate::transport::BoxFuture;
 
@@ -55,10 +55,7 @@ where
             .token
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut value = HeaderValue::try_from(format!("Bearer {token}"))?;
-        value.set_sensitive(true);
-        headers.insert(AUTHORIZATION, value);
-        Ok(())
+        Ok(resil_core::set_bearer(headers, &token)?)
     }
 
     fn refresh(&self) -> BoxFuture<'_, Result<(), AuthError>> {

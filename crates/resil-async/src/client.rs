@@ -246,11 +246,7 @@ impl<R: Runtime> Client<R> {
             let mut request = resil_core::attempt_request(parts, body.take_for_attempt());
             // Only for a transport that reads it: an extension costs an allocation.
             if inner.transport.enforces_deadline() {
-                // Whole milliseconds, never past the deadline, at least 1 ms.
-                let left = deadline.saturating_duration_since(R::now());
-                let left = Duration::from_millis(
-                    u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1),
-                );
+                let left = resil_core::attempt_budget(deadline, R::now());
                 request.extensions_mut().insert(AttemptBudget(left));
             }
             if let Some(auth) = &inner.auth {

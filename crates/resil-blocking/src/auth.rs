@@ -2,7 +2,7 @@
 
 use std::sync::RwLock;
 
-use http::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use http::header::HeaderMap;
 
 /// A boxed error from an [`AuthProvider`].
 pub type AuthError = Box<dyn std::error::Error + Send + Sync>;
@@ -45,10 +45,7 @@ impl<F: Fn() -> Result<String, AuthError> + Send + Sync> AuthProvider for Bearer
             .token
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut value = HeaderValue::try_from(format!("Bearer {token}"))?;
-        value.set_sensitive(true);
-        headers.insert(AUTHORIZATION, value);
-        Ok(())
+        Ok(resil_core::set_bearer(headers, &token)?)
     }
 
     fn refresh(&self) -> Result<(), AuthError> {

@@ -215,7 +215,7 @@ impl Client {
             }
             let mut response = inner
                 .transport
-                .send(request, attempt_budget(deadline, now))
+                .send(request, resil_core::attempt_budget(deadline, now))
                 .map_err(AttemptError::Transport)?;
             let unauthorized = response.status() == http::StatusCode::UNAUTHORIZED;
             if unauthorized && !refreshed && body.is_replayable() {
@@ -283,13 +283,6 @@ enum AttemptError {
     Transport(crate::transport::TransportError),
     /// Stop the call: not a transport failure.
     Fatal(Error),
-}
-
-/// What is left of the attempt, rounded *down* to whole milliseconds (never past the
-/// deadline; at least 1 ms: ureq turns a zero timeout into a whole second).
-fn attempt_budget(deadline: Instant, now: Instant) -> Duration {
-    let left = deadline.saturating_duration_since(now);
-    Duration::from_millis(u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1))
 }
 
 /// Configures a [`Client`]; every setting is checked in [`build`](ClientBuilder::build).

@@ -38,6 +38,26 @@ pub fn request_info(
         .body_replayable(body_replayable)
 }
 
+/// What is left of an attempt at `now`, rounded *down* to whole milliseconds (never past the
+/// deadline) and at least 1 ms: for transports that take a per-request timeout (ureq turns a
+/// zero timeout into a whole second; curl's is in milliseconds).
+pub fn attempt_budget(deadline: crate::Instant, now: crate::Instant) -> core::time::Duration {
+    let left = deadline.saturating_duration_since(now);
+    core::time::Duration::from_millis(u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1))
+}
+
+/// Sets `Authorization: Bearer <token>`, marked sensitive (so HTTP/2 never indexes it and
+/// debug output hides it).
+pub fn set_bearer(
+    headers: &mut HeaderMap,
+    token: &str,
+) -> Result<(), http::header::InvalidHeaderValue> {
+    let mut value = http::HeaderValue::try_from(format!("Bearer {token}"))?;
+    value.set_sensitive(true);
+    headers.insert(http::header::AUTHORIZATION, value);
+    Ok(())
+}
+
 /// The request one attempt sends: `parts`' method, URI, version and headers (cloned; not its
 /// extensions) around `body`.
 pub fn attempt_request<T>(parts: &http::request::Parts, body: T) -> http::Request<T> {
