@@ -103,7 +103,11 @@ impl AsyncTransport for IsahcTransport {
         }
         let body = match body {
             RequestBody::Empty => isahc::AsyncBody::empty(),
-            RequestBody::Bytes(b) => isahc::AsyncBody::from(b.to_vec()),
+            // Read from the shared bytes rather than copied into a `Vec` on every attempt.
+            RequestBody::Bytes(b) => {
+                let len = b.len() as u64;
+                isahc::AsyncBody::from_reader_sized(futures_lite::io::Cursor::new(b), len)
+            }
             RequestBody::Stream(s) => isahc::AsyncBody::from_reader(StreamReader {
                 inner: Mutex::new((s, Bytes::new())),
             }),

@@ -212,3 +212,27 @@ fn http2_prior_knowledge_retries_over_one_connection() {
     assert_eq!(server.requests(), 3);
     assert_eq!(server.connections(), 1, "h2 streams share one connection");
 }
+
+#[test]
+fn a_bytes_body_is_sent_whole_on_every_attempt() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/orders", vec![Reply::status(503), Reply::status(201)]);
+    let client = Client::builder().policy(scenario_policy()).build().unwrap();
+    let body = "x".repeat(10_000);
+    let response = block_on(
+        client
+            .post(&server.url("/orders"))
+            .header("idempotency-key", "k-1")
+            .body(body.clone())
+            .send(),
+    )
+    .unwrap();
+    assert_eq!(response.status(), 201);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    for r in &requests {
+        assert_eq!(r.body, body.as_bytes());
+        assert_eq!(r.header("content-length"), Some("10000"));
+    }
+}
