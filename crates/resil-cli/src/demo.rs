@@ -100,17 +100,58 @@ fn progress(requests: u32, quiet: bool, label: &'static str) -> ProgressBar {
     bar
 }
 
+/// One run's embedded server, start time and breaker-transition log.
+struct Stage {
+    server: TestServer,
+    started: Instant,
+    transitions: Arc<Transitions>,
+}
+
+impl Stage {
+    fn start() -> Stage {
+        let server = TestServer::start();
+        let started = Instant::now();
+        server.handle("/api/items", move |_, n| misbehave(n, started.elapsed()));
+        let transitions = Arc::new(Transitions(Mutex::default(), started));
+        Stage {
+            server,
+            started,
+            transitions,
+        }
+    }
+
+    fn summary(
+        self,
+        stats: StatsSnapshot,
+        succeeded: u64,
+        mut latencies: Vec<Duration>,
+    ) -> Summary {
+        latencies.sort();
+        Summary {
+            stats,
+            succeeded,
+            latencies,
+            transitions: self
+                .transitions
+                .0
+                .lock()
+                .map(|t| t.clone())
+                .unwrap_or_default(),
+            wall: self.started.elapsed(),
+            server_requests: self.server.requests().len(),
+            server_connections: self.server.connections(),
+        }
+    }
+}
+
 fn run_blocking(requests: u32, workers: u32, seed: u64, quiet: bool) -> Result<Summary, String> {
-    let server = TestServer::start();
-    let started = Instant::now();
-    server.handle("/api/items", move |_, n| misbehave(n, started.elapsed()));
-    let transitions = Arc::new(Transitions(Mutex::default(), started));
+    let stage = Stage::start();
     let client = resil_blocking::Client::builder()
-        .base_url(&server.url("/api"))
+        .base_url(&stage.server.url("/api"))
         .policy(policy().ok_or("invalid demo policy")?)
         .breaker(breaker().ok_or("invalid demo breaker")?)
         .no_budget()
-        .hooks(transitions.clone())
+        .hooks(stage.transitions.clone())
         .seed(seed)
         .build()
         .map_err(|e| e.to_string())?;
@@ -145,18 +186,8 @@ fn run_blocking(requests: u32, workers: u32, seed: u64, quiet: bool) -> Result<S
         }
     });
     bar.finish_and_clear();
-    let mut latencies = latencies.into_inner().unwrap_or_default();
-    latencies.sort();
-    let transitions = transitions.0.lock().map(|t| t.clone()).unwrap_or_default();
-    Ok(Summary {
-        stats: client.stats(),
-        succeeded: succeeded.into_inner(),
-        latencies,
-        transitions,
-        wall: started.elapsed(),
-        server_requests: server.requests().len(),
-        server_connections: server.connections(),
-    })
+    let latencies = latencies.into_inner().unwrap_or_default();
+    Ok(stage.summary(client.stats(), succeeded.into_inner(), latencies))
 }
 
 fn run_tokio(requests: u32, workers: u32, seed: u64, quiet: bool) -> Result<Summary, String> {
@@ -166,16 +197,13 @@ fn run_tokio(requests: u32, workers: u32, seed: u64, quiet: bool) -> Result<Summ
         .build()
         .map_err(|e| e.to_string())?;
     runtime.block_on(async {
-        let server = TestServer::start();
-        let started = Instant::now();
-        server.handle("/api/items", move |_, n| misbehave(n, started.elapsed()));
-        let transitions = Arc::new(Transitions(Mutex::default(), started));
+        let stage = Stage::start();
         let client = resil_tokio::Client::builder()
-            .base_url(&server.url("/api"))
+            .base_url(&stage.server.url("/api"))
             .policy(policy().ok_or("invalid demo policy")?)
             .breaker(breaker().ok_or("invalid demo breaker")?)
             .no_budget()
-            .hooks(transitions.clone())
+            .hooks(stage.transitions.clone())
             .seed(seed)
             .build()
             .map_err(|e| e.to_string())?;
@@ -216,17 +244,7 @@ fn run_tokio(requests: u32, workers: u32, seed: u64, quiet: bool) -> Result<Summ
             }
         }
         bar.finish_and_clear();
-        latencies.sort();
-        let transitions = transitions.0.lock().map(|t| t.clone()).unwrap_or_default();
-        Ok(Summary {
-            stats: client.stats(),
-            succeeded,
-            latencies,
-            transitions,
-            wall: started.elapsed(),
-            server_requests: server.requests().len(),
-            server_connections: server.connections(),
-        })
+        Ok(stage.summary(client.stats(), succeeded, latencies))
     })
 }
 
