@@ -154,3 +154,29 @@ pub fn requests_and_rounds(default_requests: usize, default_rounds: usize) -> (u
         arg("--rounds", default_rounds),
     )
 }
+
+/// Prints a markdown table of clients measured in interleaved rounds: the medians of CPU
+/// µs per request and of requests per second, and the medians of their per-round ratios to
+/// the first client (the baseline, measured next to each of the others).
+pub fn print_rounds(names: &[&str], cpu: &[Vec<f64>], rps: &[Vec<f64>]) {
+    let ratio = |series: &[Vec<f64>], i: usize| {
+        median(
+            series[i]
+                .iter()
+                .zip(&series[0])
+                .map(|(a, b)| a / b)
+                .collect(),
+        )
+    };
+    println!("| client | µs CPU / request | × baseline | req/s | × baseline |");
+    println!("|---|---|---|---|---|");
+    for (i, name) in names.iter().enumerate() {
+        println!(
+            "| {name} | {:.2} | {:.3} | {:.0} | {:.3} |",
+            median(cpu[i].clone()),
+            ratio(cpu, i),
+            median(rps[i].clone()),
+            ratio(rps, i)
+        );
+    }
+}

@@ -16,7 +16,7 @@
 use std::time::{Duration, Instant};
 
 use backon::{BlockingRetryable, ConstantBuilder};
-use resil_bench::{cpu_micros, median, server_stats, spawn_server};
+use resil_bench::{cpu_micros, server_stats, spawn_server};
 use resil_core::{Backoff, Jitter, RetryPolicy};
 
 fn main() {
@@ -237,22 +237,8 @@ fn client(requests: usize, rounds: usize) {
             after_connections - before_connections,
             (after_requests - before_requests) as f64 / (n * rounds * requests) as f64
         );
-        println!(
-            "| client | µs CPU / request (median) | × baseline (median of per-round ratios) | req/s (median) | × baseline |"
-        );
-        println!("|---|---|---|---|---|");
-        for (i, kind) in kinds.iter().enumerate() {
-            let cpu_ratio = median(cpu[i].iter().zip(&cpu[0]).map(|(a, b)| a / b).collect());
-            let rps_ratio = median(rps[i].iter().zip(&rps[0]).map(|(a, b)| a / b).collect());
-            println!(
-                "| {} | {:.2} | {:.3} | {:.0} | {:.3} |",
-                kind.name(),
-                median(cpu[i].clone()),
-                cpu_ratio,
-                median(rps[i].clone()),
-                rps_ratio
-            );
-        }
+        let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+        resil_bench::print_rounds(&names, &cpu, &rps);
     }
     drop(child.stdin.take());
     let _ = child.wait();

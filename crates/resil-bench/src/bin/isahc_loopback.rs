@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_lite::AsyncReadExt;
 use futures_lite::future::block_on;
-use resil_bench::{cpu_micros, median, server_stats, spawn_server};
+use resil_bench::{cpu_micros, server_stats, spawn_server};
 
 fn main() {
     let (requests, rounds) = resil_bench::requests_and_rounds(20_000, 5);
@@ -74,17 +74,7 @@ fn main() {
         (after - before) as f64 / (2 * rounds * requests) as f64,
         after_conns - before_conns
     );
-    println!("| client | µs CPU / request | × bare isahc | req/s | × bare isahc |");
-    println!("|---|---|---|---|---|");
-    for (i, name) in ["isahc 2, bare", "resil-isahc"].iter().enumerate() {
-        println!(
-            "| {name} | {:.2} | {:.3} | {:.0} | {:.3} |",
-            median(cpu[i].clone()),
-            median(cpu[i].iter().zip(&cpu[0]).map(|(a, b)| a / b).collect()),
-            median(rps[i].clone()),
-            median(rps[i].iter().zip(&rps[0]).map(|(a, b)| a / b).collect())
-        );
-    }
+    resil_bench::print_rounds(&["isahc 2, bare", "resil-isahc"], &cpu, &rps);
     drop(child.stdin.take());
     let _ = child.wait();
 }

@@ -20,7 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use reqwest_retry::RetryTransientMiddleware;
 use reqwest_retry::policies::ExponentialBackoff;
-use resil_bench::{cpu_micros, median, server_stats, spawn_server};
+use resil_bench::{cpu_micros, server_stats, spawn_server};
 use resil_core::{Backoff, Jitter, RetryPolicy};
 
 /// Attempts every client may make on /flaky: with 32 in flight one request's attempts can
@@ -303,20 +303,8 @@ fn main() {
                 (after - before) as f64 / logical as f64,
                 after_conns - before_conns
             );
-            println!("| client | µs CPU / request | × baseline | req/s | × baseline |");
-            println!("|---|---|---|---|---|");
-            for (i, kind) in kinds.iter().enumerate() {
-                let cpu_ratio = median(cpu[i].iter().zip(&cpu[0]).map(|(a, b)| a / b).collect());
-                let rps_ratio = median(rps[i].iter().zip(&rps[0]).map(|(a, b)| a / b).collect());
-                println!(
-                    "| {} | {:.2} | {:.3} | {:.0} | {:.3} |",
-                    kind.name(),
-                    median(cpu[i].clone()),
-                    cpu_ratio,
-                    median(rps[i].clone()),
-                    rps_ratio
-                );
-            }
+            let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+            resil_bench::print_rounds(&names, &cpu, &rps);
         }
     }
     drop(child.stdin.take());
