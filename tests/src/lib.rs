@@ -483,6 +483,36 @@ pub fn scenario_policy() -> resil_core::RetryPolicy {
         .unwrap_or_else(|e| panic!("scenario policy: {e}"))
 }
 
+/// A policy whose `retry_if` reads a 16-byte body prefix and retries a response whose body
+/// starts with `{"errors"` (a GraphQL-style failure inside a 200), and asserts the prefix it
+/// sees is bounded.
+pub fn error_body_policy() -> resil_core::RetryPolicy {
+    resil_core::RetryPolicy::builder()
+        .backoff(resil_core::Backoff::Constant(Duration::from_millis(5)))
+        .jitter(resil_core::Jitter::None)
+        .retry_if_body_prefix(16)
+        .retry_if(|ctx| {
+            let prefix = ctx.body_prefix()?;
+            assert!(
+                prefix.len() <= 16,
+                "the prefix is bounded: {}",
+                prefix.len()
+            );
+            prefix.starts_with(br#"{"errors""#).then_some(true)
+        })
+        .build()
+        .unwrap_or_else(|e| panic!("error body policy: {e}"))
+}
+
+/// A 200 whose body is an error, then a 200 with `ok_body`: what [`error_body_policy`]
+/// retries once.
+pub fn error_body_replies(ok_body: &str) -> Vec<Reply> {
+    vec![
+        Reply::body(200, r#"{"errors":[{"message":"try again"}]}"#),
+        Reply::body(200, ok_body),
+    ]
+}
+
 /// Hooks that write every callback as one line; drivers are compared line for line.
 #[derive(Debug, Default)]
 pub struct Transcript(Mutex<Vec<String>>);

@@ -15,8 +15,8 @@ use resil_core::{
     UnixTime,
 };
 use resil_tests::{
-    Expect, Reply, TestServer, Transcript, exclusive_load, refused_addr, scenario_policy,
-    scenarios, shared_load,
+    Expect, Reply, TestServer, Transcript, error_body_policy, error_body_replies, exclusive_load,
+    refused_addr, scenario_policy, scenarios, shared_load,
 };
 
 /// Real time plus whatever the client "slept": waits cost nothing, time still moves forward.
@@ -763,29 +763,9 @@ fn retry_if_sees_a_body_prefix_and_the_caller_still_reads_the_whole_body() {
     let _load = shared_load();
     let server = TestServer::start();
     let long_ok = format!("ok {}", "x".repeat(5000));
-    server.script(
-        "/graphql",
-        vec![
-            Reply::body(200, r#"{"errors":[{"message":"try again"}]}"#),
-            Reply::body(200, &long_ok),
-        ],
-    );
+    server.script("/graphql", error_body_replies(&long_ok));
     let clock = ManualClock::new();
-    let policy = RetryPolicy::builder()
-        .backoff(Backoff::Constant(Duration::from_millis(5)))
-        .jitter(Jitter::None)
-        .retry_if_body_prefix(16)
-        .retry_if(|ctx| {
-            let prefix = ctx.body_prefix()?;
-            assert!(
-                prefix.len() <= 16,
-                "the prefix is bounded: {}",
-                prefix.len()
-            );
-            prefix.starts_with(br#"{"errors""#).then_some(true)
-        })
-        .build()
-        .unwrap();
+    let policy = error_body_policy();
     let client = builder(&clock).policy(policy).build().unwrap();
     let text = client
         .get(&server.url("/graphql"))

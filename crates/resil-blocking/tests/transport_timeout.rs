@@ -5,24 +5,43 @@ use std::time::{Duration, Instant};
 use resil_blocking::{BlockingTransport, RequestBody, UreqSettings, UreqTransport};
 use resil_tests::{Reply, TestServer, shared_load};
 
-#[test]
-fn transport_gives_up_when_its_budget_runs_out() {
-    let _load = shared_load();
-    let server = TestServer::start();
-    server.script("/stall", vec![Reply::Stall(Duration::from_secs(2))]);
-    let transport = UreqTransport::new(&UreqSettings::default());
+/// A GET of `path` through `transport` with `budget`.
+fn get(
+    transport: &UreqTransport,
+    server: &TestServer,
+    path: &str,
+    budget: Duration,
+) -> Result<http::Response<resil_blocking::Body>, resil_blocking::TransportError> {
     let mut request = http::Request::new(RequestBody::Empty);
-    *request.uri_mut() = server.url("/stall").parse().unwrap();
+    *request.uri_mut() = server.url(path).parse().unwrap();
+    transport.send(request, budget)
+}
+
+/// A GET of the stalling `/stall` with a 100 ms budget times out well within a second.
+fn stall_times_out(transport: &UreqTransport, server: &TestServer) {
     let start = Instant::now();
-    let err = transport
-        .send(request, Duration::from_millis(100))
-        .unwrap_err();
+    let err = get(transport, server, "/stall", Duration::from_millis(100)).unwrap_err();
     assert_eq!(err.kind(), resil_core::ErrorKind::Timeout, "{err}");
     assert!(
         start.elapsed() < Duration::from_secs(1),
         "{:?}",
         start.elapsed()
     );
+}
+
+/// A GET of `/ok`, body read whole.
+fn ok(transport: &UreqTransport, server: &TestServer, budget: Duration) {
+    let mut r = get(transport, server, "/ok", budget).unwrap();
+    std::io::copy(r.body_mut(), &mut std::io::sink()).unwrap();
+}
+
+#[test]
+fn transport_gives_up_when_its_budget_runs_out() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/stall", vec![Reply::Stall(Duration::from_secs(2))]);
+    let transport = UreqTransport::new(&UreqSettings::default());
+    stall_times_out(&transport, &server);
 }
 
 #[test]
@@ -32,24 +51,11 @@ fn transport_budget_applies_on_a_reused_connection() {
     server.script("/ok", vec![Reply::status(200)]);
     server.script("/stall", vec![Reply::Stall(Duration::from_secs(2))]);
     let transport = UreqTransport::new(&UreqSettings::default());
-    let send = |path: &str, budget: Duration| {
-        let mut request = http::Request::new(RequestBody::Empty);
-        *request.uri_mut() = server.url(path).parse().unwrap();
-        transport.send(request, budget)
-    };
     for _ in 0..3 {
-        let mut r = send("/ok", Duration::from_secs(10)).unwrap();
-        std::io::copy(r.body_mut(), &mut std::io::sink()).unwrap();
+        ok(&transport, &server, Duration::from_secs(10));
     }
     assert_eq!(server.connections(), 1);
-    let start = Instant::now();
-    let err = send("/stall", Duration::from_millis(100)).unwrap_err();
-    assert_eq!(err.kind(), resil_core::ErrorKind::Timeout, "{err}");
-    assert!(
-        start.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        start.elapsed()
-    );
+    stall_times_out(&transport, &server);
     assert_eq!(
         server.connections(),
         1,
@@ -67,24 +73,11 @@ fn a_shorter_budget_overrides_the_usual_attempt_timeout() {
         usual_attempt_timeout: Some(Duration::from_secs(10)),
         ..UreqSettings::default()
     });
-    let send = |path: &str, budget: Duration| {
-        let mut request = http::Request::new(RequestBody::Empty);
-        *request.uri_mut() = server.url(path).parse().unwrap();
-        transport.send(request, budget)
-    };
     // Budgets at or just under the usual one take the agent's own deadline.
     for budget in [Duration::from_secs(10), Duration::from_millis(9_999)] {
-        let mut r = send("/ok", budget).unwrap();
-        std::io::copy(r.body_mut(), &mut std::io::sink()).unwrap();
+        ok(&transport, &server, budget);
     }
-    let start = Instant::now();
-    let err = send("/stall", Duration::from_millis(100)).unwrap_err();
-    assert_eq!(err.kind(), resil_core::ErrorKind::Timeout, "{err}");
-    assert!(
-        start.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        start.elapsed()
-    );
+    stall_times_out(&transport, &server);
     assert_eq!(server.connections(), 1);
 }
 

@@ -10,7 +10,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_lite::future::block_on;
 use resil_isahc::{Client, ErrorKind, RequestBody, ResponseExt};
-use resil_tests::{Reply, TestServer, scenario_policy, shared_load};
+use resil_tests::{
+    Reply, TestServer, error_body_policy, error_body_replies, scenario_policy, shared_load,
+};
 
 /// GETs `url` and reads the whole body as text.
 fn body_of(client: &Client, url: &str) -> Result<String, resil_isahc::Error> {
@@ -174,23 +176,8 @@ fn retry_if_sees_a_body_prefix_and_the_caller_still_reads_the_whole_body() {
     let _load = shared_load();
     let server = TestServer::start();
     let long_ok = format!("ok {}", "x".repeat(70_000));
-    server.script(
-        "/graphql",
-        vec![
-            Reply::body(200, r#"{"errors":[{"message":"try again"}]}"#),
-            Reply::body(200, &long_ok),
-        ],
-    );
-    let policy = resil_isahc::RetryPolicy::builder()
-        .backoff(resil_isahc::Backoff::Constant(Duration::from_millis(5)))
-        .jitter(resil_isahc::Jitter::None)
-        .retry_if_body_prefix(16)
-        .retry_if(|ctx| {
-            let prefix = ctx.body_prefix()?;
-            prefix.starts_with(br#"{"errors""#).then_some(true)
-        })
-        .build()
-        .unwrap();
+    server.script("/graphql", error_body_replies(&long_ok));
+    let policy = error_body_policy();
     let client = Client::builder().policy(policy).build().unwrap();
     let text = body_of(&client, &server.url("/graphql")).unwrap();
     assert_eq!(text, long_ok, "the prefix read early is put back");

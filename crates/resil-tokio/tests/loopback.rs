@@ -12,7 +12,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use resil_core::{CircuitBreaker, RetryBudget, TripCondition};
 use resil_tests::{
-    Expect, Reply, TestServer, Transcript, refused_addr, scenario_policy, scenarios, shared_load,
+    Expect, Reply, TestServer, Transcript, error_body_policy, error_body_replies, refused_addr,
+    scenario_policy, scenarios, shared_load,
 };
 use resil_tokio::{Backoff, Client, ResilLayer, ResponseExt, RetryPolicy};
 use tower_layer::Layer;
@@ -258,28 +259,8 @@ async fn retry_if_sees_a_body_prefix_and_the_caller_still_reads_the_whole_body()
     let _load = shared_load();
     let server = TestServer::start();
     let long_ok = format!("ok {}", "x".repeat(70_000));
-    server.script(
-        "/graphql",
-        vec![
-            Reply::body(200, r#"{"errors":[{"message":"try again"}]}"#),
-            Reply::body(200, &long_ok),
-        ],
-    );
-    let policy = RetryPolicy::builder()
-        .backoff(resil_tokio::Backoff::Constant(Duration::from_millis(5)))
-        .jitter(resil_tokio::Jitter::None)
-        .retry_if_body_prefix(16)
-        .retry_if(|ctx| {
-            let prefix = ctx.body_prefix()?;
-            assert!(
-                prefix.len() <= 16,
-                "the prefix is bounded: {}",
-                prefix.len()
-            );
-            prefix.starts_with(br#"{"errors""#).then_some(true)
-        })
-        .build()
-        .unwrap();
+    server.script("/graphql", error_body_replies(&long_ok));
+    let policy = error_body_policy();
     let client = Client::builder().policy(policy).build().unwrap();
     let text = client
         .get(&server.url("/graphql"))
