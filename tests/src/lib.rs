@@ -460,6 +460,52 @@ pub struct Scenario {
     pub transcript: Vec<&'static str>,
 }
 
+impl Scenario {
+    /// Starts a server scripted with this scenario's replies at `/s`; returns it and the URL
+    /// to call (a port where nothing listens when the scenario wants a refused connection).
+    pub fn serve(&self) -> (TestServer, String) {
+        let server = TestServer::start();
+        server.script("/s", self.replies.clone());
+        let url = if self.refused {
+            format!("http://{}/s", refused_addr())
+        } else {
+            server.url("/s")
+        };
+        (server, url)
+    }
+
+    /// The method to send.
+    pub fn http_method(&self) -> http::Method {
+        http::Method::from_bytes(self.method.as_bytes())
+            .unwrap_or_else(|e| panic!("{}: method: {e}", self.name))
+    }
+
+    /// Checks a driver's result, its server's hit count and its hooks transcript against the
+    /// scenario; `driver` prefixes every message.
+    pub fn check<B: std::fmt::Debug>(
+        &self,
+        driver: &str,
+        result: &Result<http::Response<B>, resil_core::CallError<B>>,
+        server: &TestServer,
+        transcript: &Transcript,
+    ) {
+        let name = self.name;
+        match (self.expect, result) {
+            (Expect::Response(status), Ok(response)) => {
+                assert_eq!(response.status().as_u16(), status, "{driver}: {name}");
+            }
+            (Expect::Error(kind), Err(e)) => assert!(
+                format!("{:?}", e.kind()).starts_with(kind),
+                "{driver}: {name}: expected {kind}, got {e} ({:?})",
+                e.kind()
+            ),
+            (want, got) => panic!("{driver}: {name}: expected {want:?}, got {got:?}"),
+        }
+        assert_eq!(server.hits("/s"), self.server_hits, "{driver}: {name}");
+        assert_eq!(transcript.lines(), self.transcript, "{driver}: {name}");
+    }
+}
+
 /// The outcome a scenario requires.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Expect {

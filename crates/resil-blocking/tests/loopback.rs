@@ -15,8 +15,8 @@ use resil_core::{
     UnixTime,
 };
 use resil_tests::{
-    Expect, Reply, TestServer, Transcript, error_body_policy, error_body_replies, exclusive_load,
-    refused_addr, scenario_policy, scenarios, shared_load,
+    Reply, TestServer, Transcript, error_body_policy, error_body_replies, exclusive_load,
+    scenario_policy, scenarios, shared_load,
 };
 
 /// Real time plus whatever the client "slept": waits cost nothing, time still moves forward.
@@ -65,38 +65,17 @@ fn builder(clock: &Arc<ManualClock>) -> ClientBuilder {
 fn scenario_table_through_the_blocking_client() {
     let _load = shared_load();
     for scenario in scenarios() {
-        let server = TestServer::start();
-        server.script("/s", scenario.replies.clone());
-        let url = if scenario.refused {
-            format!("http://{}/s", refused_addr())
-        } else {
-            server.url("/s")
-        };
+        let (server, url) = scenario.serve();
         let transcript = Arc::new(Transcript::default());
         let client = builder(&ManualClock::new())
             .hooks(transcript.clone())
             .build()
             .unwrap();
-        let method = http::Method::from_bytes(scenario.method.as_bytes()).unwrap();
-        let mut request = client.request(method, &url);
+        let mut request = client.request(scenario.http_method(), &url);
         for (name, value) in &scenario.headers {
             request = request.header(name, value);
         }
-        let result = request.send();
-        match (scenario.expect, &result) {
-            (Expect::Response(status), Ok(response)) => {
-                assert_eq!(response.status().as_u16(), status, "{}", scenario.name);
-            }
-            (Expect::Error(kind), Err(e)) => assert!(
-                format!("{:?}", e.kind()).starts_with(kind),
-                "{}: expected {kind}, got {e} ({:?})",
-                scenario.name,
-                e.kind()
-            ),
-            (want, got) => panic!("{}: expected {want:?}, got {got:?}", scenario.name),
-        }
-        assert_eq!(server.hits("/s"), scenario.server_hits, "{}", scenario.name);
-        assert_eq!(transcript.lines(), scenario.transcript, "{}", scenario.name);
+        scenario.check("blocking", &request.send(), &server, &transcript);
     }
 }
 

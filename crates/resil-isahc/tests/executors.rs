@@ -5,31 +5,26 @@ use std::future::Future;
 use std::sync::Arc;
 
 use resil_isahc::Client;
-use resil_tests::{
-    Expect, TestServer, Transcript, refused_addr, scenario_policy, scenarios, shared_load,
-};
+use resil_tests::{Transcript, scenario_policy, scenarios, shared_load};
+
+/// One call's outcome.
+type Outcome = Result<resil_isahc::Response, resil_isahc::Error>;
 
 /// Runs every scenario with `block_on` as the executor.
 fn run_table(
     executor: &'static str,
-    block_on: impl Fn(std::pin::Pin<Box<dyn Future<Output = ()>>>),
+    block_on: impl Fn(std::pin::Pin<Box<dyn Future<Output = Outcome>>>) -> Outcome,
 ) {
     let _load = shared_load();
     for scenario in scenarios() {
-        let server = TestServer::start();
-        server.script("/s", scenario.replies.clone());
-        let url = if scenario.refused {
-            format!("http://{}/s", refused_addr())
-        } else {
-            server.url("/s")
-        };
+        let (server, url) = scenario.serve();
         let transcript = Arc::new(Transcript::default());
-        let scenario_name = scenario.name;
-        let expect = scenario.expect;
-        let headers = scenario.headers.clone();
-        let method = http::Method::from_bytes(scenario.method.as_bytes()).unwrap();
-        let lines = transcript.clone();
-        block_on(Box::pin(async move {
+        let (method, headers, lines) = (
+            scenario.http_method(),
+            scenario.headers.clone(),
+            transcript.clone(),
+        );
+        let result = block_on(Box::pin(async move {
             let client = Client::builder()
                 .policy(scenario_policy())
                 .hooks(lines)
@@ -40,36 +35,9 @@ fn run_table(
             for (name, value) in &headers {
                 request = request.header(name, value);
             }
-            let result = request.send().await;
-            match (expect, &result) {
-                (Expect::Response(status), Ok(response)) => {
-                    assert_eq!(
-                        response.status().as_u16(),
-                        status,
-                        "{executor}: {scenario_name}"
-                    )
-                }
-                (Expect::Error(kind), Err(e)) => assert!(
-                    format!("{:?}", e.kind()).starts_with(kind),
-                    "{executor}: {scenario_name}: expected {kind}, got {e}"
-                ),
-                (want, got) => {
-                    panic!("{executor}: {scenario_name}: expected {want:?}, got {got:?}")
-                }
-            }
+            request.send().await
         }));
-        assert_eq!(
-            server.hits("/s"),
-            scenario.server_hits,
-            "{executor}: {}",
-            scenario.name
-        );
-        assert_eq!(
-            transcript.lines(),
-            scenario.transcript,
-            "{executor}: {}",
-            scenario.name
-        );
+        scenario.check(executor, &result, &server, &transcript);
     }
 }
 

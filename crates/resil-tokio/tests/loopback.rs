@@ -12,8 +12,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use resil_core::{CircuitBreaker, RetryBudget, TripCondition};
 use resil_tests::{
-    Expect, Reply, TestServer, Transcript, error_body_policy, error_body_replies, refused_addr,
-    scenario_policy, scenarios, shared_load,
+    Reply, TestServer, Transcript, error_body_policy, error_body_replies, scenario_policy,
+    scenarios, shared_load,
 };
 use resil_tokio::{Backoff, Client, ResilLayer, ResponseExt, RetryPolicy};
 use tower_layer::Layer;
@@ -23,13 +23,7 @@ use tower_service::Service;
 async fn scenario_table_through_the_tokio_client_matches_the_blocking_transcripts() {
     let _load = shared_load();
     for scenario in scenarios() {
-        let server = TestServer::start();
-        server.script("/s", scenario.replies.clone());
-        let url = if scenario.refused {
-            format!("http://{}/s", refused_addr())
-        } else {
-            server.url("/s")
-        };
+        let (server, url) = scenario.serve();
         let transcript = Arc::new(Transcript::default());
         let client = Client::builder()
             .policy(scenario_policy())
@@ -37,25 +31,12 @@ async fn scenario_table_through_the_tokio_client_matches_the_blocking_transcript
             .seed(7)
             .build()
             .unwrap();
-        let method = http::Method::from_bytes(scenario.method.as_bytes()).unwrap();
-        let mut request = client.request(method, &url);
+        let mut request = client.request(scenario.http_method(), &url);
         for (name, value) in &scenario.headers {
             request = request.header(name, value);
         }
         let result = request.send().await;
-        match (scenario.expect, &result) {
-            (Expect::Response(status), Ok(response)) => {
-                assert_eq!(response.status().as_u16(), status, "{}", scenario.name)
-            }
-            (Expect::Error(kind), Err(e)) => assert!(
-                format!("{:?}", e.kind()).starts_with(kind),
-                "{}: expected {kind}, got {e}",
-                scenario.name
-            ),
-            (want, got) => panic!("{}: expected {want:?}, got {got:?}", scenario.name),
-        }
-        assert_eq!(server.hits("/s"), scenario.server_hits, "{}", scenario.name);
-        assert_eq!(transcript.lines(), scenario.transcript, "{}", scenario.name);
+        scenario.check("tokio", &result, &server, &transcript);
     }
 }
 
