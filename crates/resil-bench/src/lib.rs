@@ -155,6 +155,28 @@ pub fn requests_and_rounds(default_requests: usize, default_rounds: usize) -> (u
     )
 }
 
+/// Measures `n` clients in `rounds` interleaved rounds, rotating their order every round so
+/// none always runs first or last. `run(i)` runs client `i` once and returns the requests it
+/// made, its client CPU in µs and its wall time. Returns each client's per-round CPU µs per
+/// request and requests per second, for [`print_rounds`].
+pub fn interleaved_rounds(
+    n: usize,
+    rounds: usize,
+    mut run: impl FnMut(usize) -> (usize, f64, std::time::Duration),
+) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
+    let mut cpu = vec![Vec::new(); n];
+    let mut rps = vec![Vec::new(); n];
+    for round in 0..rounds {
+        for k in 0..n {
+            let i = (k + round) % n;
+            let (count, micros, wall) = run(i);
+            cpu[i].push(micros / count as f64);
+            rps[i].push(count as f64 / wall.as_secs_f64());
+        }
+    }
+    (cpu, rps)
+}
+
 /// Prints a markdown table of clients measured in interleaved rounds: the medians of CPU
 /// µs per request and of requests per second, and the medians of their per-round ratios to
 /// the first client (the baseline, measured next to each of the others).

@@ -215,18 +215,11 @@ fn client(requests: usize, rounds: usize) {
             run(*kind, clients, &url, requests / 4);
         }
         let n = kinds.len();
-        let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); n];
-        let mut rps: Vec<Vec<f64>> = vec![Vec::new(); n];
         let (before_requests, before_connections) = server_stats(&base);
-        for round in 0..rounds {
-            // Rotate the order each round so no client always runs first or last.
-            for k in 0..n {
-                let i = (k + round) % n;
-                let (c, w) = run(kinds[i], clients, &url, requests);
-                cpu[i].push(c / requests as f64);
-                rps[i].push(requests as f64 / w.as_secs_f64());
-            }
-        }
+        let (cpu, rps) = resil_bench::interleaved_rounds(n, rounds, |i| {
+            let (c, w) = run(kinds[i], clients, &url, requests);
+            (requests, c, w)
+        });
         let (after_requests, after_connections) = server_stats(&base);
         println!(
             "\n{endpoint}: {requests} sequential logical requests x {rounds} rounds per client, interleaved"

@@ -58,15 +58,10 @@ fn main() {
     run(false, requests / 4);
     run(true, requests / 4);
     let (before, before_conns) = server_stats(&base);
-    let (mut cpu, mut rps) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
-    for round in 0..rounds {
-        for k in 0..2 {
-            let i = (k + round) % 2;
-            let (c, w) = run(i == 1, requests);
-            cpu[i].push(c / requests as f64);
-            rps[i].push(requests as f64 / w.as_secs_f64());
-        }
-    }
+    let (cpu, rps) = resil_bench::interleaved_rounds(2, rounds, |i| {
+        let (c, w) = run(i == 1, requests);
+        (requests, c, w)
+    });
     let (after, after_conns) = server_stats(&base);
     println!(
         "/ok: {requests} sequential GETs x {rounds} rounds per client; server saw {} attempts ({:.3} per request) on {} new connections",

@@ -272,29 +272,22 @@ fn main() {
             for kind in &kinds {
                 run(&runtime, *kind, clients, &url, requests / 10, in_flight);
             }
-            let n = kinds.len();
-            let mut cpu = vec![Vec::new(); n];
-            let mut rps = vec![Vec::new(); n];
             let (before, before_conns) = server_stats(&base);
             let mut logical = 0;
-            for round in 0..rounds {
-                for k in 0..n {
-                    let i = (k + round) % n;
-                    let count = if endpoint == "/flaky"
-                        && matches!(kinds[i], Kind::ReqwestRetry | Kind::ReqwestBackon)
-                    {
-                        requests / 10
-                    } else {
-                        requests
-                    };
-                    // Whole requests per task: the count actually sent.
-                    let count = count / in_flight * in_flight;
-                    logical += count;
-                    let (c, w) = run(&runtime, kinds[i], clients, &url, count, in_flight);
-                    cpu[i].push(c / count as f64);
-                    rps[i].push(count as f64 / w.as_secs_f64());
-                }
-            }
+            let (cpu, rps) = resil_bench::interleaved_rounds(kinds.len(), rounds, |i| {
+                let count = if endpoint == "/flaky"
+                    && matches!(kinds[i], Kind::ReqwestRetry | Kind::ReqwestBackon)
+                {
+                    requests / 10
+                } else {
+                    requests
+                };
+                // Whole requests per task: the count actually sent.
+                let count = count / in_flight * in_flight;
+                logical += count;
+                let (c, w) = run(&runtime, kinds[i], clients, &url, count, in_flight);
+                (count, c, w)
+            });
             let (after, after_conns) = server_stats(&base);
             println!("\n{endpoint}, {in_flight} in flight, {rounds} interleaved rounds");
             println!(
