@@ -12,8 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Method;
 use resil_core::{
-    Call, CallLabel, CallStep, CircuitBreaker, ClientConfig, ClientCore, EnvConfig, Hooks, Instant,
-    RetryBudget, RetryPolicy, StatsSnapshot, UnixTime,
+    Call, CallLabel, CallStep, CircuitBreaker, ClientConfig, ClientCore, DRAIN_LIMIT, EnvConfig,
+    Hooks, Instant, RetryBudget, RetryPolicy, StatsSnapshot, UnixTime,
 };
 
 use crate::request::RequestBuilder;
@@ -22,9 +22,6 @@ use crate::transport::{
     AsyncTransport, AttemptBudget, RequestBody, TransportError, TransportSettings,
 };
 use crate::{AuthProvider, Body, Error, ErrorKind, Response};
-
-/// Bytes read from a discarded response before its connection is given up.
-const DRAIN_LIMIT: u64 = 64 * 1024;
 
 /// Runs `work` until it finishes or `deadline` passes (`None` then). `work` is pinned by the
 /// caller, so the attempt's state is not copied into this future.
@@ -258,10 +255,7 @@ impl<R: Runtime> Client<R> {
                 .send(request)
                 .await
                 .map_err(AttemptError::Transport)?;
-            if response.status() == http::StatusCode::UNAUTHORIZED
-                && !refreshed
-                && body.is_replayable()
-            {
+            if resil_core::refresh_credentials(response.status(), refreshed, body.is_replayable()) {
                 if let Some(auth) = &inner.auth {
                     refreshed = true;
                     if auth.refresh().await.is_ok() {

@@ -12,12 +12,9 @@ use crate::{AuthProvider, Response};
 use bytes::Bytes;
 use http::Method;
 use resil_core::{
-    Call, CallLabel, CallStep, CircuitBreaker, ClientConfig, ClientCore, EnvConfig, Hooks, Instant,
-    RetryBudget, RetryPolicy, StatsSnapshot, UnixTime,
+    Call, CallLabel, CallStep, CircuitBreaker, ClientConfig, ClientCore, DRAIN_LIMIT, EnvConfig,
+    Hooks, Instant, RetryBudget, RetryPolicy, StatsSnapshot, UnixTime,
 };
-
-/// Bytes read from a discarded response before its connection is given up.
-const DRAIN_LIMIT: u64 = 64 * 1024;
 
 /// A resilient blocking HTTP client. Cheap to clone (clones share the connection pool,
 /// breaker, budget and statistics); `Send + Sync`.
@@ -217,8 +214,7 @@ impl Client {
                 .transport
                 .send(request, resil_core::attempt_budget(deadline, now))
                 .map_err(AttemptError::Transport)?;
-            let unauthorized = response.status() == http::StatusCode::UNAUTHORIZED;
-            if unauthorized && !refreshed && body.is_replayable() {
+            if resil_core::refresh_credentials(response.status(), refreshed, body.is_replayable()) {
                 if let Some(auth) = &inner.auth {
                     refreshed = true;
                     if auth.refresh().is_ok() {

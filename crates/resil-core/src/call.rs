@@ -83,6 +83,20 @@ pub struct CallShared<'p> {
     pub body_limit: u64,
 }
 
+/// Bytes a driver reads from a response it discards (a retried one, a 401 before its resend)
+/// so the connection can be reused; a longer body costs the connection instead.
+pub const DRAIN_LIMIT: u64 = 64 * 1024;
+
+/// Whether an attempt's response calls for the one credential refresh and resend: a 401, not
+/// refreshed yet in this attempt, and a body that can be sent again.
+pub fn refresh_credentials(
+    status: http::StatusCode,
+    already_refreshed: bool,
+    body_replayable: bool,
+) -> bool {
+    status == http::StatusCode::UNAUTHORIZED && !already_refreshed && body_replayable
+}
+
 /// The next thing a driver does for a [`Call`].
 #[derive(Debug)]
 pub enum CallStep<B> {
