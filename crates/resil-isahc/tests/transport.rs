@@ -152,7 +152,16 @@ fn a_call_dropped_mid_attempt_leaves_the_breaker_usable() {
         "/slow",
         vec![Reply::Stall(Duration::from_secs(2)), Reply::status(200)],
     );
-    let client = Client::builder().policy(scenario_policy()).build().unwrap();
+    // One failure would open this breaker: a dropped call counted as one would show.
+    let breaker = resil_core::CircuitBreaker::builder()
+        .trip(resil_core::TripCondition::ConsecutiveFailures(1))
+        .build()
+        .unwrap();
+    let client = Client::builder()
+        .policy(scenario_policy())
+        .breaker(std::sync::Arc::new(std::sync::Mutex::new(breaker)))
+        .build()
+        .unwrap();
     block_on(async {
         let call = client.get(&server.url("/slow")).send();
         let timer = async {
