@@ -69,18 +69,17 @@ impl<B: CallBody> CallError<B> {
 
 /// What the client shares with each call: its counters, hooks, breaker and budget.
 #[derive(Clone, Copy)]
-#[allow(missing_debug_implementations)] // trait objects without Debug
-pub struct CallShared<'p> {
+pub(crate) struct CallShared<'p> {
     /// The client's counters.
-    pub stats: &'p Arc<Stats>,
+    pub(crate) stats: &'p Arc<Stats>,
     /// The client's hooks, if any.
-    pub hooks: Option<&'p Arc<dyn Hooks>>,
+    pub(crate) hooks: Option<&'p Arc<dyn Hooks>>,
     /// The circuit breaker every attempt asks first, if any.
-    pub breaker: Option<&'p (dyn Shared<CircuitBreaker> + Sync)>,
+    pub(crate) breaker: Option<&'p (dyn Shared<CircuitBreaker> + Sync)>,
     /// The retry budget, if any.
-    pub budget: Option<&'p (dyn Shared<RetryBudget> + Sync)>,
+    pub(crate) budget: Option<&'p (dyn Shared<RetryBudget> + Sync)>,
     /// The limit put on the body of the response the call returns.
-    pub body_limit: u64,
+    pub(crate) body_limit: u64,
 }
 
 /// Bytes a driver reads from a response it discards (a retried one, a 401 before its resend)
@@ -146,7 +145,7 @@ impl<'p, B: CallBody> Call<'p, B> {
     /// Starts the call for `request` (its headers already final: defaults merged, request id
     /// set) under `policy`, at `now`, with jitter seeded from `seed`. `request_id` is the id
     /// the hooks report; `body_replayable` whether the body can be sent again.
-    pub fn start(
+    pub(crate) fn start(
         policy: &'p RetryPolicy,
         request: &http::request::Parts,
         body_replayable: bool,

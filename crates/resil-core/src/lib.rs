@@ -156,7 +156,7 @@ pub use breaker::{
 };
 pub use budget::RetryBudget;
 #[cfg(feature = "http")]
-pub use call::{Call, CallBody, CallLabel, CallShared, CallStep, DRAIN_LIMIT, refresh_credentials};
+pub use call::{Call, CallBody, CallLabel, CallStep, DRAIN_LIMIT, refresh_credentials};
 #[cfg(feature = "http")]
 pub use call_error::CallError;
 #[cfg(feature = "http")]
