@@ -100,10 +100,7 @@ impl Server<'_> {
                 let (lo, hi) = (nanos(lo), nanos(hi).max(nanos(lo)));
                 lo + ((u128::from(rng.next_u64()) * u128::from(hi - lo + 1)) >> 64) as u64
             }
-            Latency::Exponential(mean) => {
-                let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-                (-(1.0 - u).ln() * nanos(mean) as f64) as u64
-            }
+            Latency::Exponential(mean) => exponential(rng, nanos(mean)),
         }
     }
 
@@ -158,7 +155,7 @@ impl Server<'_> {
             return Some((done, Reply::Commit(self.version)));
         }
         let p = self.failure_probability(now);
-        let fails = p > 0.0 && (rng.next_u64() >> 11) as f64 / ((1u64 << 53) as f64) < p;
+        let fails = p > 0.0 && unit(rng) < p;
         if !fails {
             return Some((done, Reply::Status(200)));
         }
@@ -458,9 +455,13 @@ pub fn run(scenario: &Scenario) -> Report {
     report
 }
 
+/// A uniform draw in [0, 1) from the top 53 bits.
+fn unit(rng: &mut ChaCha8Rng) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
 fn exponential(rng: &mut ChaCha8Rng, mean: u64) -> u64 {
-    let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-    (-(1.0 - u).ln() * mean as f64) as u64
+    (-(1.0 - unit(rng)).ln() * mean as f64) as u64
 }
 
 fn reason_name(reason: GiveUpReason) -> &'static str {
