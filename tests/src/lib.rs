@@ -246,6 +246,49 @@ pub fn refused_addr() -> SocketAddr {
         .unwrap_or_else(|e| panic!("local_addr: {e}"))
 }
 
+/// A listener that never accepts, whose queue is already full: a new connection to it
+/// hangs in the handshake (Linux drops the SYN), which is how an unreachable host looks.
+#[derive(Debug)]
+pub struct UnansweredListener {
+    url: String,
+    _listener: socket2::Socket,
+    _queued: Vec<socket2::Socket>,
+}
+
+impl UnansweredListener {
+    /// Fills the queue of a fresh listener; `None` where the kernel still answers
+    /// connections (then there is no hang to test).
+    pub fn start() -> Option<UnansweredListener> {
+        use socket2::{Domain, Socket, Type};
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).ok()?;
+        listener
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .ok()?;
+        listener.listen(0).ok()?;
+        let addr = listener.local_addr().ok()?.as_socket()?;
+        let mut queued = Vec::new();
+        for _ in 0..8 {
+            let socket = Socket::new(Domain::IPV4, Type::STREAM, None).ok()?;
+            match socket.connect_timeout(&addr.into(), Duration::from_millis(100)) {
+                Ok(()) => queued.push(socket),
+                Err(_) => {
+                    return Some(UnansweredListener {
+                        url: format!("http://{addr}/"),
+                        _listener: listener,
+                        _queued: queued,
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// `http://127.0.0.1:port/`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -465,16 +465,7 @@ impl ClientBuilder {
         let core = self.config.build()?;
         let transport = match self.transport {
             Some(t) => t,
-            None => {
-                if ureq.usual_attempt_timeout.is_none() {
-                    // What a first attempt gets; bounded only when the policy bounds it.
-                    let policy = core.policy();
-                    let usual = policy.attempt_timeout().min(policy.total_timeout());
-                    ureq.usual_attempt_timeout =
-                        (usual < Duration::from_nanos(u64::MAX)).then_some(usual);
-                }
-                Arc::new(UreqTransport::new(&ureq))
-            }
+            None => Arc::new(UreqTransport::new(&ureq)),
         };
         Ok(Client {
             inner: Arc::new(Inner {

@@ -1,9 +1,10 @@
 //! The pluggable transport: one HTTP exchange, no retries, no policy.
 
+use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Read};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use resil_core::ErrorKind;
@@ -318,11 +319,6 @@ pub struct UreqSettings {
     pub max_response_header_size: usize,
     /// `User-Agent` sent unless the request sets one.
     pub user_agent: String,
-    /// The time most attempts get (the client sets it from its policy: the smaller of the
-    /// attempt and total timeouts). ureq keeps it as the agent's own deadline, and an attempt
-    /// whose budget is within 1 ms below it uses that deadline as it is; any other budget
-    /// costs a per-request copy of ureq's configuration.
-    pub usual_attempt_timeout: Option<Duration>,
 }
 
 impl Default for UreqSettings {
@@ -337,7 +333,6 @@ impl Default for UreqSettings {
             max_redirects: 10,
             max_response_header_size: 64 * 1024,
             user_agent: concat!("resil/", env!("CARGO_PKG_VERSION")).to_owned(),
-            usual_attempt_timeout: None,
         }
     }
 }
@@ -345,10 +340,15 @@ impl Default for UreqSettings {
 /// The default transport: a pooled ureq 3 agent, configured so that error statuses come back
 /// as responses, `Authorization` is never forwarded on a redirect, and response heads are
 /// bounded (bodies are bounded by [`Body`]).
+///
+/// Each attempt's deadline (the `timeout` given to [`send`](BlockingTransport::send)) covers
+/// resolving, connecting, sending, the response head and reading the body. resil enforces it
+/// itself rather than through ureq's `timeout_global`, whose bookkeeping costs about as much
+/// as the rest of an attempt's retry logic; `read_timeout`, `write_timeout` and
+/// `connect_timeout` still go to ureq.
 #[derive(Debug, Clone)]
 pub struct UreqTransport {
     agent: ureq::Agent,
-    usual_attempt_timeout: Option<Duration>,
 }
 
 impl UreqTransport {
@@ -368,17 +368,14 @@ impl UreqTransport {
             .max_response_header_size(settings.max_response_header_size)
             .user_agent(settings.user_agent.as_str())
             .no_delay(true)
-            .timeout_global(settings.usual_attempt_timeout)
             .build();
         let agent = ureq::Agent::with_parts(
             config,
-            ureq::unversioned::transport::DefaultConnector::default().chain(SteadyTimeouts),
+            DeadlineConnector(ureq::unversioned::transport::DefaultConnector::default())
+                .chain(SteadyTimeouts),
             LiteralFirstResolver::default(),
         );
-        UreqTransport {
-            agent,
-            usual_attempt_timeout: settings.usual_attempt_timeout,
-        }
+        UreqTransport { agent }
     }
 
     /// The underlying agent.
@@ -405,33 +402,119 @@ impl BlockingTransport for UreqTransport {
                 timeout,
             ),
         };
-        let response = result.map_err(classify)?;
-        let (parts, body) = response.into_parts();
+        let (response, deadline) = result;
+        let (parts, body) = response.map_err(classify)?.into_parts();
+        let reader = DeadlineReader {
+            inner: body.into_reader(),
+            deadline,
+        };
         // The real limit is set by the client; ureq's own reader has none.
         Ok(http::Response::from_parts(
             parts,
-            Body::new(body.into_reader(), u64::MAX),
+            Body::new(reader, u64::MAX),
         ))
     }
 }
 
 impl UreqTransport {
+    /// Runs `request` under a deadline `timeout` from now; returns the deadline too, for the
+    /// body.
     fn run(
         &self,
         request: http::Request<impl ureq::AsSendBody>,
         timeout: Duration,
-    ) -> Result<http::Response<ureq::Body>, ureq::Error> {
-        if let Some(usual) = self.usual_attempt_timeout {
-            if timeout <= usual && usual - timeout <= TIMEOUT_SLACK {
-                return self.agent.run(request);
-            }
+    ) -> (
+        Result<http::Response<ureq::Body>, ureq::Error>,
+        Option<Instant>,
+    ) {
+        let deadline = Instant::now().checked_add(timeout);
+        let _scope = AttemptDeadline::enter(deadline);
+        (self.agent.run(request), deadline)
+    }
+}
+
+thread_local! {
+    /// The deadline of the attempt running on this thread, if any. ureq offers no per-request
+    /// hook into its connections, and a blocking attempt runs wholly on the calling thread
+    /// (its body on whichever thread reads it, which [`DeadlineReader`] covers).
+    static ATTEMPT_DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Sets this thread's attempt deadline until dropped, then puts back the one before.
+struct AttemptDeadline {
+    outer: Option<Instant>,
+}
+
+impl AttemptDeadline {
+    fn enter(deadline: Option<Instant>) -> AttemptDeadline {
+        AttemptDeadline {
+            outer: ATTEMPT_DEADLINE.with(|d| d.replace(deadline)),
         }
-        let request = self
-            .agent
-            .configure_request(request)
-            .timeout_global(Some(timeout))
-            .build();
-        self.agent.run(request)
+    }
+
+    /// `timeout` shortened to this thread's attempt deadline, which it then names as the
+    /// reason when it is the nearer.
+    fn bound(timeout: NextTimeout) -> NextTimeout {
+        let Some(deadline) = ATTEMPT_DEADLINE.with(Cell::get) else {
+            return timeout;
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if UreqDuration::Exact(left) < timeout.after {
+            NextTimeout {
+                after: UreqDuration::Exact(left),
+                reason: ureq::Timeout::Global,
+                ..timeout
+            }
+        } else {
+            timeout
+        }
+    }
+}
+
+impl Drop for AttemptDeadline {
+    fn drop(&mut self) {
+        ATTEMPT_DEADLINE.with(|d| d.set(self.outer));
+    }
+}
+
+/// ureq's body reader, read under its attempt's deadline.
+struct DeadlineReader {
+    inner: ureq::BodyReader<'static>,
+    deadline: Option<Instant>,
+}
+
+impl Read for DeadlineReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let _scope = AttemptDeadline::enter(self.deadline);
+        self.inner.read(buf)
+    }
+}
+
+/// Bounds connecting (TCP and TLS) by the attempt's deadline.
+#[derive(Debug)]
+struct DeadlineConnector<C>(C);
+
+impl<C: Connector> Connector for DeadlineConnector<C> {
+    type Out = C::Out;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails<'_>,
+        chained: Option<()>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        let bounded = ConnectionDetails {
+            uri: details.uri,
+            addrs: details.addrs.clone(),
+            config: details.config,
+            request_level: details.request_level,
+            resolver: details.resolver,
+            now: details.now,
+            timeout: AttemptDeadline::bound(details.timeout),
+            current_time: details.current_time.clone(),
+            run_connector: details.run_connector.clone(),
+            register_shutdown: details.register_shutdown.clone(),
+        };
+        self.0.connect(&bounded, chained)
     }
 }
 
@@ -459,7 +542,9 @@ impl ureq::unversioned::resolver::Resolver for LiteralFirstResolver {
                 addrs.push(addr);
                 Ok(addrs)
             }
-            None => self.names.resolve(uri, config, timeout),
+            None => self
+                .names
+                .resolve(uri, config, AttemptDeadline::bound(timeout)),
         }
     }
 }
@@ -556,17 +641,17 @@ impl<T: Transport> Transport for SteadyTimeoutTransport<T> {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        let timeout = self.steady(timeout);
+        let timeout = self.steady(AttemptDeadline::bound(timeout));
         self.inner.transmit_output(amount, timeout)
     }
 
     fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        let timeout = self.steady(timeout);
+        let timeout = self.steady(AttemptDeadline::bound(timeout));
         self.inner.maybe_await_input(timeout)
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        let timeout = self.steady(timeout);
+        let timeout = self.steady(AttemptDeadline::bound(timeout));
         self.inner.await_input(timeout)
     }
 

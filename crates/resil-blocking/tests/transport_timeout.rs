@@ -64,21 +64,71 @@ fn transport_budget_applies_on_a_reused_connection() {
 }
 
 #[test]
-fn a_shorter_budget_overrides_the_usual_attempt_timeout() {
+fn budgets_differ_from_attempt_to_attempt_on_one_connection() {
     let _load = shared_load();
     let server = TestServer::start();
     server.script("/ok", vec![Reply::status(200)]);
     server.script("/stall", vec![Reply::Stall(Duration::from_secs(2))]);
-    let transport = UreqTransport::new(&UreqSettings {
-        usual_attempt_timeout: Some(Duration::from_secs(10)),
-        ..UreqSettings::default()
-    });
-    // Budgets at or just under the usual one take the agent's own deadline.
-    for budget in [Duration::from_secs(10), Duration::from_millis(9_999)] {
-        ok(&transport, &server, budget);
-    }
+    let transport = UreqTransport::new(&UreqSettings::default());
+    ok(&transport, &server, Duration::from_secs(10));
     stall_times_out(&transport, &server);
-    assert_eq!(server.connections(), 1);
+    // The stall's short budget does not stay behind on the thread or the next connection.
+    let start = Instant::now();
+    ok(&transport, &server, Duration::from_secs(10));
+    assert!(start.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn the_budget_covers_reading_the_body() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script(
+        "/drip",
+        vec![Reply::Drip {
+            body: vec![b'x'; 50],
+            delay: Duration::from_millis(40),
+        }],
+    );
+    let transport = UreqTransport::new(&UreqSettings::default());
+    let start = Instant::now();
+    let mut response = get(&transport, &server, "/drip", Duration::from_millis(200)).unwrap();
+    // Read on another thread: the deadline travels with the body, not the thread.
+    let read = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(response.body_mut(), &mut out).map(|_| out.len())
+    })
+    .join()
+    .unwrap();
+    let err = read.unwrap_err();
+    assert!(err.to_string().contains("timeout"), "{err}");
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(190) && elapsed < Duration::from_secs(1),
+        "{elapsed:?}"
+    );
+}
+
+#[test]
+fn a_connect_that_hangs_ends_at_the_attempt_deadline() {
+    let _load = shared_load();
+    let transport = UreqTransport::new(&UreqSettings::default());
+    let Some(listener) = resil_tests::UnansweredListener::start() else {
+        eprintln!("skipped: this kernel answers every connection");
+        return;
+    };
+    let start = Instant::now();
+    let mut request = http::Request::new(RequestBody::Empty);
+    *request.uri_mut() = listener.url().parse().unwrap();
+    let err = transport
+        .send(request, Duration::from_millis(150))
+        .unwrap_err();
+    // Nothing was sent, so the retry policy may retry it whatever the method.
+    assert_eq!(err.kind(), resil_core::ErrorKind::ConnectTimeout, "{err}");
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(140) && elapsed < Duration::from_secs(2),
+        "{elapsed:?}"
+    );
 }
 
 #[test]
