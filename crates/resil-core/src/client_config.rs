@@ -346,7 +346,9 @@ impl ClientCore {
         now: Instant,
     ) -> Call<'p, B> {
         merge_default_headers(&mut request.headers, &self.default_headers);
-        let request_id = self.request_id(&mut request.headers);
+        // Only hooks and `tracing` read the id back; a copy would cost an allocation.
+        let observed = self.hooks.is_some() || cfg!(feature = "tracing");
+        let request_id = self.request_id(&mut request.headers, observed);
         let shared = CallShared {
             stats: &self.stats,
             hooks: self.hooks.as_ref(),
@@ -365,15 +367,22 @@ impl ClientCore {
         )
     }
 
-    fn request_id(&self, headers: &mut HeaderMap) -> Option<HeaderValue> {
+    /// Sets the request id unless the request has one; returns it if `keep`.
+    fn request_id(&self, headers: &mut HeaderMap, keep: bool) -> Option<HeaderValue> {
         let name = self.request_id_header.as_ref()?;
         let entry = match headers.entry(name) {
-            http::header::Entry::Occupied(existing) => return Some(existing.get().clone()),
+            http::header::Entry::Occupied(existing) => {
+                return keep.then(|| existing.get().clone());
+            }
             http::header::Entry::Vacant(entry) => entry,
         };
         let value = HeaderValue::from_bytes(&request_id(self.next_seed())).ok()?;
-        entry.insert(value.clone());
-        Some(value)
+        if keep {
+            Some(entry.insert(value).clone())
+        } else {
+            entry.insert(value);
+            None
+        }
     }
 
     /// A fresh per-call seed: the client's seed mixed with a call counter, so calls never

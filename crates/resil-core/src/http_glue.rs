@@ -355,3 +355,22 @@ fn encode_into(out: &mut String, s: &str) {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use alloc::format;
+
+    #[test]
+    fn request_ids_are_the_two_mixed_words_in_hex() {
+        for seed in [0, 1, 0xdead_beef, u64::MAX] {
+            let a = crate::rand::mix(seed);
+            let b = crate::rand::mix(a);
+            let id = super::request_id(seed);
+            assert_eq!(
+                core::str::from_utf8(&id).unwrap(),
+                format!("{a:016x}{b:016x}")
+            );
+        }
+    }
+}
