@@ -237,19 +237,26 @@ fn client(requests: usize, rounds: usize) {
     let _ = child.wait();
 }
 
-/// Profiling aid (`ONLY=bare|transport|resil|lean`): one
-/// client against /ok, nothing else, for `strace -c` or `perf record`.
+/// Profiling aid (`ONLY=bare|transport|resil|noid|lean`): one client against /ok, nothing
+/// else, for `strace -c` or callgrind (`noid`: the default client without its request id).
 fn only_one(which: &str, requests: usize) {
     let (mut child, base) = spawn_server();
     let url = format!("{base}/ok");
     let clients = Clients {
         agent: agent(),
         transport: resil_blocking::UreqTransport::new(&resil_blocking::UreqSettings::default()),
-        resil: resil_blocking::Client::new(),
+        resil: if which == "noid" {
+            resil_blocking::Client::builder()
+                .request_id_header(None)
+                .build()
+                .expect("client")
+        } else {
+            resil_blocking::Client::new()
+        },
         lean: lean(RetryPolicy::default()),
     };
     let kind = match which {
-        "resil" => Kind::Resil,
+        "resil" | "noid" => Kind::Resil,
         "lean" => Kind::ResilLean,
         "transport" => Kind::Transport,
         _ => Kind::BareUreq,
