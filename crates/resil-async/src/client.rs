@@ -345,6 +345,13 @@ impl<R: Runtime> ClientBuilder<R> {
         self.settings.idle_timeout = idle_timeout;
         self
     }
+    /// Caps the default transport's connections to one host (idle ones included); requests
+    /// beyond it wait for a connection within their deadline. See
+    /// [`TransportSettings::max_connections_per_host`].
+    pub fn max_connections_per_host(mut self, connections: usize) -> Self {
+        self.settings.max_connections_per_host = Some(connections);
+        self
+    }
     /// The default transport speaks HTTP/2 from the first byte (h2c prior knowledge), for
     /// backends known to speak it; see [`TransportSettings::http2_prior_knowledge`].
     pub fn http2_prior_knowledge(mut self) -> Self {

@@ -340,6 +340,11 @@ pub struct TransportSettings {
     /// plain TCP): for backends known to speak it. Off by default: HTTP/1.1, or HTTP/2 when a
     /// TLS server offers it.
     pub http2_prior_knowledge: bool,
+    /// Most connections open to one host (scheme, host and port) at once, idle ones
+    /// included; a request that would need another waits for a pooled connection to come
+    /// free, within its attempt's deadline. `None` (default): hyper-util opens as many as
+    /// there are requests in flight; curl caps at `max_idle_per_host`. Zero counts as one.
+    pub max_connections_per_host: Option<usize>,
 }
 
 impl Default for TransportSettings {
@@ -349,6 +354,7 @@ impl Default for TransportSettings {
             max_idle_per_host: 32,
             idle_timeout: Duration::from_secs(90),
             http2_prior_knowledge: false,
+            max_connections_per_host: None,
         }
     }
 }

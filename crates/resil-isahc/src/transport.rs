@@ -35,7 +35,12 @@ impl IsahcTransport {
             // budget; the other drivers send no `Expect` either.
             .expect_continue(false)
             .tcp_nodelay()
-            .max_connections_per_host(settings.max_idle_per_host.max(1))
+            .max_connections_per_host(
+                settings
+                    .max_connections_per_host
+                    .unwrap_or(settings.max_idle_per_host)
+                    .max(1),
+            )
             .connection_cache_size(settings.max_idle_per_host.max(1) * 4);
         if let Some(t) = settings.connect_timeout {
             builder = builder.connect_timeout(t);

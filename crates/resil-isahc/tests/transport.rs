@@ -1,6 +1,6 @@
 //! What is specific to the isahc transport, on real sockets: streamed request bodies through
 //! curl, response bodies larger than one read, limits and truncation, redirects, the 401
-//! refresh, and a call dropped mid-attempt. The retry loop itself is the one every async
+//! refresh, a call dropped mid-attempt, and the per-host connection cap. The retry loop itself is the one every async
 //! driver shares (and the scenario table checks it under three executors).
 
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_lite::future::block_on;
+use futures_lite::future::{block_on, zip};
 use resil_isahc::{Client, ErrorKind, RequestBody, ResponseExt};
 use resil_tests::{
     Reply, TestServer, error_body_policy, error_body_replies, scenario_policy, shared_load,
@@ -231,4 +231,30 @@ fn a_bytes_body_is_sent_whole_on_every_attempt() {
         assert_eq!(r.body, body.as_bytes());
         assert_eq!(r.header("content-length"), Some("10000"));
     }
+}
+
+#[test]
+fn concurrent_calls_share_the_capped_connection() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.handle("/slow", |_, _| Reply::Drip {
+        body: b"slow".to_vec(),
+        delay: Duration::from_millis(20),
+    });
+    let client = Client::builder()
+        .max_connections_per_host(1)
+        .build()
+        .unwrap();
+    let url = server.url("/slow");
+    let get = || async { client.get(&url).send().await?.text().await };
+    let ((a, b), (c, d)) = block_on(zip(zip(get(), get()), zip(get(), get())));
+    for body in [a, b, c, d] {
+        assert_eq!(body.unwrap(), "slow");
+    }
+    assert_eq!(server.hits("/slow"), 4);
+    assert_eq!(
+        server.connections(),
+        1,
+        "curl queued the calls on one connection"
+    );
 }

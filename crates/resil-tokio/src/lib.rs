@@ -44,8 +44,24 @@
 //! knowledge via `ClientBuilder::http2_prior_knowledge`, and HTTPS with the `rustls` feature)
 //! is the default: TCP_NODELAY, a connect timeout, and an idle timeout with the pool
 //! timer set (without it hyper-util ignores the idle timeout). It follows no redirects, so
-//! credentials never reach another origin. Implement [`AsyncTransport`] to bring your own
-//! client (proxies, another TLS stack).
+//! credentials never reach another origin. hyper-util has no cap on connections per host;
+//! `ClientBuilder::max_connections_per_host` adds one (each connection holds a permit for its
+//! lifetime; a call that finds none waits for a pooled connection within its deadline).
+//! Implement [`AsyncTransport`] to bring your own client (proxies, another TLS stack).
+//!
+//! ```no_run
+//! # use resil_tokio::ResponseExt;
+//! # async fn run() -> Result<(), resil_tokio::Error> {
+//! // One backend, at most 64 sockets to it however many calls are in flight.
+//! let client = resil_tokio::Client::builder()
+//!     .base_url("http://127.0.0.1:8080")
+//!     .max_connections_per_host(64)
+//!     .build()?;
+//! let body = client.get("/items").send().await?.text().await?;
+//! # let _ = body;
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -1,16 +1,21 @@
 //! The default transport (hyper-util's pooled client) and how its errors are classified.
 
+use std::collections::HashMap;
 use std::error::Error as StdError;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use resil_async::{
     AsyncTransport, Body, BoxError, BoxFuture, RequestBody, TransportError, TransportSettings,
 };
 use resil_core::ErrorKind;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// A transport error classified from its source chain (see [`classify`]).
 pub fn classified(source: impl Into<BoxError>) -> TransportError {
@@ -94,9 +99,10 @@ fn is_tls(io: &std::io::Error) -> bool {
 /// What the pooled client connects with: TCP, wrapped in TLS for `https` URLs when the
 /// `rustls` feature is on.
 #[cfg(not(feature = "rustls"))]
-type Connector = HttpConnector;
+type Dialer = HttpConnector;
 #[cfg(feature = "rustls")]
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+type Dialer = hyper_rustls::HttpsConnector<HttpConnector>;
+type Connector = Capped<Dialer>;
 
 /// The default transport: hyper-util's pooled client, TCP_NODELAY, a connect timeout, and an
 /// idle timeout that is actually enforced (hyper-util ignores it without a pool timer). It
@@ -149,7 +155,13 @@ impl HyperTransport {
         Ok(HyperTransport::with_connector(settings, connector))
     }
 
-    fn with_connector(settings: &TransportSettings, connector: Connector) -> HyperTransport {
+    fn with_connector(settings: &TransportSettings, dialer: Dialer) -> HyperTransport {
+        let connector = Capped {
+            dialer,
+            per_host: settings
+                .max_connections_per_host
+                .map(|n| Arc::new(HostLimits::new(n.max(1)))),
+        };
         let client = HyperClient::builder(TokioExecutor::new())
             .pool_idle_timeout(settings.idle_timeout)
             .pool_timer(TokioTimer::new())
@@ -181,5 +193,132 @@ impl AsyncTransport for HyperTransport {
             // The client sets the real limit before handing the response over.
             Ok(response.map(|b| Body::new(b, u64::MAX)))
         })
+    }
+}
+
+/// A connector that holds one of its host's permits for as long as each connection lives,
+/// so no host ever has more than its cap open (hyper-util has no such cap, and hands a
+/// finished connection back to its pool asynchronously, so limiting requests in flight does
+/// not bound connections). A request that finds no idle connection and no permit waits:
+/// hyper-util races its pool against the connect, so the first connection to come free
+/// serves it; the connect it started finishes in the background once a connection closes.
+#[derive(Clone, Debug)]
+struct Capped<D> {
+    dialer: D,
+    per_host: Option<Arc<HostLimits>>,
+}
+
+/// One semaphore per scheme and authority, made on first use.
+#[derive(Debug)]
+struct HostLimits {
+    connections: usize,
+    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl HostLimits {
+    fn new(connections: usize) -> HostLimits {
+        HostLimits {
+            connections,
+            hosts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn for_host(&self, uri: &http::Uri) -> Arc<Semaphore> {
+        let key = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or("http"),
+            uri.authority().map_or("", |a| a.as_str())
+        );
+        let mut hosts = self.hosts.lock().unwrap_or_else(PoisonError::into_inner);
+        hosts
+            .entry(key)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.connections)))
+            .clone()
+    }
+}
+
+impl<D> tower_service::Service<http::Uri> for Capped<D>
+where
+    D: tower_service::Service<http::Uri>,
+    D::Future: Send + 'static,
+    D::Error: Into<BoxError>,
+{
+    type Response = CappedIo<D::Response>;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<CappedIo<D::Response>, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.dialer.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let limit = self.per_host.as_ref().map(|limits| limits.for_host(&uri));
+        // Lazy until awaited: nothing is dialed before the permit is held.
+        let dialing = self.dialer.call(uri);
+        Box::pin(async move {
+            let permit = match limit {
+                // The semaphore is never closed, so this only fails if it were.
+                Some(semaphore) => Some(semaphore.acquire_owned().await?),
+                None => None,
+            };
+            let io = dialing.await.map_err(Into::into)?;
+            Ok(CappedIo {
+                io,
+                _permit: permit,
+            })
+        })
+    }
+}
+
+/// A connection and the permit it holds until it is dropped.
+#[derive(Debug)]
+struct CappedIo<T> {
+    io: T,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl<T: Connection> Connection for CappedIo<T> {
+    fn connected(&self) -> Connected {
+        self.io.connected()
+    }
+}
+
+impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for CappedIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for CappedIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 }

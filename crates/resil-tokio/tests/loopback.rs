@@ -69,19 +69,15 @@ async fn ten_thousand_concurrent_calls_over_at_most_64_connections_are_all_accou
         .breaker(breaker)
         .budget(budget)
         .pool(64, Duration::from_secs(60))
+        .max_connections_per_host(64)
         .build()
         .unwrap();
-    // hyper-util's pool has no per-host connection cap and hands a finished connection back
-    // asynchronously, so a call that starts at once may dial a new one (measured: 64 in
-    // flight opened 68-85 connections, 48 in flight 48-57). 40 in flight stayed under 64 in
-    // every run but one, of the whole suite on a loaded machine; 32 leaves room.
-    let gate = Arc::new(tokio::sync::Semaphore::new(32));
+    // All 10,000 in flight at once: the cap, not the caller, keeps connections at 64.
     let url = server.url("/load");
     let mut tasks = Vec::new();
     for _ in 0..10_000 {
-        let (client, gate, url) = (client.clone(), gate.clone(), url.clone());
+        let (client, url) = (client.clone(), url.clone());
         tasks.push(tokio::spawn(async move {
-            let _slot = gate.acquire_owned().await.unwrap();
             match client.get(&url).send().await {
                 Ok(r) => r.text().await.is_ok(),
                 Err(_) => false,
@@ -104,6 +100,47 @@ async fn ten_thousand_concurrent_calls_over_at_most_64_connections_are_all_accou
         server.connections()
     );
     assert!(ok >= 9_000, "{ok} succeeded: {stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_waiting_for_a_capped_connection_keeps_its_deadline_then_reuses_it() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script(
+        "/slow",
+        vec![Reply::Drip {
+            body: b"slow".to_vec(),
+            delay: Duration::from_millis(100),
+        }],
+    );
+    server.script("/ok", vec![Reply::body(200, "ok")]);
+    let client = Client::builder()
+        .policy(RetryPolicy::builder().max_attempts(1).build().unwrap())
+        .max_connections_per_host(1)
+        .build()
+        .unwrap();
+    // The only connection is busy reading a body for ~400 ms.
+    let slow = client.get(&server.url("/slow")).send().await.unwrap();
+    let reading = tokio::spawn(slow.text());
+    let start = std::time::Instant::now();
+    let err = client
+        .get(&server.url("/ok"))
+        .timeout(Duration::from_millis(100))
+        .send()
+        .await
+        .unwrap_err();
+    let waited = start.elapsed();
+    assert_eq!(err.kind(), resil_tokio::ErrorKind::Timeout, "{err}");
+    assert!(
+        waited >= Duration::from_millis(90) && waited < Duration::from_millis(350),
+        "{waited:?}"
+    );
+    assert_eq!(reading.await.unwrap().unwrap(), "slow");
+    // The freed connection serves the next call; no second one was ever opened.
+    let text = client.get(&server.url("/ok")).send().await.unwrap().text();
+    assert_eq!(text.await.unwrap(), "ok");
+    assert_eq!(server.connections(), 1);
+    assert_eq!(server.hits("/ok"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
