@@ -1,7 +1,8 @@
 //! What is specific to the isahc transport, on real sockets: streamed request bodies through
 //! curl, response bodies larger than one read, limits and truncation, redirects, the 401
-//! refresh, a call dropped mid-attempt, and the per-host connection cap. The retry loop itself is the one every async
-//! driver shares (and the scenario table checks it under three executors).
+//! refresh, a call dropped mid-attempt, and the per-host connection cap. The retry loop
+//! itself is the one every async driver shares (and the scenario table checks it under three
+//! executors).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
