@@ -49,6 +49,9 @@ pub enum Reply {
     },
     /// A 200 whose head carries `bytes` of padding header.
     HugeHead(usize),
+    /// A head with this status announcing a 10-byte body, then nothing for this long, then
+    /// close: a body that stalls.
+    HeadThenStall(u16, Duration),
 }
 
 impl Reply {
@@ -440,6 +443,14 @@ fn send(stream: &mut TcpStream, reply: Reply) -> bool {
             let _ = stream.write_all(head.as_bytes());
             let _ = stream.write_all(&body);
             let _ = stream.flush();
+            let _ = stream.shutdown(Shutdown::Both);
+            false
+        }
+        Reply::HeadThenStall(status, stall) => {
+            let head = format!("HTTP/1.1 {status} Stalling\r\ncontent-length: 10\r\n\r\n");
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.flush();
+            thread::sleep(stall);
             let _ = stream.shutdown(Shutdown::Both);
             false
         }

@@ -19,7 +19,8 @@ use resil_core::{
 use crate::request::RequestBuilder;
 use crate::runtime::Runtime;
 use crate::transport::{
-    AsyncTransport, AttemptBudget, RequestBody, TransportError, TransportSettings,
+    AsyncTransport, AttemptBudget, BodyDeadline, BoxFuture, RequestBody, TransportError,
+    TransportSettings,
 };
 use crate::{AuthProvider, Body, Error, ErrorKind, Response};
 
@@ -255,6 +256,9 @@ impl<R: Runtime> Client<R> {
                 .send(request)
                 .await
                 .map_err(AttemptError::Transport)?;
+            if !inner.transport.enforces_deadline() {
+                response.body_mut().deadline = Some(BodyDeadline::new(deadline, sleep_boxed::<R>));
+            }
             if resil_core::refresh_credentials(response.status(), refreshed, body.is_replayable()) {
                 if let Some(auth) = &inner.auth {
                     refreshed = true;
@@ -453,4 +457,12 @@ impl<R: Runtime> ClientBuilder<R> {
             }),
         })
     }
+}
+
+/// `R`'s timer, boxed for a body that does not know its runtime.
+fn sleep_boxed<R: Runtime>(at: Instant) -> BoxFuture<'static, ()> {
+    let sleep = R::sleep_until(at);
+    Box::pin(async move {
+        sleep.await;
+    })
 }

@@ -28,8 +28,8 @@ pub use request::RequestBuilder;
 pub use response::ResponseExt;
 pub use runtime::Runtime;
 pub use transport::{
-    AsyncTransport, AttemptBudget, Body, BodyTooLarge, BoxError, BoxFuture, RequestBody,
-    TransportError, TransportSettings,
+    AsyncTransport, AttemptBudget, Body, BodyDeadlinePassed, BodyTooLarge, BoxError, BoxFuture,
+    RequestBody, TransportError, TransportSettings,
 };
 
 pub use resil_core::{

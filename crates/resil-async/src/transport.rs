@@ -111,7 +111,48 @@ pub struct Body {
     /// response's extensions (a map per call), and boxed because a response is moved through
     /// several futures' states (measured: ~350 instructions fewer per call than inline).
     pub(crate) label: Option<Box<resil_core::CallLabel>>,
+    /// Ends the body at its attempt's deadline, for transports that do not enforce it.
+    pub(crate) deadline: Option<BodyDeadline>,
 }
+
+/// An attempt's deadline over its response body. The timer is made only when the body first
+/// has to wait for data, so a body that arrives with its head costs no timer.
+pub(crate) struct BodyDeadline {
+    at: resil_core::Instant,
+    sleep: fn(resil_core::Instant) -> BoxFuture<'static, ()>,
+    timer: Option<BoxFuture<'static, ()>>,
+}
+
+impl BodyDeadline {
+    pub(crate) fn new(
+        at: resil_core::Instant,
+        sleep: fn(resil_core::Instant) -> BoxFuture<'static, ()>,
+    ) -> BodyDeadline {
+        BodyDeadline {
+            at,
+            sleep,
+            timer: None,
+        }
+    }
+
+    fn passed(&mut self, cx: &mut Context<'_>) -> bool {
+        let (at, sleep) = (self.at, self.sleep);
+        let timer = self.timer.get_or_insert_with(|| sleep(at));
+        timer.as_mut().poll(cx).is_ready()
+    }
+}
+
+/// The attempt's deadline passed while its response body was still arriving.
+#[derive(Debug)]
+pub struct BodyDeadlinePassed;
+
+impl fmt::Display for BodyDeadlinePassed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the attempt's deadline passed while the body was still arriving")
+    }
+}
+
+impl StdError for BodyDeadlinePassed {}
 
 impl Body {
     /// A body from any `http_body::Body`, failing after `limit` bytes.
@@ -125,6 +166,7 @@ impl Body {
             limit,
             read: 0,
             label: None,
+            deadline: None,
         }
     }
 
@@ -161,11 +203,12 @@ impl Body {
         Ok(prefix)
     }
 
-    /// Reads and discards up to `max` bytes so the connection can be reused.
+    /// Reads and discards up to `max` bytes so the connection can be reused; stops at an
+    /// error, the limit or the deadline.
     pub(crate) async fn drain(&mut self, max: u64) {
         let mut seen = 0u64;
         while seen < max {
-            match self.inner.frame().await {
+            match self.frame().await {
                 Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |d| d.len() as u64),
                 _ => return,
             }
@@ -245,6 +288,9 @@ impl HttpBody for Body {
                     return Poll::Ready(Some(Err(Box::new(BodyTooLarge(this.limit)))));
                 }
                 Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Pending if this.deadline.as_mut().is_some_and(|d| d.passed(cx)) => {
+                Poll::Ready(Some(Err(Box::new(BodyDeadlinePassed))))
             }
             other => other,
         }

@@ -21,7 +21,8 @@
 //!
 //! The default transport ([`IsahcTransport`]) uses isahc 2's statically built libcurl
 //! (rustls, HTTP/2), a connect timeout, a per-host connection cap and TCP_NODELAY, and follows
-//! no redirects, so credentials never reach another origin.
+//! no redirects, so credentials never reach another origin. curl enforces each attempt's
+//! deadline over the whole exchange, reading the body included.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -33,8 +34,9 @@ pub use runtime::AsyncIo;
 pub use transport::{IsahcTransport, classify};
 
 pub use resil_async::{
-    AsyncTransport, AuthError, AuthProvider, BearerToken, Body, BodyTooLarge, BoxError, BoxFuture,
-    Error, RequestBody, Response, ResponseExt, TransportError, TransportSettings,
+    AsyncTransport, AuthError, AuthProvider, BearerToken, Body, BodyDeadlinePassed, BodyTooLarge,
+    BoxError, BoxFuture, Error, RequestBody, Response, ResponseExt, TransportError,
+    TransportSettings,
 };
 pub use resil_core::{
     Backoff, CircuitBreaker, ClientErrorKind as ErrorKind, Hooks, Jitter, RetryBudget, RetryPolicy,

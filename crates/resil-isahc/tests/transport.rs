@@ -259,3 +259,45 @@ fn concurrent_calls_share_the_capped_connection() {
         "curl queued the calls on one connection"
     );
 }
+
+#[test]
+fn curl_ends_a_stalled_body_at_the_attempt_deadline() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script(
+        "/drip",
+        vec![Reply::Drip {
+            body: vec![b'x'; 20],
+            delay: Duration::from_millis(50),
+        }],
+    );
+    server.script(
+        "/r",
+        vec![
+            Reply::HeadThenStall(503, Duration::from_secs(3)),
+            Reply::body(200, "ok"),
+        ],
+    );
+    let policy = resil_isahc::RetryPolicy::builder()
+        .backoff(resil_isahc::Backoff::Constant(Duration::from_millis(5)))
+        .attempt_timeout(Some(Duration::from_millis(200)))
+        .build()
+        .unwrap();
+    let client = Client::builder().policy(policy).build().unwrap();
+    let start = std::time::Instant::now();
+    let err = body_of(&client, &server.url("/drip")).unwrap_err();
+    let waited = start.elapsed();
+    assert_eq!(err.kind(), ErrorKind::Body, "{err}");
+    assert!(
+        waited >= Duration::from_millis(190) && waited < Duration::from_millis(700),
+        "{waited:?}"
+    );
+    // A retried 503 whose body stalls: its drain ends at its deadline, then the retry.
+    let start = std::time::Instant::now();
+    assert_eq!(body_of(&client, &server.url("/r")).unwrap(), "ok");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+}

@@ -22,6 +22,10 @@
 //! Every wait is `tokio::time`, so tests run with paused time. A wait of zero is never slept;
 //! tokio's timer has 1 ms resolution, so a shorter non-zero wait takes about 1 ms.
 //!
+//! The per-attempt timeout covers the whole exchange, reading the body included (as with
+//! reqwest's `timeout`): a body still arriving at its attempt's deadline fails with
+//! [`BodyDeadlinePassed`]. The timer for that is made only if the body has to wait for data.
+//!
 //! ## Cancellation
 //!
 //! Dropping a call's future at any point drops its retry machine, which hands its circuit
@@ -79,8 +83,9 @@ pub use runtime::Tokio;
 pub use transport::{HyperTransport, classified, classify};
 
 pub use resil_async::{
-    AsyncTransport, AuthError, AuthProvider, BearerToken, Body, BodyTooLarge, BoxError, BoxFuture,
-    Error, RequestBody, Response, ResponseExt, TransportError, TransportSettings,
+    AsyncTransport, AuthError, AuthProvider, BearerToken, Body, BodyDeadlinePassed, BodyTooLarge,
+    BoxError, BoxFuture, Error, RequestBody, Response, ResponseExt, TransportError,
+    TransportSettings,
 };
 pub use resil_core::{
     Backoff, CircuitBreaker, ClientErrorKind as ErrorKind, Hooks, Jitter, RetryBudget, RetryPolicy,

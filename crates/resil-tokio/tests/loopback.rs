@@ -144,6 +144,62 @@ async fn a_call_waiting_for_a_capped_connection_keeps_its_deadline_then_reuses_i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_a_body_that_stalls_ends_at_the_attempt_deadline() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script(
+        "/drip",
+        vec![Reply::Drip {
+            body: vec![b'x'; 20],
+            delay: Duration::from_millis(50),
+        }],
+    );
+    let client = Client::new().unwrap();
+    let start = std::time::Instant::now();
+    let response = client
+        .get(&server.url("/drip"))
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await
+        .unwrap();
+    let err = response.text().await.unwrap_err();
+    let waited = start.elapsed();
+    assert_eq!(err.kind(), resil_tokio::ErrorKind::Body, "{err}");
+    assert!(format!("{err:#}").contains("deadline"), "{err:#}");
+    assert!(
+        waited >= Duration::from_millis(190) && waited < Duration::from_millis(700),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_response_whose_body_stalls_is_given_up_at_its_deadline() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script(
+        "/r",
+        vec![
+            Reply::HeadThenStall(503, Duration::from_secs(3)),
+            Reply::body(200, "ok"),
+        ],
+    );
+    let policy = RetryPolicy::builder()
+        .backoff(Backoff::Constant(Duration::from_millis(5)))
+        .attempt_timeout(Some(Duration::from_millis(150)))
+        .build()
+        .unwrap();
+    let client = Client::builder().policy(policy).build().unwrap();
+    let start = std::time::Instant::now();
+    let response = client.get(&server.url("/r")).send().await.unwrap();
+    // The 503's body is drained before the retry; without its deadline that drain would
+    // wait for the server's 3 s.
+    let waited = start.elapsed();
+    assert_eq!(response.text().await.unwrap(), "ok");
+    assert!(waited < Duration::from_secs(1), "{waited:?}");
+    assert_eq!(server.hits("/r"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tower_layer_over_a_plain_hyper_client() {
     let _load = shared_load();
     let server = TestServer::start();
