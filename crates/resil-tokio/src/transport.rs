@@ -208,6 +208,9 @@ struct Capped<D> {
     per_host: Option<Arc<HostLimits>>,
 }
 
+/// Hosts remembered before those without a connection are forgotten.
+const PRUNE_AT: usize = 64;
+
 /// One semaphore per scheme and authority, made on first use.
 #[derive(Debug)]
 struct HostLimits {
@@ -230,6 +233,11 @@ impl HostLimits {
             uri.authority().map_or("", |a| a.as_str())
         );
         let mut hosts = self.hosts.lock().unwrap_or_else(PoisonError::into_inner);
+        if hosts.len() >= PRUNE_AT && !hosts.contains_key(&key) {
+            // A client that talks to many hosts keeps entries only for hosts with a live
+            // connection (each holds a permit, and so a reference to its semaphore).
+            hosts.retain(|_, semaphore| Arc::strong_count(semaphore) > 1);
+        }
         hosts
             .entry(key)
             .or_insert_with(|| Arc::new(Semaphore::new(self.connections)))
@@ -320,5 +328,35 @@ impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for CappedIo<T> {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::{HostLimits, PRUNE_AT};
+
+    #[test]
+    fn hosts_without_a_connection_are_forgotten_once_many_are_known() {
+        let limits = HostLimits::new(2);
+        let uri = |i: usize| format!("http://127.0.0.1:{}/", 1000 + i).parse().unwrap();
+        // A live connection to the first host holds its semaphore.
+        let held = limits.for_host(&uri(0));
+        for i in 1..PRUNE_AT {
+            limits.for_host(&uri(i));
+        }
+        assert_eq!(limits.hosts.lock().unwrap().len(), PRUNE_AT);
+        let again = limits.for_host(&uri(0));
+        assert!(
+            std::sync::Arc::ptr_eq(&held, &again),
+            "a known host is not pruned"
+        );
+        limits.for_host(&uri(PRUNE_AT));
+        assert_eq!(
+            limits.hosts.lock().unwrap().len(),
+            2,
+            "the held host and the new one"
+        );
+        assert!(std::sync::Arc::ptr_eq(&held, &limits.for_host(&uri(0))));
     }
 }
