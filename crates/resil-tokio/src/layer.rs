@@ -22,8 +22,10 @@ use resil_async::{BoxError, BoxFuture, TransportError};
 /// Errors are [`resil_core::CallError`]s with the inner service's response body type; when
 /// the machine gives up with a response in hand (e.g. 503 after the last attempt), the error
 /// carries it. The layer does not read bodies, so a policy's `retry_if_body_prefix` is
-/// ignored here (a `retry_if` predicate sees the status and headers); use the
-/// [`Client`](crate::Client) for body-aware retries.
+/// ignored here (a `retry_if` predicate sees the status and headers), and the response body
+/// it returns is the inner service's, read without the attempt's deadline (each attempt is
+/// bounded up to its response head); use the [`Client`](crate::Client) for body-aware retries
+/// and deadlines over the body.
 #[derive(Clone)]
 pub struct ResilLayer {
     core: Arc<ClientCore>,
