@@ -12,8 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Method;
 use resil_core::{
-    Call, CallLabel, CallStep, CircuitBreaker, ClientConfig, ClientCore, DRAIN_LIMIT, EnvConfig,
-    Hooks, Instant, RetryBudget, RetryPolicy, StatsSnapshot, UnixTime,
+    AttemptId, Call, CallLabel, CallStep, CircuitBreaker, ClientConfig, ClientCore, DRAIN_LIMIT,
+    EnvConfig, Hooks, Instant, RetryBudget, RetryPolicy, StatsSnapshot, UnixTime,
 };
 
 use crate::request::RequestBuilder;
@@ -181,8 +181,15 @@ impl<R: Runtime> Client<R> {
                             call.discard_stale();
                         }
                         let prefix_len = call.body_prefix_len();
-                        let mut attempt_future =
-                            pin!(self.attempt(&parts, &mut body, deadline, prefix_len));
+                        // Owned (two reference counts): `call` is updated while this lives.
+                        let id = call.attempt_id().cloned();
+                        let mut attempt_future = pin!(self.attempt(
+                            &parts,
+                            id.as_ref(),
+                            &mut body,
+                            deadline,
+                            prefix_len
+                        ));
                         let outcome = if inner.transport.enforces_deadline() {
                             Some(attempt_future.as_mut().await)
                         } else {
@@ -234,6 +241,7 @@ impl<R: Runtime> Client<R> {
     async fn attempt(
         &self,
         parts: &http::request::Parts,
+        id: Option<&AttemptId>,
         body: &mut RequestBody,
         deadline: Instant,
         prefix_len: usize,
@@ -241,7 +249,7 @@ impl<R: Runtime> Client<R> {
         let inner = &*self.inner;
         let mut refreshed = false;
         loop {
-            let mut request = resil_core::attempt_request(parts, body.take_for_attempt());
+            let mut request = resil_core::attempt_request(parts, id, body.take_for_attempt());
             // Only for a transport that reads it: an extension costs an allocation.
             if inner.transport.enforces_deadline() {
                 let left = resil_core::attempt_budget(deadline, R::now());

@@ -12,8 +12,8 @@ use crate::{AuthProvider, Response};
 use bytes::Bytes;
 use http::Method;
 use resil_core::{
-    Call, CallLabel, CallStep, CircuitBreaker, ClientConfig, ClientCore, DRAIN_LIMIT, EnvConfig,
-    Hooks, Instant, RetryBudget, RetryPolicy, StatsSnapshot, UnixTime,
+    AttemptId, Call, CallLabel, CallStep, CircuitBreaker, ClientConfig, ClientCore, DRAIN_LIMIT,
+    EnvConfig, Hooks, Instant, RetryBudget, RetryPolicy, StatsSnapshot, UnixTime,
 };
 
 /// A resilient blocking HTTP client. Cheap to clone (clones share the connection pool,
@@ -154,8 +154,14 @@ impl Client {
                         call.discard_stale();
                         now = clock.now();
                     }
-                    let outcome =
-                        self.attempt(&parts, &mut body, deadline, now, call.body_prefix_len());
+                    let outcome = self.attempt(
+                        &parts,
+                        call.attempt_id(),
+                        &mut body,
+                        deadline,
+                        now,
+                        call.body_prefix_len(),
+                    );
                     now = clock.now();
                     match outcome {
                         Ok((response, prefix)) => {
@@ -197,6 +203,7 @@ impl Client {
     fn attempt(
         &self,
         parts: &http::request::Parts,
+        id: Option<&AttemptId>,
         body: &mut RequestBody,
         deadline: Instant,
         mut now: Instant,
@@ -205,7 +212,7 @@ impl Client {
         let inner = &*self.inner;
         let mut refreshed = false;
         loop {
-            let mut request = resil_core::attempt_request(parts, body.take_for_attempt());
+            let mut request = resil_core::attempt_request(parts, id, body.take_for_attempt());
             if let Some(auth) = &inner.auth {
                 auth.authorize(request.headers_mut())
                     .map_err(|e| AttemptError::Fatal(resil_core::auth_error(parts, e)))?;

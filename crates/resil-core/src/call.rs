@@ -9,7 +9,7 @@ use std::sync::Arc;
 use http::HeaderValue;
 
 use crate::call_error::CallError;
-use crate::http_glue::{ClientErrorKind, redact_url, request_info, response_head};
+use crate::http_glue::{AttemptId, ClientErrorKind, redact_url, request_info, response_head};
 use crate::observe::{CallInfo, Hooks, Observer, Stats};
 use crate::retry::{Action, Attempt, Input, RetryMachine};
 use crate::time::{Instant, UnixTime};
@@ -65,6 +65,16 @@ impl<B: CallBody> CallError<B> {
         let error = CallError::for_call(ClientErrorKind::Status(status), response.body().label());
         Err(error.with_response(Some(response)))
     }
+}
+
+/// The request id of one call.
+pub(crate) enum CallId {
+    /// Ids are off, or the request brought its own and nothing reads it back.
+    None,
+    /// The request brought its own (its headers carry it); kept for the hooks.
+    Forwarded(HeaderValue),
+    /// Made for this call; every attempt carries it.
+    Generated(AttemptId),
 }
 
 /// What the client shares with each call: its counters, hooks, breaker and budget.
@@ -126,7 +136,7 @@ pub struct Call<'p, B> {
     observer: Observer,
     /// The redacted URL, built only when hooks or `tracing` read it.
     hook_url: String,
-    request_id: Option<HeaderValue>,
+    id: CallId,
     body_limit: u64,
     body_prefix: usize,
     last_response: Option<http::Response<B>>,
@@ -143,13 +153,14 @@ impl<B> core::fmt::Debug for Call<'_, B> {
 
 impl<'p, B: CallBody> Call<'p, B> {
     /// Starts the call for `request` (its headers already final: defaults merged, request id
-    /// set) under `policy`, at `now`, with jitter seeded from `seed`. `request_id` is the id
-    /// the hooks report; `body_replayable` whether the body can be sent again.
+    /// set) under `policy`, at `now`, with jitter seeded from `seed`. `id` is the request id
+    /// the hooks report and attempts carry; `body_replayable` whether the body can be sent
+    /// again.
     pub(crate) fn start(
         policy: &'p RetryPolicy,
         request: &http::request::Parts,
         body_replayable: bool,
-        request_id: Option<HeaderValue>,
+        id: CallId,
         shared: CallShared<'p>,
         now: Instant,
         seed: u64,
@@ -174,7 +185,7 @@ impl<'p, B: CallBody> Call<'p, B> {
             machine,
             observer,
             hook_url,
-            request_id: request_id.filter(|_| observed),
+            id,
             body_limit: shared.body_limit,
             body_prefix: policy.body_prefix_len(),
             last_response: None,
@@ -186,7 +197,11 @@ impl<'p, B: CallBody> Call<'p, B> {
         let call = CallInfo {
             method,
             url: &self.hook_url,
-            request_id: self.request_id.as_ref().and_then(|v| v.to_str().ok()),
+            request_id: match &self.id {
+                CallId::None => None,
+                CallId::Forwarded(own) => own.to_str().ok(),
+                CallId::Generated(id) => id.value().to_str().ok(),
+            },
         };
         while let Some(event) = self.machine.poll_event() {
             self.observer.observe(&call, event);
@@ -247,6 +262,16 @@ impl<'p, B: CallBody> Call<'p, B> {
     /// 0: none). The driver puts them back in front of the body it returns.
     pub fn body_prefix_len(&self) -> usize {
         self.body_prefix
+    }
+
+    /// The request id every attempt must carry, for
+    /// [`attempt_request`](crate::attempt_request); `None` when ids are off or the request
+    /// brought its own.
+    pub fn attempt_id(&self) -> Option<&AttemptId> {
+        match &self.id {
+            CallId::Generated(id) => Some(id),
+            _ => None,
+        }
     }
 
     /// Attempt `attempt` answered at `now`; `body_prefix` is what was read of its body for

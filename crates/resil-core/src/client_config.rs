@@ -13,11 +13,11 @@ use std::sync::{Arc, Mutex};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri};
 
-use crate::call::{Call, CallBody, CallShared};
+use crate::call::{Call, CallBody, CallId, CallShared};
 use crate::call_error::CallError;
 use crate::env::{EnvConfig, EnvError};
 use crate::http_glue::{
-    ClientErrorKind, join_url, merge_default_headers, redact_url_str, request_id,
+    AttemptId, ClientErrorKind, join_url, merge_default_headers, redact_url_str,
 };
 use crate::observe::{Hooks, Stats, StatsSnapshot};
 use crate::rand::mix;
@@ -346,9 +346,9 @@ impl ClientCore {
         now: Instant,
     ) -> Call<'p, B> {
         merge_default_headers(&mut request.headers, &self.default_headers);
-        // Only hooks and `tracing` read the id back; a copy would cost an allocation.
+        // Only hooks and `tracing` read a caller's own id back; a copy costs an allocation.
         let observed = self.hooks.is_some() || cfg!(feature = "tracing");
-        let request_id = self.request_id(&mut request.headers, observed);
+        let id = self.call_id(&request.headers, observed);
         let shared = CallShared {
             stats: &self.stats,
             hooks: self.hooks.as_ref(),
@@ -360,28 +360,24 @@ impl ClientCore {
             policy.unwrap_or(&self.policy),
             request,
             body_replayable,
-            request_id,
+            id,
             shared,
             now,
             self.next_seed(),
         )
     }
 
-    /// Sets the request id unless the request has one; returns it if `keep`.
-    fn request_id(&self, headers: &mut HeaderMap, keep: bool) -> Option<HeaderValue> {
-        let name = self.request_id_header.as_ref()?;
-        let entry = match headers.entry(name) {
-            http::header::Entry::Occupied(existing) => {
-                return keep.then(|| existing.get().clone());
-            }
-            http::header::Entry::Vacant(entry) => entry,
+    /// The request's own id if it brought one (its headers carry it to every attempt), else
+    /// a fresh one for every attempt to carry; none when ids are off.
+    fn call_id(&self, headers: &HeaderMap, observed: bool) -> CallId {
+        let Some(name) = self.request_id_header.as_ref() else {
+            return CallId::None;
         };
-        let value = HeaderValue::from_bytes(&request_id(self.next_seed())).ok()?;
-        if keep {
-            Some(entry.insert(value).clone())
-        } else {
-            entry.insert(value);
-            None
+        match headers.get(name) {
+            Some(own) if observed => CallId::Forwarded(own.clone()),
+            Some(_) => CallId::None,
+            None => AttemptId::new(name.clone(), self.next_seed())
+                .map_or(CallId::None, CallId::Generated),
         }
     }
 

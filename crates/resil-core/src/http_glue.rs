@@ -4,7 +4,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use core::fmt;
 
-use http::header::{HeaderMap, HeaderName, RETRY_AFTER};
+use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use http::{StatusCode, Uri};
 
 use crate::policy::{HeaderLookup, Method, RequestInfo, ResponseHead};
@@ -58,14 +58,54 @@ pub fn set_bearer(
     Ok(())
 }
 
+/// The request id a call adds to each of its attempts, the same every time. Kept out of the
+/// request's own headers so a request without headers of its own copies an empty map per
+/// attempt; cloning it costs two reference counts.
+#[derive(Clone, Debug)]
+pub struct AttemptId {
+    name: HeaderName,
+    value: HeaderValue,
+}
+
+impl AttemptId {
+    /// A fresh id (see [`request_id`]) under the header `name`. (`None` is unreachable: hex
+    /// digits always make a valid header value.)
+    pub fn new(name: HeaderName, seed: u64) -> Option<AttemptId> {
+        // Shared from the start: every attempt's copy is then a reference count, not a move
+        // of the bytes to shared storage on the first clone.
+        let bytes = bytes::Bytes::from_owner(request_id(seed));
+        let value = HeaderValue::from_maybe_shared(bytes).ok()?;
+        Some(AttemptId { name, value })
+    }
+
+    /// The header's name.
+    pub fn name(&self) -> &HeaderName {
+        &self.name
+    }
+
+    /// The id.
+    pub fn value(&self) -> &HeaderValue {
+        &self.value
+    }
+}
+
 /// The request one attempt sends: `parts`' method, URI, version and headers (cloned; not its
-/// extensions) around `body`.
-pub fn attempt_request<T>(parts: &http::request::Parts, body: T) -> http::Request<T> {
+/// extensions), plus the call's request id if it adds one, around `body`.
+pub fn attempt_request<T>(
+    parts: &http::request::Parts,
+    id: Option<&AttemptId>,
+    body: T,
+) -> http::Request<T> {
     let mut request = http::Request::new(body);
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = parts.uri.clone();
     *request.version_mut() = parts.version;
     *request.headers_mut() = parts.headers.clone();
+    if let Some(id) = id {
+        request
+            .headers_mut()
+            .insert(id.name.clone(), id.value.clone());
+    }
     request
 }
 

@@ -57,12 +57,15 @@ fn drive(
     let start = Instant::ZERO;
     let mut now = start;
     let mut call = core.start_call(policy.as_deref(), &mut parts, true, now);
-    assert!(parts.headers.contains_key("x-request-id"));
     let mut statuses = statuses.iter();
     let mut stale = 0;
+    let mut ids = Vec::new();
     loop {
         match call.next(&parts) {
             CallStep::Send { attempt, .. } => {
+                let sent = resil_core::attempt_request(&parts, call.attempt_id(), ());
+                ids.push(sent.headers()["x-request-id"].clone());
+                assert!(ids.iter().all(|id| *id == ids[0]), "one id per call: {ids:?}");
                 if call.stale_response().is_some() {
                     stale += 1;
                     call.discard_stale();

@@ -136,11 +136,8 @@ where
         match call.next(&parts) {
             CallStep::Send { attempt, deadline } => {
                 call.discard_stale();
-                let mut request = http::Request::new(body.clone());
-                *request.method_mut() = parts.method.clone();
-                *request.uri_mut() = parts.uri.clone();
-                *request.version_mut() = parts.version;
-                *request.headers_mut() = parts.headers.clone();
+                let mut request =
+                    resil_core::attempt_request(&parts, call.attempt_id(), body.clone());
                 *request.extensions_mut() = parts.extensions.clone();
                 let exchange = async {
                     poll_fn(|cx| service.poll_ready(cx)).await?;
