@@ -249,6 +249,33 @@ pub fn refused_addr() -> SocketAddr {
         .unwrap_or_else(|e| panic!("local_addr: {e}"))
 }
 
+/// A 200 whose 20-byte body arrives a byte every 50 ms (a second in all): still arriving when
+/// a 200 ms deadline passes.
+pub fn dripping_body() -> Vec<Reply> {
+    vec![Reply::Drip {
+        body: vec![b'x'; 20],
+        delay: Duration::from_millis(50),
+    }]
+}
+
+/// A 503 whose body stalls for 3 s, then a 200 `ok`: the 503's body must be given up at its
+/// attempt's deadline for the retry to come in time.
+pub fn stalled_503_then_ok() -> Vec<Reply> {
+    vec![
+        Reply::HeadThenStall(503, Duration::from_secs(3)),
+        Reply::body(200, "ok"),
+    ]
+}
+
+/// Fails unless `start` was between `at_least` and `below` ago.
+pub fn assert_took(start: Instant, at_least: Duration, below: Duration) {
+    let took = start.elapsed();
+    assert!(
+        took >= at_least && took < below,
+        "took {took:?}, expected {at_least:?} to {below:?}"
+    );
+}
+
 /// A listener that never accepts, whose queue is already full: a new connection to it
 /// hangs in the handshake (Linux drops the SYN), which is how an unreachable host looks.
 #[derive(Debug)]

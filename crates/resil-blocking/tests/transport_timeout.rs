@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use resil_blocking::{BlockingTransport, RequestBody, UreqSettings, UreqTransport};
-use resil_tests::{Reply, TestServer, shared_load};
+use resil_tests::{Reply, TestServer, assert_took, shared_load};
 
 type Sent = Result<http::Response<resil_blocking::Body>, resil_blocking::TransportError>;
 
@@ -17,15 +17,6 @@ fn get_url(transport: &UreqTransport, url: &str, budget: Duration) -> Sent {
 /// A GET of `path` through `transport` with `budget`.
 fn get(transport: &UreqTransport, server: &TestServer, path: &str, budget: Duration) -> Sent {
     get_url(transport, &server.url(path), budget)
-}
-
-/// Fails unless `start` was between `at_least` and `below` ago.
-fn assert_took(start: Instant, at_least: Duration, below: Duration) {
-    let elapsed = start.elapsed();
-    assert!(
-        elapsed >= at_least && elapsed < below,
-        "took {elapsed:?}, expected {at_least:?} to {below:?}"
-    );
 }
 
 /// A GET of the stalling `/stall` with a 100 ms budget times out well within a second.
@@ -89,13 +80,7 @@ fn budgets_differ_from_attempt_to_attempt_on_one_connection() {
 fn the_budget_covers_reading_the_body() {
     let _load = shared_load();
     let server = TestServer::start();
-    server.script(
-        "/drip",
-        vec![Reply::Drip {
-            body: vec![b'x'; 50],
-            delay: Duration::from_millis(40),
-        }],
-    );
+    server.script("/drip", resil_tests::dripping_body());
     let transport = UreqTransport::new(&UreqSettings::default());
     let start = Instant::now();
     let mut response = get(&transport, &server, "/drip", Duration::from_millis(200)).unwrap();

@@ -65,7 +65,10 @@ fn drive(
             CallStep::Send { attempt, .. } => {
                 let sent = resil_core::attempt_request(&parts, call.attempt_id(), ());
                 ids.push(sent.headers()["x-request-id"].clone());
-                assert!(ids.iter().all(|id| *id == ids[0]), "one id per call: {ids:?}");
+                assert!(
+                    ids.iter().all(|id| *id == ids[0]),
+                    "one id per call: {ids:?}"
+                );
                 if call.stale_response().is_some() {
                     stale += 1;
                     call.discard_stale();
