@@ -15,7 +15,8 @@ pub type AuthError = Box<dyn std::error::Error + Send + Sync>;
 pub trait AuthProvider: Send + Sync {
     /// Adds credentials to an attempt's headers (from a cache: this must not block).
     fn authorize(&self, headers: &mut HeaderMap) -> Result<(), AuthError>;
-    /// Obtains new credentials after the server rejected the current ones.
+    /// Obtains new credentials after the server rejected the current ones. Bounded by the
+    /// attempt's deadline: a refresh still running then is dropped and the 401 is the answer.
     fn refresh(&self) -> BoxFuture<'_, Result<(), AuthError>>;
 }
 

@@ -26,7 +26,7 @@ use crate::{AuthProvider, Body, Error, ErrorKind, Response};
 
 /// Runs `work` until it finishes or `deadline` passes (`None` then). `work` is pinned by the
 /// caller, so the attempt's state is not copied into this future.
-async fn until<R: Runtime, F: Future>(
+async fn until<R: Runtime, F: Future + ?Sized>(
     deadline: Instant,
     mut work: Pin<&mut F>,
 ) -> Option<F::Output> {
@@ -270,7 +270,15 @@ impl<R: Runtime> Client<R> {
             if resil_core::refresh_credentials(response.status(), refreshed, body.is_replayable()) {
                 if let Some(auth) = &inner.auth {
                     refreshed = true;
-                    if auth.refresh().await.is_ok() {
+                    let mut refresh = auth.refresh();
+                    // A transport that enforces the deadline bounds only its own IO, and this
+                    // attempt runs without the client's timer: bound the refresh here.
+                    let fresh = if inner.transport.enforces_deadline() {
+                        until::<R, _>(deadline, refresh.as_mut()).await
+                    } else {
+                        Some(refresh.await)
+                    };
+                    if matches!(fresh, Some(Ok(()))) {
                         response.body_mut().drain(DRAIN_LIMIT).await;
                         continue;
                     }

@@ -13,7 +13,9 @@ pub type AuthError = Box<dyn std::error::Error + Send + Sync>;
 pub trait AuthProvider: Send + Sync {
     /// Adds credentials (usually `Authorization`) to an attempt's headers.
     fn authorize(&self, headers: &mut HeaderMap) -> Result<(), AuthError>;
-    /// Obtains new credentials after the server rejected the current ones.
+    /// Obtains new credentials after the server rejected the current ones. It runs on the
+    /// calling thread and resil cannot interrupt it: give its own IO a timeout shorter than
+    /// the attempt's.
     fn refresh(&self) -> Result<(), AuthError>;
 }
 

@@ -288,3 +288,39 @@ fn curl_ends_a_stalled_body_at_the_attempt_deadline() {
     assert_eq!(body_of(&client, &server.url("/r")).unwrap(), "ok");
     assert_took(start, Duration::ZERO, Duration::from_secs(1));
 }
+
+#[test]
+fn a_token_refresh_that_never_ends_is_cut_at_the_attempt_deadline() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/me", vec![Reply::status(401)]);
+    let policy = resil_isahc::RetryPolicy::builder()
+        .attempt_timeout(Some(Duration::from_millis(200)))
+        .build()
+        .unwrap();
+    let client = Client::builder()
+        .policy(policy)
+        .auth(resil_isahc::BearerToken::new("old", || {
+            futures_lite::future::pending::<Result<String, resil_isahc::AuthError>>()
+        }))
+        .build()
+        .unwrap();
+    let start = std::time::Instant::now();
+    // The refresh is abandoned at the deadline and the 401 is the answer (a guard turns a
+    // hang into a failure).
+    let call = async { Some(client.get(&server.url("/me")).send().await) };
+    let guard = async {
+        async_io::Timer::after(Duration::from_secs(5)).await;
+        None
+    };
+    let response = block_on(futures_lite::future::or(call, guard))
+        .expect("the call outlived its deadline")
+        .unwrap();
+    assert_took(
+        start,
+        Duration::from_millis(150),
+        Duration::from_millis(700),
+    );
+    assert_eq!(response.status(), 401);
+    assert_eq!(server.hits("/me"), 1);
+}
