@@ -270,14 +270,11 @@ impl<R: Runtime> Client<R> {
             if resil_core::refresh_credentials(response.status(), refreshed, body.is_replayable()) {
                 if let Some(auth) = &inner.auth {
                     refreshed = true;
+                    // Bounded here, not only by the attempt's timer (which a transport that
+                    // enforces deadlines goes without), so every driver answers a refresh
+                    // still running at the deadline the same way: with the 401.
                     let mut refresh = auth.refresh();
-                    // A transport that enforces the deadline bounds only its own IO, and this
-                    // attempt runs without the client's timer: bound the refresh here.
-                    let fresh = if inner.transport.enforces_deadline() {
-                        until::<R, _>(deadline, refresh.as_mut()).await
-                    } else {
-                        Some(refresh.await)
-                    };
+                    let fresh = until::<R, _>(deadline, refresh.as_mut()).await;
                     if matches!(fresh, Some(Ok(()))) {
                         response.body_mut().drain(DRAIN_LIMIT).await;
                         continue;

@@ -293,3 +293,34 @@ async fn unauthorized_refreshes_once() {
     assert_eq!(refreshes.load(Ordering::SeqCst), 1);
     assert_eq!(script.sent.load(Ordering::SeqCst), 2);
 }
+
+/// A refresh still running at the attempt's deadline is dropped and the 401 is the answer,
+/// as with isahc (whose attempts have no client timer).
+#[tokio::test(start_paused = true)]
+async fn a_token_refresh_that_never_ends_is_cut_at_the_attempt_deadline() {
+    let script = Script::new(vec![Fake::Status(401, None)]);
+    let client = Client::builder()
+        .transport(FakeTransport(script.clone()))
+        .base_url("http://fake.invalid")
+        .policy(
+            plain()
+                .attempt_timeout(Some(Duration::from_secs(2)))
+                .build()
+                .unwrap(),
+        )
+        .auth(resil_tokio::BearerToken::new("old", || {
+            std::future::pending::<Result<String, resil_tokio::AuthError>>()
+        }))
+        .build()
+        .unwrap();
+    let start = tokio::time::Instant::now();
+    let response = client.get("/me").send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    // tokio's timer may round up by its 1 ms tick.
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took <= Duration::from_millis(2_002),
+        "{took:?}"
+    );
+    assert_eq!(script.sent.load(Ordering::SeqCst), 1);
+}
