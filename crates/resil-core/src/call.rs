@@ -152,8 +152,8 @@ impl<B> core::fmt::Debug for Call<'_, B> {
 }
 
 impl<'p, B: CallBody> Call<'p, B> {
-    /// Starts the call for `request` (its headers already final: defaults merged, request id
-    /// set) under `policy`, at `now`, with jitter seeded from `seed`. `id` is the request id
+    /// Starts the call for `request` (its headers already final: defaults merged) under
+    /// `policy`, at `now`, with jitter seeded from `seed`. `id` is the request id
     /// the hooks report and attempts carry; `body_replayable` whether the body can be sent
     /// again.
     pub(crate) fn start(

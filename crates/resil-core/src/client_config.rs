@@ -336,8 +336,9 @@ impl ClientCore {
     }
 
     /// Starts a call for `request` under `policy` (the client's when `None`): merges the
-    /// default headers, sets the request id (the caller's if the request has one, otherwise
-    /// a fresh one, the same on every attempt), and draws the call's jitter seed.
+    /// default headers, picks the request id (the caller's if the request has one; otherwise
+    /// a fresh one, which [`attempt_request`](crate::attempt_request) adds to every attempt
+    /// from [`Call::attempt_id`]), and draws the call's jitter seed.
     pub fn start_call<'p, B: CallBody>(
         &'p self,
         policy: Option<&'p RetryPolicy>,
