@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::dns::{GaiAddrs, GaiResolver, Name};
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use resil_async::{
@@ -68,6 +69,10 @@ pub fn classify(error: &(dyn StdError + 'static)) -> ErrorKind {
                 fallback
             };
         }
+        if e.is::<DnsFailure>() {
+            return ErrorKind::Dns;
+        }
+        // Connectors other than this crate's (reqwest's, yours) only say it in words.
         if e.to_string().starts_with("dns error") {
             return ErrorKind::Dns;
         }
@@ -99,9 +104,9 @@ fn is_tls(io: &std::io::Error) -> bool {
 /// What the pooled client connects with: TCP, wrapped in TLS for `https` URLs when the
 /// `rustls` feature is on.
 #[cfg(not(feature = "rustls"))]
-type Dialer = HttpConnector;
+type Dialer = HttpConnector<MarkedResolver>;
 #[cfg(feature = "rustls")]
-type Dialer = hyper_rustls::HttpsConnector<HttpConnector>;
+type Dialer = hyper_rustls::HttpsConnector<HttpConnector<MarkedResolver>>;
 type Connector = Capped<Dialer>;
 
 /// The default transport: hyper-util's pooled client, TCP_NODELAY, a connect timeout, and an
@@ -172,8 +177,8 @@ impl HyperTransport {
     }
 }
 
-fn tcp(settings: &TransportSettings) -> HttpConnector {
-    let mut connector = HttpConnector::new();
+fn tcp(settings: &TransportSettings) -> HttpConnector<MarkedResolver> {
+    let mut connector = HttpConnector::new_with_resolver(MarkedResolver(GaiResolver::new()));
     connector.set_nodelay(true);
     connector.set_connect_timeout(settings.connect_timeout);
     // With TLS, `https` URLs pass through this connector to the TLS layer around it; without,
@@ -193,6 +198,43 @@ impl AsyncTransport for HyperTransport {
             // The client sets the real limit before handing the response over.
             Ok(response.map(|b| Body::new(b, u64::MAX)))
         })
+    }
+}
+
+/// hyper-util's resolver (`getaddrinfo` on a blocking thread) with its failures marked, so
+/// [`classify`] knows a failed lookup by its type (hyper-util's connect error type is
+/// private).
+#[derive(Clone, Debug)]
+struct MarkedResolver(GaiResolver);
+
+/// A name that did not resolve.
+#[derive(Debug)]
+struct DnsFailure(std::io::Error);
+
+impl std::fmt::Display for DnsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "name lookup failed: {}", self.0)
+    }
+}
+
+impl StdError for DnsFailure {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl tower_service::Service<Name> for MarkedResolver {
+    type Response = GaiAddrs;
+    type Error = DnsFailure;
+    type Future = BoxFuture<'static, Result<GaiAddrs, DnsFailure>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), DnsFailure>> {
+        self.0.poll_ready(cx).map_err(DnsFailure)
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let lookup = self.0.call(name);
+        Box::pin(async move { lookup.await.map_err(DnsFailure) })
     }
 }
 
@@ -334,7 +376,22 @@ impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for CappedIo<T> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::{HostLimits, PRUNE_AT};
+    use super::{GaiResolver, HostLimits, MarkedResolver, PRUNE_AT};
+    use tower_service::Service;
+
+    /// A name with a NUL byte fails inside the lookup without asking any server.
+    #[tokio::test]
+    async fn a_failed_lookup_is_classified_as_dns_by_its_type() {
+        let mut resolver = MarkedResolver(GaiResolver::new());
+        let literal = resolver.call("127.0.0.1".parse().unwrap()).await.unwrap();
+        assert_eq!(literal.count(), 1);
+        let err = resolver
+            .call("bad\0name".parse().unwrap())
+            .await
+            .unwrap_err();
+        assert_eq!(super::classify(&err), resil_core::ErrorKind::Dns);
+        assert!(!err.to_string().starts_with("dns error"), "{err}");
+    }
 
     #[test]
     fn hosts_without_a_connection_are_forgotten_once_many_are_known() {
