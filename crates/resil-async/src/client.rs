@@ -247,11 +247,12 @@ impl<R: Runtime> Client<R> {
         prefix_len: usize,
     ) -> Result<(Response, Option<Bytes>), AttemptError> {
         let inner = &*self.inner;
+        let transport_enforces = inner.transport.enforces_deadline();
         let mut refreshed = false;
         loop {
             let mut request = resil_core::attempt_request(parts, id, body.take_for_attempt());
             // Only for a transport that reads it: an extension costs an allocation.
-            if inner.transport.enforces_deadline() {
+            if transport_enforces {
                 let left = resil_core::attempt_budget(deadline, R::now());
                 request.extensions_mut().insert(AttemptBudget(left));
             }
@@ -264,7 +265,7 @@ impl<R: Runtime> Client<R> {
                 .send(request)
                 .await
                 .map_err(AttemptError::Transport)?;
-            if !inner.transport.enforces_deadline() {
+            if !transport_enforces {
                 response.body_mut().deadline = Some(BodyDeadline::new(deadline, sleep_boxed::<R>));
             }
             if resil_core::refresh_credentials(response.status(), refreshed, body.is_replayable()) {

@@ -40,9 +40,8 @@
 //! The per-attempt timeout covers the whole exchange, reading the body included (as with
 //! reqwest's `timeout`), on whichever thread reads it; a connect the deadline cuts short is a
 //! `ConnectTimeout` (nothing was sent, so any method may retry it). The total deadline covers
-//! attempts and sleeps. Sleeps use
-//! `std::thread::sleep` (typically accurate to well under a millisecond on Linux); a wait of
-//! zero is never slept.
+//! attempts and sleeps. Sleeps use `std::thread::sleep` (typically accurate to well under a
+//! millisecond on Linux); a wait of zero is never slept.
 //!
 //! ## Features
 //!

@@ -391,19 +391,21 @@ impl BlockingTransport for UreqTransport {
         timeout: Duration,
     ) -> Result<http::Response<Body>, TransportError> {
         let (parts, body) = request.into_parts();
-        let result = match body {
-            RequestBody::Empty => self.run(
-                http::Request::from_parts(parts, ureq::SendBody::none()),
-                timeout,
-            ),
-            RequestBody::Bytes(b) => self.run(http::Request::from_parts(parts, &b[..]), timeout),
-            RequestBody::Reader(r) => self.run(
-                http::Request::from_parts(parts, ureq::SendBody::from_owned_reader(r)),
-                timeout,
-            ),
+        let deadline = Instant::now().checked_add(timeout);
+        let result = {
+            let _scope = AttemptDeadline::enter(deadline);
+            match body {
+                RequestBody::Empty => self
+                    .agent
+                    .run(http::Request::from_parts(parts, ureq::SendBody::none())),
+                RequestBody::Bytes(b) => self.agent.run(http::Request::from_parts(parts, &b[..])),
+                RequestBody::Reader(r) => self.agent.run(http::Request::from_parts(
+                    parts,
+                    ureq::SendBody::from_owned_reader(r),
+                )),
+            }
         };
-        let (response, deadline) = result;
-        let (parts, body) = response.map_err(classify)?.into_parts();
+        let (parts, body) = result.map_err(classify)?.into_parts();
         let reader = DeadlineReader {
             inner: body.into_reader(),
             deadline,
@@ -413,23 +415,6 @@ impl BlockingTransport for UreqTransport {
             parts,
             Body::new(reader, u64::MAX),
         ))
-    }
-}
-
-impl UreqTransport {
-    /// Runs `request` under a deadline `timeout` from now; returns the deadline too, for the
-    /// body.
-    fn run(
-        &self,
-        request: http::Request<impl ureq::AsSendBody>,
-        timeout: Duration,
-    ) -> (
-        Result<http::Response<ureq::Body>, ureq::Error>,
-        Option<Instant>,
-    ) {
-        let deadline = Instant::now().checked_add(timeout);
-        let _scope = AttemptDeadline::enter(deadline);
-        (self.agent.run(request), deadline)
     }
 }
 
