@@ -12,15 +12,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Method;
 use resil_core::{
-    AttemptId, Call, CallLabel, CallStep, CircuitBreaker, ClientConfig, ClientCore, DRAIN_LIMIT,
-    EnvConfig, Hooks, Instant, RetryBudget, RetryPolicy, StatsSnapshot, UnixTime,
+    AttemptId, Call, CallStep, CircuitBreaker, ClientConfig, ClientCore, DRAIN_LIMIT, EnvConfig,
+    Hooks, Instant, RetryBudget, RetryPolicy, StatsSnapshot, UnixTime,
 };
 
 use crate::request::RequestBuilder;
 use crate::runtime::Runtime;
 use crate::transport::{
-    AsyncTransport, AttemptBudget, BodyDeadline, BoxFuture, RequestBody, TransportError,
-    TransportSettings,
+    AsyncTransport, AttemptBudget, BodyDeadline, RequestBody, TransportError, TransportSettings,
+    sleep_boxed,
 };
 use crate::{AuthProvider, Body, Error, ErrorKind, Response};
 
@@ -226,8 +226,7 @@ impl<R: Runtime> Client<R> {
                         call.timer(R::now());
                     }
                     CallStep::Done(mut response) => {
-                        response.body_mut().label =
-                            Some(Box::new(CallLabel::new(parts.method, parts.uri)));
+                        response.body_mut().name_call(parts.method, parts.uri);
                         return Ok(response);
                     }
                     CallStep::Fail(error) => return Err(error),
@@ -471,12 +470,4 @@ impl<R: Runtime> ClientBuilder<R> {
             }),
         })
     }
-}
-
-/// `R`'s timer, boxed for a body that does not know its runtime.
-fn sleep_boxed<R: Runtime>(at: Instant) -> BoxFuture<'static, ()> {
-    let sleep = R::sleep_until(at);
-    Box::pin(async move {
-        sleep.await;
-    })
 }

@@ -175,9 +175,23 @@ impl Body {
         Body::new(Empty::<Bytes>::new(), 0)
     }
 
+    /// Names the call this body answers (`method url`, credentials redacted when shown) in
+    /// its read errors.
+    pub fn name_call(&mut self, method: http::Method, uri: http::Uri) {
+        self.label = Some(Box::new(resil_core::CallLabel::new(method, uri)));
+    }
+
+    /// The same body, failing with [`BodyDeadlinePassed`] if it is still waiting for data at
+    /// `deadline` on runtime `R`'s clock. The timer is made only when the body first has to
+    /// wait, so a body that arrives with its head costs none.
+    pub fn with_deadline<R: crate::Runtime>(mut self, deadline: resil_core::Instant) -> Body {
+        self.deadline = Some(BodyDeadline::new(deadline, sleep_boxed::<R>));
+        self
+    }
+
     /// Reads frames until at least `max` bytes (or the end) and puts them back in front, so
     /// the body still reads whole; returns what was read (trailers read early are dropped).
-    pub(crate) async fn read_prefix(&mut self, max: usize) -> Result<Bytes, BoxError> {
+    pub async fn read_prefix(&mut self, max: usize) -> Result<Bytes, BoxError> {
         let mut prefix = bytes::BytesMut::new();
         while prefix.len() < max {
             match self.inner.frame().await {
@@ -205,7 +219,7 @@ impl Body {
 
     /// Reads and discards up to `max` bytes so the connection can be reused; stops at an
     /// error, the limit or the deadline.
-    pub(crate) async fn drain(&mut self, max: u64) {
+    pub async fn drain(&mut self, max: u64) {
         let mut seen = 0u64;
         while seen < max {
             match self.frame().await {
@@ -214,6 +228,14 @@ impl Body {
             }
         }
     }
+}
+
+/// `R`'s timer, boxed for a body that does not know its runtime.
+pub(crate) fn sleep_boxed<R: crate::Runtime>(at: resil_core::Instant) -> BoxFuture<'static, ()> {
+    let sleep = R::sleep_until(at);
+    Box::pin(async move {
+        sleep.await;
+    })
 }
 
 /// Bytes already read, then the rest of the body.

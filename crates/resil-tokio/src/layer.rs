@@ -6,26 +6,47 @@ use std::future::poll_fn;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use bytes::Buf;
+use http_body::Body as HttpBody;
+use http_body_util::BodyExt;
 use resil_core::{
-    Call, CallBody, CallStep, CircuitBreaker, ClientCore, Hooks, RetryBudget, RetryPolicy,
-    StatsSnapshot, UnixTime,
+    Call, CallStep, CircuitBreaker, ClientConfig, ClientCore, DRAIN_LIMIT, Hooks, RetryBudget,
+    RetryPolicy, StatsSnapshot, UnixTime,
 };
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::runtime::now;
 use crate::transport::classified;
+use crate::{Body, Error, Response, Tokio};
 use resil_async::{BoxError, BoxFuture, TransportError};
 
 /// Adds retries, deadlines, a circuit breaker and a retry budget to an HTTP service.
 ///
-/// Errors are [`resil_core::CallError`]s with the inner service's response body type; when
+/// Responses and errors are the [`Client`](crate::Client)'s: the inner service's body comes
+/// back as a [`Body`] that fails past the body limit and, while it still waits for data, at
+/// its attempt's deadline; a policy's `retry_if_body_prefix` is read from it (and put back);
+/// a retried response's body is drained (up to 64 KiB) so its connection can be reused. When
 /// the machine gives up with a response in hand (e.g. 503 after the last attempt), the error
-/// carries it. The layer does not read bodies, so a policy's `retry_if_body_prefix` is
-/// ignored here (a `retry_if` predicate sees the status and headers), and the response body
-/// it returns is the inner service's, read without the attempt's deadline (each attempt is
-/// bounded up to its response head); use the [`Client`](crate::Client) for body-aware retries
-/// and deadlines over the body.
+/// carries it.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use bytes::Bytes;
+/// use http_body_util::Full;
+/// use resil_tokio::{ResilLayer, ResponseExt, RetryPolicy};
+/// use tower_layer::Layer;
+/// use tower_service::Service;
+///
+/// let hyper = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+///     .build_http::<Full<Bytes>>();
+/// let mut service = ResilLayer::new(RetryPolicy::default()).layer(hyper);
+/// let request = http::Request::get("http://127.0.0.1:8080/items").body(Full::new(Bytes::new()))?;
+/// let text = service.call(request).await?.text().await?;
+/// # let _ = text;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct ResilLayer {
     core: Arc<ClientCore>,
@@ -45,7 +66,17 @@ impl ResilLayer {
         ResilLayer::from_parts(policy, None, None, None, 0)
     }
 
-    /// A layer with every part.
+    /// A layer with a client's configuration: policy, timeouts, breaker, budget, default
+    /// headers, request id, body limit, hooks and seed. A base URL resolves requests whose URI
+    /// has no host (`/items`); the connect timeout is the inner service's business and is
+    /// not applied. Fails as [`ClientBuilder::build`](crate::ClientBuilder::build) does.
+    pub fn from_config(config: ClientConfig) -> Result<ResilLayer, Error> {
+        Ok(ResilLayer {
+            core: Arc::new(config.build()?),
+        })
+    }
+
+    /// A layer with every part (no request id, no body limit).
     pub fn from_parts(
         policy: RetryPolicy,
         breaker: Option<Arc<Mutex<CircuitBreaker>>>,
@@ -93,11 +124,12 @@ where
     S::Future: Send,
     S::Error: Into<BoxError>,
     ReqB: Clone + Send + 'static,
-    ResB: Send + 'static,
+    ResB: HttpBody + Send + 'static,
+    ResB::Error: Into<BoxError>,
 {
-    type Response = http::Response<ResB>;
-    type Error = resil_core::CallError<ResB>;
-    type Future = BoxFuture<'static, Result<http::Response<ResB>, resil_core::CallError<ResB>>>;
+    type Response = Response;
+    type Error = Error;
+    type Future = BoxFuture<'static, Result<Response, Error>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // Readiness is awaited per attempt, on a clone of the inner service.
@@ -111,57 +143,89 @@ where
     }
 }
 
-/// The inner service's body while the call runs: the layer reads no bodies, so a limit has
-/// nothing to apply to.
-struct Unlimited<B>(B);
-
-impl<B> CallBody for Unlimited<B> {
-    fn set_limit(&mut self, _: u64) {}
+/// The inner service's body as resil's, its chunks as `Bytes` (no copy when they already
+/// are), unlimited until the call hands it out.
+fn into_body<B>(body: B) -> Body
+where
+    B: HttpBody + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    Body::new(
+        body.map_frame(|frame| frame.map_data(|mut data| data.copy_to_bytes(data.remaining()))),
+        u64::MAX,
+    )
 }
 
 async fn drive<S, ReqB, ResB>(
     core: Arc<ClientCore>,
     mut service: S,
     request: http::Request<ReqB>,
-) -> Result<http::Response<ResB>, resil_core::CallError<ResB>>
+) -> Result<Response, Error>
 where
     S: Service<http::Request<ReqB>, Response = http::Response<ResB>>,
     S::Error: Into<BoxError>,
     ReqB: Clone,
+    ResB: HttpBody + Send + 'static,
+    ResB::Error: Into<BoxError>,
 {
     let (mut parts, body) = request.into_parts();
+    if parts.uri.authority().is_none() {
+        parts.uri = core.resolve_url(&parts.method, &parts.uri.to_string())?;
+    }
     // The body is `Clone`, so every attempt can send it again.
-    let mut call: Call<'_, Unlimited<ResB>> = core.start_call(None, &mut parts, true, now());
+    let mut call: Call<'_, Body> = core.start_call(None, &mut parts, true, now());
     loop {
         match call.next(&parts) {
             CallStep::Send { attempt, deadline } => {
-                call.discard_stale();
+                if let Some(old) = call.stale_response() {
+                    old.body_mut().drain(DRAIN_LIMIT).await;
+                    call.discard_stale();
+                }
+                let prefix_len = call.body_prefix_len();
                 let mut request =
                     resil_core::attempt_request(&parts, call.attempt_id(), body.clone());
                 *request.extensions_mut() = parts.extensions.clone();
                 let exchange = async {
-                    poll_fn(|cx| service.poll_ready(cx)).await?;
-                    service.call(request).await
+                    poll_fn(|cx| service.poll_ready(cx))
+                        .await
+                        .map_err(classified)?;
+                    let response = service.call(request).await.map_err(classified)?;
+                    let mut response =
+                        response.map(|b| into_body(b).with_deadline::<Tokio>(deadline));
+                    if prefix_len == 0 {
+                        return Ok((response, None));
+                    }
+                    // The body arrived after the head: the request reached the server.
+                    let prefix = response
+                        .body_mut()
+                        .read_prefix(prefix_len)
+                        .await
+                        .map_err(|e| TransportError::new(resil_core::ErrorKind::Reset, e))?;
+                    Ok::<_, TransportError>((response, Some(prefix)))
                 };
                 let deadline = tokio::time::Instant::from_std(deadline.to_std());
                 match tokio::time::timeout_at(deadline, exchange).await {
-                    Ok(Ok(response)) => {
-                        call.response(now(), attempt, response.map(Unlimited), None, UnixTime::now);
+                    Ok(Ok((response, prefix))) => {
+                        call.response(now(), attempt, response, prefix.as_deref(), UnixTime::now);
                     }
-                    Ok(Err(e)) => {
-                        let e: TransportError = classified(e);
-                        call.error(now(), attempt, e.kind(), Box::new(e));
-                    }
+                    Ok(Err(e)) => call.error(now(), attempt, e.kind(), Box::new(e)),
                     Err(_) => call.timer(now()),
                 }
             }
             CallStep::Sleep { until } => {
-                call.discard_stale();
+                // Release the retried response's connection before the wait.
+                if let Some(old) = call.stale_response() {
+                    old.body_mut().drain(DRAIN_LIMIT).await;
+                    call.discard_stale();
+                }
                 tokio::time::sleep_until(tokio::time::Instant::from_std(until.to_std())).await;
                 call.timer(now());
             }
-            CallStep::Done(response) => return Ok(response.map(|b| b.0)),
-            CallStep::Fail(error) => return Err(error.map_body(|b| b.0)),
+            CallStep::Done(mut response) => {
+                response.body_mut().name_call(parts.method, parts.uri);
+                return Ok(response);
+            }
+            CallStep::Fail(error) => return Err(error),
         }
     }
 }

@@ -348,3 +348,108 @@ async fn http2_prior_knowledge_retries_over_one_connection() {
     assert_eq!(server.requests(), 3);
     assert_eq!(server.connections(), 1, "h2 streams share one connection");
 }
+
+fn plain_hyper() -> hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Full<Bytes>,
+> {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>()
+}
+
+fn empty_get(url: &str) -> http::Request<Full<Bytes>> {
+    http::Request::get(url)
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tower_layer_retries_on_a_body_prefix_and_returns_the_whole_body() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    let long_ok = format!("ok {}", "x".repeat(70_000));
+    server.script("/graphql", error_body_replies(&long_ok));
+    let layer = ResilLayer::new(error_body_policy());
+    let mut service = layer.layer(plain_hyper());
+    let response = service.call(empty_get(&server.url("/graphql"))).await;
+    let text = response.unwrap().text().await.unwrap();
+    assert!(
+        text == long_ok,
+        "the prefix read early is put back: {:.40}",
+        text
+    );
+    assert_eq!(server.hits("/graphql"), 2);
+    assert_eq!(layer.stats().total_retries(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tower_layer_drains_a_retried_response_so_its_connection_is_reused() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script(
+        "/busy",
+        vec![
+            Reply::body(503, &"busy ".repeat(2_000)),
+            Reply::body(200, "ok"),
+        ],
+    );
+    let mut service = ResilLayer::new(scenario_policy()).layer(plain_hyper());
+    let response = service.call(empty_get(&server.url("/busy"))).await;
+    assert_eq!(response.unwrap().text().await.unwrap(), "ok");
+    assert_eq!(server.hits("/busy"), 2);
+    assert_eq!(
+        server.connections(),
+        1,
+        "the 503's connection served the retry"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tower_layer_ends_a_stalled_body_at_the_attempt_deadline() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/drip", dripping_body());
+    let policy = RetryPolicy::builder()
+        .attempt_timeout(Some(Duration::from_millis(200)))
+        .build()
+        .unwrap();
+    let mut service = ResilLayer::new(policy).layer(plain_hyper());
+    let start = std::time::Instant::now();
+    let response = service.call(empty_get(&server.url("/drip"))).await.unwrap();
+    let err = response.text().await.unwrap_err();
+    assert_took(
+        start,
+        Duration::from_millis(190),
+        Duration::from_millis(700),
+    );
+    assert_eq!(err.kind(), resil_tokio::ErrorKind::Body, "{err}");
+    assert!(format!("{err:#}").contains("deadline"), "{err:#}");
+    assert!(
+        format!("{err}").contains("/drip"),
+        "the error names the call: {err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layer_from_a_client_config_applies_its_base_url_body_limit_and_request_id() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/big", vec![Reply::body(200, &"x".repeat(100))]);
+    let mut config = resil_core::ClientConfig::default();
+    config.base_url(&server.url(""));
+    config.body_limit(64);
+    let layer = ResilLayer::from_config(config).unwrap();
+    let mut service = layer.layer(plain_hyper());
+    let response = service.call(empty_get("/big")).await.unwrap();
+    let err = response.bytes().await.unwrap_err();
+    assert_eq!(err.kind(), resil_tokio::ErrorKind::Body, "{err}");
+    assert!(format!("{err:#}").contains("64-byte limit"), "{err:#}");
+    let requests = server.requests();
+    assert_eq!(requests[0].header("x-request-id").map(str::len), Some(32));
+
+    // Without a base URL a URI with no host is a clear error, not a send.
+    let mut bare = ResilLayer::new(scenario_policy()).layer(plain_hyper());
+    let err = bare.call(empty_get("/big")).await.unwrap_err();
+    assert_eq!(err.kind(), resil_tokio::ErrorKind::InvalidUrl, "{err}");
+    assert_eq!(server.hits("/big"), 1);
+}
