@@ -284,14 +284,11 @@ impl<R: Runtime> Client<R> {
             if prefix_len == 0 {
                 return Ok((response, None));
             }
-            // The body arrived after the head: the request reached the server.
             let prefix = response
                 .body_mut()
                 .read_prefix(prefix_len)
                 .await
-                .map_err(|e| {
-                    AttemptError::Transport(TransportError::new(resil_core::ErrorKind::Reset, e))
-                })?;
+                .map_err(AttemptError::Transport)?;
             return Ok((response, Some(prefix)));
         }
     }

@@ -191,7 +191,9 @@ impl Body {
 
     /// Reads frames until at least `max` bytes (or the end) and puts them back in front, so
     /// the body still reads whole; returns what was read (trailers read early are dropped).
-    pub async fn read_prefix(&mut self, max: usize) -> Result<Bytes, BoxError> {
+    /// A failure is a [`Reset`](ErrorKind::Reset): the body came after the head, so the
+    /// request reached the server.
+    pub async fn read_prefix(&mut self, max: usize) -> Result<Bytes, TransportError> {
         let mut prefix = bytes::BytesMut::new();
         while prefix.len() < max {
             match self.inner.frame().await {
@@ -200,7 +202,7 @@ impl Body {
                         prefix.extend_from_slice(&data);
                     }
                 }
-                Some(Err(e)) => return Err(e),
+                Some(Err(e)) => return Err(TransportError::new(ErrorKind::Reset, e)),
                 None => break,
             }
         }

@@ -195,12 +195,7 @@ where
                     if prefix_len == 0 {
                         return Ok((response, None));
                     }
-                    // The body arrived after the head: the request reached the server.
-                    let prefix = response
-                        .body_mut()
-                        .read_prefix(prefix_len)
-                        .await
-                        .map_err(|e| TransportError::new(resil_core::ErrorKind::Reset, e))?;
+                    let prefix = response.body_mut().read_prefix(prefix_len).await?;
                     Ok::<_, TransportError>((response, Some(prefix)))
                 };
                 let deadline = tokio::time::Instant::from_std(deadline.to_std());

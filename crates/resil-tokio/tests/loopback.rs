@@ -139,6 +139,17 @@ async fn a_call_waiting_for_a_capped_connection_keeps_its_deadline_then_reuses_i
     assert_eq!(server.hits("/ok"), 1);
 }
 
+/// A body read that began at `start` with a 200 ms attempt budget failed at its deadline.
+fn assert_body_ended_at_the_deadline(start: std::time::Instant, err: &resil_tokio::Error) {
+    assert_took(
+        start,
+        Duration::from_millis(190),
+        Duration::from_millis(700),
+    );
+    assert_eq!(err.kind(), resil_tokio::ErrorKind::Body, "{err}");
+    assert!(format!("{err:#}").contains("deadline"), "{err:#}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reading_a_body_that_stalls_ends_at_the_attempt_deadline() {
     let _load = shared_load();
@@ -153,13 +164,7 @@ async fn reading_a_body_that_stalls_ends_at_the_attempt_deadline() {
         .await
         .unwrap();
     let err = response.text().await.unwrap_err();
-    assert_took(
-        start,
-        Duration::from_millis(190),
-        Duration::from_millis(700),
-    );
-    assert_eq!(err.kind(), resil_tokio::ErrorKind::Body, "{err}");
-    assert!(format!("{err:#}").contains("deadline"), "{err:#}");
+    assert_body_ended_at_the_deadline(start, &err);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -417,13 +422,7 @@ async fn the_tower_layer_ends_a_stalled_body_at_the_attempt_deadline() {
     let start = std::time::Instant::now();
     let response = service.call(empty_get(&server.url("/drip"))).await.unwrap();
     let err = response.text().await.unwrap_err();
-    assert_took(
-        start,
-        Duration::from_millis(190),
-        Duration::from_millis(700),
-    );
-    assert_eq!(err.kind(), resil_tokio::ErrorKind::Body, "{err}");
-    assert!(format!("{err:#}").contains("deadline"), "{err:#}");
+    assert_body_ended_at_the_deadline(start, &err);
     assert!(
         format!("{err}").contains("/drip"),
         "the error names the call: {err}"
