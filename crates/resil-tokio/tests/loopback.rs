@@ -199,28 +199,23 @@ async fn tower_layer_over_a_plain_hyper_client() {
             Reply::body(200, "done"),
         ],
     );
-    let hyper = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Full<Bytes>>();
     let layer = ResilLayer::new(
         RetryPolicy::builder()
             .backoff(Backoff::Constant(Duration::from_millis(5)))
             .build()
             .unwrap(),
     );
-    let mut service = layer.layer(hyper);
-    let request = http::Request::get(server.url("/t"))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let response = service.call(request).await.unwrap();
+    let mut service = layer.layer(plain_hyper());
+    let response = service.call(empty_get(&server.url("/t"))).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(server.hits("/t"), 3);
     assert_eq!(layer.stats().total_retries(), 2);
 
     server.script("/always", vec![Reply::status(503)]);
-    let request = http::Request::get(server.url("/always"))
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let err = service.call(request).await.unwrap_err();
+    let err = service
+        .call(empty_get(&server.url("/always")))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), resil_tokio::ErrorKind::Status(503));
     assert_eq!(
         err.response().unwrap().status(),
