@@ -19,8 +19,7 @@ use resil_core::{
 use crate::request::RequestBuilder;
 use crate::runtime::Runtime;
 use crate::transport::{
-    AsyncTransport, AttemptBudget, BodyDeadline, RequestBody, TransportError, TransportSettings,
-    sleep_boxed,
+    AsyncTransport, AttemptBudget, RequestBody, TransportError, TransportSettings, release_stale,
 };
 use crate::{AuthProvider, Body, Error, ErrorKind, Response};
 
@@ -176,10 +175,7 @@ impl<R: Runtime> Client<R> {
                     CallStep::Send { attempt, deadline } => {
                         // Drained where it lies: taking it out first would add two copies of
                         // a response to this future's state.
-                        if let Some(old) = call.stale_response() {
-                            old.body_mut().drain(DRAIN_LIMIT).await;
-                            call.discard_stale();
-                        }
+                        release_stale(&mut call).await;
                         let prefix_len = call.body_prefix_len();
                         // Owned (two reference counts): `call` is updated while this lives.
                         let id = call.attempt_id().cloned();
@@ -217,10 +213,7 @@ impl<R: Runtime> Client<R> {
                     CallStep::Sleep { until } => {
                         // Release the retried response's connection before the wait, so the
                         // pool can hand it to the next attempt instead of dialing a new one.
-                        if let Some(old) = call.stale_response() {
-                            old.body_mut().drain(DRAIN_LIMIT).await;
-                            call.discard_stale();
-                        }
+                        release_stale(&mut call).await;
                         // Zero waits are never slept (the machine does not ask for them).
                         R::sleep_until(until).await;
                         call.timer(R::now());
@@ -265,7 +258,7 @@ impl<R: Runtime> Client<R> {
                 .await
                 .map_err(AttemptError::Transport)?;
             if !transport_enforces {
-                response.body_mut().deadline = Some(BodyDeadline::new(deadline, sleep_boxed::<R>));
+                response.body_mut().set_deadline::<R>(deadline);
             }
             if resil_core::refresh_credentials(response.status(), refreshed, body.is_replayable()) {
                 if let Some(auth) = &inner.auth {

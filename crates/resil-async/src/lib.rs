@@ -29,7 +29,7 @@ pub use response::ResponseExt;
 pub use runtime::Runtime;
 pub use transport::{
     AsyncTransport, AttemptBudget, Body, BodyDeadlinePassed, BodyTooLarge, BoxError, BoxFuture,
-    RequestBody, TransportError, TransportSettings,
+    RequestBody, TransportError, TransportSettings, release_stale,
 };
 
 pub use resil_core::{

@@ -10,16 +10,16 @@ use bytes::Buf;
 use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
 use resil_core::{
-    Call, CallStep, CircuitBreaker, ClientConfig, ClientCore, DRAIN_LIMIT, Hooks, RetryBudget,
-    RetryPolicy, StatsSnapshot, UnixTime,
+    Call, CallStep, CircuitBreaker, ClientConfig, ClientCore, Hooks, RetryBudget, RetryPolicy,
+    StatsSnapshot, UnixTime,
 };
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::runtime::now;
+use crate::runtime::{now, to_tokio};
 use crate::transport::classified;
 use crate::{Body, Error, Response, Tokio};
-use resil_async::{BoxError, BoxFuture, TransportError};
+use resil_async::{BoxError, BoxFuture, Runtime, TransportError, release_stale};
 
 /// Adds retries, deadlines, a circuit breaker and a retry budget to an HTTP service.
 ///
@@ -177,10 +177,7 @@ where
     loop {
         match call.next(&parts) {
             CallStep::Send { attempt, deadline } => {
-                if let Some(old) = call.stale_response() {
-                    old.body_mut().drain(DRAIN_LIMIT).await;
-                    call.discard_stale();
-                }
+                release_stale(&mut call).await;
                 let prefix_len = call.body_prefix_len();
                 let mut request =
                     resil_core::attempt_request(&parts, call.attempt_id(), body.clone());
@@ -198,8 +195,7 @@ where
                     let prefix = response.body_mut().read_prefix(prefix_len).await?;
                     Ok::<_, TransportError>((response, Some(prefix)))
                 };
-                let deadline = tokio::time::Instant::from_std(deadline.to_std());
-                match tokio::time::timeout_at(deadline, exchange).await {
+                match tokio::time::timeout_at(to_tokio(deadline), exchange).await {
                     Ok(Ok((response, prefix))) => {
                         call.response(now(), attempt, response, prefix.as_deref(), UnixTime::now);
                     }
@@ -209,11 +205,8 @@ where
             }
             CallStep::Sleep { until } => {
                 // Release the retried response's connection before the wait.
-                if let Some(old) = call.stale_response() {
-                    old.body_mut().drain(DRAIN_LIMIT).await;
-                    call.discard_stale();
-                }
-                tokio::time::sleep_until(tokio::time::Instant::from_std(until.to_std())).await;
+                release_stale(&mut call).await;
+                Tokio::sleep_until(until).await;
                 call.timer(now());
             }
             CallStep::Done(mut response) => {

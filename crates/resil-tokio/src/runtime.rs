@@ -19,6 +19,11 @@ pub(crate) fn now() -> Instant {
     Instant::from_std(tokio::time::Instant::now().into_std())
 }
 
+/// `at` on tokio's clock.
+pub(crate) fn to_tokio(at: Instant) -> tokio::time::Instant {
+    tokio::time::Instant::from_std(at.to_std())
+}
+
 impl Runtime for Tokio {
     fn now() -> Instant {
         now()
@@ -27,7 +32,7 @@ impl Runtime for Tokio {
     type Sleep = tokio::time::Sleep;
 
     fn sleep_until(at: Instant) -> tokio::time::Sleep {
-        tokio::time::sleep_until(tokio::time::Instant::from_std(at.to_std()))
+        tokio::time::sleep_until(to_tokio(at))
     }
 
     fn default_transport(
