@@ -522,6 +522,17 @@ impl CircuitBreaker {
         self.state
     }
 
+    /// Until when every call will be rejected, as far as the breaker knows: its reopen time
+    /// while open, [`Instant::MAX`] while isolated, `None` while it admits calls. A retry
+    /// that would wake before then is refused for certain, so it need not wait.
+    pub fn rejects_until(&self) -> Option<Instant> {
+        match self.state {
+            BreakerState::Open => Some(self.open_until),
+            BreakerState::Isolated => Some(Instant::MAX),
+            BreakerState::Closed | BreakerState::HalfOpen => None,
+        }
+    }
+
     /// Failures in a row while closed.
     pub fn consecutive_failures(&self) -> u32 {
         self.consecutive

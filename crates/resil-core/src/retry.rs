@@ -414,7 +414,9 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
     }
 
     /// Consults this shared circuit breaker before every attempt and reports every outcome
-    /// to it. Set it before the first [`poll_action`](Self::poll_action).
+    /// to it. A retry the breaker would still refuse when its backoff ends (it is open until
+    /// later, or isolated) is not waited for: the call gives up at once with
+    /// [`GiveUpReason::CircuitOpen`]. Set it before the first [`poll_action`](Self::poll_action).
     pub fn with_breaker(mut self, breaker: &'p (dyn Shared<CircuitBreaker> + Sync)) -> Self {
         self.breaker = Some(breaker);
         self
@@ -537,13 +539,17 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
     /// Records the in-flight attempt's outcome and decides what comes next.
     fn finish_attempt(&mut self, outcome: AttemptOutcome<'_>) {
         let failure = self.policy.is_failure(&outcome);
+        let mut rejects_until = None;
         if let Some(permit) = self.permit.take() {
             let call = if failure {
                 CallOutcome::Failure
             } else {
                 CallOutcome::Success
             };
-            self.with_breaker_mut(|b, now| b.record(now, permit, call));
+            self.with_breaker_mut(|b, now| {
+                b.record(now, permit, call);
+                rejects_until = b.rejects_until();
+            });
         }
         self.with_budget_mut(|b, _| b.record_outcome(failure));
         self.last = Some(match outcome {
@@ -561,11 +567,12 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                 self.events.push(EV_COMPLETED, 0, self.attempts);
             }
             Classification::Fatal => self.fail(Reason::NotRetryable, 0),
-            Classification::Retryable => self.schedule_retry(&outcome),
+            Classification::Retryable => self.schedule_retry(&outcome, rejects_until),
         }
     }
 
-    fn schedule_retry(&mut self, outcome: &AttemptOutcome<'_>) {
+    /// `rejects_until`: until when the breaker, as this attempt left it, refuses every call.
+    fn schedule_retry(&mut self, outcome: &AttemptOutcome<'_>, rejects_until: Option<Instant>) {
         if !self.policy.may_replay(&self.request, outcome) {
             return self.fail(Reason::NonIdempotent, 0);
         }
@@ -615,6 +622,11 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         let wake = self.now.saturating_add(Duration::from_nanos(wait));
         if wake >= self.deadline {
             return self.fail(Reason::DeadlineExceeded, 0);
+        }
+        // The breaker would refuse this retry when it wakes: give up now rather than wait
+        // for the refusal (and announce, count and pay budget for a retry never sent).
+        if let Some(until) = rejects_until.filter(|&until| wake < until) {
+            return self.fail(Reason::CircuitOpen, until.as_nanos());
         }
         let mut granted = true;
         self.with_budget_mut(|b, now| granted = b.try_withdraw(now));

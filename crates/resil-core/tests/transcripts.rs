@@ -504,6 +504,79 @@ fn shared_breaker_opens_half_opens_closes_and_reopens() {
     assert_eq!(got, want, "\n--- got ---\n{got}\n");
 }
 
+/// A call whose own failure opens the breaker gives up at once when its retry would wake
+/// before the breaker reopens, instead of waiting to be refused; the retry is neither
+/// announced nor paid from the budget.
+#[test]
+fn a_retry_the_open_breaker_would_refuse_is_not_waited_for() {
+    let breaker = |open_for| {
+        Mutex::new(
+            CircuitBreaker::builder()
+                .trip(resil_core::TripCondition::ConsecutiveFailures(2))
+                .open_for(open_for)
+                .build()
+                .unwrap(),
+        )
+    };
+    // Two retries in reserve, no ratio.
+    let budget =
+        Mutex::new(resil_core::RetryBudget::ratio(0.0, 1, Duration::from_secs(2)).unwrap());
+    let policy = plain_policy().build().unwrap();
+    let start = Instant::ZERO;
+    let script = [Reply::Status(503), Reply::Status(503), Reply::Status(200)];
+
+    let shut = breaker(Duration::from_secs(30));
+    let mut m = RetryMachine::new(&policy, RequestInfo::new(Method::Get), start, 1)
+        .with_breaker(&shut)
+        .with_budget(&budget);
+    let out = common::drive(&mut m, start, &script);
+    assert_timeline(
+        &out,
+        "
+            0ms send #1 (deadline 10000ms)
+           10ms #1 <- 503
+      event: retry after #1 (status 503) in 100ms
+           10ms sleep until 110ms
+          110ms send #2 (deadline 10110ms)
+          120ms #2 <- 503
+      event: breaker closed -> open
+      event: gave up (CircuitOpen { until: Instant(30120000000) })
+          120ms fail: gave up after 2 attempts: the circuit breaker is open (last: status 503)
+        ",
+    );
+    assert_eq!(
+        budget.lock().unwrap().available(Instant::from_millis(120)),
+        1,
+        "only the retry that was sent is paid for"
+    );
+
+    // Open for less than the backoff: the retry wakes after the reopen time and is the probe.
+    let brief = breaker(Duration::from_millis(150));
+    let mut m =
+        RetryMachine::new(&policy, RequestInfo::new(Method::Get), start, 1).with_breaker(&brief);
+    let out = common::drive(&mut m, start, &script);
+    assert_timeline(
+        &out,
+        "
+            0ms send #1 (deadline 10000ms)
+           10ms #1 <- 503
+      event: retry after #1 (status 503) in 100ms
+           10ms sleep until 110ms
+          110ms send #2 (deadline 10110ms)
+          120ms #2 <- 503
+      event: breaker closed -> open
+      event: retry after #2 (status 503) in 200ms
+          120ms sleep until 320ms
+          320ms send #3 (deadline 10320ms)
+      event: breaker open -> half-open
+          330ms #3 <- 200
+      event: breaker half-open -> closed
+      event: completed #3 with 200
+          330ms done #3
+        ",
+    );
+}
+
 #[test]
 fn breaker_half_open_failure_reopens_with_growth() {
     let mut b = CircuitBreaker::builder()
@@ -514,11 +587,14 @@ fn breaker_half_open_failure_reopens_with_growth() {
         .unwrap();
     let t = Instant::from_secs;
     let p = b.try_acquire(t(0)).unwrap();
+    assert_eq!(b.rejects_until(), None, "closed");
     b.record(t(0), p, CallOutcome::Failure);
+    assert_eq!(b.rejects_until(), Some(t(10)));
     assert_eq!(b.try_acquire(t(9)).unwrap_err().until, t(10));
     let probe = b.try_acquire(t(10)).unwrap();
     assert!(probe.is_probe());
     assert_eq!(b.state(), BreakerState::HalfOpen);
+    assert_eq!(b.rejects_until(), None, "half-open admits probes");
     b.record(t(11), probe, CallOutcome::Failure);
     assert_eq!(b.state(), BreakerState::Open);
     assert_eq!(
@@ -543,4 +619,6 @@ fn breaker_half_open_failure_reopens_with_growth() {
         t(67),
         "growth resets on close"
     );
+    b.isolate(t(59));
+    assert_eq!(b.rejects_until(), Some(Instant::MAX), "isolated");
 }
