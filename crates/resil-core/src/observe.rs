@@ -199,6 +199,86 @@ impl StatsSnapshot {
     }
 }
 
+/// One line for logs: the counts that are not zero, retries by reason.
+///
+/// ```
+/// use core::time::Duration;
+/// use resil_core::{RetryReason, StatsSnapshot};
+///
+/// let stats = StatsSnapshot {
+///     requests: 3,
+///     attempts: 5,
+///     retries: vec![(RetryReason::ServerError, 1), (RetryReason::TooManyRequests, 1)],
+///     retry_after_honoured: 1,
+///     successes: 2,
+///     failures: 1,
+///     breaker_rejections: 1,
+///     backoff: Duration::from_millis(1250),
+///     ..StatsSnapshot::default()
+/// };
+/// assert_eq!(
+///     stats.to_string(),
+///     "3 requests, 5 attempts, 2 retries (5xx 1, 429 1), 1 Retry-After honoured, \
+///      2 successes, 1 failure, 1 breaker rejection, 1.25s in backoff"
+/// );
+/// ```
+impl fmt::Display for StatsSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = |f: &mut fmt::Formatter<'_>, n: u64, one: &str, many: &str| {
+            write!(f, ", {n} {}", if n == 1 { one } else { many })
+        };
+        write!(
+            f,
+            "{} {}",
+            self.requests,
+            if self.requests == 1 {
+                "request"
+            } else {
+                "requests"
+            }
+        )?;
+        count(f, self.attempts, "attempt", "attempts")?;
+        count(f, self.total_retries(), "retry", "retries")?;
+        let mut reasons = self.retries.iter().filter(|(_, n)| *n > 0).peekable();
+        if reasons.peek().is_some() {
+            f.write_str(" (")?;
+            for (i, (reason, n)) in reasons.enumerate() {
+                write!(f, "{}{reason} {n}", if i == 0 { "" } else { ", " })?;
+            }
+            f.write_str(")")?;
+        }
+        let rest = [
+            (
+                self.retry_after_honoured,
+                "Retry-After honoured",
+                "Retry-After honoured",
+            ),
+            (self.successes, "success", "successes"),
+            (self.failures, "failure", "failures"),
+            (
+                self.breaker_rejections,
+                "breaker rejection",
+                "breaker rejections",
+            ),
+            (self.budget_refusals, "budget refusal", "budget refusals"),
+            (
+                self.breaker_transitions,
+                "breaker transition",
+                "breaker transitions",
+            ),
+        ];
+        for (n, one, many) in rest {
+            if n > 0 {
+                count(f, n, one, many)?;
+            }
+        }
+        if !self.backoff.is_zero() {
+            write!(f, ", {:?} in backoff", self.backoff)?;
+        }
+        Ok(())
+    }
+}
+
 impl Stats {
     /// A copy of the counters.
     pub fn snapshot(&self) -> StatsSnapshot {
