@@ -32,9 +32,15 @@ pub use transport::{
     RequestBody, TransportError, TransportSettings, release_stale,
 };
 
+// The core types this crate's API takes or hands out, so one dependency is enough to
+// configure a client, implement hooks or a transport, and match on what they report.
+pub use http;
 pub use resil_core::{
-    Backoff, CircuitBreaker, ClientErrorKind as ErrorKind, Hooks, Jitter, RetryBudget, RetryPolicy,
-    StatsSnapshot,
+    Attempt, AttemptOutcome, Backoff, BreakerState, CallInfo, Cause, CircuitBreaker,
+    CircuitBreakerBuilder, ClientErrorKind as ErrorKind, EnvConfig, EnvError,
+    ErrorKind as TransportErrorKind, ErrorKinds, GiveUp, GiveUpReason, Hooks, Jitter, PolicyError,
+    RetryBudget, RetryContext, RetryInfo, RetryPolicy, RetryPolicyBuilder, RetryReason, SlowCalls,
+    StatsSnapshot, Transition, TripCondition, Window,
 };
 
 /// An error with everything known about the call; see [`resil_core::CallError`].

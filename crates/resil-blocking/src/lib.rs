@@ -73,8 +73,15 @@ pub use transport::{
     BlockingTransport, Body, RequestBody, TransportError, UreqSettings, UreqTransport,
 };
 
+// The core types this crate's API takes or hands out, so one dependency is enough to
+// configure a client, implement hooks or a transport, and match on what they report.
+pub use http;
 pub use resil_core::{
-    Backoff, CircuitBreaker, Hooks, Jitter, RetryBudget, RetryPolicy, StatsSnapshot,
+    Attempt, AttemptOutcome, Backoff, BreakerState, CallInfo, Cause, CircuitBreaker,
+    CircuitBreakerBuilder, EnvConfig, EnvError, ErrorKind as TransportErrorKind, ErrorKinds,
+    GiveUp, GiveUpReason, Hooks, Jitter, PolicyError, RetryBudget, RetryContext, RetryInfo,
+    RetryPolicy, RetryPolicyBuilder, RetryReason, SlowCalls, StatsSnapshot, Transition,
+    TripCondition, Window,
 };
 
 /// A response: an `http::Response` whose body streams with a size limit.
