@@ -92,7 +92,7 @@ pub use resil_async::{
 pub use http;
 pub use resil_core::{
     Attempt, AttemptOutcome, Backoff, BreakerState, CallInfo, Cause, CircuitBreaker,
-    CircuitBreakerBuilder, ClientErrorKind as ErrorKind, EnvConfig, EnvError,
+    CircuitBreakerBuilder, ClientConfig, ClientErrorKind as ErrorKind, EnvConfig, EnvError,
     ErrorKind as TransportErrorKind, ErrorKinds, GiveUp, GiveUpReason, Hooks, Jitter, PolicyError,
     RetryBudget, RetryContext, RetryInfo, RetryPolicy, RetryPolicyBuilder, RetryReason, SlowCalls,
     StatsSnapshot, Transition, TripCondition, Window,
