@@ -529,8 +529,34 @@ impl ureq::unversioned::resolver::Resolver for LiteralFirstResolver {
             }
             None => self
                 .names
-                .resolve(uri, config, AttemptDeadline::bound(timeout)),
+                .resolve(uri, config, AttemptDeadline::bound(timeout))
+                .map_err(mark_lookup_failure),
         }
+    }
+}
+
+/// ureq reports a failed lookup as a plain `Io` error; marked, [`classify`] knows it as
+/// [`ErrorKind::Dns`] (nothing was sent, so any method may retry it).
+fn mark_lookup_failure(error: ureq::Error) -> ureq::Error {
+    match error {
+        ureq::Error::Io(e) => ureq::Error::Io(io::Error::new(e.kind(), LookupFailed(e))),
+        other => other,
+    }
+}
+
+/// A host name that did not resolve.
+#[derive(Debug)]
+struct LookupFailed(io::Error);
+
+impl fmt::Display for LookupFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "name lookup failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for LookupFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
     }
 }
 
@@ -660,6 +686,7 @@ fn classify(error: ureq::Error) -> TransportError {
         E::Timeout(T::Resolve) => ErrorKind::Dns,
         E::Timeout(T::Connect) => ErrorKind::ConnectTimeout,
         E::Timeout(_) => ErrorKind::Timeout,
+        E::Io(e) if e.get_ref().is_some_and(|inner| inner.is::<LookupFailed>()) => ErrorKind::Dns,
         E::Io(e) => match e.kind() {
             io::ErrorKind::ConnectionRefused => ErrorKind::Connect,
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ErrorKind::Timeout,

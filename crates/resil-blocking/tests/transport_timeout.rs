@@ -140,3 +140,44 @@ fn a_per_request_timeout_holds_after_calls_with_the_default_one() {
         "the stall reused the pooled connection"
     );
 }
+
+/// A host whose 64-character label the system resolver rejects before asking any server.
+fn unresolvable_url() -> String {
+    format!("http://{}.invalid/", "a".repeat(64))
+}
+
+/// A failed name lookup is a DNS error (nothing was sent), not an unclassified one, so the
+/// policy may retry it for any method.
+#[test]
+fn a_failed_name_lookup_is_a_dns_error() {
+    let transport = UreqTransport::new(&UreqSettings::default());
+    let err = get_url(&transport, &unresolvable_url(), Duration::from_secs(5)).unwrap_err();
+    assert_eq!(err.kind(), resil_core::ErrorKind::Dns, "{err}");
+    assert!(err.to_string().contains("name lookup failed"), "{err}");
+
+    let client = resil_blocking::Client::builder()
+        .policy(
+            resil_blocking::RetryPolicy::builder()
+                .max_retries(1)
+                .backoff(resil_blocking::Backoff::Constant(Duration::ZERO))
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let err = client
+        .post(&unresolvable_url())
+        .body("x")
+        .send()
+        .unwrap_err();
+    assert_eq!(
+        err.attempts(),
+        2,
+        "a POST that was never sent is retried: {err}"
+    );
+    assert_eq!(
+        err.kind(),
+        resil_blocking::ErrorKind::Transport(resil_core::ErrorKind::Dns),
+        "{err}"
+    );
+}

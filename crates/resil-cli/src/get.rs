@@ -144,11 +144,22 @@ pub fn run(method: http::Method, args: &RequestArgs) -> ExitCode {
         Ok(response) => response,
         Err(e) => match e.kind() {
             ErrorKind::InvalidUrl | ErrorKind::InvalidConfig => return usage(&e.to_string()),
-            _ => match e.into_response() {
-                // Gave up with a response in hand (e.g. 503 after the last retry): show it.
+            // Gave up with a response in hand (e.g. 503 after the last retry): show it.
+            _ if e.response().is_some() => match e.into_response() {
                 Some(response) => response,
                 None => return ExitCode::from(1),
             },
+            _ => {
+                // The hooks told the story; the root cause says what the transport saw.
+                let mut cause = std::error::Error::source(&e);
+                while let Some(deeper) = cause.and_then(std::error::Error::source) {
+                    cause = Some(deeper);
+                }
+                if let Some(root) = cause {
+                    eprintln!("resil: cause: {root}");
+                }
+                return ExitCode::from(1);
+            }
         },
     };
     let status = response.status().as_u16();
