@@ -121,6 +121,14 @@ impl<B> fmt::Display for CallError<B> {
         if let Some(g) = &self.give_up {
             return write!(f, "{g}");
         }
+        // A URL error names the URL and its problem itself ("invalid URL `x`: ...").
+        if let Some(url_error) = self
+            .source
+            .as_deref()
+            .and_then(|s| s.downcast_ref::<crate::UrlError>())
+        {
+            return write!(f, "{url_error}");
+        }
         match self.kind {
             ErrorKind::Status(s) => write!(f, "server answered with status {s}"),
             ErrorKind::Body => f.write_str("reading the response body failed"),
