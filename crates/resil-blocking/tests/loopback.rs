@@ -690,6 +690,15 @@ fn error_for_status_and_error_messages() {
         !err.to_string().contains("hunter2") && !format!("{err:?}").contains("hunter2"),
         "{err:?}"
     );
+    let err = client
+        .get(&server.url("/down?access_token=hunter2&page=1"))
+        .send()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("access_token=[redacted]&page=1"),
+        "{err}"
+    );
+    assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
 }
 
 #[test]

@@ -270,7 +270,16 @@ impl fmt::Display for RedactedHeaders<'_> {
     }
 }
 
-/// The URL with any `user:password@` credentials replaced, for errors and logs.
+/// The URL for errors and logs, with credentials replaced by `[redacted]`: `user:password@`,
+/// and the values of query parameters that carry them ([`SENSITIVE_QUERY_PARAMS`]).
+///
+/// ```
+/// let uri = "http://me:pw@127.0.0.1/v1?page=2&api_key=k-123".parse().unwrap();
+/// assert_eq!(
+///     resil_core::redact_url(&uri),
+///     "http://[redacted]@127.0.0.1/v1?page=2&api_key=[redacted]"
+/// );
+/// ```
 pub fn redact_url(uri: &Uri) -> String {
     redact_str(&uri.to_string())
 }
@@ -280,16 +289,74 @@ pub fn redact_url_str(url: &str) -> String {
     redact_str(url)
 }
 
+/// Query parameters whose values [`redact_url`] hides (names compared ignoring ASCII case):
+/// OAuth tokens, API keys, passwords and the signatures of presigned URLs.
+pub const SENSITIVE_QUERY_PARAMS: &[&str] = &[
+    "access_token",
+    "api_key",
+    "apikey",
+    "client_secret",
+    "id_token",
+    "key",
+    "password",
+    "refresh_token",
+    "secret",
+    "sig",
+    "signature",
+    "token",
+    "x-amz-credential",
+    "x-amz-security-token",
+    "x-amz-signature",
+];
+
 fn redact_str(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{}[redacted]@{}", &url[..scheme_end], &rest[at + 1..]),
+    let url = match url.find("://").map(|i| i + 3) {
+        Some(scheme_end) => {
+            let rest = &url[scheme_end..];
+            let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{}[redacted]@{}", &url[..scheme_end], &rest[at + 1..]),
+                None => url.to_string(),
+            }
+        }
         None => url.to_string(),
+    };
+    redact_query(url)
+}
+
+fn redact_query(url: String) -> String {
+    let Some(query_start) = url.find('?').map(|i| i + 1) else {
+        return url;
+    };
+    let query_end = url[query_start..]
+        .find('#')
+        .map_or(url.len(), |i| query_start + i);
+    let sensitive = |pair: &str| {
+        let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+        SENSITIVE_QUERY_PARAMS
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(name))
+    };
+    let query = &url[query_start..query_end];
+    if !query.split('&').any(sensitive) {
+        return url;
     }
+    let mut out = String::with_capacity(url.len());
+    out.push_str(&url[..query_start]);
+    for (i, pair) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match pair.split_once('=') {
+            Some((name, _)) if sensitive(pair) => {
+                out.push_str(name);
+                out.push_str("=[redacted]");
+            }
+            _ => out.push_str(pair),
+        }
+    }
+    out.push_str(&url[query_end..]);
+    out
 }
 
 /// What went wrong with a call, in categories a caller can act on; every driver's error type

@@ -118,4 +118,24 @@ fn secrets_are_redacted() {
     assert_eq!(redact_url(&uri), "http://[redacted]@127.0.0.1:9/p?q=1");
     let plain: Uri = "http://127.0.0.1/a@b".parse().unwrap();
     assert_eq!(redact_url(&plain), "http://127.0.0.1/a@b");
+
+    let presigned: Uri = "https://b.example/o?X-Amz-Credential=AKIA%2F1&X-Amz-Signature=ab12&v=1"
+        .parse()
+        .unwrap();
+    assert_eq!(
+        redact_url(&presigned),
+        "https://b.example/o?X-Amz-Credential=[redacted]&X-Amz-Signature=[redacted]&v=1"
+    );
+    let tokens: Uri = "http://127.0.0.1/?token=t1&tokens=2&key&Access_Token=t2"
+        .parse()
+        .unwrap();
+    assert_eq!(
+        redact_url(&tokens),
+        "http://127.0.0.1/?token=[redacted]&tokens=2&key&Access_Token=[redacted]",
+        "exact names, any case; a name without a value has nothing to hide"
+    );
+    assert_eq!(
+        resil_core::redact_url_str("not a url?password=p#x"),
+        "not a url?password=[redacted]#x"
+    );
 }
