@@ -721,6 +721,10 @@ fn invalid_input_gives_clear_errors_not_panics() {
     assert_eq!(err.kind(), ErrorKind::InvalidConfig);
     let err = Client::builder().base_url("not a url").build().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    assert!(
+        err.to_string().starts_with("invalid configuration: "),
+        "no call, so no method and URL before it: {err}"
+    );
     let err = Client::builder()
         .default_header("x", "bad\nvalue")
         .build()

@@ -24,7 +24,8 @@ pub struct CallError<B> {
 }
 
 impl<B> CallError<B> {
-    /// An error of `kind` on the call `method url` (pass the URL already redacted).
+    /// An error of `kind` on the call `method url` (pass the URL already redacted; `"-"` for
+    /// both when the error belongs to no call, e.g. a client configuration that is invalid).
     pub fn new(kind: ErrorKind, method: &str, url: &str) -> CallError<B> {
         CallError {
             kind,
@@ -117,7 +118,9 @@ impl<B> CallError<B> {
 
 impl<B> fmt::Display for CallError<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: ", self.method, self.url)?;
+        if (self.method.as_str(), self.url.as_str()) != ("-", "-") {
+            write!(f, "{} {}: ", self.method, self.url)?;
+        }
         if let Some(g) = &self.give_up {
             return write!(f, "{g}");
         }
