@@ -213,6 +213,35 @@ impl TestServer {
     pub fn connections(&self) -> usize {
         self.state.connections.load(Ordering::SeqCst)
     }
+
+    /// The most connections that were in use at once, a connection being in use from its
+    /// first request to its last. A client that closes a connection before it dials the one
+    /// that replaces it never has the two in use at once, however late the server notices
+    /// the close; [`TestServer::connections`] counts both.
+    pub fn peak_connections_in_use(&self) -> usize {
+        let mut spans: HashMap<usize, (Instant, Instant)> = HashMap::new();
+        for r in lock(&self.state.requests).iter() {
+            let span = spans.entry(r.connection).or_insert((r.at, r.at));
+            span.0 = span.0.min(r.at);
+            span.1 = span.1.max(r.at);
+        }
+        let mut spans: Vec<(Instant, Instant)> = spans.into_values().collect();
+        spans.sort();
+        // Ends of the spans still in use, earliest first.
+        let mut in_use = std::collections::BinaryHeap::new();
+        let mut peak = 0;
+        for (first, last) in spans {
+            while in_use
+                .peek()
+                .is_some_and(|&std::cmp::Reverse(end)| end <= first)
+            {
+                in_use.pop();
+            }
+            in_use.push(std::cmp::Reverse(last));
+            peak = peak.max(in_use.len());
+        }
+        peak
+    }
 }
 
 impl Drop for TestServer {

@@ -6,8 +6,8 @@
 //! cargo run -p resil-tokio --example many_calls
 //! ```
 //!
-//! The backend is resil's loopback test server (127.0.0.1, a port of its own), which counts
-//! the connections it accepts.
+//! The backend is resil's loopback test server (127.0.0.1, a port of its own), which records
+//! which connection carried each request.
 
 use std::error::Error;
 use std::sync::{Arc, Mutex};
@@ -67,9 +67,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
     }
     println!(
-        "   {answered} of {CALLS} answered in {:?} over {} connections",
+        "   {answered} of {CALLS} answered in {:?}, at most {} connections in use at once",
         start.elapsed(),
-        server.connections()
+        server.peak_connections_in_use()
     );
     println!("   {}\n", client.stats());
 

@@ -94,9 +94,13 @@ async fn ten_thousand_concurrent_calls_over_at_most_64_connections_are_all_accou
     assert_eq!(stats.successes + stats.failures, 10_000);
     assert_eq!(stats.attempts, server.hits("/load") as u64);
     assert_eq!(stats.attempts, 10_000 + stats.total_retries());
+    // Peak, not total: now and then hyper-util's pool hands an idle connection to a request
+    // whose own connect wins the race in the same instant, and drops it (CI saw 65 in all);
+    // the cap then lets a new connection replace it.
+    let peak = server.peak_connections_in_use();
     assert!(
-        server.connections() <= 64,
-        "{} connections",
+        (2..=64).contains(&peak),
+        "{peak} connections in use at once ({} in all)",
         server.connections()
     );
     assert!(ok >= 9_000, "{ok} succeeded: {stats:?}");
