@@ -249,25 +249,26 @@ fn run_tokio(requests: u32, workers: u32, seed: u64, quiet: bool) -> Result<Summ
 }
 
 pub fn run(requests: u32, workers: u32, seed: u64, quiet: bool) -> ExitCode {
-    println!(
+    say!(
         "resil demo: {requests} GETs from {workers} workers, through the blocking and then the tokio client,\n\
          each to its own embedded server on 127.0.0.1 that answers 503/502, 429 + Retry-After: 1,\n\
          resets connections, stalls past the 250 ms attempt timeout, and is down from {:?} to {:?}.",
-        OUTAGE.start, OUTAGE.end
+        OUTAGE.start,
+        OUTAGE.end
     );
     let runs = run_blocking(requests, workers, seed, quiet)
         .and_then(|b| run_tokio(requests, workers, seed, quiet).map(|t| [b, t]));
     let [b, t] = match runs {
         Ok(runs) => runs,
         Err(e) => {
-            eprintln!("resil demo: {e}");
+            note!("resil demo: {e}");
             return ExitCode::FAILURE;
         }
     };
     let row =
-        |name: &str, f: &dyn Fn(&Summary) -> String| println!("| {name} | {} | {} |", f(&b), f(&t));
-    println!("\n| | resil-blocking (ureq) | resil-tokio (hyper-util) |");
-    println!("|---|---|---|");
+        |name: &str, f: &dyn Fn(&Summary) -> String| say!("| {name} | {} | {} |", f(&b), f(&t));
+    say!("\n| | resil-blocking (ureq) | resil-tokio (hyper-util) |");
+    say!("|---|---|---|");
     row("logical requests", &|s| s.stats.requests.to_string());
     row("attempts sent", &|s| {
         format!(
@@ -318,7 +319,7 @@ pub fn run(requests: u32, workers: u32, seed: u64, quiet: bool) -> ExitCode {
             .take(8)
             .map(|(at, tr)| format!("{} at {at:.2?}", tr.to))
             .collect();
-        println!("{name} breaker: {}", story.join(", "));
+        say!("{name} breaker: {}", story.join(", "));
     }
     ExitCode::SUCCESS
 }

@@ -1,6 +1,6 @@
 //! `resil get|post|put|delete`: one call through resil-blocking, narrated on stderr.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -47,7 +47,7 @@ struct Narrator;
 
 impl Hooks for Narrator {
     fn on_request(&self, call: &CallInfo<'_>, attempt: Attempt) {
-        eprintln!(
+        note!(
             "resil: attempt {} -> {} {}",
             attempt.number(),
             call.method,
@@ -59,7 +59,7 @@ impl Hooks for Narrator {
             Some(ra) => format!("the server asked for {ra:?} (Retry-After)"),
             None => "backoff with jitter".to_owned(),
         };
-        eprintln!(
+        note!(
             "resil: attempt {} failed: {}; retrying in {:?} ({why})",
             r.after.number(),
             r.cause,
@@ -67,15 +67,15 @@ impl Hooks for Narrator {
         );
     }
     fn on_success(&self, _: &CallInfo<'_>, attempt: Attempt, status: u16) {
-        eprintln!("resil: attempt {} answered {status}", attempt.number());
+        note!("resil: attempt {} answered {status}", attempt.number());
     }
     fn on_failure(&self, _: &CallInfo<'_>, g: &GiveUp) {
-        eprintln!("resil: {g}");
+        note!("resil: {g}");
     }
 }
 
 fn usage(message: &str) -> ExitCode {
-    eprintln!("resil: {message}");
+    note!("resil: {message}");
     ExitCode::from(2)
 }
 
@@ -156,7 +156,7 @@ pub fn run(method: http::Method, args: &RequestArgs) -> ExitCode {
                     cause = Some(deeper);
                 }
                 if let Some(root) = cause {
-                    eprintln!("resil: cause: {root}");
+                    note!("resil: cause: {root}");
                 }
                 return ExitCode::from(1);
             }
@@ -164,20 +164,48 @@ pub fn run(method: http::Method, args: &RequestArgs) -> ExitCode {
     };
     let status = response.status().as_u16();
     if args.verbose {
-        eprintln!("resil: {:?} {}", response.version(), response.status());
+        note!("resil: {:?} {}", response.version(), response.status());
         for (name, value) in response.headers() {
-            eprintln!("resil:   {name}: {}", value.to_str().unwrap_or("[binary]"));
+            note!("resil:   {name}: {}", value.to_str().unwrap_or("[binary]"));
         }
     }
-    let mut body = response.into_body();
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = std::io::copy(&mut body, &mut out).and_then(|_| out.flush()) {
-        eprintln!("resil: reading the response body failed: {e}");
-        return ExitCode::from(1);
+    match copy_body(&mut response.into_body(), &mut std::io::stdout().lock()) {
+        Ok(()) => {}
+        // The reader went away (`resil get URL | head -1`): it has what it wanted.
+        Err(Copy::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(Copy::Write(e)) => {
+            note!("resil: writing the response body failed: {e}");
+            return ExitCode::from(1);
+        }
+        Err(Copy::Read(e)) => {
+            note!("resil: reading the response body failed: {e}");
+            return ExitCode::from(1);
+        }
     }
     match status {
         0..400 => ExitCode::SUCCESS,
         400..500 => ExitCode::from(4),
         _ => ExitCode::from(5),
     }
+}
+
+/// Which side of a copy failed.
+enum Copy {
+    Read(std::io::Error),
+    Write(std::io::Error),
+}
+
+/// `io::copy`, saying which side failed: a closed stdout is not a broken response.
+fn copy_body(body: &mut impl Read, out: &mut impl Write) -> Result<(), Copy> {
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Copy::Read(e)),
+        };
+        out.write_all(&buf[..n]).map_err(Copy::Write)?;
+    }
+    out.flush().map_err(Copy::Write)
 }

@@ -4,12 +4,31 @@
 //! Exit codes: 0 success (final status below 400); 1 the call failed without a usable
 //! response (transport error, timeout, deadline, open breaker, exhausted budget); 2 invalid
 //! arguments, URL or scenario file; 4 the final response was a 4xx; 5 the final response was
-//! a 5xx (also after retries ran out).
+//! a 5xx (also after retries ran out). A reader that stops early (`resil get URL | head -1`)
+//! is not a failure: the body stops quietly and the code still follows the response.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+
+/// `eprintln!` that does not panic when stderr is closed or a broken pipe (`resil get URL
+/// 2>&1 | head -1`): a diagnostic nobody can read is dropped.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+/// `println!` that does not panic when stdout is closed or a broken pipe (`resil demo |
+/// head -3`): the command still finishes its work (a `sim` still writes its chart).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
 
 mod demo;
 mod get;

@@ -312,14 +312,14 @@ pub fn run(path: &Path, svg: Option<&Path>) -> ExitCode {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("resil sim: cannot read {}: {e}", path.display());
+            note!("resil sim: cannot read {}: {e}", path.display());
             return ExitCode::from(2);
         }
     };
     let file: File = match toml::from_str(&text) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("resil sim: {}: {e}", path.display());
+            note!("resil sim: {}: {e}", path.display());
             return ExitCode::from(2);
         }
     };
@@ -330,23 +330,23 @@ pub fn run(path: &Path, svg: Option<&Path>) -> ExitCode {
     let scenario = match scenario(file) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("resil sim: {}: {e}", path.display());
+            note!("resil sim: {}: {e}", path.display());
             return ExitCode::from(2);
         }
     };
     let report = simulate(&scenario);
-    println!("scenario           {name}");
-    println!("{report}");
+    say!("scenario           {name}");
+    say!("{report}");
     let out = svg
         .map(Path::to_path_buf)
         .unwrap_or_else(|| path.with_extension("svg"));
     match chart(&report, &name, &out) {
         Ok(()) => {
-            println!("chart              {}", out.display());
+            say!("chart              {}", out.display());
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("resil sim: writing {}: {e}", out.display());
+            note!("resil sim: writing {}: {e}", out.display());
             ExitCode::from(1)
         }
     }

@@ -108,6 +108,52 @@ fn exit_codes_follow_the_outcome() {
     assert_eq!(code(&["get"]), Some(2), "clap usage error");
 }
 
+/// Runs `resil` with stdout and stderr both pipes whose reading ends are already closed, as
+/// in `resil get URL 2>&1 | head -0`; its exit code.
+#[allow(
+    clippy::incompatible_msrv,
+    reason = "std::io::pipe is 1.87; the tests need 1.88 anyway (proptest)"
+)]
+fn code_with_readers_gone(args: &[&str]) -> Option<i32> {
+    let pipe = || {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        writer
+    };
+    std::process::Command::new(env!("CARGO_BIN_EXE_resil"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(pipe())
+        .stderr(pipe())
+        .status()
+        .unwrap()
+        .code()
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_nothing_in_a_panic() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script(
+        "/r",
+        vec![Reply::status(503), Reply::body(200, &"x".repeat(100_000))],
+    );
+    server.script("/down", vec![Reply::body(503, "down")]);
+    let code = code_with_readers_gone;
+    // 101 would be a panic writing the narration or the body.
+    assert_eq!(
+        code(&["get", &server.url("/r"), "--backoff", "none"]),
+        Some(0)
+    );
+    assert_eq!(server.hits("/r"), 2, "the narrated retry still happened");
+    assert_eq!(
+        code(&["get", &server.url("/down"), "--retries", "0"]),
+        Some(5)
+    );
+    assert_eq!(code(&["get", "not a url"]), Some(2));
+    assert_eq!(code(&["demo", "--requests", "8", "--quiet"]), Some(0));
+}
+
 #[test]
 fn post_sends_headers_and_body() {
     let _load = shared_load();
