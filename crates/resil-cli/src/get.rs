@@ -19,9 +19,13 @@ pub struct RequestArgs {
     /// A header, `name: value`; repeatable.
     #[arg(short = 'H', long = "header")]
     headers: Vec<String>,
-    /// The request body.
+    /// The request body; `@FILE` reads it from FILE and `@-` from stdin, bytes as they are
+    /// (curl's `--data-binary`).
     #[arg(short = 'd', long = "data")]
     data: Option<String>,
+    /// The request body exactly as given, even when it starts with `@`.
+    #[arg(long = "data-raw", conflicts_with = "data")]
+    data_raw: Option<String>,
     /// Retries after the first attempt.
     #[arg(long, default_value_t = 3)]
     retries: u32,
@@ -92,6 +96,23 @@ fn backoff(spec: &str) -> Option<(Backoff, Jitter)> {
     }
 }
 
+/// The bytes `-d` names: `@FILE`, `@-` (stdin), or the argument itself.
+fn body_from(data: &str) -> Result<Vec<u8>, String> {
+    match data.strip_prefix('@') {
+        Some("-") => {
+            let mut body = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut body)
+                .map_err(|e| format!("cannot read the body from stdin: {e}"))?;
+            Ok(body)
+        }
+        Some(path) => {
+            std::fs::read(path).map_err(|e| format!("cannot read the body from {path}: {e}"))
+        }
+        None => Ok(data.as_bytes().to_vec()),
+    }
+}
+
 /// Runs one call and maps its outcome to the documented exit code.
 pub fn run(method: http::Method, args: &RequestArgs) -> ExitCode {
     let Some((backoff, jitter)) = backoff(&args.backoff) else {
@@ -137,8 +158,13 @@ pub fn run(method: http::Method, args: &RequestArgs) -> ExitCode {
         };
         request = request.header(name.trim(), value.trim());
     }
-    if let Some(data) = &args.data {
-        request = request.body(data.clone());
+    match (&args.data, &args.data_raw) {
+        (Some(data), _) => match body_from(data) {
+            Ok(body) => request = request.body(body),
+            Err(message) => return usage(&message),
+        },
+        (None, Some(raw)) => request = request.body(raw.clone()),
+        (None, None) => {}
     }
     let response = match request.send() {
         Ok(response) => response,

@@ -179,6 +179,54 @@ fn post_sends_headers_and_body() {
     assert!(text(&out.stderr).contains("201"), "{}", text(&out.stderr));
 }
 
+#[test]
+fn post_bodies_come_from_a_file_stdin_or_the_argument_as_curl_reads_them() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.handle("/echo", |_, _| Reply::status(204));
+    let dir = std::env::temp_dir().join(format!("resil-data-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("body.bin");
+    std::fs::write(&file, b"\x00from a file\n").unwrap();
+    let url = server.url("/echo");
+
+    let post = |args: &[&str], stdin: &[u8]| {
+        resil()
+            .arg("post")
+            .arg(&url)
+            .args(args)
+            .write_stdin(stdin)
+            .output()
+            .unwrap()
+    };
+    let at_file = format!("@{}", file.display());
+    assert!(post(&["-d", &at_file], b"").status.success());
+    assert!(post(&["-d", "@-"], b"from stdin").status.success());
+    assert!(post(&["--data-raw", "@not-a-file"], b"").status.success());
+    assert!(post(&["-d", "plain"], b"").status.success());
+    let bodies: Vec<Vec<u8>> = server.requests().into_iter().map(|r| r.body).collect();
+    assert_eq!(
+        bodies,
+        [
+            &b"\x00from a file\n"[..],
+            b"from stdin",
+            b"@not-a-file",
+            b"plain"
+        ]
+    );
+
+    let missing = format!("@{}", dir.join("missing").display());
+    let out = post(&["-d", &missing], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot read the body from"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(server.hits("/echo"), 4, "nothing sent without its body");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 fn scenario(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("scenarios")
