@@ -319,7 +319,11 @@ pub fn run(requests: u32, workers: u32, seed: u64, quiet: bool) -> ExitCode {
             .take(8)
             .map(|(at, tr)| format!("{} at {at:.2?}", tr.to))
             .collect();
-        say!("{name} breaker: {}", story.join(", "));
+        if story.is_empty() {
+            say!("{name} breaker: stayed closed");
+        } else {
+            say!("{name} breaker: {}", story.join(", "));
+        }
     }
     ExitCode::SUCCESS
 }

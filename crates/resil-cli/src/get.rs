@@ -116,13 +116,18 @@ fn body_from(data: &str) -> Result<Vec<u8>, String> {
 /// Runs one call and maps its outcome to the documented exit code.
 pub fn run(method: http::Method, args: &RequestArgs) -> ExitCode {
     let Some((backoff, jitter)) = backoff(&args.backoff) else {
-        return usage("--backoff must be exp:<duration>, const:<duration> or none");
+        return usage(
+            "--backoff must be exp:<duration>, const:<duration> (a duration above zero such as \
+             100ms) or none",
+        );
     };
     let (Some(total), Some(attempt)) = (
         parse_duration(&args.timeout),
         parse_duration(&args.attempt_timeout),
     ) else {
-        return usage("--timeout and --attempt-timeout take durations such as 30s or 500ms");
+        return usage(
+            "--timeout and --attempt-timeout take durations above zero such as 30s or 500ms",
+        );
     };
     let policy = match RetryPolicy::builder()
         .max_retries(args.retries)

@@ -66,8 +66,8 @@ struct DemoArgs {
     /// Logical requests in the workload (paced at 20/s per thread).
     #[arg(long, default_value_t = 800)]
     requests: u32,
-    /// Concurrent workers (threads for the blocking client, tasks for tokio).
-    #[arg(long, default_value_t = 8)]
+    /// Concurrent workers (threads for the blocking client, tasks for tokio), 1 to 1024.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
     threads: u32,
     /// Seed for jitter and request ids.
     #[arg(long, default_value_t = 2026)]

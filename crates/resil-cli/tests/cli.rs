@@ -106,6 +106,12 @@ fn exit_codes_follow_the_outcome() {
         Some(2)
     );
     assert_eq!(code(&["get"]), Some(2), "clap usage error");
+    assert_eq!(code(&["demo", "--threads", "0"]), Some(2), "no workers");
+    assert_eq!(
+        code(&["get", &server.url("/missing"), "--timeout", "0s"]),
+        Some(2),
+        "a deadline of zero"
+    );
 }
 
 /// Runs `resil` with stdout and stderr both pipes whose reading ends are already closed, as
