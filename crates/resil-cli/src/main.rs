@@ -57,7 +57,8 @@ enum Command {
     Delete(get::RequestArgs),
     /// Run a workload against an embedded misbehaving server on 127.0.0.1 and summarise.
     Demo(DemoArgs),
-    /// Simulate a fleet from a scenario file; print a summary and write an SVG chart.
+    /// Simulate a fleet from a scenario file; print a summary and write an SVG chart (at most
+    /// 1,000,000 clients and 20,000,000 logical requests, about ten seconds).
     Sim(SimArgs),
 }
 

@@ -228,7 +228,38 @@ fn scenario(file: File) -> Result<Scenario, String> {
         max_queue_wait: ms(v.max_queue_wait_ms.unwrap_or(100)),
     });
     s.server.optimistic_concurrency = v.optimistic_concurrency.unwrap_or(false);
+    check_size(&s)?;
     Ok(s)
+}
+
+/// Clients, server workers: each costs memory before the run starts.
+const MAX_PARTIES: u32 = 1_000_000;
+/// About ten seconds of simulation on one core.
+const MAX_LOGICAL_REQUESTS: u64 = 20_000_000;
+
+/// A run this command finishes in seconds, not one that exhausts memory or never ends.
+fn check_size(s: &Scenario) -> Result<(), String> {
+    if s.clients > MAX_PARTIES {
+        return Err(format!(
+            "clients = {}: resil sim runs at most {MAX_PARTIES}",
+            s.clients
+        ));
+    }
+    if let Some(c) = s.server.capacity.filter(|c| c.workers > MAX_PARTIES) {
+        return Err(format!(
+            "server.workers = {}: at most {MAX_PARTIES}",
+            c.workers
+        ));
+    }
+    let requests = s.expected_logical_requests();
+    if requests > MAX_LOGICAL_REQUESTS {
+        return Err(format!(
+            "the scenario starts about {requests} logical requests and resil sim runs at most \
+             {MAX_LOGICAL_REQUESTS}: lower clients or duration_secs, raise interval_ms, or set \
+             requests_per_client"
+        ));
+    }
+    Ok(())
 }
 
 /// One line of the chart: label, colour, and the value it plots for a second.

@@ -332,5 +332,23 @@ fn bad_scenario_files_are_usage_errors() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    // A run that would take hours or exhaust memory is refused before it starts.
+    let huge = dir.join("huge.toml");
+    std::fs::write(
+        &huge,
+        "seed = 1\nduration_secs = 86400\nclients = 100000\narrivals = 'fixed'\n\
+         interval_ms = 10\n[policy]\n[server]\n",
+    )
+    .unwrap();
+    let out = resil()
+        .args(["sim", huge.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("logical requests and resil sim runs at most"),
+        "{}",
+        text(&out.stderr)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

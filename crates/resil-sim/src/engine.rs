@@ -92,13 +92,16 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// How long the server takes to refuse an attempt it will not serve.
+const MILLISECOND: u64 = 1_000_000;
+
 impl Server<'_> {
     fn latency(&self, rng: &mut ChaCha8Rng) -> u64 {
         match self.profile.latency {
             Latency::Constant(d) => nanos(d),
             Latency::Uniform(lo, hi) => {
                 let (lo, hi) = (nanos(lo), nanos(hi).max(nanos(lo)));
-                lo + ((u128::from(rng.next_u64()) * u128::from(hi - lo + 1)) >> 64) as u64
+                lo + ((u128::from(rng.next_u64()) * (u128::from(hi - lo) + 1)) >> 64) as u64
             }
             Latency::Exponential(mean) => exponential(rng, nanos(mean)),
         }
@@ -119,7 +122,7 @@ impl Server<'_> {
                 return 1.0;
             }
             let recovery = nanos(self.profile.recovery);
-            if recovery > 0 && now >= end && now < end + recovery {
+            if recovery > 0 && now >= end && now < end.saturating_add(recovery) {
                 let left = 1.0 - (now - end) as f64 / recovery as f64;
                 p = p.max(p + (1.0 - p) * left);
             }
@@ -135,20 +138,20 @@ impl Server<'_> {
             self.tokens = (self.tokens + (now - self.refilled_at) as f64 / 1e9 * rate).min(rate);
             self.refilled_at = now;
             if self.tokens < 1.0 {
-                return Some((now + nanos(Duration::from_millis(1)), Reply::RateLimited));
+                return Some((now.saturating_add(MILLISECOND), Reply::RateLimited));
             }
             self.tokens -= 1.0;
         }
         let service = self.latency(rng);
-        let mut done = now + service;
+        let mut done = now.saturating_add(service);
         if let Some(cap) = self.profile.capacity {
             let free_at = self.workers.peek().map_or(now, |Reverse(t)| *t);
             let start = free_at.max(now);
             if start - now > nanos(cap.max_queue_wait) {
-                return Some((now + nanos(Duration::from_millis(1)), Reply::Status(503)));
+                return Some((now.saturating_add(MILLISECOND), Reply::Status(503)));
             }
             self.workers.pop();
-            done = start + service;
+            done = start.saturating_add(service);
             self.workers.push(Reverse(done));
         }
         if self.profile.optimistic_concurrency {
@@ -249,12 +252,14 @@ pub fn run(scenario: &Scenario) -> Report {
             Ev::Arrival { client } => {
                 hash.add(&[now, 1, u64::from(client)]);
                 let count = &mut issued[client as usize];
-                *count += 1;
-                let more = scenario.requests_per_client.is_none_or(|n| *count < n);
+                *count = count.saturating_add(1);
+                let more = scenario.request_limit().is_none_or(|n| *count < n);
                 if more {
                     let next = match scenario.arrivals {
-                        Arrivals::Fixed(d) => Some(now + nanos(d).max(1)),
-                        Arrivals::Poisson(mean) => Some(now + exponential(&mut rng, nanos(mean))),
+                        Arrivals::Fixed(d) => Some(now.saturating_add(nanos(d).max(1))),
+                        Arrivals::Poisson(mean) => {
+                            Some(now.saturating_add(exponential(&mut rng, nanos(mean))))
+                        }
                         Arrivals::AtOnce => Some(now),
                     };
                     if let Some(next) = next.filter(|t| *t < end_of_arrivals) {
@@ -320,10 +325,11 @@ pub fn run(scenario: &Scenario) -> Report {
                     Reply::Commit(_) => (409, Some(409)),
                 };
                 hash.add(&[now, 2, u64::from(req), u64::from(attempt.number()), code]);
-                let bucket = report.second(second);
-                match head_status {
-                    Some(s) if s < 400 => bucket.ok += 1,
-                    _ => bucket.failed += 1,
+                if let Some(bucket) = report.second(second) {
+                    match head_status {
+                        Some(s) if s < 400 => bucket.ok += 1,
+                        _ => bucket.failed += 1,
+                    }
                 }
                 let input = match (reply, head_status) {
                     (Reply::Error(kind), _) => Input::Error { attempt, kind },
@@ -388,7 +394,9 @@ pub fn run(scenario: &Scenario) -> Report {
             match action {
                 Action::Send { attempt, deadline } => {
                     report.attempts += 1;
-                    report.second(second).attempts += 1;
+                    if let Some(bucket) = report.second(second) {
+                        bucket.attempts += 1;
+                    }
                     hash.add(&[now, 4, u64::from(req), u64::from(attempt.number())]);
                     r.reply_at = None;
                     if let Some((done, reply)) = server.admit(now, &mut rng) {
@@ -432,7 +440,9 @@ pub fn run(scenario: &Scenario) -> Report {
                 Action::Fail(g) => {
                     report.failed += 1;
                     if matches!(g.reason, GiveUpReason::CircuitOpen { .. }) {
-                        report.second(second).rejected += 1;
+                        if let Some(bucket) = report.second(second) {
+                            bucket.rejected += 1;
+                        }
                     }
                     latencies.push(now - r.started);
                     requests[req as usize] = None;
@@ -441,7 +451,9 @@ pub fn run(scenario: &Scenario) -> Report {
                 }
             }
         }
-        report.second(second).breaker = breaker_state;
+        if let Some(bucket) = report.second(second) {
+            bucket.breaker = breaker_state;
+        }
     }
     latencies.sort_unstable();
     let pct = |p: f64| {

@@ -31,7 +31,7 @@ mod report;
 mod scenario;
 
 pub use engine::run;
-pub use report::{Report, Second};
+pub use report::{Report, SECONDS_KEPT, Second};
 pub use scenario::{
     Arrivals, Capacity, Failure, Latency, Outage, RateLimit, Scenario, Scope, ServerProfile,
 };

@@ -52,7 +52,7 @@ pub struct Report {
     pub give_ups: BTreeMap<&'static str, u64>,
     /// Breaker transitions (of the fleet's breaker, or client 0's).
     pub transitions: Vec<(Duration, BreakerState, BreakerState)>,
-    /// Per simulated second.
+    /// Per simulated second, for the first [`SECONDS_KEPT`] (the totals count everything).
     pub seconds: Vec<Second>,
     /// When the last logical request succeeded.
     pub completion: Duration,
@@ -64,8 +64,16 @@ pub struct Report {
     pub log_hash: u64,
 }
 
+/// How many simulated seconds [`Report::seconds`] covers (27.8 hours): a scenario whose
+/// waits or latencies reach years does not make a series of that many seconds.
+pub const SECONDS_KEPT: usize = 100_000;
+
 impl Report {
-    pub(crate) fn second(&mut self, index: usize) -> &mut Second {
+    /// The entry for second `index`; `None` past [`SECONDS_KEPT`].
+    pub(crate) fn second(&mut self, index: usize) -> Option<&mut Second> {
+        if index >= SECONDS_KEPT {
+            return None;
+        }
         if self.seconds.len() <= index {
             let state = self
                 .seconds
@@ -79,7 +87,7 @@ impl Report {
                 },
             );
         }
-        &mut self.seconds[index]
+        self.seconds.get_mut(index)
     }
 
     /// Attempts per logical request.

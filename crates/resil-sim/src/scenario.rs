@@ -44,7 +44,8 @@ pub enum Arrivals {
     Fixed(Duration),
     /// A Poisson process with this mean interval.
     Poisson(Duration),
-    /// All at time zero (with `requests_per_client`, e.g. a contention race).
+    /// All at time zero: `requests_per_client` each (one when it is not set), e.g. a
+    /// contention race.
     AtOnce,
 }
 
@@ -153,5 +154,41 @@ impl Scenario {
             budget: None,
             server: ServerProfile::default(),
         }
+    }
+
+    /// The logical requests each client starts: `requests_per_client`, or one when every
+    /// request arrives at once, or none without a limit.
+    pub(crate) fn request_limit(&self) -> Option<u32> {
+        match (self.requests_per_client, self.arrivals) {
+            (None, Arrivals::AtOnce) => Some(1),
+            (limit, _) => limit,
+        }
+    }
+
+    /// How many logical requests the fleet will start, on average for Poisson arrivals: the
+    /// size of the run, to check before [`run`](crate::run) (the work and memory grow with it).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use resil_sim::{Arrivals, Scenario};
+    ///
+    /// let mut s = Scenario::new(1);
+    /// s.clients = 200;
+    /// s.duration = Duration::from_secs(60);
+    /// s.arrivals = Arrivals::Fixed(Duration::from_millis(500));
+    /// assert_eq!(s.expected_logical_requests(), 24_000);
+    /// ```
+    pub fn expected_logical_requests(&self) -> u64 {
+        let window = self.duration.as_nanos();
+        let by_time = match self.arrivals {
+            Arrivals::AtOnce => u128::MAX,
+            // The first arrival has a random phase within one interval.
+            Arrivals::Fixed(d) => window.div_ceil(d.as_nanos().max(1)),
+            Arrivals::Poisson(mean) => window / mean.as_nanos().max(1),
+        };
+        let per_client = self
+            .request_limit()
+            .map_or(by_time, |limit| by_time.min(u128::from(limit)));
+        u64::try_from(per_client.saturating_mul(u128::from(self.clients))).unwrap_or(u64::MAX)
     }
 }
