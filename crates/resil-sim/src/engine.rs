@@ -226,7 +226,12 @@ pub fn run(scenario: &Scenario) -> Report {
         seq += 1;
         heap.push(Reverse(Scheduled { at, seq, ev }));
     };
-    for client in 0..scenario.clients {
+    let clients = if scenario.request_limit() == Some(0) {
+        0
+    } else {
+        scenario.clients
+    };
+    for client in 0..clients {
         let first = match scenario.arrivals {
             Arrivals::Fixed(d) => {
                 let d = nanos(d).max(1);

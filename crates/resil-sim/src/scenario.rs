@@ -156,8 +156,8 @@ impl Scenario {
         }
     }
 
-    /// The logical requests each client starts: `requests_per_client`, or one when every
-    /// request arrives at once, or none without a limit.
+    /// The most logical requests each client starts: `requests_per_client`, or one when
+    /// every request arrives at once; `None` when only the duration ends them.
     pub(crate) fn request_limit(&self) -> Option<u32> {
         match (self.requests_per_client, self.arrivals) {
             (None, Arrivals::AtOnce) => Some(1),

@@ -15,6 +15,10 @@ fn arrivals_at_once_without_a_count_start_one_request_per_client() {
     let report = run(&s);
     assert_eq!(report.logical_requests, 50);
     assert_eq!(report.succeeded, 50);
+
+    s.requests_per_client = Some(0);
+    assert_eq!(s.expected_logical_requests(), 0);
+    assert_eq!(run(&s).logical_requests, 0, "a limit of zero starts none");
 }
 
 #[test]
