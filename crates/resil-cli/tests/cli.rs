@@ -315,40 +315,34 @@ fn the_budget_bounds_load_during_the_outage() {
 fn bad_scenario_files_are_usage_errors() {
     let dir = std::env::temp_dir().join(format!("resil-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let bad = dir.join("bad.toml");
-    std::fs::write(&bad, "seed = 1\nduration_secs = 'soon'\n").unwrap();
-    let out = resil()
-        .args(["sim", bad.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("bad.toml"),
-        "{}",
-        text(&out.stderr)
+    // Exit code 2 and a message that says this.
+    let refused = |name: &str, contents: Option<&str>, says: &str| {
+        let path = dir.join(name);
+        if let Some(contents) = contents {
+            std::fs::write(&path, contents).unwrap();
+        }
+        let out = resil()
+            .args(["sim", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(says), "{name}: {stderr}");
+    };
+    refused(
+        "bad.toml",
+        Some("seed = 1\nduration_secs = 'soon'\n"),
+        "bad.toml",
     );
-    let out = resil()
-        .args(["sim", dir.join("missing.toml").to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    refused("missing.toml", None, "cannot read");
     // A run that would take hours or exhaust memory is refused before it starts.
-    let huge = dir.join("huge.toml");
-    std::fs::write(
-        &huge,
-        "seed = 1\nduration_secs = 86400\nclients = 100000\narrivals = 'fixed'\n\
-         interval_ms = 10\n[policy]\n[server]\n",
-    )
-    .unwrap();
-    let out = resil()
-        .args(["sim", huge.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("logical requests and resil sim runs at most"),
-        "{}",
-        text(&out.stderr)
+    refused(
+        "huge.toml",
+        Some(
+            "seed = 1\nduration_secs = 86400\nclients = 100000\narrivals = 'fixed'\n\
+             interval_ms = 10\n[policy]\n[server]\n",
+        ),
+        "logical requests and resil sim runs at most",
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
