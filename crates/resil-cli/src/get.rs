@@ -175,21 +175,23 @@ pub fn run(method: http::Method, args: &RequestArgs) -> ExitCode {
         Ok(response) => response,
         Err(e) => match e.kind() {
             ErrorKind::InvalidUrl | ErrorKind::InvalidConfig => return usage(&e.to_string()),
-            // Gave up with a response in hand (e.g. 503 after the last retry): show it.
-            _ if e.response().is_some() => match e.into_response() {
-                Some(response) => response,
-                None => return ExitCode::from(1),
-            },
             _ => {
-                // The hooks told the story; the root cause says what the transport saw.
-                let mut cause = std::error::Error::source(&e);
-                while let Some(deeper) = cause.and_then(std::error::Error::source) {
-                    cause = Some(deeper);
+                // What the transport saw, for a failure the hooks narrated without a response.
+                let mut root = std::error::Error::source(&e);
+                while let Some(deeper) = root.and_then(std::error::Error::source) {
+                    root = Some(deeper);
                 }
-                if let Some(root) = cause {
-                    note!("resil: cause: {root}");
+                let root = root.map(ToString::to_string);
+                match e.into_response() {
+                    // Gave up with a response in hand (e.g. 503 after the last retry): show it.
+                    Some(response) => response,
+                    None => {
+                        if let Some(root) = root {
+                            note!("resil: cause: {root}");
+                        }
+                        return ExitCode::from(1);
+                    }
                 }
-                return ExitCode::from(1);
             }
         },
     };
