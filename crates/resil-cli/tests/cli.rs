@@ -92,9 +92,17 @@ fn exit_codes_follow_the_outcome() {
         text(&out.stderr)
     );
     let refused = format!("http://{}/x", refused_addr());
-    assert_eq!(
-        code(&["get", &refused, "--retries", "1", "--backoff", "none"]),
-        Some(1)
+    let out = resil()
+        .args(["get", &refused, "--retries", "1", "--backoff", "none"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr)
+            .lines()
+            .any(|line| line.starts_with("resil: cause: ") && line.contains("refused")),
+        "the root cause of a failure without a response: {}",
+        text(&out.stderr)
     );
     assert_eq!(code(&["get", "not a url"]), Some(2));
     assert_eq!(
