@@ -290,7 +290,7 @@ impl<R: Runtime> Client<R> {
 /// Configures a [`Client`]; everything is checked in [`build`](ClientBuilder::build).
 /// What is not about the transport is resil-core's [`ClientConfig`], shared with the
 /// blocking client. Defaults: the default [`RetryPolicy`], an own circuit breaker, the
-/// default retry budget, an `x-request-id` per call, a 64 MiB body limit, the runtime's
+/// default retry budget, no generated request ids, a 64 MiB body limit, the runtime's
 /// default transport.
 pub struct ClientBuilder<R> {
     runtime: PhantomData<fn() -> R>,
@@ -405,9 +405,19 @@ impl<R: Runtime> ClientBuilder<R> {
         self.auth = Some(Arc::new(provider));
         self
     }
-    /// The request-id header (default `x-request-id`; `None` turns it off).
+    /// The request-id header (default `x-request-id`). A request that carries it keeps it
+    /// on every attempt and hooks see it; with
+    /// [`generate_request_ids`](Self::generate_request_ids) a request without one gets a
+    /// fresh id. `None` turns ids off.
     pub fn request_id_header(mut self, name: Option<&'static str>) -> Self {
         self.config.request_id_header(name);
+        self
+    }
+    /// Gives every call whose request has no request-id header a fresh one (32 hex digits,
+    /// the same on every attempt, so the server can tie retries together). Off by default:
+    /// the client adds no header it was not asked for.
+    pub fn generate_request_ids(mut self, on: bool) -> Self {
+        self.config.generate_request_ids(on);
         self
     }
     /// Largest response body read (default 64 MiB).

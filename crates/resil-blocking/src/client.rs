@@ -420,10 +420,27 @@ impl ClientBuilder {
         self
     }
 
-    /// The request-id header (default `x-request-id`): forwarded if the request has one,
-    /// generated otherwise, identical on every attempt. `None` turns it off.
+    /// The request-id header (default `x-request-id`). A request that carries it keeps it
+    /// on every attempt and hooks see it; with
+    /// [`generate_request_ids`](Self::generate_request_ids) a request without one gets a
+    /// fresh id. `None` turns ids off.
     pub fn request_id_header(mut self, name: Option<&'static str>) -> Self {
         self.config.request_id_header(name);
+        self
+    }
+
+    /// Gives every call whose request has no request-id header a fresh one (32 hex digits,
+    /// the same on every attempt, so the server can tie retries together). Off by default:
+    /// the client adds no header it was not asked for.
+    ///
+    /// ```
+    /// let client = resil_blocking::Client::builder()
+    ///     .generate_request_ids(true)
+    ///     .build()?;
+    /// # Ok::<(), resil_blocking::Error>(())
+    /// ```
+    pub fn generate_request_ids(mut self, on: bool) -> Self {
+        self.config.generate_request_ids(on);
         self
     }
 

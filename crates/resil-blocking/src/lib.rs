@@ -22,8 +22,9 @@
 //!
 //! ## What a call does
 //!
-//! 1. Joins the URL to the base URL, adds default headers and an `x-request-id` (forwarded if
-//!    the request has one; the same on every attempt).
+//! 1. Joins the URL to the base URL and adds default headers (and, if the client
+//!    [generates request ids](ClientBuilder::generate_request_ids), an `x-request-id` that
+//!    is the same on every attempt).
 //! 2. Asks the circuit breaker; an open breaker fails at once, without a connection.
 //! 3. Sends the attempt with credentials from the [`AuthProvider`]; a 401 refreshes them once
 //!    and resends once.

@@ -182,7 +182,10 @@ fn idempotency_key_is_sent_unchanged_on_every_attempt() {
         "/pay",
         vec![Reply::status(503), Reply::status(503), Reply::status(201)],
     );
-    let client = builder(&ManualClock::new()).build().unwrap();
+    let client = builder(&ManualClock::new())
+        .generate_request_ids(true)
+        .build()
+        .unwrap();
     let response = client
         .post(&server.url("/pay"))
         .header("idempotency-key", "order-17")
@@ -203,6 +206,21 @@ fn idempotency_key_is_sent_unchanged_on_every_attempt() {
     assert!(
         ids.iter().all(|id| *id == ids[0] && id.len() == 32),
         "{ids:?}"
+    );
+}
+
+#[test]
+fn a_default_client_adds_no_request_id() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/plain", vec![Reply::status(503), Reply::status(200)]);
+    let client = builder(&ManualClock::new()).build().unwrap();
+    client.get(&server.url("/plain")).send().unwrap();
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    assert!(
+        requests.iter().all(|r| r.header("x-request-id").is_none()),
+        "an id nobody asked for was sent"
     );
 }
 

@@ -36,8 +36,8 @@ enum BreakerChoice {
 }
 
 /// A client's configuration as its builder collects it. Defaults: the default
-/// [`RetryPolicy`], a circuit breaker of its own, the default [`RetryBudget`], an
-/// `x-request-id` per call, a 64 MiB body limit. Nothing is checked until
+/// [`RetryPolicy`], a circuit breaker of its own, the default [`RetryBudget`], a caller's
+/// `x-request-id` reported to hooks (none generated), a 64 MiB body limit. Nothing is checked until
 /// [`build`](Self::build), which names what is wrong.
 pub struct ClientConfig {
     policy: Option<RetryPolicy>,
@@ -51,6 +51,7 @@ pub struct ClientConfig {
     default_headers: HeaderMap,
     header_error: Option<String>,
     request_id_header: Option<HeaderName>,
+    generate_request_ids: bool,
     body_limit: u64,
     hooks: Option<Arc<dyn Hooks>>,
     seed: Option<u64>,
@@ -80,6 +81,7 @@ impl Default for ClientConfig {
             default_headers: HeaderMap::new(),
             header_error: None,
             request_id_header: Some(HeaderName::from_static("x-request-id")),
+            generate_request_ids: false,
             body_limit: DEFAULT_BODY_LIMIT,
             hooks: None,
             seed: None,
@@ -137,9 +139,14 @@ impl ClientConfig {
             }
         }
     }
-    /// The request-id header (default `x-request-id`; `None` turns it off).
+    /// The request-id header (default `x-request-id`; `None` turns ids off).
     pub fn request_id_header(&mut self, name: Option<&'static str>) {
         self.request_id_header = name.map(HeaderName::from_static);
+    }
+    /// Gives every call whose request has no request-id header a fresh id, the same on
+    /// every attempt (default off: a client adds no header it was not asked for).
+    pub fn generate_request_ids(&mut self, on: bool) {
+        self.generate_request_ids = on;
     }
     /// Largest response body a call returns (default 64 MiB).
     pub fn body_limit(&mut self, bytes: u64) {
@@ -248,6 +255,7 @@ impl ClientConfig {
             base_url,
             default_headers: self.default_headers,
             request_id_header: self.request_id_header,
+            generate_request_ids: self.generate_request_ids,
             body_limit: self.body_limit,
             ..ClientCore::new(policy, breaker, self.budget, self.hooks, seed)
         })
@@ -264,6 +272,7 @@ pub struct ClientCore {
     base_url: Option<Uri>,
     default_headers: HeaderMap,
     request_id_header: Option<HeaderName>,
+    generate_request_ids: bool,
     body_limit: u64,
     stats: Arc<Stats>,
     hooks: Option<Arc<dyn Hooks>>,
@@ -299,6 +308,7 @@ impl ClientCore {
             base_url: None,
             default_headers: HeaderMap::new(),
             request_id_header: None,
+            generate_request_ids: false,
             body_limit: u64::MAX,
             stats: Arc::new(Stats::default()),
             hooks,
@@ -336,9 +346,10 @@ impl ClientCore {
     }
 
     /// Starts a call for `request` under `policy` (the client's when `None`): merges the
-    /// default headers, picks the request id (the caller's if the request has one; otherwise
-    /// a fresh one, which [`attempt_request`](crate::attempt_request) adds to every attempt
-    /// from [`Call::attempt_id`]), and draws the call's jitter seed.
+    /// default headers, picks the request id (the caller's if the request has one; otherwise,
+    /// if the client generates ids, a fresh one, which
+    /// [`attempt_request`](crate::attempt_request) adds to every attempt from
+    /// [`Call::attempt_id`]), and draws the call's jitter seed.
     pub fn start_call<'p, B: CallBody>(
         &'p self,
         policy: Option<&'p RetryPolicy>,
@@ -369,16 +380,21 @@ impl ClientCore {
     }
 
     /// The request's own id if it brought one (its headers carry it to every attempt), else
-    /// a fresh one for every attempt to carry; none when ids are off.
+    /// a fresh one for every attempt to carry if the client generates ids; none when ids
+    /// are off or nobody would read the caller's.
     fn call_id(&self, headers: &HeaderMap, observed: bool) -> CallId {
         let Some(name) = self.request_id_header.as_ref() else {
             return CallId::None;
         };
+        if !observed && !self.generate_request_ids {
+            return CallId::None;
+        }
         match headers.get(name) {
             Some(own) if observed => CallId::Forwarded(own.clone()),
             Some(_) => CallId::None,
-            None => AttemptId::new(name.clone(), self.next_seed())
+            None if self.generate_request_ids => AttemptId::new(name.clone(), self.next_seed())
                 .map_or(CallId::None, CallId::Generated),
+            None => CallId::None,
         }
     }
 

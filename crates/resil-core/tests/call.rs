@@ -43,13 +43,14 @@ fn wall() -> UnixTime {
 /// Runs a call to completion against `statuses` (one per attempt), jumping a fake clock
 /// through every wait; returns the final step and how many stale responses were handed back.
 fn drive(
-    config: ClientConfig,
+    mut config: ClientConfig,
     statuses: &[u16],
 ) -> (
     Result<http::Response<FakeBody>, CallError<FakeBody>>,
     usize,
     Duration,
 ) {
+    config.generate_request_ids(true);
     let core = config.build::<FakeBody>().unwrap();
     let draft: RequestDraft<FakeBody> =
         RequestDraft::new(&core, http::Method::GET, "http://127.0.0.1/x");

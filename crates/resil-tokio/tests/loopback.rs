@@ -233,7 +233,11 @@ async fn idempotency_key_and_request_id_are_stable_across_attempts() {
     let _load = shared_load();
     let server = TestServer::start();
     server.script("/pay", vec![Reply::status(503), Reply::status(201)]);
-    let client = Client::builder().policy(scenario_policy()).build().unwrap();
+    let client = Client::builder()
+        .policy(scenario_policy())
+        .generate_request_ids(true)
+        .build()
+        .unwrap();
     let response = client
         .post(&server.url("/pay"))
         .header("idempotency-key", "k-1")
@@ -436,6 +440,7 @@ async fn a_layer_from_a_client_config_applies_its_base_url_body_limit_and_reques
     let mut config = resil_core::ClientConfig::default();
     config.base_url(&server.url(""));
     config.body_limit(64);
+    config.generate_request_ids(true);
     let layer = ResilLayer::from_config(config).unwrap();
     let mut service = layer.layer(plain_hyper());
     let response = service.call(empty_get("/big")).await.unwrap();

@@ -47,7 +47,7 @@ impl Kind {
             Kind::UreqBackon => "ureq 3 + backon (blocking, zero delay)",
             Kind::HandLoop => "ureq 3 + hand-written retry loop",
             Kind::Resil => "resil-blocking",
-            Kind::ResilLean => "resil-blocking without breaker, budget and request id",
+            Kind::ResilLean => "resil-blocking without breaker and budget",
         }
     }
 }
@@ -56,7 +56,7 @@ struct Clients {
     agent: ureq::Agent,
     transport: resil_blocking::UreqTransport,
     resil: resil_blocking::Client,
-    /// The same loop without the default breaker, budget and request id.
+    /// The same loop without the default breaker and budget.
     lean: resil_blocking::Client,
 }
 
@@ -237,17 +237,17 @@ fn client(requests: usize, rounds: usize) {
     let _ = child.wait();
 }
 
-/// Profiling aid (`ONLY=bare|transport|resil|noid|lean`): one client against /ok, nothing
-/// else, for `strace -c` or callgrind (`noid`: the default client without its request id).
+/// Profiling aid (`ONLY=bare|transport|resil|ids|lean`): one client against /ok, nothing
+/// else, for `strace -c` or callgrind (`ids`: the default client generating request ids).
 fn only_one(which: &str, requests: usize) {
     let (mut child, base) = spawn_server();
     let url = format!("{base}/ok");
     let clients = Clients {
         agent: agent(),
         transport: resil_blocking::UreqTransport::new(&resil_blocking::UreqSettings::default()),
-        resil: if which == "noid" {
+        resil: if which == "ids" {
             resil_blocking::Client::builder()
-                .request_id_header(None)
+                .generate_request_ids(true)
                 .build()
                 .expect("client")
         } else {
@@ -256,7 +256,7 @@ fn only_one(which: &str, requests: usize) {
         lean: lean(RetryPolicy::default()),
     };
     let kind = match which {
-        "resil" | "noid" => Kind::Resil,
+        "resil" | "ids" => Kind::Resil,
         "lean" => Kind::ResilLean,
         "transport" => Kind::Transport,
         _ => Kind::BareUreq,
@@ -267,13 +267,12 @@ fn only_one(which: &str, requests: usize) {
     let _ = child.wait();
 }
 
-/// resil-blocking without the defaults that cost per call: breaker, budget, request id.
+/// resil-blocking without the defaults that cost per call: breaker and budget.
 fn lean(policy: RetryPolicy) -> resil_blocking::Client {
     resil_blocking::Client::builder()
         .policy(policy)
         .no_breaker()
         .no_budget()
-        .request_id_header(None)
         .build()
         .expect("lean client")
 }

@@ -43,7 +43,7 @@ impl Kind {
             Kind::Hyper => "hyper-util legacy client, bare",
             Kind::HandLoop => "hyper-util + hand-written retry loop",
             Kind::Resil => "resil-tokio",
-            Kind::ResilLean => "resil-tokio without breaker, budget and request id",
+            Kind::ResilLean => "resil-tokio without breaker and budget",
             Kind::ReqwestRetry => "reqwest 0.13 + reqwest-middleware + reqwest-retry",
             Kind::ReqwestBackon => "reqwest 0.13 + backon",
         }
@@ -53,7 +53,7 @@ impl Kind {
 struct Clients {
     hyper: HyperClient<HttpConnector, Full<Bytes>>,
     resil: resil_tokio::Client,
-    /// The same loop without the default breaker, budget and request id.
+    /// The same loop without the default breaker and budget.
     lean: resil_tokio::Client,
     reqwest: reqwest::Client,
     middleware: reqwest_middleware::ClientWithMiddleware,
@@ -196,7 +196,6 @@ fn main() {
             })
             .no_budget()
             .no_breaker()
-            .request_id_header(None)
             .build()
             .expect("lean resil client");
         let reqwest = reqwest::Client::builder().build().expect("reqwest");
