@@ -38,9 +38,9 @@ pub use http;
 pub use resil_core::{
     Attempt, AttemptOutcome, Backoff, BreakerState, CallInfo, Cause, CircuitBreaker,
     CircuitBreakerBuilder, ClientConfig, ClientErrorKind as ErrorKind, EnvConfig, EnvError,
-    ErrorKind as TransportErrorKind, ErrorKinds, GiveUp, GiveUpReason, Hooks, Jitter, PolicyError,
-    RetryBudget, RetryContext, RetryInfo, RetryPolicy, RetryPolicyBuilder, RetryReason, SlowCalls,
-    StatsSnapshot, Transition, TripCondition, Window,
+    ErrorKind as TransportErrorKind, ErrorKinds, GiveUp, GiveUpReason, Hooks, IncompleteBody,
+    Jitter, PolicyError, RetryBudget, RetryContext, RetryInfo, RetryPolicy, RetryPolicyBuilder,
+    RetryReason, SlowCalls, StatsSnapshot, Transition, TripCondition, Window,
 };
 
 /// An error with everything known about the call; see [`resil_core::CallError`].

@@ -331,6 +331,11 @@ impl HttpBody for Body {
             Poll::Pending if this.deadline.as_mut().is_some_and(|d| d.passed(cx)) => {
                 Poll::Ready(Some(Err(Box::new(BodyDeadlinePassed))))
             }
+            // hyper's "error reading a body from connection" has an `UnexpectedEof` beneath
+            // it when the body was cut short; say so in the words every driver uses.
+            Poll::Ready(Some(Err(e))) => {
+                Poll::Ready(Some(Err(resil_core::IncompleteBody::mark(e))))
+            }
             other => other,
         }
     }

@@ -80,8 +80,8 @@ pub use http;
 pub use resil_core::{
     Attempt, AttemptOutcome, Backoff, BreakerState, CallInfo, Cause, CircuitBreaker,
     CircuitBreakerBuilder, EnvConfig, EnvError, ErrorKind as TransportErrorKind, ErrorKinds,
-    GiveUp, GiveUpReason, Hooks, Jitter, PolicyError, RetryBudget, RetryContext, RetryInfo,
-    RetryPolicy, RetryPolicyBuilder, RetryReason, SlowCalls, StatsSnapshot, Transition,
+    GiveUp, GiveUpReason, Hooks, IncompleteBody, Jitter, PolicyError, RetryBudget, RetryContext,
+    RetryInfo, RetryPolicy, RetryPolicyBuilder, RetryReason, SlowCalls, StatsSnapshot, Transition,
     TripCondition, Window,
 };
 

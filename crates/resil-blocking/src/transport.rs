@@ -163,12 +163,28 @@ impl Read for Body {
         let room =
             usize::try_from((self.limit - self.read).saturating_add(1)).unwrap_or(usize::MAX);
         let want = buf.len().min(room);
-        let n = self.reader.read(&mut buf[..want])?;
+        let n = self.reader.read(&mut buf[..want]).map_err(cut_short)?;
         self.read += n as u64;
         if self.read > self.limit {
             return Err(too_large(self.limit));
         }
         Ok(n)
+    }
+}
+
+/// A reader that ends early reports `UnexpectedEof` (ureq: "Peer disconnected"); the error
+/// then says so in the words every driver uses.
+fn cut_short(e: io::Error) -> io::Error {
+    let marked = e
+        .get_ref()
+        .is_some_and(|inner| inner.is::<resil_core::IncompleteBody>());
+    if e.kind() == io::ErrorKind::UnexpectedEof && !marked {
+        io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            resil_core::IncompleteBody::new(e),
+        )
+    } else {
+        e
     }
 }
 

@@ -288,6 +288,10 @@ fn truncated_body_is_an_error_never_a_short_success() {
     let response = client.get(&server.url("/short")).send().unwrap();
     let err = response.bytes().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Body, "{err}");
+    assert!(
+        format!("{err}").contains("ended before its whole body arrived"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -169,3 +169,48 @@ impl<B> core::error::Error for CallError<B> {
             .map(|e| e as &(dyn core::error::Error + 'static))
     }
 }
+
+/// A response body that ended before all of it arrived: the connection closed (or the
+/// stream was cut) short of its `Content-Length` or final chunk. Drivers put it in front of
+/// their client's own error, whose wording varies ("Peer disconnected", "error reading a
+/// body from connection", curl's "Transferred a partial file"), so every driver says the
+/// same thing; the client's error is its [`source`](core::error::Error::source).
+#[derive(Debug)]
+pub struct IncompleteBody(BoxError);
+
+impl IncompleteBody {
+    /// Marks `cause` as a body cut short.
+    pub fn new(cause: impl Into<BoxError>) -> IncompleteBody {
+        IncompleteBody(cause.into())
+    }
+
+    /// `error` marked as a body cut short if an `io::ErrorKind::UnexpectedEof` is anywhere in
+    /// its chain (how std readers, ureq and hyper report one), otherwise `error` as it is.
+    pub fn mark(error: BoxError) -> BoxError {
+        let mut cause: Option<&(dyn core::error::Error + 'static)> = Some(&*error);
+        while let Some(e) = cause {
+            if e.is::<IncompleteBody>() {
+                return error;
+            }
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof)
+            {
+                return Box::new(IncompleteBody(error));
+            }
+            cause = e.source();
+        }
+        error
+    }
+}
+
+impl fmt::Display for IncompleteBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the response ended before its whole body arrived")
+    }
+}
+
+impl core::error::Error for IncompleteBody {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}

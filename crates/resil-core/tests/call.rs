@@ -201,3 +201,43 @@ fn a_transport_error_is_reported_as_the_cause() {
         "{error:?}"
     );
 }
+
+#[test]
+fn a_body_cut_short_is_named_once_wherever_its_eof_sits_in_the_chain() {
+    use std::io;
+
+    use resil_core::IncompleteBody;
+
+    /// A client's body error with the EOF underneath it, as hyper reports one.
+    #[derive(Debug)]
+    struct ReadFailed(io::Error);
+    impl std::fmt::Display for ReadFailed {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("error reading a body from connection")
+        }
+    }
+    impl std::error::Error for ReadFailed {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    let eof = || io::Error::new(io::ErrorKind::UnexpectedEof, "end of file");
+    let marked = IncompleteBody::mark(Box::new(ReadFailed(eof())));
+    assert_eq!(
+        marked.to_string(),
+        "the response ended before its whole body arrived"
+    );
+    assert_eq!(
+        marked.source().map(ToString::to_string).as_deref(),
+        Some("error reading a body from connection"),
+        "the client's own error stays underneath"
+    );
+    let again = IncompleteBody::mark(marked);
+    assert!(
+        again.source().is_some_and(|s| !s.is::<IncompleteBody>()),
+        "marked once"
+    );
+    let reset = IncompleteBody::mark(Box::new(io::Error::from(io::ErrorKind::ConnectionReset)));
+    assert!(!reset.is::<IncompleteBody>(), "{reset}");
+}

@@ -174,9 +174,26 @@ impl HttpBody for ReadBody {
                 }
                 Poll::Ready(Some(Ok(Frame::data(this.buf.split_to(n).freeze()))))
             }
-            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(cut_short(e)))),
             Poll::Pending => Poll::Pending,
         }
+    }
+}
+
+/// isahc reports a body cut short as an `io::Error` around its own error ("unknown error")
+/// around curl's `CURLE_PARTIAL_FILE`; give it the kind std readers use for one, so the
+/// client says what happened (`resil_core::IncompleteBody`).
+fn cut_short(e: io::Error) -> io::Error {
+    let partial = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<isahc::Error>())
+        .and_then(std::error::Error::source)
+        .and_then(|cause| cause.downcast_ref::<curl::Error>())
+        .is_some_and(curl::Error::is_partial_file);
+    if partial {
+        io::Error::new(io::ErrorKind::UnexpectedEof, e)
+    } else {
+        e
     }
 }
 

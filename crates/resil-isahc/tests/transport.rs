@@ -89,6 +89,10 @@ fn large_bodies_arrive_whole_and_limits_and_truncation_are_errors() {
 
     let err = body_of(&client, &server.url("/short")).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Body, "{err}");
+    assert!(
+        format!("{err}").contains("ended before its whole body arrived"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -296,6 +296,10 @@ async fn body_limit_and_truncation_are_errors() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), resil_tokio::ErrorKind::Body, "{err}");
+    assert!(
+        format!("{err}").contains("ended before its whole body arrived"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
