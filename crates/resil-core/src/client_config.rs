@@ -37,8 +37,8 @@ enum BreakerChoice {
 
 /// A client's configuration as its builder collects it. Defaults: the default
 /// [`RetryPolicy`], a circuit breaker of its own, the default [`RetryBudget`], a caller's
-/// `x-request-id` reported to hooks (none generated), a 64 MiB body limit. Nothing is checked until
-/// [`build`](Self::build), which names what is wrong.
+/// `x-request-id` reported to hooks (none generated), a 64 MiB body limit. Nothing is
+/// checked until [`build`](Self::build), which names what is wrong.
 pub struct ClientConfig {
     policy: Option<RetryPolicy>,
     total_timeout: Option<Option<Duration>>,
