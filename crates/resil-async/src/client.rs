@@ -430,7 +430,7 @@ impl<R: Runtime> ClientBuilder<R> {
         self.config.hooks(Arc::new(hooks));
         self
     }
-    /// Seeds jitter and request ids, for reproducible runs.
+    /// Seeds jitter (and generated request ids), for reproducible runs.
     pub fn seed(mut self, seed: u64) -> Self {
         self.config.seed(seed);
         self

@@ -463,7 +463,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Seeds the jitter and request ids, for reproducible runs (default: from the clock).
+    /// Seeds the jitter (and generated request ids), for reproducible runs (default: from the
+    /// clock).
     pub fn seed(mut self, seed: u64) -> Self {
         self.config.seed(seed);
         self

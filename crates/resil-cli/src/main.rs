@@ -70,7 +70,7 @@ struct DemoArgs {
     /// Concurrent workers (threads for the blocking client, tasks for tokio), 1 to 1024.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
     threads: u32,
-    /// Seed for jitter and request ids.
+    /// Seed for jitter.
     #[arg(long, default_value_t = 2026)]
     seed: u64,
     /// No progress bar (for logs and tests).

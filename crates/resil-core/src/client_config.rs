@@ -156,7 +156,7 @@ impl ClientConfig {
     pub fn hooks(&mut self, hooks: Arc<dyn Hooks>) {
         self.hooks = Some(hooks);
     }
-    /// Seeds jitter and request ids, for reproducible runs.
+    /// Seeds jitter (and generated request ids), for reproducible runs.
     pub fn seed(&mut self, seed: u64) {
         self.seed = Some(seed);
     }
