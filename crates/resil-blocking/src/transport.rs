@@ -175,10 +175,7 @@ impl Read for Body {
 /// A reader that ends early reports `UnexpectedEof` (ureq: "Peer disconnected"); the error
 /// then says so in the words every driver uses.
 fn cut_short(e: io::Error) -> io::Error {
-    let marked = e
-        .get_ref()
-        .is_some_and(|inner| inner.is::<resil_core::IncompleteBody>());
-    if e.kind() == io::ErrorKind::UnexpectedEof && !marked {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
         io::Error::new(
             io::ErrorKind::UnexpectedEof,
             resil_core::IncompleteBody::new(e),
