@@ -176,7 +176,7 @@ pub fn join_url(base: Option<&Uri>, target: &str) -> Result<Uri, UrlError> {
         input: redact_str(target),
         problem,
     };
-    if target.contains("://") {
+    if has_scheme(target) {
         let uri: Uri = target.parse().map_err(|_| error("not a valid URL"))?;
         return check_absolute(uri).map_err(error);
     }
@@ -196,6 +196,17 @@ pub fn join_url(base: Option<&Uri>, target: &str) -> Result<Uri, UrlError> {
     joined
         .parse()
         .map_err(|_| error("does not form a valid URL with the base"))
+}
+
+/// Whether `target` starts with `scheme://` (RFC 3986: a letter, then letters, digits, `+`,
+/// `-` or `.`). A `://` later on, in a query such as `?next=http://x`, leaves it a path.
+fn has_scheme(target: &str) -> bool {
+    let bytes = target.as_bytes();
+    let scheme_len = bytes
+        .iter()
+        .position(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')))
+        .unwrap_or(bytes.len());
+    scheme_len > 0 && bytes[0].is_ascii_alphabetic() && bytes[scheme_len..].starts_with(b"://")
 }
 
 fn check_absolute(uri: Uri) -> Result<Uri, &'static str> {

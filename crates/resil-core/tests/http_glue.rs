@@ -49,6 +49,12 @@ fn join_url_appends_paths_and_rejects_bad_urls() {
         ("users?x=1&y=2", "http://127.0.0.1:8080/api/users?x=1&y=2"),
         ("", "http://127.0.0.1:8080/api/"),
         ("https://127.0.0.2/other", "https://127.0.0.2/other"),
+        // A URL in the query does not make the target absolute.
+        (
+            "/login?next=http://127.0.0.2/x",
+            "http://127.0.0.1:8080/api/login?next=http://127.0.0.2/x",
+        ),
+        ("items:batchGet", "http://127.0.0.1:8080/api/items:batchGet"),
     ] {
         assert_eq!(
             join_url(Some(&base), target).unwrap().to_string(),
