@@ -96,11 +96,11 @@ pub fn attempt_request<T>(
     id: Option<&AttemptId>,
     body: T,
 ) -> http::Request<T> {
-    let mut request = http::Request::new(body);
-    *request.method_mut() = parts.method.clone();
-    *request.uri_mut() = parts.uri.clone();
-    *request.version_mut() = parts.version;
-    *request.headers_mut() = parts.headers.clone();
+    // Cloned whole, not assigned field by field into `Request::new`: that builds and drops a
+    // default URI and header map on every attempt.
+    let mut head = parts.clone();
+    head.extensions.clear();
+    let mut request = http::Request::from_parts(head, body);
     if let Some(id) = id {
         request
             .headers_mut()

@@ -145,3 +145,29 @@ fn secrets_are_redacted() {
         "not a url?password=[redacted]#x"
     );
 }
+
+#[test]
+fn an_attempt_copies_the_request_head_and_adds_the_call_id_but_no_extensions() {
+    let (mut parts, ()) = http::Request::builder()
+        .method(HttpMethod::PUT)
+        .uri("http://127.0.0.1:8080/x?y=1")
+        .version(http::Version::HTTP_2)
+        .header("accept", "a")
+        .header("accept", "b")
+        .body(())
+        .unwrap()
+        .into_parts();
+    parts.extensions.insert(7u8);
+    let id = resil_core::AttemptId::new(http::HeaderName::from_static("x-request-id"), 1).unwrap();
+    let sent = resil_core::attempt_request(&parts, Some(&id), "body");
+    assert_eq!(sent.method(), HttpMethod::PUT);
+    assert_eq!(sent.uri(), &parts.uri);
+    assert_eq!(sent.version(), http::Version::HTTP_2);
+    assert_eq!(sent.headers().get_all("accept").iter().count(), 2);
+    assert_eq!(sent.headers().get("x-request-id"), Some(id.value()));
+    assert!(sent.extensions().get::<u8>().is_none());
+    assert_eq!(*sent.body(), "body");
+    // The call's own head is left as it was.
+    assert!(parts.headers.get("x-request-id").is_none());
+    assert_eq!(parts.extensions.get::<u8>(), Some(&7));
+}
