@@ -136,7 +136,7 @@ pub struct Call<'p, B> {
     /// SplitMix64 jitter: 8 bytes of state instead of ChaCha8's ~300 in every call's state
     /// (and every async call's future), which drivers move and keep per call in flight.
     machine: RetryMachine<'p, SplitMix64>,
-    observer: Observer,
+    observer: Observer<'p>,
     /// The redacted URL, built only when hooks or `tracing` read it.
     hook_url: String,
     id: CallId,
@@ -174,7 +174,7 @@ impl<'p, B: CallBody> Call<'p, B> {
         } else {
             String::new()
         };
-        let observer = Observer::new(shared.stats.clone(), shared.hooks.cloned());
+        let observer = Observer::new(shared.stats, shared.hooks.map(|h| &**h));
         observer.call_started();
         let info = request_info(&request.method, &request.headers, body_replayable);
         let mut machine = RetryMachine::with_rng(policy, info, now, seed);

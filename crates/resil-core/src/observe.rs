@@ -302,14 +302,15 @@ impl Stats {
 }
 
 /// Turns a call's events into hook calls, counters and (feature `tracing`) `tracing` events.
-/// Drivers create one per call and pass it every event they poll.
-#[derive(Clone)]
-pub struct Observer {
-    hooks: Option<Arc<dyn Hooks>>,
-    stats: Arc<Stats>,
+/// Drivers create one per call and pass it every event they poll. It borrows the client's
+/// counters and hooks: a call then costs no reference-count traffic on them.
+#[derive(Clone, Copy)]
+pub struct Observer<'a> {
+    hooks: Option<&'a dyn Hooks>,
+    stats: &'a Stats,
 }
 
-impl fmt::Debug for Observer {
+impl fmt::Debug for Observer<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Observer")
             .field("hooks", &self.hooks.is_some())
@@ -318,15 +319,15 @@ impl fmt::Debug for Observer {
     }
 }
 
-impl Observer {
+impl<'a> Observer<'a> {
     /// An observer that updates `stats` and calls `hooks`.
-    pub fn new(stats: Arc<Stats>, hooks: Option<Arc<dyn Hooks>>) -> Observer {
+    pub fn new(stats: &'a Stats, hooks: Option<&'a dyn Hooks>) -> Observer<'a> {
         Observer { hooks, stats }
     }
 
     /// The counters.
-    pub fn stats(&self) -> &Arc<Stats> {
-        &self.stats
+    pub fn stats(&self) -> &'a Stats {
+        self.stats
     }
 
     /// A logical request starts (call once per call, before its first event).
