@@ -512,7 +512,12 @@ impl<C: Connector> Connector for DeadlineConnector<C> {
             run_connector: details.run_connector.clone(),
             register_shutdown: details.register_shutdown.clone(),
         };
-        self.0.connect(&bounded, chained)
+        // ureq names a connect that outlived the whole budget by the budget's reason (ours is
+        // `Global`), which reads as "may have been sent". Nothing is sent while connecting.
+        self.0.connect(&bounded, chained).map_err(|e| match e {
+            ureq::Error::Timeout(_) => ureq::Error::Timeout(ureq::Timeout::Connect),
+            other => other,
+        })
     }
 }
 
