@@ -278,12 +278,12 @@ pub fn refused_addr() -> SocketAddr {
         .unwrap_or_else(|e| panic!("local_addr: {e}"))
 }
 
-/// A 200 whose 20-byte body arrives a byte every 50 ms (a second in all): still arriving when
-/// a 200 ms deadline passes.
+/// A 200 whose 20-byte body arrives a byte every 20 ms (400 ms in all): each byte comes well
+/// within an 80 ms deadline, the whole body long after it.
 pub fn dripping_body() -> Vec<Reply> {
     vec![Reply::Drip {
         body: vec![b'x'; 20],
-        delay: Duration::from_millis(50),
+        delay: Duration::from_millis(20),
     }]
 }
 
@@ -626,14 +626,15 @@ pub enum Expect {
 }
 
 /// The policy every driver uses for the scenario table: 4 attempts, a constant 5 ms backoff
-/// without jitter, a 250 ms attempt timeout and a 2 s total deadline.
+/// without jitter, an 80 ms attempt timeout (the one scenario that waits for it stays under
+/// ~100 ms of real time) and a 2 s total deadline.
 pub fn scenario_policy() -> resil_core::RetryPolicy {
     resil_core::RetryPolicy::builder()
         .max_attempts(4)
         .backoff(resil_core::Backoff::Constant(Duration::from_millis(5)))
         .jitter(resil_core::Jitter::None)
         .retry_after_spread(0.0)
-        .attempt_timeout(Some(Duration::from_millis(250)))
+        .attempt_timeout(Some(Duration::from_millis(80)))
         .total_timeout(Some(Duration::from_secs(2)))
         .build()
         .unwrap_or_else(|e| panic!("scenario policy: {e}"))

@@ -1,6 +1,6 @@
 //! resil-tokio against servers on 127.0.0.1 that misbehave on purpose. Real sockets need
 //! real time here: tokio's paused clock auto-advances while a task waits on a socket, which
-//! would fire attempt deadlines early. Waits stay short (5 ms backoffs, 250 ms timeouts).
+//! would fire attempt deadlines early. Waits stay short (5 ms backoffs, 80 ms timeouts).
 // The load guard serialises whole tests across this process (a load test runs alone); it is
 // meant to be held across every await of the test.
 #![allow(clippy::await_holding_lock)]
@@ -114,7 +114,7 @@ async fn a_call_waiting_for_a_capped_connection_keeps_its_deadline_then_reuses_i
         "/slow",
         vec![Reply::Drip {
             body: b"slow".to_vec(),
-            delay: Duration::from_millis(100),
+            delay: Duration::from_millis(25),
         }],
     );
     server.script("/ok", vec![Reply::body(200, "ok")]);
@@ -123,17 +123,17 @@ async fn a_call_waiting_for_a_capped_connection_keeps_its_deadline_then_reuses_i
         .max_connections_per_host(1)
         .build()
         .unwrap();
-    // The only connection is busy reading a body for ~400 ms.
+    // The only connection is busy reading a body for ~100 ms.
     let slow = client.get(&server.url("/slow")).send().await.unwrap();
     let reading = tokio::spawn(slow.text());
     let start = std::time::Instant::now();
     let err = client
         .get(&server.url("/ok"))
-        .timeout(Duration::from_millis(100))
+        .timeout(Duration::from_millis(50))
         .send()
         .await
         .unwrap_err();
-    assert_took(start, Duration::from_millis(90), Duration::from_millis(600));
+    assert_took(start, Duration::from_millis(45), Duration::from_millis(600));
     assert_eq!(err.kind(), resil_tokio::ErrorKind::Timeout, "{err}");
     assert_eq!(reading.await.unwrap().unwrap(), "slow");
     // The freed connection serves the next call; no second one was ever opened.
@@ -143,13 +143,9 @@ async fn a_call_waiting_for_a_capped_connection_keeps_its_deadline_then_reuses_i
     assert_eq!(server.hits("/ok"), 1);
 }
 
-/// A body read that began at `start` with a 200 ms attempt budget failed at its deadline.
+/// A body read that began at `start` with an 80 ms attempt budget failed at its deadline.
 fn assert_body_ended_at_the_deadline(start: std::time::Instant, err: &resil_tokio::Error) {
-    assert_took(
-        start,
-        Duration::from_millis(190),
-        Duration::from_millis(700),
-    );
+    assert_took(start, Duration::from_millis(75), Duration::from_millis(700));
     assert_eq!(err.kind(), resil_tokio::ErrorKind::Body, "{err}");
     assert!(format!("{err:#}").contains("deadline"), "{err:#}");
 }
@@ -163,7 +159,7 @@ async fn reading_a_body_that_stalls_ends_at_the_attempt_deadline() {
     let start = std::time::Instant::now();
     let response = client
         .get(&server.url("/drip"))
-        .timeout(Duration::from_millis(200))
+        .timeout(Duration::from_millis(80))
         .send()
         .await
         .unwrap();
@@ -178,7 +174,7 @@ async fn a_retried_response_whose_body_stalls_is_given_up_at_its_deadline() {
     server.script("/r", stalled_503_then_ok());
     let policy = RetryPolicy::builder()
         .backoff(Backoff::Constant(Duration::from_millis(5)))
-        .attempt_timeout(Some(Duration::from_millis(150)))
+        .attempt_timeout(Some(Duration::from_millis(80)))
         .build()
         .unwrap();
     let client = Client::builder().policy(policy).build().unwrap();
@@ -422,7 +418,7 @@ async fn the_tower_layer_ends_a_stalled_body_at_the_attempt_deadline() {
     let server = TestServer::start();
     server.script("/drip", dripping_body());
     let policy = RetryPolicy::builder()
-        .attempt_timeout(Some(Duration::from_millis(200)))
+        .attempt_timeout(Some(Duration::from_millis(80)))
         .build()
         .unwrap();
     let mut service = ResilLayer::new(policy).layer(plain_hyper());
