@@ -163,8 +163,14 @@ fn a_call_dropped_mid_attempt_leaves_the_breaker_usable() {
         .trip(resil_core::TripCondition::ConsecutiveFailures(1))
         .build()
         .unwrap();
+    // The attempt must still be running when the call is dropped at 50 ms, even on a loaded
+    // machine: a timeout first would count as the failure that opens the breaker.
+    let policy = resil_isahc::RetryPolicy::builder()
+        .attempt_timeout(Some(Duration::from_secs(1)))
+        .build()
+        .unwrap();
     let client = Client::builder()
-        .policy(scenario_policy())
+        .policy(policy)
         .breaker(std::sync::Arc::new(std::sync::Mutex::new(breaker)))
         .build()
         .unwrap();
