@@ -763,6 +763,13 @@ pub fn scenarios() -> Vec<Scenario> {
             vec!["send 1", "done 1 404"],
         ),
         get(
+            "a redirect is returned, not followed",
+            vec![Reply::with_header(302, "location", "/elsewhere")],
+            Expect::Response(302),
+            1,
+            vec!["send 1", "done 1 302"],
+        ),
+        get(
             "Retry-After beyond the cap",
             vec![Reply::with_header(503, "retry-after", "999999")],
             Expect::Error("RetryAfterTooLong"),

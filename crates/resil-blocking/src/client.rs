@@ -366,7 +366,10 @@ impl ClientBuilder {
         self
     }
 
-    /// Redirects followed by the default transport (0: return 3xx responses).
+    /// Redirects the default transport follows (default 0: a 3xx response is returned, as
+    /// resil-tokio and resil-isahc do). A followed redirect never carries `Authorization` or
+    /// `Cookie`, and stays inside the attempt: its deadline covers every hop, and a retry
+    /// starts again from the request's own URL.
     pub fn max_redirects(mut self, n: u32) -> Self {
         self.ureq.max_redirects = n;
         self

@@ -36,6 +36,12 @@
 //! attempt; a [`body_reader`](RequestBuilder::body_reader) stream is never retried after it
 //! was sent.
 //!
+//! ## Redirects
+//!
+//! Like resil-tokio and resil-isahc, the client returns a 3xx response as it is: following it
+//! is the caller's choice. [`ClientBuilder::max_redirects`] lets the default transport follow
+//! them, without `Authorization` or `Cookie` on any hop.
+//!
 //! ## Timeouts
 //!
 //! The per-attempt timeout covers the whole exchange, reading the body included (as with

@@ -326,7 +326,7 @@ pub struct UreqSettings {
     pub max_idle_connections_per_host: usize,
     /// How long an idle connection is kept.
     pub max_idle_age: Duration,
-    /// Redirects followed (0 returns the 3xx response).
+    /// Redirects followed (default 0: the 3xx response is returned).
     pub max_redirects: u32,
     /// Largest response head accepted.
     pub max_response_header_size: usize,
@@ -343,7 +343,7 @@ impl Default for UreqSettings {
             max_idle_connections: 100,
             max_idle_connections_per_host: 10,
             max_idle_age: Duration::from_secs(90),
-            max_redirects: 10,
+            max_redirects: 0,
             max_response_header_size: 64 * 1024,
             user_agent: concat!("resil/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
@@ -351,8 +351,9 @@ impl Default for UreqSettings {
 }
 
 /// The default transport: a pooled ureq 3 agent, configured so that error statuses come back
-/// as responses, `Authorization` is never forwarded on a redirect, and response heads are
-/// bounded (bodies are bounded by [`Body`]).
+/// as responses, redirects are returned rather than followed unless
+/// [`max_redirects`](UreqSettings::max_redirects) says otherwise, `Authorization` is never
+/// forwarded on a redirect, and response heads are bounded (bodies are bounded by [`Body`]).
 ///
 /// Each attempt's deadline (the `timeout` given to [`send`](BlockingTransport::send)) covers
 /// resolving, connecting, sending, the response head and reading the body. resil enforces it
@@ -362,6 +363,9 @@ impl Default for UreqSettings {
 #[derive(Debug, Clone)]
 pub struct UreqTransport {
     agent: ureq::Agent,
+    /// Whether the transport may set `Host` itself: only when ureq follows no redirects,
+    /// because ureq keeps a request's own `Host` when it follows one to another origin.
+    sets_host: bool,
 }
 
 impl UreqTransport {
@@ -388,7 +392,10 @@ impl UreqTransport {
                 .chain(SteadyTimeouts),
             LiteralFirstResolver::default(),
         );
-        UreqTransport { agent }
+        UreqTransport {
+            agent,
+            sets_host: settings.max_redirects == 0,
+        }
     }
 
     /// The underlying agent.
@@ -403,7 +410,10 @@ impl BlockingTransport for UreqTransport {
         request: http::Request<RequestBody>,
         timeout: Duration,
     ) -> Result<http::Response<Body>, TransportError> {
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
+        if self.sets_host {
+            set_host(&mut parts);
+        }
         let deadline = Instant::now().checked_add(timeout);
         let result = {
             let _scope = AttemptDeadline::enter(deadline);
@@ -428,6 +438,22 @@ impl BlockingTransport for UreqTransport {
             parts,
             Body::new(reader, u64::MAX),
         ))
+    }
+}
+
+/// Sets `Host` to the URI's authority unless the request has one. ureq would format
+/// `host:port` into a new string on every request to a port that is not the scheme's default;
+/// the authority already reads that way. An authority with credentials is left to ureq,
+/// which strips them.
+fn set_host(parts: &mut http::request::Parts) {
+    let Some(authority) = parts.uri.authority() else {
+        return;
+    };
+    if authority.as_str().contains('@') || parts.headers.contains_key(http::header::HOST) {
+        return;
+    }
+    if let Ok(value) = http::HeaderValue::from_str(authority.as_str()) {
+        parts.headers.insert(http::header::HOST, value);
     }
 }
 

@@ -511,6 +511,7 @@ fn authorization_is_not_forwarded_to_another_origin_on_redirect() {
             "secret",
             || -> Result<String, AuthError> { Ok("secret".into()) },
         ))
+        .max_redirects(5)
         .build()
         .unwrap();
     let body = client
@@ -529,6 +530,39 @@ fn authorization_is_not_forwarded_to_another_origin_on_redirect() {
         landed.header("authorization"),
         None,
         "credentials leaked across origins"
+    );
+    // The hop names its own origin: resil leaves `Host` to ureq when it follows redirects.
+    let landed_host = format!("127.0.0.2:{}", other.addr().port());
+    assert_eq!(landed.header("host"), Some(landed_host.as_str()));
+}
+
+#[test]
+fn every_request_names_its_host_once_and_a_callers_own_host_wins() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/h", vec![Reply::status(200)]);
+    let client = builder(&ManualClock::new()).build().unwrap();
+    let hosts = |r: &resil_tests::Recorded| -> Vec<String> {
+        r.headers
+            .iter()
+            .filter(|(n, _)| n == "host")
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    client.get(&server.url("/h")).send().unwrap();
+    let port = server.addr().port();
+    let credentials = format!("http://user:pw@127.0.0.1:{port}/h");
+    client.get(&credentials).send().unwrap();
+    client
+        .get(&server.url("/h"))
+        .header("host", "api.example")
+        .send()
+        .unwrap();
+    let seen: Vec<Vec<String>> = server.requests().iter().map(hosts).collect();
+    let own = format!("127.0.0.1:{port}");
+    assert_eq!(
+        seen,
+        [vec![own.clone()], vec![own], vec!["api.example".to_owned()]]
     );
 }
 
