@@ -1,10 +1,9 @@
 //! The pluggable transport: one HTTP exchange, no retries, no policy.
 
-use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Read};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use resil_core::ErrorKind;
@@ -197,7 +196,9 @@ fn too_large(limit: u64) -> io::Error {
 mod tests {
     use std::io::Read;
 
-    use super::Body;
+    use super::{
+        Body, Duration, ErrorKind, LiteralFirstResolver, NextTimeout, UreqDuration, classify,
+    };
 
     #[test]
     fn ip_literals_are_read_straight_from_the_authority() {
@@ -218,6 +219,23 @@ mod tests {
         assert_eq!(addr("http://example.com:8080/"), None);
         assert_eq!(addr("http://[fe80::1%25eth0]:80/"), None);
         assert_eq!(addr("/relative"), None);
+    }
+
+    #[test]
+    fn a_lookup_the_attempt_deadline_cuts_short_is_a_dns_error() {
+        use ureq::unversioned::resolver::Resolver;
+        let config = ureq::Agent::config_builder().build();
+        let spent = NextTimeout {
+            after: UreqDuration::Exact(Duration::ZERO),
+            reason: ureq::Timeout::Global,
+            per_read: None,
+            per_write: None,
+        };
+        let uri: http::Uri = "http://localhost:1/".parse().unwrap();
+        let error = LiteralFirstResolver::default()
+            .resolve(&uri, &config, spent)
+            .unwrap_err();
+        assert_eq!(classify(error).kind(), ErrorKind::Dns);
     }
 
     #[test]
@@ -356,21 +374,39 @@ impl Default for UreqSettings {
 /// forwarded on a redirect, and response heads are bounded (bodies are bounded by [`Body`]).
 ///
 /// Each attempt's deadline (the `timeout` given to [`send`](BlockingTransport::send)) covers
-/// resolving, connecting, sending, the response head and reading the body. resil enforces it
-/// itself rather than through ureq's `timeout_global`, whose bookkeeping costs about as much
-/// as the rest of an attempt's retry logic; `read_timeout`, `write_timeout` and
-/// `connect_timeout` still go to ureq.
+/// resolving, connecting, sending, the response head and reading the body, on whichever
+/// thread reads it. ureq enforces it as its `timeout_global`, from the clock readings it takes
+/// anyway (each costs ~20 ns here, more than most of an attempt's retry logic). The agent's
+/// own global timeout is the usual attempt budget, the client's policy's attempt timeout (10 s
+/// for [`new`](Self::new)); an attempt with any other budget (a retry cut short by the total
+/// deadline, a per-request policy) carries a request-level copy of ureq's configuration.
+/// `read_timeout`, `write_timeout` and `connect_timeout` also go to ureq.
 #[derive(Debug, Clone)]
 pub struct UreqTransport {
     agent: ureq::Agent,
+    /// The agent's own `timeout_global`: attempts with this budget need no configuration of
+    /// their own.
+    usual_budget: Option<Duration>,
     /// Whether the transport may set `Host` itself: only when ureq follows no redirects,
     /// because ureq keeps a request's own `Host` when it follows one to another origin.
     sets_host: bool,
 }
 
 impl UreqTransport {
-    /// A transport with these settings.
+    /// A transport with these settings, tuned for the default policy's attempt timeout.
     pub fn new(settings: &UreqSettings) -> UreqTransport {
+        UreqTransport::with_usual_budget(
+            settings,
+            resil_core::RetryPolicy::default().attempt_timeout(),
+        )
+    }
+
+    /// A transport whose agent times attempts of `usual_budget` itself (see the type's docs).
+    pub(crate) fn with_usual_budget(
+        settings: &UreqSettings,
+        usual_budget: Duration,
+    ) -> UreqTransport {
+        let usual_budget = ureq_budget(usual_budget);
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
@@ -385,6 +421,7 @@ impl UreqTransport {
             .max_response_header_size(settings.max_response_header_size)
             .user_agent(settings.user_agent.as_str())
             .no_delay(true)
+            .timeout_global(usual_budget)
             .build();
         let agent = ureq::Agent::with_parts(
             config,
@@ -394,6 +431,7 @@ impl UreqTransport {
         );
         UreqTransport {
             agent,
+            usual_budget,
             sets_host: settings.max_redirects == 0,
         }
     }
@@ -414,29 +452,17 @@ impl BlockingTransport for UreqTransport {
         if self.sets_host {
             set_host(&mut parts);
         }
-        let deadline = Instant::now().checked_add(timeout);
-        let result = {
-            let _scope = AttemptDeadline::enter(deadline);
-            match body {
-                RequestBody::Empty => self
-                    .agent
-                    .run(http::Request::from_parts(parts, ureq::SendBody::none())),
-                RequestBody::Bytes(b) => self.agent.run(http::Request::from_parts(parts, &b[..])),
-                RequestBody::Reader(r) => self.agent.run(http::Request::from_parts(
-                    parts,
-                    ureq::SendBody::from_owned_reader(r),
-                )),
-            }
+        let budget = ureq_budget(timeout);
+        let result = match body {
+            RequestBody::Empty => self.run(parts, ureq::SendBody::none(), budget),
+            RequestBody::Bytes(b) => self.run(parts, &b[..], budget),
+            RequestBody::Reader(r) => self.run(parts, ureq::SendBody::from_owned_reader(r), budget),
         };
         let (parts, body) = result.map_err(classify)?.into_parts();
-        let reader = DeadlineReader {
-            inner: body.into_reader(),
-            deadline,
-        };
         // The real limit is set by the client; ureq's own reader has none.
         Ok(http::Response::from_parts(
             parts,
-            Body::new(reader, u64::MAX),
+            Body::new(body.into_reader(), u64::MAX),
         ))
     }
 }
@@ -457,64 +483,7 @@ fn set_host(parts: &mut http::request::Parts) {
     }
 }
 
-thread_local! {
-    /// The deadline of the attempt running on this thread, if any. ureq offers no per-request
-    /// hook into its connections, and a blocking attempt runs wholly on the calling thread
-    /// (its body on whichever thread reads it, which [`DeadlineReader`] covers).
-    static ATTEMPT_DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
-}
-
-/// Sets this thread's attempt deadline until dropped, then puts back the one before.
-struct AttemptDeadline {
-    outer: Option<Instant>,
-}
-
-impl AttemptDeadline {
-    fn enter(deadline: Option<Instant>) -> AttemptDeadline {
-        AttemptDeadline {
-            outer: ATTEMPT_DEADLINE.with(|d| d.replace(deadline)),
-        }
-    }
-
-    /// `timeout` shortened to this thread's attempt deadline, which it then names as the
-    /// reason when it is the nearer.
-    fn bound(timeout: NextTimeout) -> NextTimeout {
-        let Some(deadline) = ATTEMPT_DEADLINE.with(Cell::get) else {
-            return timeout;
-        };
-        let left = deadline.saturating_duration_since(Instant::now());
-        if UreqDuration::Exact(left) < timeout.after {
-            NextTimeout {
-                after: UreqDuration::Exact(left),
-                reason: ureq::Timeout::Global,
-                ..timeout
-            }
-        } else {
-            timeout
-        }
-    }
-}
-
-impl Drop for AttemptDeadline {
-    fn drop(&mut self) {
-        ATTEMPT_DEADLINE.with(|d| d.set(self.outer));
-    }
-}
-
-/// ureq's body reader, read under its attempt's deadline.
-struct DeadlineReader {
-    inner: ureq::BodyReader<'static>,
-    deadline: Option<Instant>,
-}
-
-impl Read for DeadlineReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let _scope = AttemptDeadline::enter(self.deadline);
-        self.inner.read(buf)
-    }
-}
-
-/// Bounds connecting (TCP and TLS) by the attempt's deadline.
+/// Names every timeout while connecting (TCP and TLS) a connect timeout.
 #[derive(Debug)]
 struct DeadlineConnector<C>(C);
 
@@ -526,21 +495,9 @@ impl<C: Connector> Connector for DeadlineConnector<C> {
         details: &ConnectionDetails<'_>,
         chained: Option<()>,
     ) -> Result<Option<Self::Out>, ureq::Error> {
-        let bounded = ConnectionDetails {
-            uri: details.uri,
-            addrs: details.addrs.clone(),
-            config: details.config,
-            request_level: details.request_level,
-            resolver: details.resolver,
-            now: details.now,
-            timeout: AttemptDeadline::bound(details.timeout),
-            current_time: details.current_time.clone(),
-            run_connector: details.run_connector.clone(),
-            register_shutdown: details.register_shutdown.clone(),
-        };
-        // ureq names a connect that outlived the whole budget by the budget's reason (ours is
-        // `Global`), which reads as "may have been sent". Nothing is sent while connecting.
-        self.0.connect(&bounded, chained).map_err(|e| match e {
+        // ureq names a connect that outlived the attempt's budget by the budget's reason
+        // (`Global`), which reads as "may have been sent". Nothing is sent while connecting.
+        self.0.connect(details, chained).map_err(|e| match e {
             ureq::Error::Timeout(_) => ureq::Error::Timeout(ureq::Timeout::Connect),
             other => other,
         })
@@ -573,17 +530,19 @@ impl ureq::unversioned::resolver::Resolver for LiteralFirstResolver {
             }
             None => self
                 .names
-                .resolve(uri, config, AttemptDeadline::bound(timeout))
+                .resolve(uri, config, timeout)
                 .map_err(mark_lookup_failure),
         }
     }
 }
 
-/// ureq reports a failed lookup as a plain `Io` error; marked, [`classify`] knows it as
-/// [`ErrorKind::Dns`] (nothing was sent, so any method may retry it).
+/// ureq reports a failed lookup as a plain `Io` error, and one the attempt's deadline cut
+/// short by the deadline's reason (`Global`, which reads as "may have been sent"); marked,
+/// [`classify`] knows both as [`ErrorKind::Dns`] (nothing was sent, so any method may retry).
 fn mark_lookup_failure(error: ureq::Error) -> ureq::Error {
     match error {
         ureq::Error::Io(e) => ureq::Error::Io(io::Error::new(e.kind(), LookupFailed(e))),
+        ureq::Error::Timeout(_) => ureq::Error::Timeout(ureq::Timeout::Resolve),
         other => other,
     }
 }
@@ -636,6 +595,37 @@ fn ip_literal(uri: &http::Uri) -> Option<std::net::SocketAddr> {
         .parse()
         .ok()?;
     Some(std::net::SocketAddr::new(ip, port.or_else(default_port)?))
+}
+
+impl UreqTransport {
+    /// Runs one exchange under `budget`: on the agent's own timer when it is the usual one,
+    /// otherwise with a request-level configuration (a copy of the agent's).
+    fn run(
+        &self,
+        parts: http::request::Parts,
+        body: impl ureq::AsSendBody,
+        budget: Option<Duration>,
+    ) -> Result<http::Response<ureq::Body>, ureq::Error> {
+        let request = http::Request::from_parts(parts, body);
+        if budget == self.usual_budget {
+            return self.agent.run(request);
+        }
+        let request = self
+            .agent
+            .configure_request(request)
+            .timeout_global(budget)
+            .build();
+        self.agent.run(request)
+    }
+}
+
+/// Budgets from this long on are no deadline: ureq adds a budget to its clock, which must not
+/// overflow, and an attempt allowed a century has none that matters.
+const NO_DEADLINE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// An attempt's budget as ureq's `timeout_global`.
+fn ureq_budget(budget: Duration) -> Option<Duration> {
+    (budget < NO_DEADLINE).then_some(budget)
 }
 
 /// How far a socket timeout may be from the attempt's time left before it is set again. The
@@ -696,17 +686,17 @@ impl<T: Transport> Transport for SteadyTimeoutTransport<T> {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        let timeout = self.steady(AttemptDeadline::bound(timeout));
+        let timeout = self.steady(timeout);
         self.inner.transmit_output(amount, timeout)
     }
 
     fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        let timeout = self.steady(AttemptDeadline::bound(timeout));
+        let timeout = self.steady(timeout);
         self.inner.maybe_await_input(timeout)
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        let timeout = self.steady(AttemptDeadline::bound(timeout));
+        let timeout = self.steady(timeout);
         self.inner.await_input(timeout)
     }
 
