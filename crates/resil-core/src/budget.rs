@@ -1,8 +1,8 @@
 //! Retry budgets: bound how many retries a whole client (or fleet) adds during an outage.
 //!
 //! Share one budget between every call to a backend ([`Shared`](crate::Shared)). The retry
-//! machine deposits on each first attempt, reports every attempt's outcome, and asks before
-//! each retry; a refusal gives up with [`GiveUpReason::BudgetExhausted`](crate::GiveUpReason).
+//! machine deposits for each call when its first attempt ends (with that attempt's outcome,
+//! under one lock), reports every later attempt's outcome, and asks before each retry; a refusal gives up with [`GiveUpReason::BudgetExhausted`](crate::GiveUpReason).
 
 use core::time::Duration;
 
@@ -124,7 +124,7 @@ impl RetryBudget {
         })
     }
 
-    /// A first attempt is being made (ratio budgets earn their share here).
+    /// A call made its first attempt (ratio budgets earn their share here).
     pub fn record_request(&mut self, now: Instant) {
         if let Kind::Ratio(r) = &mut self.kind {
             let slot = r.slot(now);

@@ -478,9 +478,6 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                     self.poll_action()
                 }
                 Ok(()) => {
-                    if self.attempts == 0 {
-                        self.with_budget_mut(|b, now| b.record_request(now));
-                    }
                     self.attempts += 1;
                     let until = self
                         .now
@@ -551,7 +548,15 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                 rejects_until = b.rejects_until();
             });
         }
-        self.with_budget_mut(|b, _| b.record_outcome(failure));
+        // The call's deposit waits for its first outcome, so one lock covers both; no retry
+        // of this call can come sooner.
+        let first = self.attempts == 1;
+        self.with_budget_mut(|b, now| {
+            if first {
+                b.record_request(now);
+            }
+            b.record_outcome(failure);
+        });
         self.last = Some(match outcome {
             AttemptOutcome::Response(head) => Cause::Status(head.status),
             AttemptOutcome::Error(kind) => Cause::Error(kind),

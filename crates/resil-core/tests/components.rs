@@ -480,6 +480,46 @@ fn budget_refusal_is_its_own_give_up_reason() {
 }
 
 #[test]
+fn a_call_deposits_in_the_budget_when_its_first_attempt_ends() {
+    use resil_core::{Action, Input, Method, RequestInfo, ResponseHead, RetryMachine};
+    use std::sync::Mutex;
+    let policy = RetryPolicy::builder().jitter(Jitter::None).build().unwrap();
+    // One retry earned per call and none in reserve: a call's retry is paid by its own deposit.
+    let budget = Mutex::new(RetryBudget::ratio(1.0, 0, Duration::from_secs(10)).unwrap());
+    let available = |at| budget.lock().unwrap().available(t(at));
+    let call = |start| {
+        RetryMachine::new(&policy, RequestInfo::new(Method::Get), t(start), 1).with_budget(&budget)
+    };
+    let mut failing = call(0);
+    let Action::Send { attempt, .. } = failing.poll_action() else {
+        panic!()
+    };
+    assert_eq!(
+        available(0),
+        0,
+        "nothing deposited while the first attempt runs"
+    );
+    let head = ResponseHead::new(503);
+    failing.handle_input(t(5), Input::Response { attempt, head });
+    assert!(
+        matches!(failing.poll_action(), Action::Sleep { .. }),
+        "its own deposit pays for the retry"
+    );
+    assert_eq!(available(5), 0, "one deposit, one withdrawal");
+    let mut succeeding = call(10);
+    let Action::Send { attempt, .. } = succeeding.poll_action() else {
+        panic!()
+    };
+    let head = ResponseHead::new(200);
+    succeeding.handle_input(t(15), Input::Response { attempt, head });
+    assert_eq!(
+        available(15),
+        1,
+        "a call that succeeds at once deposits too"
+    );
+}
+
+#[test]
 fn retry_if_sees_headers_and_body_and_overrides_sets() {
     use resil_core::{Action, Input, Method, RequestInfo, ResponseHead, RetryMachine};
     let policy = RetryPolicy::builder()
