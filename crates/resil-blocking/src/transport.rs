@@ -348,7 +348,8 @@ pub struct UreqSettings {
     pub max_redirects: u32,
     /// Largest response head accepted.
     pub max_response_header_size: usize,
-    /// `User-Agent` sent unless the request sets one.
+    /// `User-Agent` sent unless the request sets one (empty, or not a valid header value:
+    /// none is sent).
     pub user_agent: String,
 }
 
@@ -363,7 +364,7 @@ impl Default for UreqSettings {
             max_idle_age: Duration::from_secs(90),
             max_redirects: 0,
             max_response_header_size: 64 * 1024,
-            user_agent: concat!("resil/", env!("CARGO_PKG_VERSION")).to_owned(),
+            user_agent: DEFAULT_USER_AGENT.to_owned(),
         }
     }
 }
@@ -387,6 +388,8 @@ pub struct UreqTransport {
     /// The agent's own `timeout_global`: attempts with this budget need no configuration of
     /// their own.
     usual_budget: Option<Duration>,
+    /// The `User-Agent` every request without one gets, built once.
+    user_agent: Option<http::HeaderValue>,
     /// Whether the transport may set `Host` itself: only when ureq follows no redirects,
     /// because ureq keeps a request's own `Host` when it follows one to another origin.
     sets_host: bool,
@@ -419,7 +422,8 @@ impl UreqTransport {
             .max_idle_connections_per_host(settings.max_idle_connections_per_host)
             .max_idle_age(settings.max_idle_age)
             .max_response_header_size(settings.max_response_header_size)
-            .user_agent(settings.user_agent.as_str())
+            // The transport sets it (ureq would copy it into a new value on every request).
+            .user_agent("")
             .no_delay(true)
             .timeout_global(usual_budget)
             .build();
@@ -429,9 +433,17 @@ impl UreqTransport {
                 .chain(SteadyTimeouts),
             LiteralFirstResolver::default(),
         );
+        let user_agent = if settings.user_agent == DEFAULT_USER_AGENT {
+            Some(http::HeaderValue::from_static(DEFAULT_USER_AGENT))
+        } else {
+            http::HeaderValue::from_str(&settings.user_agent)
+                .ok()
+                .filter(|v| !v.is_empty())
+        };
         UreqTransport {
             agent,
             usual_budget,
+            user_agent,
             sets_host: settings.max_redirects == 0,
         }
     }
@@ -452,6 +464,17 @@ impl BlockingTransport for UreqTransport {
         if self.sets_host {
             set_host(&mut parts);
         }
+        // ureq would build each of these from a string on every request.
+        if let Some(agent) = &self.user_agent {
+            parts
+                .headers
+                .entry(http::header::USER_AGENT)
+                .or_insert_with(|| agent.clone());
+        }
+        parts
+            .headers
+            .entry(http::header::ACCEPT)
+            .or_insert_with(|| http::HeaderValue::from_static("*/*"));
         let budget = ureq_budget(timeout);
         let result = match body {
             RequestBody::Empty => self.run(parts, ureq::SendBody::none(), budget),
@@ -466,6 +489,8 @@ impl BlockingTransport for UreqTransport {
         ))
     }
 }
+
+const DEFAULT_USER_AGENT: &str = concat!("resil/", env!("CARGO_PKG_VERSION"));
 
 /// Sets `Host` to the URI's authority unless the request has one. ureq would format
 /// `host:port` into a new string on every request to a port that is not the scheme's default;

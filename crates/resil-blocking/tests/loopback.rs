@@ -536,19 +536,24 @@ fn authorization_is_not_forwarded_to_another_origin_on_redirect() {
     assert_eq!(landed.header("host"), Some(landed_host.as_str()));
 }
 
+/// The values of `host`, `user-agent` and `accept`, in that order, each as often as sent.
+fn identity_headers(request: &resil_tests::Recorded) -> [Vec<String>; 3] {
+    ["host", "user-agent", "accept"].map(|name| {
+        request
+            .headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    })
+}
+
 #[test]
-fn every_request_names_its_host_once_and_a_callers_own_host_wins() {
+fn every_request_names_its_host_agent_and_accept_once_and_the_callers_own_win() {
     let _load = shared_load();
     let server = TestServer::start();
     server.script("/h", vec![Reply::status(200)]);
     let client = builder(&ManualClock::new()).build().unwrap();
-    let hosts = |r: &resil_tests::Recorded| -> Vec<String> {
-        r.headers
-            .iter()
-            .filter(|(n, _)| n == "host")
-            .map(|(_, v)| v.clone())
-            .collect()
-    };
     client.get(&server.url("/h")).send().unwrap();
     let port = server.addr().port();
     let credentials = format!("http://user:pw@127.0.0.1:{port}/h");
@@ -556,14 +561,42 @@ fn every_request_names_its_host_once_and_a_callers_own_host_wins() {
     client
         .get(&server.url("/h"))
         .header("host", "api.example")
+        .header("user-agent", "mine/1")
+        .header("accept", "application/json")
         .send()
         .unwrap();
-    let seen: Vec<Vec<String>> = server.requests().iter().map(hosts).collect();
-    let own = format!("127.0.0.1:{port}");
-    assert_eq!(
-        seen,
-        [vec![own.clone()], vec![own], vec!["api.example".to_owned()]]
-    );
+    let seen: Vec<_> = server.requests().iter().map(identity_headers).collect();
+    let own = || {
+        [
+            vec![format!("127.0.0.1:{port}")],
+            vec![format!("resil/{}", env!("CARGO_PKG_VERSION"))],
+            vec!["*/*".to_owned()],
+        ]
+    };
+    let callers = [
+        vec!["api.example".to_owned()],
+        vec!["mine/1".to_owned()],
+        vec!["application/json".to_owned()],
+    ];
+    assert_eq!(seen, [own(), own(), callers]);
+}
+
+#[test]
+fn a_user_agent_that_is_no_header_value_is_left_out_not_a_panic() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/h", vec![Reply::status(200)]);
+    let settings = resil_blocking::UreqSettings {
+        user_agent: "two\nlines".to_owned(),
+        ..Default::default()
+    };
+    let client = builder(&ManualClock::new())
+        .transport(resil_blocking::UreqTransport::new(&settings))
+        .build()
+        .unwrap();
+    assert_eq!(client.get(&server.url("/h")).send().unwrap().status(), 200);
+    let [_, agents, _] = identity_headers(&server.requests()[0]);
+    assert!(agents.is_empty(), "{agents:?}");
 }
 
 #[test]
