@@ -493,10 +493,7 @@ impl ClientBuilder {
         let core = self.config.build()?;
         let transport = match self.transport {
             Some(t) => t,
-            None => Arc::new(UreqTransport::with_usual_budget(
-                &ureq,
-                core.policy().attempt_timeout(),
-            )),
+            None => Arc::new(UreqTransport::new(&ureq)),
         };
         Ok(Client {
             inner: Arc::new(Inner {

@@ -1,9 +1,10 @@
 //! The pluggable transport: one HTTP exchange, no retries, no policy.
 
+use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Read};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use resil_core::ErrorKind;
@@ -197,7 +198,8 @@ mod tests {
     use std::io::Read;
 
     use super::{
-        Body, Duration, ErrorKind, LiteralFirstResolver, NextTimeout, UreqDuration, classify,
+        AttemptDeadline, Body, Deadline, Duration, ErrorKind, LiteralFirstResolver, NextTimeout,
+        UreqDuration, classify,
     };
 
     #[test]
@@ -236,6 +238,27 @@ mod tests {
             .resolve(&uri, &config, spent)
             .unwrap_err();
         assert_eq!(classify(error).kind(), ErrorKind::Dns);
+    }
+
+    #[test]
+    fn an_attempts_clock_starts_at_its_first_io_and_then_counts_down() {
+        let open = NextTimeout {
+            after: UreqDuration::NotHappening,
+            reason: ureq::Timeout::PerCall,
+            per_read: None,
+            per_write: None,
+        };
+        let budget = Duration::from_secs(10);
+        let scope = AttemptDeadline::enter(Deadline::Budget(budget));
+        let first = AttemptDeadline::bound(open);
+        assert_eq!(first.after, UreqDuration::Exact(budget));
+        assert_eq!(first.reason, ureq::Timeout::Global);
+        // The first IO fixed the end: later ones count down to it, and the body gets it.
+        let end = scope.settled().unwrap();
+        assert!(AttemptDeadline::bound(open).after <= first.after);
+        assert_eq!(scope.settled(), Some(end));
+        drop(scope);
+        assert_eq!(AttemptDeadline::bound(open), open, "no attempt, no bound");
     }
 
     #[test]
@@ -375,19 +398,13 @@ impl Default for UreqSettings {
 /// forwarded on a redirect, and response heads are bounded (bodies are bounded by [`Body`]).
 ///
 /// Each attempt's deadline (the `timeout` given to [`send`](BlockingTransport::send)) covers
-/// resolving, connecting, sending, the response head and reading the body, on whichever
-/// thread reads it. ureq enforces it as its `timeout_global`, from the clock readings it takes
-/// anyway (each costs ~20 ns here, more than most of an attempt's retry logic). The agent's
-/// own global timeout is the usual attempt budget, the client's policy's attempt timeout (10 s
-/// for [`new`](Self::new)); an attempt with any other budget (a retry cut short by the total
-/// deadline, a per-request policy) carries a request-level copy of ureq's configuration.
-/// `read_timeout`, `write_timeout` and `connect_timeout` also go to ureq.
+/// resolving, connecting, sending, the response head and reading the body. resil enforces it
+/// itself rather than through ureq's `timeout_global`, whose bookkeeping costs about as much
+/// as the rest of an attempt's retry logic; `read_timeout`, `write_timeout` and
+/// `connect_timeout` still go to ureq.
 #[derive(Debug, Clone)]
 pub struct UreqTransport {
     agent: ureq::Agent,
-    /// The agent's own `timeout_global`: attempts with this budget need no configuration of
-    /// their own.
-    usual_budget: Option<Duration>,
     /// The `User-Agent` every request without one gets, built once.
     user_agent: Option<http::HeaderValue>,
     /// Whether the transport may set `Host` itself: only when ureq follows no redirects,
@@ -396,20 +413,8 @@ pub struct UreqTransport {
 }
 
 impl UreqTransport {
-    /// A transport with these settings, tuned for the default policy's attempt timeout.
+    /// A transport with these settings.
     pub fn new(settings: &UreqSettings) -> UreqTransport {
-        UreqTransport::with_usual_budget(
-            settings,
-            resil_core::RetryPolicy::default().attempt_timeout(),
-        )
-    }
-
-    /// A transport whose agent times attempts of `usual_budget` itself (see the type's docs).
-    pub(crate) fn with_usual_budget(
-        settings: &UreqSettings,
-        usual_budget: Duration,
-    ) -> UreqTransport {
-        let usual_budget = ureq_budget(usual_budget);
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
@@ -425,7 +430,6 @@ impl UreqTransport {
             // The transport sets it (ureq would copy it into a new value on every request).
             .user_agent("")
             .no_delay(true)
-            .timeout_global(usual_budget)
             .build();
         let agent = ureq::Agent::with_parts(
             config,
@@ -442,7 +446,6 @@ impl UreqTransport {
         };
         UreqTransport {
             agent,
-            usual_budget,
             user_agent,
             sets_host: settings.max_redirects == 0,
         }
@@ -475,17 +478,29 @@ impl BlockingTransport for UreqTransport {
             .headers
             .entry(http::header::ACCEPT)
             .or_insert_with(|| http::HeaderValue::from_static("*/*"));
-        let budget = ureq_budget(timeout);
-        let result = match body {
-            RequestBody::Empty => self.run(parts, ureq::SendBody::none(), budget),
-            RequestBody::Bytes(b) => self.run(parts, &b[..], budget),
-            RequestBody::Reader(r) => self.run(parts, ureq::SendBody::from_owned_reader(r), budget),
+        let (result, deadline) = {
+            let scope = AttemptDeadline::enter(Deadline::Budget(timeout));
+            let result = match body {
+                RequestBody::Empty => self
+                    .agent
+                    .run(http::Request::from_parts(parts, ureq::SendBody::none())),
+                RequestBody::Bytes(b) => self.agent.run(http::Request::from_parts(parts, &b[..])),
+                RequestBody::Reader(r) => self.agent.run(http::Request::from_parts(
+                    parts,
+                    ureq::SendBody::from_owned_reader(r),
+                )),
+            };
+            (result, scope.settled())
         };
         let (parts, body) = result.map_err(classify)?.into_parts();
+        let reader = DeadlineReader {
+            inner: body.into_reader(),
+            deadline,
+        };
         // The real limit is set by the client; ureq's own reader has none.
         Ok(http::Response::from_parts(
             parts,
-            Body::new(body.into_reader(), u64::MAX),
+            Body::new(reader, u64::MAX),
         ))
     }
 }
@@ -508,7 +523,94 @@ fn set_host(parts: &mut http::request::Parts) {
     }
 }
 
-/// Names every timeout while connecting (TCP and TLS) a connect timeout.
+/// The deadline of the attempt running on a thread.
+#[derive(Clone, Copy, Debug)]
+enum Deadline {
+    /// None runs, or it has no deadline.
+    None,
+    /// It may take this long, counted from its first resolve, connect, write or read: that
+    /// one reads the clock anyway, so the attempt's start costs no reading of its own
+    /// (~20 ns here). Building the request and taking a pooled connection come before it.
+    Budget(Duration),
+    /// It ends then.
+    At(Instant),
+}
+
+thread_local! {
+    /// The deadline of the attempt running on this thread. ureq offers no per-request hook
+    /// into its connections, and a blocking attempt runs wholly on the calling thread (its
+    /// body on whichever thread reads it, which [`DeadlineReader`] covers).
+    static ATTEMPT_DEADLINE: Cell<Deadline> = const { Cell::new(Deadline::None) };
+}
+
+/// Sets this thread's attempt deadline until dropped, then puts back the one before.
+struct AttemptDeadline {
+    outer: Deadline,
+}
+
+impl AttemptDeadline {
+    fn enter(deadline: Deadline) -> AttemptDeadline {
+        AttemptDeadline {
+            outer: ATTEMPT_DEADLINE.with(|d| d.replace(deadline)),
+        }
+    }
+
+    /// When the attempt ends, its clock started if no IO started it.
+    fn settled(&self) -> Option<Instant> {
+        match ATTEMPT_DEADLINE.with(Cell::get) {
+            Deadline::None => None,
+            Deadline::Budget(budget) => Instant::now().checked_add(budget),
+            Deadline::At(at) => Some(at),
+        }
+    }
+
+    /// `timeout` shortened to this thread's attempt deadline, which it then names as the
+    /// reason when it is the nearer.
+    fn bound(timeout: NextTimeout) -> NextTimeout {
+        let left = ATTEMPT_DEADLINE.with(|cell| match cell.get() {
+            Deadline::None => None,
+            Deadline::Budget(budget) => {
+                let at = Instant::now().checked_add(budget);
+                cell.set(at.map_or(Deadline::None, Deadline::At));
+                Some(budget)
+            }
+            Deadline::At(at) => Some(at.saturating_duration_since(Instant::now())),
+        });
+        let Some(left) = left else {
+            return timeout;
+        };
+        if UreqDuration::Exact(left) < timeout.after {
+            NextTimeout {
+                after: UreqDuration::Exact(left),
+                reason: ureq::Timeout::Global,
+                ..timeout
+            }
+        } else {
+            timeout
+        }
+    }
+}
+
+impl Drop for AttemptDeadline {
+    fn drop(&mut self) {
+        ATTEMPT_DEADLINE.with(|d| d.set(self.outer));
+    }
+}
+
+/// ureq's body reader, read under its attempt's deadline.
+struct DeadlineReader {
+    inner: ureq::BodyReader<'static>,
+    deadline: Option<Instant>,
+}
+
+impl Read for DeadlineReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let _scope = AttemptDeadline::enter(self.deadline.map_or(Deadline::None, Deadline::At));
+        self.inner.read(buf)
+    }
+}
+
+/// Bounds connecting (TCP and TLS) by the attempt's deadline.
 #[derive(Debug)]
 struct DeadlineConnector<C>(C);
 
@@ -520,9 +622,21 @@ impl<C: Connector> Connector for DeadlineConnector<C> {
         details: &ConnectionDetails<'_>,
         chained: Option<()>,
     ) -> Result<Option<Self::Out>, ureq::Error> {
-        // ureq names a connect that outlived the attempt's budget by the budget's reason
-        // (`Global`), which reads as "may have been sent". Nothing is sent while connecting.
-        self.0.connect(details, chained).map_err(|e| match e {
+        let bounded = ConnectionDetails {
+            uri: details.uri,
+            addrs: details.addrs.clone(),
+            config: details.config,
+            request_level: details.request_level,
+            resolver: details.resolver,
+            now: details.now,
+            timeout: AttemptDeadline::bound(details.timeout),
+            current_time: details.current_time.clone(),
+            run_connector: details.run_connector.clone(),
+            register_shutdown: details.register_shutdown.clone(),
+        };
+        // ureq names a connect that outlived the whole budget by the budget's reason (ours is
+        // `Global`), which reads as "may have been sent". Nothing is sent while connecting.
+        self.0.connect(&bounded, chained).map_err(|e| match e {
             ureq::Error::Timeout(_) => ureq::Error::Timeout(ureq::Timeout::Connect),
             other => other,
         })
@@ -555,7 +669,7 @@ impl ureq::unversioned::resolver::Resolver for LiteralFirstResolver {
             }
             None => self
                 .names
-                .resolve(uri, config, timeout)
+                .resolve(uri, config, AttemptDeadline::bound(timeout))
                 .map_err(mark_lookup_failure),
         }
     }
@@ -622,37 +736,6 @@ fn ip_literal(uri: &http::Uri) -> Option<std::net::SocketAddr> {
     Some(std::net::SocketAddr::new(ip, port.or_else(default_port)?))
 }
 
-impl UreqTransport {
-    /// Runs one exchange under `budget`: on the agent's own timer when it is the usual one,
-    /// otherwise with a request-level configuration (a copy of the agent's).
-    fn run(
-        &self,
-        parts: http::request::Parts,
-        body: impl ureq::AsSendBody,
-        budget: Option<Duration>,
-    ) -> Result<http::Response<ureq::Body>, ureq::Error> {
-        let request = http::Request::from_parts(parts, body);
-        if budget == self.usual_budget {
-            return self.agent.run(request);
-        }
-        let request = self
-            .agent
-            .configure_request(request)
-            .timeout_global(budget)
-            .build();
-        self.agent.run(request)
-    }
-}
-
-/// Budgets from this long on are no deadline: ureq adds a budget to its clock, which must not
-/// overflow, and an attempt allowed a century has none that matters.
-const NO_DEADLINE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
-/// An attempt's budget as ureq's `timeout_global`.
-fn ureq_budget(budget: Duration) -> Option<Duration> {
-    (budget < NO_DEADLINE).then_some(budget)
-}
-
 /// How far a socket timeout may be from the attempt's time left before it is set again. The
 /// kernel rounds `SO_RCVTIMEO`/`SO_SNDTIMEO` up to its tick (1-10 ms) anyway.
 const TIMEOUT_SLACK: Duration = Duration::from_millis(1);
@@ -711,17 +794,17 @@ impl<T: Transport> Transport for SteadyTimeoutTransport<T> {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        let timeout = self.steady(timeout);
+        let timeout = self.steady(AttemptDeadline::bound(timeout));
         self.inner.transmit_output(amount, timeout)
     }
 
     fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        let timeout = self.steady(timeout);
+        let timeout = self.steady(AttemptDeadline::bound(timeout));
         self.inner.maybe_await_input(timeout)
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        let timeout = self.steady(timeout);
+        let timeout = self.steady(AttemptDeadline::bound(timeout));
         self.inner.await_input(timeout)
     }
 
