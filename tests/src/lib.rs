@@ -101,6 +101,15 @@ pub struct Recorded {
 }
 
 impl Recorded {
+    /// Every value of a header, in the order sent.
+    pub fn values(&self, name: &str) -> Vec<String> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
     /// The first value of a header.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

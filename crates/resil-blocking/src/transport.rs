@@ -464,8 +464,10 @@ impl BlockingTransport for UreqTransport {
         timeout: Duration,
     ) -> Result<http::Response<Body>, TransportError> {
         let (mut parts, body) = request.into_parts();
-        if self.sets_host {
-            set_host(&mut parts);
+        if self.sets_host && !parts.headers.contains_key(http::header::HOST) {
+            if let Some(host) = resil_core::host_header(&parts.uri) {
+                parts.headers.insert(http::header::HOST, host);
+            }
         }
         // ureq would build each of these from a string on every request.
         if let Some(agent) = &self.user_agent {
@@ -506,22 +508,6 @@ impl BlockingTransport for UreqTransport {
 }
 
 const DEFAULT_USER_AGENT: &str = concat!("resil/", env!("CARGO_PKG_VERSION"));
-
-/// Sets `Host` to the URI's authority unless the request has one. ureq would format
-/// `host:port` into a new string on every request to a port that is not the scheme's default;
-/// the authority already reads that way. An authority with credentials is left to ureq,
-/// which strips them.
-fn set_host(parts: &mut http::request::Parts) {
-    let Some(authority) = parts.uri.authority() else {
-        return;
-    };
-    if authority.as_str().contains('@') || parts.headers.contains_key(http::header::HOST) {
-        return;
-    }
-    if let Ok(value) = http::HeaderValue::from_str(authority.as_str()) {
-        parts.headers.insert(http::header::HOST, value);
-    }
-}
 
 /// The deadline of the attempt running on a thread.
 #[derive(Clone, Copy, Debug)]

@@ -217,6 +217,26 @@ fn check_absolute(uri: Uri) -> Result<Uri, &'static str> {
     }
 }
 
+/// The `Host` header for `uri`: its authority, which already reads `host:port` (an HTTP/1
+/// client otherwise formats that into a new string on every request to a port that is not
+/// the scheme's default). `None` without an authority, or with credentials in it, which must
+/// not be sent.
+///
+/// ```
+/// # use resil_core::host_header;
+/// let uri = "http://127.0.0.1:8080/x".parse().unwrap();
+/// assert_eq!(host_header(&uri).unwrap(), "127.0.0.1:8080");
+/// assert!(host_header(&"http://user:pw@h/".parse().unwrap()).is_none());
+/// assert!(host_header(&"/relative".parse().unwrap()).is_none());
+/// ```
+pub fn host_header(uri: &Uri) -> Option<http::HeaderValue> {
+    let authority = uri.authority()?.as_str();
+    if authority.contains('@') {
+        return None;
+    }
+    http::HeaderValue::from_str(authority).ok()
+}
+
 /// Adds every default header the request does not set itself (all its values); the request's
 /// own headers always win.
 pub fn merge_default_headers(request: &mut HeaderMap, defaults: &HeaderMap) {

@@ -121,6 +121,9 @@ type Connector = Capped<Dialer>;
 #[derive(Clone, Debug)]
 pub struct HyperTransport {
     client: HyperClient<Connector, UnsyncBoxBody<Bytes, BoxError>>,
+    /// Whether plain `http` requests go out over HTTP/1, so the transport can set their
+    /// `Host` (hyper-util would format `host:port` on every request to a non-default port).
+    http1_in_clear: bool,
 }
 
 impl HyperTransport {
@@ -173,7 +176,10 @@ impl HyperTransport {
             .pool_max_idle_per_host(settings.max_idle_per_host)
             .http2_only(settings.http2_prior_knowledge)
             .build(connector);
-        HyperTransport { client }
+        HyperTransport {
+            client,
+            http1_in_clear: !settings.http2_prior_knowledge,
+        }
     }
 }
 
@@ -192,7 +198,17 @@ impl AsyncTransport for HyperTransport {
         &self,
         request: http::Request<RequestBody>,
     ) -> BoxFuture<'_, Result<http::Response<Body>, TransportError>> {
-        let request = request.map(RequestBody::into_http_body);
+        let mut request = request.map(RequestBody::into_http_body);
+        // Over TLS the protocol is chosen by ALPN, and HTTP/2 names the host otherwise.
+        if self.http1_in_clear
+            && request.uri().scheme() == Some(&http::uri::Scheme::HTTP)
+            && request.version() <= http::Version::HTTP_11
+            && !request.headers().contains_key(http::header::HOST)
+        {
+            if let Some(host) = resil_core::host_header(request.uri()) {
+                request.headers_mut().insert(http::header::HOST, host);
+            }
+        }
         Box::pin(async move {
             let response = self.client.request(request).await.map_err(classified)?;
             // The client sets the real limit before handing the response over.

@@ -41,6 +41,34 @@ async fn scenario_table_through_the_tokio_client_matches_the_blocking_transcript
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_names_its_host_once_and_a_callers_own_host_wins() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/h", vec![Reply::status(200)]);
+    let client = Client::builder().policy(scenario_policy()).build().unwrap();
+    client.get(&server.url("/h")).send().await.unwrap();
+    let port = server.addr().port();
+    let credentials = format!("http://user:pw@127.0.0.1:{port}/h");
+    client.get(&credentials).send().await.unwrap();
+    let own = client
+        .get(&server.url("/h"))
+        .header("host", "api.example")
+        .send()
+        .await;
+    assert_eq!(own.unwrap().status(), 200);
+    let hosts: Vec<_> = server.requests().iter().map(|r| r.values("host")).collect();
+    let authority = format!("127.0.0.1:{port}");
+    assert_eq!(
+        hosts,
+        [
+            vec![authority.clone()],
+            vec![authority],
+            vec!["api.example".to_owned()]
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_concurrent_calls_over_at_most_64_connections_are_all_accounted_for() {
     let _alone = resil_tests::exclusive_load();
     let server = TestServer::start();
