@@ -21,7 +21,7 @@ use hyper_util::rt::TokioExecutor;
 use reqwest_retry::RetryTransientMiddleware;
 use reqwest_retry::policies::ExponentialBackoff;
 use resil_bench::{cpu_micros, server_stats, spawn_server};
-use resil_core::{Backoff, Jitter, RetryPolicy};
+use resil_core::{Backoff, CircuitBreaker, Jitter, RetryPolicy, TripCondition, Window};
 
 /// Attempts every client may make on /flaky: with 32 in flight one request's attempts can
 /// all land on 503 slots (0.2^n), so n is large enough that none fails.
@@ -180,8 +180,22 @@ fn main() {
     let make = |flaky: bool| {
         let _guard = runtime.enter();
         let resil = if flaky {
+            // The default breaker trips after 5 failures in a row. With 32 calls in flight
+            // their outcomes interleave, so 5 of the endpoint's every-5th 503s can be recorded
+            // back to back; 1 run in 6 failed a request here, and an open breaker is the one
+            // way this client fails one (running out of attempts takes ten 503s in one call).
+            // A ratio keeps the breaker in the loop without tripping on the deliberate 20 %.
+            let breaker = CircuitBreaker::builder()
+                .trip(TripCondition::FailureRatio {
+                    ratio: 0.5,
+                    min_calls: 20,
+                    window: Window::Calls(100),
+                })
+                .build()
+                .expect("breaker");
             resil_tokio::Client::builder()
                 .policy(zero.clone())
+                .breaker(Arc::new(std::sync::Mutex::new(breaker)))
                 .no_budget()
                 .build()
         } else {
