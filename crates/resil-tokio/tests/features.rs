@@ -68,6 +68,34 @@ async fn reqwest_client_under_resil_retries_and_reports_the_same_facts() {
     assert_eq!(err.attempts(), 4);
 }
 
+#[cfg(feature = "reqwest")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_body_through_reqwest_is_an_error_that_says_so() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script(
+        "/short",
+        vec![Reply::Truncated {
+            declared: 100,
+            body: b"short".to_vec(),
+        }],
+    );
+    let client = Client::builder()
+        .transport(resil_tokio::ReqwestTransport::new(reqwest::Client::new()))
+        .policy(quick())
+        .build()
+        .unwrap();
+    use resil_tokio::ResponseExt;
+    let response = client.get(&server.url("/short")).send().await.unwrap();
+    let err = response.text().await.unwrap_err();
+    assert_eq!(err.kind(), resil_tokio::ErrorKind::Body, "{err}");
+    assert!(
+        err.to_string()
+            .contains("ended before its whole body arrived"),
+        "{err}"
+    );
+}
+
 #[cfg(feature = "json")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_bodies() {
