@@ -649,6 +649,18 @@ pub fn scenario_policy() -> resil_core::RetryPolicy {
         .unwrap_or_else(|e| panic!("scenario policy: {e}"))
 }
 
+/// Two attempts of 40 ms each, 5 ms apart: for a connection that hangs
+/// ([`UnansweredListener`]), so the whole call waits ~85 ms.
+pub fn connect_hang_policy() -> resil_core::RetryPolicy {
+    resil_core::RetryPolicy::builder()
+        .max_attempts(2)
+        .backoff(resil_core::Backoff::Constant(Duration::from_millis(5)))
+        .jitter(resil_core::Jitter::None)
+        .attempt_timeout(Some(Duration::from_millis(40)))
+        .build()
+        .unwrap_or_else(|e| panic!("connect hang policy: {e}"))
+}
+
 /// A policy whose `retry_if` reads a 16-byte body prefix and retries a response whose body
 /// starts with `{"errors"` (a GraphQL-style failure inside a 200), and asserts the prefix it
 /// sees is bounded.

@@ -593,6 +593,31 @@ fn a_user_agent_that_is_no_header_value_is_left_out_not_a_panic() {
 }
 
 #[test]
+fn a_post_whose_connect_hangs_is_retried_as_a_connect_timeout() {
+    let _load = shared_load();
+    let Some(listener) = resil_tests::UnansweredListener::start() else {
+        // Linux (CI) drops a SYN to a full accept queue, so there the hang must be testable.
+        if cfg!(target_os = "linux") {
+            panic!("could not make a connection that hangs");
+        }
+        eprintln!("skipped: this kernel answers every connection");
+        return;
+    };
+    let client = Client::builder()
+        .policy(resil_tests::connect_hang_policy())
+        .build()
+        .unwrap();
+    let err = client.post(listener.url()).body("x").send().unwrap_err();
+    // Nothing was sent, so even a POST is sent again (resil-isahc answers the same).
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Transport(resil_core::ErrorKind::ConnectTimeout),
+        "{err}"
+    );
+    assert_eq!(err.attempts(), 2);
+}
+
+#[test]
 fn hundred_threads_fifty_requests_each_are_all_accounted_for() {
     let _alone = exclusive_load();
     let server = TestServer::start();

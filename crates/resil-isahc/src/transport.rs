@@ -66,6 +66,8 @@ pub fn classify(error: &isahc::Error) -> ErrorKind {
     match error.kind() {
         K::ConnectionFailed => ErrorKind::Connect,
         K::NameResolution => ErrorKind::Dns,
+        // curl learns the local address when it has connected; without one, nothing was sent.
+        K::Timeout if error.local_addr().is_none() => ErrorKind::ConnectTimeout,
         K::Timeout => ErrorKind::Timeout,
         K::BadServerCertificate
         | K::BadClientCertificate

@@ -326,3 +326,29 @@ fn a_token_refresh_that_never_ends_is_cut_at_the_attempt_deadline() {
     assert_eq!(response.status(), 401);
     assert_eq!(server.hits("/me"), 1);
 }
+
+#[test]
+fn a_post_whose_connect_hangs_is_retried_as_a_connect_timeout() {
+    let _load = shared_load();
+    let Some(listener) = resil_tests::UnansweredListener::start() else {
+        // Linux (CI) drops a SYN to a full accept queue, so there the hang must be testable.
+        if cfg!(target_os = "linux") {
+            panic!("could not make a connection that hangs");
+        }
+        eprintln!("skipped: this kernel answers every connection");
+        return;
+    };
+    let client = Client::builder()
+        .policy(resil_tests::connect_hang_policy())
+        .build()
+        .unwrap();
+    let err = block_on(client.post(listener.url()).body("x").send()).unwrap_err();
+    // curl knows no local address until it has connected: nothing was sent, so even a POST
+    // is sent again, as resil-blocking does.
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Transport(resil_core::ErrorKind::ConnectTimeout),
+        "{err}"
+    );
+    assert_eq!(err.attempts(), 2);
+}

@@ -53,6 +53,12 @@
 //! lifetime; a call that finds none waits for a pooled connection within its deadline).
 //! Implement [`AsyncTransport`] to bring your own client (proxies, another TLS stack).
 //!
+//! An attempt whose deadline passes while hyper-util is still connecting counts as timed
+//! out, since hyper-util does not tell whether the request had gone out: a POST without an
+//! `Idempotency-Key` is then not sent again. resil-blocking and resil-isahc know that nothing
+//! was sent and retry it as a connect timeout. A connect refused or failing before the
+//! deadline is a connect error here too, retried for any method.
+//!
 //! ```no_run
 //! # use resil_tokio::ResponseExt;
 //! # async fn run() -> Result<(), resil_tokio::Error> {
