@@ -296,6 +296,14 @@ pub fn dripping_body() -> Vec<Reply> {
     }]
 }
 
+/// A 200 that announces 100 bytes of body, sends `short` and closes.
+pub fn truncated_body() -> Vec<Reply> {
+    vec![Reply::Truncated {
+        declared: 100,
+        body: b"short".to_vec(),
+    }]
+}
+
 /// A 503 whose body stalls for 3 s, then a 200 `ok`: the 503's body must be given up at its
 /// attempt's deadline for the retry to come in time.
 pub fn stalled_503_then_ok() -> Vec<Reply> {
@@ -349,6 +357,20 @@ impl UnansweredListener {
             }
         }
         None
+    }
+
+    /// [`start`](Self::start) for a test: `None` (and a note that the test is skipped) where
+    /// the kernel answers every connection. On Linux (CI), which drops a SYN to a full accept
+    /// queue, a hang must be possible, so there it panics instead.
+    pub fn for_test() -> Option<UnansweredListener> {
+        let listener = UnansweredListener::start();
+        if listener.is_none() {
+            if cfg!(target_os = "linux") {
+                panic!("could not make a connection that hangs");
+            }
+            eprintln!("skipped: this kernel answers every connection");
+        }
+        listener
     }
 
     /// `http://127.0.0.1:port/`.

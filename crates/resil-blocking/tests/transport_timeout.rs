@@ -100,12 +100,7 @@ fn the_budget_covers_reading_the_body() {
 fn a_connect_that_hangs_ends_at_the_attempt_deadline() {
     let _load = shared_load();
     let transport = UreqTransport::new(&UreqSettings::default());
-    let Some(listener) = resil_tests::UnansweredListener::start() else {
-        // Linux (CI) drops a SYN to a full accept queue, so there the hang must be testable.
-        if cfg!(target_os = "linux") {
-            panic!("could not make a connection that hangs");
-        }
-        eprintln!("skipped: this kernel answers every connection");
+    let Some(listener) = resil_tests::UnansweredListener::for_test() else {
         return;
     };
     let start = Instant::now();

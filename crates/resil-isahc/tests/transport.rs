@@ -67,13 +67,7 @@ fn large_bodies_arrive_whole_and_limits_and_truncation_are_errors() {
         .collect();
     server.script("/big", vec![Reply::body(200, &big)]);
     server.script("/limited", vec![Reply::body(200, &big)]);
-    server.script(
-        "/short",
-        vec![Reply::Truncated {
-            declared: 100,
-            body: b"short".to_vec(),
-        }],
-    );
+    server.script("/short", resil_tests::truncated_body());
     let client = Client::builder().policy(scenario_policy()).build().unwrap();
     let text = body_of(&client, &server.url("/big")).unwrap();
     assert_eq!(text, big, "a body of many reads arrives whole and in order");
@@ -330,12 +324,7 @@ fn a_token_refresh_that_never_ends_is_cut_at_the_attempt_deadline() {
 #[test]
 fn a_post_whose_connect_hangs_is_retried_as_a_connect_timeout() {
     let _load = shared_load();
-    let Some(listener) = resil_tests::UnansweredListener::start() else {
-        // Linux (CI) drops a SYN to a full accept queue, so there the hang must be testable.
-        if cfg!(target_os = "linux") {
-            panic!("could not make a connection that hangs");
-        }
-        eprintln!("skipped: this kernel answers every connection");
+    let Some(listener) = resil_tests::UnansweredListener::for_test() else {
         return;
     };
     let client = Client::builder()

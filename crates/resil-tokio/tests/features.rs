@@ -73,13 +73,7 @@ async fn reqwest_client_under_resil_retries_and_reports_the_same_facts() {
 async fn a_truncated_body_through_reqwest_is_an_error_that_says_so() {
     let _load = shared_load();
     let server = TestServer::start();
-    server.script(
-        "/short",
-        vec![Reply::Truncated {
-            declared: 100,
-            body: b"short".to_vec(),
-        }],
-    );
+    server.script("/short", resil_tests::truncated_body());
     let client = Client::builder()
         .transport(resil_tokio::ReqwestTransport::new(reqwest::Client::new()))
         .policy(quick())

@@ -289,13 +289,7 @@ async fn body_limit_and_truncation_are_errors() {
     let _load = shared_load();
     let server = TestServer::start();
     server.script("/big", vec![Reply::body(200, &"x".repeat(4096))]);
-    server.script(
-        "/short",
-        vec![Reply::Truncated {
-            declared: 100,
-            body: b"short".to_vec(),
-        }],
-    );
+    server.script("/short", resil_tests::truncated_body());
     let client = Client::builder()
         .policy(scenario_policy())
         .body_limit(1024)
