@@ -451,7 +451,9 @@ impl UreqTransport {
         }
     }
 
-    /// The underlying agent.
+    /// The underlying agent. A request run on it directly goes without the attempt's
+    /// deadline and without a `User-Agent`: [`send`](BlockingTransport::send) adds that header
+    /// itself, so the agent is configured to add none (ureq still adds `Host` and `Accept`).
     pub fn agent(&self) -> &ureq::Agent {
         &self.agent
     }
