@@ -466,10 +466,8 @@ impl BlockingTransport for UreqTransport {
         timeout: Duration,
     ) -> Result<http::Response<Body>, TransportError> {
         let (mut parts, body) = request.into_parts();
-        if self.sets_host && !parts.headers.contains_key(http::header::HOST) {
-            if let Some(host) = resil_core::host_header(&parts.uri) {
-                parts.headers.insert(http::header::HOST, host);
-            }
+        if self.sets_host {
+            resil_core::fill_host_header(&mut parts.headers, &parts.uri);
         }
         // ureq would build each of these from a string on every request.
         if let Some(agent) = &self.user_agent {

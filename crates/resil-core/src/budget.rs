@@ -1,8 +1,9 @@
 //! Retry budgets: bound how many retries a whole client (or fleet) adds during an outage.
 //!
 //! Share one budget between every call to a backend ([`Shared`](crate::Shared)). The retry
-//! machine deposits for each call when its first attempt ends (with that attempt's outcome,
-//! under one lock), reports every later attempt's outcome, and asks before each retry; a refusal gives up with [`GiveUpReason::BudgetExhausted`](crate::GiveUpReason).
+//! machine deposits for each call when its first attempt ends (under the same lock as that
+//! attempt's outcome), reports every attempt's outcome, and asks before each retry; a
+//! refusal gives up with [`GiveUpReason::BudgetExhausted`](crate::GiveUpReason).
 
 use core::time::Duration;
 

@@ -217,24 +217,38 @@ fn check_absolute(uri: Uri) -> Result<Uri, &'static str> {
     }
 }
 
-/// The `Host` header for `uri`: its authority, which already reads `host:port` (an HTTP/1
-/// client otherwise formats that into a new string on every request to a port that is not
-/// the scheme's default). `None` without an authority, or with credentials in it, which must
-/// not be sent.
+/// Sets `Host` to `uri`'s authority unless `headers` have one. The authority already reads
+/// `host:port`; an HTTP/1 client otherwise formats that into a new string on every request
+/// to a port that is not the scheme's default. Nothing is set without an authority, or with
+/// credentials in it, which must not be sent.
 ///
 /// ```
-/// # use resil_core::host_header;
-/// let uri = "http://127.0.0.1:8080/x".parse().unwrap();
-/// assert_eq!(host_header(&uri).unwrap(), "127.0.0.1:8080");
-/// assert!(host_header(&"http://user:pw@h/".parse().unwrap()).is_none());
-/// assert!(host_header(&"/relative".parse().unwrap()).is_none());
+/// # use resil_core::fill_host_header;
+/// # use http::{HeaderMap, header::HOST};
+/// let mut headers = HeaderMap::new();
+/// fill_host_header(&mut headers, &"http://127.0.0.1:8080/x".parse().unwrap());
+/// assert_eq!(headers[HOST], "127.0.0.1:8080");
+/// fill_host_header(&mut headers, &"http://other/".parse().unwrap());
+/// assert_eq!(headers[HOST], "127.0.0.1:8080", "the request's own Host stays");
+/// let mut headers = HeaderMap::new();
+/// fill_host_header(&mut headers, &"http://user:pw@h/".parse().unwrap());
+/// fill_host_header(&mut headers, &"/relative".parse().unwrap());
+/// assert!(headers.is_empty());
 /// ```
-pub fn host_header(uri: &Uri) -> Option<http::HeaderValue> {
-    let authority = uri.authority()?.as_str();
-    if authority.contains('@') {
-        return None;
+// Inlined across crates: the default transports call it on every attempt.
+#[inline]
+pub fn fill_host_header(headers: &mut HeaderMap, uri: &Uri) {
+    // `contains_key` rather than `entry`: on the usual empty map it neither hashes nor
+    // allocates before the authority is known to be usable.
+    let Some(authority) = uri.authority().map(|a| a.as_str()) else {
+        return;
+    };
+    if authority.contains('@') || headers.contains_key(http::header::HOST) {
+        return;
     }
-    http::HeaderValue::from_str(authority).ok()
+    if let Ok(host) = http::HeaderValue::from_str(authority) {
+        headers.insert(http::header::HOST, host);
+    }
 }
 
 /// Adds every default header the request does not set itself (all its values); the request's

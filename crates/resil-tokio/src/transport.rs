@@ -198,17 +198,15 @@ impl AsyncTransport for HyperTransport {
         &self,
         request: http::Request<RequestBody>,
     ) -> BoxFuture<'_, Result<http::Response<Body>, TransportError>> {
-        let mut request = request.map(RequestBody::into_http_body);
+        let (mut parts, body) = request.into_parts();
         // Over TLS the protocol is chosen by ALPN, and HTTP/2 names the host otherwise.
         if self.http1_in_clear
-            && request.uri().scheme() == Some(&http::uri::Scheme::HTTP)
-            && request.version() <= http::Version::HTTP_11
-            && !request.headers().contains_key(http::header::HOST)
+            && parts.uri.scheme() == Some(&http::uri::Scheme::HTTP)
+            && parts.version <= http::Version::HTTP_11
         {
-            if let Some(host) = resil_core::host_header(request.uri()) {
-                request.headers_mut().insert(http::header::HOST, host);
-            }
+            resil_core::fill_host_header(&mut parts.headers, &parts.uri);
         }
+        let request = http::Request::from_parts(parts, body.into_http_body());
         Box::pin(async move {
             let response = self.client.request(request).await.map_err(classified)?;
             // The client sets the real limit before handing the response over.
