@@ -417,7 +417,9 @@ pub trait AsyncTransport: Send + Sync {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AttemptBudget(pub Duration);
 
-/// Settings for a runtime's default transport.
+/// Settings for a runtime's default transport. A timeout longer than
+/// [`MAX_TIMEOUT`](resil_core::MAX_TIMEOUT) (one year; `Duration::MAX` for "never") counts as
+/// that long.
 #[derive(Clone, Debug)]
 pub struct TransportSettings {
     /// TCP connect timeout.

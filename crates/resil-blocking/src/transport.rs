@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use resil_core::ErrorKind;
+use resil_core::{ErrorKind, library_timeout};
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, NextTimeout, Transport, time::Duration as UreqDuration,
 };
@@ -352,7 +352,9 @@ impl<T: BlockingTransport + ?Sized> BlockingTransport for Arc<T> {
     }
 }
 
-/// Settings of the default ureq transport.
+/// Settings of the default ureq transport. A timeout longer than
+/// [`MAX_TIMEOUT`](resil_core::MAX_TIMEOUT) (one year; `Duration::MAX` for "never") counts as
+/// that long.
 #[derive(Clone, Debug)]
 pub struct UreqSettings {
     /// Connect timeout (TCP and TLS).
@@ -420,12 +422,13 @@ impl UreqTransport {
             .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
             .max_redirects(settings.max_redirects)
             .max_redirects_will_error(false)
-            .timeout_connect(settings.connect_timeout)
-            .timeout_per_read(settings.read_timeout)
-            .timeout_per_write(settings.write_timeout)
+            // `Duration::MAX` ("never") would overflow ureq's clock.
+            .timeout_connect(settings.connect_timeout.map(library_timeout))
+            .timeout_per_read(settings.read_timeout.map(library_timeout))
+            .timeout_per_write(settings.write_timeout.map(library_timeout))
             .max_idle_connections(settings.max_idle_connections)
             .max_idle_connections_per_host(settings.max_idle_connections_per_host)
-            .max_idle_age(settings.max_idle_age)
+            .max_idle_age(library_timeout(settings.max_idle_age))
             .max_response_header_size(settings.max_response_header_size)
             // The transport sets it (ureq would copy it into a new value on every request).
             .user_agent("")

@@ -593,6 +593,32 @@ fn a_user_agent_that_is_no_header_value_is_left_out_not_a_panic() {
 }
 
 #[test]
+fn timeouts_of_duration_max_mean_never_and_panic_nothing() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/ok", vec![Reply::body(200, "ok"), Reply::body(200, "ok")]);
+    let client = Client::builder()
+        .connect_timeout(Duration::MAX)
+        .read_timeout(Duration::MAX)
+        .write_timeout(Duration::MAX)
+        .pool(4, 4, Duration::MAX)
+        .attempt_timeout(Duration::MAX)
+        .timeout(Duration::MAX)
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        let response = client.get(&server.url("/ok")).send().unwrap();
+        assert_eq!(response.status(), 200);
+        response.bytes().unwrap();
+    }
+    assert_eq!(
+        server.connections(),
+        1,
+        "the second request reused the pooled connection"
+    );
+}
+
+#[test]
 fn a_post_whose_connect_hangs_is_retried_as_a_connect_timeout() {
     let _load = shared_load();
     let Some(listener) = resil_tests::UnansweredListener::for_test() else {

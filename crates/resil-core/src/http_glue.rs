@@ -40,10 +40,13 @@ pub fn request_info(
 
 /// What is left of an attempt at `now`, rounded *down* to whole milliseconds (never past the
 /// deadline) and at least 1 ms: for transports that take a per-request timeout (ureq turns a
-/// zero timeout into a whole second; curl's is in milliseconds).
+/// zero timeout into a whole second; curl's is in milliseconds), and at most
+/// [`MAX_TIMEOUT`](crate::MAX_TIMEOUT).
 pub fn attempt_budget(deadline: crate::Instant, now: crate::Instant) -> core::time::Duration {
     let left = deadline.saturating_duration_since(now);
-    core::time::Duration::from_millis(u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1))
+    crate::library_timeout(core::time::Duration::from_millis(
+        u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1),
+    ))
 }
 
 /// Sets `Authorization: Bearer <token>`, marked sensitive (so HTTP/2 never indexes it and

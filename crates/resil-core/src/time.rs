@@ -7,6 +7,28 @@ use core::fmt;
 use core::ops::{Add, Sub};
 use core::time::Duration;
 
+/// The longest timeout a driver hands to an HTTP library: one year. A longer one (say
+/// [`Duration::MAX`], meant as "never") reads as this, because no library can add it to its
+/// own clock: ureq and hyper-util panic, curl refuses every request.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// `timeout`, or [`MAX_TIMEOUT`] if it is longer.
+///
+/// ```
+/// use core::time::Duration;
+/// use resil_core::{MAX_TIMEOUT, library_timeout};
+///
+/// assert_eq!(library_timeout(Duration::from_secs(5)), Duration::from_secs(5));
+/// assert_eq!(library_timeout(Duration::MAX), MAX_TIMEOUT);
+/// ```
+pub const fn library_timeout(timeout: Duration) -> Duration {
+    if timeout.as_secs() >= MAX_TIMEOUT.as_secs() {
+        MAX_TIMEOUT
+    } else {
+        timeout
+    }
+}
+
 /// A point on the driver's monotonic clock: nanoseconds since an origin the driver picked.
 ///
 /// Arithmetic saturates: adding [`Duration::MAX`] gives [`Instant::MAX`], never a panic or a

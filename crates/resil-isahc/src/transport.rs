@@ -43,7 +43,8 @@ impl IsahcTransport {
             )
             .connection_cache_size(settings.max_idle_per_host.max(1) * 4);
         if let Some(t) = settings.connect_timeout {
-            builder = builder.connect_timeout(t);
+            // curl refuses a `Duration::MAX` ("never") on every request.
+            builder = builder.connect_timeout(resil_core::library_timeout(t));
         }
         if settings.http2_prior_knowledge {
             builder = builder.version_negotiation(isahc::config::VersionNegotiation::http2());

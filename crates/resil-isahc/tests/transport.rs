@@ -341,3 +341,20 @@ fn a_post_whose_connect_hangs_is_retried_as_a_connect_timeout() {
     );
     assert_eq!(err.attempts(), 2);
 }
+
+#[test]
+fn a_connect_timeout_of_duration_max_means_never_not_a_refused_request() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/ok", vec![Reply::body(200, "ok"), Reply::body(200, "ok")]);
+    let client = Client::builder()
+        .connect_timeout(Duration::MAX)
+        .pool(4, Duration::MAX)
+        .attempt_timeout(Duration::MAX)
+        .timeout(Duration::MAX)
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        assert_eq!(body_of(&client, &server.url("/ok")).unwrap(), "ok");
+    }
+}

@@ -171,7 +171,8 @@ impl HyperTransport {
                 .map(|n| Arc::new(HostLimits::new(n.max(1)))),
         };
         let client = HyperClient::builder(TokioExecutor::new())
-            .pool_idle_timeout(settings.idle_timeout)
+            // hyper-util's idle sweep panics adding `Duration::MAX` ("never") to its clock.
+            .pool_idle_timeout(resil_core::library_timeout(settings.idle_timeout))
             .pool_timer(TokioTimer::new())
             .pool_max_idle_per_host(settings.max_idle_per_host)
             .http2_only(settings.http2_prior_knowledge)
@@ -186,7 +187,7 @@ impl HyperTransport {
 fn tcp(settings: &TransportSettings) -> HttpConnector<MarkedResolver> {
     let mut connector = HttpConnector::new_with_resolver(MarkedResolver(GaiResolver::new()));
     connector.set_nodelay(true);
-    connector.set_connect_timeout(settings.connect_timeout);
+    connector.set_connect_timeout(settings.connect_timeout.map(resil_core::library_timeout));
     // With TLS, `https` URLs pass through this connector to the TLS layer around it; without,
     // they fail here instead of going out in plain text.
     connector.enforce_http(!cfg!(feature = "rustls"));
