@@ -52,6 +52,8 @@ pub enum Reply {
     /// A head with this status announcing a 10-byte body, then nothing for this long, then
     /// close: a body that stalls.
     HeadThenStall(u16, Duration),
+    /// These bytes as they are, then close: a response no well-behaved server sends.
+    Raw(&'static [u8]),
 }
 
 impl Reply {
@@ -533,6 +535,12 @@ fn send(stream: &mut TcpStream, reply: Reply) -> bool {
             let _ = stream.shutdown(Shutdown::Both);
             false
         }
+        Reply::Raw(bytes) => {
+            let _ = stream.write_all(bytes);
+            let _ = stream.flush();
+            let _ = stream.shutdown(Shutdown::Both);
+            false
+        }
         Reply::HeadThenStall(status, stall) => {
             let head = format!("HTTP/1.1 {status} Stalling\r\ncontent-length: 10\r\n\r\n");
             let _ = stream.write_all(head.as_bytes());
@@ -818,6 +826,15 @@ pub fn scenarios() -> Vec<Scenario> {
             Expect::Error("RetryAfterTooLong"),
             1,
             vec!["send 1", "fail RetryAfterTooLong { requested: 999999s }"],
+        ),
+        get(
+            "a Content-Length that is no number is malformed, not a body",
+            vec![Reply::Raw(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 99999999999999999999999\r\n\r\nab",
+            )],
+            Expect::Error("Transport(Protocol)"),
+            1,
+            vec!["send 1", "fail NotRetryable"],
         ),
         get(
             "GET reset, then 200",
