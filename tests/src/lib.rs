@@ -884,6 +884,16 @@ pub fn scenarios() -> Vec<Scenario> {
             transcript: vec!["send 1", "fail NonIdempotent"],
         },
         Scenario {
+            name: "a method of an HTTP extension (WebDAV) is sent, and not replayed",
+            method: "PROPFIND",
+            headers: Vec::new(),
+            replies: vec![Reply::status(503), Reply::status(207)],
+            refused: false,
+            expect: Expect::Error("NotReplayed"),
+            server_hits: 1,
+            transcript: vec!["send 1", "fail NonIdempotent"],
+        },
+        Scenario {
             name: "POST to a refused port is retried until attempts run out",
             method: "POST",
             headers: Vec::new(),

@@ -433,6 +433,8 @@ impl UreqTransport {
             // The transport sets it (ureq would copy it into a new value on every request).
             .user_agent("")
             .no_delay(true)
+            // ureq refuses methods it does not know (WebDAV's, say); hyper and curl send them.
+            .allow_non_standard_methods(true)
             .build();
         let agent = ureq::Agent::with_parts(
             config,
