@@ -64,6 +64,56 @@ impl Permit {
     pub fn is_probe(&self) -> bool {
         self.probe
     }
+
+    /// The breaker generation that issued it.
+    #[cfg(feature = "std")]
+    pub(crate) fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// The permit a closed breaker of this generation gives at `now`.
+    #[cfg(feature = "std")]
+    pub(crate) fn closed(generation: u32, now: Instant) -> Permit {
+        Permit {
+            generation,
+            probe: false,
+            acquired_at: now,
+        }
+    }
+}
+
+/// What a breaker shows without its lock. While it is closed with no failure counted and
+/// nothing else to count (a consecutive-failures trip, no slow-call ratio), taking a permit
+/// and reporting a success change nothing in it: a retry machine then does both here, and
+/// only a failure, or a breaker in any other condition, takes the lock. Clients sharing one
+/// breaker share its gate.
+#[cfg(feature = "std")]
+#[derive(Debug, Default)]
+pub(crate) struct BreakerGate(core::sync::atomic::AtomicU64);
+
+#[cfg(feature = "std")]
+impl BreakerGate {
+    /// The breaker's generation while it is quiet as above; `None` otherwise.
+    pub(crate) fn quiet_generation(&self) -> Option<u32> {
+        let word = self.0.load(core::sync::atomic::Ordering::Acquire);
+        // The generation was shifted in from a u32.
+        (word & 1 == 1).then_some((word >> 1) as u32)
+    }
+}
+
+/// A breaker's handle on its gate; a cloned breaker gets a gate of its own.
+#[cfg(feature = "std")]
+#[derive(Debug, Default)]
+struct GateHandle(std::sync::Arc<BreakerGate>);
+
+#[cfg(feature = "std")]
+impl Clone for GateHandle {
+    fn clone(&self) -> Self {
+        let word = self.0.0.load(core::sync::atomic::Ordering::Acquire);
+        GateHandle(std::sync::Arc::new(BreakerGate(
+            core::sync::atomic::AtomicU64::new(word),
+        )))
+    }
 }
 
 /// The breaker refused a call.
@@ -291,7 +341,7 @@ impl CircuitBreakerBuilder {
         if self.probe_timeout.is_zero() {
             return Err(PolicyError::new("probe_timeout", "must not be zero"));
         }
-        Ok(CircuitBreaker {
+        let breaker = CircuitBreaker {
             trip,
             slow,
             open_for: duration_to_nanos(self.open_for),
@@ -311,7 +361,11 @@ impl CircuitBreakerBuilder {
             last_probe_at: Instant::ZERO,
             latest: Instant::ZERO,
             transitions: TransitionLog::default(),
-        })
+            #[cfg(feature = "std")]
+            gate: GateHandle::default(),
+        };
+        breaker.publish();
+        Ok(breaker)
     }
 }
 
@@ -359,6 +413,8 @@ pub struct CircuitBreaker {
     /// Latest `now` seen; callers on other threads may pass slightly older readings.
     latest: Instant,
     transitions: TransitionLog,
+    #[cfg(feature = "std")]
+    gate: GateHandle,
 }
 
 // One breaker per backend: an inline window beats a pointer chase on every record.
@@ -620,6 +676,7 @@ impl CircuitBreaker {
         } else {
             self.clear_counts();
             self.generation = self.generation.wrapping_add(1);
+            self.publish();
         }
     }
 
@@ -692,6 +749,8 @@ impl CircuitBreaker {
         if trips {
             self.reopens = 0;
             self.enter(now, BreakerState::Open);
+        } else {
+            self.publish();
         }
     }
 
@@ -731,6 +790,34 @@ impl CircuitBreaker {
             BreakerState::HalfOpen | BreakerState::Isolated => {}
         }
         self.transitions.push(Transition { from, to, at: now });
+        self.publish();
+    }
+
+    /// Shows on the gate whether the breaker is quiet (see [`BreakerGate`]). Every change of
+    /// state, generation or failure count ends here.
+    fn publish(&self) {
+        #[cfg(feature = "std")]
+        {
+            let quiet = self.state == BreakerState::Closed
+                && self.consecutive == 0
+                && matches!(self.trip, Trip::Consecutive(_))
+                && self.slow.is_none();
+            let word = if quiet {
+                u64::from(self.generation) << 1 | 1
+            } else {
+                0
+            };
+            self.gate
+                .0
+                .0
+                .store(word, core::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// The gate retry machines read instead of taking this breaker's lock.
+    #[cfg(feature = "std")]
+    pub(crate) fn gate(&self) -> std::sync::Arc<BreakerGate> {
+        self.gate.0.clone()
     }
 
     fn clear_counts(&mut self) {

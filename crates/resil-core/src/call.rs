@@ -87,6 +87,8 @@ pub(crate) struct CallShared<'p> {
     pub(crate) hooks: Option<&'p Arc<dyn Hooks>>,
     /// The circuit breaker every attempt asks first, if any.
     pub(crate) breaker: Option<&'p (dyn Shared<CircuitBreaker> + Sync)>,
+    /// That breaker's lock-free side.
+    pub(crate) breaker_gate: Option<&'p crate::breaker::BreakerGate>,
     /// The retry budget, if any.
     pub(crate) budget: Option<&'p (dyn Shared<RetryBudget> + Sync)>,
     /// The limit put on the body of the response the call returns.
@@ -180,6 +182,9 @@ impl<'p, B: CallBody> Call<'p, B> {
         let mut machine = RetryMachine::with_rng(policy, info, now, seed);
         if let Some(breaker) = shared.breaker {
             machine = machine.with_breaker(breaker);
+            if let Some(gate) = shared.breaker_gate {
+                machine = machine.with_breaker_gate(gate);
+            }
         }
         if let Some(budget) = shared.budget {
             machine = machine.with_budget(budget);

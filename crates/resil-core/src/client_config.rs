@@ -268,6 +268,8 @@ impl ClientConfig {
 pub struct ClientCore {
     policy: RetryPolicy,
     breaker: Option<Arc<Mutex<CircuitBreaker>>>,
+    /// The breaker's lock-free side, taken once here rather than per call.
+    breaker_gate: Option<Arc<crate::breaker::BreakerGate>>,
     budget: Option<Arc<Mutex<RetryBudget>>>,
     base_url: Option<Uri>,
     default_headers: HeaderMap,
@@ -301,9 +303,15 @@ impl ClientCore {
         hooks: Option<Arc<dyn Hooks>>,
         seed: u64,
     ) -> ClientCore {
+        let breaker_gate = breaker.as_ref().map(|b| {
+            b.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .gate()
+        });
         ClientCore {
             policy,
             breaker,
+            breaker_gate,
             budget,
             base_url: None,
             default_headers: HeaderMap::new(),
@@ -365,6 +373,7 @@ impl ClientCore {
             stats: &self.stats,
             hooks: self.hooks.as_ref(),
             breaker: self.breaker.as_deref().map(|b| b as _),
+            breaker_gate: self.breaker_gate.as_deref(),
             budget: self.budget.as_deref().map(|b| b as _),
             body_limit: self.body_limit,
         };

@@ -339,6 +339,9 @@ type BudgetRef<'p> = &'p (dyn Shared<RetryBudget> + Sync);
 pub struct RetryMachine<'p, R = ChaCha8Rng> {
     policy: &'p RetryPolicy,
     breaker: Option<BreakerRef<'p>>,
+    /// The breaker's lock-free side, when the machine was given it.
+    #[cfg(feature = "std")]
+    gate: Option<&'p crate::breaker::BreakerGate>,
     budget: Option<BudgetRef<'p>>,
     now: Instant,
     deadline: Instant,
@@ -396,6 +399,8 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         RetryMachine {
             policy,
             breaker: None,
+            #[cfg(feature = "std")]
+            gate: None,
             budget: None,
             now,
             deadline: now.saturating_add(Duration::from_nanos(policy.total_timeout)),
@@ -419,6 +424,14 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
     /// [`GiveUpReason::CircuitOpen`]. Set it before the first [`poll_action`](Self::poll_action).
     pub fn with_breaker(mut self, breaker: &'p (dyn Shared<CircuitBreaker> + Sync)) -> Self {
         self.breaker = Some(breaker);
+        self
+    }
+
+    /// The gate of the breaker given to [`with_breaker`](Self::with_breaker): while that
+    /// breaker is closed and quiet, permits and successes skip its lock.
+    #[cfg(feature = "std")]
+    pub(crate) fn with_breaker_gate(mut self, gate: &'p crate::breaker::BreakerGate) -> Self {
+        self.gate = Some(gate);
         self
     }
 
@@ -537,7 +550,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
     fn finish_attempt(&mut self, outcome: AttemptOutcome<'_>) {
         let failure = self.policy.is_failure(&outcome);
         let mut rejects_until = None;
-        if let Some(permit) = self.permit.take() {
+        if let Some(permit) = self.permit.take().filter(|p| failure || !self.quiet_for(p)) {
             let call = if failure {
                 CallOutcome::Failure
             } else {
@@ -684,6 +697,11 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             return Ok(());
         };
         let now = self.now;
+        #[cfg(feature = "std")]
+        if let Some(generation) = self.gate.and_then(|g| g.quiet_generation()) {
+            self.permit = Some(Permit::closed(generation, now));
+            return Ok(());
+        }
         let mut result = None;
         let mut transitions = [None; 2];
         breaker.with_mut(&mut |b| {
@@ -701,6 +719,17 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             // rather than calling without its permission.
             None => Err(now),
         }
+    }
+
+    /// Whether the breaker is quiet in `permit`'s generation, so a success under it would
+    /// change nothing.
+    fn quiet_for(&self, permit: &Permit) -> bool {
+        #[cfg(feature = "std")]
+        if let Some(gate) = self.gate {
+            return !permit.is_probe() && gate.quiet_generation() == Some(permit.generation());
+        }
+        let _ = permit;
+        false
     }
 
     fn with_breaker_mut(&mut self, mut f: impl FnMut(&mut CircuitBreaker, Instant)) {
@@ -769,5 +798,135 @@ impl rand_core::TryRng for NoRandomness {
     fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
         dst.fill(0);
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+#[allow(clippy::panic)]
+mod gate_tests {
+    use core::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    use super::{Action, Input, RetryMachine};
+    use crate::breaker::{BreakerState, CircuitBreaker, TripCondition};
+    use crate::policy::{Method, RequestInfo, ResponseHead, RetryPolicy};
+    use crate::shared::Shared;
+    use crate::time::Instant;
+
+    /// A breaker behind a lock that counts how often it is taken.
+    struct CountedLock {
+        breaker: Mutex<CircuitBreaker>,
+        taken: AtomicUsize,
+    }
+
+    impl Shared<CircuitBreaker> for CountedLock {
+        fn with_mut(&self, f: &mut dyn FnMut(&mut CircuitBreaker)) {
+            self.taken.fetch_add(1, Ordering::SeqCst);
+            f(&mut self.breaker.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+    }
+
+    /// One single-attempt call answered with `status`; whether the breaker admitted it.
+    fn call(lock: &CountedLock, gated: bool, status: u16, at_secs: u64) -> bool {
+        let policy = RetryPolicy::builder()
+            .max_attempts(1)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let gate = lock
+            .breaker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .gate();
+        let now = Instant::from_secs(at_secs);
+        let mut machine =
+            RetryMachine::new(&policy, RequestInfo::new(Method::Get), now, 1).with_breaker(lock);
+        if gated {
+            machine = machine.with_breaker_gate(&gate);
+        }
+        let Action::Send { attempt, .. } = machine.poll_action() else {
+            return false;
+        };
+        let head = ResponseHead::new(status);
+        machine.handle_input(now, Input::Response { attempt, head });
+        assert!(matches!(
+            machine.poll_action(),
+            Action::Done { .. } | Action::Fail(_)
+        ));
+        true
+    }
+
+    fn breaker() -> CountedLock {
+        CountedLock {
+            breaker: Mutex::new(
+                CircuitBreaker::builder()
+                    .trip(TripCondition::ConsecutiveFailures(3))
+                    .build()
+                    .unwrap_or_else(|e| panic!("{e}")),
+            ),
+            taken: AtomicUsize::new(0),
+        }
+    }
+
+    #[test]
+    fn a_quiet_closed_breaker_is_not_locked_for_permits_or_successes() {
+        let lock = breaker();
+        let taken = || lock.taken.load(Ordering::SeqCst);
+        for _ in 0..3 {
+            assert!(call(&lock, true, 200, 1));
+        }
+        assert_eq!(taken(), 0, "permits and successes of a quiet breaker");
+        assert!(call(&lock, true, 503, 2));
+        assert_eq!(taken(), 1, "a failure is recorded under the lock");
+        assert!(call(&lock, true, 200, 3));
+        assert_eq!(
+            taken(),
+            3,
+            "with a failure counted, the permit and the success lock"
+        );
+        assert!(call(&lock, true, 200, 4));
+        assert_eq!(taken(), 3, "the success cleared the count: quiet again");
+        for t in 5..8 {
+            assert!(call(&lock, true, 503, t));
+        }
+        let state = lock.breaker.lock().map(|b| b.state()).ok();
+        assert_eq!(state, Some(BreakerState::Open));
+        let before = taken();
+        assert!(!call(&lock, true, 200, 8), "an open breaker rejects");
+        assert_eq!(
+            taken(),
+            before + 1,
+            "the rejection came from under the lock"
+        );
+    }
+
+    #[test]
+    fn the_gate_changes_no_outcome() {
+        // Statuses in an order that opens, half-opens, reopens and closes the breaker.
+        let statuses = [
+            200, 503, 200, 503, 503, 503, 200, 200, 503, 200, 200, 200, 503, 503, 503, 200,
+        ];
+        let run = |gated: bool| {
+            let lock = breaker();
+            let mut seen = alloc::vec::Vec::new();
+            for (i, status) in statuses.iter().enumerate() {
+                // 40 s apart: an open breaker has half-opened by the next call.
+                let admitted = call(&lock, gated, *status, 40 * i as u64 + 1);
+                let b = lock.breaker.lock().unwrap_or_else(|e| e.into_inner());
+                seen.push((admitted, b.state(), b.consecutive_failures()));
+            }
+            seen
+        };
+        assert_eq!(run(true), run(false));
+    }
+
+    #[test]
+    fn a_cloned_breaker_has_a_gate_of_its_own() {
+        let mut original = CircuitBreaker::builder()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let copy = original.clone();
+        original.isolate(Instant::from_secs(1));
+        assert_eq!(original.gate().quiet_generation(), None);
+        assert!(copy.gate().quiet_generation().is_some());
     }
 }

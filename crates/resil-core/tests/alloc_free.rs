@@ -129,12 +129,14 @@ impl rand_core::SeedableRng for ZeroSizedRng {
     }
 }
 
+/// Every call in flight holds one (an async call, in its future). 17 words: the 17th is the
+/// breaker's lock-free gate, which spares a call two lock round trips.
 #[test]
-fn machine_without_its_rng_fits_in_128_bytes() {
+fn machine_without_its_rng_fits_in_136_bytes() {
     let size = size_of::<RetryMachine<'static, ZeroSizedRng>>();
     println!(
         "RetryMachine without RNG: {size} bytes; with ChaCha8: {}",
         size_of::<RetryMachine<'static>>()
     );
-    assert!(size <= 128, "{size} bytes");
+    assert!(size <= 136, "{size} bytes");
 }
