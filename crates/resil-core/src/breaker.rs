@@ -3,7 +3,10 @@
 //! Time only moves when a caller passes `now`: Open becomes HalfOpen inside
 //! [`CircuitBreaker::try_acquire`] once the open period has passed, and abandoned half-open
 //! probes are reclaimed the same way. Drivers share one breaker per backend behind a lock
-//! ([`Shared`](crate::Shared)) and never hold it across an await.
+//! ([`Shared`](crate::Shared)) and never hold it across an await. With feature `std`, the
+//! clients of resil's drivers skip that lock while the breaker is closed with nothing to count
+//! (a consecutive-failures trip and no failure since the last success): the breaker shows that
+//! on an atomic beside it, and permits and successes then change nothing in it.
 
 use core::fmt;
 use core::time::Duration;
