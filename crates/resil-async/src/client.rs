@@ -125,8 +125,13 @@ impl<R: Runtime> Client<R> {
     ) -> impl Future<Output = Result<Response, Error>> + Send + '_ {
         let (mut parts, body) = request.into_parts();
         let policy = parts.extensions.remove::<RetryPolicy>().map(Box::new);
+        let checked = ClientCore::check_request_url(&parts.method, &parts.uri);
+        let body = body.into();
         // Boxed for the reason given in `RequestBuilder::send`.
-        Box::pin(self.send_parts(parts, body.into(), policy))
+        Box::pin(async move {
+            checked?;
+            self.send_parts(parts, body, policy).await
+        })
     }
 
     /// Counters for every call through this client and its clones.

@@ -107,6 +107,7 @@ impl Client {
         request: http::Request<impl Into<RequestBody>>,
     ) -> Result<Response, Error> {
         let (mut parts, body) = request.into_parts();
+        ClientCore::check_request_url(&parts.method, &parts.uri)?;
         let policy = parts.extensions.remove::<RetryPolicy>().map(Box::new);
         self.send_parts(parts, body.into(), policy)
     }

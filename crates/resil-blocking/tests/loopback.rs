@@ -593,6 +593,18 @@ fn a_user_agent_that_is_no_header_value_is_left_out_not_a_panic() {
 }
 
 #[test]
+fn a_request_built_whole_with_a_url_no_call_can_reach_is_refused_before_any_attempt() {
+    let client = Client::builder().build().unwrap();
+    for url in ["/relative", "ftp://127.0.0.1/x", "http://127.0.0.1:99999/"] {
+        let request = http::Request::get(url).body(()).unwrap();
+        let error = client.execute(request).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidUrl, "{url}: {error}");
+        assert_eq!(error.attempts(), 0, "{url}");
+    }
+    assert_eq!(client.stats().attempts, 0);
+}
+
+#[test]
 fn timeouts_of_duration_max_mean_never_and_panic_nothing() {
     let _load = shared_load();
     let server = TestServer::start();

@@ -340,6 +340,19 @@ impl ClientCore {
         self.stats.snapshot()
     }
 
+    /// An `InvalidUrl` error on the call `method uri` unless a call can be made to `uri` as
+    /// it is (see [`check_url`](crate::check_url)): for requests a caller built whole.
+    pub fn check_request_url<B>(method: &Method, uri: &Uri) -> Result<(), CallError<B>> {
+        crate::check_url(uri).map_err(|e| {
+            CallError::new(
+                ClientErrorKind::InvalidUrl,
+                method.as_str(),
+                &crate::redact_url(uri),
+            )
+            .with_source(e)
+        })
+    }
+
     /// `url` (absolute, or relative to the base URL) as a URI, or an `InvalidUrl` error on
     /// the call `method url` (credentials redacted).
     pub fn resolve_url<B>(&self, method: &Method, url: &str) -> Result<Uri, CallError<B>> {

@@ -181,13 +181,10 @@ pub fn join_url(base: Option<&Uri>, target: &str) -> Result<Uri, UrlError> {
     };
     if has_scheme(target) {
         let uri: Uri = target.parse().map_err(|_| error("not a valid URL"))?;
-        return check_absolute(uri).map_err(error);
+        return check_absolute(&uri).map(|()| uri).map_err(error);
     }
     let base = base.ok_or_else(|| error("relative URL and no base URL is set"))?;
-    let base = check_absolute(base.clone()).map_err(|p| UrlError {
-        input: redact_url(base),
-        problem: p,
-    })?;
+    check_url(base)?;
     let base_path = base.path().trim_end_matches('/');
     let joined = format!(
         "{}://{}{}/{}",
@@ -212,12 +209,43 @@ fn has_scheme(target: &str) -> bool {
     scheme_len > 0 && bytes[0].is_ascii_alphabetic() && bytes[scheme_len..].starts_with(b"://")
 }
 
-fn check_absolute(uri: Uri) -> Result<Uri, &'static str> {
-    match uri.scheme_str() {
-        Some("http" | "https") if uri.authority().is_some() => Ok(uri),
-        Some("http" | "https") => Err("has no host"),
-        _ => Err("scheme must be http or https"),
+fn check_absolute(uri: &Uri) -> Result<(), &'static str> {
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err("scheme must be http or https");
     }
+    let Some(authority) = uri.authority() else {
+        return Err("has no host");
+    };
+    // `http::Uri` takes any digits as a port; one past 65535 (or 0) would only fail later,
+    // as a refused connection, and be retried.
+    let text = authority.as_str();
+    let host_and_port = text.rsplit_once('@').map_or(text, |(_, rest)| rest);
+    let port = host_and_port
+        .strip_prefix(authority.host())
+        .and_then(|rest| rest.strip_prefix(':'))
+        .filter(|port| !port.is_empty());
+    if port.is_some_and(|p| !matches!(p.parse::<u16>(), Ok(1..))) {
+        return Err("port must be a number from 1 to 65535");
+    }
+    Ok(())
+}
+
+/// Whether a call can be made to `uri` as it is (an `http::Request` a caller built, which
+/// [`join_url`] never saw): an `http` or `https` URL with a host and, if it names one, a port
+/// from 1 to 65535. The error names the URL with its credentials redacted.
+///
+/// ```
+/// use resil_core::check_url;
+///
+/// assert!(check_url(&"http://127.0.0.1:8080/x".parse().unwrap()).is_ok());
+/// let err = check_url(&"/relative".parse().unwrap()).unwrap_err();
+/// assert_eq!(err.to_string(), "invalid URL `/relative`: scheme must be http or https");
+/// ```
+pub fn check_url(uri: &Uri) -> Result<(), UrlError> {
+    check_absolute(uri).map_err(|problem| UrlError {
+        input: redact_url(uri),
+        problem,
+    })
 }
 
 /// Sets `Host` to `uri`'s authority unless `headers` have one. The authority already reads

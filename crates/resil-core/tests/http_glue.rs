@@ -62,6 +62,15 @@ fn join_url_appends_paths_and_rejects_bad_urls() {
             "{target}"
         );
     }
+    for fine in [
+        "http://127.0.0.1:65535/",
+        "http://[::1]:8080/",
+        "http://u:p@127.0.0.1:1/",
+        // RFC 3986 allows an empty port: the scheme's.
+        "http://127.0.0.1:/x",
+    ] {
+        assert!(join_url(None, fine).is_ok(), "{fine}");
+    }
     let root: Uri = "http://127.0.0.1".parse().unwrap();
     assert_eq!(
         join_url(Some(&root), "/x").unwrap().to_string(),
@@ -72,6 +81,9 @@ fn join_url_appends_paths_and_rejects_bad_urls() {
         "http://",
         "users with spaces",
         "http://a b/",
+        "http://127.0.0.1:99999/",
+        "http://127.0.0.1:0/",
+        "http://u:p@[::1]:65536/",
     ] {
         let err = join_url(Some(&base), bad).unwrap_err();
         assert!(err.to_string().starts_with("invalid URL"), "{bad}: {err}");

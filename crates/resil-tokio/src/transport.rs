@@ -200,6 +200,16 @@ impl AsyncTransport for HyperTransport {
         request: http::Request<RequestBody>,
     ) -> BoxFuture<'_, Result<http::Response<Body>, TransportError>> {
         let (mut parts, body) = request.into_parts();
+        // hyper-util's connector would call it a failed connection, which reads as retryable.
+        #[cfg(not(feature = "rustls"))]
+        if parts.uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
+            return Box::pin(async {
+                Err(TransportError::new(
+                    ErrorKind::Other,
+                    "an https URL needs resil-tokio's `rustls` feature",
+                ))
+            });
+        }
         // Over TLS the protocol is chosen by ALPN, and HTTP/2 names the host otherwise.
         if self.http1_in_clear
             && parts.uri.scheme() == Some(&http::uri::Scheme::HTTP)

@@ -478,3 +478,38 @@ async fn a_layer_from_a_client_config_applies_its_base_url_body_limit_and_reques
     assert_eq!(err.kind(), resil_tokio::ErrorKind::InvalidUrl, "{err}");
     assert_eq!(server.hits("/big"), 1);
 }
+
+#[tokio::test]
+async fn a_request_built_whole_with_a_url_no_call_can_reach_is_refused_before_any_attempt() {
+    let client = Client::builder().build().unwrap();
+    for url in ["/relative", "ftp://127.0.0.1/x", "http://127.0.0.1:99999/"] {
+        let request = http::Request::get(url).body(Bytes::new()).unwrap();
+        let error = client.execute(request).await.unwrap_err();
+        assert_eq!(
+            error.kind(),
+            resil_tokio::ErrorKind::InvalidUrl,
+            "{url}: {error}"
+        );
+        assert_eq!(error.attempts(), 0, "{url}");
+    }
+    assert_eq!(client.stats().attempts, 0);
+}
+
+/// Run by CI without features (`cargo test -p resil-tokio --test loopback rustls_feature`).
+#[cfg(not(feature = "rustls"))]
+#[tokio::test]
+async fn an_https_url_without_the_rustls_feature_fails_at_once_and_says_why() {
+    let client = Client::builder().build().unwrap();
+    let error = client.get("https://127.0.0.1:9/").send().await.unwrap_err();
+    assert_eq!(error.attempts(), 1, "{error}");
+    let mut reasons = Vec::new();
+    let mut source = std::error::Error::source(&error);
+    while let Some(e) = source {
+        reasons.push(e.to_string());
+        source = e.source();
+    }
+    assert!(
+        reasons.iter().any(|r| r.contains("`rustls` feature")),
+        "{error}: {reasons:?}"
+    );
+}
