@@ -691,6 +691,25 @@ pub fn connect_hang_policy() -> resil_core::RetryPolicy {
         .unwrap_or_else(|e| panic!("connect hang policy: {e}"))
 }
 
+/// Checks what every driver must end with under [`connect_hang_policy`]: nothing was sent,
+/// so even a POST was tried again, and both attempts ended as connect timeouts.
+pub fn assert_connect_hang_retried<B>(err: &resil_core::CallError<B>) {
+    assert_eq!(
+        err.kind(),
+        resil_core::ClientErrorKind::Transport(resil_core::ErrorKind::ConnectTimeout),
+        "{err}"
+    );
+    assert_eq!(err.attempts(), 2, "{err}");
+}
+
+/// A server whose `/ok` answers `200 ok` twice, on one keep-alive connection if the client
+/// reuses it.
+pub fn ok_twice() -> TestServer {
+    let server = TestServer::start();
+    server.script("/ok", vec![Reply::body(200, "ok"), Reply::body(200, "ok")]);
+    server
+}
+
 /// A policy whose `retry_if` reads a 16-byte body prefix and retries a response whose body
 /// starts with `{"errors"` (a GraphQL-style failure inside a 200), and asserts the prefix it
 /// sees is bounded.

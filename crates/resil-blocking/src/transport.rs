@@ -254,9 +254,10 @@ mod tests {
         assert_eq!(first.after, UreqDuration::Exact(budget));
         assert_eq!(first.reason, ureq::Timeout::Global);
         // The first IO fixed the end: later ones count down to it, and the body gets it.
-        let end = scope.settled().unwrap();
+        let end = scope.settled();
+        assert!(matches!(end, Deadline::At(_)), "{end:?}");
         assert!(AttemptDeadline::bound(open).after <= first.after);
-        assert_eq!(scope.settled(), Some(end));
+        assert_eq!(scope.settled(), end);
         drop(scope);
         assert_eq!(AttemptDeadline::bound(open), open, "no attempt, no bound");
     }
@@ -515,7 +516,7 @@ impl BlockingTransport for UreqTransport {
 const DEFAULT_USER_AGENT: &str = concat!("resil/", env!("CARGO_PKG_VERSION"));
 
 /// The deadline of the attempt running on a thread.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Deadline {
     /// None runs, or it has no deadline.
     None,
@@ -525,6 +526,18 @@ enum Deadline {
     Budget(Duration),
     /// It ends then.
     At(Instant),
+}
+
+impl Deadline {
+    /// A budget turned into the instant it ends, counted from now.
+    fn started(self) -> Deadline {
+        match self {
+            Deadline::Budget(budget) => Instant::now()
+                .checked_add(budget)
+                .map_or(Deadline::None, Deadline::At),
+            fixed => fixed,
+        }
+    }
 }
 
 thread_local! {
@@ -546,13 +559,9 @@ impl AttemptDeadline {
         }
     }
 
-    /// When the attempt ends, its clock started if no IO started it.
-    fn settled(&self) -> Option<Instant> {
-        match ATTEMPT_DEADLINE.with(Cell::get) {
-            Deadline::None => None,
-            Deadline::Budget(budget) => Instant::now().checked_add(budget),
-            Deadline::At(at) => Some(at),
-        }
+    /// The attempt's deadline as an instant, its clock started now if no IO started it.
+    fn settled(&self) -> Deadline {
+        ATTEMPT_DEADLINE.with(Cell::get).started()
     }
 
     /// `timeout` shortened to this thread's attempt deadline, which it then names as the
@@ -561,8 +570,7 @@ impl AttemptDeadline {
         let left = ATTEMPT_DEADLINE.with(|cell| match cell.get() {
             Deadline::None => None,
             Deadline::Budget(budget) => {
-                let at = Instant::now().checked_add(budget);
-                cell.set(at.map_or(Deadline::None, Deadline::At));
+                cell.set(Deadline::Budget(budget).started());
                 Some(budget)
             }
             Deadline::At(at) => Some(at.saturating_duration_since(Instant::now())),
@@ -591,12 +599,12 @@ impl Drop for AttemptDeadline {
 /// ureq's body reader, read under its attempt's deadline.
 struct DeadlineReader {
     inner: ureq::BodyReader<'static>,
-    deadline: Option<Instant>,
+    deadline: Deadline,
 }
 
 impl Read for DeadlineReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let _scope = AttemptDeadline::enter(self.deadline.map_or(Deadline::None, Deadline::At));
+        let _scope = AttemptDeadline::enter(self.deadline);
         self.inner.read(buf)
     }
 }

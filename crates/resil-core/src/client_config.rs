@@ -343,27 +343,14 @@ impl ClientCore {
     /// An `InvalidUrl` error on the call `method uri` unless a call can be made to `uri` as
     /// it is (see [`check_url`](crate::check_url)): for requests a caller built whole.
     pub fn check_request_url<B>(method: &Method, uri: &Uri) -> Result<(), CallError<B>> {
-        crate::check_url(uri).map_err(|e| {
-            CallError::new(
-                ClientErrorKind::InvalidUrl,
-                method.as_str(),
-                &crate::redact_url(uri),
-            )
-            .with_source(e)
-        })
+        crate::check_url(uri).map_err(|e| invalid_url(method, &crate::redact_url(uri), e))
     }
 
     /// `url` (absolute, or relative to the base URL) as a URI, or an `InvalidUrl` error on
     /// the call `method url` (credentials redacted).
     pub fn resolve_url<B>(&self, method: &Method, url: &str) -> Result<Uri, CallError<B>> {
-        join_url(self.base_url.as_ref(), url).map_err(|e| {
-            CallError::new(
-                ClientErrorKind::InvalidUrl,
-                method.as_str(),
-                &redact_url_str(url),
-            )
-            .with_source(e)
-        })
+        join_url(self.base_url.as_ref(), url)
+            .map_err(|e| invalid_url(method, &redact_url_str(url), e))
     }
 
     /// Starts a call for `request` under `policy` (the client's when `None`): merges the
@@ -426,4 +413,9 @@ impl ClientCore {
         let n = self.calls.fetch_add(1, Ordering::Relaxed);
         mix(self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
     }
+}
+
+/// The error of the call `method shown_url` whose URL no call can reach.
+fn invalid_url<B>(method: &Method, shown_url: &str, problem: crate::UrlError) -> CallError<B> {
+    CallError::new(ClientErrorKind::InvalidUrl, method.as_str(), shown_url).with_source(problem)
 }

@@ -72,14 +72,10 @@ fn framing_problem(headers: &http::HeaderMap) -> Option<&'static str> {
         let Ok(text) = value.to_str() else {
             return Some("the response's Content-Length is not a number");
         };
-        for part in text.split(',') {
-            let part = part.trim();
-            let parsed = if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
-                part.parse::<u64>().ok()
-            } else {
-                None
-            };
-            let Some(n) = parsed else {
+        for part in text.split(',').map(str::trim) {
+            // Digits only: `u64::from_str` would also take a leading `+`.
+            let digits = part.bytes().all(|b| b.is_ascii_digit());
+            let Some(n) = part.parse::<u64>().ok().filter(|_| digits) else {
                 return Some("the response's Content-Length is not a number");
             };
             if length.is_some_and(|l| l != n) {

@@ -5,7 +5,6 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use resil_tests::{Reply, TestServer};
 use resil_tokio::{Client, ResponseExt};
 
 static PANICS: AtomicUsize = AtomicUsize::new(0);
@@ -17,8 +16,7 @@ async fn timeouts_of_duration_max_mean_never_and_panic_nothing() {
         PANICS.fetch_add(1, Ordering::SeqCst);
         previous(info);
     }));
-    let server = TestServer::start();
-    server.script("/ok", vec![Reply::body(200, "ok"), Reply::body(200, "ok")]);
+    let server = resil_tests::ok_twice();
     let client = Client::builder()
         .connect_timeout(Duration::MAX)
         .pool(4, Duration::MAX)
