@@ -217,17 +217,32 @@ fn check_absolute(uri: &Uri) -> Result<(), &'static str> {
         return Err("has no host");
     };
     // `http::Uri` takes any digits as a port; one past 65535 (or 0) would only fail later,
-    // as a refused connection, and be retried.
-    let text = authority.as_str();
-    let host_and_port = text.rsplit_once('@').map_or(text, |(_, rest)| rest);
-    let port = host_and_port
-        .strip_prefix(authority.host())
-        .and_then(|rest| rest.strip_prefix(':'))
-        .filter(|port| !port.is_empty());
-    if port.is_some_and(|p| !matches!(p.parse::<u16>(), Ok(1..))) {
+    // as a refused connection, and be retried. Read over bytes: this runs on every call, and
+    // `Authority::host` with `str` searching cost ~750 instructions, 2.5 % of a request.
+    if port_out_of_range(authority.as_str().as_bytes()) {
         return Err("port must be a number from 1 to 65535");
     }
     Ok(())
+}
+
+/// Whether an authority (`user@host:port`, `[v6]:port`) names a port other than 1-65535;
+/// no port, or an empty one, is the scheme's default.
+fn port_out_of_range(authority: &[u8]) -> bool {
+    // A port is the digits after the last colon; a colon in user info or an IPv6 address is
+    // followed by something other than digits to the end (`@…`, `…]`).
+    let digits = authority
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let (head, port) = authority.split_at(authority.len() - digits);
+    if digits == 0 || head.last() != Some(&b':') {
+        return false;
+    }
+    let value = port.iter().fold(0u32, |value, digit| {
+        (value * 10 + u32::from(digit - b'0')).min(1 << 16)
+    });
+    !(1..=u32::from(u16::MAX)).contains(&value)
 }
 
 /// Whether a call can be made to `uri` as it is (an `http::Request` a caller built, which

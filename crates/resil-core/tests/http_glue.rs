@@ -65,7 +65,10 @@ fn join_url_appends_paths_and_rejects_bad_urls() {
     for fine in [
         "http://127.0.0.1:65535/",
         "http://[::1]:8080/",
+        "http://[::1]/",
+        "http://[::1]:/",
         "http://u:p@127.0.0.1:1/",
+        "http://u:p@[::1]/",
         // RFC 3986 allows an empty port: the scheme's.
         "http://127.0.0.1:/x",
     ] {
@@ -84,6 +87,8 @@ fn join_url_appends_paths_and_rejects_bad_urls() {
         "http://127.0.0.1:99999/",
         "http://127.0.0.1:0/",
         "http://u:p@[::1]:65536/",
+        "http://u:p@127.0.0.1:0/",
+        "http://[::1]:0/",
     ] {
         let err = join_url(Some(&base), bad).unwrap_err();
         assert!(err.to_string().starts_with("invalid URL"), "{bad}: {err}");
@@ -182,4 +187,29 @@ fn an_attempt_copies_the_request_head_and_adds_the_call_id_but_no_extensions() {
     // The call's own head is left as it was.
     assert!(parts.headers.get("x-request-id").is_none());
     assert_eq!(parts.extensions.get::<u8>(), Some(&7));
+}
+
+proptest::proptest! {
+    /// The hand-rolled port check agrees with `http`'s own reading of the authority.
+    #[test]
+    fn a_url_is_refused_exactly_when_its_port_is_outside_1_to_65535(
+        user in proptest::option::of("[a-z]{1,3}(:[0-9]{0,6})?"),
+        host in proptest::sample::select(vec!["127.0.0.1", "h", "h9", "[::1]", "[fe80::1:2]"]),
+        port in proptest::option::of("[0-9]{0,7}"),
+    ) {
+        let user = user.map(|u| format!("{u}@")).unwrap_or_default();
+        let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+        let url = format!("http://{user}{host}{port}/x");
+        let uri: Uri = url.parse().unwrap();
+        let authority = uri.authority().unwrap();
+        // `Authority::port` is `None` past 65535, so read the port after `http`'s host.
+        let text = authority.as_str();
+        let after_user = text.rsplit_once('@').map_or(text, |(_, rest)| rest);
+        let port = after_user
+            .strip_prefix(authority.host())
+            .and_then(|rest| rest.strip_prefix(':'))
+            .filter(|p| !p.is_empty());
+        let out_of_range = port.is_some_and(|p| !matches!(p.parse::<u16>(), Ok(1..)));
+        proptest::prop_assert_eq!(join_url(None, &url).is_err(), out_of_range, "{}", url);
+    }
 }
