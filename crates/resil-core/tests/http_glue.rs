@@ -213,3 +213,28 @@ proptest::proptest! {
         proptest::prop_assert_eq!(join_url(None, &url).is_err(), out_of_range, "{}", url);
     }
 }
+
+#[test]
+fn host_headers_follow_the_authority_from_one_request_to_the_next() {
+    // The value is kept per thread between calls; each request must still get its own.
+    for url in [
+        "http://127.0.0.1:8080/a",
+        "http://127.0.0.1:8080/b",
+        "http://127.0.0.2:8080/",
+        "http://u:p@127.0.0.2:8080/",
+        "http://127.0.0.2:8080/",
+        "https://[::1]/",
+        "http://127.0.0.1:8080/",
+    ] {
+        let uri: Uri = url.parse().unwrap();
+        let mut headers = HeaderMap::new();
+        resil_core::fill_host_header(&mut headers, &uri);
+        let authority = uri.authority().unwrap().as_str();
+        let want = (!authority.contains('@')).then_some(authority);
+        assert_eq!(
+            headers.get("host").map(|v| v.to_str().unwrap()),
+            want,
+            "{url}"
+        );
+    }
+}
