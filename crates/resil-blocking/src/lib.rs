@@ -56,6 +56,16 @@
 //! - `json`: [`RequestBuilder::json`] and [`ResponseExt::json`] with serde.
 //! - `tracing`: `tracing` events for every attempt, retry, outcome and breaker transition.
 //!
+//! ## Connections
+//!
+//! The default transport is ureq's, with resil's own TCP connection under ureq's TLS and
+//! proxy connectors. It differs from ureq's in one place: before a pooled connection carries
+//! another request, ureq checks that the server has not closed it by switching the socket to
+//! non-blocking mode, reading and switching back (three system calls); resil peeks once with
+//! `MSG_PEEK | MSG_DONTWAIT`. On Unix that call goes through [socket2](https://docs.rs/socket2)
+//! (the standard safe socket crate, which tokio, hyper-util and curl build on) with the flag
+//! constants from [libc](https://docs.rs/libc); elsewhere it switches the socket as ureq does.
+//!
 //! Environment variables (`RESIL_TIMEOUT`, `RESIL_ATTEMPT_TIMEOUT`, `RESIL_CONNECT_TIMEOUT`,
 //! `RESIL_MAX_RETRIES`, `RESIL_BASE_URL`) apply only through [`ClientBuilder::from_env`].
 #![forbid(unsafe_code)]
@@ -67,6 +77,7 @@ mod client;
 mod error;
 mod request;
 mod response;
+mod tcp;
 mod transport;
 
 use std::sync::OnceLock;

@@ -9,8 +9,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use resil_core::{ErrorKind, library_timeout};
 use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, NextTimeout, Transport, time::Duration as UreqDuration,
+    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, Transport,
+    time::Duration as UreqDuration,
 };
+
+use crate::tcp::TcpConnector;
 
 /// A request body. Bytes can be sent again on a retry; a reader cannot, so a request with one
 /// is never retried once it was sent.
@@ -455,10 +458,14 @@ impl UreqTransport {
             // ureq refuses methods it does not know (WebDAV's, say); hyper and curl send them.
             .allow_non_standard_methods(true)
             .build();
+        // ureq's default chain with resil's TCP connection: CONNECT proxies, TCP, TLS.
+        let connections = ().chain(ConnectProxyConnector::default()).chain(TcpConnector);
+        #[cfg(feature = "rustls")]
+        let connections =
+            connections.chain(ureq::unversioned::transport::RustlsConnector::default());
         let agent = ureq::Agent::with_parts(
             config,
-            DeadlineConnector(ureq::unversioned::transport::DefaultConnector::default())
-                .chain(SteadyTimeouts),
+            DeadlineConnector(connections).chain(SteadyTimeouts),
             LiteralFirstResolver::default(),
         );
         let user_agent = if settings.user_agent == DEFAULT_USER_AGENT {

@@ -929,3 +929,119 @@ fn a_body_prefix_larger_than_64_kib_is_a_policy_error() {
         .unwrap_err();
     assert!(err.to_string().contains("retry_if_body_prefix"), "{err}");
 }
+
+/// A server that answers every request on every connection with a 2-byte 200. On the first
+/// connection it then waits for the test's go-ahead (so the client has read its answer) and
+/// does `after_first`. It reports which connection (0, 1, …) each request arrived on.
+fn pool_check_server(
+    after_first: fn(&mut std::net::TcpStream),
+) -> (
+    String,
+    std::sync::mpsc::Sender<()>,
+    std::sync::mpsc::Receiver<usize>,
+) {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let (seen, arrivals) = std::sync::mpsc::channel();
+    let (go, go_ahead) = std::sync::mpsc::channel::<()>();
+    let mut go_ahead = Some(go_ahead);
+    std::thread::spawn(move || {
+        for (connection, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { return };
+            let seen = seen.clone();
+            let go_ahead = go_ahead.take();
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8];
+                while stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                    head.push(byte[0]);
+                    if !head.ends_with(b"\r\n\r\n") {
+                        continue;
+                    }
+                    head.clear();
+                    if stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                        .is_err()
+                    {
+                        return;
+                    }
+                    if let Some(go_ahead) = &go_ahead {
+                        if go_ahead.recv().is_err() {
+                            return;
+                        }
+                        after_first(&mut stream);
+                    }
+                    if seen.send(connection).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, go, arrivals)
+}
+
+#[test]
+fn a_pooled_connection_the_server_closed_is_not_reused_even_for_a_post() {
+    // A POST written onto a connection the server has closed would fail as "may have been
+    // sent" and could not be retried: the pool's check must find the close first.
+    let (url, go, arrivals) = pool_check_server(|stream| {
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+    });
+    let client = Client::builder().build().unwrap();
+    assert_eq!(client.get(&url).send().unwrap().text().unwrap(), "ok");
+    go.send(()).unwrap();
+    assert_eq!(arrivals.recv().unwrap(), 0, "after the server's close");
+    let response = client.post(&url).body("x").send().unwrap();
+    assert_eq!(response.text().unwrap(), "ok");
+    assert_eq!(
+        arrivals.recv().unwrap(),
+        1,
+        "the POST went on a new connection"
+    );
+    assert_eq!(client.stats().attempts, 2, "and was never replayed");
+}
+
+#[test]
+fn a_pooled_connection_with_bytes_nobody_asked_for_is_not_reused() {
+    let (url, go, arrivals) = pool_check_server(|stream| {
+        use std::io::Write;
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+    });
+    let client = Client::builder().build().unwrap();
+    assert_eq!(client.get(&url).send().unwrap().text().unwrap(), "ok");
+    go.send(()).unwrap();
+    assert_eq!(arrivals.recv().unwrap(), 0, "after the stray bytes");
+    // The stray response must not be read as the answer to the next request.
+    assert_eq!(client.get(&url).send().unwrap().text().unwrap(), "ok");
+    assert_eq!(arrivals.recv().unwrap(), 1);
+    // A connection that stays quiet is reused.
+    assert_eq!(client.get(&url).send().unwrap().text().unwrap(), "ok");
+    assert_eq!(arrivals.recv().unwrap(), 1);
+}
+
+#[cfg(feature = "rustls")]
+#[test]
+fn an_https_url_speaks_tls_over_the_tcp_connection() {
+    // resil builds the connector chain itself (its own TCP connection under ureq's rustls):
+    // what reaches the server must be a TLS handshake, not plain HTTP.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}/", listener.local_addr().unwrap());
+    let first_bytes = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut record = [0u8; 3];
+        stream.read_exact(&mut record).unwrap();
+        record
+    });
+    let clock = ManualClock::new();
+    let err = builder(&clock)
+        .attempt_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap()
+        .get(&url)
+        .send()
+        .unwrap_err();
+    // A handshake record (22) of TLS 1.x (3, x).
+    assert_eq!(first_bytes.join().unwrap()[..2], [22, 3], "{err}");
+}
