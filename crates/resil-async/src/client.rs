@@ -126,12 +126,7 @@ impl<R: Runtime> Client<R> {
         let (mut parts, body) = request.into_parts();
         let policy = parts.extensions.remove::<RetryPolicy>().map(Box::new);
         let checked = ClientCore::check_request_url(&parts.method, &parts.uri);
-        let body = body.into();
-        // Boxed for the reason given in `RequestBuilder::send`.
-        Box::pin(async move {
-            checked?;
-            self.send_parts(parts, body, policy).await
-        })
+        Self::send_parts(self, checked.map(|()| (parts, policy)), body.into())
     }
 
     /// Counters for every call through this client and its clones.
@@ -159,24 +154,33 @@ impl<R: Runtime> Client<R> {
     /// never leaves the breaker half-open.
     ///
     /// An `async` block rather than an `async fn`: an `async fn` copies its arguments into
-    /// locals, and this future is moved whole on every `.await` above it.
+    /// locals. It takes the client owned or borrowed (`client`), and the finished request or
+    /// the mistake found while building it (`request`), for the same reason: every value a
+    /// block around it moved in would stay in the state a second time.
     #[allow(clippy::manual_async_fn)]
-    pub(crate) fn send_parts(
-        &self,
-        mut parts: http::request::Parts,
+    pub(crate) fn send_parts<C>(
+        client: C,
+        mut request: Result<(http::request::Parts, Option<Box<RetryPolicy>>), Error>,
         mut body: RequestBody,
-        policy: Option<Box<RetryPolicy>>,
-    ) -> impl Future<Output = Result<Response, Error>> + Send + '_ {
+    ) -> impl Future<Output = Result<Response, Error>> + Send + use<C, R>
+    where
+        C: std::borrow::Borrow<Client<R>> + Send,
+        R: Runtime,
+    {
         async move {
-            let inner = &*self.inner;
-            let mut call: Call<'_, Body> = inner.core.start_call(
-                policy.as_deref(),
-                &mut parts,
-                body.is_replayable(),
-                R::now(),
-            );
+            // Borrowed where they lie: moved out, they would take their room twice.
+            let (parts, policy) = match request {
+                Ok((ref mut parts, ref policy)) => (parts, policy.as_deref()),
+                Err(e) => return Err(e),
+            };
+            let this: &Client<R> = client.borrow();
+            let inner = &*this.inner;
+            let mut call: Call<'_, Body> =
+                inner
+                    .core
+                    .start_call(policy, parts, body.is_replayable(), R::now());
             loop {
-                match call.next(&parts) {
+                match call.next(parts) {
                     CallStep::Send { attempt, deadline } => {
                         // Drained where it lies: taking it out first would add two copies of
                         // a response to this future's state.
@@ -184,13 +188,8 @@ impl<R: Runtime> Client<R> {
                         let prefix_len = call.body_prefix_len();
                         // Owned (two reference counts): `call` is updated while this lives.
                         let id = call.attempt_id().cloned();
-                        let mut attempt_future = pin!(self.attempt(
-                            &parts,
-                            id.as_ref(),
-                            &mut body,
-                            deadline,
-                            prefix_len
-                        ));
+                        let mut attempt_future =
+                            pin!(this.attempt(parts, id.as_ref(), &mut body, deadline, prefix_len));
                         let outcome = if inner.transport.enforces_deadline() {
                             Some(attempt_future.as_mut().await)
                         } else {
@@ -224,7 +223,11 @@ impl<R: Runtime> Client<R> {
                         call.timer(R::now());
                     }
                     CallStep::Done(mut response) => {
-                        response.body_mut().name_call(parts.method, parts.uri);
+                        let (method, uri) = (
+                            std::mem::take(&mut parts.method),
+                            std::mem::take(&mut parts.uri),
+                        );
+                        response.body_mut().name_call(method, uri);
                         return Ok(response);
                     }
                     CallStep::Fail(error) => return Err(error),
@@ -247,21 +250,22 @@ impl<R: Runtime> Client<R> {
         let transport_enforces = inner.transport.enforces_deadline();
         let mut refreshed = false;
         loop {
-            let mut request = resil_core::attempt_request(parts, id, body.take_for_attempt());
-            // Only for a transport that reads it: an extension costs an allocation.
-            if transport_enforces {
-                let left = resil_core::attempt_budget(deadline, R::now());
-                request.extensions_mut().insert(AttemptBudget(left));
-            }
-            if let Some(auth) = &inner.auth {
-                auth.authorize(request.headers_mut())
-                    .map_err(|e| AttemptError::Fatal(resil_core::auth_error(parts, e)))?;
-            }
-            let mut response = inner
-                .transport
-                .send(request)
-                .await
-                .map_err(AttemptError::Transport)?;
+            // The request lives in this block only: a local that lives to the end of the loop
+            // body would keep its ~260 bytes in the future's state across every `.await`.
+            let sending = {
+                let mut request = resil_core::attempt_request(parts, id, body.take_for_attempt());
+                // Only for a transport that reads it: an extension costs an allocation.
+                if transport_enforces {
+                    let left = resil_core::attempt_budget(deadline, R::now());
+                    request.extensions_mut().insert(AttemptBudget(left));
+                }
+                if let Some(auth) = &inner.auth {
+                    auth.authorize(request.headers_mut())
+                        .map_err(|e| AttemptError::Fatal(resil_core::auth_error(parts, e)))?;
+                }
+                inner.transport.send(request)
+            };
+            let mut response = sending.await.map_err(AttemptError::Transport)?;
             if !transport_enforces {
                 response.body_mut().set_deadline::<R>(deadline);
             }

@@ -97,14 +97,8 @@ impl<R: crate::Runtime> RequestBuilder<R> {
     where
         R: Runtime,
     {
-        // Finished before the future is made, so the future does not carry the builder;
-        // boxed once, so the caller's `.await`s move a pointer instead of the call's state
-        // (~2 KiB).
+        // Finished before the future is made, so the future does not carry the builder.
         let finished = self.draft.finish(self.client.core());
-        let (client, body) = (self.client, self.body);
-        Box::pin(async move {
-            let (parts, policy) = finished?;
-            client.send_parts(parts, body, policy).await
-        })
+        Client::send_parts(self.client, finished, self.body)
     }
 }
