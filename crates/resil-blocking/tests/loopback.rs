@@ -1045,3 +1045,38 @@ fn an_https_url_speaks_tls_over_the_tcp_connection() {
     // A handshake record (22) of TLS 1.x (3, x).
     assert_eq!(first_bytes.join().unwrap()[..2], [22, 3], "{err}");
 }
+
+#[test]
+fn the_per_read_timeout_ends_an_attempt_long_before_its_deadline() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script(
+        "/slow",
+        vec![
+            Reply::Stall(Duration::from_secs(2)),
+            Reply::Stall(Duration::from_secs(2)),
+        ],
+    );
+    let clock = ManualClock::new();
+    let policy = RetryPolicy::builder()
+        .max_attempts(2)
+        .backoff(Backoff::Constant(Duration::ZERO))
+        .attempt_timeout(Some(Duration::from_secs(10)))
+        .build()
+        .unwrap();
+    let client = builder(&clock)
+        .policy(policy)
+        .read_timeout(Duration::from_millis(30))
+        .build()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let err = client.get(&server.url("/slow")).send().unwrap_err();
+    // Each stall ends with a close after 2 s; only the 30 ms read timeout makes it a timeout.
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert_eq!(err.attempts(), 2, "{err}");
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        start.elapsed()
+    );
+}
