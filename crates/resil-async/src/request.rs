@@ -93,6 +93,10 @@ impl<R: crate::Runtime> RequestBuilder<R> {
     }
 
     /// Sends the request, retrying as the policy allows.
+    ///
+    /// The future holds the whole call (about 1.7 KiB) and is not boxed: a box that size
+    /// costs more per call than moving it into the `.await` that runs it. Box it yourself
+    /// (`Box::pin`) to keep many calls in a collection or hand one through many layers.
     pub fn send(self) -> impl Future<Output = Result<Response, Error>> + Send + 'static
     where
         R: Runtime,
