@@ -726,26 +726,26 @@ impl std::error::Error for LookupFailed {
 }
 
 thread_local! {
-    /// The IP-literal authority this thread read last (a copy of its text), with its
-    /// scheme's default port and its address: a client calls the same backend over and over,
-    /// and reading the address again cost ~450 instructions per request.
-    static LAST_LITERAL: RefCell<Option<(String, Option<u16>, std::net::SocketAddr)>> =
+    /// The authority this thread read an address from last (a copy of its text) with its
+    /// scheme's default port, and what it read: a client calls the same backend over and
+    /// over, and reading the address again cost ~450 instructions per request.
+    static LAST_LITERAL: RefCell<Option<(LiteralKey, Option<std::net::SocketAddr>)>> =
         const { RefCell::new(None) };
 }
+
+/// An authority's text and its scheme's default port.
+type LiteralKey = (String, Option<u16>);
 
 /// [`ip_literal`], answered from this thread's last one when the authority and scheme match.
 fn cached_ip_literal(uri: &http::Uri) -> Option<std::net::SocketAddr> {
     let authority = uri.authority()?.as_str();
     let default_port = default_port(uri);
     LAST_LITERAL.with(|last| {
-        if let Some((seen, port, addr)) = &*last.borrow() {
-            if *port == default_port && seen == authority {
-                return Some(*addr);
-            }
-        }
-        let addr = ip_literal(uri)?;
-        *last.borrow_mut() = Some((authority.to_owned(), default_port, addr));
-        Some(addr)
+        resil_core::remember_last(
+            last,
+            |(seen, port)| *port == default_port && seen == authority,
+            || ((authority.to_owned(), default_port), ip_literal(uri)),
+        )
     })
 }
 

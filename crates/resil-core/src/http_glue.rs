@@ -310,17 +310,49 @@ std::thread_local! {
 fn host_value(authority: &http::uri::Authority) -> Option<HeaderValue> {
     let text = authority.as_str();
     LAST_HOST.with(|last| {
-        if let Some((seen, value)) = &*last.borrow() {
-            if seen == text {
-                return value.clone();
-            }
-        }
-        let value = (!text.contains('@'))
-            .then(|| HeaderValue::from_str(text).ok())
-            .flatten();
-        *last.borrow_mut() = Some((text.into(), value.clone()));
-        value
+        remember_last(
+            last,
+            |seen| seen == text,
+            || {
+                let value = (!text.contains('@'))
+                    .then(|| HeaderValue::from_str(text).ok())
+                    .flatten();
+                (text.into(), value)
+            },
+        )
     })
+}
+
+/// A one-entry memo, for a driver's per-thread cache of what it derives from a request's
+/// authority (a client calls one backend over and over): the value `last` holds if `is_key`
+/// accepts its key, otherwise the one `make` gives with its key, which `last` then keeps.
+///
+/// ```
+/// use core::cell::RefCell;
+/// use resil_core::remember_last;
+///
+/// let last = RefCell::new(None);
+/// let length = |key: &str| {
+///     remember_last(&last, |k: &String| k == key, || (key.to_owned(), key.len()))
+/// };
+/// assert_eq!(length("abc"), 3);
+/// // The same key again: the kept value, `make` not called.
+/// assert_eq!(remember_last(&last, |k| k == "abc", || unreachable!()), 3);
+/// assert_eq!(length("de"), 2);
+/// ```
+pub fn remember_last<K, V: Clone>(
+    last: &core::cell::RefCell<Option<(K, V)>>,
+    is_key: impl FnOnce(&K) -> bool,
+    make: impl FnOnce() -> (K, V),
+) -> V {
+    if let Some((key, value)) = &*last.borrow() {
+        if is_key(key) {
+            return value.clone();
+        }
+    }
+    let (key, value) = make();
+    *last.borrow_mut() = Some((key, value.clone()));
+    value
 }
 
 /// Adds every default header the request does not set itself (all its values); the request's
