@@ -85,7 +85,7 @@ mod transport;
 pub use layer::{ResilLayer, ResilService};
 #[cfg(feature = "reqwest")]
 pub use reqwest_transport::ReqwestTransport;
-pub use runtime::Tokio;
+pub use runtime::{Timer, Tokio};
 pub use transport::{HyperTransport, classified, classify};
 
 pub use resil_async::{

@@ -20,6 +20,8 @@ enum Fake {
     Error(resil_core::ErrorKind),
     /// Never answers.
     Hang,
+    /// A 200 after one poll that finds it not ready, so the attempt's timer gets armed.
+    Yielding,
 }
 
 #[derive(Default)]
@@ -69,6 +71,10 @@ impl AsyncTransport for FakeTransport {
                 }
                 Fake::Error(kind) => Err(TransportError::new(kind, "injected")),
                 Fake::Hang => std::future::pending().await,
+                Fake::Yielding => {
+                    tokio::task::yield_now().await;
+                    Ok(http::Response::new(Body::empty()))
+                }
             }
         })
     }
@@ -334,4 +340,79 @@ fn a_calls_future_stays_small_enough_to_move() {
     let call = client.get("http://127.0.0.1:9/").send();
     let size = std::mem::size_of_val(&call);
     assert!(size <= 2048, "{size} bytes");
+}
+
+/// One call whose only attempt hangs; how long it took and how it failed.
+async fn time_a_hung_call(client: &Client, total: Option<Duration>) -> (Duration, ErrorKind) {
+    let start = Instant::now();
+    let mut request = client.get("/hang");
+    if let Some(total) = total {
+        request = request.timeout(total);
+    }
+    let err = request.send().await.unwrap_err();
+    (start.elapsed(), err.kind())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timer_left_by_one_call_still_times_the_next() {
+    // Each thread keeps a finished attempt's timer registered, and the next attempt moves it
+    // to its own deadline instead of registering another: to a later deadline (the usual
+    // case) and to an earlier one (a shorter per-request timeout).
+    let script = Script::new(vec![Fake::Yielding, Fake::Hang, Fake::Yielding, Fake::Hang]);
+    let policy = plain()
+        .max_attempts(1)
+        .attempt_timeout(Some(Duration::from_secs(3)))
+        .build()
+        .unwrap();
+    let client = client(&script, policy);
+    client.get("/ok").send().await.unwrap();
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let (waited, kind) = time_a_hung_call(&client, None).await;
+    assert_waited(waited, Duration::from_secs(3), 1);
+    assert_eq!(kind, ErrorKind::Timeout);
+    client.get("/ok").send().await.unwrap();
+    let (waited, kind) = time_a_hung_call(&client, Some(Duration::from_millis(500))).await;
+    assert_waited(waited, Duration::from_millis(500), 1);
+    assert_eq!(kind, ErrorKind::Timeout);
+}
+
+/// A current-thread runtime with paused time, as `#[tokio::test(start_paused = true)]` makes.
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_timer_left_by_another_runtime_is_not_used() {
+    // A thread may run one runtime after another (`block_on`), and a runtime may be gone: a
+    // timer kept from runtime `a` would not fire while `b` waits, or would panic when polled
+    // once `a` has shut down.
+    let script = Script::new(vec![Fake::Yielding, Fake::Hang, Fake::Yielding, Fake::Hang]);
+    let policy = plain()
+        .max_attempts(1)
+        .attempt_timeout(Some(Duration::from_secs(2)))
+        .build()
+        .unwrap();
+    let client = client(&script, policy);
+    let guarded = |client: Client| async move {
+        // Bounds a timer that never fires, so a wrong timer fails the test instead of hanging it.
+        tokio::time::timeout(Duration::from_secs(60), async {
+            time_a_hung_call(&client, None).await
+        })
+        .await
+        .expect("the attempt's deadline never fired")
+    };
+    let a = paused_runtime();
+    a.block_on(client.get("/ok").send()).unwrap();
+    let (waited, kind) = paused_runtime().block_on(guarded(client.clone()));
+    assert_waited(waited, Duration::from_secs(2), 1);
+    assert_eq!(kind, ErrorKind::Timeout);
+    a.block_on(client.get("/ok").send()).unwrap();
+    drop(a);
+    let (waited, kind) = paused_runtime().block_on(guarded(client));
+    assert_waited(waited, Duration::from_secs(2), 1);
+    assert_eq!(kind, ErrorKind::Timeout);
 }
