@@ -23,11 +23,11 @@ pub trait ResponseExt: Sized {
 
 /// The whole body, and the call's label for an error raised after it was read (taken out
 /// of the body first, so nothing is formatted unless an error is built).
-async fn read_all(mut r: Response) -> (Result<bytes::Bytes, Error>, Option<Box<CallLabel>>) {
-    let label = r.body_mut().label.take();
+async fn read_all(mut r: Response) -> (Result<bytes::Bytes, Error>, Option<CallLabel>) {
+    let label = r.body_mut().take_label();
     match r.into_body().collect().await {
         Ok(collected) => (Ok(collected.to_bytes()), label),
-        Err(e) => (Err(body_error(label.as_deref(), e)), None),
+        Err(e) => (Err(body_error(label.as_ref(), e)), None),
     }
 }
 
@@ -47,12 +47,12 @@ impl ResponseExt for Response {
     async fn text(self) -> Result<String, Error> {
         let (bytes, label) = read_all(self).await;
         // `Vec::from` reuses the buffer when the bytes are not shared.
-        String::from_utf8(Vec::from(bytes?)).map_err(|e| body_error(label.as_deref(), e))
+        String::from_utf8(Vec::from(bytes?)).map_err(|e| body_error(label.as_ref(), e))
     }
 
     #[cfg(feature = "json")]
     async fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, Error> {
         let (bytes, label) = read_all(self).await;
-        serde_json::from_slice(&bytes?).map_err(|e| body_error(label.as_deref(), e))
+        serde_json::from_slice(&bytes?).map_err(|e| body_error(label.as_ref(), e))
     }
 }

@@ -217,11 +217,15 @@ impl AsyncTransport for HyperTransport {
         {
             resil_core::fill_host_header(&mut parts.headers, &parts.uri);
         }
-        let request = http::Request::from_parts(parts, body.into_http_body());
+        // Started here rather than inside the boxed future, so the box holds hyper-util's
+        // future (a pointer) instead of the whole request.
+        let sending = self
+            .client
+            .request(http::Request::from_parts(parts, body.into_http_body()));
         Box::pin(async move {
-            let response = self.client.request(request).await.map_err(classified)?;
+            let response = sending.await.map_err(classified)?;
             // The client sets the real limit before handing the response over.
-            Ok(response.map(|b| Body::new(b, u64::MAX)))
+            Ok(response.map(|b| Body::from_unpin(b, u64::MAX)))
         })
     }
 }
