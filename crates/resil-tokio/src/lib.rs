@@ -22,6 +22,11 @@
 //! Every wait is `tokio::time`, so tests run with paused time. A wait of zero is never slept;
 //! tokio's timer has 1 ms resolution, so a shorter non-zero wait takes about 1 ms.
 //!
+//! Each thread keeps the last finished attempt's timer registered with its runtime, and the
+//! next attempt there moves it to its own deadline instead of registering a new one (see
+//! [`Timer`]). That spare holds a reference to its runtime's handle until the thread's next
+//! call replaces it, or the thread ends.
+//!
 //! The per-attempt timeout covers the whole exchange, reading the body included (as with
 //! reqwest's `timeout`): a body still arriving at its attempt's deadline fails with
 //! [`BodyDeadlinePassed`]. The timer for that is made only if the body has to wait for data.
