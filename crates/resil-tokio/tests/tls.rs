@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use resil_tokio::{Client, ErrorKind, HyperTransport, RetryPolicy, TransportSettings};
+use resil_tokio::{Client, ErrorKind, HyperTransport, ResponseExt, RetryPolicy, TransportSettings};
+use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -17,12 +18,14 @@ use tokio::net::TcpListener;
 /// (200 once the script is used up), counting handshakes and requests.
 struct TlsServer {
     url: String,
-    certificate: rustls::pki_types::CertificateDer<'static>,
+    certificate: CertificateDer<'static>,
     handshakes: Arc<AtomicUsize>,
     requests: Arc<AtomicUsize>,
 }
 
-async fn tls_server(script: Vec<u16>) -> TlsServer {
+/// A self-signed certificate for 127.0.0.1, and a TLS acceptor presenting it that offers
+/// `alpn` as its only protocol.
+fn acceptor(alpn: &[u8]) -> (tokio_rustls::TlsAcceptor, CertificateDer<'static>) {
     let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
     let certificate = key.cert.der().clone();
     let private = rustls::pki_types::PrivatePkcs8KeyDer::from(key.signing_key.serialize_der());
@@ -34,9 +37,27 @@ async fn tls_server(script: Vec<u16>) -> TlsServer {
     .with_no_client_auth()
     .with_single_cert(vec![certificate.clone()], private.into())
     .unwrap();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    (
+        tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        certificate,
+    )
+}
+
+/// A client TLS configuration that trusts `certificate` alone.
+fn trusting(certificate: CertificateDer<'static>) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certificate).unwrap();
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+async fn tls_server(script: Vec<u16>) -> TlsServer {
     // This server speaks HTTP/1.1 only; ALPN tells the client so.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let (acceptor, certificate) = acceptor(b"http/1.1");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("https://{}", listener.local_addr().unwrap());
     let script = Arc::new(Mutex::new(VecDeque::from(script)));
@@ -103,15 +124,7 @@ fn quick() -> RetryPolicy {
 async fn https_retries_over_one_tls_connection() {
     let _load = resil_tests::shared_load();
     let server = tls_server(vec![503, 503]).await;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(server.certificate.clone()).unwrap();
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let tls = trusting(server.certificate.clone());
     let transport = HyperTransport::with_tls(&TransportSettings::default(), tls).unwrap();
     let client = Client::builder()
         .transport(transport)
@@ -130,6 +143,44 @@ async fn https_retries_over_one_tls_connection() {
         1,
         "the retries reused the TLS connection"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_speaks_http2_when_the_server_offers_it() {
+    let _load = resil_tests::shared_load();
+    // hyper's HTTP/2 server behind TLS that offers only `h2`: the transport must take the
+    // protocol ALPN chose from the connection it was handed.
+    let (acceptor, certificate) = acceptor(b"h2");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}/x", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(|_request| async {
+                    let body = http_body_util::Full::new(bytes::Bytes::from_static(b"ok"));
+                    Ok::<_, std::convert::Infallible>(http::Response::new(body))
+                });
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+            });
+        }
+    });
+    let transport =
+        HyperTransport::with_tls(&TransportSettings::default(), trusting(certificate)).unwrap();
+    let client = Client::builder()
+        .transport(transport)
+        .policy(quick())
+        .build()
+        .unwrap();
+    let response = client.get(&url).send().await.unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    assert_eq!(response.text().await.unwrap(), "ok");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
