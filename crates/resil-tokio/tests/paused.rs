@@ -342,6 +342,18 @@ fn a_calls_future_stays_small_enough_to_move() {
     assert!(size <= 2048, "{size} bytes");
 }
 
+/// A client of one attempt cut at `timeout`, whose calls are answered (after one poll that
+/// finds no answer yet, so the attempt's timer gets armed), hang, are answered, and hang.
+fn twice_answered_then_hung(timeout: Duration) -> Client {
+    let script = Script::new(vec![Fake::Yielding, Fake::Hang, Fake::Yielding, Fake::Hang]);
+    let policy = plain()
+        .max_attempts(1)
+        .attempt_timeout(Some(timeout))
+        .build()
+        .unwrap();
+    client(&script, policy)
+}
+
 /// One call whose only attempt hangs; how long it took and how it failed.
 async fn time_a_hung_call(client: &Client, total: Option<Duration>) -> (Duration, ErrorKind) {
     let start = Instant::now();
@@ -358,13 +370,7 @@ async fn a_timer_left_by_one_call_still_times_the_next() {
     // Each thread keeps a finished attempt's timer registered, and the next attempt moves it
     // to its own deadline instead of registering another: to a later deadline (the usual
     // case) and to an earlier one (a shorter per-request timeout).
-    let script = Script::new(vec![Fake::Yielding, Fake::Hang, Fake::Yielding, Fake::Hang]);
-    let policy = plain()
-        .max_attempts(1)
-        .attempt_timeout(Some(Duration::from_secs(3)))
-        .build()
-        .unwrap();
-    let client = client(&script, policy);
+    let client = twice_answered_then_hung(Duration::from_secs(3));
     client.get("/ok").send().await.unwrap();
     tokio::time::advance(Duration::from_secs(1)).await;
     let (waited, kind) = time_a_hung_call(&client, None).await;
@@ -390,13 +396,7 @@ fn a_timer_left_by_another_runtime_is_not_used() {
     // A thread may run one runtime after another (`block_on`), and a runtime may be gone: a
     // timer kept from runtime `a` would not fire while `b` waits, or would panic when polled
     // once `a` has shut down.
-    let script = Script::new(vec![Fake::Yielding, Fake::Hang, Fake::Yielding, Fake::Hang]);
-    let policy = plain()
-        .max_attempts(1)
-        .attempt_timeout(Some(Duration::from_secs(2)))
-        .build()
-        .unwrap();
-    let client = client(&script, policy);
+    let client = twice_answered_then_hung(Duration::from_secs(2));
     let guarded = |client: Client| async move {
         // Bounds a timer that never fires, so a wrong timer fails the test instead of hanging it.
         tokio::time::timeout(Duration::from_secs(60), async {
