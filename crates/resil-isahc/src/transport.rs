@@ -159,7 +159,7 @@ impl AsyncTransport for IsahcTransport {
                 return Err(TransportError::new(ErrorKind::Protocol, problem));
             }
             Ok(response.map(|body| {
-                Body::new(
+                Body::from_unpin(
                     ReadBody {
                         reader: body,
                         buf: BytesMut::new(),

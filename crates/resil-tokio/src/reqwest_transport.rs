@@ -55,7 +55,7 @@ impl AsyncTransport for ReqwestTransport {
                 TransportError::new(kind, e)
             })?;
             let response: http::Response<reqwest::Body> = response.into();
-            Ok(response.map(|b| Body::new(b, u64::MAX)))
+            Ok(response.map(|b| Body::from_unpin(b, u64::MAX)))
         })
     }
 }
