@@ -1,8 +1,9 @@
-//! Loopback GETs on a current-thread tokio runtime with 1 and 32 in flight: resil-tokio vs
-//! bare hyper-util vs reqwest + reqwest-middleware + reqwest-retry vs reqwest + backon, and on
-//! the flaky endpoint (every 5th answer a 503, zero backoff) vs a hand-written retry loop.
-//! Interleaved rounds with rotating order, client CPU from getrusage, the server in a child
-//! process. Method: ../shared/BENCHMARKING.md.
+//! Loopback GETs on current-thread tokio runtimes (one per client) with 1 and 32 in flight:
+//! resil-tokio vs bare hyper-util (and hyper-util with the pool timer resil-tokio's transport
+//! sets) vs reqwest + reqwest-middleware + reqwest-retry vs reqwest + backon, and on the flaky
+//! endpoint (every 5th answer a 503, zero backoff) vs a hand-written retry loop. Interleaved
+//! rounds with rotating order, client CPU from getrusage, the server in a child process.
+//! Method: ../shared/BENCHMARKING.md.
 //!
 //! ```sh
 //! cargo build --release -p resil-bench --bin tokio_loopback
@@ -17,7 +18,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use reqwest_retry::RetryTransientMiddleware;
 use reqwest_retry::policies::ExponentialBackoff;
 use resil_bench::{cpu_micros, server_stats, spawn_server};
@@ -31,6 +32,7 @@ const ATTEMPTS: usize = 30;
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     Hyper,
+    HyperTimed,
     HandLoop,
     Resil,
     ResilLean,
@@ -39,9 +41,12 @@ enum Kind {
 }
 
 impl Kind {
+    const COUNT: usize = Kind::ReqwestBackon as usize + 1;
+
     fn name(self) -> &'static str {
         match self {
             Kind::Hyper => "hyper-util legacy client, bare",
+            Kind::HyperTimed => "hyper-util + pool timer (as resil-tokio's transport)",
             Kind::HandLoop => "hyper-util + hand-written retry loop",
             Kind::Resil => "resil-tokio",
             Kind::ResilLean => "resil-tokio without breaker and budget",
@@ -53,6 +58,9 @@ impl Kind {
 
 struct Clients {
     hyper: HyperClient<HttpConnector, Full<Bytes>>,
+    /// With the pool timer and idle timeout resil-tokio's transport sets: a timer is then
+    /// always pending, so every wait for the socket is a timed `epoll_wait`.
+    hyper_timed: HyperClient<HttpConnector, Full<Bytes>>,
     resil: resil_tokio::Client,
     /// The same loop without the default breaker and budget.
     lean: resil_tokio::Client,
@@ -77,6 +85,7 @@ async fn hyper_get(client: &HyperClient<HttpConnector, Full<Bytes>>, url: &str) 
 async fn one(kind: Kind, clients: &Clients, url: &str) -> u16 {
     match kind {
         Kind::Hyper => hyper_get(&clients.hyper, url).await,
+        Kind::HyperTimed => hyper_get(&clients.hyper_timed, url).await,
         Kind::HandLoop => {
             let mut status = 0;
             for _ in 0..ATTEMPTS {
@@ -167,10 +176,19 @@ fn run(
 
 fn main() {
     let (requests, rounds) = resil_bench::requests_and_rounds(20_000, 5);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    // One runtime per client: a timer one client leaves pending (resil-tokio's attempt timer,
+    // a pool's idle sweep) would otherwise make every other client's waits for the socket
+    // timed `epoll_wait`s too, which cost ~0.15 µs more each here. No client is shared between
+    // kinds either: a pooled connection is driven by the runtime that opened it.
+    let runtimes: Vec<tokio::runtime::Runtime> = (0..Kind::COUNT)
+        .map(|_| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+        })
+        .collect();
+    let runtime_of = |kind: Kind| &runtimes[kind as usize];
     let (mut child, base) = spawn_server();
     let zero = RetryPolicy::builder()
         .max_attempts(ATTEMPTS as u32)
@@ -179,7 +197,7 @@ fn main() {
         .build()
         .expect("policy");
     let make = |flaky: bool| {
-        let _guard = runtime.enter();
+        let _guard = runtimes[0].enter();
         let resil = if flaky {
             // The default breaker trips after 5 failures in a row. With 32 calls in flight
             // their outcomes interleave, so 5 of the endpoint's every-5th 503s can be recorded
@@ -216,11 +234,17 @@ fn main() {
         let retry = ExponentialBackoff::builder()
             .retry_bounds(Duration::ZERO, Duration::ZERO)
             .build_with_max_retries(ATTEMPTS as u32 - 1);
-        let middleware = reqwest_middleware::ClientBuilder::new(reqwest.clone())
-            .with(RetryTransientMiddleware::new_with_policy(retry))
-            .build();
+        let middleware = reqwest_middleware::ClientBuilder::new(
+            reqwest::Client::builder().build().expect("reqwest"),
+        )
+        .with(RetryTransientMiddleware::new_with_policy(retry))
+        .build();
         Arc::new(Clients {
             hyper: HyperClient::builder(TokioExecutor::new()).build_http(),
+            hyper_timed: HyperClient::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .pool_timer(TokioTimer::new())
+                .build_http(),
             resil,
             lean,
             reqwest,
@@ -229,13 +253,14 @@ fn main() {
     };
     let ok_clients = make(false);
     let flaky_clients = make(true);
-    // Profiling aid: `ONLY=hyper|resil|lean|loop` runs one client and nothing else, on /ok
+    // Profiling aid: `ONLY=hyper|timed|resil|lean|loop` runs one client and nothing else, on /ok
     // with 1 in flight unless `FLAKY=1` (the flaky endpoint) or `IN_FLIGHT=n` say otherwise.
     if let Ok(only) = std::env::var("ONLY") {
         let kind = match only.as_str() {
             "resil" => Kind::Resil,
             "lean" => Kind::ResilLean,
             "loop" => Kind::HandLoop,
+            "timed" => Kind::HyperTimed,
             _ => Kind::Hyper,
         };
         let flaky = std::env::var("FLAKY").is_ok_and(|v| v == "1");
@@ -244,7 +269,7 @@ fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(1);
         let (c, _) = run(
-            &runtime,
+            runtime_of(kind),
             kind,
             if flaky { &flaky_clients } else { &ok_clients },
             &format!("{base}{}", if flaky { "/flaky" } else { "/ok" }),
@@ -263,6 +288,7 @@ fn main() {
                 &ok_clients,
                 vec![
                     Kind::Hyper,
+                    Kind::HyperTimed,
                     Kind::Resil,
                     Kind::ResilLean,
                     Kind::ReqwestRetry,
@@ -283,7 +309,14 @@ fn main() {
             let url = format!("{base}{endpoint}");
             // Slow peers on /flaky (a 1 ms timer per retry) get fewer requests per round.
             for kind in &kinds {
-                run(&runtime, *kind, clients, &url, requests / 10, in_flight);
+                run(
+                    runtime_of(*kind),
+                    *kind,
+                    clients,
+                    &url,
+                    requests / 10,
+                    in_flight,
+                );
             }
             let (before, before_conns) = server_stats(&base);
             let mut logical = 0;
@@ -298,7 +331,14 @@ fn main() {
                 // Whole requests per task: the count actually sent.
                 let count = count / in_flight * in_flight;
                 logical += count;
-                let (c, w) = run(&runtime, kinds[i], clients, &url, count, in_flight);
+                let (c, w) = run(
+                    runtime_of(kinds[i]),
+                    kinds[i],
+                    clients,
+                    &url,
+                    count,
+                    in_flight,
+                );
                 (count, c, w)
             });
             let (after, after_conns) = server_stats(&base);
