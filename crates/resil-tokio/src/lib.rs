@@ -23,11 +23,12 @@
 //! tokio's timer has 1 ms resolution, so a shorter non-zero wait takes about 1 ms.
 //!
 //! Each thread keeps the last finished attempt's timer registered with its runtime, and the
-//! next attempt there moves it to its own deadline instead of registering a new one (see
-//! [`Timer`]). That spare holds a reference to its runtime's handle (and so its driver)
-//! until the thread's next call replaces it, or the thread ends. On paused time it is a
-//! pending timer: a runtime with nothing else to do auto-advances its clock to that deadline
-//! (at most the last attempt's timeout ahead).
+//! next attempt there takes it over instead of registering a new one (see [`Timer`]). That
+//! spare holds a reference to its runtime's handle (and so its driver) until the thread's
+//! next call takes it, or the thread ends. On paused time it is a pending timer: a runtime
+//! with nothing else to do auto-advances its clock to that deadline (at most the last
+//! attempt's timeout ahead). A spare set for earlier than the next attempt's deadline fires
+//! early once, and that attempt then waits on to its own deadline.
 //!
 //! The per-attempt timeout covers the whole exchange, reading the body included (as with
 //! reqwest's `timeout`): a body still arriving at its attempt's deadline fails with

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use resil_async::{AsyncTransport, BoxError, Runtime, TransportSettings};
 use resil_core::Instant;
@@ -47,47 +47,132 @@ impl Runtime for Tokio {
 }
 
 std::thread_local! {
-    /// A timer a finished wait left registered with its runtime (which one), for the next
-    /// wait on this thread to move instead of registering a new one.
-    static SPARE: RefCell<Option<(tokio::runtime::Id, Pin<Box<tokio::time::Sleep>>)>> =
-        const { RefCell::new(None) };
+    /// A timer a finished wait left registered with its runtime, for the next wait on this
+    /// thread to take over instead of registering a new one.
+    static SPARE: RefCell<Option<Armed>> = const { RefCell::new(None) };
 }
 
-/// [`Tokio`]'s timer: `tokio::time::Sleep`, recycled per thread. Every attempt waits on its
+/// [`Tokio`]'s timer: a `tokio::time::Sleep`, recycled per thread. Every attempt waits on its
 /// deadline and most finish long before it. A fresh `Sleep` per attempt takes the timer
 /// wheel's lock to register and again to deregister; a loopback request without that timer
-/// at all took ~2 % less CPU. Moving a registered timer to a later deadline is one atomic
-/// update, and the wheel looks at it again only when its old deadline passes.
+/// at all took ~2 % less CPU.
+///
+/// A finished wait leaves its timer registered in a per-thread slot, and the next wait on
+/// that thread takes it over. A timer set for an earlier deadline than the new wait's is left
+/// as it is: when it fires, the wait moves it on to its own deadline. As attempts keep
+/// finishing, that happens about once per attempt timeout, not once per attempt. While the
+/// same task keeps the timer, its waker stays registered and the timer is not polled again.
 pub struct Timer {
-    /// `None` only once dropped.
-    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    deadline: tokio::time::Instant,
+    /// Taken over (or made) at the first poll.
+    armed: Option<Armed>,
+}
+
+/// A timer in use, and what it is known to be registered with.
+struct Armed {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    /// The runtime the sleep belongs to (`None` outside one: tokio panics first).
     runtime: Option<tokio::runtime::Id>,
-    /// Polled, so registered with the runtime's timer: only such a timer is worth keeping.
-    armed: bool,
+    /// The waker the sleep holds, while it holds it.
+    waker: Option<WakerOf>,
+}
+
+/// Which task a waker wakes: tokio's task id and the waker's own identity. Equal values for
+/// two live wakers wake the same task (`Waker::will_wake`'s test). The registered waker keeps
+/// its task alive, so no other task can come to have its address; and a task never changes
+/// runtime.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct WakerOf {
+    task: tokio::task::Id,
+    data: usize,
+    vtable: usize,
+}
+
+impl WakerOf {
+    /// `None` outside a tokio task (`block_on`'s own future): such a wait always polls.
+    fn of(waker: &Waker) -> Option<WakerOf> {
+        Some(WakerOf {
+            task: tokio::task::try_id()?,
+            data: waker.data() as usize,
+            vtable: std::ptr::from_ref(waker.vtable()) as usize,
+        })
+    }
 }
 
 impl Timer {
-    fn new(at: tokio::time::Instant) -> Timer {
-        let runtime = tokio::runtime::Handle::try_current().ok().map(|h| h.id());
-        let spare = SPARE
-            .try_with(|spare| spare.borrow_mut().take())
-            .ok()
-            .flatten()
-            // Another runtime's timer would not fire while this one waits. An elapsed one
-            // may belong to a runtime that shut down under an id since reused: shutting
-            // down fires every timer, and polling one of those would panic.
-            .filter(|(id, sleep)| Some(*id) == runtime && !sleep.is_elapsed());
-        let sleep = match spare {
-            Some((_, mut sleep)) => {
-                sleep.as_mut().reset(at);
-                sleep
-            }
-            None => Box::pin(tokio::time::sleep_until(at)),
-        };
+    fn new(deadline: tokio::time::Instant) -> Timer {
         Timer {
-            sleep: Some(sleep),
+            deadline,
+            armed: None,
+        }
+    }
+}
+
+impl Armed {
+    /// This thread's spare if it can serve the wait polled with `waker`, else a new timer.
+    fn take_or_make(deadline: tokio::time::Instant, waker: &Waker) -> Armed {
+        let spare = SPARE
+            .try_with(|spare| spare.try_borrow_mut().ok()?.take())
+            .ok()
+            .flatten();
+        if let Some(spare) = spare {
+            // Still holding this very task's waker (not fired), so it belongs to the running
+            // runtime.
+            if spare.waker.is_some()
+                && spare.waker == WakerOf::of(waker)
+                && !spare.sleep.is_elapsed()
+            {
+                return spare;
+            }
+            let runtime = tokio::runtime::Handle::try_current().ok().map(|h| h.id());
+            // Another runtime's timer would not fire while this one waits. An elapsed one
+            // may belong to a runtime that shut down under an id since reused: shutting down
+            // fires every timer, and polling one of those would panic.
+            if spare.runtime.is_some() && spare.runtime == runtime && !spare.sleep.is_elapsed() {
+                return spare;
+            }
+            return Armed::new(deadline, runtime);
+        }
+        Armed::new(
+            deadline,
+            tokio::runtime::Handle::try_current().ok().map(|h| h.id()),
+        )
+    }
+
+    fn new(deadline: tokio::time::Instant, runtime: Option<tokio::runtime::Id>) -> Armed {
+        Armed {
+            // Outside a runtime this panics with tokio's own message, as any tokio timer does.
+            sleep: Box::pin(tokio::time::sleep_until(deadline)),
             runtime,
-            armed: false,
+            waker: None,
+        }
+    }
+
+    fn poll_until(&mut self, deadline: tokio::time::Instant, cx: &mut Context<'_>) -> Poll<()> {
+        if self.sleep.deadline() > deadline {
+            // Set for later than this wait allows: move it (it keeps its waker).
+            self.sleep.as_mut().reset(deadline);
+        }
+        let waker = WakerOf::of(cx.waker());
+        loop {
+            if self.sleep.is_elapsed() {
+                if self.sleep.deadline() >= deadline {
+                    return Poll::Ready(());
+                }
+                // It fired at the earlier deadline it came with; firing took its waker.
+                self.sleep.as_mut().reset(deadline);
+                self.waker = None;
+            }
+            if waker.is_some() && waker == self.waker {
+                return Poll::Pending;
+            }
+            // Unconstrained: out of tokio's task budget, a `Sleep` returns `Pending` without
+            // taking the waker, and this one must hold it.
+            let sleep = std::pin::pin!(tokio::task::coop::unconstrained(self.sleep.as_mut()));
+            if sleep.poll(cx).is_pending() {
+                self.waker = waker;
+                return Poll::Pending;
+            }
         }
     }
 }
@@ -95,26 +180,26 @@ impl Timer {
 impl Future for Timer {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.armed = true;
-        match &mut self.sleep {
-            Some(sleep) => sleep.as_mut().poll(cx),
-            None => Poll::Ready(()),
-        }
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let deadline = this.deadline;
+        this.armed
+            .get_or_insert_with(|| Armed::take_or_make(deadline, cx.waker()))
+            .poll_until(deadline, cx)
     }
 }
 
 impl Drop for Timer {
     fn drop(&mut self) {
-        let (Some(runtime), Some(sleep)) = (self.runtime, self.sleep.take()) else {
+        let Some(armed) = self.armed.take() else {
             return;
         };
-        if !self.armed || sleep.is_elapsed() {
+        if armed.runtime.is_none() || armed.sleep.is_elapsed() {
             return;
         }
         let _ = SPARE.try_with(|spare| {
             if let Ok(mut spare) = spare.try_borrow_mut() {
-                spare.get_or_insert((runtime, sleep));
+                spare.get_or_insert(armed);
             }
         });
     }
@@ -123,7 +208,7 @@ impl Drop for Timer {
 impl std::fmt::Debug for Timer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Timer")
-            .field("deadline", &self.sleep.as_ref().map(|s| s.deadline()))
+            .field("deadline", &self.deadline)
             .finish_non_exhaustive()
     }
 }

@@ -382,6 +382,72 @@ async fn a_timer_left_by_one_call_still_times_the_next() {
     assert_eq!(kind, ErrorKind::Timeout);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_task_keeps_its_timer_registered_from_call_to_call() {
+    // In a task (where the timer knows whose waker it holds) a kept timer is neither polled
+    // again nor moved to each later deadline: it fires at the one it holds, and the wait then
+    // moves it on to its own. An earlier deadline moves it at once.
+    let client = twice_answered_then_hung(Duration::from_secs(3));
+    tokio::spawn(async move {
+        client.get("/ok").send().await.unwrap();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let (waited, kind) = time_a_hung_call(&client, None).await;
+        // Two timer ticks: the kept deadline, then this call's own.
+        assert_waited(waited, Duration::from_secs(3), 2);
+        assert_eq!(kind, ErrorKind::Timeout);
+        client.get("/ok").send().await.unwrap();
+        let (waited, kind) = time_a_hung_call(&client, Some(Duration::from_millis(500))).await;
+        assert_waited(waited, Duration::from_millis(500), 1);
+        assert_eq!(kind, ErrorKind::Timeout);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_kept_timer_that_fires_early_waits_on_to_its_own_deadline() {
+    use resil_async::Runtime;
+    use resil_tokio::Tokio;
+    tokio::spawn(async {
+        let start = Instant::now();
+        // Polled once, then dropped before its deadline: kept for the next wait.
+        let mut first = Box::pin(Tokio::sleep_until(Tokio::now() + Duration::from_secs(3)));
+        std::future::poll_fn(|cx| {
+            assert!(first.as_mut().poll(cx).is_pending());
+            std::task::Poll::Ready(())
+        })
+        .await;
+        drop(first);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        // Takes the kept timer, which fires a second before this deadline.
+        Tokio::sleep_until(Tokio::now() + Duration::from_secs(3)).await;
+        assert_waited(start.elapsed(), Duration::from_secs(4), 2);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timer_kept_by_one_task_wakes_the_next_task_that_takes_it() {
+    // The kept timer holds the waker of the task that finished with it; another task must
+    // hand it its own, or its attempt would never time out.
+    let client = twice_answered_then_hung(Duration::from_secs(3));
+    let first = client.clone();
+    tokio::spawn(async move { first.get("/ok").send().await.unwrap() })
+        .await
+        .unwrap();
+    let (waited, kind) = tokio::spawn(async move {
+        // Bounds a timer that never fires, so a wrong timer fails the test instead of hanging it.
+        tokio::time::timeout(Duration::from_secs(60), time_a_hung_call(&client, None))
+            .await
+            .expect("the attempt's deadline never fired")
+    })
+    .await
+    .unwrap();
+    assert_waited(waited, Duration::from_secs(3), 1);
+    assert_eq!(kind, ErrorKind::Timeout);
+}
+
 /// A current-thread runtime with paused time, as `#[tokio::test(start_paused = true)]` makes.
 fn paused_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
