@@ -229,20 +229,27 @@ fn check_absolute(uri: &Uri) -> Result<(), &'static str> {
 /// no port, or an empty one, is the scheme's default.
 fn port_out_of_range(authority: &[u8]) -> bool {
     // A port is the digits after the last colon; a colon in user info or an IPv6 address is
-    // followed by something other than digits to the end (`@…`, `…]`).
-    let digits = authority
-        .iter()
-        .rev()
-        .take_while(|b| b.is_ascii_digit())
-        .count();
-    let (head, port) = authority.split_at(authority.len() - digits);
-    if digits == 0 || head.last() != Some(&b':') {
-        return false;
+    // followed by something other than digits to the end (`@…`, `…]`). Read from the end in
+    // one pass: this runs on every call.
+    let (mut value, mut place, mut any_digit) = (0u32, 1u32, false);
+    for &byte in authority.iter().rev() {
+        match byte {
+            b'0'..=b'9' => {
+                let digit = u32::from(byte - b'0');
+                // Past five digits only leading zeros keep a port in range.
+                value = if place > 10_000 && digit != 0 {
+                    u32::MAX
+                } else {
+                    value.saturating_add(digit * place)
+                };
+                place = (place * 10).min(100_000);
+                any_digit = true;
+            }
+            b':' => return any_digit && !(1..=u32::from(u16::MAX)).contains(&value),
+            _ => return false,
+        }
     }
-    let value = port.iter().fold(0u32, |value, digit| {
-        (value * 10 + u32::from(digit - b'0')).min(1 << 16)
-    });
-    !(1..=u32::from(u16::MAX)).contains(&value)
+    false
 }
 
 /// Whether a call can be made to `uri` as it is (an `http::Request` a caller built, which

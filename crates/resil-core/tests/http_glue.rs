@@ -71,6 +71,8 @@ fn join_url_appends_paths_and_rejects_bad_urls() {
         "http://u:p@[::1]/",
         // RFC 3986 allows an empty port: the scheme's.
         "http://127.0.0.1:/x",
+        "http://127.0.0.1:000080/",
+        "http://127.0.0.1:65535/",
     ] {
         assert!(join_url(None, fine).is_ok(), "{fine}");
     }
@@ -89,6 +91,9 @@ fn join_url_appends_paths_and_rejects_bad_urls() {
         "http://u:p@[::1]:65536/",
         "http://u:p@127.0.0.1:0/",
         "http://[::1]:0/",
+        "http://127.0.0.1:0065536/",
+        "http://127.0.0.1:100000/",
+        "http://127.0.0.1:4294967377/",
     ] {
         let err = join_url(Some(&base), bad).unwrap_err();
         assert!(err.to_string().starts_with("invalid URL"), "{bad}: {err}");
