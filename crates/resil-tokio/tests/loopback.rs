@@ -513,3 +513,53 @@ async fn an_https_url_without_the_rustls_feature_fails_at_once_and_says_why() {
         "{error}: {reasons:?}"
     );
 }
+
+#[tokio::test]
+async fn an_idle_pooled_connection_is_closed_once_the_idle_timeout_passes() {
+    // hyper-util applies its idle timeout only with a pool timer set; without one, an idle
+    // connection stays open until it is next checked out.
+    let _load = shared_load();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut socket, _) = listener.accept().unwrap();
+        // Bounds a client that never closes, so the test fails instead of hanging.
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = socket.read(&mut buf).unwrap();
+            assert!(n > 0, "the client closed before sending its request");
+            request.extend_from_slice(&buf[..n]);
+        }
+        socket
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .unwrap();
+        // What the client does next with the kept-alive connection: `Ok(0)` is its close.
+        socket.read(&mut buf).map_err(|e| e.kind())
+    });
+    let client = Client::builder()
+        .pool(4, Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let response = client.get(&format!("http://{addr}/")).send().await.unwrap();
+    assert_eq!(response.bytes().await.unwrap(), "ok");
+    // The pool's sweep runs on tokio's clock: move it past the idle timeout (in steps, as
+    // each sweep sets the next one out from when it ran), letting the sweep run each time.
+    tokio::time::pause();
+    for _ in 0..4 {
+        tokio::time::advance(Duration::from_secs(5)).await;
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+    }
+    tokio::time::resume();
+    let next = tokio::task::spawn_blocking(move || server.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(next, Ok(0), "the idle connection was not closed");
+    drop(client);
+}
