@@ -178,8 +178,9 @@ fn main() {
     let (requests, rounds) = resil_bench::requests_and_rounds(20_000, 5);
     // One runtime per client: a timer one client leaves pending (resil-tokio's attempt timer,
     // a pool's idle sweep) would otherwise make every other client's waits for the socket
-    // timed `epoll_wait`s too, which cost ~0.15 µs more each here. No client is shared between
-    // kinds either: a pooled connection is driven by the runtime that opened it.
+    // timed `epoll_wait`s too: ~0.15 µs more per request here (hyper-util with a pool timer
+    // against without). No client is shared between kinds either: a pooled connection is
+    // driven by the runtime that opened it.
     let runtimes: Vec<tokio::runtime::Runtime> = (0..Kind::COUNT)
         .map(|_| {
             tokio::runtime::Builder::new_current_thread()
