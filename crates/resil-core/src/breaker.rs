@@ -818,7 +818,8 @@ impl CircuitBreaker {
     }
 
     /// The gate retry machines read instead of taking this breaker's lock.
-    #[cfg(feature = "std")]
+    // Only clients (the `http` glue) hand a machine its breaker's gate.
+    #[cfg(feature = "http")]
     pub(crate) fn gate(&self) -> std::sync::Arc<BreakerGate> {
         self.gate.0.clone()
     }

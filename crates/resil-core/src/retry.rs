@@ -429,7 +429,8 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
 
     /// The gate of the breaker given to [`with_breaker`](Self::with_breaker): while that
     /// breaker is closed and quiet, permits and successes skip its lock.
-    #[cfg(feature = "std")]
+    // Only clients (the `http` glue) hand a machine its breaker's gate.
+    #[cfg(feature = "http")]
     pub(crate) fn with_breaker_gate(mut self, gate: &'p crate::breaker::BreakerGate) -> Self {
         self.gate = Some(gate);
         self
