@@ -710,6 +710,16 @@ pub fn ok_twice() -> TestServer {
     server
 }
 
+/// An async client (resil-tokio's or resil-isahc's) with every timeout `Duration::MAX`
+/// ("never") and idle connections kept as long.
+pub fn never_timing_out<R: resil_async::Runtime>() -> resil_async::ClientBuilder<R> {
+    resil_async::Client::<R>::builder()
+        .connect_timeout(Duration::MAX)
+        .pool(4, Duration::MAX)
+        .attempt_timeout(Duration::MAX)
+        .timeout(Duration::MAX)
+}
+
 /// A policy whose `retry_if` reads a 16-byte body prefix and retries a response whose body
 /// starts with `{"errors"` (a GraphQL-style failure inside a 200), and asserts the prefix it
 /// sees is bounded.

@@ -340,13 +340,7 @@ fn a_post_whose_connect_hangs_is_retried_as_a_connect_timeout() {
 fn a_connect_timeout_of_duration_max_means_never_not_a_refused_request() {
     let _load = shared_load();
     let server = resil_tests::ok_twice();
-    let client = Client::builder()
-        .connect_timeout(Duration::MAX)
-        .pool(4, Duration::MAX)
-        .attempt_timeout(Duration::MAX)
-        .timeout(Duration::MAX)
-        .build()
-        .unwrap();
+    let client: Client = resil_tests::never_timing_out().build().unwrap();
     for _ in 0..2 {
         assert_eq!(body_of(&client, &server.url("/ok")).unwrap(), "ok");
     }

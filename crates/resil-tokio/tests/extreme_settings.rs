@@ -3,7 +3,6 @@
 //! whose panic no request would report.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use resil_tokio::{Client, ResponseExt};
 
@@ -17,13 +16,7 @@ async fn timeouts_of_duration_max_mean_never_and_panic_nothing() {
         previous(info);
     }));
     let server = resil_tests::ok_twice();
-    let client = Client::builder()
-        .connect_timeout(Duration::MAX)
-        .pool(4, Duration::MAX)
-        .attempt_timeout(Duration::MAX)
-        .timeout(Duration::MAX)
-        .build()
-        .unwrap();
+    let client: Client = resil_tests::never_timing_out().build().unwrap();
     for _ in 0..2 {
         let response = client.get(&server.url("/ok")).send().await.unwrap();
         assert_eq!(response.status(), 200);
