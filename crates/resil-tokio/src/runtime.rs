@@ -109,8 +109,8 @@ impl Timer {
 }
 
 impl Armed {
-    /// This thread's spare if it can serve the wait polled with `waker`, else a new timer.
-    fn take_or_make(deadline: tokio::time::Instant, waker: &Waker) -> Armed {
+    /// This thread's spare if it can serve a wait polled with `waker`, else a new timer.
+    fn take_or_make(deadline: tokio::time::Instant, waker: Option<WakerOf>) -> Armed {
         let spare = SPARE
             .try_with(|spare| spare.try_borrow_mut().ok()?.take())
             .ok()
@@ -118,10 +118,7 @@ impl Armed {
         if let Some(spare) = spare {
             // Still holding this very task's waker (not fired), so it belongs to the running
             // runtime.
-            if spare.waker.is_some()
-                && spare.waker == WakerOf::of(waker)
-                && !spare.sleep.is_elapsed()
-            {
+            if spare.waker.is_some() && spare.waker == waker && !spare.sleep.is_elapsed() {
                 return spare;
             }
             let runtime = tokio::runtime::Handle::try_current().ok().map(|h| h.id());
@@ -148,12 +145,17 @@ impl Armed {
         }
     }
 
-    fn poll_until(&mut self, deadline: tokio::time::Instant, cx: &mut Context<'_>) -> Poll<()> {
+    /// Polls toward `deadline`; `waker` is `cx`'s, as [`WakerOf::of`] reads it.
+    fn poll_until(
+        &mut self,
+        deadline: tokio::time::Instant,
+        waker: Option<WakerOf>,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
         if self.sleep.deadline() > deadline {
             // Set for later than this wait allows: move it (it keeps its waker).
             self.sleep.as_mut().reset(deadline);
         }
-        let waker = WakerOf::of(cx.waker());
         loop {
             if self.sleep.is_elapsed() {
                 if self.sleep.deadline() >= deadline {
@@ -182,10 +184,10 @@ impl Future for Timer {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        let deadline = this.deadline;
+        let (deadline, waker) = (this.deadline, WakerOf::of(cx.waker()));
         this.armed
-            .get_or_insert_with(|| Armed::take_or_make(deadline, cx.waker()))
-            .poll_until(deadline, cx)
+            .get_or_insert_with(|| Armed::take_or_make(deadline, waker))
+            .poll_until(deadline, waker, cx)
     }
 }
 
