@@ -702,6 +702,24 @@ pub fn assert_connect_hang_retried<B>(err: &resil_core::CallError<B>) {
     assert_eq!(err.attempts(), 2, "{err}");
 }
 
+/// Checks that `err` tells each cause once: no message in its `source()` chain repeats the
+/// next one (so anyhow, eyre and tracing print each once), and `{:#}` is the chain on one
+/// line. Returns that line.
+pub fn assert_causes_told_once<B>(err: &resil_core::CallError<B>) -> String {
+    let mut chain = vec![err.to_string()];
+    let mut cause = std::error::Error::source(err);
+    while let Some(e) = cause {
+        chain.push(e.to_string());
+        cause = e.source();
+    }
+    for pair in chain.windows(2) {
+        assert!(!pair[0].contains(&pair[1]), "told twice: {chain:?}");
+    }
+    let line = format!("{err:#}");
+    assert_eq!(line, chain.join(": "));
+    line
+}
+
 /// A server whose `/ok` answers `200 ok` twice, on one keep-alive connection if the client
 /// reuses it.
 pub fn ok_twice() -> TestServer {

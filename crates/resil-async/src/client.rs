@@ -207,7 +207,7 @@ impl<R: Runtime> Client<R> {
                                 );
                             }
                             Some(Err(AttemptError::Transport(e))) => {
-                                call.error(now, attempt, e.kind(), Box::new(e));
+                                call.error(now, attempt, e.kind(), e.into_source());
                             }
                             Some(Err(AttemptError::Fatal(e))) => return Err(e),
                             // The attempt's deadline passed: the machine records a timeout.

@@ -102,7 +102,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     match client.post("/orders").body(r#"{"item":1}"#).send() {
         Ok(response) => println!("   unexpected: {}", response.status()),
         // The server may have created the order: resil does not send it twice.
-        Err(error) => println!("   error: {error}\n"),
+        Err(error) => println!("   error: {error:#}\n"),
     }
 
     println!("4. The same POST with an Idempotency-Key: safe to replay");
@@ -124,11 +124,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         .hooks(Narrate)
         .build()?;
     if let Err(error) = client.get("/down").send() {
-        println!("   first client: {error}");
+        println!("   first client: {error:#}");
     }
     let connections = server.connections();
     if let Err(error) = other.get("/down").send() {
-        println!("   second client: {error}");
+        println!("   second client: {error:#}");
     }
     println!(
         "   new connections for the rejected call: {}\n",

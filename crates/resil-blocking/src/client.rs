@@ -171,7 +171,7 @@ impl Client {
                             });
                         }
                         Err(AttemptError::Transport(e)) => {
-                            call.error(now, attempt, e.kind(), Box::new(e));
+                            call.error(now, attempt, e.kind(), e.into_source());
                         }
                         Err(AttemptError::Fatal(e)) => return Err(e),
                     }

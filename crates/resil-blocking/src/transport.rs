@@ -336,11 +336,23 @@ impl TransportError {
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
+
+    /// The client's own error. A call's error holds this as its cause, with the kind beside
+    /// it, so the kind is not told twice.
+    pub fn into_source(self) -> Box<dyn std::error::Error + Send + Sync> {
+        self.source
+    }
 }
 
 impl fmt::Display for TransportError {
+    /// The kind; the client's own error is the [`source`](std::error::Error::source), which
+    /// `{:#}` appends (with its causes).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind, self.source)
+        write!(f, "{}", self.kind)?;
+        if f.alternate() {
+            resil_core::write_causes(f, Some(&*self.source))?;
+        }
+        Ok(())
     }
 }
 

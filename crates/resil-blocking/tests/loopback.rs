@@ -285,7 +285,7 @@ fn truncated_body_is_an_error_never_a_short_success() {
     let err = response.bytes().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Body, "{err}");
     assert!(
-        format!("{err}").contains("ended before its whole body arrived"),
+        format!("{err:#}").contains("ended before its whole body arrived"),
         "{err}"
     );
 }
@@ -307,7 +307,7 @@ fn body_over_the_limit_is_an_error() {
         .text()
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Body);
-    assert!(format!("{err}").contains("1024-byte limit"), "{err}");
+    assert!(format!("{err:#}").contains("1024-byte limit"), "{err}");
     assert_eq!(
         client
             .get(&server.url("/fits"))
@@ -492,7 +492,10 @@ fn failing_auth_provider_is_an_auth_error() {
     let client = builder(&ManualClock::new()).auth(Broken).build().unwrap();
     let err = client.get(&server.url("/x")).send().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Auth);
-    assert!(err.to_string().contains("token store unavailable"), "{err}");
+    assert!(
+        format!("{err:#}").contains("token store unavailable"),
+        "{err}"
+    );
     assert_eq!(server.hits("/x"), 0);
 }
 
@@ -851,7 +854,7 @@ fn invalid_input_gives_clear_errors_not_panics() {
     let err = Client::builder().base_url("not a url").build().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidConfig);
     assert!(
-        err.to_string().starts_with("invalid configuration: "),
+        format!("{err:#}").starts_with("invalid configuration: "),
         "no call, so no method and URL before it: {err}"
     );
     let err = Client::builder()
@@ -1079,4 +1082,13 @@ fn the_per_read_timeout_ends_an_attempt_long_before_its_deadline() {
         "{:?}",
         start.elapsed()
     );
+}
+
+#[test]
+fn a_refused_connection_tells_each_cause_once() {
+    let url = format!("http://{}/x", resil_tests::refused_addr());
+    let client = builder(&ManualClock::new()).max_retries(0).build().unwrap();
+    let err = client.get(&url).send().unwrap_err();
+    let line = resil_tests::assert_causes_told_once(&err);
+    assert!(line.contains("refused"), "{line}");
 }

@@ -148,7 +148,7 @@ fn a_failed_name_lookup_is_a_dns_error() {
     let transport = UreqTransport::new(&UreqSettings::default());
     let err = get_url(&transport, &unresolvable_url(), Duration::from_secs(5)).unwrap_err();
     assert_eq!(err.kind(), resil_core::ErrorKind::Dns, "{err}");
-    assert!(err.to_string().contains("name lookup failed"), "{err}");
+    assert!(format!("{err:#}").contains("name lookup failed"), "{err}");
 
     let client = resil_blocking::Client::builder()
         .policy(

@@ -154,7 +154,7 @@ fn run_blocking(requests: u32, workers: u32, seed: u64, quiet: bool) -> Result<S
         .hooks(stage.transitions.clone())
         .seed(seed)
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("{e:#}"))?;
     let bar = progress(requests, quiet, "blocking");
     let next = AtomicU64::new(0);
     let latencies = Mutex::new(Vec::new());
@@ -206,7 +206,7 @@ fn run_tokio(requests: u32, workers: u32, seed: u64, quiet: bool) -> Result<Summ
             .hooks(stage.transitions.clone())
             .seed(seed)
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("{e:#}"))?;
         let bar = progress(requests, quiet, "tokio");
         let next = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::new();

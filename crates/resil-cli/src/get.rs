@@ -154,7 +154,7 @@ pub fn run(method: http::Method, args: &RequestArgs) -> ExitCode {
         .build()
     {
         Ok(c) => c,
-        Err(e) => return usage(&e.to_string()),
+        Err(e) => return usage(&format!("{e:#}")),
     };
     let mut request = client.request(method, &args.url);
     for header in &args.headers {
@@ -174,7 +174,7 @@ pub fn run(method: http::Method, args: &RequestArgs) -> ExitCode {
     let response = match request.send() {
         Ok(response) => response,
         Err(e) => match e.kind() {
-            ErrorKind::InvalidUrl | ErrorKind::InvalidConfig => return usage(&e.to_string()),
+            ErrorKind::InvalidUrl | ErrorKind::InvalidConfig => return usage(&format!("{e:#}")),
             _ => {
                 // What the transport saw, for a failure the hooks narrated without a response.
                 let mut root = std::error::Error::source(&e);

@@ -117,34 +117,56 @@ impl<B> CallError<B> {
 }
 
 impl<B> fmt::Display for CallError<B> {
+    /// `{}` says what went wrong at this level only, so reporters that walk
+    /// [`source`](core::error::Error::source) (anyhow, eyre, tracing) print each cause once;
+    /// `{:#}` appends every cause, `: `-separated, for a one-line message.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if (self.method.as_str(), self.url.as_str()) != ("-", "-") {
             write!(f, "{} {}: ", self.method, self.url)?;
         }
         if let Some(g) = &self.give_up {
-            return write!(f, "{g}");
+            write!(f, "{g}")?;
+        } else if let Some(url_error) = self.url_error() {
+            // It names the URL and its problem itself ("invalid URL `x`: ...").
+            write!(f, "{url_error}")?;
+        } else {
+            match self.kind {
+                ErrorKind::Status(s) => write!(f, "server answered with status {s}"),
+                ErrorKind::Body => f.write_str("reading the response body failed"),
+                ErrorKind::InvalidConfig => f.write_str("invalid configuration"),
+                ErrorKind::InvalidUrl => f.write_str("invalid URL"),
+                ErrorKind::Auth => f.write_str("could not obtain credentials"),
+                ErrorKind::Transport(k) => write!(f, "{k}"),
+                other => write!(f, "{other:?}"),
+            }?;
         }
-        // A URL error names the URL and its problem itself ("invalid URL `x`: ...").
-        if let Some(url_error) = self
-            .source
-            .as_deref()
-            .and_then(|s| s.downcast_ref::<crate::UrlError>())
-        {
-            return write!(f, "{url_error}");
-        }
-        match self.kind {
-            ErrorKind::Status(s) => write!(f, "server answered with status {s}"),
-            ErrorKind::Body => f.write_str("reading the response body failed"),
-            ErrorKind::InvalidConfig => f.write_str("invalid configuration"),
-            ErrorKind::InvalidUrl => f.write_str("invalid URL"),
-            ErrorKind::Auth => f.write_str("could not obtain credentials"),
-            ErrorKind::Transport(k) => write!(f, "{k}"),
-            other => write!(f, "{other:?}"),
-        }?;
-        if let Some(source) = &self.source {
-            write!(f, ": {source}")?;
+        if f.alternate() {
+            write_causes(f, core::error::Error::source(self))?;
         }
         Ok(())
+    }
+}
+
+/// Writes `: cause` for `first` and every cause after it: how resil's errors render `{:#}`
+/// (their `{}` leaves the causes to [`source`](core::error::Error::source)).
+pub fn write_causes(
+    f: &mut fmt::Formatter<'_>,
+    first: Option<&(dyn core::error::Error + 'static)>,
+) -> fmt::Result {
+    let mut cause = first;
+    while let Some(e) = cause {
+        write!(f, ": {e}")?;
+        cause = e.source();
+    }
+    Ok(())
+}
+
+impl<B> CallError<B> {
+    /// The source when it is a [`UrlError`](crate::UrlError), which this error's `Display`
+    /// shows in place of its own words, so it is not a cause of its own.
+    fn url_error(&self) -> Option<&crate::UrlError> {
+        self.give_up.is_none().then_some(())?;
+        self.source.as_deref()?.downcast_ref::<crate::UrlError>()
     }
 }
 
@@ -164,6 +186,9 @@ impl<B> fmt::Debug for CallError<B> {
 
 impl<B> core::error::Error for CallError<B> {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        if self.url_error().is_some() {
+            return None;
+        }
         self.source
             .as_deref()
             .map(|e| e as &(dyn core::error::Error + 'static))

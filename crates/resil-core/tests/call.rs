@@ -153,7 +153,7 @@ fn mistakes_are_errors_that_name_the_setting() {
     config.default_header("bad header", "v");
     let err = config.build::<FakeBody>().unwrap_err();
     assert_eq!(err.kind(), ClientErrorKind::InvalidConfig);
-    assert!(format!("{err}").contains("bad header"), "{err}");
+    assert!(format!("{err:#}").contains("bad header"), "{err}");
 
     let mut config = ClientConfig::default();
     config.base_url("http://user:hunter2@/nohost");
@@ -200,6 +200,14 @@ fn a_transport_error_is_reported_as_the_cause() {
         std::error::Error::source(&error).is_some_and(|s| s.to_string().contains("refused")),
         "{error:?}"
     );
+    // `{}` leaves the cause to `source()`, so a reporter walking the chain prints it once;
+    // `{:#}` is the whole chain on one line.
+    assert_eq!(
+        error.to_string(),
+        "GET http://127.0.0.1/x: gave up after 1 attempt: all attempts were used \
+         (last: connection refused)"
+    );
+    assert_eq!(format!("{error:#}"), format!("{error}: connection refused"));
 }
 
 #[test]

@@ -79,13 +79,14 @@ fn large_bodies_arrive_whole_and_limits_and_truncation_are_errors() {
         .unwrap();
     let err = body_of(&limited, &server.url("/limited")).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Body);
-    assert!(format!("{err}").contains("100000-byte limit"), "{err}");
+    assert!(format!("{err:#}").contains("100000-byte limit"), "{err}");
 
     let err = body_of(&client, &server.url("/short")).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Body, "{err}");
+    let line = resil_tests::assert_causes_told_once(&err);
     assert!(
-        format!("{err}").contains("ended before its whole body arrived"),
-        "{err}"
+        line.contains("ended before its whole body arrived"),
+        "{line}"
     );
 }
 
@@ -344,4 +345,13 @@ fn a_connect_timeout_of_duration_max_means_never_not_a_refused_request() {
     for _ in 0..2 {
         assert_eq!(body_of(&client, &server.url("/ok")).unwrap(), "ok");
     }
+}
+
+#[test]
+fn a_refused_connection_tells_each_cause_once() {
+    let url = format!("http://{}/x", resil_tests::refused_addr());
+    let client = Client::builder().max_retries(0).build().unwrap();
+    let err = body_of(&client, &url).unwrap_err();
+    let line = resil_tests::assert_causes_told_once(&err);
+    assert!(line.contains("refused"), "{line}");
 }

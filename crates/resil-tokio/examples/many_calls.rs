@@ -63,7 +63,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     for call in calls {
         match call.await? {
             Ok(_) => answered += 1,
-            Err(error) => println!("   failed: {error}"),
+            Err(error) => println!("   failed: {error:#}"),
         }
     }
     println!(

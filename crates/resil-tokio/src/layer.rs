@@ -199,7 +199,7 @@ where
                     Ok(Ok((response, prefix))) => {
                         call.response(now(), attempt, response, prefix.as_deref(), UnixTime::now);
                     }
-                    Ok(Err(e)) => call.error(now(), attempt, e.kind(), Box::new(e)),
+                    Ok(Err(e)) => call.error(now(), attempt, e.kind(), e.into_source()),
                     Err(_) => call.timer(now()),
                 }
             }

@@ -84,8 +84,7 @@ async fn a_truncated_body_through_reqwest_is_an_error_that_says_so() {
     let err = response.text().await.unwrap_err();
     assert_eq!(err.kind(), resil_tokio::ErrorKind::Body, "{err}");
     assert!(
-        err.to_string()
-            .contains("ended before its whole body arrived"),
+        format!("{err:#}").contains("ended before its whole body arrived"),
         "{err}"
     );
 }

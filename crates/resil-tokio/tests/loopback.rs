@@ -304,7 +304,7 @@ async fn body_limit_and_truncation_are_errors() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), resil_tokio::ErrorKind::Body);
-    assert!(format!("{err}").contains("1024-byte limit"), "{err}");
+    assert!(format!("{err:#}").contains("1024-byte limit"), "{err}");
     let err = client
         .get(&server.url("/short"))
         .send()
@@ -314,9 +314,10 @@ async fn body_limit_and_truncation_are_errors() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), resil_tokio::ErrorKind::Body, "{err}");
+    let line = resil_tests::assert_causes_told_once(&err);
     assert!(
-        format!("{err}").contains("ended before its whole body arrived"),
-        "{err}"
+        line.contains("ended before its whole body arrived"),
+        "{line}"
     );
 }
 
@@ -562,4 +563,13 @@ async fn an_idle_pooled_connection_is_closed_once_the_idle_timeout_passes() {
         .unwrap();
     assert_eq!(next, Ok(0), "the idle connection was not closed");
     drop(client);
+}
+
+#[tokio::test]
+async fn a_refused_connection_tells_each_cause_once() {
+    let url = format!("http://{}/x", resil_tests::refused_addr());
+    let client = Client::builder().max_retries(0).build().unwrap();
+    let err = client.get(&url).send().await.unwrap_err();
+    let line = resil_tests::assert_causes_told_once(&err);
+    assert!(line.contains("refused"), "{line}");
 }
