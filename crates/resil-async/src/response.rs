@@ -14,9 +14,10 @@ pub trait ResponseExt: Sized {
     fn error_for_status(self) -> Result<Self, Error>;
     /// The whole body, up to the client's body limit.
     fn bytes(self) -> impl Future<Output = Result<bytes::Bytes, Error>> + Send;
-    /// The whole body as UTF-8 text.
+    /// The whole body as UTF-8 text; a body that is not UTF-8 is an `ErrorKind::Decode` error.
     fn text(self) -> impl Future<Output = Result<String, Error>> + Send;
-    /// The whole body parsed as JSON.
+    /// The whole body parsed as JSON; a body that does not parse into `T` is an
+    /// `ErrorKind::Decode` error.
     #[cfg(feature = "json")]
     fn json<T: serde::de::DeserializeOwned>(self) -> impl Future<Output = Result<T, Error>> + Send;
 }
@@ -27,12 +28,12 @@ async fn read_all(mut r: Response) -> (Result<bytes::Bytes, Error>, Option<CallL
     let label = r.body_mut().take_label();
     match r.into_body().collect().await {
         Ok(collected) => (Ok(collected.to_bytes()), label),
-        Err(e) => (Err(body_error(label.as_ref(), e)), None),
+        Err(e) => (Err(call_error(ErrorKind::Body, label.as_ref(), e)), None),
     }
 }
 
-fn body_error(label: Option<&CallLabel>, source: impl Into<BoxError>) -> Error {
-    Error::for_call(ErrorKind::Body, label).with_source(source)
+fn call_error(kind: ErrorKind, label: Option<&CallLabel>, source: impl Into<BoxError>) -> Error {
+    Error::for_call(kind, label).with_source(source)
 }
 
 impl ResponseExt for Response {
@@ -47,12 +48,14 @@ impl ResponseExt for Response {
     async fn text(self) -> Result<String, Error> {
         let (bytes, label) = read_all(self).await;
         // `Vec::from` reuses the buffer when the bytes are not shared.
-        String::from_utf8(Vec::from(bytes?)).map_err(|e| body_error(label.as_ref(), e))
+        String::from_utf8(Vec::from(bytes?))
+            .map_err(|e| call_error(ErrorKind::Decode, label.as_ref(), e))
     }
 
     #[cfg(feature = "json")]
     async fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, Error> {
         let (bytes, label) = read_all(self).await;
-        serde_json::from_slice(&bytes?).map_err(|e| body_error(label.as_ref(), e))
+        serde_json::from_slice(&bytes?)
+            .map_err(|e| call_error(ErrorKind::Decode, label.as_ref(), e))
     }
 }

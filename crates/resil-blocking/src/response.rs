@@ -11,9 +11,10 @@ pub trait ResponseExt: Sized {
     fn error_for_status(self) -> Result<Self, Error>;
     /// The whole body, up to the client's body limit. A body cut short fails.
     fn bytes(self) -> Result<Vec<u8>, Error>;
-    /// The whole body as UTF-8 text.
+    /// The whole body as UTF-8 text; a body that is not UTF-8 is an `ErrorKind::Decode` error.
     fn text(self) -> Result<String, Error>;
-    /// The whole body parsed as JSON.
+    /// The whole body parsed as JSON; a body that does not parse into `T` is an
+    /// `ErrorKind::Decode` error.
     #[cfg(feature = "json")]
     fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, Error>;
 }
@@ -31,6 +32,14 @@ fn body_error(r: &Response, source: impl Into<Box<dyn std::error::Error + Send +
     Error::for_call(ErrorKind::Body, r.body().label.as_ref()).with_source(source)
 }
 
+/// A body that arrived whole but is not UTF-8, or not the JSON asked for.
+fn decode_error(
+    r: &Response,
+    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> Error {
+    Error::for_call(ErrorKind::Decode, r.body().label.as_ref()).with_source(source)
+}
+
 impl ResponseExt for Response {
     fn error_for_status(self) -> Result<Self, Error> {
         Error::for_status(self)
@@ -42,12 +51,12 @@ impl ResponseExt for Response {
 
     fn text(mut self) -> Result<String, Error> {
         let bytes = read_all(&mut self)?;
-        String::from_utf8(bytes).map_err(|e| body_error(&self, e))
+        String::from_utf8(bytes).map_err(|e| decode_error(&self, e))
     }
 
     #[cfg(feature = "json")]
     fn json<T: serde::de::DeserializeOwned>(mut self) -> Result<T, Error> {
         let bytes = read_all(&mut self)?;
-        serde_json::from_slice(&bytes).map_err(|e| body_error(&self, e))
+        serde_json::from_slice(&bytes).map_err(|e| decode_error(&self, e))
     }
 }

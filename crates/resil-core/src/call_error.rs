@@ -133,6 +133,7 @@ impl<B> fmt::Display for CallError<B> {
             match self.kind {
                 ErrorKind::Status(s) => write!(f, "server answered with status {s}"),
                 ErrorKind::Body => f.write_str("reading the response body failed"),
+                ErrorKind::Decode => f.write_str("the response body could not be decoded"),
                 ErrorKind::InvalidConfig => f.write_str("invalid configuration"),
                 ErrorKind::InvalidUrl => f.write_str("invalid URL"),
                 ErrorKind::Auth => f.write_str("could not obtain credentials"),

@@ -540,6 +540,9 @@ pub enum ClientErrorKind {
     BodyNotReplayable,
     /// Reading the response body failed, it was cut short, or it exceeded the size limit.
     Body,
+    /// The response body arrived whole but could not be decoded: not UTF-8 (`text`) or not
+    /// the JSON asked for (`json`).
+    Decode,
     /// The client or request configuration is invalid.
     InvalidConfig,
     /// The URL is invalid, or relative without a base URL.
