@@ -113,6 +113,10 @@ impl<R: Runtime> Client<R> {
     pub fn head(&self, url: &str) -> RequestBuilder<R> {
         self.request(Method::HEAD, url)
     }
+    /// An OPTIONS request.
+    pub fn options(&self, url: &str) -> RequestBuilder<R> {
+        self.request(Method::OPTIONS, url)
+    }
     /// A request with any method.
     pub fn request(&self, method: Method, url: &str) -> RequestBuilder<R> {
         RequestBuilder::new(self.clone(), method, url)

@@ -573,3 +573,35 @@ async fn a_refused_connection_tells_each_cause_once() {
     let line = resil_tests::assert_causes_told_once(&err);
     assert!(line.contains("refused"), "{line}");
 }
+
+#[tokio::test]
+async fn every_method_helper_sends_its_method_and_options_is_retried_as_idempotent() {
+    let server = TestServer::start();
+    server.script("/m", vec![Reply::status(503), Reply::status(204)]);
+    // No backoff: a zero wait is never slept, so nothing waits on the real clock.
+    let policy = RetryPolicy::builder()
+        .backoff(Backoff::Constant(Duration::ZERO))
+        .build()
+        .unwrap();
+    let client = Client::builder().policy(policy).build().unwrap();
+    let response = client.options(&server.url("/m")).send().await.unwrap();
+    assert_eq!(response.status(), 204);
+    let helpers = [
+        client.get(&server.url("/m")),
+        client.post(&server.url("/m")),
+        client.put(&server.url("/m")),
+        client.patch(&server.url("/m")),
+        client.delete(&server.url("/m")),
+        client.head(&server.url("/m")),
+    ];
+    for request in helpers {
+        request.send().await.unwrap();
+    }
+    let methods: Vec<String> = server.requests().into_iter().map(|r| r.method).collect();
+    assert_eq!(
+        methods,
+        [
+            "OPTIONS", "OPTIONS", "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"
+        ]
+    );
+}
