@@ -52,6 +52,9 @@ pub enum Reply {
     /// A head with this status announcing a 10-byte body, then nothing for this long, then
     /// close: a body that stalls.
     HeadThenStall(u16, Duration),
+    /// A 200 announcing 10 more bytes than these, these bytes, then nothing for this long,
+    /// then close: a body that stalls partway.
+    PartThenStall(&'static [u8], Duration),
     /// These bytes as they are, then close: a response no well-behaved server sends.
     Raw(&'static [u8]),
 }
@@ -544,6 +547,16 @@ fn send(stream: &mut TcpStream, reply: Reply) -> bool {
         Reply::HeadThenStall(status, stall) => {
             let head = format!("HTTP/1.1 {status} Stalling\r\ncontent-length: 10\r\n\r\n");
             let _ = stream.write_all(head.as_bytes());
+            let _ = stream.flush();
+            thread::sleep(stall);
+            let _ = stream.shutdown(Shutdown::Both);
+            false
+        }
+        Reply::PartThenStall(part, stall) => {
+            let length = part.len() + 10;
+            let head = format!("HTTP/1.1 200 Stalling\r\ncontent-length: {length}\r\n\r\n");
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(part);
             let _ = stream.flush();
             thread::sleep(stall);
             let _ = stream.shutdown(Shutdown::Both);

@@ -19,7 +19,8 @@ use resil_core::{
 use crate::request::RequestBuilder;
 use crate::runtime::Runtime;
 use crate::transport::{
-    AsyncTransport, AttemptBudget, RequestBody, TransportError, TransportSettings, release_stale,
+    AsyncTransport, AttemptBudget, ReadTimedOut, RequestBody, TransportError, TransportSettings,
+    release_stale,
 };
 use crate::{AuthProvider, Body, Error, ErrorKind, Response};
 
@@ -63,6 +64,7 @@ struct Inner {
     core: ClientCore,
     transport: Arc<dyn AsyncTransport>,
     auth: Option<Arc<dyn AuthProvider>>,
+    read_timeout: Option<Duration>,
 }
 
 impl<R> fmt::Debug for Client<R> {
@@ -269,9 +271,34 @@ impl<R: Runtime> Client<R> {
                 }
                 inner.transport.send(request)
             };
-            let mut response = sending.await.map_err(AttemptError::Transport)?;
-            if !transport_enforces {
-                response.body_mut().set_deadline::<R>(deadline);
+            // The read timeout needs a timer of its own only when it ends before the attempt.
+            let stalled = inner
+                .read_timeout
+                .map(|gap| R::now() + gap)
+                .filter(|&stalled| stalled < deadline);
+            // One await for both cases, so a client without a read timeout pays one branch.
+            let mut sending = sending;
+            let mut read_timer = pin!(stalled.map(R::sleep_until));
+            let mut response = std::future::poll_fn(|cx| {
+                if let Poll::Ready(result) = sending.as_mut().poll(cx) {
+                    return Poll::Ready(result);
+                }
+                match read_timer.as_mut().as_pin_mut().map(|t| t.poll(cx)) {
+                    Some(Poll::Ready(_)) => Poll::Ready(Err(TransportError::new(
+                        resil_core::ErrorKind::Timeout,
+                        ReadTimedOut,
+                    ))),
+                    _ => Poll::Pending,
+                }
+            })
+            .await
+            .map_err(AttemptError::Transport)?;
+            match (transport_enforces, inner.read_timeout) {
+                (false, gap) => response.body_mut().set_deadline::<R>(deadline, gap),
+                (true, Some(gap)) => response
+                    .body_mut()
+                    .set_deadline::<R>(Instant::MAX, Some(gap)),
+                (true, None) => {}
             }
             if resil_core::refresh_credentials(response.status(), refreshed, body.is_replayable()) {
                 if let Some(auth) = &inner.auth {
@@ -311,6 +338,7 @@ pub struct ClientBuilder<R> {
     transport: Option<Arc<dyn AsyncTransport>>,
     settings: TransportSettings,
     auth: Option<Arc<dyn AuthProvider>>,
+    read_timeout: Option<Duration>,
 }
 
 impl<R> fmt::Debug for ClientBuilder<R> {
@@ -329,6 +357,7 @@ impl<R> Default for ClientBuilder<R> {
             transport: None,
             settings: TransportSettings::default(),
             auth: None,
+            read_timeout: None,
         }
     }
 }
@@ -357,6 +386,16 @@ impl<R: Runtime> ClientBuilder<R> {
     /// Connect timeout of the default transport.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.settings.connect_timeout = Some(timeout);
+        self
+    }
+    /// The longest wait for data within an attempt: for the response head from the start of
+    /// the attempt, then for each piece of the body after the last. A stall past it ends the
+    /// attempt as a timeout ([`ReadTimedOut`] is the cause), retried as the policy says, or
+    /// fails the body read. Off by default; the attempt timeout bounds every attempt anyway,
+    /// so this is for attempts given long enough to download a large body, where a stall
+    /// should not wait out the whole attempt. Applies to every transport.
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.read_timeout = Some(timeout);
         self
     }
     /// Pool of the default transport: idle connections per host and their idle timeout.
@@ -468,6 +507,10 @@ impl<R: Runtime> ClientBuilder<R> {
             .config
             .env_connect_timeout()
             .or(settings.connect_timeout);
+        if self.read_timeout == Some(Duration::ZERO) {
+            return Err(Error::new(ErrorKind::InvalidConfig, "-", "-")
+                .with_source("read_timeout must be above zero"));
+        }
         let core = self.config.build()?;
         let transport = match self.transport {
             Some(t) => t,
@@ -480,6 +523,7 @@ impl<R: Runtime> ClientBuilder<R> {
                 core,
                 transport,
                 auth: self.auth,
+                read_timeout: self.read_timeout,
             }),
         })
     }

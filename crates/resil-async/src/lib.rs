@@ -29,7 +29,7 @@ pub use response::ResponseExt;
 pub use runtime::Runtime;
 pub use transport::{
     AsyncTransport, AttemptBudget, Body, BodyDeadlinePassed, BodyTooLarge, BoxError, BoxFuture,
-    RequestBody, TransportError, TransportSettings, release_stale,
+    ReadTimedOut, RequestBody, TransportError, TransportSettings, release_stale,
 };
 
 // The core types this crate's API takes or hands out, so one dependency is enough to

@@ -123,30 +123,54 @@ struct Shared<S: ?Sized> {
     source: S,
 }
 
-/// An attempt's deadline over its response body. The timer is made only when the body first
-/// has to wait for data, so a body that arrives with its head costs no timer.
+/// An attempt's deadline, and the client's read timeout, over its response body. The timer
+/// is made only when the body has to wait for data, so a body that arrives with its head
+/// costs no timer.
 struct BodyDeadline {
     at: resil_core::Instant,
+    /// The longest wait for the next frame, if the client has a read timeout.
+    gap: Option<Duration>,
+    now: fn() -> resil_core::Instant,
     sleep: fn(resil_core::Instant) -> BoxFuture<'static, ()>,
-    timer: Option<BoxFuture<'static, ()>>,
+    /// The running timer, and whether it is the read timeout's rather than the deadline's.
+    timer: Option<(BoxFuture<'static, ()>, bool)>,
 }
 
 impl BodyDeadline {
-    fn new(
-        at: resil_core::Instant,
-        sleep: fn(resil_core::Instant) -> BoxFuture<'static, ()>,
-    ) -> BodyDeadline {
+    fn new<R: crate::Runtime>(at: resil_core::Instant, gap: Option<Duration>) -> BodyDeadline {
         BodyDeadline {
             at,
-            sleep,
+            gap,
+            now: R::now,
+            sleep: sleep_boxed::<R>,
             timer: None,
         }
     }
 
-    fn passed(&mut self, cx: &mut Context<'_>) -> bool {
-        let (at, sleep) = (self.at, self.sleep);
-        let timer = self.timer.get_or_insert_with(|| sleep(at));
-        timer.as_mut().poll(cx).is_ready()
+    /// The error that ends the body if the wait for data is over.
+    fn passed(&mut self, cx: &mut Context<'_>) -> Option<BoxError> {
+        let (at, gap, now, sleep) = (self.at, self.gap, self.now, self.sleep);
+        let (timer, by_gap) = self.timer.get_or_insert_with(|| {
+            match gap.map(|gap| now() + gap).filter(|&stalled| stalled < at) {
+                Some(stalled) => (sleep(stalled), true),
+                None => (sleep(at), false),
+            }
+        });
+        if timer.as_mut().poll(cx).is_pending() {
+            return None;
+        }
+        Some(if *by_gap {
+            Box::new(ReadTimedOut)
+        } else {
+            Box::new(BodyDeadlinePassed)
+        })
+    }
+
+    /// Data came: the read timeout starts again at the next wait.
+    fn arrived(&mut self) {
+        if self.gap.is_some() {
+            self.timer = None;
+        }
     }
 }
 
@@ -161,6 +185,18 @@ impl fmt::Display for BodyDeadlinePassed {
 }
 
 impl StdError for BodyDeadlinePassed {}
+
+/// Nothing arrived within the client's read timeout (see `ClientBuilder::read_timeout`).
+#[derive(Debug)]
+pub struct ReadTimedOut;
+
+impl fmt::Display for ReadTimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("nothing arrived within the read timeout")
+    }
+}
+
+impl StdError for ReadTimedOut {}
 
 impl Body {
     /// A body from any `http_body::Body`, failing after `limit` bytes. A source that is
@@ -218,27 +254,37 @@ impl Body {
     /// `deadline` on runtime `R`'s clock. The timer is made only when the body first has to
     /// wait, so a body that arrives with its head costs none.
     pub fn with_deadline<R: crate::Runtime>(mut self, deadline: resil_core::Instant) -> Body {
-        self.set_deadline::<R>(deadline);
+        self.set_deadline::<R>(deadline, None);
         self
     }
 
-    /// [`with_deadline`](Self::with_deadline) in place, for a body inside a response.
-    pub(crate) fn set_deadline<R: crate::Runtime>(&mut self, deadline: resil_core::Instant) {
-        self.shared.deadline = Some(BodyDeadline::new(deadline, sleep_boxed::<R>));
+    /// [`with_deadline`](Self::with_deadline) in place, for a body inside a response, with
+    /// the client's read timeout (failing with [`ReadTimedOut`] after `gap` without data).
+    pub(crate) fn set_deadline<R: crate::Runtime>(
+        &mut self,
+        deadline: resil_core::Instant,
+        gap: Option<Duration>,
+    ) {
+        self.shared.deadline = Some(BodyDeadline::new::<R>(deadline, gap));
     }
 
     /// Reads frames until at least `max` bytes (or the end) and puts them back in front, so
     /// the body still reads whole; returns what was read (trailers read early are dropped).
-    /// A failure is a [`Reset`](ErrorKind::Reset): the body came after the head, so the
-    /// request reached the server.
+    /// A stall past the deadline or read timeout is a [`Timeout`](ErrorKind::Timeout), any
+    /// other failure a [`Reset`](ErrorKind::Reset): the head came, so the request reached
+    /// the server either way.
     pub async fn read_prefix(&mut self, max: usize) -> Result<Bytes, TransportError> {
         let mut prefix = bytes::BytesMut::new();
         while prefix.len() < max {
-            match self.shared.source.frame().await {
+            // Through this body's own limit, deadline and read timeout.
+            match self.frame().await {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         prefix.extend_from_slice(&data);
                     }
+                }
+                Some(Err(e)) if e.is::<ReadTimedOut>() || e.is::<BodyDeadlinePassed>() => {
+                    return Err(TransportError::new(ErrorKind::Timeout, e));
                 }
                 Some(Err(e)) => return Err(TransportError::new(ErrorKind::Reset, e)),
                 None => break,
@@ -249,7 +295,8 @@ impl Body {
         let shared = &mut rest.shared;
         let (limit, read, label, deadline) = (
             shared.limit,
-            shared.read,
+            // The prefix is counted again when it is read out of the new body.
+            shared.read.saturating_sub(prefix.len() as u64),
             shared.label.take(),
             shared.deadline.take(),
         );
@@ -371,11 +418,15 @@ impl HttpBody for Body {
                 if this.read > this.limit {
                     return Poll::Ready(Some(Err(Box::new(BodyTooLarge(this.limit)))));
                 }
+                if let Some(deadline) = &mut this.deadline {
+                    deadline.arrived();
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Pending if this.deadline.as_mut().is_some_and(|d| d.passed(cx)) => {
-                Poll::Ready(Some(Err(Box::new(BodyDeadlinePassed))))
-            }
+            Poll::Pending => match this.deadline.as_mut().and_then(|d| d.passed(cx)) {
+                Some(ended) => Poll::Ready(Some(Err(ended))),
+                None => Poll::Pending,
+            },
             // hyper's "error reading a body from connection" has an `UnexpectedEof` beneath
             // it when the body was cut short; say so in the words every driver uses.
             Poll::Ready(Some(Err(e))) => {

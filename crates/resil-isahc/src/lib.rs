@@ -37,7 +37,7 @@ pub use transport::{IsahcTransport, classify};
 
 pub use resil_async::{
     AsyncTransport, AuthError, AuthProvider, BearerToken, Body, BodyDeadlinePassed, BodyTooLarge,
-    BoxError, BoxFuture, Error, RequestBody, Response, ResponseExt, TransportError,
+    BoxError, BoxFuture, Error, ReadTimedOut, RequestBody, Response, ResponseExt, TransportError,
     TransportSettings,
 };
 // The core types this crate's API takes or hands out, so one dependency is enough to

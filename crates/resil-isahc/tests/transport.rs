@@ -355,3 +355,61 @@ fn a_refused_connection_tells_each_cause_once() {
     let line = resil_tests::assert_causes_told_once(&err);
     assert!(line.contains("refused"), "{line}");
 }
+
+#[test]
+fn the_read_timeout_ends_a_stall_long_before_the_attempt_deadline() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    // Each stall is 2 s: the 10 s attempt timeout would wait it all out.
+    server.script(
+        "/part",
+        vec![Reply::PartThenStall(b"some", Duration::from_secs(2))],
+    );
+    server.script(
+        "/head",
+        vec![Reply::HeadThenStall(200, Duration::from_secs(2))],
+    );
+    // 300 ms in all, but never 100 ms without a byte.
+    server.script(
+        "/drip",
+        vec![Reply::Drip {
+            body: b"0123456789".to_vec(),
+            delay: Duration::from_millis(30),
+        }],
+    );
+    let client = Client::builder()
+        .max_retries(0)
+        .attempt_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let read_timed_out = |err: &resil_isahc::Error| {
+        std::error::Error::source(err).is_some_and(|e| e.is::<resil_isahc::ReadTimedOut>())
+    };
+
+    let start = std::time::Instant::now();
+    let err = body_of(&client, &server.url("/part")).unwrap_err();
+    assert_took(
+        start,
+        Duration::from_millis(95),
+        Duration::from_millis(1_500),
+    );
+    assert_eq!(err.kind(), ErrorKind::Body, "{err:#}");
+    assert!(read_timed_out(&err), "{err:#}");
+
+    // isahc hands over the head only with the first body bytes: this is the head's wait.
+    let start = std::time::Instant::now();
+    let err = body_of(&client, &server.url("/head")).unwrap_err();
+    assert_took(
+        start,
+        Duration::from_millis(95),
+        Duration::from_millis(1_500),
+    );
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err:#}");
+    assert!(read_timed_out(&err), "{err:#}");
+
+    assert_eq!(
+        body_of(&client, &server.url("/drip")).unwrap(),
+        "0123456789"
+    );
+}

@@ -33,6 +33,9 @@
 //! The per-attempt timeout covers the whole exchange, reading the body included (as with
 //! reqwest's `timeout`): a body still arriving at its attempt's deadline fails with
 //! [`BodyDeadlinePassed`]. The timer for that is made only if the body has to wait for data.
+//! [`ClientBuilder::read_timeout`](resil_async::ClientBuilder::read_timeout) bounds each wait
+//! for data instead (the head, then every piece of the body): an attempt given minutes for a
+//! large download still fails within seconds of a stall, with [`ReadTimedOut`].
 //!
 //! ## Cancellation
 //!
@@ -98,7 +101,7 @@ pub use transport::{HyperTransport, classified, classify};
 
 pub use resil_async::{
     AsyncTransport, AuthError, AuthProvider, BearerToken, Body, BodyDeadlinePassed, BodyTooLarge,
-    BoxError, BoxFuture, Error, RequestBody, Response, ResponseExt, TransportError,
+    BoxError, BoxFuture, Error, ReadTimedOut, RequestBody, Response, ResponseExt, TransportError,
     TransportSettings,
 };
 // The core types this crate's API takes or hands out, so one dependency is enough to

@@ -22,6 +22,36 @@ enum Fake {
     Hang,
     /// A 200 after one poll that finds it not ready, so the attempt's timer gets armed.
     Yielding,
+    /// A 200 whose body is one byte after each of these waits (in ms), then its end.
+    Trickle(&'static [u64]),
+}
+
+/// A body that yields a byte after each wait, on tokio's clock.
+struct Trickle {
+    waits: VecDeque<u64>,
+    timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl http_body::Body for Trickle {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        let Some(&wait) = self.waits.front() else {
+            return std::task::Poll::Ready(None);
+        };
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::from_millis(wait))));
+        std::task::ready!(timer.as_mut().poll(cx));
+        self.timer = None;
+        self.waits.pop_front();
+        let byte = http_body::Frame::data(bytes::Bytes::from_static(b"x"));
+        std::task::Poll::Ready(Some(Ok(byte)))
+    }
 }
 
 #[derive(Default)]
@@ -75,6 +105,13 @@ impl AsyncTransport for FakeTransport {
                     tokio::task::yield_now().await;
                     Ok(http::Response::new(Body::empty()))
                 }
+                Fake::Trickle(waits) => Ok(http::Response::new(Body::from_unpin(
+                    Trickle {
+                        waits: waits.iter().copied().collect(),
+                        timer: None,
+                    },
+                    u64::MAX,
+                ))),
             }
         })
     }
@@ -474,4 +511,73 @@ fn a_timer_left_by_another_runtime_is_not_used() {
     let (waited, kind) = paused_runtime().block_on(guarded(client));
     assert_waited(waited, Duration::from_secs(2), 1);
     assert_eq!(kind, ErrorKind::Timeout);
+}
+
+fn reading_within(script: &Arc<Script>, read_timeout: Duration) -> Client {
+    let policy = plain()
+        .backoff(Backoff::Constant(Duration::ZERO))
+        .attempt_timeout(Some(Duration::from_secs(10)))
+        .build()
+        .unwrap();
+    Client::builder()
+        .transport(FakeTransport(script.clone()))
+        .base_url("http://fake.invalid")
+        .policy(policy)
+        .read_timeout(read_timeout)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_head_that_does_not_come_within_the_read_timeout_ends_the_attempt() {
+    let script = Script::new(vec![Fake::Hang, Fake::Status(200, None)]);
+    let client = reading_within(&script, Duration::from_secs(1));
+    let start = Instant::now();
+    client.get("/x").send().await.unwrap();
+    // At the read timeout, not at the 10 s attempt timeout.
+    assert_waited(start.elapsed(), Duration::from_secs(1), 1);
+    assert_eq!(
+        client.stats().retries_for(resil_core::RetryReason::Timeout),
+        1
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_may_take_long_but_not_stall_past_the_read_timeout() {
+    // Four bytes 900 ms apart: 3.6 s in all, each within a 1 s read timeout.
+    let script = Script::new(vec![Fake::Trickle(&[900, 900, 900, 900])]);
+    let client = reading_within(&script, Duration::from_secs(1));
+    let start = Instant::now();
+    let text = client.get("/x").send().await.unwrap().text().await.unwrap();
+    assert_eq!(text, "xxxx");
+    assert_waited(start.elapsed(), Duration::from_millis(3_600), 4);
+
+    // A byte, then a 1.5 s stall.
+    let script = Script::new(vec![Fake::Trickle(&[500, 1_500])]);
+    let client = reading_within(&script, Duration::from_secs(1));
+    let start = Instant::now();
+    let err = client
+        .get("/x")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Body, "{err:#}");
+    assert!(
+        std::error::Error::source(&err).is_some_and(|e| e.is::<resil_tokio::ReadTimedOut>()),
+        "{err:#}"
+    );
+    assert_waited(start.elapsed(), Duration::from_millis(1_500), 2);
+}
+
+#[tokio::test]
+async fn a_read_timeout_of_zero_is_refused_when_the_client_is_built() {
+    let err = Client::builder()
+        .read_timeout(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    assert!(format!("{err:#}").contains("read_timeout"), "{err:#}");
 }
