@@ -383,7 +383,7 @@ impl<R: Runtime> ClientBuilder<R> {
         self.config.max_retries(retries);
         self
     }
-    /// Connect timeout of the default transport.
+    /// Connect timeout of the default transport (above zero: [`build`](Self::build) refuses zero).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.settings.connect_timeout = Some(timeout);
         self
@@ -393,7 +393,7 @@ impl<R: Runtime> ClientBuilder<R> {
     /// attempt as a timeout ([`ReadTimedOut`] is the cause), retried as the policy says, or
     /// fails the body read. Off by default; the attempt timeout bounds every attempt anyway,
     /// so this is for attempts given long enough to download a large body, where a stall
-    /// should not wait out the whole attempt. Applies to every transport.
+    /// should not wait out the whole attempt. Applies to every transport; zero is refused.
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
         self.read_timeout = Some(timeout);
         self
@@ -507,10 +507,10 @@ impl<R: Runtime> ClientBuilder<R> {
             .config
             .env_connect_timeout()
             .or(settings.connect_timeout);
-        if self.read_timeout == Some(Duration::ZERO) {
-            return Err(Error::new(ErrorKind::InvalidConfig, "-", "-")
-                .with_source("read_timeout must be above zero"));
-        }
+        ClientConfig::check_timeouts(&[
+            ("connect_timeout", settings.connect_timeout),
+            ("read_timeout", self.read_timeout),
+        ])?;
         let core = self.config.build()?;
         let transport = match self.transport {
             Some(t) => t,

@@ -335,19 +335,19 @@ impl ClientBuilder {
         self
     }
 
-    /// Connect timeout of the default transport.
+    /// Connect timeout of the default transport (above zero: [`build`](Self::build) refuses zero).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.ureq.connect_timeout = Some(timeout);
         self
     }
 
-    /// Longest wait for one socket read (default transport).
+    /// Longest wait for one socket read (default transport; above zero).
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
         self.ureq.read_timeout = Some(timeout);
         self
     }
 
-    /// Longest wait for one socket write (default transport).
+    /// Longest wait for one socket write (default transport; above zero).
     pub fn write_timeout(mut self, timeout: Duration) -> Self {
         self.ureq.write_timeout = Some(timeout);
         self
@@ -491,6 +491,11 @@ impl ClientBuilder {
     pub fn build(self) -> Result<Client, Error> {
         let mut ureq = self.ureq;
         ureq.connect_timeout = self.config.env_connect_timeout().or(ureq.connect_timeout);
+        ClientConfig::check_timeouts(&[
+            ("connect_timeout", ureq.connect_timeout),
+            ("read_timeout", ureq.read_timeout),
+            ("write_timeout", ureq.write_timeout),
+        ])?;
         let core = self.config.build()?;
         let transport = match self.transport {
             Some(t) => t,

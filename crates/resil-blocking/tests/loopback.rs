@@ -1119,3 +1119,29 @@ fn every_method_helper_sends_its_method_and_options_is_retried_as_idempotent() {
         ]
     );
 }
+
+#[test]
+fn a_zero_transport_timeout_is_refused_when_the_client_is_built() {
+    for (setting, builder) in [
+        (
+            "connect_timeout",
+            Client::builder().connect_timeout(Duration::ZERO),
+        ),
+        (
+            "read_timeout",
+            Client::builder().read_timeout(Duration::ZERO),
+        ),
+        (
+            "write_timeout",
+            Client::builder().write_timeout(Duration::ZERO),
+        ),
+    ] {
+        let err = builder.build().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+        assert!(format!("{err:#}").contains(setting), "{err:#}");
+    }
+    // The environment cannot ask for it either: a zero duration is not a valid value there.
+    let env = EnvConfig::from_lookup(|name| (name == "RESIL_CONNECT_TIMEOUT").then(|| "0s".into()));
+    let err = env.unwrap_err();
+    assert!(err.to_string().contains("RESIL_CONNECT_TIMEOUT"), "{err}");
+}

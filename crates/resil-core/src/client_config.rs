@@ -191,6 +191,18 @@ impl ClientConfig {
         self.connect_timeout
     }
 
+    /// Checks a driver's own timeouts (connect, read, write): zero would fail every request,
+    /// so it is refused here, naming the setting, as zero policy timeouts are.
+    pub fn check_timeouts<B>(
+        timeouts: &[(&'static str, Option<Duration>)],
+    ) -> Result<(), CallError<B>> {
+        match timeouts.iter().find(|(_, t)| *t == Some(Duration::ZERO)) {
+            Some((setting, _)) => Err(CallError::new(ClientErrorKind::InvalidConfig, "-", "-")
+                .with_source(format!("{setting} must be above zero"))),
+            None => Ok(()),
+        }
+    }
+
     /// Checks everything and returns what the client shares with its clones. Errors are
     /// [`ClientErrorKind::InvalidConfig`] (or `InvalidUrl` for the base URL) naming the
     /// setting.

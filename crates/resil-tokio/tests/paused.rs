@@ -573,11 +573,19 @@ async fn a_body_may_take_long_but_not_stall_past_the_read_timeout() {
 }
 
 #[tokio::test]
-async fn a_read_timeout_of_zero_is_refused_when_the_client_is_built() {
-    let err = Client::builder()
-        .read_timeout(Duration::ZERO)
-        .build()
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
-    assert!(format!("{err:#}").contains("read_timeout"), "{err:#}");
+async fn a_zero_read_or_connect_timeout_is_refused_when_the_client_is_built() {
+    for (setting, builder) in [
+        (
+            "read_timeout",
+            Client::builder().read_timeout(Duration::ZERO),
+        ),
+        (
+            "connect_timeout",
+            Client::builder().connect_timeout(Duration::ZERO),
+        ),
+    ] {
+        let err = builder.build().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+        assert!(format!("{err:#}").contains(setting), "{err:#}");
+    }
 }
