@@ -166,7 +166,9 @@ impl<B> CallError<B> {
     /// The source when it is a [`UrlError`](crate::UrlError), which this error's `Display`
     /// shows in place of its own words, so it is not a cause of its own.
     fn url_error(&self) -> Option<&crate::UrlError> {
-        self.give_up.is_none().then_some(())?;
+        if self.give_up.is_some() {
+            return None;
+        }
         self.source.as_deref()?.downcast_ref::<crate::UrlError>()
     }
 }
