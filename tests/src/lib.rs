@@ -733,6 +733,35 @@ pub fn assert_causes_told_once<B>(err: &resil_core::CallError<B>) -> String {
     line
 }
 
+/// A 200 whose 4-byte body is "café" in Latin-1, cut before what UTF-8 would need.
+pub fn latin1_body() -> Vec<Reply> {
+    vec![Reply::Raw(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\ncaf\xe9",
+    )]
+}
+
+/// Checks a `text()` or `json()` failure: a decode error that tells its cause once, and
+/// whose one-line form has `cause` right after the error's own words.
+pub fn assert_decode_error<B>(err: &resil_core::CallError<B>, cause: &str) {
+    assert_eq!(err.kind(), resil_core::ClientErrorKind::Decode, "{err:#}");
+    let line = assert_causes_told_once(err);
+    assert!(
+        line.contains(&format!("could not be decoded: {cause}")),
+        "{line}"
+    );
+}
+
+/// Methods in the order `every_method_helper_sends_its_method…` (in each driver's tests)
+/// sends them: OPTIONS answered 503 then retried, then one request per other helper.
+pub const HELPER_METHODS: [&str; 8] = [
+    "OPTIONS", "OPTIONS", "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
+];
+
+/// The methods `server` saw, in order.
+pub fn methods_seen(server: &TestServer) -> Vec<String> {
+    server.requests().into_iter().map(|r| r.method).collect()
+}
+
 /// A server whose `/ok` answers `200 ok` twice, on one keep-alive connection if the client
 /// reuses it.
 pub fn ok_twice() -> TestServer {

@@ -48,26 +48,14 @@ fn json_request_and_response_bodies() {
         .unwrap()
         .json::<serde_json::Value>()
         .unwrap_err();
-    assert_eq!(err.kind(), resil_blocking::ErrorKind::Decode, "{err:#}");
-    let line = resil_tests::assert_causes_told_once(&err);
-    assert!(line.contains("could not be decoded: expected"), "{line}");
+    resil_tests::assert_decode_error(&err, "expected");
 
-    server.script(
-        "/latin1",
-        vec![Reply::Raw(
-            b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\ncaf\xe9",
-        )],
-    );
+    server.script("/latin1", resil_tests::latin1_body());
     let err = client
         .get(&server.url("/latin1"))
         .send()
         .unwrap()
         .text()
         .unwrap_err();
-    assert_eq!(err.kind(), resil_blocking::ErrorKind::Decode, "{err:#}");
-    let line = resil_tests::assert_causes_told_once(&err);
-    assert!(
-        line.contains("could not be decoded: incomplete utf-8"),
-        "{line}"
-    );
+    resil_tests::assert_decode_error(&err, "incomplete utf-8");
 }

@@ -114,24 +114,12 @@ async fn json_bodies() {
     server.script("/bad", vec![Reply::body(200, "not json")]);
     let response = client.get(&server.url("/bad")).send().await.unwrap();
     let err = response.json::<serde_json::Value>().await.unwrap_err();
-    assert_eq!(err.kind(), resil_tokio::ErrorKind::Decode, "{err:#}");
-    let line = resil_tests::assert_causes_told_once(&err);
-    assert!(line.contains("could not be decoded: expected"), "{line}");
+    resil_tests::assert_decode_error(&err, "expected");
 
-    server.script(
-        "/latin1",
-        vec![Reply::Raw(
-            b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\ncaf\xe9",
-        )],
-    );
+    server.script("/latin1", resil_tests::latin1_body());
     let response = client.get(&server.url("/latin1")).send().await.unwrap();
     let err = response.text().await.unwrap_err();
-    assert_eq!(err.kind(), resil_tokio::ErrorKind::Decode, "{err:#}");
-    let line = resil_tests::assert_causes_told_once(&err);
-    assert!(
-        line.contains("could not be decoded: incomplete utf-8"),
-        "{line}"
-    );
+    resil_tests::assert_decode_error(&err, "incomplete utf-8");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
