@@ -24,20 +24,18 @@ fn read_all(r: &mut Response) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
     match r.body_mut().read_to_end(&mut out) {
         Ok(_) => Ok(out),
-        Err(e) => Err(body_error(r, e)),
+        Err(e) => Err(call_error(r, ErrorKind::Body, e)),
     }
 }
 
-fn body_error(r: &Response, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
-    Error::for_call(ErrorKind::Body, r.body().label.as_ref()).with_source(source)
-}
-
-/// A body that arrived whole but is not UTF-8, or not the JSON asked for.
-fn decode_error(
+/// An error of `kind` on `r`'s call: `Body` for a read that failed, `Decode` for a body that
+/// arrived whole but is not UTF-8, or not the JSON asked for.
+fn call_error(
     r: &Response,
+    kind: ErrorKind,
     source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
 ) -> Error {
-    Error::for_call(ErrorKind::Decode, r.body().label.as_ref()).with_source(source)
+    Error::for_call(kind, r.body().label.as_ref()).with_source(source)
 }
 
 impl ResponseExt for Response {
@@ -51,12 +49,12 @@ impl ResponseExt for Response {
 
     fn text(mut self) -> Result<String, Error> {
         let bytes = read_all(&mut self)?;
-        String::from_utf8(bytes).map_err(|e| decode_error(&self, e))
+        String::from_utf8(bytes).map_err(|e| call_error(&self, ErrorKind::Decode, e))
     }
 
     #[cfg(feature = "json")]
     fn json<T: serde::de::DeserializeOwned>(mut self) -> Result<T, Error> {
         let bytes = read_all(&mut self)?;
-        serde_json::from_slice(&bytes).map_err(|e| decode_error(&self, e))
+        serde_json::from_slice(&bytes).map_err(|e| call_error(&self, ErrorKind::Decode, e))
     }
 }

@@ -60,13 +60,13 @@ impl<In: Transport> Connector<In> for TcpConnector {
 /// left (at least [`MIN_ADDRESS_SHARE`]), so one address that never answers does not use up
 /// the budget of those after it.
 fn connect_first(details: &ConnectionDetails<'_>) -> Result<TcpStream, ureq::Error> {
-    let budget = time_left(&details.timeout)?;
-    let started = budget.map(|_| Instant::now());
+    // The budget and when it started, if there is one.
+    let budget = time_left(&details.timeout)?.map(|budget| (budget, Instant::now()));
     let addrs = &details.addrs[..];
     let mut last_error = None;
     for (tried, addr) in addrs.iter().enumerate() {
-        let share = match (budget, started) {
-            (Some(budget), Some(started)) => {
+        let share = match budget {
+            Some((budget, started)) => {
                 let left = budget.saturating_sub(started.elapsed());
                 if left.is_zero() {
                     return Err(ureq::Error::Timeout(details.timeout.reason));
@@ -74,7 +74,7 @@ fn connect_first(details: &ConnectionDetails<'_>) -> Result<TcpStream, ureq::Err
                 let untried = u32::try_from(addrs.len() - tried).unwrap_or(u32::MAX);
                 Some((left / untried).max(MIN_ADDRESS_SHARE).min(left))
             }
-            _ => None,
+            None => None,
         };
         let connected = match share {
             Some(share) => TcpStream::connect_timeout(addr, share),

@@ -207,7 +207,10 @@ mod tests {
 
     #[test]
     fn ip_literals_are_read_straight_from_the_authority() {
-        let addr = |url: &str| super::ip_literal(&url.parse().unwrap()).map(|a| a.to_string());
+        let addr = |url: &str| {
+            let uri: http::Uri = url.parse().unwrap();
+            super::ip_literal(&uri, super::default_port(&uri)).map(|a| a.to_string())
+        };
         assert_eq!(
             addr("http://127.0.0.1:8080/x").as_deref(),
             Some("127.0.0.1:8080")
@@ -756,7 +759,12 @@ fn cached_ip_literal(uri: &http::Uri) -> Option<std::net::SocketAddr> {
         resil_core::remember_last(
             last,
             |(seen, port)| *port == default_port && seen == authority,
-            || ((authority.to_owned(), default_port), ip_literal(uri)),
+            || {
+                (
+                    (authority.to_owned(), default_port),
+                    ip_literal(uri, default_port),
+                )
+            },
         )
     })
 }
@@ -769,10 +777,11 @@ fn default_port(uri: &http::Uri) -> Option<u16> {
     }
 }
 
-/// The socket address of a URI whose host is an IP literal. Runs on every request (ureq
-/// resolves before it looks in its pool), so the common authority (no user info) is split by
-/// hand: `http::uri::Authority::host` and `port_u16` cost ~1,400 instructions together.
-fn ip_literal(uri: &http::Uri) -> Option<std::net::SocketAddr> {
+/// The socket address of a URI whose host is an IP literal (`default_port`: its scheme's).
+/// Runs on every request (ureq resolves before it looks in its pool), so the common authority
+/// (no user info) is split by hand: `http::uri::Authority::host` and `port_u16` cost ~1,400
+/// instructions together.
+fn ip_literal(uri: &http::Uri, default_port: Option<u16>) -> Option<std::net::SocketAddr> {
     let authority = uri.authority()?;
     let text = authority.as_str();
     let (host, port) = if text.contains('@') {
@@ -795,10 +804,7 @@ fn ip_literal(uri: &http::Uri) -> Option<std::net::SocketAddr> {
         .trim_end_matches(']')
         .parse()
         .ok()?;
-    Some(std::net::SocketAddr::new(
-        ip,
-        port.or_else(|| default_port(uri))?,
-    ))
+    Some(std::net::SocketAddr::new(ip, port.or(default_port)?))
 }
 
 /// How far a socket timeout may be from the attempt's time left before it is set again. The

@@ -321,9 +321,11 @@ fn host_value(authority: &http::uri::Authority) -> Option<HeaderValue> {
             last,
             |seen| seen == text,
             || {
-                let value = (!text.contains('@'))
-                    .then(|| HeaderValue::from_str(text).ok())
-                    .flatten();
+                let value = if text.contains('@') {
+                    None
+                } else {
+                    HeaderValue::from_str(text).ok()
+                };
                 (text.into(), value)
             },
         )
