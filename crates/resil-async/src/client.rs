@@ -487,26 +487,29 @@ impl<R: Runtime> ClientBuilder<R> {
         self.config.seed(seed);
         self
     }
-    /// Applies `RESIL_*` environment variables (see [`EnvConfig`]) over what is set so far;
-    /// an invalid value makes [`build`](Self::build) fail naming the variable.
+    /// Applies `RESIL_*` environment variables (see [`EnvConfig`]) over what is set so far (a
+    /// setter called afterwards wins); an invalid value makes [`build`](Self::build) fail
+    /// naming the variable.
     pub fn from_env(mut self) -> Self {
         self.config.from_env();
-        self
+        self.take_transport_env()
     }
     /// Applies settings read elsewhere (see [`from_env`](Self::from_env)).
     pub fn apply_env(mut self, env: EnvConfig) -> Self {
         self.config.apply_env(env);
+        self.take_transport_env()
+    }
+    fn take_transport_env(mut self) -> Self {
+        let env = self.config.take_transport_env();
+        self.settings.connect_timeout = env.connect_timeout.or(self.settings.connect_timeout);
+        self.read_timeout = env.read_timeout.or(self.read_timeout);
         self
     }
 
     /// Validates everything and builds the client (some runtimes' default transports must be
     /// built inside the runtime, e.g. tokio's).
     pub fn build(self) -> Result<Client<R>, Error> {
-        let mut settings = self.settings;
-        settings.connect_timeout = self
-            .config
-            .env_connect_timeout()
-            .or(settings.connect_timeout);
+        let settings = self.settings;
         ClientConfig::check_timeouts(&[
             ("connect_timeout", settings.connect_timeout),
             ("read_timeout", self.read_timeout),

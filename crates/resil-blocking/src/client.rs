@@ -474,23 +474,30 @@ impl ClientBuilder {
         self
     }
 
-    /// Applies `RESIL_*` environment variables (see [`EnvConfig`]) over what is set so far;
-    /// an invalid value makes [`build`](Self::build) fail naming the variable.
+    /// Applies `RESIL_*` environment variables (see [`EnvConfig`]) over what is set so far (a
+    /// setter called afterwards wins); an invalid value makes [`build`](Self::build) fail
+    /// naming the variable.
     pub fn from_env(mut self) -> Self {
         self.config.from_env();
-        self
+        self.take_transport_env()
     }
 
     /// Applies settings read elsewhere (see [`from_env`](Self::from_env)).
     pub fn apply_env(mut self, env: EnvConfig) -> Self {
         self.config.apply_env(env);
+        self.take_transport_env()
+    }
+
+    fn take_transport_env(mut self) -> Self {
+        let env = self.config.take_transport_env();
+        self.ureq.connect_timeout = env.connect_timeout.or(self.ureq.connect_timeout);
+        self.ureq.read_timeout = env.read_timeout.or(self.ureq.read_timeout);
         self
     }
 
     /// Validates everything and builds the client.
     pub fn build(self) -> Result<Client, Error> {
-        let mut ureq = self.ureq;
-        ureq.connect_timeout = self.config.env_connect_timeout().or(ureq.connect_timeout);
+        let ureq = self.ureq;
         ClientConfig::check_timeouts(&[
             ("connect_timeout", ureq.connect_timeout),
             ("read_timeout", ureq.read_timeout),

@@ -67,7 +67,8 @@
 //! constants from [libc](https://docs.rs/libc); elsewhere it switches the socket as ureq does.
 //!
 //! Environment variables (`RESIL_TIMEOUT`, `RESIL_ATTEMPT_TIMEOUT`, `RESIL_CONNECT_TIMEOUT`,
-//! `RESIL_MAX_RETRIES`, `RESIL_BASE_URL`) apply only through [`ClientBuilder::from_env`].
+//! `RESIL_READ_TIMEOUT`, `RESIL_MAX_RETRIES`, `RESIL_BASE_URL`) apply only through
+//! [`ClientBuilder::from_env`], over what was set before it; a setter called after it wins.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -876,6 +876,23 @@ fn environment_settings_apply_and_bad_values_are_named() {
     let client = builder(&ManualClock::new()).apply_env(env).build().unwrap();
     assert_eq!(client.policy().max_attempts(), 2);
     assert_eq!(client.policy().total_timeout(), Duration::from_millis(750));
+    // A setter called after the environment wins over it: zero is refused at build, so the
+    // failure shows which value was kept.
+    for variable in ["RESIL_CONNECT_TIMEOUT", "RESIL_READ_TIMEOUT"] {
+        let env = EnvConfig::from_lookup(|name| (name == variable).then(|| "5s".into())).unwrap();
+        let env_first = Client::builder()
+            .apply_env(env.clone())
+            .connect_timeout(Duration::ZERO)
+            .read_timeout(Duration::ZERO);
+        assert!(env_first.build().is_err(), "{variable}");
+    }
+    let env_last = Client::builder()
+        .connect_timeout(Duration::ZERO)
+        .read_timeout(Duration::ZERO)
+        .apply_env(
+            EnvConfig::from_lookup(|name| name.ends_with("_TIMEOUT").then(|| "5s".into())).unwrap(),
+        );
+    env_last.build().unwrap();
     let err = EnvConfig::from_lookup(|name| (name == "RESIL_TIMEOUT").then(|| "soon".into()))
         .unwrap_err();
     assert!(err.to_string().contains("RESIL_TIMEOUT"), "{err}");
@@ -1053,13 +1070,7 @@ fn an_https_url_speaks_tls_over_the_tcp_connection() {
 fn the_per_read_timeout_ends_an_attempt_long_before_its_deadline() {
     let _load = shared_load();
     let server = TestServer::start();
-    server.script(
-        "/slow",
-        vec![
-            Reply::Stall(Duration::from_secs(2)),
-            Reply::Stall(Duration::from_secs(2)),
-        ],
-    );
+    server.script("/slow", vec![Reply::Stall(Duration::from_secs(2)); 4]);
     let clock = ManualClock::new();
     let policy = RetryPolicy::builder()
         .max_attempts(2)
@@ -1067,21 +1078,26 @@ fn the_per_read_timeout_ends_an_attempt_long_before_its_deadline() {
         .attempt_timeout(Some(Duration::from_secs(10)))
         .build()
         .unwrap();
-    let client = builder(&clock)
-        .policy(policy)
-        .read_timeout(Duration::from_millis(30))
-        .build()
-        .unwrap();
-    let start = std::time::Instant::now();
-    let err = client.get(&server.url("/slow")).send().unwrap_err();
-    // Each stall ends with a close after 2 s; only the 30 ms read timeout makes it a timeout.
-    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
-    assert_eq!(err.attempts(), 2, "{err}");
-    assert!(
-        start.elapsed() < Duration::from_millis(1500),
-        "{:?}",
-        start.elapsed()
-    );
+    let from_env =
+        EnvConfig::from_lookup(|name| (name == "RESIL_READ_TIMEOUT").then(|| "30ms".into()))
+            .unwrap();
+    for client in [
+        builder(&clock).read_timeout(Duration::from_millis(30)),
+        builder(&clock).apply_env(from_env),
+    ] {
+        let client = client.policy(policy.clone()).build().unwrap();
+        let start = std::time::Instant::now();
+        let err = client.get(&server.url("/slow")).send().unwrap_err();
+        // Each stall ends with a close after 2 s; only the 30 ms read timeout makes it a
+        // timeout.
+        assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+        assert_eq!(err.attempts(), 2, "{err}");
+        assert!(
+            start.elapsed() < Duration::from_millis(1500),
+            "{:?}",
+            start.elapsed()
+        );
+    }
 }
 
 #[test]
@@ -1138,7 +1154,9 @@ fn a_zero_transport_timeout_is_refused_when_the_client_is_built() {
         assert!(format!("{err:#}").contains(setting), "{err:#}");
     }
     // The environment cannot ask for it either: a zero duration is not a valid value there.
-    let env = EnvConfig::from_lookup(|name| (name == "RESIL_CONNECT_TIMEOUT").then(|| "0s".into()));
-    let err = env.unwrap_err();
-    assert!(err.to_string().contains("RESIL_CONNECT_TIMEOUT"), "{err}");
+    for variable in ["RESIL_CONNECT_TIMEOUT", "RESIL_READ_TIMEOUT"] {
+        let env = EnvConfig::from_lookup(|name| (name == variable).then(|| "0s".into()));
+        let err = env.unwrap_err();
+        assert!(err.to_string().contains(variable), "{err}");
+    }
 }

@@ -15,7 +15,7 @@ use http::{Method, Uri};
 
 use crate::call::{Call, CallBody, CallId, CallShared};
 use crate::call_error::CallError;
-use crate::env::{EnvConfig, EnvError};
+use crate::env::{EnvConfig, EnvError, TransportEnv};
 use crate::http_glue::{
     AttemptId, ClientErrorKind, join_url, merge_default_headers, redact_url_str,
 };
@@ -44,7 +44,7 @@ pub struct ClientConfig {
     total_timeout: Option<Option<Duration>>,
     attempt_timeout: Option<Option<Duration>>,
     max_retries: Option<u32>,
-    connect_timeout: Option<Duration>,
+    transport_env: TransportEnv,
     breaker: BreakerChoice,
     budget: Option<Arc<Mutex<RetryBudget>>>,
     base_url: Option<String>,
@@ -74,7 +74,7 @@ impl Default for ClientConfig {
             total_timeout: None,
             attempt_timeout: None,
             max_retries: None,
-            connect_timeout: None,
+            transport_env: TransportEnv::default(),
             breaker: BreakerChoice::Own,
             budget: Some(Arc::new(Mutex::new(RetryBudget::default()))),
             base_url: None,
@@ -180,15 +180,21 @@ impl ClientConfig {
             self.max_retries = Some(n);
         }
         if let Some(d) = env.connect_timeout {
-            self.connect_timeout = Some(d);
+            self.transport_env.connect_timeout = Some(d);
+        }
+        if let Some(d) = env.read_timeout {
+            self.transport_env.read_timeout = Some(d);
         }
         if let Some(url) = env.base_url {
             self.base_url = Some(url);
         }
     }
-    /// The connect timeout the environment asked for, for the driver's transport.
-    pub fn env_connect_timeout(&self) -> Option<Duration> {
-        self.connect_timeout
+    /// Takes what the environment asked of the driver's transport (connect and read
+    /// timeouts) since the last call. A driver's builder applies it to its own settings as
+    /// soon as it applies the environment, so that, as for everything else here, a setter
+    /// called after [`from_env`](Self::from_env) wins over the variable.
+    pub fn take_transport_env(&mut self) -> TransportEnv {
+        core::mem::take(&mut self.transport_env)
     }
 
     /// Checks a driver's own timeouts (connect, read, write): zero would fail every request,

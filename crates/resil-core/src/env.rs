@@ -11,6 +11,7 @@ use std::time::Duration;
 /// | `RESIL_TIMEOUT` | total deadline per call | `30s`, `1500ms`, `2m`, `10` (seconds) |
 /// | `RESIL_ATTEMPT_TIMEOUT` | per-attempt timeout | `10s` |
 /// | `RESIL_CONNECT_TIMEOUT` | connect timeout | `2s` |
+/// | `RESIL_READ_TIMEOUT` | longest wait for data within an attempt | `5s` |
 /// | `RESIL_MAX_RETRIES` | retries after the first attempt | `3` |
 /// | `RESIL_BASE_URL` | base URL for relative request URLs | `http://127.0.0.1:8080/api` |
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -21,6 +22,8 @@ pub struct EnvConfig {
     pub attempt_timeout: Option<Duration>,
     /// `RESIL_CONNECT_TIMEOUT`.
     pub connect_timeout: Option<Duration>,
+    /// `RESIL_READ_TIMEOUT`.
+    pub read_timeout: Option<Duration>,
     /// `RESIL_MAX_RETRIES`.
     pub max_retries: Option<u32>,
     /// `RESIL_BASE_URL`.
@@ -46,6 +49,18 @@ impl fmt::Display for EnvError {
 }
 
 impl std::error::Error for EnvError {}
+
+/// The environment's settings that belong to a driver's transport rather than to
+/// [`ClientConfig`](crate::ClientConfig), handed over by
+/// [`ClientConfig::take_transport_env`](crate::ClientConfig::take_transport_env).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TransportEnv {
+    /// `RESIL_CONNECT_TIMEOUT`.
+    pub connect_timeout: Option<Duration>,
+    /// `RESIL_READ_TIMEOUT`.
+    pub read_timeout: Option<Duration>,
+}
 
 impl EnvConfig {
     /// Reads the process environment.
@@ -79,6 +94,7 @@ impl EnvConfig {
             total_timeout: duration("RESIL_TIMEOUT")?,
             attempt_timeout: duration("RESIL_ATTEMPT_TIMEOUT")?,
             connect_timeout: duration("RESIL_CONNECT_TIMEOUT")?,
+            read_timeout: duration("RESIL_READ_TIMEOUT")?,
             max_retries,
             base_url: lookup("RESIL_BASE_URL").filter(|v| !v.trim().is_empty()),
         })

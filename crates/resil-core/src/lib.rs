@@ -162,7 +162,7 @@ pub use call_error::{CallError, IncompleteBody, write_causes};
 #[cfg(feature = "http")]
 pub use client_config::{ClientConfig, ClientCore, DEFAULT_BODY_LIMIT};
 #[cfg(feature = "std")]
-pub use env::{EnvConfig, EnvError, parse_duration};
+pub use env::{EnvConfig, EnvError, TransportEnv, parse_duration};
 #[cfg(feature = "http")]
 pub use http_glue::{
     AttemptId, ClientErrorKind, SENSITIVE_QUERY_PARAMS, UrlError, attempt_budget, attempt_request,

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use resil_core::{BreakerState, CircuitBreaker, TripCondition};
 use resil_tokio::{
-    AsyncTransport, Backoff, Body, BoxFuture, Client, ErrorKind, Jitter, RequestBody, ResponseExt,
-    RetryPolicy, TransportError,
+    AsyncTransport, Backoff, Body, BoxFuture, Client, ClientBuilder, ErrorKind, Jitter,
+    RequestBody, ResponseExt, RetryPolicy, TransportError,
 };
 use tokio::time::Instant;
 
@@ -514,18 +514,21 @@ fn a_timer_left_by_another_runtime_is_not_used() {
 }
 
 fn reading_within(script: &Arc<Script>, read_timeout: Duration) -> Client {
+    reading(script, |builder| builder.read_timeout(read_timeout))
+}
+
+/// A client whose attempts may take 10 s, retried at once, with `read` setting how it reads.
+fn reading(script: &Arc<Script>, read: impl FnOnce(ClientBuilder) -> ClientBuilder) -> Client {
     let policy = plain()
         .backoff(Backoff::Constant(Duration::ZERO))
         .attempt_timeout(Some(Duration::from_secs(10)))
         .build()
         .unwrap();
-    Client::builder()
+    let builder = Client::builder()
         .transport(FakeTransport(script.clone()))
         .base_url("http://fake.invalid")
-        .policy(policy)
-        .read_timeout(read_timeout)
-        .build()
-        .unwrap()
+        .policy(policy);
+    read(builder).build().unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -570,6 +573,49 @@ async fn a_body_may_take_long_but_not_stall_past_the_read_timeout() {
         "{err:#}"
     );
     assert_waited(start.elapsed(), Duration::from_millis(1_500), 2);
+}
+
+fn env(variable: &'static str, value: &'static str) -> resil_tokio::EnvConfig {
+    resil_tokio::EnvConfig::from_lookup(|name| (name == variable).then(|| value.into())).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_read_timeout_can_come_from_the_environment() {
+    let script = Script::new(vec![Fake::Hang, Fake::Status(200, None)]);
+    let client = reading(&script, |builder| {
+        builder.apply_env(env("RESIL_READ_TIMEOUT", "1500ms"))
+    });
+    let start = Instant::now();
+    client.get("/x").send().await.unwrap();
+    assert_waited(start.elapsed(), Duration::from_millis(1_500), 1);
+}
+
+#[tokio::test]
+async fn a_timeout_set_after_the_environment_wins_over_it() {
+    // Zero is refused at build, so whether a build fails shows which value was kept.
+    for (variable, later) in [
+        (
+            "RESIL_READ_TIMEOUT",
+            Client::builder()
+                .apply_env(env("RESIL_READ_TIMEOUT", "5s"))
+                .read_timeout(Duration::ZERO),
+        ),
+        (
+            "RESIL_CONNECT_TIMEOUT",
+            Client::builder()
+                .apply_env(env("RESIL_CONNECT_TIMEOUT", "5s"))
+                .connect_timeout(Duration::ZERO),
+        ),
+    ] {
+        let err = later.build().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{variable}: {err:#}");
+    }
+    let env_later = Client::builder()
+        .read_timeout(Duration::ZERO)
+        .connect_timeout(Duration::ZERO)
+        .apply_env(env("RESIL_READ_TIMEOUT", "5s"))
+        .apply_env(env("RESIL_CONNECT_TIMEOUT", "5s"));
+    env_later.build().unwrap();
 }
 
 #[tokio::test]
