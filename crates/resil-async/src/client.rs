@@ -284,10 +284,7 @@ impl<R: Runtime> Client<R> {
                     return Poll::Ready(result);
                 }
                 match read_timer.as_mut().as_pin_mut().map(|t| t.poll(cx)) {
-                    Some(Poll::Ready(_)) => Poll::Ready(Err(TransportError::new(
-                        resil_core::ErrorKind::Timeout,
-                        ReadTimedOut,
-                    ))),
+                    Some(Poll::Ready(_)) => Poll::Ready(Err(ReadTimedOut.into())),
                     _ => Poll::Pending,
                 }
             })

@@ -198,6 +198,13 @@ impl fmt::Display for ReadTimedOut {
 
 impl StdError for ReadTimedOut {}
 
+/// A head that stalls past the read timeout ends its attempt as a timeout.
+impl From<ReadTimedOut> for TransportError {
+    fn from(stalled: ReadTimedOut) -> TransportError {
+        TransportError::new(ErrorKind::Timeout, stalled)
+    }
+}
+
 impl Body {
     /// A body from any `http_body::Body`, failing after `limit` bytes. A source that is
     /// `Unpin` (hyper's `Incoming`, most streams) saves an allocation through
@@ -258,8 +265,18 @@ impl Body {
         self
     }
 
-    /// [`with_deadline`](Self::with_deadline) in place, for a body inside a response, with
-    /// the client's read timeout (failing with [`ReadTimedOut`] after `gap` without data).
+    /// [`with_deadline`](Self::with_deadline) that also fails with [`ReadTimedOut`] after
+    /// `read_timeout` without data (each wait for data counts on its own).
+    pub fn with_read_timeout<R: crate::Runtime>(
+        mut self,
+        deadline: resil_core::Instant,
+        read_timeout: Option<Duration>,
+    ) -> Body {
+        self.set_deadline::<R>(deadline, read_timeout);
+        self
+    }
+
+    /// [`with_read_timeout`](Self::with_read_timeout) in place, for a body inside a response.
     pub(crate) fn set_deadline<R: crate::Runtime>(
         &mut self,
         deadline: resil_core::Instant,

@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Buf;
 use http_body::Body as HttpBody;
@@ -19,7 +20,7 @@ use tower_service::Service;
 use crate::runtime::{now, to_tokio};
 use crate::transport::classified;
 use crate::{Body, Error, Response, Tokio};
-use resil_async::{BoxError, BoxFuture, Runtime, TransportError, release_stale};
+use resil_async::{BoxError, BoxFuture, ReadTimedOut, Runtime, TransportError, release_stale};
 
 /// Adds retries, deadlines, a circuit breaker and a retry budget to an HTTP service.
 ///
@@ -50,6 +51,7 @@ use resil_async::{BoxError, BoxFuture, Runtime, TransportError, release_stale};
 #[derive(Clone)]
 pub struct ResilLayer {
     core: Arc<ClientCore>,
+    read_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for ResilLayer {
@@ -68,12 +70,27 @@ impl ResilLayer {
 
     /// A layer with a client's configuration: policy, timeouts, breaker, budget, default
     /// headers, request id, body limit, hooks and seed. A base URL resolves requests whose URI
-    /// has no host (`/items`); the connect timeout is the inner service's business and is
-    /// not applied. Fails as [`ClientBuilder::build`](crate::ClientBuilder::build) does.
-    pub fn from_config(config: ClientConfig) -> Result<ResilLayer, Error> {
+    /// has no host (`/items`); `RESIL_READ_TIMEOUT`, if the configuration read the
+    /// environment, becomes the layer's [`read_timeout`](Self::read_timeout), while the
+    /// connect timeout is the inner service's business and is not applied. Fails as
+    /// [`ClientBuilder::build`](crate::ClientBuilder::build) does.
+    pub fn from_config(mut config: ClientConfig) -> Result<ResilLayer, Error> {
+        let read_timeout = config.take_transport_env().read_timeout;
         Ok(ResilLayer {
             core: Arc::new(config.build()?),
+            read_timeout,
         })
+    }
+
+    /// The longest wait for data within an attempt, as
+    /// [`ClientBuilder::read_timeout`](crate::ClientBuilder::read_timeout): for the response
+    /// head from the start of the attempt, then for each piece of the body. A stalled head
+    /// ends the attempt as a timeout ([`ReadTimedOut`](crate::ReadTimedOut) is the cause),
+    /// retried as the policy says; a stalled body fails the read. Zero is refused.
+    pub fn read_timeout(mut self, timeout: Duration) -> Result<ResilLayer, Error> {
+        ClientConfig::check_timeouts(&[("read_timeout", Some(timeout))])?;
+        self.read_timeout = Some(timeout);
+        Ok(self)
     }
 
     /// A layer with every part (no request id, no body limit).
@@ -86,6 +103,7 @@ impl ResilLayer {
     ) -> ResilLayer {
         ResilLayer {
             core: Arc::new(ClientCore::new(policy, breaker, budget, hooks, seed)),
+            read_timeout: None,
         }
     }
 
@@ -101,6 +119,7 @@ impl<S> Layer<S> for ResilLayer {
         ResilService {
             inner,
             core: self.core.clone(),
+            read_timeout: self.read_timeout,
         }
     }
 }
@@ -110,6 +129,7 @@ impl<S> Layer<S> for ResilLayer {
 pub struct ResilService<S> {
     inner: S,
     core: Arc<ClientCore>,
+    read_timeout: Option<Duration>,
 }
 
 impl<S> fmt::Debug for ResilService<S> {
@@ -139,7 +159,7 @@ where
     fn call(&mut self, request: http::Request<ReqB>) -> Self::Future {
         let service = self.inner.clone();
         let core = self.core.clone();
-        Box::pin(drive(core, service, request))
+        Box::pin(drive(core, service, request, self.read_timeout))
     }
 }
 
@@ -160,6 +180,7 @@ async fn drive<S, ReqB, ResB>(
     core: Arc<ClientCore>,
     mut service: S,
     request: http::Request<ReqB>,
+    read_timeout: Option<Duration>,
 ) -> Result<Response, Error>
 where
     S: Service<http::Request<ReqB>, Response = http::Response<ResB>>,
@@ -182,13 +203,25 @@ where
                 let mut request =
                     resil_core::attempt_request(&parts, call.attempt_id(), body.clone());
                 *request.extensions_mut() = parts.extensions.clone();
+                // The read timeout needs a timer of its own only when it ends first.
+                let stalled = read_timeout
+                    .map(|gap| now() + gap)
+                    .filter(|&stalled| stalled < deadline);
                 let exchange = async {
-                    poll_fn(|cx| service.poll_ready(cx))
-                        .await
-                        .map_err(classified)?;
-                    let response = service.call(request).await.map_err(classified)?;
-                    let mut response =
-                        response.map(|b| into_body(b).with_deadline::<Tokio>(deadline));
+                    let head = async {
+                        poll_fn(|cx| service.poll_ready(cx))
+                            .await
+                            .map_err(classified)?;
+                        service.call(request).await.map_err(classified)
+                    };
+                    let response = match stalled {
+                        Some(at) => tokio::time::timeout_at(to_tokio(at), head)
+                            .await
+                            .unwrap_or_else(|_| Err(ReadTimedOut.into())),
+                        None => head.await,
+                    }?;
+                    let mut response = response
+                        .map(|b| into_body(b).with_read_timeout::<Tokio>(deadline, read_timeout));
                     if prefix_len == 0 {
                         return Ok((response, None));
                     }

@@ -35,7 +35,8 @@
 //! [`BodyDeadlinePassed`]. The timer for that is made only if the body has to wait for data.
 //! [`ClientBuilder::read_timeout`](resil_async::ClientBuilder::read_timeout) bounds each wait
 //! for data instead (the head, then every piece of the body): an attempt given minutes for a
-//! large download still fails within seconds of a stall, with [`ReadTimedOut`].
+//! large download still fails within seconds of a stall, with [`ReadTimedOut`]. The tower
+//! layer has the same setting, [`ResilLayer::read_timeout`]; `RESIL_READ_TIMEOUT` sets both.
 //!
 //! ## Cancellation
 //!

@@ -9,9 +9,11 @@ use std::time::Duration;
 use resil_core::{BreakerState, CircuitBreaker, TripCondition};
 use resil_tokio::{
     AsyncTransport, Backoff, Body, BoxFuture, Client, ClientBuilder, ErrorKind, Jitter,
-    RequestBody, ResponseExt, RetryPolicy, TransportError,
+    RequestBody, ResilLayer, ResponseExt, RetryPolicy, TransportError,
 };
 use tokio::time::Instant;
+use tower_layer::Layer;
+use tower_service::Service;
 
 /// What the fake server does with one request.
 #[derive(Clone, Debug)]
@@ -114,6 +116,28 @@ impl AsyncTransport for FakeTransport {
                 ))),
             }
         })
+    }
+}
+
+/// The same script as a tower service, for [`ResilLayer`].
+#[derive(Clone)]
+struct FakeService(Arc<Script>);
+
+impl tower_service::Service<http::Request<bytes::Bytes>> for FakeService {
+    type Response = http::Response<Body>;
+    type Error = TransportError;
+    type Future = BoxFuture<'static, Result<http::Response<Body>, TransportError>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<bytes::Bytes>) -> Self::Future {
+        let transport = FakeTransport(self.0.clone());
+        Box::pin(async move { transport.send(request.map(RequestBody::from)).await })
     }
 }
 
@@ -616,6 +640,66 @@ async fn a_timeout_set_after_the_environment_wins_over_it() {
         .apply_env(env("RESIL_READ_TIMEOUT", "5s"))
         .apply_env(env("RESIL_CONNECT_TIMEOUT", "5s"));
     env_later.build().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_tower_layer_has_the_clients_read_timeout() {
+    let policy = || {
+        plain()
+            .backoff(Backoff::Constant(Duration::ZERO))
+            .attempt_timeout(Some(Duration::from_secs(10)))
+            .build()
+            .unwrap()
+    };
+    let request = || {
+        http::Request::get("http://fake.invalid/x")
+            .body(bytes::Bytes::new())
+            .unwrap()
+    };
+
+    // A hung head is retried at the read timeout, here read from the environment.
+    let script = Script::new(vec![Fake::Hang, Fake::Status(200, None)]);
+    let mut config = resil_tokio::ClientConfig::default();
+    config.policy(policy());
+    config.apply_env(env("RESIL_READ_TIMEOUT", "1s"));
+    let mut service = ResilLayer::from_config(config)
+        .unwrap()
+        .layer(FakeService(script.clone()));
+    let start = Instant::now();
+    let response = service.call(request()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_waited(start.elapsed(), Duration::from_secs(1), 1);
+    assert_eq!(script.sent.load(Ordering::SeqCst), 2);
+
+    // A body may trickle, but not stall past it.
+    let layer = ResilLayer::new(policy())
+        .read_timeout(Duration::from_secs(1))
+        .unwrap();
+    let script = Script::new(vec![Fake::Trickle(&[900, 900])]);
+    let mut service = layer.clone().layer(FakeService(script));
+    let text = service.call(request()).await.unwrap().text().await.unwrap();
+    assert_eq!(text, "xx");
+    let script = Script::new(vec![Fake::Trickle(&[500, 1_500])]);
+    let mut service = layer.layer(FakeService(script));
+    let start = Instant::now();
+    let err = service
+        .call(request())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Body, "{err:#}");
+    assert!(
+        std::error::Error::source(&err).is_some_and(|e| e.is::<resil_tokio::ReadTimedOut>()),
+        "{err:#}"
+    );
+    assert_waited(start.elapsed(), Duration::from_millis(1_500), 2);
+
+    let err = ResilLayer::new(policy())
+        .read_timeout(Duration::ZERO)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
 }
 
 #[tokio::test]
