@@ -926,6 +926,24 @@ pub fn scenarios() -> Vec<Scenario> {
             vec!["send 1", "fail NotRetryable"],
         ),
         get(
+            "a status outside 100-999 is malformed, not a reset",
+            vec![Reply::Raw(
+                b"HTTP/1.1 099 Odd\r\ncontent-length: 2\r\n\r\nok",
+            )],
+            Expect::Error("Transport(Protocol)"),
+            1,
+            vec!["send 1", "fail NotRetryable"],
+        ),
+        get(
+            "a header name with a space is malformed, not a reset",
+            vec![Reply::Raw(
+                b"HTTP/1.1 200 OK\r\nbad name: x\r\ncontent-length: 2\r\n\r\nok",
+            )],
+            Expect::Error("Transport(Protocol)"),
+            1,
+            vec!["send 1", "fail NotRetryable"],
+        ),
+        get(
             "GET reset, then 200",
             vec![Reply::Reset, Reply::status(200)],
             Expect::Response(200),

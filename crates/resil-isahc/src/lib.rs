@@ -25,6 +25,12 @@
 //! deadline over the whole exchange, reading the body included; a deadline that passes
 //! before the connection is up is a `ConnectTimeout` (nothing was sent, so any method may
 //! retry it), as in resil-blocking.
+//!
+//! Unlike the other drivers, it keeps isahc's default of asking for compressed responses
+//! (`Accept-Encoding`) and decoding them: bodies arrive decoded, the body limit counts decoded
+//! bytes, and a body that does not decode is an error that is not retried. A response head
+//! curl accepts but `http` cannot hold (status 099, a header name with a space) is a
+//! `Protocol` error, as ureq and hyper report it.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

@@ -102,6 +102,10 @@ pub fn classify(error: &isahc::Error) -> ErrorKind {
         | K::TlsEngine
         | K::InvalidTlsConfiguration => ErrorKind::TlsHandshake,
         K::ProtocolViolation => ErrorKind::Protocol,
+        // isahc refuses a head line curl let through but `http` cannot hold (a status outside
+        // 100-999, a header name with a space) by failing curl's write callback: a malformed
+        // response, as ureq and hyper call it, not a reset to retry.
+        K::Io if curl_cause(error).is_some_and(curl::Error::is_write_error) => ErrorKind::Protocol,
         K::Io => match std::error::Error::source(error)
             .and_then(|e| e.downcast_ref::<io::Error>())
             .map(io::Error::kind)
@@ -213,6 +217,11 @@ impl HttpBody for ReadBody {
     }
 }
 
+/// The curl error under an isahc error, if curl's.
+fn curl_cause(error: &isahc::Error) -> Option<&curl::Error> {
+    std::error::Error::source(error).and_then(|cause| cause.downcast_ref::<curl::Error>())
+}
+
 /// isahc reports a body cut short as an `io::Error` around its own error ("unknown error")
 /// around curl's `CURLE_PARTIAL_FILE`; give it the kind std readers use for one, so the
 /// client says what happened (`resil_core::IncompleteBody`).
@@ -220,8 +229,7 @@ fn cut_short(e: io::Error) -> io::Error {
     let partial = e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<isahc::Error>())
-        .and_then(std::error::Error::source)
-        .and_then(|cause| cause.downcast_ref::<curl::Error>())
+        .and_then(curl_cause)
         .is_some_and(curl::Error::is_partial_file);
     if partial {
         io::Error::new(io::ErrorKind::UnexpectedEof, e)

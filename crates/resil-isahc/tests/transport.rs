@@ -348,6 +348,33 @@ fn a_connect_timeout_of_duration_max_means_never_not_a_refused_request() {
 }
 
 #[test]
+fn compressed_bodies_arrive_decoded_and_one_that_does_not_decode_is_not_retried() {
+    let server = TestServer::start();
+    // "decoded by curl", gzipped.
+    let gzipped: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: 35\r\n\r\n\
+        \x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03\x4b\x49\x4d\xce\x4f\x49\x4d\x51\x48\xaa\x54\
+        \x48\x2e\x2d\xca\x01\x00\x2a\xf5\x4b\x02\x0f\x00\x00\x00";
+    server.script("/gzip", vec![Reply::Raw(gzipped)]);
+    let bad: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: 5\r\n\r\nhello";
+    server.script("/bad", vec![Reply::Raw(bad), Reply::status(200)]);
+    let client = Client::builder().policy(scenario_policy()).build().unwrap();
+    assert_eq!(
+        body_of(&client, &server.url("/gzip")).unwrap(),
+        "decoded by curl"
+    );
+    let asked = server.requests()[0].headers.clone();
+    assert!(
+        asked
+            .iter()
+            .any(|(name, value)| name == "accept-encoding" && value.contains("gzip")),
+        "{asked:?}"
+    );
+    let err = body_of(&client, &server.url("/bad")).unwrap_err();
+    assert_eq!(err.attempts(), 1, "{err:#}");
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[test]
 fn a_refused_connection_tells_each_cause_once() {
     let url = format!("http://{}/x", resil_tests::refused_addr());
     let client = Client::builder().max_retries(0).build().unwrap();
