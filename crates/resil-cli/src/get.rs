@@ -38,6 +38,12 @@ pub struct RequestArgs {
     /// Per-attempt timeout, e.g. `10s`.
     #[arg(long, default_value = "10s")]
     attempt_timeout: String,
+    /// Connect timeout, e.g. `2s` [default: 5s].
+    #[arg(long)]
+    connect_timeout: Option<String>,
+    /// Longest wait for data within an attempt (each socket read), e.g. `5s`; off by default.
+    #[arg(long)]
+    read_timeout: Option<String>,
     /// Consecutive failures that open the circuit breaker.
     #[arg(long, default_value_t = 5)]
     breaker: u32,
@@ -61,7 +67,7 @@ impl Hooks for Narrator {
     fn on_retry(&self, _: &CallInfo<'_>, r: &RetryInfo) {
         let why = match r.retry_after {
             Some(ra) => format!("the server asked for {ra:?} (Retry-After)"),
-            None => "backoff with jitter".to_owned(),
+            None => "the --backoff policy".to_owned(),
         };
         note!(
             "resil: attempt {} failed: {}; retrying in {:?} ({why})",
@@ -94,6 +100,19 @@ fn backoff(spec: &str) -> Option<(Backoff, Jitter)> {
         "const" => Some((Backoff::Constant(d), Jitter::None)),
         _ => None,
     }
+}
+
+/// An optional duration option's value, or the usage error naming it.
+fn optional_duration(option: &str, value: Option<&str>) -> Result<Option<Duration>, ExitCode> {
+    value
+        .map(|v| {
+            parse_duration(v).ok_or_else(|| {
+                usage(&format!(
+                    "{option} takes a duration above zero such as 5s or 500ms"
+                ))
+            })
+        })
+        .transpose()
 }
 
 /// The bytes `-d` names: `@FILE`, `@-` (stdin), or the argument itself.
@@ -147,12 +166,25 @@ pub fn run(method: http::Method, args: &RequestArgs) -> ExitCode {
         Ok(b) => b,
         Err(e) => return usage(&e.to_string()),
     };
-    let client = match Client::builder()
+    let connect = match optional_duration("--connect-timeout", args.connect_timeout.as_deref()) {
+        Ok(timeout) => timeout,
+        Err(code) => return code,
+    };
+    let read = match optional_duration("--read-timeout", args.read_timeout.as_deref()) {
+        Ok(timeout) => timeout,
+        Err(code) => return code,
+    };
+    let mut builder = Client::builder()
         .policy(policy)
         .breaker(std::sync::Arc::new(std::sync::Mutex::new(breaker)))
-        .hooks(Narrator)
-        .build()
-    {
+        .hooks(Narrator);
+    if let Some(timeout) = connect {
+        builder = builder.connect_timeout(timeout);
+    }
+    if let Some(timeout) = read {
+        builder = builder.read_timeout(timeout);
+    }
+    let client = match builder.build() {
         Ok(c) => c,
         Err(e) => return usage(&format!("{e:#}")),
     };

@@ -2,6 +2,7 @@
 //! that misbehave on purpose, and on the shipped scenario files.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use assert_cmd::Command;
 use resil_tests::{Reply, TestServer, refused_addr, shared_load};
@@ -119,6 +120,44 @@ fn exit_codes_follow_the_outcome() {
         code(&["get", &server.url("/missing"), "--timeout", "0s"]),
         Some(2),
         "a deadline of zero"
+    );
+    for option in ["--connect-timeout", "--read-timeout"] {
+        assert_eq!(
+            code(&["get", &server.url("/missing"), option, "0s"]),
+            Some(2),
+            "{option} of zero"
+        );
+    }
+}
+
+#[test]
+fn a_read_timeout_ends_a_stalled_attempt_long_before_the_attempt_timeout() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script(
+        "/stall",
+        vec![
+            Reply::Stall(Duration::from_secs(5)),
+            Reply::body(200, "late"),
+        ],
+    );
+    let start = std::time::Instant::now();
+    let out = resil()
+        .args(["get", &server.url("/stall"), "--backoff", "none"])
+        .args(["--read-timeout", "50ms", "--connect-timeout", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout), "late", "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("timed out"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The 10 s attempt timeout and the 5 s stall would both take seconds.
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
     );
 }
 
