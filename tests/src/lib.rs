@@ -860,6 +860,17 @@ pub fn scenarios() -> Vec<Scenario> {
         server_hits: hits,
         transcript,
     };
+    // A response no driver may read as anything but malformed: final, whatever the method.
+    let malformed = |name, raw: &'static [u8]| {
+        let protocol = Expect::Error("Transport(Protocol)");
+        get(
+            name,
+            vec![Reply::Raw(raw)],
+            protocol,
+            1,
+            vec!["send 1", "fail NotRetryable"],
+        )
+    };
     vec![
         get(
             "503, 503, 200",
@@ -916,32 +927,17 @@ pub fn scenarios() -> Vec<Scenario> {
             1,
             vec!["send 1", "fail RetryAfterTooLong { requested: 999999s }"],
         ),
-        get(
+        malformed(
             "a Content-Length that is no number is malformed, not a body",
-            vec![Reply::Raw(
-                b"HTTP/1.1 200 OK\r\ncontent-length: 99999999999999999999999\r\n\r\nab",
-            )],
-            Expect::Error("Transport(Protocol)"),
-            1,
-            vec!["send 1", "fail NotRetryable"],
+            b"HTTP/1.1 200 OK\r\ncontent-length: 99999999999999999999999\r\n\r\nab",
         ),
-        get(
+        malformed(
             "a status outside 100-999 is malformed, not a reset",
-            vec![Reply::Raw(
-                b"HTTP/1.1 099 Odd\r\ncontent-length: 2\r\n\r\nok",
-            )],
-            Expect::Error("Transport(Protocol)"),
-            1,
-            vec!["send 1", "fail NotRetryable"],
+            b"HTTP/1.1 099 Odd\r\ncontent-length: 2\r\n\r\nok",
         ),
-        get(
+        malformed(
             "a header name with a space is malformed, not a reset",
-            vec![Reply::Raw(
-                b"HTTP/1.1 200 OK\r\nbad name: x\r\ncontent-length: 2\r\n\r\nok",
-            )],
-            Expect::Error("Transport(Protocol)"),
-            1,
-            vec!["send 1", "fail NotRetryable"],
+            b"HTTP/1.1 200 OK\r\nbad name: x\r\ncontent-length: 2\r\n\r\nok",
         ),
         get(
             "GET reset, then 200",

@@ -537,21 +537,34 @@ fn a_timer_left_by_another_runtime_is_not_used() {
     assert_eq!(kind, ErrorKind::Timeout);
 }
 
+/// A body read that failed on the read timeout.
+fn assert_body_read_timed_out(err: &resil_tokio::Error) {
+    assert_eq!(err.kind(), ErrorKind::Body, "{err:#}");
+    assert!(
+        std::error::Error::source(err).is_some_and(|e| e.is::<resil_tokio::ReadTimedOut>()),
+        "{err:#}"
+    );
+}
+
+/// Attempts that may take 10 s, retried at once.
+fn reading_policy() -> RetryPolicy {
+    plain()
+        .backoff(Backoff::Constant(Duration::ZERO))
+        .attempt_timeout(Some(Duration::from_secs(10)))
+        .build()
+        .unwrap()
+}
+
 fn reading_within(script: &Arc<Script>, read_timeout: Duration) -> Client {
     reading(script, |builder| builder.read_timeout(read_timeout))
 }
 
-/// A client whose attempts may take 10 s, retried at once, with `read` setting how it reads.
+/// A client on [`reading_policy`], with `read` setting how it reads.
 fn reading(script: &Arc<Script>, read: impl FnOnce(ClientBuilder) -> ClientBuilder) -> Client {
-    let policy = plain()
-        .backoff(Backoff::Constant(Duration::ZERO))
-        .attempt_timeout(Some(Duration::from_secs(10)))
-        .build()
-        .unwrap();
     let builder = Client::builder()
         .transport(FakeTransport(script.clone()))
         .base_url("http://fake.invalid")
-        .policy(policy);
+        .policy(reading_policy());
     read(builder).build().unwrap()
 }
 
@@ -591,11 +604,7 @@ async fn a_body_may_take_long_but_not_stall_past_the_read_timeout() {
         .text()
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Body, "{err:#}");
-    assert!(
-        std::error::Error::source(&err).is_some_and(|e| e.is::<resil_tokio::ReadTimedOut>()),
-        "{err:#}"
-    );
+    assert_body_read_timed_out(&err);
     assert_waited(start.elapsed(), Duration::from_millis(1_500), 2);
 }
 
@@ -644,13 +653,6 @@ async fn a_timeout_set_after_the_environment_wins_over_it() {
 
 #[tokio::test(start_paused = true)]
 async fn the_tower_layer_has_the_clients_read_timeout() {
-    let policy = || {
-        plain()
-            .backoff(Backoff::Constant(Duration::ZERO))
-            .attempt_timeout(Some(Duration::from_secs(10)))
-            .build()
-            .unwrap()
-    };
     let request = || {
         http::Request::get("http://fake.invalid/x")
             .body(bytes::Bytes::new())
@@ -660,7 +662,7 @@ async fn the_tower_layer_has_the_clients_read_timeout() {
     // A hung head is retried at the read timeout, here read from the environment.
     let script = Script::new(vec![Fake::Hang, Fake::Status(200, None)]);
     let mut config = resil_tokio::ClientConfig::default();
-    config.policy(policy());
+    config.policy(reading_policy());
     config.apply_env(env("RESIL_READ_TIMEOUT", "1s"));
     let mut service = ResilLayer::from_config(config)
         .unwrap()
@@ -672,7 +674,7 @@ async fn the_tower_layer_has_the_clients_read_timeout() {
     assert_eq!(script.sent.load(Ordering::SeqCst), 2);
 
     // A body may trickle, but not stall past it.
-    let layer = ResilLayer::new(policy())
+    let layer = ResilLayer::new(reading_policy())
         .read_timeout(Duration::from_secs(1))
         .unwrap();
     let script = Script::new(vec![Fake::Trickle(&[900, 900])]);
@@ -689,14 +691,10 @@ async fn the_tower_layer_has_the_clients_read_timeout() {
         .text()
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Body, "{err:#}");
-    assert!(
-        std::error::Error::source(&err).is_some_and(|e| e.is::<resil_tokio::ReadTimedOut>()),
-        "{err:#}"
-    );
+    assert_body_read_timed_out(&err);
     assert_waited(start.elapsed(), Duration::from_millis(1_500), 2);
 
-    let err = ResilLayer::new(policy())
+    let err = ResilLayer::new(reading_policy())
         .read_timeout(Duration::ZERO)
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidConfig);
