@@ -715,6 +715,16 @@ pub fn assert_connect_hang_retried<B>(err: &resil_core::CallError<B>) {
     assert_eq!(err.attempts(), 2, "{err}");
 }
 
+/// Checks that a client's build failed on a setting's value, naming the setting.
+pub fn assert_refused_setting<B>(err: &resil_core::CallError<B>, setting: &str) {
+    assert_eq!(
+        err.kind(),
+        resil_core::ClientErrorKind::InvalidConfig,
+        "{err:#}"
+    );
+    assert!(format!("{err:#}").contains(setting), "{err:#}");
+}
+
 /// Checks that `err` tells each cause once: no message in its `source()` chain repeats the
 /// next one (so anyhow, eyre and tracing print each once), and `{:#}` is the chain on one
 /// line. Returns that line.

@@ -272,10 +272,7 @@ impl<R: Runtime> Client<R> {
                 inner.transport.send(request)
             };
             // The read timeout needs a timer of its own only when it ends before the attempt.
-            let stalled = inner
-                .read_timeout
-                .map(|gap| R::now() + gap)
-                .filter(|&stalled| stalled < deadline);
+            let stalled = resil_core::read_deadline(inner.read_timeout, R::now, deadline);
             // One await for both cases, so a client without a read timeout pays one branch.
             let mut sending = sending;
             let mut read_timer = pin!(stalled.map(R::sleep_until));

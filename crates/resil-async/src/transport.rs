@@ -150,12 +150,12 @@ impl BodyDeadline {
     /// The error that ends the body if the wait for data is over.
     fn passed(&mut self, cx: &mut Context<'_>) -> Option<BoxError> {
         let (at, gap, now, sleep) = (self.at, self.gap, self.now, self.sleep);
-        let (timer, by_gap) = self.timer.get_or_insert_with(|| {
-            match gap.map(|gap| now() + gap).filter(|&stalled| stalled < at) {
-                Some(stalled) => (sleep(stalled), true),
-                None => (sleep(at), false),
-            }
-        });
+        let (timer, by_gap) =
+            self.timer
+                .get_or_insert_with(|| match resil_core::read_deadline(gap, now, at) {
+                    Some(stalled) => (sleep(stalled), true),
+                    None => (sleep(at), false),
+                });
         if timer.as_mut().poll(cx).is_pending() {
             return None;
         }
@@ -260,9 +260,8 @@ impl Body {
     /// The same body, failing with [`BodyDeadlinePassed`] if it is still waiting for data at
     /// `deadline` on runtime `R`'s clock. The timer is made only when the body first has to
     /// wait, so a body that arrives with its head costs none.
-    pub fn with_deadline<R: crate::Runtime>(mut self, deadline: resil_core::Instant) -> Body {
-        self.set_deadline::<R>(deadline, None);
-        self
+    pub fn with_deadline<R: crate::Runtime>(self, deadline: resil_core::Instant) -> Body {
+        self.with_read_timeout::<R>(deadline, None)
     }
 
     /// [`with_deadline`](Self::with_deadline) that also fails with [`ReadTimedOut`] after

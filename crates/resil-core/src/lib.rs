@@ -182,7 +182,7 @@ pub use request_draft::RequestDraft;
 pub use retry::{Action, Attempt, Cause, Event, GiveUp, GiveUpReason, Input, RetryMachine};
 pub use retry_after::{RetryAfter, parse_http_date};
 pub use shared::Shared;
-pub use time::{Instant, MAX_TIMEOUT, UnixTime, library_timeout};
+pub use time::{Instant, MAX_TIMEOUT, UnixTime, library_timeout, read_deadline};
 
 /// The RNG crates core builds on, re-exported so drivers and tests use the same versions.
 pub mod rand {

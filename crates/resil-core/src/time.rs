@@ -29,6 +29,30 @@ pub const fn library_timeout(timeout: Duration) -> Duration {
     }
 }
 
+/// When a read timeout of `read_timeout` from `now` ends, if it ends before `deadline` (the
+/// attempt's); `None` when there is none or the deadline comes first, so a driver arms one
+/// timer, not two. `now` is called only when there is a read timeout: a clock reading costs.
+///
+/// ```
+/// use core::time::Duration;
+/// use resil_core::{Instant, read_deadline};
+///
+/// let (now, deadline) = (Instant::ZERO, Instant::ZERO + Duration::from_secs(10));
+/// let one_second = Some(Duration::from_secs(1));
+/// assert_eq!(read_deadline(one_second, || now, deadline), Some(now + Duration::from_secs(1)));
+/// assert_eq!(read_deadline(Some(Duration::MAX), || now, deadline), None);
+/// assert_eq!(read_deadline(None, || unreachable!(), deadline), None);
+/// ```
+pub fn read_deadline(
+    read_timeout: Option<Duration>,
+    now: impl FnOnce() -> Instant,
+    deadline: Instant,
+) -> Option<Instant> {
+    let gap = read_timeout?;
+    let stalled = now() + gap;
+    (stalled < deadline).then_some(stalled)
+}
+
 /// A point on the driver's monotonic clock: nanoseconds since an origin the driver picked.
 ///
 /// Arithmetic saturates: adding [`Duration::MAX`] gives [`Instant::MAX`], never a panic or a

@@ -204,9 +204,7 @@ where
                     resil_core::attempt_request(&parts, call.attempt_id(), body.clone());
                 *request.extensions_mut() = parts.extensions.clone();
                 // The read timeout needs a timer of its own only when it ends first.
-                let stalled = read_timeout
-                    .map(|gap| now() + gap)
-                    .filter(|&stalled| stalled < deadline);
+                let stalled = resil_core::read_deadline(read_timeout, now, deadline);
                 let exchange = async {
                     let head = async {
                         poll_fn(|cx| service.poll_ready(cx))

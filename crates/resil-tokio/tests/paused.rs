@@ -570,16 +570,25 @@ fn reading(script: &Arc<Script>, read: impl FnOnce(ClientBuilder) -> ClientBuild
 
 #[tokio::test(start_paused = true)]
 async fn a_head_that_does_not_come_within_the_read_timeout_ends_the_attempt() {
-    let script = Script::new(vec![Fake::Hang, Fake::Status(200, None)]);
-    let client = reading_within(&script, Duration::from_secs(1));
-    let start = Instant::now();
-    client.get("/x").send().await.unwrap();
-    // At the read timeout, not at the 10 s attempt timeout.
-    assert_waited(start.elapsed(), Duration::from_secs(1), 1);
-    assert_eq!(
-        client.stats().retries_for(resil_core::RetryReason::Timeout),
-        1
-    );
+    // Set on the builder, then read from the environment.
+    for from_env in [false, true] {
+        let script = Script::new(vec![Fake::Hang, Fake::Status(200, None)]);
+        let client = reading(&script, |builder| {
+            if from_env {
+                builder.apply_env(env("RESIL_READ_TIMEOUT", "1s"))
+            } else {
+                builder.read_timeout(Duration::from_secs(1))
+            }
+        });
+        let start = Instant::now();
+        client.get("/x").send().await.unwrap();
+        // At the read timeout, not at the 10 s attempt timeout.
+        assert_waited(start.elapsed(), Duration::from_secs(1), 1);
+        assert_eq!(
+            client.stats().retries_for(resil_core::RetryReason::Timeout),
+            1
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -610,17 +619,6 @@ async fn a_body_may_take_long_but_not_stall_past_the_read_timeout() {
 
 fn env(variable: &'static str, value: &'static str) -> resil_tokio::EnvConfig {
     resil_tokio::EnvConfig::from_lookup(|name| (name == variable).then(|| value.into())).unwrap()
-}
-
-#[tokio::test(start_paused = true)]
-async fn the_read_timeout_can_come_from_the_environment() {
-    let script = Script::new(vec![Fake::Hang, Fake::Status(200, None)]);
-    let client = reading(&script, |builder| {
-        builder.apply_env(env("RESIL_READ_TIMEOUT", "1500ms"))
-    });
-    let start = Instant::now();
-    client.get("/x").send().await.unwrap();
-    assert_waited(start.elapsed(), Duration::from_millis(1_500), 1);
 }
 
 #[tokio::test]
@@ -712,8 +710,6 @@ async fn a_zero_read_or_connect_timeout_is_refused_when_the_client_is_built() {
             Client::builder().connect_timeout(Duration::ZERO),
         ),
     ] {
-        let err = builder.build().unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
-        assert!(format!("{err:#}").contains(setting), "{err:#}");
+        resil_tests::assert_refused_setting(&builder.build().unwrap_err(), setting);
     }
 }
