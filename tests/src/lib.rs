@@ -725,6 +725,31 @@ pub fn assert_refused_setting<B>(err: &resil_core::CallError<B>, setting: &str) 
     assert!(format!("{err:#}").contains(setting), "{err:#}");
 }
 
+/// Checks the `Content-Length` cases every driver sends to `/length` (see
+/// `resil_core::check_content_length`): a length that is not the body's (`"1"` on a
+/// two-byte body, from the request builder and from `execute`; `"3"` on none) was refused
+/// with an error that says so, and only the two requests that declared their body's length
+/// (`"2"` on `ab`, buffered and streamed) arrived.
+pub fn assert_only_true_content_lengths_sent<B>(
+    server: &TestServer,
+    refused: [&resil_core::CallError<B>; 3],
+) {
+    for short in &refused[..2] {
+        assert_refused_setting(short, "Content-Length 1 does not match the body (2 bytes)");
+    }
+    assert_refused_setting(
+        refused[2],
+        "Content-Length 3 does not match the body (0 bytes)",
+    );
+    let sent: Vec<_> = server
+        .requests()
+        .into_iter()
+        .map(|r| (r.values("content-length"), r.body))
+        .collect();
+    let framed = (vec!["2".to_owned()], b"ab".to_vec());
+    assert_eq!(sent, [framed.clone(), framed]);
+}
+
 /// Checks that `err` tells each cause once: no message in its `source()` chain repeats the
 /// next one (so anyhow, eyre and tracing print each once), and `{:#}` is the chain on one
 /// line. Returns that line.

@@ -92,6 +92,7 @@ impl<R: Runtime> Client<R> {
     }
 
     /// A GET request.
+    #[inline]
     pub fn get(&self, url: &str) -> RequestBuilder<R> {
         self.request(Method::GET, url)
     }
@@ -120,6 +121,7 @@ impl<R: Runtime> Client<R> {
         self.request(Method::OPTIONS, url)
     }
     /// A request with any method.
+    #[inline]
     pub fn request(&self, method: Method, url: &str) -> RequestBuilder<R> {
         RequestBuilder::new(self.clone(), method, url)
     }
@@ -130,9 +132,10 @@ impl<R: Runtime> Client<R> {
         request: http::Request<impl Into<RequestBody>>,
     ) -> impl Future<Output = Result<Response, Error>> + Send + '_ {
         let (mut parts, body) = request.into_parts();
+        let body = body.into();
         let policy = parts.extensions.remove::<RetryPolicy>().map(Box::new);
-        let checked = ClientCore::check_request_url(&parts.method, &parts.uri);
-        Self::send_parts(self, checked.map(|()| (parts, policy)), body.into())
+        let checked = ClientCore::check_request(&parts, body.known_len());
+        Self::send_parts(self, checked.map(|()| (parts, policy)), body)
     }
 
     /// Counters for every call through this client and its clones.

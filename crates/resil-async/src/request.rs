@@ -27,6 +27,7 @@ impl<R> std::fmt::Debug for RequestBuilder<R> {
 }
 
 impl<R: crate::Runtime> RequestBuilder<R> {
+    #[inline]
     pub(crate) fn new(client: Client<R>, method: Method, url: &str) -> RequestBuilder<R> {
         let draft = RequestDraft::new(client.core(), method, url);
         RequestBuilder {
@@ -36,7 +37,9 @@ impl<R: crate::Runtime> RequestBuilder<R> {
         }
     }
 
-    /// Adds a header (appended).
+    /// Adds a header (appended). The transport frames the body itself;
+    /// a `Content-Length` that is not the body's length makes `send` fail before anything is
+    /// sent.
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.draft.header(name, value);
         self
@@ -97,12 +100,13 @@ impl<R: crate::Runtime> RequestBuilder<R> {
     /// The future holds the whole call (about 1.7 KiB) and is not boxed: a box that size
     /// costs more per call than moving it into the `.await` that runs it. Box it yourself
     /// (`Box::pin`) to keep many calls in a collection or hand one through many layers.
+    #[inline]
     pub fn send(self) -> impl Future<Output = Result<Response, Error>> + Send + 'static
     where
         R: Runtime,
     {
         // Finished before the future is made, so the future does not carry the builder.
-        let finished = self.draft.finish(self.client.core());
+        let finished = self.draft.finish(self.client.core(), self.body.known_len());
         Client::send_parts(self.client, finished, self.body)
     }
 }

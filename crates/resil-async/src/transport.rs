@@ -46,6 +46,15 @@ impl RequestBody {
         !matches!(self, RequestBody::Stream(_))
     }
 
+    /// The body's length in bytes, if known before it is sent (not for a stream).
+    pub(crate) fn known_len(&self) -> Option<u64> {
+        match self {
+            RequestBody::Empty => Some(0),
+            RequestBody::Bytes(b) => u64::try_from(b.len()).ok(),
+            RequestBody::Stream(_) => None,
+        }
+    }
+
     /// The body for one attempt; a stream is moved out.
     pub(crate) fn take_for_attempt(&mut self) -> RequestBody {
         match self {

@@ -107,9 +107,10 @@ impl Client {
         request: http::Request<impl Into<RequestBody>>,
     ) -> Result<Response, Error> {
         let (mut parts, body) = request.into_parts();
-        ClientCore::check_request_url(&parts.method, &parts.uri)?;
+        let body = body.into();
+        ClientCore::check_request(&parts, body.known_len())?;
         let policy = parts.extensions.remove::<RetryPolicy>().map(Box::new);
-        self.send_parts(parts, body.into(), policy)
+        self.send_parts(parts, body, policy)
     }
 
     /// Counters for every call made through this client and its clones.

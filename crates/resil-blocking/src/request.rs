@@ -31,7 +31,9 @@ impl RequestBuilder {
         }
     }
 
-    /// Adds a header (appended: a name may repeat).
+    /// Adds a header (appended: a name may repeat). The transport frames the body itself;
+    /// a `Content-Length` that is not the body's length makes `send` fail before anything is
+    /// sent.
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.draft.header(name, value);
         self
@@ -89,7 +91,8 @@ impl RequestBuilder {
 
     /// Sends the request, retrying as the policy allows.
     pub fn send(self) -> Result<Response, Error> {
-        let (parts, policy) = self.draft.finish(self.client.core())?;
+        let body_len = self.body.known_len();
+        let (parts, policy) = self.draft.finish(self.client.core(), body_len)?;
         self.client.send_parts(parts, self.body, policy)
     }
 }

@@ -32,6 +32,15 @@ impl RequestBody {
         !matches!(self, RequestBody::Reader(_))
     }
 
+    /// The body's length in bytes, if known before it is sent (not for a reader).
+    pub(crate) fn known_len(&self) -> Option<u64> {
+        match self {
+            RequestBody::Empty => Some(0),
+            RequestBody::Bytes(b) => u64::try_from(b.len()).ok(),
+            RequestBody::Reader(_) => None,
+        }
+    }
+
     /// A copy for one attempt; a reader is moved out (it can only be sent once).
     pub(crate) fn take_for_attempt(&mut self) -> RequestBody {
         match self {

@@ -865,6 +865,29 @@ fn invalid_input_gives_clear_errors_not_panics() {
 }
 
 #[test]
+fn a_content_length_that_is_not_the_bodys_is_refused_before_anything_is_sent() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    let client = builder(&ManualClock::new()).build().unwrap();
+    let url = server.url("/length");
+    let post = |length: &str| client.post(&url).header("content-length", length);
+    let wrong = post("1").body("ab").send().unwrap_err();
+    let built = http::Request::post(&url).header("content-length", "1");
+    let built = client.execute(built.body("ab").unwrap()).unwrap_err();
+    let none = client
+        .get(&url)
+        .header("content-length", "3")
+        .send()
+        .unwrap_err();
+    post("2").body("ab").send().unwrap();
+    post("2")
+        .body_reader(std::io::Cursor::new(b"ab"))
+        .send()
+        .unwrap();
+    resil_tests::assert_only_true_content_lengths_sent(&server, [&wrong, &built, &none]);
+}
+
+#[test]
 fn environment_settings_apply_and_bad_values_are_named() {
     let _load = shared_load();
     let env = EnvConfig::from_lookup(|name| match name {

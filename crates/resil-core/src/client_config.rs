@@ -129,15 +129,18 @@ impl ClientConfig {
     }
     /// A header sent on every request that does not set it (appended: a name may repeat).
     pub fn default_header(&mut self, name: &str, value: &str) {
-        match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+        let problem = match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            // One length cannot be every request's (see `check_content_length`).
+            (Ok(n), Ok(_)) if n == http::header::CONTENT_LENGTH => {
+                format!("default header {name:?} cannot fit every request's body")
+            }
             (Ok(n), Ok(v)) => {
                 self.default_headers.append(n, v);
+                return;
             }
-            _ => {
-                self.header_error
-                    .get_or_insert(format!("default header {name:?}"));
-            }
-        }
+            _ => format!("default header {name:?} is not a valid header"),
+        };
+        self.header_error.get_or_insert(problem);
     }
     /// The request-id header (default `x-request-id`; `None` turns ids off).
     pub fn request_id_header(&mut self, name: Option<&'static str>) {
@@ -219,8 +222,8 @@ impl ClientConfig {
         if let Some(e) = self.env_error {
             return Err(CallError::new(ClientErrorKind::InvalidConfig, "-", "-").with_source(e));
         }
-        if let Some(h) = self.header_error {
-            return Err(invalid(format!("{h} is not a valid header")));
+        if let Some(problem) = self.header_error {
+            return Err(invalid(problem));
         }
         let base_url = match &self.base_url {
             None => None,
@@ -358,10 +361,18 @@ impl ClientCore {
         self.stats.snapshot()
     }
 
-    /// An `InvalidUrl` error on the call `method uri` unless a call can be made to `uri` as
-    /// it is (see [`check_url`](crate::check_url)): for requests a caller built whole.
-    pub fn check_request_url<B>(method: &Method, uri: &Uri) -> Result<(), CallError<B>> {
-        crate::check_url(uri).map_err(|e| invalid_url(method, &crate::redact_url(uri), e))
+    /// Checks a request a caller built whole, as a request builder's checks would have: an
+    /// `InvalidUrl` error unless a call can be made to its URL as it is (see
+    /// [`check_url`](crate::check_url)), an `InvalidConfig` one unless its `Content-Length`
+    /// fits a body of `body_len` bytes (see
+    /// [`check_content_length`](crate::check_content_length)).
+    pub fn check_request<B>(
+        parts: &http::request::Parts,
+        body_len: Option<u64>,
+    ) -> Result<(), CallError<B>> {
+        crate::check_url(&parts.uri)
+            .map_err(|e| invalid_url(&parts.method, &crate::redact_url(&parts.uri), e))?;
+        crate::check_content_length(parts, body_len)
     }
 
     /// `url` (absolute, or relative to the base URL) as a URI, or an `InvalidUrl` error on

@@ -270,6 +270,70 @@ pub fn check_url(uri: &Uri) -> Result<(), UrlError> {
     })
 }
 
+/// Checks a caller's `Content-Length` against the body that will be sent: every line must be
+/// the same decimal number and, when the body's length is known (`body_len`; `None` for a
+/// stream), that length. Without this, one transport refuses such a request as it writes it
+/// (ureq), another sends the body's own length instead (hyper); here every driver refuses it
+/// before anything is sent, as an [`InvalidConfig`](ClientErrorKind::InvalidConfig) error on
+/// the call. No `Content-Length` is always fine: the transport frames the body.
+///
+/// ```
+/// # use resil_core::check_content_length;
+/// let mut request = http::Request::post("http://127.0.0.1/").body(()).unwrap();
+/// request.headers_mut().insert("content-length", "2".parse().unwrap());
+/// let (parts, ()) = request.into_parts();
+/// assert!(check_content_length::<()>(&parts, Some(2)).is_ok());
+/// let err = check_content_length::<()>(&parts, Some(3)).unwrap_err();
+/// assert!(format!("{err:#}").contains("Content-Length 2 does not match the body (3 bytes)"));
+/// ```
+#[inline(never)]
+pub fn check_content_length<B>(
+    parts: &http::request::Parts,
+    body_len: Option<u64>,
+) -> Result<(), crate::CallError<B>> {
+    let mut declared = None;
+    for value in parts.headers.get_all(http::header::CONTENT_LENGTH) {
+        let problem = match (parse_decimal(value.as_bytes()), declared) {
+            (None, _) => format!("Content-Length {:?} is not a number of bytes", value),
+            (Some(n), Some(first)) if n != first => {
+                format!("Content-Length is given twice, as {first} and {n}")
+            }
+            (Some(n), _) => {
+                declared = Some(n);
+                continue;
+            }
+        };
+        return Err(content_length_error(parts, problem));
+    }
+    match (declared, body_len) {
+        (Some(n), Some(len)) if n != len => Err(content_length_error(
+            parts,
+            format!("Content-Length {n} does not match the body ({len} bytes)"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn content_length_error<B>(parts: &http::request::Parts, problem: String) -> crate::CallError<B> {
+    crate::CallError::new(
+        ClientErrorKind::InvalidConfig,
+        parts.method.as_str(),
+        &redact_url(&parts.uri),
+    )
+    .with_source(problem)
+}
+
+/// ASCII digits only (no sign, space or list), as a `u64`; `None` if empty or too large.
+fn parse_decimal(bytes: &[u8]) -> Option<u64> {
+    if bytes.is_empty() {
+        return None;
+    }
+    bytes.iter().try_fold(0u64, |n, &b| {
+        let digit = b.is_ascii_digit().then(|| u64::from(b - b'0'))?;
+        n.checked_mul(10)?.checked_add(digit)
+    })
+}
+
 /// Sets `Host` to `uri`'s authority unless `headers` have one. The authority already reads
 /// `host:port`; an HTTP/1 client otherwise formats that into a new string on every request
 /// to a port that is not the scheme's default. Nothing is set without an authority, or with

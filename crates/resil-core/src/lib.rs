@@ -166,9 +166,9 @@ pub use env::{EnvConfig, EnvError, TransportEnv, parse_duration};
 #[cfg(feature = "http")]
 pub use http_glue::{
     AttemptId, ClientErrorKind, SENSITIVE_QUERY_PARAMS, UrlError, attempt_budget, attempt_request,
-    auth_error, check_url, fill_host_header, form_urlencode, is_sensitive_header, join_url,
-    merge_default_headers, redact_url, redact_url_str, redacted_headers, remember_last, request_id,
-    request_info, response_head, set_bearer,
+    auth_error, check_content_length, check_url, fill_host_header, form_urlencode,
+    is_sensitive_header, join_url, merge_default_headers, redact_url, redact_url_str,
+    redacted_headers, remember_last, request_id, request_info, response_head, set_bearer,
 };
 #[cfg(feature = "std")]
 pub use observe::{CallInfo, Hooks, Observer, RetryInfo, RetryReason, Stats, StatsSnapshot};

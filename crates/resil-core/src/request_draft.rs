@@ -44,6 +44,7 @@ impl<B> fmt::Debug for RequestDraft<B> {
 
 impl<B> RequestDraft<B> {
     /// A draft for `method url` (`url` absolute, or relative to `client`'s base URL).
+    #[inline]
     pub fn new(client: &ClientCore, method: Method, url: &str) -> RequestDraft<B> {
         let (uri, error) = match client.resolve_url(&method, url) {
             Ok(uri) => (uri, None),
@@ -107,57 +108,84 @@ impl<B> RequestDraft<B> {
     }
 
     /// The request head and its policy override (`None`: the client's), or the first
-    /// mistake. `client` supplies the policy a per-request timeout applies to.
+    /// mistake. `client` supplies the policy a per-request timeout applies to; `body_len` is
+    /// the body's length if known (`None` for a stream), which a `Content-Length` header must
+    /// match (see [`check_content_length`](crate::check_content_length)).
     #[allow(clippy::type_complexity)]
+    #[inline]
     pub fn finish(
         self,
         client: &ClientCore,
+        body_len: Option<u64>,
     ) -> Result<(http::request::Parts, Option<Box<RetryPolicy>>), CallError<B>> {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let mut uri = self.uri;
-        if !self.query.is_empty() {
-            let extra = form_urlencode(self.query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            let sep = if uri.query().is_some() { "&" } else { "?" };
-            let with_query = format!("{uri}{sep}{extra}");
-            uri = with_query.parse().map_err(|e| {
-                CallError::new(
-                    ClientErrorKind::InvalidUrl,
-                    self.method.as_str(),
-                    &redact_url_str(&with_query),
-                )
-                .with_source(e)
-            })?;
-        }
+        let uri = match self.query.is_empty() {
+            true => self.uri,
+            false => with_query(&self.method, &self.uri, &self.query)?,
+        };
         let mut request = http::Request::new(());
         *request.method_mut() = self.method;
         *request.uri_mut() = uri;
         *request.headers_mut() = self.headers;
         let (parts, ()) = request.into_parts();
+        // Most requests set no header at all, and few a timeout of their own: both stay out
+        // of line, so this path stays small enough to inline into every `send`.
+        if !parts.headers.is_empty() {
+            crate::check_content_length(&parts, body_len)?;
+        }
         let policy = match (self.policy, self.timeout) {
             (p, None) => p,
-            (p, Some(total)) => {
-                let base = p.map_or_else(|| client.policy().clone(), |p| *p);
-                let attempt = base.attempt_timeout();
-                let unbounded = Duration::from_nanos(u64::MAX);
-                Some(Box::new(
-                    base.with_limits(
-                        Some(total),
-                        (attempt != unbounded).then_some(attempt),
-                        base.max_attempts(),
-                    )
-                    .map_err(|e| {
-                        CallError::new(
-                            ClientErrorKind::InvalidConfig,
-                            parts.method.as_str(),
-                            &redact_url(&parts.uri),
-                        )
-                        .with_source(e)
-                    })?,
-                ))
-            }
+            (p, Some(total)) => Some(with_total_timeout(client, &parts, p, total)?),
         };
         Ok((parts, policy))
     }
+}
+
+/// `uri` with `query` percent-encoded onto it.
+#[inline(never)]
+fn with_query<B>(
+    method: &Method,
+    uri: &Uri,
+    query: &[(String, String)],
+) -> Result<Uri, CallError<B>> {
+    let extra = form_urlencode(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let sep = if uri.query().is_some() { "&" } else { "?" };
+    let with_query = format!("{uri}{sep}{extra}");
+    with_query.parse().map_err(|e| {
+        CallError::new(
+            ClientErrorKind::InvalidUrl,
+            method.as_str(),
+            &redact_url_str(&with_query),
+        )
+        .with_source(e)
+    })
+}
+
+/// `policy` (the client's when `None`) with a per-request total deadline.
+#[inline(never)]
+fn with_total_timeout<B>(
+    client: &ClientCore,
+    parts: &http::request::Parts,
+    policy: Option<Box<RetryPolicy>>,
+    total: Duration,
+) -> Result<Box<RetryPolicy>, CallError<B>> {
+    let base = policy.map_or_else(|| client.policy().clone(), |p| *p);
+    let attempt = base.attempt_timeout();
+    let unbounded = Duration::from_nanos(u64::MAX);
+    base.with_limits(
+        Some(total),
+        (attempt != unbounded).then_some(attempt),
+        base.max_attempts(),
+    )
+    .map(Box::new)
+    .map_err(|e| {
+        CallError::new(
+            ClientErrorKind::InvalidConfig,
+            parts.method.as_str(),
+            &redact_url(&parts.uri),
+        )
+        .with_source(e)
+    })
 }

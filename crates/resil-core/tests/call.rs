@@ -54,7 +54,7 @@ fn drive(
     let core = config.build::<FakeBody>().unwrap();
     let draft: RequestDraft<FakeBody> =
         RequestDraft::new(&core, http::Method::GET, "http://127.0.0.1/x");
-    let (mut parts, policy) = draft.finish(&core).unwrap();
+    let (mut parts, policy) = draft.finish(&core, Some(0)).unwrap();
     let start = Instant::ZERO;
     let mut now = start;
     let mut call = core.start_call(policy.as_deref(), &mut parts, true, now);
@@ -140,7 +140,7 @@ fn client_overrides_and_per_request_deadline_rebuild_the_policy() {
         RequestDraft::new(&core, http::Method::POST, "http://127.0.0.1/x");
     draft.timeout(Duration::from_millis(750));
     draft.query(&[("q", "a b")]);
-    let (parts, policy) = draft.finish(&core).unwrap();
+    let (parts, policy) = draft.finish(&core, Some(0)).unwrap();
     assert_eq!(parts.uri, "http://127.0.0.1/x?q=a+b");
     let policy = policy.unwrap();
     assert_eq!(policy.total_timeout(), Duration::from_millis(750));
@@ -154,6 +154,13 @@ fn mistakes_are_errors_that_name_the_setting() {
     let err = config.build::<FakeBody>().unwrap_err();
     assert_eq!(err.kind(), ClientErrorKind::InvalidConfig);
     assert!(format!("{err:#}").contains("bad header"), "{err}");
+    let mut config = ClientConfig::default();
+    config.default_header("Content-Length", "2");
+    let err = config.build::<FakeBody>().unwrap_err();
+    assert!(
+        format!("{err:#}").contains("\"Content-Length\" cannot fit every request's body"),
+        "{err:#}"
+    );
 
     let mut config = ClientConfig::default();
     config.base_url("http://user:hunter2@/nohost");
@@ -164,11 +171,11 @@ fn mistakes_are_errors_that_name_the_setting() {
     let mut draft: RequestDraft<FakeBody> =
         RequestDraft::new(&core, http::Method::GET, "http://127.0.0.1/x");
     draft.header("x", "bad\nvalue");
-    let err = draft.finish(&core).unwrap_err();
+    let err = draft.finish(&core, Some(0)).unwrap_err();
     assert_eq!(err.kind(), ClientErrorKind::InvalidConfig);
     let draft: RequestDraft<FakeBody> = RequestDraft::new(&core, http::Method::GET, "/relative");
     assert_eq!(
-        draft.finish(&core).unwrap_err().kind(),
+        draft.finish(&core, Some(0)).unwrap_err().kind(),
         ClientErrorKind::InvalidUrl
     );
 }
@@ -181,7 +188,7 @@ fn a_transport_error_is_reported_as_the_cause() {
     let core = config.build::<FakeBody>().unwrap();
     let draft: RequestDraft<FakeBody> =
         RequestDraft::new(&core, http::Method::GET, "http://127.0.0.1/x");
-    let (mut parts, _) = draft.finish(&core).unwrap();
+    let (mut parts, _) = draft.finish(&core, Some(0)).unwrap();
     let mut call = core.start_call::<FakeBody>(None, &mut parts, true, Instant::ZERO);
     let CallStep::Send { attempt, .. } = call.next(&parts) else {
         panic!("expected a send");

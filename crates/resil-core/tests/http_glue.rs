@@ -5,8 +5,8 @@ use core::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, Uri};
 use resil_core::{
-    Method, RetryAfter, UnixTime, is_sensitive_header, join_url, merge_default_headers, redact_url,
-    redacted_headers, request_info, response_head,
+    ClientErrorKind, Method, RetryAfter, UnixTime, check_content_length, is_sensitive_header,
+    join_url, merge_default_headers, redact_url, redacted_headers, request_info, response_head,
 };
 
 #[test]
@@ -106,6 +106,56 @@ fn join_url_appends_paths_and_rejects_bad_urls() {
     );
     let err = join_url(None, "http://user:hunter2@[::1/").unwrap_err();
     assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+#[test]
+fn a_content_length_must_be_one_number_and_the_bodys_length_when_that_is_known() {
+    let check = |lines: &[&str], body_len: Option<u64>| {
+        let mut request = http::Request::put("http://user:hunter2@127.0.0.1/x");
+        for line in lines {
+            request = request.header("content-length", *line);
+        }
+        let (parts, ()) = request.body(()).unwrap().into_parts();
+        check_content_length::<()>(&parts, body_len).map_err(|e| {
+            assert_eq!(e.kind(), ClientErrorKind::InvalidConfig);
+            let shown = format!("{e:#}");
+            assert!(
+                shown.starts_with("PUT http://[redacted]@127.0.0.1/x: invalid configuration: "),
+                "{shown}"
+            );
+            shown
+        })
+    };
+    // Nothing to check without the header, and a stream may declare its length.
+    check(&[], Some(5)).unwrap();
+    check(&[], None).unwrap();
+    check(&["5"], None).unwrap();
+    check(&["5"], Some(5)).unwrap();
+    check(&["0"], Some(0)).unwrap();
+    check(&["5", "5"], Some(5)).unwrap();
+    check(&["18446744073709551615"], None).unwrap();
+    let mismatch = check(&["1"], Some(2)).unwrap_err();
+    assert!(
+        mismatch.contains("Content-Length 1 does not match the body (2 bytes)"),
+        "{mismatch}"
+    );
+    assert!(check(&["3"], Some(0)).is_err(), "an empty body is 0 bytes");
+    let twice = check(&["1", "2"], None).unwrap_err();
+    assert!(twice.contains("given twice, as 1 and 2"), "{twice}");
+    for junk in [
+        "",
+        "x",
+        "-1",
+        "+1",
+        " 1",
+        "1 ",
+        "1, 1",
+        "0x10",
+        "18446744073709551616",
+    ] {
+        let err = check(&[junk], None).unwrap_err();
+        assert!(err.contains("is not a number of bytes"), "{junk:?}: {err}");
+    }
 }
 
 #[test]

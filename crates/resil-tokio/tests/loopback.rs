@@ -496,6 +496,27 @@ async fn a_request_built_whole_with_a_url_no_call_can_reach_is_refused_before_an
     assert_eq!(client.stats().attempts, 0);
 }
 
+#[tokio::test]
+async fn a_content_length_that_is_not_the_bodys_is_refused_before_anything_is_sent() {
+    let server = TestServer::start();
+    let client = Client::new().unwrap();
+    let url = server.url("/length");
+    let post = |length: &str| client.post(&url).header("content-length", length);
+    let wrong = post("1").body("ab").send().await.unwrap_err();
+    let built = http::Request::post(&url).header("content-length", "1");
+    let built = client.execute(built.body("ab").unwrap()).await.unwrap_err();
+    let none = client
+        .get(&url)
+        .header("content-length", "3")
+        .send()
+        .await
+        .unwrap_err();
+    post("2").body("ab").send().await.unwrap();
+    let stream = resil_tokio::RequestBody::stream(Full::new(Bytes::from_static(b"ab")));
+    post("2").body_stream(stream).send().await.unwrap();
+    resil_tests::assert_only_true_content_lengths_sent(&server, [&wrong, &built, &none]);
+}
+
 /// Run by CI without features (`cargo test -p resil-tokio --test loopback rustls_feature`).
 #[cfg(not(feature = "rustls"))]
 #[tokio::test]
