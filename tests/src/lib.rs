@@ -725,22 +725,21 @@ pub fn assert_refused_setting<B>(err: &resil_core::CallError<B>, setting: &str) 
     assert!(format!("{err:#}").contains(setting), "{err:#}");
 }
 
-/// Checks the `Content-Length` cases every driver sends to `/length` (see
-/// `resil_core::check_content_length`): a length that is not the body's (`"1"` on a
-/// two-byte body, from the request builder and from `execute`; `"3"` on none) was refused
-/// with an error that says so, and only the two requests that declared their body's length
-/// (`"2"` on `ab`, buffered and streamed) arrived.
-pub fn assert_only_true_content_lengths_sent<B>(
+/// Checks the framing cases every driver sends to `/length` (see
+/// `resil_core::check_request_headers`): a `Content-Length` that is not the body's (`"1"` on
+/// a two-byte body, from the request builder and from `execute`; `"3"` on none) and a second
+/// `Host` were refused with errors that say so, and only the two requests that declared
+/// their body's length (`"2"` on `ab`, buffered and streamed) arrived.
+pub fn assert_only_well_framed_requests_sent<B>(
     server: &TestServer,
-    refused: [&resil_core::CallError<B>; 3],
+    refused: [&resil_core::CallError<B>; 4],
 ) {
-    for short in &refused[..2] {
+    let [wrong, built, none, hosts] = refused;
+    for short in [wrong, built] {
         assert_refused_setting(short, "Content-Length 1 does not match the body (2 bytes)");
     }
-    assert_refused_setting(
-        refused[2],
-        "Content-Length 3 does not match the body (0 bytes)",
-    );
+    assert_refused_setting(none, "Content-Length 3 does not match the body (0 bytes)");
+    assert_refused_setting(hosts, "Host is given more than once");
     let sent: Vec<_> = server
         .requests()
         .into_iter()

@@ -865,7 +865,7 @@ fn invalid_input_gives_clear_errors_not_panics() {
 }
 
 #[test]
-fn a_content_length_that_is_not_the_bodys_is_refused_before_anything_is_sent() {
+fn a_wrong_content_length_or_a_second_host_is_refused_before_anything_is_sent() {
     let _load = shared_load();
     let server = TestServer::start();
     let client = builder(&ManualClock::new()).build().unwrap();
@@ -884,7 +884,12 @@ fn a_content_length_that_is_not_the_bodys_is_refused_before_anything_is_sent() {
         .body_reader(std::io::Cursor::new(b"ab"))
         .send()
         .unwrap();
-    resil_tests::assert_only_true_content_lengths_sent(&server, [&wrong, &built, &none]);
+    let hosts = client
+        .get(&url)
+        .header("host", "a.test")
+        .header("host", "b.test");
+    let hosts = hosts.send().unwrap_err();
+    resil_tests::assert_only_well_framed_requests_sent(&server, [&wrong, &built, &none, &hosts]);
 }
 
 #[test]

@@ -130,7 +130,7 @@ impl ClientConfig {
     /// A header sent on every request that does not set it (appended: a name may repeat).
     pub fn default_header(&mut self, name: &str, value: &str) {
         let problem = match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-            // One length cannot be every request's (see `check_content_length`).
+            // One length cannot be every request's (see `check_request_headers`).
             (Ok(n), Ok(_)) if n == http::header::CONTENT_LENGTH => {
                 format!("default header {name:?} cannot fit every request's body")
             }
@@ -364,15 +364,15 @@ impl ClientCore {
     /// Checks a request a caller built whole, as a request builder's checks would have: an
     /// `InvalidUrl` error unless a call can be made to its URL as it is (see
     /// [`check_url`](crate::check_url)), an `InvalidConfig` one unless its `Content-Length`
-    /// fits a body of `body_len` bytes (see
-    /// [`check_content_length`](crate::check_content_length)).
+    /// fits a body of `body_len` bytes and it names at most one `Host` (see
+    /// [`check_request_headers`](crate::check_request_headers)).
     pub fn check_request<B>(
         parts: &http::request::Parts,
         body_len: Option<u64>,
     ) -> Result<(), CallError<B>> {
         crate::check_url(&parts.uri)
             .map_err(|e| invalid_url(&parts.method, &crate::redact_url(&parts.uri), e))?;
-        crate::check_content_length(parts, body_len)
+        crate::check_request_headers(parts, body_len)
     }
 
     /// `url` (absolute, or relative to the base URL) as a URI, or an `InvalidUrl` error on

@@ -270,27 +270,35 @@ pub fn check_url(uri: &Uri) -> Result<(), UrlError> {
     })
 }
 
-/// Checks a caller's `Content-Length` against the body that will be sent: every line must be
-/// the same decimal number and, when the body's length is known (`body_len`; `None` for a
-/// stream), that length. Without this, one transport refuses such a request as it writes it
-/// (ureq), another sends the body's own length instead (hyper); here every driver refuses it
-/// before anything is sent, as an [`InvalidConfig`](ClientErrorKind::InvalidConfig) error on
-/// the call. No `Content-Length` is always fine: the transport frames the body.
+/// Checks the headers that say how a request is framed and where it goes, which the caller
+/// may set but the transport otherwise writes itself:
+/// - `Content-Length`: every line the same decimal number and, when the body's length is
+///   known (`body_len`; `None` for a stream), that length;
+/// - `Host`: at most one (RFC 9112 §3.2: a server answers 400 to more).
+///
+/// Without this, ureq refuses such a request as it writes it (and reports a malformed
+/// response), hyper sends the body's own length, or both `Host` lines; here every driver
+/// refuses it before anything is sent, as an [`InvalidConfig`](ClientErrorKind::InvalidConfig)
+/// error on the call. Neither header is needed: the transport frames the body and names the
+/// host.
 ///
 /// ```
-/// # use resil_core::check_content_length;
+/// # use resil_core::check_request_headers;
 /// let mut request = http::Request::post("http://127.0.0.1/").body(()).unwrap();
 /// request.headers_mut().insert("content-length", "2".parse().unwrap());
 /// let (parts, ()) = request.into_parts();
-/// assert!(check_content_length::<()>(&parts, Some(2)).is_ok());
-/// let err = check_content_length::<()>(&parts, Some(3)).unwrap_err();
+/// assert!(check_request_headers::<()>(&parts, Some(2)).is_ok());
+/// let err = check_request_headers::<()>(&parts, Some(3)).unwrap_err();
 /// assert!(format!("{err:#}").contains("Content-Length 2 does not match the body (3 bytes)"));
 /// ```
 #[inline(never)]
-pub fn check_content_length<B>(
+pub fn check_request_headers<B>(
     parts: &http::request::Parts,
     body_len: Option<u64>,
 ) -> Result<(), crate::CallError<B>> {
+    if parts.headers.get_all(http::header::HOST).iter().count() > 1 {
+        return Err(header_error(parts, "Host is given more than once".into()));
+    }
     let mut declared = None;
     for value in parts.headers.get_all(http::header::CONTENT_LENGTH) {
         let problem = match (parse_decimal(value.as_bytes()), declared) {
@@ -303,10 +311,10 @@ pub fn check_content_length<B>(
                 continue;
             }
         };
-        return Err(content_length_error(parts, problem));
+        return Err(header_error(parts, problem));
     }
     match (declared, body_len) {
-        (Some(n), Some(len)) if n != len => Err(content_length_error(
+        (Some(n), Some(len)) if n != len => Err(header_error(
             parts,
             format!("Content-Length {n} does not match the body ({len} bytes)"),
         )),
@@ -314,7 +322,7 @@ pub fn check_content_length<B>(
     }
 }
 
-fn content_length_error<B>(parts: &http::request::Parts, problem: String) -> crate::CallError<B> {
+fn header_error<B>(parts: &http::request::Parts, problem: String) -> crate::CallError<B> {
     crate::CallError::new(
         ClientErrorKind::InvalidConfig,
         parts.method.as_str(),

@@ -110,7 +110,8 @@ impl<B> RequestDraft<B> {
     /// The request head and its policy override (`None`: the client's), or the first
     /// mistake. `client` supplies the policy a per-request timeout applies to; `body_len` is
     /// the body's length if known (`None` for a stream), which a `Content-Length` header must
-    /// match (see [`check_content_length`](crate::check_content_length)).
+    /// match; `Host` may be given once (see
+    /// [`check_request_headers`](crate::check_request_headers)).
     #[allow(clippy::type_complexity)]
     #[inline]
     pub fn finish(
@@ -133,7 +134,7 @@ impl<B> RequestDraft<B> {
         // Most requests set no header at all, and few a timeout of their own: both stay out
         // of line, so this path stays small enough to inline into every `send`.
         if !parts.headers.is_empty() {
-            crate::check_content_length(&parts, body_len)?;
+            crate::check_request_headers(&parts, body_len)?;
         }
         let policy = match (self.policy, self.timeout) {
             (p, None) => p,

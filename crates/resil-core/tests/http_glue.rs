@@ -5,7 +5,7 @@ use core::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, Uri};
 use resil_core::{
-    ClientErrorKind, Method, RetryAfter, UnixTime, check_content_length, is_sensitive_header,
+    ClientErrorKind, Method, RetryAfter, UnixTime, check_request_headers, is_sensitive_header,
     join_url, merge_default_headers, redact_url, redacted_headers, request_info, response_head,
 };
 
@@ -109,14 +109,14 @@ fn join_url_appends_paths_and_rejects_bad_urls() {
 }
 
 #[test]
-fn a_content_length_must_be_one_number_and_the_bodys_length_when_that_is_known() {
+fn a_content_length_must_be_the_bodys_and_host_given_once() {
     let check = |lines: &[&str], body_len: Option<u64>| {
         let mut request = http::Request::put("http://user:hunter2@127.0.0.1/x");
         for line in lines {
             request = request.header("content-length", *line);
         }
         let (parts, ()) = request.body(()).unwrap().into_parts();
-        check_content_length::<()>(&parts, body_len).map_err(|e| {
+        check_request_headers::<()>(&parts, body_len).map_err(|e| {
             assert_eq!(e.kind(), ClientErrorKind::InvalidConfig);
             let shown = format!("{e:#}");
             assert!(
@@ -142,6 +142,17 @@ fn a_content_length_must_be_one_number_and_the_bodys_length_when_that_is_known()
     assert!(check(&["3"], Some(0)).is_err(), "an empty body is 0 bytes");
     let twice = check(&["1", "2"], None).unwrap_err();
     assert!(twice.contains("given twice, as 1 and 2"), "{twice}");
+    let (parts, ()) = http::Request::get("http://127.0.0.1/")
+        .header("host", "a.test")
+        .header("host", "b.test")
+        .body(())
+        .unwrap()
+        .into_parts();
+    let err = check_request_headers::<()>(&parts, Some(0)).unwrap_err();
+    assert!(
+        format!("{err:#}").ends_with("Host is given more than once"),
+        "{err:#}"
+    );
     for junk in [
         "",
         "x",

@@ -375,7 +375,7 @@ fn compressed_bodies_arrive_decoded_and_one_that_does_not_decode_is_not_retried(
 }
 
 #[test]
-fn a_content_length_that_is_not_the_bodys_is_refused_before_anything_is_sent() {
+fn a_wrong_content_length_or_a_second_host_is_refused_before_anything_is_sent() {
     let _load = shared_load();
     let server = TestServer::start();
     let client = Client::new().unwrap();
@@ -394,7 +394,15 @@ fn a_content_length_that_is_not_the_bodys_is_refused_before_anything_is_sent() {
         post("2").body("ab").send().await.unwrap();
         let stream = RequestBody::stream(http_body_util::Full::new(Bytes::from_static(b"ab")));
         post("2").body_stream(stream).send().await.unwrap();
-        resil_tests::assert_only_true_content_lengths_sent(&server, [&wrong, &built, &none]);
+        let hosts = client
+            .get(&url)
+            .header("host", "a.test")
+            .header("host", "b.test");
+        let hosts = hosts.send().await.unwrap_err();
+        resil_tests::assert_only_well_framed_requests_sent(
+            &server,
+            [&wrong, &built, &none, &hosts],
+        );
     });
 }
 

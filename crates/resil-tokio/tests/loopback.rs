@@ -497,7 +497,7 @@ async fn a_request_built_whole_with_a_url_no_call_can_reach_is_refused_before_an
 }
 
 #[tokio::test]
-async fn a_content_length_that_is_not_the_bodys_is_refused_before_anything_is_sent() {
+async fn a_wrong_content_length_or_a_second_host_is_refused_before_anything_is_sent() {
     let server = TestServer::start();
     let client = Client::new().unwrap();
     let url = server.url("/length");
@@ -514,7 +514,12 @@ async fn a_content_length_that_is_not_the_bodys_is_refused_before_anything_is_se
     post("2").body("ab").send().await.unwrap();
     let stream = resil_tokio::RequestBody::stream(Full::new(Bytes::from_static(b"ab")));
     post("2").body_stream(stream).send().await.unwrap();
-    resil_tests::assert_only_true_content_lengths_sent(&server, [&wrong, &built, &none]);
+    let hosts = client
+        .get(&url)
+        .header("host", "a.test")
+        .header("host", "b.test");
+    let hosts = hosts.send().await.unwrap_err();
+    resil_tests::assert_only_well_framed_requests_sent(&server, [&wrong, &built, &none, &hosts]);
 }
 
 /// Run by CI without features (`cargo test -p resil-tokio --test loopback rustls_feature`).
