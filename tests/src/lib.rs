@@ -749,6 +749,29 @@ pub fn assert_only_well_framed_requests_sent<B>(
     assert_eq!(sent, [framed.clone(), framed]);
 }
 
+/// Sends the framing cases of [`assert_only_well_framed_requests_sent`] through an async
+/// client (resil-tokio's and resil-isahc's alike) to a server of their own, and checks them.
+pub async fn check_framing_through<R: resil_async::Runtime>(client: &resil_async::Client<R>) {
+    let server = TestServer::start();
+    let url = server.url("/length");
+    let post = |length: &str| client.post(&url).header("content-length", length);
+    let wrong = post("1").body("ab").send().await.unwrap_err();
+    let built = http::Request::post(&url).header("content-length", "1");
+    let built = client.execute(built.body("ab").unwrap()).await.unwrap_err();
+    let none = client.get(&url).header("content-length", "3").send();
+    let none = none.await.unwrap_err();
+    post("2").body("ab").send().await.unwrap();
+    let stream = http_body_util::Full::new(bytes::Bytes::from_static(b"ab"));
+    let stream = resil_async::RequestBody::stream(stream);
+    post("2").body_stream(stream).send().await.unwrap();
+    let hosts = client
+        .get(&url)
+        .header("host", "a.test")
+        .header("host", "b.test");
+    let hosts = hosts.send().await.unwrap_err();
+    assert_only_well_framed_requests_sent(&server, [&wrong, &built, &none, &hosts]);
+}
+
 /// Checks that `err` tells each cause once: no message in its `source()` chain repeats the
 /// next one (so anyhow, eyre and tracing print each once), and `{:#}` is the chain on one
 /// line. Returns that line.

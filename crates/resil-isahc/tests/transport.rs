@@ -377,33 +377,7 @@ fn compressed_bodies_arrive_decoded_and_one_that_does_not_decode_is_not_retried(
 #[test]
 fn a_wrong_content_length_or_a_second_host_is_refused_before_anything_is_sent() {
     let _load = shared_load();
-    let server = TestServer::start();
-    let client = Client::new().unwrap();
-    let url = server.url("/length");
-    let post = |length: &str| client.post(&url).header("content-length", length);
-    block_on(async {
-        let wrong = post("1").body("ab").send().await.unwrap_err();
-        let built = http::Request::post(&url).header("content-length", "1");
-        let built = client.execute(built.body("ab").unwrap()).await.unwrap_err();
-        let none = client
-            .get(&url)
-            .header("content-length", "3")
-            .send()
-            .await
-            .unwrap_err();
-        post("2").body("ab").send().await.unwrap();
-        let stream = RequestBody::stream(http_body_util::Full::new(Bytes::from_static(b"ab")));
-        post("2").body_stream(stream).send().await.unwrap();
-        let hosts = client
-            .get(&url)
-            .header("host", "a.test")
-            .header("host", "b.test");
-        let hosts = hosts.send().await.unwrap_err();
-        resil_tests::assert_only_well_framed_requests_sent(
-            &server,
-            [&wrong, &built, &none, &hosts],
-        );
-    });
+    block_on(resil_tests::check_framing_through(&Client::new().unwrap()));
 }
 
 #[test]

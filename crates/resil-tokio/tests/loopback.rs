@@ -498,28 +498,7 @@ async fn a_request_built_whole_with_a_url_no_call_can_reach_is_refused_before_an
 
 #[tokio::test]
 async fn a_wrong_content_length_or_a_second_host_is_refused_before_anything_is_sent() {
-    let server = TestServer::start();
-    let client = Client::new().unwrap();
-    let url = server.url("/length");
-    let post = |length: &str| client.post(&url).header("content-length", length);
-    let wrong = post("1").body("ab").send().await.unwrap_err();
-    let built = http::Request::post(&url).header("content-length", "1");
-    let built = client.execute(built.body("ab").unwrap()).await.unwrap_err();
-    let none = client
-        .get(&url)
-        .header("content-length", "3")
-        .send()
-        .await
-        .unwrap_err();
-    post("2").body("ab").send().await.unwrap();
-    let stream = resil_tokio::RequestBody::stream(Full::new(Bytes::from_static(b"ab")));
-    post("2").body_stream(stream).send().await.unwrap();
-    let hosts = client
-        .get(&url)
-        .header("host", "a.test")
-        .header("host", "b.test");
-    let hosts = hosts.send().await.unwrap_err();
-    resil_tests::assert_only_well_framed_requests_sent(&server, [&wrong, &built, &none, &hosts]);
+    resil_tests::check_framing_through(&Client::new().unwrap()).await;
 }
 
 /// Run by CI without features (`cargo test -p resil-tokio --test loopback rustls_feature`).
