@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
+use resil_blocking::ResponseExt;
+
 static HANDLED: AtomicUsize = AtomicUsize::new(0);
 
 extern "C" fn count(_: libc::c_int) {
@@ -69,7 +71,6 @@ fn a_signal_during_the_wait_for_a_response_does_not_fail_the_attempt() {
     let client = thread::spawn(move || {
         // SAFETY: gettid has no preconditions.
         tid_tx.send(unsafe { libc::gettid() }).unwrap();
-        use resil_blocking::ResponseExt;
         let response = resil_blocking::Client::new().get(&url).send()?;
         response.text()
     });
@@ -91,7 +92,7 @@ fn a_signal_during_the_wait_for_a_response_does_not_fail_the_attempt() {
             unsafe { libc::pthread_kill(client.as_pthread_t(), libc::SIGUSR1) },
             0
         );
-        while HANDLED.load(Ordering::SeqCst) < handled {
+        while HANDLED.load(Ordering::SeqCst) < handled && !client.is_finished() {
             thread::yield_now();
         }
     }

@@ -134,6 +134,10 @@ impl ClientConfig {
             (Ok(n), Ok(_)) if n == http::header::CONTENT_LENGTH => {
                 format!("default header {name:?} cannot fit every request's body")
             }
+            // A request takes the defaults after its own headers were checked.
+            (Ok(n), Ok(_)) if n == http::header::HOST && self.default_headers.contains_key(&n) => {
+                format!("default header {name:?} is given more than once")
+            }
             (Ok(n), Ok(v)) => {
                 self.default_headers.append(n, v);
                 return;

@@ -122,9 +122,10 @@ impl<B> RequestDraft<B> {
         if let Some(e) = self.error {
             return Err(e);
         }
-        let uri = match self.query.is_empty() {
-            true => self.uri,
-            false => with_query(&self.method, &self.uri, &self.query)?,
+        let uri = if self.query.is_empty() {
+            self.uri
+        } else {
+            with_query(&self.method, &self.uri, &self.query)?
         };
         let mut request = http::Request::new(());
         *request.method_mut() = self.method;

@@ -155,6 +155,14 @@ fn mistakes_are_errors_that_name_the_setting() {
     assert_eq!(err.kind(), ClientErrorKind::InvalidConfig);
     assert!(format!("{err:#}").contains("bad header"), "{err}");
     let mut config = ClientConfig::default();
+    config.default_header("host", "a.test");
+    config.default_header("Host", "b.test");
+    let err = config.build::<FakeBody>().unwrap_err();
+    assert!(
+        format!("{err:#}").contains("\"Host\" is given more than once"),
+        "{err:#}"
+    );
+    let mut config = ClientConfig::default();
     config.default_header("Content-Length", "2");
     let err = config.build::<FakeBody>().unwrap_err();
     assert!(
