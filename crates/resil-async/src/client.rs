@@ -261,7 +261,7 @@ impl<R: Runtime> Client<R> {
         loop {
             // The request lives in this block only: a local that lives to the end of the loop
             // body would keep its ~260 bytes in the future's state across every `.await`.
-            let sending = {
+            let mut sending = {
                 let mut request = resil_core::attempt_request(parts, id, body.take_for_attempt());
                 // Only for a transport that reads it: an extension costs an allocation.
                 if transport_enforces {
@@ -277,7 +277,6 @@ impl<R: Runtime> Client<R> {
             // The read timeout needs a timer of its own only when it ends before the attempt.
             let stalled = resil_core::read_deadline(inner.read_timeout, R::now, deadline);
             // One await for both cases, so a client without a read timeout pays one branch.
-            let mut sending = sending;
             let mut read_timer = pin!(stalled.map(R::sleep_until));
             let mut response = std::future::poll_fn(|cx| {
                 if let Poll::Ready(result) = sending.as_mut().poll(cx) {

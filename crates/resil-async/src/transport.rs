@@ -479,52 +479,7 @@ impl fmt::Debug for Body {
     }
 }
 
-/// Why an exchange failed; `kind` tells the retry machine whether the request may have
-/// reached the server.
-#[derive(Debug)]
-pub struct TransportError {
-    kind: ErrorKind,
-    source: BoxError,
-}
-
-impl TransportError {
-    /// An error of `kind` caused by `source`.
-    pub fn new(kind: ErrorKind, source: impl Into<BoxError>) -> TransportError {
-        TransportError {
-            kind,
-            source: source.into(),
-        }
-    }
-
-    /// The kind, as the retry policy sees it.
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
-    }
-
-    /// The client's own error. A call's error holds this as its cause, with the kind beside
-    /// it, so the kind is not told twice.
-    pub fn into_source(self) -> BoxError {
-        self.source
-    }
-}
-
-impl fmt::Display for TransportError {
-    /// The kind; the client's own error is the [`source`](std::error::Error::source), which
-    /// `{:#}` appends (with its causes).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.kind)?;
-        if f.alternate() {
-            resil_core::write_causes(f, Some(&*self.source))?;
-        }
-        Ok(())
-    }
-}
-
-impl StdError for TransportError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(&*self.source)
-    }
-}
+pub use resil_core::TransportError;
 
 /// One HTTP exchange without retries; implement it to bring your own client. Error statuses
 /// must come back as responses. The client enforces the attempt deadline by dropping the

@@ -324,55 +324,7 @@ impl fmt::Debug for Body {
     }
 }
 
-/// Why a transport could not complete an exchange; `kind` tells the retry machine whether
-/// the request may have reached the server.
-#[derive(Debug)]
-pub struct TransportError {
-    kind: ErrorKind,
-    source: Box<dyn std::error::Error + Send + Sync>,
-}
-
-impl TransportError {
-    /// An error of `kind` caused by `source`.
-    pub fn new(
-        kind: ErrorKind,
-        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> Self {
-        TransportError {
-            kind,
-            source: source.into(),
-        }
-    }
-
-    /// What kind of failure, as the retry policy sees it.
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
-    }
-
-    /// The client's own error. A call's error holds this as its cause, with the kind beside
-    /// it, so the kind is not told twice.
-    pub fn into_source(self) -> Box<dyn std::error::Error + Send + Sync> {
-        self.source
-    }
-}
-
-impl fmt::Display for TransportError {
-    /// The kind; the client's own error is the [`source`](std::error::Error::source), which
-    /// `{:#}` appends (with its causes).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.kind)?;
-        if f.alternate() {
-            resil_core::write_causes(f, Some(&*self.source))?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for TransportError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.source)
-    }
-}
+pub use resil_core::TransportError;
 
 /// One HTTP exchange without retries: bring your own client by implementing this.
 ///

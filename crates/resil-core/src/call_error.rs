@@ -10,6 +10,54 @@ use crate::{Cause, GiveUp};
 
 type BoxError = Box<dyn core::error::Error + Send + Sync>;
 
+/// Why a transport could not complete one exchange, every driver's: `kind` tells the retry
+/// machine whether the request may have reached the server, `source` is the transport's own
+/// error.
+#[derive(Debug)]
+pub struct TransportError {
+    kind: crate::ErrorKind,
+    source: BoxError,
+}
+
+impl TransportError {
+    /// An error of `kind` caused by `source`.
+    pub fn new(kind: crate::ErrorKind, source: impl Into<BoxError>) -> TransportError {
+        TransportError {
+            kind,
+            source: source.into(),
+        }
+    }
+
+    /// The kind, as the retry policy sees it.
+    pub fn kind(&self) -> crate::ErrorKind {
+        self.kind
+    }
+
+    /// The transport's own error. A call's error holds this as its cause, with the kind
+    /// beside it, so the kind is not told twice.
+    pub fn into_source(self) -> BoxError {
+        self.source
+    }
+}
+
+impl fmt::Display for TransportError {
+    /// The kind; the transport's own error is the [`source`](core::error::Error::source),
+    /// which `{:#}` appends (with its causes).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.kind)?;
+        if f.alternate() {
+            write_causes(f, Some(&*self.source))?;
+        }
+        Ok(())
+    }
+}
+
+impl core::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
 /// An error with everything known about the call: method, URL (credentials redacted),
 /// attempts, the last status, and the last response (body type `B`) when there was one.
 /// Drivers alias it: `resil_blocking::Error`, `resil_tokio::Error`.

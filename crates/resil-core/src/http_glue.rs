@@ -117,12 +117,16 @@ pub fn auth_error<B>(
     parts: &http::request::Parts,
     source: impl Into<alloc::boxed::Box<dyn core::error::Error + Send + Sync>>,
 ) -> crate::CallError<B> {
-    crate::CallError::new(
-        ClientErrorKind::Auth,
-        parts.method.as_str(),
-        &redact_url(&parts.uri),
-    )
-    .with_source(source)
+    error_on(ClientErrorKind::Auth, parts, source)
+}
+
+/// An error of `kind` on the call `parts` describes (its URL redacted), caused by `source`.
+pub(crate) fn error_on<B>(
+    kind: ClientErrorKind,
+    parts: &http::request::Parts,
+    source: impl Into<alloc::boxed::Box<dyn core::error::Error + Send + Sync>>,
+) -> crate::CallError<B> {
+    crate::CallError::new(kind, parts.method.as_str(), &redact_url(&parts.uri)).with_source(source)
 }
 
 /// The [`ResponseHead`] of an `http` response: status, every `Retry-After` line (disagreeing
@@ -297,7 +301,7 @@ pub fn check_request_headers<B>(
     body_len: Option<u64>,
 ) -> Result<(), crate::CallError<B>> {
     if parts.headers.get_all(http::header::HOST).iter().count() > 1 {
-        return Err(header_error(parts, "Host is given more than once".into()));
+        return Err(invalid_header(parts, "Host is given more than once".into()));
     }
     let mut declared = None;
     for value in parts.headers.get_all(http::header::CONTENT_LENGTH) {
@@ -311,10 +315,10 @@ pub fn check_request_headers<B>(
                 continue;
             }
         };
-        return Err(header_error(parts, problem));
+        return Err(invalid_header(parts, problem));
     }
     match (declared, body_len) {
-        (Some(n), Some(len)) if n != len => Err(header_error(
+        (Some(n), Some(len)) if n != len => Err(invalid_header(
             parts,
             format!("Content-Length {n} does not match the body ({len} bytes)"),
         )),
@@ -322,13 +326,8 @@ pub fn check_request_headers<B>(
     }
 }
 
-fn header_error<B>(parts: &http::request::Parts, problem: String) -> crate::CallError<B> {
-    crate::CallError::new(
-        ClientErrorKind::InvalidConfig,
-        parts.method.as_str(),
-        &redact_url(&parts.uri),
-    )
-    .with_source(problem)
+fn invalid_header<B>(parts: &http::request::Parts, problem: String) -> crate::CallError<B> {
+    error_on(ClientErrorKind::InvalidConfig, parts, problem)
 }
 
 /// ASCII digits only (no sign, space or list), as a `u64`; `None` if empty or too large.

@@ -158,7 +158,7 @@ pub use budget::RetryBudget;
 #[cfg(feature = "http")]
 pub use call::{Call, CallBody, CallLabel, CallStep, DRAIN_LIMIT, refresh_credentials};
 #[cfg(feature = "http")]
-pub use call_error::{CallError, IncompleteBody, write_causes};
+pub use call_error::{CallError, IncompleteBody, TransportError, write_causes};
 #[cfg(feature = "http")]
 pub use client_config::{ClientConfig, ClientCore, DEFAULT_BODY_LIMIT};
 #[cfg(feature = "std")]

@@ -16,7 +16,7 @@ use http::{HeaderMap, Method, Uri};
 use crate::RetryPolicy;
 use crate::call_error::CallError;
 use crate::client_config::ClientCore;
-use crate::http_glue::{ClientErrorKind, form_urlencode, redact_url, redact_url_str};
+use crate::http_glue::{ClientErrorKind, error_on, form_urlencode, redact_url, redact_url_str};
 
 /// A request being built (see the module docs). `B` is the driver's response body type, for
 /// the error.
@@ -182,12 +182,5 @@ fn with_total_timeout<B>(
         base.max_attempts(),
     )
     .map(Box::new)
-    .map_err(|e| {
-        CallError::new(
-            ClientErrorKind::InvalidConfig,
-            parts.method.as_str(),
-            &redact_url(&parts.uri),
-        )
-        .with_source(e)
-    })
+    .map_err(|e| error_on(ClientErrorKind::InvalidConfig, parts, e))
 }

@@ -150,6 +150,18 @@ fn assert_waited(elapsed: Duration, expected: Duration, timers: u32) {
     );
 }
 
+/// GETs through `client`, which must succeed after one retry of a timed-out attempt, having
+/// waited `expected` on the paused clock.
+async fn assert_one_timeout_retry(client: &Client, expected: Duration, timers: u32) {
+    let start = Instant::now();
+    client.get("/x").send().await.unwrap();
+    assert_waited(start.elapsed(), expected, timers);
+    assert_eq!(
+        client.stats().retries_for(resil_core::RetryReason::Timeout),
+        1
+    );
+}
+
 fn client(script: &Arc<Script>, policy: RetryPolicy) -> Client {
     Client::builder()
         .transport(FakeTransport(script.clone()))
@@ -219,14 +231,7 @@ async fn hung_attempt_times_out_then_retries() {
         .attempt_timeout(Some(Duration::from_secs(3)))
         .build()
         .unwrap();
-    let client = client(&script, policy);
-    let start = Instant::now();
-    client.get("/x").send().await.unwrap();
-    assert_waited(start.elapsed(), Duration::from_millis(3_010), 2);
-    assert_eq!(
-        client.stats().retries_for(resil_core::RetryReason::Timeout),
-        1
-    );
+    assert_one_timeout_retry(&client(&script, policy), Duration::from_millis(3_010), 2).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -538,12 +543,19 @@ fn a_timer_left_by_another_runtime_is_not_used() {
 }
 
 /// A body read that failed on the read timeout.
-fn assert_body_read_timed_out(err: &resil_tokio::Error) {
+/// Reads the body of the response `sending` yields (a byte, then a 1.5 s stall): it must
+/// fail on the 1 s read timeout when the stall has lasted it, 1.5 s in.
+async fn assert_body_read_times_out(
+    sending: impl Future<Output = Result<resil_tokio::Response, resil_tokio::Error>>,
+) {
+    let start = Instant::now();
+    let err = sending.await.unwrap().text().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Body, "{err:#}");
     assert!(
-        std::error::Error::source(err).is_some_and(|e| e.is::<resil_tokio::ReadTimedOut>()),
+        std::error::Error::source(&err).is_some_and(|e| e.is::<resil_tokio::ReadTimedOut>()),
         "{err:#}"
     );
+    assert_waited(start.elapsed(), Duration::from_millis(1_500), 2);
 }
 
 /// Attempts that may take 10 s, retried at once.
@@ -580,14 +592,8 @@ async fn a_head_that_does_not_come_within_the_read_timeout_ends_the_attempt() {
                 builder.read_timeout(Duration::from_secs(1))
             }
         });
-        let start = Instant::now();
-        client.get("/x").send().await.unwrap();
         // At the read timeout, not at the 10 s attempt timeout.
-        assert_waited(start.elapsed(), Duration::from_secs(1), 1);
-        assert_eq!(
-            client.stats().retries_for(resil_core::RetryReason::Timeout),
-            1
-        );
+        assert_one_timeout_retry(&client, Duration::from_secs(1), 1).await;
     }
 }
 
@@ -604,17 +610,7 @@ async fn a_body_may_take_long_but_not_stall_past_the_read_timeout() {
     // A byte, then a 1.5 s stall.
     let script = Script::new(vec![Fake::Trickle(&[500, 1_500])]);
     let client = reading_within(&script, Duration::from_secs(1));
-    let start = Instant::now();
-    let err = client
-        .get("/x")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap_err();
-    assert_body_read_timed_out(&err);
-    assert_waited(start.elapsed(), Duration::from_millis(1_500), 2);
+    assert_body_read_times_out(client.get("/x").send()).await;
 }
 
 fn env(variable: &'static str, value: &'static str) -> resil_tokio::EnvConfig {
@@ -681,16 +677,7 @@ async fn the_tower_layer_has_the_clients_read_timeout() {
     assert_eq!(text, "xx");
     let script = Script::new(vec![Fake::Trickle(&[500, 1_500])]);
     let mut service = layer.layer(FakeService(script));
-    let start = Instant::now();
-    let err = service
-        .call(request())
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap_err();
-    assert_body_read_timed_out(&err);
-    assert_waited(start.elapsed(), Duration::from_millis(1_500), 2);
+    assert_body_read_times_out(service.call(request())).await;
 
     let err = ResilLayer::new(reading_policy())
         .read_timeout(Duration::ZERO)
