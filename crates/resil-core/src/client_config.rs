@@ -130,13 +130,18 @@ impl ClientConfig {
     /// A header sent on every request that does not set it (appended: a name may repeat).
     pub fn default_header(&mut self, name: &str, value: &str) {
         let problem = match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-            // One length cannot be every request's (see `check_request_headers`).
-            (Ok(n), Ok(_)) if n == http::header::CONTENT_LENGTH => {
+            // A body's framing is each request's own (see `check_request_headers`).
+            (Ok(n), Ok(_))
+                if n == http::header::CONTENT_LENGTH || n == http::header::TRANSFER_ENCODING =>
+            {
                 format!("default header {name:?} cannot fit every request's body")
             }
             // A request takes the defaults after its own headers were checked.
             (Ok(n), Ok(_)) if n == http::header::HOST && self.default_headers.contains_key(&n) => {
                 format!("default header {name:?} is given more than once")
+            }
+            (Ok(n), Ok(v)) if n == http::header::HOST && v.to_str().is_err() => {
+                format!("default header {name:?} is not a host name (not visible ASCII)")
             }
             (Ok(n), Ok(v)) => {
                 self.default_headers.append(n, v);

@@ -278,10 +278,14 @@ pub fn check_url(uri: &Uri) -> Result<(), UrlError> {
 /// may set but the transport otherwise writes itself:
 /// - `Content-Length`: every line the same decimal number and, when the body's length is
 ///   known (`body_len`; `None` for a stream), that length;
-/// - `Host`: at most one (RFC 9112 §3.2: a server answers 400 to more).
+/// - `Host`: at most one (RFC 9112 §3.2: a server answers 400 to more), of visible ASCII (a
+///   host name is; RFC 3986 §3.2.2);
+/// - not `Content-Length` and `Transfer-Encoding` together (RFC 9112 §6.2: a sender must
+///   not; a server or proxy that reads the other one than intended splits requests apart).
 ///
 /// Without this, ureq refuses such a request as it writes it (and reports a malformed
-/// response), hyper sends the body's own length, or both `Host` lines; here every driver
+/// response) or sends both framing headers, hyper sends the body's own length, both `Host`
+/// lines or only the `Transfer-Encoding`; here every driver
 /// refuses it before anything is sent, as an [`InvalidConfig`](ClientErrorKind::InvalidConfig)
 /// error on the call. Neither header is needed: the transport frames the body and names the
 /// host.
@@ -300,8 +304,15 @@ pub fn check_request_headers<B>(
     parts: &http::request::Parts,
     body_len: Option<u64>,
 ) -> Result<(), crate::CallError<B>> {
-    if parts.headers.get_all(http::header::HOST).iter().count() > 1 {
-        return Err(invalid_header(parts, "Host is given more than once".into()));
+    let mut hosts = parts.headers.get_all(http::header::HOST).iter();
+    if let Some(host) = hosts.next() {
+        if hosts.next().is_some() {
+            return Err(invalid_header(parts, "Host is given more than once".into()));
+        }
+        if host.to_str().is_err() {
+            let problem = format!("Host {host:?} is not a host name (not visible ASCII)");
+            return Err(invalid_header(parts, problem));
+        }
     }
     let mut declared = None;
     for value in parts.headers.get_all(http::header::CONTENT_LENGTH) {
@@ -315,6 +326,10 @@ pub fn check_request_headers<B>(
                 continue;
             }
         };
+        return Err(invalid_header(parts, problem));
+    }
+    if declared.is_some() && parts.headers.contains_key(http::header::TRANSFER_ENCODING) {
+        let problem = "Content-Length and Transfer-Encoding are both given".into();
         return Err(invalid_header(parts, problem));
     }
     match (declared, body_len) {

@@ -162,11 +162,20 @@ fn mistakes_are_errors_that_name_the_setting() {
         format!("{err:#}").contains("\"Host\" is given more than once"),
         "{err:#}"
     );
+    for framing in ["Content-Length", "Transfer-Encoding"] {
+        let mut config = ClientConfig::default();
+        config.default_header(framing, "2");
+        let err = config.build::<FakeBody>().unwrap_err();
+        assert!(
+            format!("{err:#}").contains(&format!("{framing:?} cannot fit every request's body")),
+            "{err:#}"
+        );
+    }
     let mut config = ClientConfig::default();
-    config.default_header("Content-Length", "2");
+    config.default_header("host", "caf\u{e9}.test");
     let err = config.build::<FakeBody>().unwrap_err();
     assert!(
-        format!("{err:#}").contains("\"Content-Length\" cannot fit every request's body"),
+        format!("{err:#}").contains("\"host\" is not a host name"),
         "{err:#}"
     );
 

@@ -109,7 +109,7 @@ fn join_url_appends_paths_and_rejects_bad_urls() {
 }
 
 #[test]
-fn a_content_length_must_be_the_bodys_and_host_given_once() {
+fn a_request_is_framed_by_its_body_and_names_one_ascii_host() {
     let check = |lines: &[&str], body_len: Option<u64>| {
         let mut request = http::Request::put("http://user:hunter2@127.0.0.1/x");
         for line in lines {
@@ -142,17 +142,36 @@ fn a_content_length_must_be_the_bodys_and_host_given_once() {
     assert!(check(&["3"], Some(0)).is_err(), "an empty body is 0 bytes");
     let twice = check(&["1", "2"], None).unwrap_err();
     assert!(twice.contains("given twice, as 1 and 2"), "{twice}");
-    let (parts, ()) = http::Request::get("http://127.0.0.1/")
+    let refused = |headers: &[(&str, &[u8])]| {
+        let mut request = http::Request::get("http://127.0.0.1/");
+        for (name, value) in headers {
+            request = request.header(*name, http::HeaderValue::from_bytes(value).unwrap());
+        }
+        let (parts, ()) = request.body(()).unwrap().into_parts();
+        let err = check_request_headers::<()>(&parts, Some(0)).unwrap_err();
+        assert_eq!(err.kind(), ClientErrorKind::InvalidConfig);
+        format!("{err:#}")
+    };
+    let twice = refused(&[("host", b"a.test"), ("host", b"b.test")]);
+    assert!(twice.ends_with("Host is given more than once"), "{twice}");
+    let latin1 = refused(&[("host", b"caf\xe9.test")]);
+    assert!(
+        latin1.ends_with("is not a host name (not visible ASCII)"),
+        "{latin1}"
+    );
+    let both = refused(&[("transfer-encoding", b"chunked"), ("content-length", b"0")]);
+    assert!(
+        both.ends_with("Content-Length and Transfer-Encoding are both given"),
+        "{both}"
+    );
+    // Either framing header alone is the transport's to honour or replace.
+    let (parts, ()) = http::Request::post("http://127.0.0.1/")
+        .header("transfer-encoding", "chunked")
         .header("host", "a.test")
-        .header("host", "b.test")
         .body(())
         .unwrap()
         .into_parts();
-    let err = check_request_headers::<()>(&parts, Some(0)).unwrap_err();
-    assert!(
-        format!("{err:#}").ends_with("Host is given more than once"),
-        "{err:#}"
-    );
+    check_request_headers::<()>(&parts, None).unwrap();
     for junk in [
         "",
         "x",
