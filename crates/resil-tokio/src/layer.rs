@@ -29,7 +29,12 @@ use resil_async::{BoxError, BoxFuture, ReadTimedOut, Runtime, TransportError, re
 /// its attempt's deadline; a policy's `retry_if_body_prefix` is read from it (and put back);
 /// a retried response's body is drained (up to 64 KiB) so its connection can be reused. When
 /// the machine gives up with a response in hand (e.g. 503 after the last attempt), the error
-/// carries it.
+/// carries it. A request whose headers misframe it (see
+/// [`check_request_headers`](resil_core::check_request_headers): a second `Host`, a
+/// `Content-Length` that is no number, or one beside `Transfer-Encoding`) is refused as
+/// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) before the inner service sees
+/// it; whether a `Content-Length` matches the body is left to the inner service, which frames
+/// the body.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -193,6 +198,9 @@ where
     if parts.uri.authority().is_none() {
         parts.uri = core.resolve_url(&parts.method, &parts.uri.to_string())?;
     }
+    // A generic body's length is unknown here: only the headers are checked against each
+    // other.
+    resil_core::check_request_headers(&parts, None)?;
     // The body is `Clone`, so every attempt can send it again.
     let mut call: Call<'_, Body> = core.start_call(None, &mut parts, true, now());
     loop {

@@ -395,6 +395,46 @@ fn empty_get(url: &str) -> http::Request<Full<Bytes>> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tower_layer_refuses_a_second_host_or_a_junk_content_length_before_sending() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/length", vec![Reply::status(200)]);
+    let url = server.url("/length");
+    let mut service = ResilLayer::new(RetryPolicy::default()).layer(plain_hyper());
+    let with = |name: &str, values: &[&str]| {
+        let mut request = empty_get(&url);
+        for value in values {
+            let value = http::HeaderValue::from_str(value).unwrap();
+            request
+                .headers_mut()
+                .append(name.parse::<http::HeaderName>().unwrap(), value);
+        }
+        request
+    };
+    for (request, problem) in [
+        (
+            with("host", &["a.test", "b.test"]),
+            "Host is given more than once",
+        ),
+        (
+            with("content-length", &["x"]),
+            "Content-Length \"x\" is not a number of bytes",
+        ),
+        (
+            with("content-length", &["0", "1"]),
+            "Content-Length is given twice, as 0 and 1",
+        ),
+    ] {
+        let err = service.call(request).await.unwrap_err();
+        resil_tests::assert_refused_setting(&err, problem);
+    }
+    assert!(server.requests().is_empty(), "nothing misframed was sent");
+    let response = service.call(with("content-length", &["0"])).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(server.requests()[0].values("content-length"), ["0"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tower_layer_retries_on_a_body_prefix_and_returns_the_whole_body() {
     let _load = shared_load();
     let server = TestServer::start();
