@@ -14,7 +14,22 @@ use std::time::Duration;
 /// | `RESIL_READ_TIMEOUT` | longest wait for data within an attempt | `5s` |
 /// | `RESIL_MAX_RETRIES` | retries after the first attempt | `3` |
 /// | `RESIL_BASE_URL` | base URL for relative request URLs | `http://127.0.0.1:8080/api` |
+///
+/// Non-exhaustive, so a new variable is not a breaking change: start from
+/// [`EnvConfig::default`] (or [`from_lookup`](EnvConfig::from_lookup)) and set fields.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let mut env = resil_core::EnvConfig::default();
+/// env.total_timeout = Some(Duration::from_secs(30));
+/// let read = resil_core::EnvConfig::from_lookup(|name| {
+///     (name == "RESIL_TIMEOUT").then(|| "30s".to_owned())
+/// });
+/// assert_eq!(read, Ok(env));
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EnvConfig {
     /// `RESIL_TIMEOUT`.
     pub total_timeout: Option<Duration>,

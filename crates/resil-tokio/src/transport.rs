@@ -363,7 +363,9 @@ impl<T: Connection> Connection for CappedIo<T> {
     fn connected(&self) -> Connected {
         // Without the connector's extra (hyper-util's `HttpInfo`): hyper-util copies it into
         // every response's extensions, a map allocated and hashed per request (~700
-        // instructions and three allocations), for addresses resil never reports.
+        // instructions and three allocations), for addresses resil never reports. The fresh
+        // value's poison pill is the one the pool watches; the dialers (hyper-util's and
+        // hyper-rustls's) never poison the one they made, so dropping it loses nothing.
         let inner = self.io.connected();
         let connected = Connected::new().proxy(inner.is_proxied());
         if inner.is_negotiated_h2() {
