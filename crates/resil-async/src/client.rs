@@ -272,6 +272,10 @@ impl<R: Runtime> Client<R> {
                     auth.authorize(request.headers_mut())
                         .map_err(|e| AttemptError::Fatal(resil_core::auth_error(parts, e)))?;
                 }
+                inner
+                    .transport
+                    .check_request(&request)
+                    .map_err(|e| AttemptError::Fatal(resil_core::unsendable_request(parts, e)))?;
                 inner.transport.send(request)
             };
             // The read timeout needs a timer of its own only when it ends before the attempt.

@@ -498,6 +498,17 @@ pub trait AsyncTransport: Send + Sync {
         &self,
         request: http::Request<RequestBody>,
     ) -> BoxFuture<'_, Result<http::Response<Body>, TransportError>>;
+
+    /// Refuses a request this transport cannot send as it stands, such as a header value its
+    /// HTTP library cannot carry. The client asks before every [`send`](Self::send), once the
+    /// attempt's headers are complete (credentials and request id included); an error ends the
+    /// call, unsent and not retried, as an
+    /// [`InvalidConfig`](resil_core::ClientErrorKind::InvalidConfig) error whose cause it is.
+    /// Default: every request can be sent.
+    fn check_request(&self, request: &http::Request<RequestBody>) -> Result<(), BoxError> {
+        let _ = request;
+        Ok(())
+    }
 }
 
 /// The time left for this attempt, in the extensions of every request sent to a transport

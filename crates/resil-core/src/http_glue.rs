@@ -120,6 +120,16 @@ pub fn auth_error<B>(
     error_on(ClientErrorKind::Auth, parts, source)
 }
 
+/// The error for a request its transport cannot send as it stands (a header value the HTTP
+/// library cannot carry, say): [`InvalidConfig`](ClientErrorKind::InvalidConfig), never
+/// retried.
+pub fn unsendable_request<B>(
+    parts: &http::request::Parts,
+    source: impl Into<alloc::boxed::Box<dyn core::error::Error + Send + Sync>>,
+) -> crate::CallError<B> {
+    error_on(ClientErrorKind::InvalidConfig, parts, source)
+}
+
 /// An error of `kind` on the call `parts` describes (its URL redacted), caused by `source`.
 pub(crate) fn error_on<B>(
     kind: ClientErrorKind,

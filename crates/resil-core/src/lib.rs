@@ -169,6 +169,7 @@ pub use http_glue::{
     auth_error, check_request_headers, check_url, fill_host_header, form_urlencode,
     is_sensitive_header, join_url, merge_default_headers, redact_url, redact_url_str,
     redacted_headers, remember_last, request_id, request_info, response_head, set_bearer,
+    unsendable_request,
 };
 #[cfg(feature = "std")]
 pub use observe::{CallInfo, Hooks, Observer, RetryInfo, RetryReason, Stats, StatsSnapshot};

@@ -31,6 +31,15 @@
 //! bytes, and a body that does not decode is an error that is not retried. A response head
 //! curl accepts but `http` cannot hold (status 099, a header name with a space) is a
 //! `Protocol` error, as ureq and hyper report it.
+//!
+//! Two things curl does with requests that the other drivers do not:
+//! - A request header value with bytes outside visible ASCII (UTF-8 or Latin-1 text, which
+//!   `http` allows and hyper and ureq send as they are) cannot be handed to curl; isahc
+//!   panics on one. The client refuses such a request before sending it, as
+//!   [`ErrorKind::InvalidConfig`] (see [`AsyncTransport::check_request`]).
+//! - A `POST` with a body and no `Content-Type` goes out with curl's default,
+//!   `application/x-www-form-urlencoded`. isahc can only replace it with an empty value, so
+//!   set the body's real type.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

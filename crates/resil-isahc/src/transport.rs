@@ -60,6 +60,17 @@ impl IsahcTransport {
     }
 }
 
+/// Why curl cannot send a request with these headers: isahc hands curl each header as text
+/// and panics on a value with bytes outside visible ASCII (obs-text, such as UTF-8 or Latin-1
+/// bytes), which `http` allows and hyper and ureq send as they are.
+fn unsendable_header(headers: &http::HeaderMap) -> Option<String> {
+    let (name, _) = headers.iter().find(|(_, value)| value.to_str().is_err())?;
+    Some(format!(
+        "header {:?} has bytes outside visible ASCII, which curl cannot send",
+        name.as_str()
+    ))
+}
+
 /// Why a response's framing cannot be trusted: curl reads a body whose `Content-Length` is no
 /// number (or disagrees with another) until the connection closes, where RFC 9112 (6.3) says
 /// the response is an unrecoverable error; ureq and hyper refuse it.
@@ -124,10 +135,21 @@ impl AsyncTransport for IsahcTransport {
         true
     }
 
+    fn check_request(&self, request: &http::Request<RequestBody>) -> Result<(), BoxError> {
+        unsendable_header(request.headers()).map_or(Ok(()), |problem| Err(problem.into()))
+    }
+
     fn send(
         &self,
         request: http::Request<RequestBody>,
     ) -> BoxFuture<'_, Result<http::Response<Body>, TransportError>> {
+        // The client has asked `check_request`; a direct caller may not have.
+        if let Some(problem) = unsendable_header(request.headers()) {
+            return Box::pin(std::future::ready(Err(TransportError::new(
+                ErrorKind::Other,
+                problem,
+            ))));
+        }
         let budget = request.extensions().get::<AttemptBudget>().map(|b| b.0);
         let (parts, body) = request.into_parts();
         let mut builder = http::Request::builder()

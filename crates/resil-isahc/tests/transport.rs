@@ -437,3 +437,71 @@ fn the_read_timeout_ends_a_stall_long_before_the_attempt_deadline() {
         "0123456789"
     );
 }
+
+/// Adds a Latin-1 `Authorization` value, which `http` allows and curl cannot be handed.
+struct Latin1Credentials;
+
+impl resil_isahc::AuthProvider for Latin1Credentials {
+    fn authorize(&self, headers: &mut http::HeaderMap) -> Result<(), resil_isahc::AuthError> {
+        let value = http::HeaderValue::from_bytes(b"Basic caf\xe9")?;
+        headers.insert(http::header::AUTHORIZATION, value);
+        Ok(())
+    }
+    fn refresh(&self) -> resil_isahc::BoxFuture<'_, Result<(), resil_isahc::AuthError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[test]
+fn a_header_curl_cannot_carry_is_refused_unsent_instead_of_panicking() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/x", vec![Reply::status(200)]);
+    let latin1 = http::HeaderValue::from_bytes(b"caf\xe9").unwrap();
+    let request = || {
+        let mut request = http::Request::get(server.url("/x")).body(()).unwrap();
+        request.headers_mut().insert("x-name", latin1.clone());
+        request
+    };
+    // isahc itself panics on these (`expect` in its header conversion).
+    let client = Client::builder().policy(scenario_policy()).build().unwrap();
+    let err = block_on(client.execute(request())).unwrap_err();
+    resil_tests::assert_refused_setting(&err, "header \"x-name\" has bytes outside visible ASCII");
+    let with_credentials = Client::builder()
+        .policy(scenario_policy())
+        .auth(Latin1Credentials)
+        .build()
+        .unwrap();
+    let err = block_on(with_credentials.get(&server.url("/x")).send()).unwrap_err();
+    resil_tests::assert_refused_setting(&err, "header \"authorization\" has bytes outside");
+    assert!(server.requests().is_empty(), "nothing was sent");
+
+    // Sent to the transport directly, it is an error as well.
+    let transport = resil_isahc::IsahcTransport::new(&Default::default()).unwrap();
+    let sent = block_on(resil_isahc::AsyncTransport::send(
+        &transport,
+        request().map(Into::into),
+    ));
+    let err = sent.map(|_| ()).unwrap_err();
+    assert!(format!("{err:#}").contains("curl cannot send"), "{err:#}");
+    assert!(server.requests().is_empty());
+}
+
+/// Pins what the crate's docs say curl does to an untyped `POST` (and not to a `PUT`), so
+/// they are corrected if curl or isahc changes.
+#[test]
+fn curl_gives_an_untyped_post_body_its_form_content_type() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script("/x", vec![Reply::status(200), Reply::status(200)]);
+    let client = Client::builder().build().unwrap();
+    block_on(client.post(&server.url("/x")).body("ab").send()).unwrap();
+    block_on(client.put(&server.url("/x")).body("ab").send()).unwrap();
+    let types: Vec<_> = server
+        .requests()
+        .into_iter()
+        .map(|r| r.values("content-type"))
+        .collect();
+    let form = vec!["application/x-www-form-urlencoded".to_owned()];
+    assert_eq!(types, [form, vec![]]);
+}
