@@ -219,6 +219,10 @@ impl Client {
                 auth.authorize(request.headers_mut())
                     .map_err(|e| AttemptError::Fatal(resil_core::auth_error(parts, e)))?;
             }
+            inner
+                .transport
+                .check_request(&request)
+                .map_err(|e| AttemptError::Fatal(resil_core::unsendable_request(parts, e)))?;
             let mut response = inner
                 .transport
                 .send(request, resil_core::attempt_budget(deadline, now))

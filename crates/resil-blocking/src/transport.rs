@@ -338,6 +338,20 @@ pub trait BlockingTransport: Send + Sync {
         request: http::Request<RequestBody>,
         timeout: Duration,
     ) -> Result<http::Response<Body>, TransportError>;
+
+    /// Refuses a request this transport cannot send as it stands, such as a header value its
+    /// HTTP library will not write. The client asks before every [`send`](Self::send), once
+    /// the attempt's headers are complete (credentials and request id included); an error
+    /// ends the call, unsent and not retried, as an
+    /// [`InvalidConfig`](crate::ErrorKind::InvalidConfig) error whose cause it is. Default:
+    /// every request can be sent.
+    fn check_request(
+        &self,
+        request: &http::Request<RequestBody>,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let _ = request;
+        Ok(())
+    }
 }
 
 impl<T: BlockingTransport + ?Sized> BlockingTransport for Arc<T> {
@@ -347,6 +361,13 @@ impl<T: BlockingTransport + ?Sized> BlockingTransport for Arc<T> {
         timeout: Duration,
     ) -> Result<http::Response<Body>, TransportError> {
         (**self).send(request, timeout)
+    }
+
+    fn check_request(
+        &self,
+        request: &http::Request<RequestBody>,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        (**self).check_request(request)
     }
 }
 
@@ -467,6 +488,24 @@ impl UreqTransport {
 }
 
 impl BlockingTransport for UreqTransport {
+    /// ureq writes every header as it stands but `Authorization` (and `Host`, which
+    /// resil-core checks for every driver): one with bytes outside visible ASCII it refuses
+    /// while writing, and would report as a malformed response.
+    fn check_request(
+        &self,
+        request: &http::Request<RequestBody>,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let headers = request.headers().get_all(http::header::AUTHORIZATION);
+        if headers.iter().any(|value| value.to_str().is_err()) {
+            return Err(
+                "header \"authorization\" has bytes outside visible ASCII, which ureq \
+                 refuses to send"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
     fn send(
         &self,
         request: http::Request<RequestBody>,

@@ -500,6 +500,36 @@ fn failing_auth_provider_is_an_auth_error() {
 }
 
 #[test]
+fn credentials_ureq_will_not_write_are_refused_unsent_not_reported_as_a_bad_response() {
+    let _load = shared_load();
+    struct Latin1;
+    impl AuthProvider for Latin1 {
+        fn authorize(&self, headers: &mut http::HeaderMap) -> Result<(), AuthError> {
+            let value = http::HeaderValue::from_bytes(b"Basic caf\xe9")?;
+            headers.insert(http::header::AUTHORIZATION, value);
+            Ok(())
+        }
+        fn refresh(&self) -> Result<(), AuthError> {
+            Ok(())
+        }
+    }
+    let server = TestServer::start();
+    server.script("/x", vec![Reply::status(200)]);
+    let client = builder(&ManualClock::new()).auth(Latin1).build().unwrap();
+    let err = client.get(&server.url("/x")).send().unwrap_err();
+    let refused = "header \"authorization\" has bytes outside visible ASCII";
+    resil_tests::assert_refused_setting(&err, refused);
+    let plain = builder(&ManualClock::new()).build().unwrap();
+    let mut request = http::Request::get(server.url("/x")).body(()).unwrap();
+    let value = http::HeaderValue::from_bytes(b"Basic caf\xe9").unwrap();
+    request
+        .headers_mut()
+        .insert(http::header::AUTHORIZATION, value);
+    resil_tests::assert_refused_setting(&plain.execute(request).unwrap_err(), refused);
+    assert_eq!(server.hits("/x"), 0);
+}
+
+#[test]
 fn authorization_is_not_forwarded_to_another_origin_on_redirect() {
     let _load = shared_load();
     let other = TestServer::start_on("127.0.0.2");
