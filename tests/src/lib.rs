@@ -772,6 +772,58 @@ pub async fn check_framing_through<R: resil_async::Runtime>(client: &resil_async
     assert_only_well_framed_requests_sent(&server, [&wrong, &built, &none, &hosts]);
 }
 
+/// The requests [`assert_empty_bodies_declared`] expects, each without a body: a method and
+/// whether it goes through `execute` (a request built whole) rather than the builder.
+pub const BODILESS_REQUESTS: [(&str, bool); 6] = [
+    ("POST", false),
+    ("PUT", false),
+    ("PATCH", false),
+    ("GET", false),
+    ("DELETE", false),
+    ("POST", true),
+];
+
+/// Checks what `server` received for [`BODILESS_REQUESTS`], in order: the methods that give
+/// content a meaning declare `Content-Length: 0` (RFC 9110 §8.6), `GET` and `DELETE` no
+/// length, and none is chunked.
+pub fn assert_empty_bodies_declared(server: &TestServer) {
+    let seen: Vec<_> = server
+        .requests()
+        .into_iter()
+        .map(|r| {
+            let framing = [r.values("content-length"), r.values("transfer-encoding")];
+            (r.method, framing, r.body.len())
+        })
+        .collect();
+    let expected: Vec<_> = BODILESS_REQUESTS
+        .iter()
+        .map(|&(method, _)| {
+            let length = matches!(method, "POST" | "PUT" | "PATCH").then(|| "0".to_owned());
+            (method.to_owned(), [length.into_iter().collect(), vec![]], 0)
+        })
+        .collect();
+    assert_eq!(seen, expected);
+}
+
+/// Sends [`BODILESS_REQUESTS`] through an async client to a server of its own and checks them
+/// with [`assert_empty_bodies_declared`].
+pub async fn check_empty_bodies_through<R: resil_async::Runtime>(client: &resil_async::Client<R>) {
+    let server = TestServer::start();
+    server.script("/empty", vec![Reply::status(200)]);
+    let url = server.url("/empty");
+    for (method, built_whole) in BODILESS_REQUESTS {
+        let method: http::Method = method.parse().unwrap();
+        let sent = if built_whole {
+            let request = http::Request::builder().method(method).uri(&url);
+            client.execute(request.body(()).unwrap()).await
+        } else {
+            client.request(method, &url).send().await
+        };
+        assert_eq!(sent.unwrap().status(), 200);
+    }
+    assert_empty_bodies_declared(&server);
+}
+
 /// Checks that `err` tells each cause once: no message in its `source()` chain repeats the
 /// next one (so anyhow, eyre and tracing print each once), and `{:#}` is the chain on one
 /// line. Returns that line.

@@ -134,7 +134,7 @@ impl<R: Runtime> Client<R> {
         let (mut parts, body) = request.into_parts();
         let body = body.into();
         let policy = parts.extensions.remove::<RetryPolicy>().map(Box::new);
-        let checked = ClientCore::check_request(&parts, body.known_len());
+        let checked = ClientCore::prepare_request(&mut parts, body.known_len());
         Self::send_parts(self, checked.map(|()| (parts, policy)), body)
     }
 

@@ -108,7 +108,7 @@ impl Client {
     ) -> Result<Response, Error> {
         let (mut parts, body) = request.into_parts();
         let body = body.into();
-        ClientCore::check_request(&parts, body.known_len())?;
+        ClientCore::prepare_request(&mut parts, body.known_len())?;
         let policy = parts.extensions.remove::<RetryPolicy>().map(Box::new);
         self.send_parts(parts, body, policy)
     }

@@ -923,6 +923,27 @@ fn a_wrong_content_length_or_a_second_host_is_refused_before_anything_is_sent() 
 }
 
 #[test]
+fn a_post_put_or_patch_without_a_body_declares_content_length_zero() {
+    let _load = shared_load();
+    // ureq alone sends them as an empty chunked body.
+    let server = TestServer::start();
+    server.script("/empty", vec![Reply::status(200)]);
+    let client = builder(&ManualClock::new()).build().unwrap();
+    let url = server.url("/empty");
+    for (method, built_whole) in resil_tests::BODILESS_REQUESTS {
+        let method: http::Method = method.parse().unwrap();
+        let sent = if built_whole {
+            let request = http::Request::builder().method(method).uri(&url);
+            client.execute(request.body(()).unwrap())
+        } else {
+            client.request(method, &url).send()
+        };
+        assert_eq!(sent.unwrap().status(), 200);
+    }
+    resil_tests::assert_empty_bodies_declared(&server);
+}
+
+#[test]
 fn environment_settings_apply_and_bad_values_are_named() {
     let _load = shared_load();
     let env = EnvConfig::from_lookup(|name| match name {

@@ -370,18 +370,21 @@ impl ClientCore {
         self.stats.snapshot()
     }
 
-    /// Checks a request a caller built whole, as a request builder's checks would have: an
-    /// `InvalidUrl` error unless a call can be made to its URL as it is (see
-    /// [`check_url`](crate::check_url)), an `InvalidConfig` one unless its `Content-Length`
-    /// fits a body of `body_len` bytes and it names at most one `Host` (see
-    /// [`check_request_headers`](crate::check_request_headers)).
-    pub fn check_request<B>(
-        parts: &http::request::Parts,
+    /// Checks a request a caller built whole, and declares its empty body, as a request
+    /// builder would have: an `InvalidUrl` error unless a call can be made to its URL as it is
+    /// (see [`check_url`](crate::check_url)), an `InvalidConfig` one unless its headers frame
+    /// a body of `body_len` bytes (see
+    /// [`check_request_headers`](crate::check_request_headers)); then
+    /// [`declare_empty_body`](crate::declare_empty_body).
+    pub fn prepare_request<B>(
+        parts: &mut http::request::Parts,
         body_len: Option<u64>,
     ) -> Result<(), CallError<B>> {
         crate::check_url(&parts.uri)
             .map_err(|e| invalid_url(&parts.method, &crate::redact_url(&parts.uri), e))?;
-        crate::check_request_headers(parts, body_len)
+        crate::check_request_headers(parts, body_len)?;
+        crate::declare_empty_body(parts, body_len);
+        Ok(())
     }
 
     /// `url` (absolute, or relative to the base URL) as a URI, or an `InvalidUrl` error on

@@ -351,6 +351,46 @@ pub fn check_request_headers<B>(
     }
 }
 
+/// Declares an empty body as `Content-Length: 0` on a `POST`, `PUT` or `PATCH` that sends
+/// none and does not frame itself (RFC 9110 §8.6: a client should send the length when the
+/// method defines a meaning for content). Without it hyper and curl send no length at all,
+/// which some servers answer with 411 Length Required, and ureq an empty chunked body, which
+/// servers that refuse chunked requests reject. `body_len` as for
+/// [`check_request_headers`].
+///
+/// ```
+/// # use resil_core::declare_empty_body;
+/// let (mut post, ()) = http::Request::post("http://127.0.0.1/").body(()).unwrap().into_parts();
+/// declare_empty_body(&mut post, Some(0));
+/// assert_eq!(post.headers["content-length"], "0");
+/// let (mut get, ()) = http::Request::get("http://127.0.0.1/").body(()).unwrap().into_parts();
+/// declare_empty_body(&mut get, Some(0));
+/// assert!(get.headers.is_empty(), "a GET's content has no meaning to declare");
+/// let (mut stream, ()) = http::Request::put("http://127.0.0.1/").body(()).unwrap().into_parts();
+/// declare_empty_body(&mut stream, None);
+/// assert!(stream.headers.is_empty(), "a stream's length is unknown");
+/// ```
+#[inline]
+pub fn declare_empty_body(parts: &mut http::request::Parts, body_len: Option<u64>) {
+    use http::Method;
+    if body_len == Some(0)
+        && (parts.method == Method::POST
+            || parts.method == Method::PUT
+            || parts.method == Method::PATCH)
+    {
+        insert_zero_length(&mut parts.headers);
+    }
+}
+
+#[inline(never)]
+fn insert_zero_length(headers: &mut http::HeaderMap) {
+    if !headers.contains_key(http::header::CONTENT_LENGTH)
+        && !headers.contains_key(http::header::TRANSFER_ENCODING)
+    {
+        headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    }
+}
+
 fn invalid_header<B>(parts: &http::request::Parts, problem: String) -> crate::CallError<B> {
     error_on(ClientErrorKind::InvalidConfig, parts, problem)
 }

@@ -166,10 +166,10 @@ pub use env::{EnvConfig, EnvError, TransportEnv, parse_duration};
 #[cfg(feature = "http")]
 pub use http_glue::{
     AttemptId, ClientErrorKind, SENSITIVE_QUERY_PARAMS, UrlError, attempt_budget, attempt_request,
-    auth_error, check_request_headers, check_url, fill_host_header, form_urlencode,
-    is_sensitive_header, join_url, merge_default_headers, redact_url, redact_url_str,
-    redacted_headers, remember_last, request_id, request_info, response_head, set_bearer,
-    unsendable_request,
+    auth_error, check_request_headers, check_url, declare_empty_body, fill_host_header,
+    form_urlencode, is_sensitive_header, join_url, merge_default_headers, redact_url,
+    redact_url_str, redacted_headers, remember_last, request_id, request_info, response_head,
+    set_bearer, unsendable_request,
 };
 #[cfg(feature = "std")]
 pub use observe::{CallInfo, Hooks, Observer, RetryInfo, RetryReason, Stats, StatsSnapshot};

@@ -111,7 +111,8 @@ impl<B> RequestDraft<B> {
     /// mistake. `client` supplies the policy a per-request timeout applies to; `body_len` is
     /// the body's length if known (`None` for a stream), which a `Content-Length` header must
     /// match; `Host` may be given once (see
-    /// [`check_request_headers`](crate::check_request_headers)).
+    /// [`check_request_headers`](crate::check_request_headers)). An empty body is declared
+    /// (see [`declare_empty_body`](crate::declare_empty_body)).
     #[allow(clippy::type_complexity)]
     #[inline]
     pub fn finish(
@@ -131,12 +132,13 @@ impl<B> RequestDraft<B> {
         *request.method_mut() = self.method;
         *request.uri_mut() = uri;
         *request.headers_mut() = self.headers;
-        let (parts, ()) = request.into_parts();
+        let (mut parts, ()) = request.into_parts();
         // Most requests set no header at all, and few a timeout of their own: both stay out
         // of line, so this path stays small enough to inline into every `send`.
         if !parts.headers.is_empty() {
             crate::check_request_headers(&parts, body_len)?;
         }
+        crate::declare_empty_body(&mut parts, body_len);
         let policy = match (self.policy, self.timeout) {
             (p, None) => p,
             (p, Some(total)) => Some(with_total_timeout(client, &parts, p, total)?),

@@ -381,6 +381,15 @@ fn a_wrong_content_length_or_a_second_host_is_refused_before_anything_is_sent() 
 }
 
 #[test]
+fn a_post_put_or_patch_without_a_body_declares_content_length_zero() {
+    let _load = shared_load();
+    // curl alone sends them with no length at all.
+    block_on(resil_tests::check_empty_bodies_through(
+        &Client::new().unwrap(),
+    ));
+}
+
+#[test]
 fn a_refused_connection_tells_each_cause_once() {
     let url = format!("http://{}/x", resil_tests::refused_addr());
     let client = Client::builder().max_retries(0).build().unwrap();

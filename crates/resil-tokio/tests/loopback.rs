@@ -541,6 +541,12 @@ async fn a_wrong_content_length_or_a_second_host_is_refused_before_anything_is_s
     resil_tests::check_framing_through(&Client::new().unwrap()).await;
 }
 
+#[tokio::test]
+async fn a_post_put_or_patch_without_a_body_declares_content_length_zero() {
+    // hyper-util alone sends them with no length at all.
+    resil_tests::check_empty_bodies_through(&Client::new().unwrap()).await;
+}
+
 /// Run by CI without features (`cargo test -p resil-tokio --test loopback rustls_feature`).
 #[cfg(not(feature = "rustls"))]
 #[tokio::test]
