@@ -824,6 +824,37 @@ pub async fn check_empty_bodies_through<R: resil_async::Runtime>(client: &resil_
     assert_empty_bodies_declared(&server);
 }
 
+/// `server`'s URL for `path` with credentials in it (`me`, `p@ss` escaped), as
+/// [`assert_url_credentials_sent_as_basic`] expects them.
+pub fn url_with_credentials(server: &TestServer, path: &str) -> String {
+    server.url(path).replacen("http://", "http://me:p%40ss@", 1)
+}
+
+/// Checks that every request `server` saw carried the credentials of
+/// [`url_with_credentials`] as `Authorization: Basic` (`me:p@ss`), and only there.
+pub fn assert_url_credentials_sent_as_basic(server: &TestServer, requests: usize) {
+    let seen = server.requests();
+    assert_eq!(seen.len(), requests);
+    for request in seen {
+        assert_eq!(request.values("authorization"), ["Basic bWU6cEBzcw=="]);
+        assert_eq!(request.values("host"), [server.addr().to_string()]);
+    }
+}
+
+/// Sends a GET to a URL with credentials in it through an async client, built by the request
+/// builder and whole, and checks them with [`assert_url_credentials_sent_as_basic`].
+pub async fn check_url_credentials_through<R: resil_async::Runtime>(
+    client: &resil_async::Client<R>,
+) {
+    let server = TestServer::start();
+    server.script("/creds", vec![Reply::status(200)]);
+    let url = url_with_credentials(&server, "/creds");
+    client.get(&url).send().await.unwrap();
+    let built = http::Request::get(&url).body(()).unwrap();
+    client.execute(built).await.unwrap();
+    assert_url_credentials_sent_as_basic(&server, 2);
+}
+
 /// Checks that `err` tells each cause once: no message in its `source()` chain repeats the
 /// next one (so anyhow, eyre and tracing print each once), and `{:#}` is the chain on one
 /// line. Returns that line.

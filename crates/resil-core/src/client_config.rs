@@ -375,6 +375,7 @@ impl ClientCore {
     /// (see [`check_url`](crate::check_url)), an `InvalidConfig` one unless its headers frame
     /// a body of `body_len` bytes (see
     /// [`check_request_headers`](crate::check_request_headers)); then
+    /// [`take_url_credentials`](crate::take_url_credentials) and
     /// [`declare_empty_body`](crate::declare_empty_body).
     pub fn prepare_request<B>(
         parts: &mut http::request::Parts,
@@ -383,6 +384,7 @@ impl ClientCore {
         crate::check_url(&parts.uri)
             .map_err(|e| invalid_url(&parts.method, &crate::redact_url(&parts.uri), e))?;
         crate::check_request_headers(parts, body_len)?;
+        crate::take_url_credentials(parts);
         crate::declare_empty_body(parts, body_len);
         Ok(())
     }

@@ -169,7 +169,7 @@ pub use http_glue::{
     auth_error, check_request_headers, check_url, declare_empty_body, fill_host_header,
     form_urlencode, is_sensitive_header, join_url, merge_default_headers, redact_url,
     redact_url_str, redacted_headers, remember_last, request_id, request_info, response_head,
-    set_bearer, unsendable_request,
+    set_bearer, take_url_credentials, unsendable_request,
 };
 #[cfg(feature = "std")]
 pub use observe::{CallInfo, Hooks, Observer, RetryInfo, RetryReason, Stats, StatsSnapshot};

@@ -111,8 +111,9 @@ impl<B> RequestDraft<B> {
     /// mistake. `client` supplies the policy a per-request timeout applies to; `body_len` is
     /// the body's length if known (`None` for a stream), which a `Content-Length` header must
     /// match; `Host` may be given once (see
-    /// [`check_request_headers`](crate::check_request_headers)). An empty body is declared
-    /// (see [`declare_empty_body`](crate::declare_empty_body)).
+    /// [`check_request_headers`](crate::check_request_headers)). Credentials in the URL
+    /// become `Authorization` (see [`take_url_credentials`](crate::take_url_credentials)) and
+    /// an empty body is declared (see [`declare_empty_body`](crate::declare_empty_body)).
     #[allow(clippy::type_complexity)]
     #[inline]
     pub fn finish(
@@ -138,6 +139,7 @@ impl<B> RequestDraft<B> {
         if !parts.headers.is_empty() {
             crate::check_request_headers(&parts, body_len)?;
         }
+        crate::take_url_credentials(&mut parts);
         crate::declare_empty_body(&mut parts, body_len);
         let policy = match (self.policy, self.timeout) {
             (p, None) => p,

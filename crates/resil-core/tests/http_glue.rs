@@ -7,6 +7,7 @@ use http::{HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, Uri};
 use resil_core::{
     ClientErrorKind, Method, RetryAfter, UnixTime, check_request_headers, is_sensitive_header,
     join_url, merge_default_headers, redact_url, redacted_headers, request_info, response_head,
+    take_url_credentials,
 };
 
 #[test]
@@ -186,6 +187,50 @@ fn a_request_is_framed_by_its_body_and_names_one_ascii_host() {
         let err = check(&[junk], None).unwrap_err();
         assert!(err.contains("is not a number of bytes"), "{junk:?}: {err}");
     }
+}
+
+#[test]
+fn credentials_in_a_url_become_basic_authorization_and_leave_the_url() {
+    let taken = |url: &str, own: Option<&str>| {
+        let mut request = http::Request::get(url);
+        if let Some(value) = own {
+            request = request.header("authorization", value);
+        }
+        let (mut parts, ()) = request.body(()).unwrap().into_parts();
+        take_url_credentials(&mut parts);
+        let header = parts.headers.get_all("authorization").iter();
+        let header: Vec<_> = header
+            .map(|v| (v.to_str().unwrap().to_owned(), v.is_sensitive()))
+            .collect();
+        (parts.uri.to_string(), header)
+    };
+    let basic = |b64: &str| vec![(format!("Basic {b64}"), true)];
+    assert_eq!(
+        taken("http://me:pw@127.0.0.1:8080/x?q=1", None),
+        ("http://127.0.0.1:8080/x?q=1".to_owned(), basic("bWU6cHc="))
+    );
+    // No password is an empty one (`me:`), as curl sends it.
+    assert_eq!(
+        taken("http://me@[::1]/", None),
+        ("http://[::1]/".to_owned(), basic("bWU6"))
+    );
+    // Escapes are decoded; a colon in the password is the password's.
+    assert_eq!(
+        taken("https://a%20b:c:d%40@h.test/", None),
+        ("https://h.test/".to_owned(), basic("YSBiOmM6ZEA="))
+    );
+    // The request's own header wins; the URL loses its credentials anyway.
+    assert_eq!(
+        taken("http://me:pw@h.test/", Some("Bearer t")),
+        (
+            "http://h.test/".to_owned(),
+            vec![("Bearer t".to_owned(), false)]
+        )
+    );
+    assert_eq!(
+        taken("http://h.test/a@b", None),
+        ("http://h.test/a@b".to_owned(), vec![])
+    );
 }
 
 #[test]

@@ -390,6 +390,14 @@ fn a_post_put_or_patch_without_a_body_declares_content_length_zero() {
 }
 
 #[test]
+fn credentials_in_the_url_are_sent_as_basic_authorization() {
+    let _load = shared_load();
+    // isahc alone drops them.
+    let client = Client::new().unwrap();
+    block_on(resil_tests::check_url_credentials_through(&client));
+}
+
+#[test]
 fn a_refused_connection_tells_each_cause_once() {
     let url = format!("http://{}/x", resil_tests::refused_addr());
     let client = Client::builder().max_retries(0).build().unwrap();

@@ -201,6 +201,7 @@ where
     // A generic body's length is unknown here: only the headers are checked against each
     // other.
     resil_core::check_request_headers(&parts, None)?;
+    resil_core::take_url_credentials(&mut parts);
     // The body is `Clone`, so every attempt can send it again.
     let mut call: Call<'_, Body> = core.start_call(None, &mut parts, true, now());
     loop {

@@ -547,6 +547,19 @@ async fn a_post_put_or_patch_without_a_body_declares_content_length_zero() {
     resil_tests::check_empty_bodies_through(&Client::new().unwrap()).await;
 }
 
+#[tokio::test]
+async fn credentials_in_the_url_are_sent_as_basic_authorization() {
+    // hyper-util alone drops them.
+    resil_tests::check_url_credentials_through(&Client::new().unwrap()).await;
+    // The tower layer around it sends them too.
+    let server = TestServer::start();
+    server.script("/creds", vec![Reply::status(200)]);
+    let mut service = ResilLayer::new(RetryPolicy::default()).layer(plain_hyper());
+    let url = resil_tests::url_with_credentials(&server, "/creds");
+    service.call(empty_get(&url)).await.unwrap();
+    resil_tests::assert_url_credentials_sent_as_basic(&server, 1);
+}
+
 /// Run by CI without features (`cargo test -p resil-tokio --test loopback rustls_feature`).
 #[cfg(not(feature = "rustls"))]
 #[tokio::test]
