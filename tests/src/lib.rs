@@ -855,6 +855,33 @@ pub async fn check_url_credentials_through<R: resil_async::Runtime>(
     assert_url_credentials_sent_as_basic(&server, 2);
 }
 
+/// Checks an async client's bound on response heads: one of 60 KiB is read, one of 200 KiB
+/// (past every driver's limit) fails the attempt as a malformed response, not retried.
+pub async fn check_response_head_limit_through<R: resil_async::Runtime>(
+    client: &resil_async::Client<R>,
+) {
+    let server = TestServer::start();
+    server.script("/head60", vec![Reply::HugeHead(60 * 1024)]);
+    server.script("/head200", vec![Reply::HugeHead(200 * 1024)]);
+    let ok = client.get(&server.url("/head60")).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let err = client
+        .get(&server.url("/head200"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_head_refused(&err);
+    assert_eq!(server.hits("/head200"), 1);
+}
+
+/// Checks the error for a response head past the client's limit: a malformed response, not
+/// retried.
+pub fn assert_head_refused<B>(err: &resil_core::CallError<B>) {
+    let protocol = resil_core::ClientErrorKind::Transport(resil_core::ErrorKind::Protocol);
+    assert_eq!(err.kind(), protocol, "{err:#}");
+    assert_eq!(err.attempts(), 1, "{err:#}");
+}
+
 /// Checks that `err` tells each cause once: no message in its `source()` chain repeats the
 /// next one (so anyhow, eyre and tracing print each once), and `{:#}` is the chain on one
 /// line. Returns that line.

@@ -536,6 +536,14 @@ pub struct TransportSettings {
     /// free, within its attempt's deadline. `None` (default): hyper-util opens as many as
     /// there are requests in flight; curl caps at `max_idle_per_host`. Zero counts as one.
     pub max_connections_per_host: Option<usize>,
+    /// Longest response head accepted, status line and headers (default 64 KiB, as
+    /// resil-blocking's); a longer one fails the attempt as a
+    /// [`Protocol`](resil_core::ErrorKind::Protocol) error. hyper caps an HTTP/2 header list
+    /// at it and reads an HTTP/1 head in a buffer this large (at least 8 KiB), checked
+    /// between reads of the socket, so a head that completes in the read that crosses the
+    /// bound (at most twice it) is still taken. curl's limits are its own (100 KiB a header
+    /// line, 300 KiB a head) and apply to resil-isahc instead.
+    pub max_response_header_size: usize,
 }
 
 impl Default for TransportSettings {
@@ -546,6 +554,7 @@ impl Default for TransportSettings {
             idle_timeout: Duration::from_secs(90),
             http2_prior_knowledge: false,
             max_connections_per_host: None,
+            max_response_header_size: 64 * 1024,
         }
     }
 }

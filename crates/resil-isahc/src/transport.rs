@@ -98,6 +98,10 @@ fn framing_problem(headers: &http::HeaderMap) -> Option<&'static str> {
     None
 }
 
+/// curl's code for data past one of its size limits (curl 8.6; the curl crate names none;
+/// its integer type differs by platform).
+const CURLE_TOO_LARGE: i64 = 100;
+
 /// Classifies an isahc error for the retry machine: only connection and name-resolution
 /// failures prove the request was never sent.
 pub fn classify(error: &isahc::Error) -> ErrorKind {
@@ -113,6 +117,11 @@ pub fn classify(error: &isahc::Error) -> ErrorKind {
         | K::TlsEngine
         | K::InvalidTlsConfiguration => ErrorKind::TlsHandshake,
         K::ProtocolViolation => ErrorKind::Protocol,
+        // A response head past curl's limits (isahc calls it unknown): a malformed response,
+        // as the other drivers report one past theirs.
+        _ if curl_cause(error).is_some_and(|e| i64::from(e.code()) == CURLE_TOO_LARGE) => {
+            ErrorKind::Protocol
+        }
         // isahc refuses a head line curl let through but `http` cannot hold (a status outside
         // 100-999, a header name with a space) by failing curl's write callback: a malformed
         // response, as ureq and hyper call it, not a reset to retry.

@@ -390,6 +390,14 @@ fn a_post_put_or_patch_without_a_body_declares_content_length_zero() {
 }
 
 #[test]
+fn a_response_head_past_curls_limit_is_refused_as_malformed() {
+    let _load = shared_load();
+    // isahc alone calls it an unknown error.
+    let client = Client::new().unwrap();
+    block_on(resil_tests::check_response_head_limit_through(&client));
+}
+
+#[test]
 fn credentials_in_the_url_are_sent_as_basic_authorization() {
     let _load = shared_load();
     // isahc alone drops them.
@@ -521,4 +529,18 @@ fn curl_gives_an_untyped_post_body_its_form_content_type() {
         .collect();
     let form = vec!["application/x-www-form-urlencoded".to_owned()];
     assert_eq!(types, [form, vec![]]);
+}
+#[test]
+fn scratch_huge() {
+    let server = TestServer::start();
+    let client = Client::builder().build().unwrap();
+    for kb in [60usize, 80, 200, 500] {
+        let path = format!("/h{kb}");
+        server.script(&path, vec![Reply::HugeHead(kb * 1024)]);
+        let r = block_on(client.get(&server.url(&path)).send());
+        eprintln!(
+            "ISAHC {kb} {:?}",
+            r.map(|r| r.status()).map_err(|e| format!("{e:#}"))
+        );
+    }
 }

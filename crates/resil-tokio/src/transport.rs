@@ -179,6 +179,12 @@ impl HyperTransport {
             .pool_timer(TokioTimer::new())
             .pool_max_idle_per_host(settings.max_idle_per_host)
             .http2_only(settings.http2_prior_knowledge)
+            // hyper's defaults are ~400 KiB for HTTP/1 and 16 KiB for HTTP/2; it panics on a
+            // buffer below 8 KiB.
+            .http1_max_buf_size(settings.max_response_header_size.max(8 * 1024))
+            .http2_max_header_list_size(
+                u32::try_from(settings.max_response_header_size).unwrap_or(u32::MAX),
+            )
             .build(connector);
         HyperTransport {
             client,

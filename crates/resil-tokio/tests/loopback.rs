@@ -548,6 +548,13 @@ async fn a_post_put_or_patch_without_a_body_declares_content_length_zero() {
 }
 
 #[tokio::test]
+async fn a_response_head_past_the_limit_is_refused_as_malformed() {
+    // hyper alone reads 200 KiB and more.
+    let client = Client::new().unwrap();
+    resil_tests::check_response_head_limit_through(&client).await;
+}
+
+#[tokio::test]
 async fn credentials_in_the_url_are_sent_as_basic_authorization() {
     // hyper-util alone drops them.
     resil_tests::check_url_credentials_through(&Client::new().unwrap()).await;
@@ -665,4 +672,18 @@ async fn every_method_helper_sends_its_method_and_options_is_retried_as_idempote
         resil_tests::methods_seen(&server),
         resil_tests::HELPER_METHODS
     );
+}
+#[tokio::test]
+async fn scratch_huge() {
+    let server = TestServer::start();
+    let client = Client::builder().build().unwrap();
+    for kb in [60usize, 80, 200, 500] {
+        let path = format!("/h{kb}");
+        server.script(&path, vec![Reply::HugeHead(kb * 1024)]);
+        let r = client.get(&server.url(&path)).send().await;
+        eprintln!(
+            "TOKIO {kb} {:?}",
+            r.map(|r| r.status()).map_err(|e| format!("{e:#}"))
+        );
+    }
 }
