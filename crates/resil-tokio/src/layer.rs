@@ -34,7 +34,8 @@ use resil_async::{BoxError, BoxFuture, ReadTimedOut, Runtime, TransportError, re
 /// `Content-Length` that is no number, or one beside `Transfer-Encoding`) is refused as
 /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) before the inner service sees
 /// it; whether a `Content-Length` matches the body is left to the inner service, which frames
-/// the body.
+/// the body. Credentials in the URL become `Authorization: Basic`, as in the clients (see
+/// [`take_url_credentials`](resil_core::take_url_credentials)).
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
