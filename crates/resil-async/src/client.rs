@@ -422,7 +422,9 @@ impl<R: Runtime> ClientBuilder<R> {
         self.transport = Some(Arc::new(transport));
         self
     }
-    /// Shares a circuit breaker with other clients of the same backend.
+    /// Shares a circuit breaker with other clients of the same backend. A client's breaker
+    /// (its own by default) counts every call it makes, whatever the host: a client that
+    /// calls several backends trips for all of them when one fails.
     pub fn breaker(mut self, breaker: Arc<Mutex<CircuitBreaker>>) -> Self {
         self.config.breaker(breaker);
         self
