@@ -11,6 +11,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 use http_body_util::Full;
 
+/// A request header asking the server to answer with an `x-padding` header of that many
+/// bytes (for tests of the client's bound on response heads).
+pub const PAD_RESPONSE: &str = "x-pad-response";
+
 /// The server; it runs until the test process ends.
 #[derive(Debug)]
 pub struct H2cServer {
@@ -77,8 +81,12 @@ async fn serve(
         accepted.fetch_add(1, Ordering::SeqCst);
         let (script, seen) = (script.clone(), seen.clone());
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |_request| {
+            let service = hyper::service::service_fn(move |request: http::Request<_>| {
                 seen.fetch_add(1, Ordering::SeqCst);
+                let padding = request
+                    .headers()
+                    .get(PAD_RESPONSE)
+                    .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
                 let status = script
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -87,6 +95,11 @@ async fn serve(
                 let mut response = http::Response::new(Full::new(Bytes::from_static(b"ok")));
                 *response.status_mut() =
                     http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+                if let Some(bytes) = padding {
+                    let value = http::HeaderValue::from_str(&"a".repeat(bytes))
+                        .unwrap_or_else(|e| panic!("h2c test server: {e}"));
+                    response.headers_mut().insert("x-padding", value);
+                }
                 async move { Ok::<_, Infallible>(response) }
             });
             let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())

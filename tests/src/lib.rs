@@ -7,7 +7,7 @@
 //! truncated bodies, slow drips, huge heads — cannot be produced by a well-behaved server.
 
 mod h2c;
-pub use h2c::H2cServer;
+pub use h2c::{H2cServer, PAD_RESPONSE};
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

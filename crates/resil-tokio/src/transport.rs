@@ -39,6 +39,17 @@ pub fn classify(error: &(dyn StdError + 'static)) -> ErrorKind {
             if h2.reason() == Some(h2::Reason::REFUSED_STREAM) {
                 return ErrorKind::RefusedStream;
             }
+            // What h2 found wrong with the server's frames (a head past the header-list
+            // limit ends in too many CONTINUATION frames): a malformed response, as HTTP/1's.
+            let malformed = [
+                h2::Reason::PROTOCOL_ERROR,
+                h2::Reason::COMPRESSION_ERROR,
+                h2::Reason::FRAME_SIZE_ERROR,
+                h2::Reason::ENHANCE_YOUR_CALM,
+            ];
+            if h2.is_library() && h2.reason().is_some_and(|r| malformed.contains(&r)) {
+                return ErrorKind::Protocol;
+            }
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind as Io;

@@ -380,6 +380,28 @@ async fn http2_prior_knowledge_retries_over_one_connection() {
     assert_eq!(server.connections(), 1, "h2 streams share one connection");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_response_head_is_bounded_like_an_http1_one() {
+    let _load = shared_load();
+    let server = resil_tests::H2cServer::start(vec![]);
+    let client = Client::builder()
+        .policy(scenario_policy())
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let padded = |bytes: usize| {
+        let request = client.get(&server.url("/x"));
+        request
+            .header(resil_tests::PAD_RESPONSE, &bytes.to_string())
+            .send()
+    };
+    // hyper alone refuses an HTTP/2 header list past 16 KiB.
+    let response = padded(60 * 1024).await.unwrap();
+    assert_eq!(response.headers()["x-padding"].len(), 60 * 1024);
+    let err = padded(200 * 1024).await.map(|r| r.status()).unwrap_err();
+    resil_tests::assert_head_refused(&err);
+}
+
 fn plain_hyper() -> hyper_util::client::legacy::Client<
     hyper_util::client::legacy::connect::HttpConnector,
     Full<Bytes>,
