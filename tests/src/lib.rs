@@ -882,6 +882,50 @@ pub fn assert_head_refused<B>(err: &resil_core::CallError<B>) {
     assert_eq!(err.attempts(), 1, "{err:#}");
 }
 
+/// The versions a request may ask for, and whether a client without HTTP/2 prior knowledge
+/// sends it to an `http` URL (the others are refused unsent).
+pub const REQUEST_VERSIONS: [(http::Version, bool); 5] = [
+    (http::Version::HTTP_09, false),
+    (http::Version::HTTP_10, true),
+    (http::Version::HTTP_11, true),
+    (http::Version::HTTP_2, false),
+    (http::Version::HTTP_3, false),
+];
+
+/// Checks one of [`REQUEST_VERSIONS`]' outcomes: a 200, or a refusal before anything was
+/// sent that names the version.
+pub fn assert_version_outcome<B>(
+    version: http::Version,
+    sent: bool,
+    result: Result<http::StatusCode, resil_core::CallError<B>>,
+) {
+    match result {
+        Ok(status) => {
+            assert!(sent, "{version:?} was sent");
+            assert_eq!(status, 200);
+        }
+        Err(err) => {
+            assert!(!sent, "{version:?}: {err:#}");
+            assert_refused_setting(&err, &format!("the request asks for {version:?}"));
+            assert_eq!(err.attempts(), 0, "{err:#}");
+        }
+    }
+}
+
+/// Sends a GET at each of [`REQUEST_VERSIONS`] through an async client without HTTP/2 prior
+/// knowledge and checks the outcomes; only the ones sent reach the server.
+pub async fn check_versions_through<R: resil_async::Runtime>(client: &resil_async::Client<R>) {
+    let server = TestServer::start();
+    server.script("/v", vec![Reply::status(200)]);
+    for (version, sent) in REQUEST_VERSIONS {
+        let mut request = http::Request::get(server.url("/v")).body(()).unwrap();
+        *request.version_mut() = version;
+        let result = client.execute(request).await.map(|r| r.status());
+        assert_version_outcome(version, sent, result);
+    }
+    assert_eq!(server.hits("/v"), 2);
+}
+
 /// Checks that `err` tells each cause once: no message in its `source()` chain repeats the
 /// next one (so anyhow, eyre and tracing print each once), and `{:#}` is the chain on one
 /// line. Returns that line.

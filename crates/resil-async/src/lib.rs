@@ -30,6 +30,7 @@ pub use runtime::Runtime;
 pub use transport::{
     AsyncTransport, AttemptBudget, Body, BodyDeadlinePassed, BodyTooLarge, BoxError, BoxFuture,
     ReadTimedOut, RequestBody, TransportError, TransportSettings, release_stale,
+    unsupported_version,
 };
 
 // The core types this crate's API takes or hands out, so one dependency is enough to

@@ -511,6 +511,32 @@ pub trait AsyncTransport: Send + Sync {
     }
 }
 
+/// Why a transport that speaks HTTP/1.0 and 1.1, and HTTP/2 where it is negotiated over TLS
+/// or, in clear, known beforehand (`http2_in_clear`: prior knowledge), cannot send a request
+/// at the version it asks for; for [`AsyncTransport::check_request`]. hyper-util fails such a
+/// request as an attempt that reached nobody, curl ignores its version.
+pub fn unsupported_version(
+    request: &http::Request<RequestBody>,
+    http2_in_clear: bool,
+) -> Option<String> {
+    let version = request.version();
+    match version {
+        http::Version::HTTP_10 | http::Version::HTTP_11 => None,
+        http::Version::HTTP_2
+            if http2_in_clear || request.uri().scheme() == Some(&http::uri::Scheme::HTTPS) =>
+        {
+            None
+        }
+        http::Version::HTTP_2 => Some(format!(
+            "the request asks for {version:?}, which this client speaks over plain TCP only \
+             with `http2_prior_knowledge`"
+        )),
+        other => Some(format!(
+            "the request asks for {other:?}, which this client does not speak"
+        )),
+    }
+}
+
 /// The time left for this attempt, in the extensions of every request sent to a transport
 /// that [enforces the deadline](AsyncTransport::enforces_deadline) (and only there).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -490,11 +490,20 @@ impl UreqTransport {
 impl BlockingTransport for UreqTransport {
     /// ureq writes every header as it stands but `Authorization` (and `Host`, which
     /// resil-core checks for every driver): one with bytes outside visible ASCII it refuses
-    /// while writing, and would report as a malformed response.
+    /// while writing, and would report as a malformed response. It speaks HTTP/1.0 and 1.1
+    /// only, and would send a request that asks for another version as HTTP/1.1.
     fn check_request(
         &self,
         request: &http::Request<RequestBody>,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let version = request.version();
+        if version != http::Version::HTTP_10 && version != http::Version::HTTP_11 {
+            return Err(format!(
+                "the request asks for {version:?}, which this client does not speak (ureq \
+                 speaks HTTP/1.0 and HTTP/1.1)"
+            )
+            .into());
+        }
         let headers = request.headers().get_all(http::header::AUTHORIZATION);
         if headers.iter().any(|value| value.to_str().is_err()) {
             return Err(

@@ -949,6 +949,22 @@ fn a_post_put_or_patch_without_a_body_declares_content_length_zero() {
 }
 
 #[test]
+fn a_version_ureq_cannot_send_is_refused_before_the_attempt() {
+    let _load = shared_load();
+    // ureq alone sends each as HTTP/1.1.
+    let server = TestServer::start();
+    server.script("/v", vec![Reply::status(200)]);
+    let client = builder(&ManualClock::new()).build().unwrap();
+    for (version, sent) in resil_tests::REQUEST_VERSIONS {
+        let mut request = http::Request::get(server.url("/v")).body(()).unwrap();
+        *request.version_mut() = version;
+        let result = client.execute(request).map(|r| r.status());
+        resil_tests::assert_version_outcome(version, sent, result);
+    }
+    assert_eq!(server.hits("/v"), 2);
+}
+
+#[test]
 fn credentials_in_the_url_are_sent_as_basic_authorization() {
     let _load = shared_load();
     let server = TestServer::start();

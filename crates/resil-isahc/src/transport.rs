@@ -23,6 +23,8 @@ use resil_core::ErrorKind;
 #[derive(Clone, Debug)]
 pub struct IsahcTransport {
     client: isahc::HttpClient,
+    /// Whether HTTP/2 may be asked for over plain TCP (curl ignores a request's version).
+    http2_in_clear: bool,
 }
 
 impl IsahcTransport {
@@ -51,12 +53,17 @@ impl IsahcTransport {
         }
         Ok(IsahcTransport {
             client: builder.build()?,
+            http2_in_clear: settings.http2_prior_knowledge,
         })
     }
 
     /// Wraps an `HttpClient` you configured (keep its redirects off, or same-origin only).
+    /// Its version negotiation is yours: a request may ask for HTTP/2 over plain TCP.
     pub fn from_client(client: isahc::HttpClient) -> IsahcTransport {
-        IsahcTransport { client }
+        IsahcTransport {
+            client,
+            http2_in_clear: true,
+        }
     }
 }
 
@@ -144,8 +151,12 @@ impl AsyncTransport for IsahcTransport {
         true
     }
 
+    /// Refuses a header value curl cannot be handed, and a version curl would not honour (see
+    /// [`unsupported_version`](resil_async::unsupported_version)): it ignores a request's.
     fn check_request(&self, request: &http::Request<RequestBody>) -> Result<(), BoxError> {
-        unsendable_header(request.headers()).map_or(Ok(()), |problem| Err(problem.into()))
+        let problem = unsendable_header(request.headers())
+            .or_else(|| resil_async::unsupported_version(request, self.http2_in_clear));
+        problem.map_or(Ok(()), |problem| Err(problem.into()))
     }
 
     fn send(
@@ -153,7 +164,7 @@ impl AsyncTransport for IsahcTransport {
         request: http::Request<RequestBody>,
     ) -> BoxFuture<'_, Result<http::Response<Body>, TransportError>> {
         // The client has asked `check_request`; a direct caller may not have.
-        if let Some(problem) = unsendable_header(request.headers()) {
+        if let Err(problem) = self.check_request(&request) {
             return Box::pin(std::future::ready(Err(TransportError::new(
                 ErrorKind::Other,
                 problem,

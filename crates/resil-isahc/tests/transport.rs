@@ -398,6 +398,13 @@ fn a_response_head_past_curls_limit_is_refused_as_malformed() {
 }
 
 #[test]
+fn a_version_the_transport_cannot_send_is_refused_before_the_attempt() {
+    let _load = shared_load();
+    // curl alone sends each as whatever it negotiates.
+    block_on(resil_tests::check_versions_through(&Client::new().unwrap()));
+}
+
+#[test]
 fn credentials_in_the_url_are_sent_as_basic_authorization() {
     let _load = shared_load();
     // isahc alone drops them.

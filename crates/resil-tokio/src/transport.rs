@@ -215,21 +215,29 @@ fn tcp(settings: &TransportSettings) -> HttpConnector<MarkedResolver> {
 }
 
 impl AsyncTransport for HyperTransport {
+    /// Refuses an `https` URL without the `rustls` feature (hyper-util's connector would call
+    /// it a failed connection, which reads as retryable) and a version hyper-util would refuse
+    /// once the attempt had begun (see [`unsupported_version`](resil_async::unsupported_version)).
+    fn check_request(&self, request: &http::Request<RequestBody>) -> Result<(), BoxError> {
+        #[cfg(not(feature = "rustls"))]
+        if request.uri().scheme() == Some(&http::uri::Scheme::HTTPS) {
+            return Err("an https URL needs resil-tokio's `rustls` feature".into());
+        }
+        match resil_async::unsupported_version(request, !self.http1_in_clear) {
+            Some(problem) => Err(problem.into()),
+            None => Ok(()),
+        }
+    }
+
     fn send(
         &self,
         request: http::Request<RequestBody>,
     ) -> BoxFuture<'_, Result<http::Response<Body>, TransportError>> {
-        let (mut parts, body) = request.into_parts();
-        // hyper-util's connector would call it a failed connection, which reads as retryable.
-        #[cfg(not(feature = "rustls"))]
-        if parts.uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
-            return Box::pin(async {
-                Err(TransportError::new(
-                    ErrorKind::Other,
-                    "an https URL needs resil-tokio's `rustls` feature",
-                ))
-            });
+        // The client has asked `check_request`; a direct caller may not have.
+        if let Err(problem) = self.check_request(&request) {
+            return Box::pin(async { Err(TransportError::new(ErrorKind::Other, problem)) });
         }
+        let (mut parts, body) = request.into_parts();
         // Over TLS the protocol is chosen by ALPN, and HTTP/2 names the host otherwise.
         if self.http1_in_clear
             && parts.uri.scheme() == Some(&http::uri::Scheme::HTTP)
