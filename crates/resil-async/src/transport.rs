@@ -515,10 +515,19 @@ pub trait AsyncTransport: Send + Sync {
 /// or, in clear, known beforehand (`http2_in_clear`: prior knowledge), cannot send a request
 /// at the version it asks for; for [`AsyncTransport::check_request`]. hyper-util fails such a
 /// request as an attempt that reached nobody, curl ignores its version.
+#[inline]
 pub fn unsupported_version(
     request: &http::Request<RequestBody>,
     http2_in_clear: bool,
 ) -> Option<String> {
+    match request.version() {
+        http::Version::HTTP_10 | http::Version::HTTP_11 => None,
+        _ => other_version(request, http2_in_clear),
+    }
+}
+
+#[inline(never)]
+fn other_version(request: &http::Request<RequestBody>, http2_in_clear: bool) -> Option<String> {
     let version = request.version();
     match version {
         http::Version::HTTP_10 | http::Version::HTTP_11 => None,

@@ -218,6 +218,8 @@ impl AsyncTransport for HyperTransport {
     /// Refuses an `https` URL without the `rustls` feature (hyper-util's connector would call
     /// it a failed connection, which reads as retryable) and a version hyper-util would refuse
     /// once the attempt had begun (see [`unsupported_version`](resil_async::unsupported_version)).
+    /// [`send`](Self::send) does not ask again: a caller of its own asks first.
+    #[inline]
     fn check_request(&self, request: &http::Request<RequestBody>) -> Result<(), BoxError> {
         #[cfg(not(feature = "rustls"))]
         if request.uri().scheme() == Some(&http::uri::Scheme::HTTPS) {
@@ -233,10 +235,6 @@ impl AsyncTransport for HyperTransport {
         &self,
         request: http::Request<RequestBody>,
     ) -> BoxFuture<'_, Result<http::Response<Body>, TransportError>> {
-        // The client has asked `check_request`; a direct caller may not have.
-        if let Err(problem) = self.check_request(&request) {
-            return Box::pin(async { Err(TransportError::new(ErrorKind::Other, problem)) });
-        }
         let (mut parts, body) = request.into_parts();
         // Over TLS the protocol is chosen by ALPN, and HTTP/2 names the host otherwise.
         if self.http1_in_clear
