@@ -714,10 +714,17 @@ impl ureq::unversioned::resolver::Resolver for LiteralFirstResolver {
                 addrs.push(addr);
                 Ok(addrs)
             }
-            None => self
-                .names
-                .resolve(uri, config, AttemptDeadline::bound(timeout))
-                .map_err(mark_lookup_failure),
+            None => {
+                let timeout = AttemptDeadline::bound(timeout);
+                // ureq would still start the lookup and take its answer if it came at once
+                // (a name in /etc/hosts): with no time left, the attempt is over.
+                if timeout.after == UreqDuration::Exact(Duration::ZERO) {
+                    return Err(ureq::Error::Timeout(ureq::Timeout::Resolve));
+                }
+                self.names
+                    .resolve(uri, config, timeout)
+                    .map_err(mark_lookup_failure)
+            }
         }
     }
 }
