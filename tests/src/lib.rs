@@ -926,6 +926,60 @@ pub async fn check_versions_through<R: resil_async::Runtime>(client: &resil_asyn
     assert_eq!(server.hits("/v"), 2);
 }
 
+/// Two backends for the per-origin breaker tests: `down` answers 503, `up` 200.
+pub fn down_and_up() -> (TestServer, TestServer) {
+    let (down, up) = (TestServer::start(), TestServer::start());
+    down.script("/", vec![Reply::status(503)]);
+    up.script("/", vec![Reply::status(200)]);
+    (down, up)
+}
+
+/// A breaker that opens after two failures in a row, for [`down_and_up`].
+pub fn trips_after_two() -> resil_core::CircuitBreakerBuilder {
+    resil_core::CircuitBreaker::builder().trip(resil_core::TripCondition::ConsecutiveFailures(2))
+}
+
+/// The outcomes a client without retries and with [`trips_after_two`] gives for three calls
+/// to `down` and then one to `up`: 503, 503, refused, then `up`'s answer, which is 200 with
+/// a breaker per origin and refused with one breaker for both. Only sent calls reach `down`.
+pub fn assert_breaker_scope(
+    outcomes: &[Result<u16, resil_core::ClientErrorKind>],
+    down: &TestServer,
+    per_origin: bool,
+) {
+    let open = Err(resil_core::ClientErrorKind::CircuitOpen);
+    let up = if per_origin { Ok(200) } else { open };
+    assert_eq!(outcomes, [Ok(503), Ok(503), open, up]);
+    assert_eq!(down.hits("/"), 2);
+}
+
+/// Makes the calls of [`assert_breaker_scope`] through an async client built by `build` (with
+/// no retries, and the breaker given) and checks them, per origin and with one breaker.
+pub async fn check_breaker_scope_through<R: resil_async::Runtime>(
+    build: impl Fn(resil_async::ClientBuilder<R>) -> resil_async::ClientBuilder<R>,
+) {
+    for per_origin in [true, false] {
+        let (down, up) = down_and_up();
+        let builder = build(resil_async::Client::<R>::builder().max_retries(0));
+        let builder = if per_origin {
+            builder.breaker_per_origin(trips_after_two())
+        } else {
+            let breaker = trips_after_two().build().unwrap();
+            builder.breaker(std::sync::Arc::new(std::sync::Mutex::new(breaker)))
+        };
+        let client = builder.build().unwrap();
+        let mut outcomes = Vec::new();
+        for url in [down.url("/"), down.url("/"), down.url("/"), up.url("/")] {
+            let sent = client.get(&url).send().await;
+            outcomes.push(
+                sent.map(|r| r.status().as_u16())
+                    .or_else(|e| e.response().map(|r| r.status().as_u16()).ok_or(e.kind())),
+            );
+        }
+        assert_breaker_scope(&outcomes, &down, per_origin);
+    }
+}
+
 /// Checks that `err` tells each cause once: no message in its `source()` chain repeats the
 /// next one (so anyhow, eyre and tracing print each once), and `{:#}` is the chain on one
 /// line. Returns that line.

@@ -153,6 +153,12 @@ impl<R: Runtime> Client<R> {
         self.inner.core.breaker()
     }
 
+    /// With [`breaker_per_origin`](ClientBuilder::breaker_per_origin), each origin called so
+    /// far (`scheme://authority`) and its breaker's state; otherwise none.
+    pub fn origin_breaker_states(&self) -> Vec<(String, resil_core::BreakerState)> {
+        self.inner.core.origin_breaker_states()
+    }
+
     pub(crate) fn core(&self) -> &ClientCore {
         &self.inner.core
     }
@@ -424,11 +430,20 @@ impl<R: Runtime> ClientBuilder<R> {
     }
     /// Shares a circuit breaker with other clients of the same backend. A client's breaker
     /// (its own by default) counts every call it makes, whatever the host: a client that
-    /// calls several backends trips for all of them when one fails.
+    /// calls several backends trips for all of them when one fails (see
+    /// [`breaker_per_origin`](Self::breaker_per_origin)).
     pub fn breaker(mut self, breaker: Arc<Mutex<CircuitBreaker>>) -> Self {
         self.config.breaker(breaker);
         self
     }
+    /// A circuit breaker per origin (scheme, host and port), each built by `breaker`, for a
+    /// client that calls several backends: one that fails then trips only its own (see
+    /// [`ClientConfig::breaker_per_origin`](resil_core::ClientConfig::breaker_per_origin)).
+    pub fn breaker_per_origin(mut self, breaker: resil_core::CircuitBreakerBuilder) -> Self {
+        self.config.breaker_per_origin(breaker);
+        self
+    }
+
     /// No circuit breaker.
     pub fn no_breaker(mut self) -> Self {
         self.config.no_breaker();

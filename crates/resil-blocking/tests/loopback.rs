@@ -965,6 +965,40 @@ fn a_version_ureq_cannot_send_is_refused_before_the_attempt() {
 }
 
 #[test]
+fn a_breaker_per_origin_leaves_the_other_backends_alone() {
+    let _load = shared_load();
+    for per_origin in [true, false] {
+        let (down, up) = resil_tests::down_and_up();
+        let builder = builder(&ManualClock::new()).max_retries(0);
+        let builder = if per_origin {
+            builder.breaker_per_origin(resil_tests::trips_after_two())
+        } else {
+            let breaker = resil_tests::trips_after_two().build().unwrap();
+            builder.breaker(Arc::new(Mutex::new(breaker)))
+        };
+        let client = builder.build().unwrap();
+        let outcomes: Vec<_> = [down.url("/"), down.url("/"), down.url("/"), up.url("/")]
+            .iter()
+            .map(|url| match client.get(url).send() {
+                Ok(response) => Ok(response.status().as_u16()),
+                Err(e) => e.response().map(|r| r.status().as_u16()).ok_or(e.kind()),
+            })
+            .collect();
+        resil_tests::assert_breaker_scope(&outcomes, &down, per_origin);
+        if per_origin {
+            let states = client.origin_breaker_states();
+            let state_of = |server: &TestServer| {
+                let origin = format!("http://{}", server.addr());
+                states.iter().find(|(o, _)| *o == origin).map(|(_, s)| *s)
+            };
+            assert_eq!(states.len(), 2, "{states:?}");
+            assert_eq!(state_of(&down), Some(resil_core::BreakerState::Open));
+            assert_eq!(state_of(&up), Some(resil_core::BreakerState::Closed));
+        }
+    }
+}
+
+#[test]
 fn credentials_in_the_url_are_sent_as_basic_authorization() {
     let _load = shared_load();
     let server = TestServer::start();

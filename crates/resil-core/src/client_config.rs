@@ -3,6 +3,7 @@
 //! [`ClientCore`] is the checked result a client and its clones share.
 
 use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use core::fmt;
@@ -20,9 +21,10 @@ use crate::http_glue::{
     AttemptId, ClientErrorKind, join_url, merge_default_headers, redact_url_str,
 };
 use crate::observe::{Hooks, Stats, StatsSnapshot};
+use crate::origin_breakers::OriginBreakers;
 use crate::rand::mix;
 use crate::time::Instant;
-use crate::{CircuitBreaker, RetryBudget, RetryPolicy};
+use crate::{BreakerState, CircuitBreaker, CircuitBreakerBuilder, RetryBudget, RetryPolicy};
 
 /// Default limit on a response body a call returns: 64 MiB.
 pub const DEFAULT_BODY_LIMIT: u64 = 64 * 1024 * 1024;
@@ -32,6 +34,7 @@ const UNBOUNDED: Duration = Duration::from_nanos(u64::MAX);
 enum BreakerChoice {
     Own,
     Shared(Arc<Mutex<CircuitBreaker>>),
+    PerOrigin(CircuitBreakerBuilder),
     None,
 }
 
@@ -110,6 +113,13 @@ impl ClientConfig {
     /// Shares a circuit breaker with other clients of the same backend.
     pub fn breaker(&mut self, breaker: Arc<Mutex<CircuitBreaker>>) {
         self.breaker = BreakerChoice::Shared(breaker);
+    }
+    /// A circuit breaker per origin (scheme, host and port), each built by `breaker`, for a
+    /// client that calls several backends: one that fails then trips only its own. Up to
+    /// [`MAX_ORIGIN_BREAKERS`](crate::MAX_ORIGIN_BREAKERS) origins get a breaker of their own
+    /// (kept while the client lives); calls to any further origin share one more.
+    pub fn breaker_per_origin(&mut self, breaker: CircuitBreakerBuilder) {
+        self.breaker = BreakerChoice::PerOrigin(breaker);
     }
     /// No circuit breaker.
     pub fn no_breaker(&mut self) {
@@ -266,14 +276,20 @@ impl ClientConfig {
                     CallError::new(ClientErrorKind::InvalidConfig, "-", "-").with_source(e)
                 })?;
         }
-        let breaker = match self.breaker {
-            BreakerChoice::Own => Some(Arc::new(Mutex::new(
-                CircuitBreaker::builder().build().map_err(|e| {
-                    CallError::new(ClientErrorKind::InvalidConfig, "-", "-").with_source(e)
-                })?,
-            ))),
-            BreakerChoice::Shared(b) => Some(b),
-            BreakerChoice::None => None,
+        let invalid = |e| CallError::new(ClientErrorKind::InvalidConfig, "-", "-").with_source(e);
+        let (breaker, origins) = match self.breaker {
+            BreakerChoice::Own => (
+                Some(Arc::new(Mutex::new(
+                    CircuitBreaker::builder().build().map_err(invalid)?,
+                ))),
+                None,
+            ),
+            BreakerChoice::Shared(b) => (Some(b), None),
+            BreakerChoice::PerOrigin(template) => (
+                None,
+                Some(Box::new(OriginBreakers::new(&template).map_err(invalid)?)),
+            ),
+            BreakerChoice::None => (None, None),
         };
         let seed = self.seed.unwrap_or_else(|| {
             let t = std::time::SystemTime::now()
@@ -287,6 +303,7 @@ impl ClientConfig {
             request_id_header: self.request_id_header,
             generate_request_ids: self.generate_request_ids,
             body_limit: self.body_limit,
+            origins,
             ..ClientCore::new(policy, breaker, self.budget, self.hooks, seed)
         })
     }
@@ -300,6 +317,8 @@ pub struct ClientCore {
     breaker: Option<Arc<Mutex<CircuitBreaker>>>,
     /// The breaker's lock-free side, taken once here rather than per call.
     breaker_gate: Option<Arc<crate::breaker::BreakerGate>>,
+    /// A breaker per origin instead of `breaker`, if so configured.
+    origins: Option<Box<OriginBreakers>>,
     budget: Option<Arc<Mutex<RetryBudget>>>,
     base_url: Option<Uri>,
     default_headers: HeaderMap,
@@ -318,6 +337,7 @@ impl fmt::Debug for ClientCore {
             .field("policy", &self.policy)
             .field("base_url", &self.base_url)
             .field("breaker", &self.breaker.is_some())
+            .field("breaker_per_origin", &self.origins.is_some())
             .field("budget", &self.budget.is_some())
             .finish_non_exhaustive()
     }
@@ -342,6 +362,7 @@ impl ClientCore {
             policy,
             breaker,
             breaker_gate,
+            origins: None,
             budget,
             base_url: None,
             default_headers: HeaderMap::new(),
@@ -360,9 +381,27 @@ impl ClientCore {
         &self.policy
     }
 
-    /// The circuit breaker, if the client has one.
+    /// The circuit breaker, if the client has one (and not one per origin).
     pub fn breaker(&self) -> Option<&Arc<Mutex<CircuitBreaker>>> {
         self.breaker.as_ref()
+    }
+
+    /// With a breaker per origin, each origin called so far (`scheme://authority`, the host
+    /// lower-cased) and the state of its breaker, in no particular order; otherwise none.
+    pub fn origin_breaker_states(&self) -> alloc::vec::Vec<(String, BreakerState)> {
+        let Some(origins) = &self.origins else {
+            return alloc::vec::Vec::new();
+        };
+        origins
+            .origins()
+            .map(|(origin, breaker)| {
+                let state = breaker
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .state();
+                (origin, state)
+            })
+            .collect()
     }
 
     /// Counters for every call made with this configuration.
@@ -401,6 +440,7 @@ impl ClientCore {
     /// if the client generates ids, a fresh one, which
     /// [`attempt_request`](crate::attempt_request) adds to every attempt from
     /// [`Call::attempt_id`]), and draws the call's jitter seed.
+    #[inline]
     pub fn start_call<'p, B: CallBody>(
         &'p self,
         policy: Option<&'p RetryPolicy>,
@@ -412,11 +452,15 @@ impl ClientCore {
         // Only hooks and `tracing` read a caller's own id back; a copy costs an allocation.
         let observed = self.hooks.is_some() || cfg!(feature = "tracing");
         let id = self.call_id(&request.headers, observed);
+        let (breaker, breaker_gate) = match &self.origins {
+            None => (self.breaker.as_deref(), self.breaker_gate.as_deref()),
+            Some(origins) => origins.breaker_for(&request.uri),
+        };
         let shared = CallShared {
             stats: &self.stats,
             hooks: self.hooks.as_ref(),
-            breaker: self.breaker.as_deref().map(|b| b as _),
-            breaker_gate: self.breaker_gate.as_deref(),
+            breaker: breaker.map(|b| b as _),
+            breaker_gate,
             budget: self.budget.as_deref().map(|b| b as _),
             body_limit: self.body_limit,
         };

@@ -140,6 +140,8 @@ mod env;
 mod http_glue;
 #[cfg(feature = "std")]
 mod observe;
+#[cfg(feature = "http")]
+mod origin_breakers;
 mod policy;
 #[cfg(feature = "http")]
 mod request_draft;
@@ -173,6 +175,8 @@ pub use http_glue::{
 };
 #[cfg(feature = "std")]
 pub use observe::{CallInfo, Hooks, Observer, RetryInfo, RetryReason, Stats, StatsSnapshot};
+#[cfg(feature = "http")]
+pub use origin_breakers::MAX_ORIGIN_BREAKERS;
 pub use policy::{
     AttemptOutcome, DEFAULT_RETRY_STATUSES, ErrorKind, ErrorKinds, HeaderLookup, Method,
     PolicyError, RequestInfo, ResponseHead, RetryContext, RetryPolicy, RetryPolicyBuilder,

@@ -273,3 +273,66 @@ fn a_body_cut_short_is_named_once_wherever_its_eof_sits_in_the_chain() {
     let reset = IncompleteBody::mark(Box::new(io::Error::from(io::ErrorKind::ConnectionReset)));
     assert!(!reset.is::<IncompleteBody>(), "{reset}");
 }
+
+#[test]
+fn a_breaker_per_origin_trips_for_the_failing_origin_only() {
+    use resil_core::{BreakerState, CircuitBreaker, MAX_ORIGIN_BREAKERS, TripCondition};
+
+    let mut config = ClientConfig::default();
+    config.max_retries(0);
+    let trip_after_two = CircuitBreaker::builder().trip(TripCondition::ConsecutiveFailures(2));
+    config.breaker_per_origin(trip_after_two);
+    let core = config.build::<FakeBody>().unwrap();
+    assert!(core.breaker().is_none(), "no one breaker for every origin");
+    // One call to `url`, answered with `status` if it is sent; whether it was sent.
+    let call = |url: &str, status: u16| {
+        let draft: RequestDraft<FakeBody> = RequestDraft::new(&core, http::Method::GET, url);
+        let (mut parts, _) = draft.finish(&core, Some(0)).unwrap();
+        let mut call = core.start_call::<FakeBody>(None, &mut parts, true, Instant::ZERO);
+        match call.next(&parts) {
+            CallStep::Send { attempt, .. } => {
+                call.response(Instant::ZERO, attempt, response(status), None, wall);
+                true
+            }
+            CallStep::Fail(e) => {
+                assert_eq!(e.kind(), ClientErrorKind::CircuitOpen, "{e:#}");
+                false
+            }
+            _ => panic!("expected a send or a refusal"),
+        }
+    };
+    assert!(call("http://down.test/a", 503));
+    // The host's case does not make another origin.
+    assert!(call("http://DOWN.test/b", 503));
+    assert!(
+        !call("http://down.test/c", 200),
+        "the failing origin's breaker is open"
+    );
+    assert!(call("http://up.test/", 200), "another origin's is not");
+    assert!(call("http://down.test:8080/", 200), "nor another port's");
+    assert!(call("https://down.test/", 200), "nor another scheme's");
+    let mut states = core.origin_breaker_states();
+    states.sort_by(|a, b| a.0.cmp(&b.0));
+    let names: Vec<_> = states.iter().map(|(o, s)| (o.as_str(), *s)).collect();
+    assert_eq!(
+        names,
+        [
+            ("http://down.test", BreakerState::Open),
+            ("http://down.test:8080", BreakerState::Closed),
+            ("http://up.test", BreakerState::Closed),
+            ("https://down.test", BreakerState::Closed),
+        ]
+    );
+
+    // Past the last slot, further origins share one more breaker.
+    for i in 0..MAX_ORIGIN_BREAKERS {
+        assert!(call(&format!("http://h{i}.test/"), 200));
+    }
+    assert_eq!(core.origin_breaker_states().len(), MAX_ORIGIN_BREAKERS);
+    assert!(call("http://late-a.test/", 503));
+    assert!(call("http://late-b.test/", 503));
+    assert!(
+        !call("http://late-c.test/", 200),
+        "the origins past the slots share a breaker"
+    );
+}

@@ -405,6 +405,14 @@ fn a_version_the_transport_cannot_send_is_refused_before_the_attempt() {
 }
 
 #[test]
+fn a_breaker_per_origin_leaves_the_other_backends_alone() {
+    let _load = shared_load();
+    block_on(resil_tests::check_breaker_scope_through(
+        |b: resil_isahc::ClientBuilder| b,
+    ));
+}
+
+#[test]
 fn credentials_in_the_url_are_sent_as_basic_authorization() {
     let _load = shared_load();
     // isahc alone drops them.

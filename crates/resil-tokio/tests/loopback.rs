@@ -587,6 +587,11 @@ async fn a_version_the_transport_cannot_send_is_refused_before_the_attempt() {
 }
 
 #[tokio::test]
+async fn a_breaker_per_origin_leaves_the_other_backends_alone() {
+    resil_tests::check_breaker_scope_through(|b: resil_tokio::ClientBuilder| b).await;
+}
+
+#[tokio::test]
 async fn credentials_in_the_url_are_sent_as_basic_authorization() {
     // hyper-util alone drops them.
     resil_tests::check_url_credentials_through(&Client::new().unwrap()).await;
