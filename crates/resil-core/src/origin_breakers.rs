@@ -32,7 +32,6 @@ struct OriginSlot {
 }
 
 /// `scheme` and `authority`, the host lower-cased.
-#[derive(PartialEq, Eq)]
 struct Origin {
     scheme: Box<str>,
     authority: Box<str>,
