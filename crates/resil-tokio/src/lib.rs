@@ -48,8 +48,9 @@
 //!
 //! - `rustls`: HTTPS in the default transport (hyper-rustls with the ring provider and
 //!   Mozilla's roots; [`HyperTransport::with_tls`] takes your own `rustls::ClientConfig`),
-//!   and HTTP/2 when the server offers it by ALPN. Without it, `https` URLs fail to connect
-//!   rather than go out in plain text.
+//!   and HTTP/2 when the server offers it by ALPN. Without it, a call to an `https` URL is
+//!   refused before anything is sent ([`ErrorKind::InvalidConfig`], saying the feature is
+//!   needed), never sent in plain text.
 //! - `reqwest`: [`ReqwestTransport`], to keep an existing `reqwest::Client`.
 //! - `json`: [`RequestBuilder::json`] and [`ResponseExt::json`] with serde.
 //! - `tracing`: `tracing` events for attempts, retries, outcomes and breaker transitions.

@@ -124,10 +124,12 @@ type Connector = Capped<Dialer>;
 /// idle timeout that is actually enforced (hyper-util ignores it without a pool timer). It
 /// does not follow redirects, so credentials never travel to another origin.
 ///
-/// Without the `rustls` feature it speaks plain HTTP/1.1 and fails `https` URLs with a
-/// connect error. With it, `https` URLs go through rustls (Mozilla's roots by default, or
-/// your own [`rustls::ClientConfig`] via [`HyperTransport::with_tls`]) and HTTP/2 is used
-/// when the server offers it by ALPN. With
+/// Without the `rustls` feature it speaks plain HTTP/1.1 and
+/// [`check_request`](AsyncTransport::check_request) refuses `https` URLs: the client asks it
+/// before every attempt, and a caller of [`send`](AsyncTransport::send) should too, since
+/// hyper-util's own refusal reads as a failed connection. With it, `https` URLs go through
+/// rustls (Mozilla's roots by default, or your own [`rustls::ClientConfig`] via
+/// [`HyperTransport::with_tls`]) and HTTP/2 is used when the server offers it by ALPN. With
 /// [`TransportSettings::http2_prior_knowledge`] it speaks HTTP/2 only, over plain TCP too.
 ///
 /// Responses do not carry hyper-util's `HttpInfo` (the connection's addresses) in their
