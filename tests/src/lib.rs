@@ -7,7 +7,12 @@
 //! truncated bodies, slow drips, huge heads — cannot be produced by a well-behaved server.
 
 mod h2c;
+mod proxy;
 pub use h2c::{H2cServer, PAD_RESPONSE};
+pub use proxy::{
+    FakeProxy, PROXY_CREDENTIALS, PROXY_VARIABLES, ProxyRequest, assert_went_through, is_child,
+    run_child,
+};
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -444,6 +449,15 @@ fn reply_for(state: &State, request: &Recorded) -> Reply {
     }
 }
 
+/// A request target as a path: one in absolute form (`http://host/path`, as sent through a
+/// forward proxy), which a server must accept (RFC 9112 §3.2.2), loses its scheme and host.
+fn origin_form(target: &str) -> String {
+    match target.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |at| &rest[at..]).to_owned(),
+        None => target.to_owned(),
+    }
+}
+
 /// Reads one request; `None` at EOF, timeout or garbage.
 fn read_request(reader: &mut BufReader<TcpStream>, connection: usize) -> Option<Recorded> {
     let mut line = String::new();
@@ -452,7 +466,7 @@ fn read_request(reader: &mut BufReader<TcpStream>, connection: usize) -> Option<
     }
     let mut parts = line.split_whitespace();
     let method = parts.next()?.to_owned();
-    let path = parts.next()?.to_owned();
+    let path = origin_form(parts.next()?);
     let mut headers = Vec::new();
     loop {
         let mut h = String::new();

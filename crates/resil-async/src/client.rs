@@ -423,6 +423,12 @@ impl<R: Runtime> ClientBuilder<R> {
         self.settings.http2_prior_knowledge = true;
         self
     }
+    /// The default transport connects straight to every server, whatever proxies the
+    /// environment names; see [`TransportSettings::proxy_from_env`].
+    pub fn no_proxy(mut self) -> Self {
+        self.settings.proxy_from_env = false;
+        self
+    }
     /// A transport of your own.
     pub fn transport(mut self, transport: impl AsyncTransport + 'static) -> Self {
         self.transport = Some(Arc::new(transport));

@@ -387,6 +387,13 @@ impl ClientBuilder {
         self
     }
 
+    /// The default transport connects straight to every server, whatever proxy the
+    /// environment names; see [`UreqSettings::proxy_from_env`].
+    pub fn no_proxy(mut self) -> Self {
+        self.ureq.proxy_from_env = false;
+        self
+    }
+
     /// A transport of your own instead of ureq.
     pub fn transport(mut self, transport: impl BlockingTransport + 'static) -> Self {
         self.transport = Some(Arc::new(transport));

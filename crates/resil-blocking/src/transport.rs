@@ -395,6 +395,10 @@ pub struct UreqSettings {
     /// `User-Agent` sent unless the request sets one (empty, or not a valid header value:
     /// none is sent).
     pub user_agent: String,
+    /// Whether connections go through the proxy the environment names, as ureq reads it (the
+    /// first of `ALL_PROXY`, `HTTPS_PROXY`, `HTTP_PROXY` that is set, and `NO_PROXY`;
+    /// default); `false` connects straight to every server.
+    pub proxy_from_env: bool,
 }
 
 impl Default for UreqSettings {
@@ -409,6 +413,7 @@ impl Default for UreqSettings {
             max_redirects: 0,
             max_response_header_size: 64 * 1024,
             user_agent: DEFAULT_USER_AGENT.to_owned(),
+            proxy_from_env: true,
         }
     }
 }
@@ -454,6 +459,12 @@ impl UreqTransport {
             .no_delay(true)
             // ureq refuses methods it does not know (WebDAV's, say); hyper and curl send them.
             .allow_non_standard_methods(true)
+            .proxy(
+                settings
+                    .proxy_from_env
+                    .then(ureq::Proxy::try_from_env)
+                    .flatten(),
+            )
             .build();
         // ureq's default chain with resil's TCP connection: CONNECT proxies, TCP, TLS.
         let connections = ().chain(ConnectProxyConnector::default()).chain(TcpConnector);

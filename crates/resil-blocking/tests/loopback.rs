@@ -1320,3 +1320,28 @@ fn scratch_huge() {
         );
     }
 }
+
+#[test]
+fn a_call_goes_through_the_proxy_the_environment_names() {
+    const TEST: &str = "a_call_goes_through_the_proxy_the_environment_names";
+    if resil_tests::is_child(TEST) {
+        let server = TestServer::start();
+        server.script("/via", vec![Reply::body(200, "relayed")]);
+        let client = Client::builder().build().unwrap();
+        let response = client.get(&server.url("/via")).send().unwrap();
+        assert_eq!(response.text().unwrap(), "relayed");
+        // Told to, a client goes straight to the server (the proxy sees one call only).
+        let direct = Client::builder().no_proxy().build().unwrap();
+        assert_eq!(
+            direct.get(&server.url("/via")).send().unwrap().status(),
+            200
+        );
+        assert_eq!(server.hits("/via"), 2);
+        return;
+    }
+    let proxy = resil_tests::FakeProxy::start();
+    let url = proxy.url(Some(resil_tests::PROXY_CREDENTIALS.0));
+    resil_tests::run_child(TEST, &[("HTTP_PROXY", &url)]);
+    // ureq tunnels plain HTTP too.
+    resil_tests::assert_went_through(&proxy, "CONNECT 127.0.0.1:");
+}

@@ -147,6 +147,8 @@ impl Stage {
 fn run_blocking(requests: u32, workers: u32, seed: u64, quiet: bool) -> Result<Summary, String> {
     let stage = Stage::start();
     let client = resil_blocking::Client::builder()
+        // Its server is this process's own, on loopback, where no proxy could reach it.
+        .no_proxy()
         .base_url(&stage.server.url("/api"))
         .policy(policy().ok_or("invalid demo policy")?)
         .breaker(breaker().ok_or("invalid demo breaker")?)
@@ -199,6 +201,7 @@ fn run_tokio(requests: u32, workers: u32, seed: u64, quiet: bool) -> Result<Summ
     runtime.block_on(async {
         let stage = Stage::start();
         let client = resil_tokio::Client::builder()
+            .no_proxy()
             .base_url(&stage.server.url("/api"))
             .policy(policy().ok_or("invalid demo policy")?)
             .breaker(breaker().ok_or("invalid demo breaker")?)

@@ -51,6 +51,10 @@ impl IsahcTransport {
         if settings.http2_prior_knowledge {
             builder = builder.version_negotiation(isahc::config::VersionNegotiation::http2());
         }
+        if !settings.proxy_from_env {
+            // curl reads the proxy variables unless told there is no proxy.
+            builder = builder.proxy(None);
+        }
         Ok(IsahcTransport {
             client: builder.build()?,
             http2_in_clear: settings.http2_prior_knowledge,

@@ -64,7 +64,18 @@
 //! credentials never reach another origin. hyper-util has no cap on connections per host;
 //! `ClientBuilder::max_connections_per_host` adds one (each connection holds a permit for its
 //! lifetime; a call that finds none waits for a pooled connection within its deadline).
-//! Implement [`AsyncTransport`] to bring your own client (proxies, another TLS stack).
+//! Implement [`AsyncTransport`] to bring your own client (another TLS stack, say).
+//!
+//! Proxies come from the environment, read as reqwest reads it (hyper-util's reading of
+//! curl's variables): `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY`, in either
+//! case, and none under CGI (`REQUEST_METHOD` set). An `http` request is forwarded to its
+//! proxy; `https` (and HTTP/2 with prior knowledge) goes through a `CONNECT` tunnel, so TLS
+//! runs end to end. Credentials in the proxy's URL (`http://user:password@proxy:3128`) are
+//! sent to the proxy alone, as `Proxy-Authorization`. Only `http://` proxies are spoken to: a
+//! call the environment sends to an `https://` or SOCKS proxy fails at once, never sent and
+//! not retried, and so does one whose tunnel the proxy refuses (407 for want of credentials,
+//! or any 4xx); a proxy that answers a tunnel with 5xx or hangs up counts as a failed
+//! connection, retried as one. `ClientBuilder::no_proxy` connects straight to every server.
 //!
 //! An attempt whose deadline passes while hyper-util is still connecting counts as timed
 //! out, since hyper-util does not tell whether the request had gone out: a POST without an
@@ -90,6 +101,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod layer;
+mod proxy;
 #[cfg(feature = "reqwest")]
 mod reqwest_transport;
 mod runtime;

@@ -18,6 +18,8 @@ use resil_async::{
 use resil_core::ErrorKind;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::proxy::{Proxies, ProxyDialer, ProxyError};
+
 /// A transport error classified from its source chain (see [`classify`]).
 pub fn classified(source: impl Into<BoxError>) -> TransportError {
     let source = source.into();
@@ -83,6 +85,9 @@ pub fn classify(error: &(dyn StdError + 'static)) -> ErrorKind {
         if e.is::<DnsFailure>() {
             return ErrorKind::Dns;
         }
+        if let Some(proxy) = e.downcast_ref::<ProxyError>() {
+            return proxy.kind();
+        }
         // Connectors other than this crate's (reqwest's, yours) only say it in words.
         if e.to_string().starts_with("dns error") {
             return ErrorKind::Dns;
@@ -112,17 +117,19 @@ fn is_tls(io: &std::io::Error) -> bool {
     false
 }
 
-/// What the pooled client connects with: TCP, wrapped in TLS for `https` URLs when the
-/// `rustls` feature is on.
+/// What the pooled client connects with: TCP (to the destination, or to the proxy the
+/// environment names for it), wrapped in TLS for `https` URLs when the `rustls` feature is
+/// on.
 #[cfg(not(feature = "rustls"))]
-type Dialer = HttpConnector<MarkedResolver>;
+type Dialer = ProxyDialer;
 #[cfg(feature = "rustls")]
-type Dialer = hyper_rustls::HttpsConnector<HttpConnector<MarkedResolver>>;
+type Dialer = hyper_rustls::HttpsConnector<ProxyDialer>;
 type Connector = Capped<Dialer>;
 
 /// The default transport: hyper-util's pooled client, TCP_NODELAY, a connect timeout, and an
 /// idle timeout that is actually enforced (hyper-util ignores it without a pool timer). It
-/// does not follow redirects, so credentials never travel to another origin.
+/// does not follow redirects, so credentials never travel to another origin. It goes through
+/// the proxies the environment names when it is made (see the crate docs, "Transport").
 ///
 /// Without the `rustls` feature it speaks plain HTTP/1.1 and
 /// [`check_request`](AsyncTransport::check_request) refuses `https` URLs: the client asks it
@@ -140,22 +147,26 @@ pub struct HyperTransport {
     /// Whether plain `http` requests go out over HTTP/1, so the transport can set their
     /// `Host` (hyper-util would format `host:port` on every request to a non-default port).
     http1_in_clear: bool,
+    /// The environment's proxies, when plain `http` requests may be forwarded through one
+    /// (and may need its credentials).
+    forwarding: Option<Arc<Proxies>>,
 }
 
 impl HyperTransport {
     /// A transport with these settings. Needs a tokio runtime when used. Fails only if the
     /// TLS provider cannot offer rustls' default protocol versions (ring always can).
     pub fn new(settings: &TransportSettings) -> Result<HyperTransport, BoxError> {
+        let proxies = Proxies::from_env_if(settings.proxy_from_env);
         #[cfg(not(feature = "rustls"))]
-        let connector = tcp(settings);
+        let connector = dialer(settings, &proxies);
         #[cfg(feature = "rustls")]
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
             .https_or_http()
             .enable_http1()
             .enable_http2()
-            .wrap_connector(tcp(settings));
-        Ok(HyperTransport::with_connector(settings, connector))
+            .wrap_connector(dialer(settings, &proxies));
+        Ok(HyperTransport::with_connector(settings, connector, proxies))
     }
 
     /// A transport whose TLS is `tls` (your roots, client certificates, protocol versions).
@@ -170,16 +181,21 @@ impl HyperTransport {
                         resil sets h2 and http/1.1"
                 .into());
         }
+        let proxies = Proxies::from_env_if(settings.proxy_from_env);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .enable_http2()
-            .wrap_connector(tcp(settings));
-        Ok(HyperTransport::with_connector(settings, connector))
+            .wrap_connector(dialer(settings, &proxies));
+        Ok(HyperTransport::with_connector(settings, connector, proxies))
     }
 
-    fn with_connector(settings: &TransportSettings, dialer: Dialer) -> HyperTransport {
+    fn with_connector(
+        settings: &TransportSettings,
+        dialer: Dialer,
+        proxies: Option<Arc<Proxies>>,
+    ) -> HyperTransport {
         let connector = Capped {
             dialer,
             per_host: settings
@@ -199,10 +215,20 @@ impl HyperTransport {
                 u32::try_from(settings.max_response_header_size).unwrap_or(u32::MAX),
             )
             .build(connector);
+        let http1_in_clear = !settings.http2_prior_knowledge;
         HyperTransport {
             client,
-            http1_in_clear: !settings.http2_prior_knowledge,
+            http1_in_clear,
+            forwarding: proxies.filter(|_| http1_in_clear),
         }
+    }
+}
+
+fn dialer(settings: &TransportSettings, proxies: &Option<Arc<Proxies>>) -> ProxyDialer {
+    ProxyDialer {
+        tcp: tcp(settings),
+        proxies: proxies.clone(),
+        tunnel_http: settings.http2_prior_knowledge,
     }
 }
 
@@ -244,6 +270,9 @@ impl AsyncTransport for HyperTransport {
             && parts.version <= http::Version::HTTP_11
         {
             resil_core::fill_host_header(&mut parts.headers, &parts.uri);
+            if let Some(proxies) = &self.forwarding {
+                add_proxy_authorization(&mut parts, proxies);
+            }
         }
         // Started here rather than inside the boxed future, so the box holds hyper-util's
         // future (a pointer) instead of the whole request.
@@ -258,15 +287,25 @@ impl AsyncTransport for HyperTransport {
     }
 }
 
+/// The credentials of the proxy a plain `http` request is forwarded through, unless the
+/// request carries its own.
+#[inline(never)]
+fn add_proxy_authorization(parts: &mut http::request::Parts, proxies: &Proxies) {
+    if let Some(credentials) = proxies.forward_authorization(&parts.uri) {
+        let name = http::header::PROXY_AUTHORIZATION;
+        parts.headers.entry(name).or_insert(credentials);
+    }
+}
+
 /// hyper-util's resolver (`getaddrinfo` on a blocking thread) with its failures marked, so
 /// [`classify`] knows a failed lookup by its type (hyper-util's connect error type is
 /// private).
 #[derive(Clone, Debug)]
-struct MarkedResolver(GaiResolver);
+pub(crate) struct MarkedResolver(GaiResolver);
 
 /// A name that did not resolve.
 #[derive(Debug)]
-struct DnsFailure(std::io::Error);
+pub(crate) struct DnsFailure(std::io::Error);
 
 impl std::fmt::Display for DnsFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -401,45 +440,64 @@ impl<T: Connection> Connection for CappedIo<T> {
     }
 }
 
-impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for CappedIo<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
-    }
+/// hyper's `Read` and `Write` for a connection wrapper, by its `io` field: the wrapper only
+/// changes what the connection says of itself.
+macro_rules! delegate_io {
+    ($wrapper:ident $(<$param:ident>)?) => {
+        impl$(<$param: hyper::rt::Read + Unpin>)? hyper::rt::Read for $wrapper$(<$param>)? {
+            #[inline]
+            fn poll_read(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: hyper::rt::ReadBufCursor<'_>,
+            ) -> Poll<std::io::Result<()>> {
+                Pin::new(&mut self.io).poll_read(cx, buf)
+            }
+        }
+
+        impl$(<$param: hyper::rt::Write + Unpin>)? hyper::rt::Write for $wrapper$(<$param>)? {
+            #[inline]
+            fn poll_write(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<std::io::Result<usize>> {
+                Pin::new(&mut self.io).poll_write(cx, buf)
+            }
+
+            #[inline]
+            fn poll_flush(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+            ) -> Poll<std::io::Result<()>> {
+                Pin::new(&mut self.io).poll_flush(cx)
+            }
+
+            fn poll_shutdown(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+            ) -> Poll<std::io::Result<()>> {
+                Pin::new(&mut self.io).poll_shutdown(cx)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                self.io.is_write_vectored()
+            }
+
+            #[inline]
+            fn poll_write_vectored(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> Poll<std::io::Result<usize>> {
+                Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+            }
+        }
+    };
 }
+pub(crate) use delegate_io;
 
-impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for CappedIo<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-}
+delegate_io!(CappedIo<T>);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

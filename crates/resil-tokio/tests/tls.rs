@@ -120,17 +120,22 @@ fn quick() -> RetryPolicy {
         .unwrap()
 }
 
+/// A client with the [`quick`] policy whose transport trusts `server`'s certificate.
+fn client_trusting(server: &TlsServer) -> Client {
+    let tls = trusting(server.certificate.clone());
+    let transport = HyperTransport::with_tls(&TransportSettings::default(), tls).unwrap();
+    Client::builder()
+        .transport(transport)
+        .policy(quick())
+        .build()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_retries_over_one_tls_connection() {
     let _load = resil_tests::shared_load();
     let server = tls_server(vec![503, 503]).await;
-    let tls = trusting(server.certificate.clone());
-    let transport = HyperTransport::with_tls(&TransportSettings::default(), tls).unwrap();
-    let client = Client::builder()
-        .transport(transport)
-        .policy(quick())
-        .build()
-        .unwrap();
+    let client = client_trusting(&server);
     let response = client
         .get(&format!("{}/x", server.url))
         .send()
@@ -214,4 +219,29 @@ fn a_client_config_with_alpn_is_refused_with_an_error() {
     tls.alpn_protocols = vec![b"h2".to_vec()];
     let err = HyperTransport::with_tls(&TransportSettings::default(), tls).unwrap_err();
     assert!(err.to_string().contains("ALPN"), "{err}");
+}
+
+#[test]
+fn https_goes_through_a_connect_tunnel_to_the_proxy_the_environment_names() {
+    const TEST: &str = "https_goes_through_a_connect_tunnel_to_the_proxy_the_environment_names";
+    if resil_tests::is_child(TEST) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        return runtime.block_on(async {
+            let server = tls_server(vec![503]).await;
+            let client = client_trusting(&server);
+            let response = client.get(&format!("{}/x", server.url)).send().await;
+            assert_eq!(response.unwrap().text().await.unwrap(), "ok");
+            // The retry went through the same tunnel, inside the same TLS session.
+            assert_eq!(server.handshakes.load(Ordering::SeqCst), 1);
+            assert_eq!(server.requests.load(Ordering::SeqCst), 2);
+        });
+    }
+    let proxy = resil_tests::FakeProxy::start();
+    let url = proxy.url(Some(resil_tests::PROXY_CREDENTIALS.0));
+    resil_tests::run_child(TEST, &[("HTTPS_PROXY", &url)]);
+    resil_tests::assert_went_through(&proxy, "CONNECT 127.0.0.1:");
 }
