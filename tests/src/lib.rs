@@ -10,7 +10,8 @@ mod h2c;
 mod proxy;
 pub use h2c::{H2cServer, PAD_RESPONSE};
 pub use proxy::{
-    FakeProxy, PROXY_CREDENTIALS, PROXY_VARIABLES, ProxyRequest, assert_went_through, is_child,
+    FakeProxy, LOOPBACK_NO_PROXY, PROXY_CREDENTIALS, PROXY_VARIABLES, ProxyRequest, REFUSED_PROXY,
+    assert_proxy_refused, assert_went_through, check_explicit_proxy, is_child, proxy_and_server,
     run_child,
 };
 

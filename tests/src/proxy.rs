@@ -193,6 +193,65 @@ pub fn assert_went_through(proxy: &FakeProxy, line: &str) {
     assert_eq!(seen[0].authorization.as_deref(), Some(PROXY_CREDENTIALS.1));
 }
 
+/// A [`FakeProxy`] and a server behind it for the clients' `proxy(url)` tests: the proxy's URL
+/// (with [`PROXY_CREDENTIALS`]) and that of a page on the server that answers `relayed`.
+pub fn proxy_and_server() -> (FakeProxy, crate::TestServer, String, String) {
+    let (proxy, server) = (FakeProxy::start(), crate::TestServer::start());
+    server.script("/via", vec![crate::Reply::body(200, "relayed")]);
+    let (proxy_url, page) = (proxy.url(Some(PROXY_CREDENTIALS.0)), server.url("/via"));
+    (proxy, server, proxy_url, page)
+}
+
+/// Where [`check_explicit_proxy`] tells its child process the proxy's URL.
+const PROXY_URL_VARIABLE: &str = "RESIL_TESTS_PROXY_URL";
+
+/// Loopback in every syntax the drivers' libraries read in `NO_PROXY` (curl's CIDR, ureq's
+/// prefix, a name), as CI sets it.
+pub const LOOPBACK_NO_PROXY: &str = "127.0.0.0/8,127.*,localhost";
+
+/// Checks a client's `proxy(url)` setting in the test `test`. In a child process whose
+/// `NO_PROXY` exempts loopback, `call(proxy_url, page)` must fetch `page` (which answers
+/// `relayed`) through the proxy at `proxy_url`; the parent checks that the proxy was asked
+/// for it as `line` says, with [`PROXY_CREDENTIALS`]. Returns whether this is the child.
+pub fn check_explicit_proxy(test: &str, line: &str, call: impl FnOnce(&str, &str)) -> bool {
+    if is_child(test) {
+        let proxy_url = std::env::var(PROXY_URL_VARIABLE)
+            .unwrap_or_else(|e| panic!("{PROXY_URL_VARIABLE}: {e}"));
+        let server = crate::TestServer::start();
+        server.script("/via", vec![crate::Reply::body(200, "relayed")]);
+        call(&proxy_url, &server.url("/via"));
+        assert_eq!(server.hits("/via"), 1);
+        return true;
+    }
+    let proxy = FakeProxy::start();
+    let url = proxy.url(Some(PROXY_CREDENTIALS.0));
+    let exempt = LOOPBACK_NO_PROXY;
+    let vars = [
+        ("NO_PROXY", exempt),
+        ("no_proxy", exempt),
+        (PROXY_URL_VARIABLE, &url),
+    ];
+    run_child(test, &vars);
+    assert_went_through(&proxy, line);
+    false
+}
+
+/// A proxy URL every client refuses when it is built (no driver speaks SOCKS), and the start
+/// of what the error says: the setting, and the URL with its credentials redacted.
+pub const REFUSED_PROXY: (&str, &str) = (
+    "socks5://me:secret@127.0.0.1:1080",
+    "proxy: invalid URL `socks5://[redacted]@127.0.0.1:1080`",
+);
+
+/// Checks what building a client with the proxy [`REFUSED_PROXY`] gave: an `InvalidConfig`
+/// error that names the setting and hides the credentials.
+pub fn assert_proxy_refused<T, B>(built: Result<T, resil_core::CallError<B>>) {
+    let Err(err) = built else {
+        panic!("a client was built with the proxy {}", REFUSED_PROXY.0);
+    };
+    crate::assert_refused_setting(&err, REFUSED_PROXY.1);
+}
+
 /// The variables through which a process may be told of a proxy (curl's, both cases, and
 /// CGI's `REQUEST_METHOD`, with which libraries ignore them).
 pub const PROXY_VARIABLES: [&str; 9] = [

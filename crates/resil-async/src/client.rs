@@ -424,9 +424,16 @@ impl<R: Runtime> ClientBuilder<R> {
         self
     }
     /// The default transport connects straight to every server, whatever proxies the
-    /// environment names; see [`TransportSettings::proxy_from_env`].
+    /// environment names (see [`Proxy::Direct`](resil_core::Proxy::Direct)).
     pub fn no_proxy(mut self) -> Self {
-        self.settings.proxy_from_env = false;
+        self.settings.proxy = resil_core::Proxy::Direct;
+        self
+    }
+    /// The default transport connects to every server through the `http://` proxy at `url`
+    /// (`http://[user:password@]host[:port]`), whatever the environment says; checked at
+    /// [`build`](Self::build) (see [`Proxy::Url`](resil_core::Proxy::Url)).
+    pub fn proxy(mut self, url: &str) -> Self {
+        self.settings.proxy = resil_core::Proxy::Url(url.to_owned());
         self
     }
     /// A transport of your own.
@@ -537,6 +544,7 @@ impl<R: Runtime> ClientBuilder<R> {
             ("connect_timeout", settings.connect_timeout),
             ("read_timeout", self.read_timeout),
         ])?;
+        ClientConfig::check_proxy(&settings.proxy)?;
         let core = self.config.build()?;
         let transport = match self.transport {
             Some(t) => t,

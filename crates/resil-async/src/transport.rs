@@ -579,10 +579,9 @@ pub struct TransportSettings {
     /// bound (at most twice it) is still taken. curl's limits are its own (100 KiB a header
     /// line, 300 KiB a head) and apply to resil-isahc instead.
     pub max_response_header_size: usize,
-    /// Whether connections go through the proxies the environment names (`HTTP_PROXY`,
-    /// `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`), as each transport's library reads them
-    /// (default); `false` connects straight to every server.
-    pub proxy_from_env: bool,
+    /// Where connections go: through the environment's proxies (default), straight to every
+    /// server, or through one proxy (see [`Proxy`](resil_core::Proxy)).
+    pub proxy: resil_core::Proxy,
 }
 
 impl Default for TransportSettings {
@@ -594,7 +593,7 @@ impl Default for TransportSettings {
             http2_prior_knowledge: false,
             max_connections_per_host: None,
             max_response_header_size: 64 * 1024,
-            proxy_from_env: true,
+            proxy: resil_core::Proxy::FromEnv,
         }
     }
 }

@@ -388,9 +388,17 @@ impl ClientBuilder {
     }
 
     /// The default transport connects straight to every server, whatever proxy the
-    /// environment names; see [`UreqSettings::proxy_from_env`].
+    /// environment names (see [`Proxy::Direct`](resil_core::Proxy::Direct)).
     pub fn no_proxy(mut self) -> Self {
-        self.ureq.proxy_from_env = false;
+        self.ureq.proxy = resil_core::Proxy::Direct;
+        self
+    }
+
+    /// The default transport connects to every server through the `http://` proxy at `url`
+    /// (`http://[user:password@]host[:port]`), whatever the environment says; checked at
+    /// [`build`](Self::build) (see [`Proxy::Url`](resil_core::Proxy::Url)).
+    pub fn proxy(mut self, url: &str) -> Self {
+        self.ureq.proxy = resil_core::Proxy::Url(url.to_owned());
         self
     }
 
@@ -532,10 +540,13 @@ impl ClientBuilder {
             ("read_timeout", ureq.read_timeout),
             ("write_timeout", ureq.write_timeout),
         ])?;
+        ClientConfig::check_proxy(&ureq.proxy)?;
         let core = self.config.build()?;
         let transport = match self.transport {
             Some(t) => t,
-            None => Arc::new(UreqTransport::new(&ureq)),
+            None => Arc::new(UreqTransport::new(&ureq).map_err(|e| {
+                Error::new(resil_core::ClientErrorKind::InvalidConfig, "-", "-").with_source(e)
+            })?),
         };
         Ok(Client {
             inner: Arc::new(Inner {

@@ -395,10 +395,11 @@ pub struct UreqSettings {
     /// `User-Agent` sent unless the request sets one (empty, or not a valid header value:
     /// none is sent).
     pub user_agent: String,
-    /// Whether connections go through the proxy the environment names, as ureq reads it (the
-    /// first of `ALL_PROXY`, `HTTPS_PROXY`, `HTTP_PROXY` that is set, and `NO_PROXY`;
-    /// default); `false` connects straight to every server.
-    pub proxy_from_env: bool,
+    /// Where connections go (see [`Proxy`](resil_core::Proxy)): through the proxy the
+    /// environment names, as ureq reads it (the first of `ALL_PROXY`, `HTTPS_PROXY`,
+    /// `HTTP_PROXY` that is set, and `NO_PROXY`; the default), straight to every server, or
+    /// through one proxy.
+    pub proxy: resil_core::Proxy,
 }
 
 impl Default for UreqSettings {
@@ -413,7 +414,7 @@ impl Default for UreqSettings {
             max_redirects: 0,
             max_response_header_size: 64 * 1024,
             user_agent: DEFAULT_USER_AGENT.to_owned(),
-            proxy_from_env: true,
+            proxy: resil_core::Proxy::FromEnv,
         }
     }
 }
@@ -439,8 +440,19 @@ pub struct UreqTransport {
 }
 
 impl UreqTransport {
-    /// A transport with these settings.
-    pub fn new(settings: &UreqSettings) -> UreqTransport {
+    /// A transport with these settings; fails only if the proxy URL is not one (see
+    /// [`check_proxy_url`](resil_core::check_proxy_url)).
+    pub fn new(
+        settings: &UreqSettings,
+    ) -> Result<UreqTransport, Box<dyn std::error::Error + Send + Sync>> {
+        let proxy = match &settings.proxy {
+            resil_core::Proxy::FromEnv => ureq::Proxy::try_from_env(),
+            resil_core::Proxy::Url(url) => {
+                resil_core::check_proxy_url(url)?;
+                Some(ureq::Proxy::new(url)?)
+            }
+            _ => None,
+        };
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
@@ -459,12 +471,7 @@ impl UreqTransport {
             .no_delay(true)
             // ureq refuses methods it does not know (WebDAV's, say); hyper and curl send them.
             .allow_non_standard_methods(true)
-            .proxy(
-                settings
-                    .proxy_from_env
-                    .then(ureq::Proxy::try_from_env)
-                    .flatten(),
-            )
+            .proxy(proxy)
             .build();
         // ureq's default chain with resil's TCP connection: CONNECT proxies, TCP, TLS.
         let connections = ().chain(ConnectProxyConnector::default()).chain(TcpConnector);
@@ -483,11 +490,11 @@ impl UreqTransport {
                 .ok()
                 .filter(|v| !v.is_empty())
         };
-        UreqTransport {
+        Ok(UreqTransport {
             agent,
             user_agent,
             sets_host: settings.max_redirects == 0,
-        }
+        })
     }
 
     /// The underlying agent. A request run on it directly goes without the attempt's

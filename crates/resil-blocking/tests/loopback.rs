@@ -617,7 +617,7 @@ fn a_user_agent_that_is_no_header_value_is_left_out_not_a_panic() {
         ..Default::default()
     };
     let client = builder(&ManualClock::new())
-        .transport(resil_blocking::UreqTransport::new(&settings))
+        .transport(resil_blocking::UreqTransport::new(&settings).unwrap())
         .build()
         .unwrap();
     assert_eq!(client.get(&server.url("/h")).send().unwrap().status(), 200);
@@ -1344,4 +1344,22 @@ fn a_call_goes_through_the_proxy_the_environment_names() {
     resil_tests::run_child(TEST, &[("HTTP_PROXY", &url)]);
     // ureq tunnels plain HTTP too.
     resil_tests::assert_went_through(&proxy, "CONNECT 127.0.0.1:");
+}
+
+#[test]
+fn a_proxy_set_on_the_client_carries_every_call_whatever_the_environment_says() {
+    const TEST: &str = "a_proxy_set_on_the_client_carries_every_call_whatever_the_environment_says";
+    let through = |proxy: &str, page: &str| {
+        let client = Client::builder().proxy(proxy).build().unwrap();
+        assert_eq!(client.get(page).send().unwrap().text().unwrap(), "relayed");
+    };
+    // ureq tunnels plain HTTP too.
+    if resil_tests::check_explicit_proxy(TEST, "CONNECT 127.0.0.1:", through) {
+        return;
+    }
+    resil_tests::assert_proxy_refused(
+        Client::builder()
+            .proxy(resil_tests::REFUSED_PROXY.0)
+            .build(),
+    );
 }

@@ -38,7 +38,7 @@ fn transport_gives_up_when_its_budget_runs_out() {
     let _load = shared_load();
     let server = TestServer::start();
     server.script("/stall", vec![Reply::Stall(Duration::from_secs(2))]);
-    let transport = UreqTransport::new(&UreqSettings::default());
+    let transport = UreqTransport::new(&UreqSettings::default()).unwrap();
     stall_times_out(&transport, &server);
 }
 
@@ -48,7 +48,7 @@ fn transport_budget_applies_on_a_reused_connection() {
     let server = TestServer::start();
     server.script("/ok", vec![Reply::status(200)]);
     server.script("/stall", vec![Reply::Stall(Duration::from_secs(2))]);
-    let transport = UreqTransport::new(&UreqSettings::default());
+    let transport = UreqTransport::new(&UreqSettings::default()).unwrap();
     for _ in 0..3 {
         ok(&transport, &server, Duration::from_secs(10));
     }
@@ -67,7 +67,7 @@ fn budgets_differ_from_attempt_to_attempt_on_one_connection() {
     let server = TestServer::start();
     server.script("/ok", vec![Reply::status(200)]);
     server.script("/stall", vec![Reply::Stall(Duration::from_secs(2))]);
-    let transport = UreqTransport::new(&UreqSettings::default());
+    let transport = UreqTransport::new(&UreqSettings::default()).unwrap();
     ok(&transport, &server, Duration::from_secs(10));
     stall_times_out(&transport, &server);
     // The stall's short budget does not stay behind on the thread or the next connection.
@@ -81,7 +81,7 @@ fn the_budget_covers_reading_the_body() {
     let _load = shared_load();
     let server = TestServer::start();
     server.script("/drip", resil_tests::dripping_body());
-    let transport = UreqTransport::new(&UreqSettings::default());
+    let transport = UreqTransport::new(&UreqSettings::default()).unwrap();
     let start = Instant::now();
     let mut response = get(&transport, &server, "/drip", Duration::from_millis(80)).unwrap();
     // Read on another thread: the deadline travels with the body, not the thread.
@@ -99,7 +99,7 @@ fn the_budget_covers_reading_the_body() {
 #[test]
 fn a_connect_that_hangs_ends_at_the_attempt_deadline() {
     let _load = shared_load();
-    let transport = UreqTransport::new(&UreqSettings::default());
+    let transport = UreqTransport::new(&UreqSettings::default()).unwrap();
     let Some(listener) = resil_tests::UnansweredListener::for_test() else {
         return;
     };
@@ -145,7 +145,7 @@ fn unresolvable_url() -> String {
 /// policy may retry it for any method.
 #[test]
 fn a_failed_name_lookup_is_a_dns_error() {
-    let transport = UreqTransport::new(&UreqSettings::default());
+    let transport = UreqTransport::new(&UreqSettings::default()).unwrap();
     let err = get_url(&transport, &unresolvable_url(), Duration::from_secs(5)).unwrap_err();
     assert_eq!(err.kind(), resil_core::ErrorKind::Dns, "{err}");
     assert!(format!("{err:#}").contains("name lookup failed"), "{err}");

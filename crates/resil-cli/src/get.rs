@@ -44,6 +44,13 @@ pub struct RequestArgs {
     /// Longest wait for data within an attempt (each socket read), e.g. `5s`; off by default.
     #[arg(long)]
     read_timeout: Option<String>,
+    /// Send the call through this proxy, `http://[user:password@]host:port`, instead of the
+    /// one the environment names (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY).
+    #[arg(long, conflicts_with = "no_proxy")]
+    proxy: Option<String>,
+    /// Connect straight to the server, whatever proxy the environment names.
+    #[arg(long)]
+    no_proxy: bool,
     /// Consecutive failures that open the circuit breaker.
     #[arg(long, default_value_t = 5)]
     breaker: u32,
@@ -183,6 +190,11 @@ pub fn run(method: http::Method, args: &RequestArgs) -> ExitCode {
     }
     if let Some(timeout) = read {
         builder = builder.read_timeout(timeout);
+    }
+    if let Some(proxy) = &args.proxy {
+        builder = builder.proxy(proxy);
+    } else if args.no_proxy {
+        builder = builder.no_proxy();
     }
     let client = match builder.build() {
         Ok(c) => c,

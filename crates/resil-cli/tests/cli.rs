@@ -393,3 +393,26 @@ fn bad_scenario_files_are_usage_errors() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn proxy_sends_the_call_through_the_proxy_it_names_and_refuses_one_it_cannot_speak_to() {
+    let (proxy, _server, proxy_url, page) = resil_tests::proxy_and_server();
+    // The environment exempts loopback: the option wins over it.
+    let exempt = resil_tests::LOOPBACK_NO_PROXY;
+    let out = resil()
+        .args(["get", &page, "--proxy", &proxy_url])
+        .env("NO_PROXY", exempt)
+        .env("no_proxy", exempt)
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout), "relayed", "{}", text(&out.stderr));
+    resil_tests::assert_went_through(&proxy, "CONNECT 127.0.0.1:");
+    let refused = resil()
+        .args(["get", &page, "--proxy", resil_tests::REFUSED_PROXY.0])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let said = text(&refused.stderr);
+    assert!(said.contains(resil_tests::REFUSED_PROXY.1), "{said}");
+    assert!(!said.contains("secret"), "{said}");
+}

@@ -231,6 +231,18 @@ impl ClientConfig {
         }
     }
 
+    /// An [`InvalidConfig`](ClientErrorKind::InvalidConfig) error naming the `proxy` setting
+    /// unless `proxy` can be used (see [`check_proxy_url`](crate::check_proxy_url)).
+    pub fn check_proxy<B>(proxy: &crate::Proxy) -> Result<(), CallError<B>> {
+        match proxy {
+            crate::Proxy::Url(url) => crate::check_proxy_url(url).map(drop).map_err(|e| {
+                CallError::new(ClientErrorKind::InvalidConfig, "-", "-")
+                    .with_source(format!("proxy: {e}"))
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks everything and returns what the client shares with its clones. Errors are
     /// [`ClientErrorKind::InvalidConfig`] (or `InvalidUrl` for the base URL) naming the
     /// setting.

@@ -279,8 +279,8 @@ pub fn response_head<'a>(
 /// A URL that could not be used.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UrlError {
-    input: String,
-    problem: &'static str,
+    pub(crate) input: String,
+    pub(crate) problem: &'static str,
 }
 
 impl fmt::Display for UrlError {

@@ -144,6 +144,8 @@ mod observe;
 mod origin_breakers;
 mod policy;
 #[cfg(feature = "http")]
+mod proxy;
+#[cfg(feature = "http")]
 mod request_draft;
 mod retry;
 mod retry_after;
@@ -182,6 +184,8 @@ pub use policy::{
     PolicyError, RequestInfo, ResponseHead, RetryContext, RetryPolicy, RetryPolicyBuilder,
     RetryPredicate, StatusSet,
 };
+#[cfg(feature = "http")]
+pub use proxy::{Proxy, check_proxy_url};
 #[cfg(feature = "http")]
 pub use request_draft::RequestDraft;
 pub use retry::{Action, Attempt, Cause, Event, GiveUp, GiveUpReason, Input, RetryMachine};

@@ -368,3 +368,34 @@ fn host_headers_follow_the_authority_from_one_request_to_the_next() {
         );
     }
 }
+
+#[test]
+fn a_proxy_url_is_plain_http_with_a_host_and_nothing_after_it() {
+    for good in [
+        "http://127.0.0.1:3128",
+        "http://proxy.test",
+        "http://me:p%40ss@proxy.test:8080/",
+        "http://[::1]:3128",
+    ] {
+        let uri = resil_core::check_proxy_url(good).unwrap();
+        assert_eq!(uri.scheme_str(), Some("http"), "{good}");
+    }
+    for (bad, problem) in [
+        ("https://proxy.test", "starts with http://"),
+        ("socks5h://proxy.test:1080", "starts with http://"),
+        ("proxy.test:3128", "starts with http://"),
+        ("http://proxy.test/path", "nothing after host:port"),
+        ("http://proxy.test/?q=1", "nothing after host:port"),
+        ("http://proxy.test:0", "port must be"),
+        ("http://proxy.test:65536", "port must be"),
+        ("http://", "not a URL"),
+        ("", "not a URL"),
+        ("http://pro xy", "not a URL"),
+    ] {
+        let err = resil_core::check_proxy_url(bad).unwrap_err().to_string();
+        assert!(err.contains(problem), "{bad:?}: {err}");
+    }
+    // Credentials never show in the error.
+    let err = resil_core::check_proxy_url("https://me:secret@proxy.test").unwrap_err();
+    assert!(!err.to_string().contains("secret"), "{err}");
+}

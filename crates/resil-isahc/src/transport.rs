@@ -15,7 +15,7 @@ use resil_async::{
     AsyncTransport, AttemptBudget, Body, BoxError, BoxFuture, RequestBody, TransportError,
     TransportSettings,
 };
-use resil_core::ErrorKind;
+use resil_core::{ErrorKind, Proxy};
 
 /// The default transport: an isahc `HttpClient` with a connect timeout, a cap of idle
 /// connections per host, TCP_NODELAY, HTTP/2 where the server offers it, no redirects and no
@@ -51,9 +51,17 @@ impl IsahcTransport {
         if settings.http2_prior_knowledge {
             builder = builder.version_negotiation(isahc::config::VersionNegotiation::http2());
         }
-        if !settings.proxy_from_env {
-            // curl reads the proxy variables unless told there is no proxy.
-            builder = builder.proxy(None);
+        match &settings.proxy {
+            // curl reads the proxy variables unless told otherwise.
+            Proxy::FromEnv => {}
+            Proxy::Url(url) => {
+                // An empty no-proxy list overrides NO_PROXY: every host goes through it.
+                let only = resil_core::check_proxy_url(url)?;
+                builder = builder
+                    .proxy(Some(only))
+                    .proxy_blacklist(Vec::<String>::new());
+            }
+            _ => builder = builder.proxy(None),
         }
         Ok(IsahcTransport {
             client: builder.build()?,

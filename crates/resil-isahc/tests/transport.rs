@@ -580,3 +580,20 @@ fn a_call_goes_through_the_proxy_the_environment_names() {
     resil_tests::run_child(TEST, &[("http_proxy", &url)]);
     resil_tests::assert_went_through(&proxy, "GET http://127.0.0.1:");
 }
+
+#[test]
+fn a_proxy_set_on_the_client_carries_every_call_whatever_the_environment_says() {
+    const TEST: &str = "a_proxy_set_on_the_client_carries_every_call_whatever_the_environment_says";
+    let through = |proxy: &str, page: &str| {
+        let client = Client::builder().proxy(proxy).build().unwrap();
+        assert_eq!(body_of(&client, page).unwrap(), "relayed");
+    };
+    if resil_tests::check_explicit_proxy(TEST, "GET http://127.0.0.1:", through) {
+        return;
+    }
+    resil_tests::assert_proxy_refused(
+        Client::builder()
+            .proxy(resil_tests::REFUSED_PROXY.0)
+            .build(),
+    );
+}

@@ -75,7 +75,8 @@
 //! call the environment sends to an `https://` or SOCKS proxy fails at once, never sent and
 //! not retried, and so does one whose tunnel the proxy refuses (407 for want of credentials,
 //! or any 4xx); a proxy that answers a tunnel with 5xx or hangs up counts as a failed
-//! connection, retried as one. `ClientBuilder::no_proxy` connects straight to every server.
+//! connection, retried as one. `ClientBuilder::no_proxy` connects straight to every server,
+//! and `ClientBuilder::proxy(url)` through one proxy whatever the environment says.
 //!
 //! An attempt whose deadline passes while hyper-util is still connecting counts as timed
 //! out, since hyper-util does not tell whether the request had gone out: a POST without an

@@ -12,7 +12,7 @@ use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::proxy::matcher::{Intercept, Matcher};
 use hyper_util::rt::TokioIo;
 use resil_async::{BoxError, BoxFuture};
-use resil_core::ErrorKind;
+use resil_core::{ErrorKind, Proxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -28,6 +28,10 @@ const PROXY_VARIABLES: [&str; 6] = [
     "ALL_PROXY",
 ];
 
+fn is_set(variable: &str) -> bool {
+    std::env::var_os(variable).is_some_and(|value| !value.is_empty())
+}
+
 /// Longest answer to a `CONNECT` read before the proxy is given up on.
 const MAX_TUNNEL_ANSWER: usize = 8 * 1024;
 
@@ -36,14 +40,20 @@ const MAX_TUNNEL_ANSWER: usize = 8 * 1024;
 pub(crate) struct Proxies(Matcher);
 
 impl Proxies {
-    /// The environment's proxies, if `wanted`; `None` when it names none, so a transport
-    /// without one does no proxy work per request or connection.
-    pub(crate) fn from_env_if(wanted: bool) -> Option<Arc<Proxies>> {
-        let named = wanted
-            && PROXY_VARIABLES
-                .iter()
-                .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
-        named.then(|| Arc::new(Proxies(Matcher::from_env())))
+    /// The proxies `setting` names; `None` when there are none, so a transport without one
+    /// does no proxy work per request or connection.
+    pub(crate) fn of(setting: &Proxy) -> Result<Option<Arc<Proxies>>, BoxError> {
+        let matcher = match setting {
+            Proxy::Url(url) => {
+                resil_core::check_proxy_url(url)?;
+                Matcher::builder().all(url.as_str()).build()
+            }
+            Proxy::FromEnv if PROXY_VARIABLES.iter().any(|name| is_set(name)) => {
+                Matcher::from_env()
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(Arc::new(Proxies(matcher))))
     }
 
     /// The `Proxy-Authorization` a request to `uri` forwarded through its proxy carries: the

@@ -153,10 +153,11 @@ pub struct HyperTransport {
 }
 
 impl HyperTransport {
-    /// A transport with these settings. Needs a tokio runtime when used. Fails only if the
-    /// TLS provider cannot offer rustls' default protocol versions (ring always can).
+    /// A transport with these settings. Needs a tokio runtime when used. Fails if the proxy
+    /// URL is not one (see [`check_proxy_url`](resil_core::check_proxy_url)), or if the TLS
+    /// provider cannot offer rustls' default protocol versions (ring always can).
     pub fn new(settings: &TransportSettings) -> Result<HyperTransport, BoxError> {
-        let proxies = Proxies::from_env_if(settings.proxy_from_env);
+        let proxies = Proxies::of(&settings.proxy)?;
         #[cfg(not(feature = "rustls"))]
         let connector = dialer(settings, &proxies);
         #[cfg(feature = "rustls")]
@@ -181,7 +182,7 @@ impl HyperTransport {
                         resil sets h2 and http/1.1"
                 .into());
         }
-        let proxies = Proxies::from_env_if(settings.proxy_from_env);
+        let proxies = Proxies::of(&settings.proxy)?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()

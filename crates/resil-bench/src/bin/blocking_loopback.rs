@@ -171,13 +171,15 @@ fn client(requests: usize, rounds: usize) {
         .expect("policy");
     let default_clients = Clients {
         agent: agent(),
-        transport: resil_blocking::UreqTransport::new(&resil_blocking::UreqSettings::default()),
+        transport: resil_blocking::UreqTransport::new(&resil_blocking::UreqSettings::default())
+            .expect("default settings"),
         resil: resil_blocking::Client::new(),
         lean: lean(RetryPolicy::default()),
     };
     let flaky_clients = Clients {
         agent: agent(),
-        transport: resil_blocking::UreqTransport::new(&resil_blocking::UreqSettings::default()),
+        transport: resil_blocking::UreqTransport::new(&resil_blocking::UreqSettings::default())
+            .expect("default settings"),
         resil: resil_blocking::Client::builder()
             .policy(zero_backoff.clone())
             .no_budget()
@@ -244,7 +246,8 @@ fn only_one(which: &str, requests: usize) {
     let url = format!("{base}/ok");
     let clients = Clients {
         agent: agent(),
-        transport: resil_blocking::UreqTransport::new(&resil_blocking::UreqSettings::default()),
+        transport: resil_blocking::UreqTransport::new(&resil_blocking::UreqSettings::default())
+            .expect("default settings"),
         resil: if which == "ids" {
             resil_blocking::Client::builder()
                 .generate_request_ids(true)
