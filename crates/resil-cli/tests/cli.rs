@@ -416,3 +416,29 @@ fn proxy_sends_the_call_through_the_proxy_it_names_and_refuses_one_it_cannot_spe
     assert!(said.contains(resil_tests::REFUSED_PROXY.1), "{said}");
     assert!(!said.contains("secret"), "{said}");
 }
+
+#[test]
+fn no_proxy_goes_straight_to_the_server_past_the_proxy_the_environment_names() {
+    let server = TestServer::start();
+    server.script("/direct", vec![Reply::body(200, "direct")]);
+    // Nothing listens on port 9: a call that went to that proxy would fail.
+    let dead = "http://127.0.0.1:9";
+    let call = |extra: &[&str]| {
+        let mut command = resil();
+        for name in resil_tests::PROXY_VARIABLES {
+            command.env_remove(name);
+        }
+        command
+            .args(["get", &server.url("/direct"), "--retries", "0"])
+            .args(extra)
+            .env("ALL_PROXY", dead)
+            .env("http_proxy", dead)
+            .output()
+            .unwrap()
+    };
+    let direct = call(&["--no-proxy"]);
+    assert_eq!(text(&direct.stdout), "direct", "{}", text(&direct.stderr));
+    let proxied = call(&[]);
+    assert_ne!(proxied.status.code(), Some(0), "{}", text(&proxied.stderr));
+    assert_eq!(server.hits("/direct"), 1);
+}
