@@ -1,5 +1,6 @@
-//! Proxies for the default transport, as the environment names them: an `http` request is
-//! forwarded to the proxy in absolute form, anything else goes through a `CONNECT` tunnel.
+//! Proxies for the default transport, as the environment or the client's `proxy(url)` names
+//! them: an `http` request is forwarded to the proxy in absolute form, anything else goes
+//! through a `CONNECT` tunnel.
 
 use std::fmt;
 use std::pin::Pin;
@@ -35,7 +36,8 @@ fn is_set(variable: &str) -> bool {
 /// Longest answer to a `CONNECT` read before the proxy is given up on.
 const MAX_TUNNEL_ANSWER: usize = 8 * 1024;
 
-/// Which proxy each destination goes through (hyper-util's reading of curl's variables).
+/// Which proxy each destination goes through (hyper-util's reading of curl's variables, or
+/// one proxy for all).
 #[derive(Debug)]
 pub(crate) struct Proxies(Matcher);
 
@@ -65,7 +67,7 @@ impl Proxies {
     }
 }
 
-/// TCP to the destination, or to the proxy the environment names for it: forwarding for
+/// TCP to the destination, or to the proxy named for it: forwarding for
 /// `http`, a `CONNECT` tunnel for `https` (and for `http` with HTTP/2 prior knowledge, which
 /// a forwarding proxy would not speak).
 #[derive(Clone, Debug)]

@@ -117,9 +117,8 @@ fn is_tls(io: &std::io::Error) -> bool {
     false
 }
 
-/// What the pooled client connects with: TCP (to the destination, or to the proxy the
-/// environment names for it), wrapped in TLS for `https` URLs when the `rustls` feature is
-/// on.
+/// What the pooled client connects with: TCP (to the destination, or to its proxy), wrapped
+/// in TLS for `https` URLs when the `rustls` feature is on.
 #[cfg(not(feature = "rustls"))]
 type Dialer = ProxyDialer;
 #[cfg(feature = "rustls")]
@@ -129,7 +128,8 @@ type Connector = Capped<Dialer>;
 /// The default transport: hyper-util's pooled client, TCP_NODELAY, a connect timeout, and an
 /// idle timeout that is actually enforced (hyper-util ignores it without a pool timer). It
 /// does not follow redirects, so credentials never travel to another origin. It goes through
-/// the proxies the environment names when it is made (see the crate docs, "Transport").
+/// the proxies [`TransportSettings::proxy`] names, read when it is made (see the crate docs,
+/// "Transport").
 ///
 /// Without the `rustls` feature it speaks plain HTTP/1.1 and
 /// [`check_request`](AsyncTransport::check_request) refuses `https` URLs: the client asks it
@@ -147,8 +147,8 @@ pub struct HyperTransport {
     /// Whether plain `http` requests go out over HTTP/1, so the transport can set their
     /// `Host` (hyper-util would format `host:port` on every request to a non-default port).
     http1_in_clear: bool,
-    /// The environment's proxies, when plain `http` requests may be forwarded through one
-    /// (and may need its credentials).
+    /// The proxies, when plain `http` requests may be forwarded through one (and may need
+    /// its credentials).
     forwarding: Option<Arc<Proxies>>,
 }
 
