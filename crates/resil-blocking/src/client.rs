@@ -395,7 +395,7 @@ impl ClientBuilder {
     }
 
     /// The default transport connects to every server through the `http://` proxy at `url`
-    /// (`http://[user:password@]host[:port]`), whatever the environment says; checked at
+    /// (`http://[user:password@]host:port`), whatever the environment says; checked at
     /// [`build`](Self::build) (see [`Proxy::Url`](resil_core::Proxy::Url)).
     pub fn proxy(mut self, url: &str) -> Self {
         self.ureq.proxy = resil_core::Proxy::Url(url.to_owned());

@@ -21,14 +21,15 @@ pub enum Proxy {
     /// Straight to every server, whatever the environment says.
     Direct,
     /// Every connection through the proxy at this URL, whatever the environment says
-    /// (`http://[user:password@]host[:port]`; see [`check_proxy_url`]). Its credentials go
+    /// (`http://[user:password@]host:port`; see [`check_proxy_url`]). Its credentials go
     /// to the proxy alone, as `Proxy-Authorization: Basic`.
     Url(String),
 }
 
-/// `url` as a proxy URL: `http://`, a host, an optional port from 1 to 65535 (80 if none),
-/// optional `user:password@` (percent-escaped), and nothing after the authority but `/`.
-/// The error names the URL with its credentials redacted.
+/// `url` as a proxy URL: `http://`, a host, a port from 1 to 65535, optional
+/// `user:password@` (percent-escaped), and nothing after the authority but `/`. The port is
+/// required because the drivers' libraries disagree on a proxy's default one (curl's is
+/// 1080, hyper-util's 80). The error names the URL with its credentials redacted.
 ///
 /// ```
 /// use resil_core::check_proxy_url;
@@ -55,6 +56,9 @@ pub fn check_proxy_url(url: &str) -> Result<Uri, UrlError> {
     crate::check_url(&uri).map_err(|e| invalid(e.problem))?;
     if uri.host().is_none_or(str::is_empty) {
         return Err(invalid("has no host"));
+    }
+    if uri.port().is_none() {
+        return Err(invalid("a proxy URL names its port (host:port)"));
     }
     if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
         return Err(invalid("a proxy URL has nothing after host:port"));

@@ -373,7 +373,7 @@ fn host_headers_follow_the_authority_from_one_request_to_the_next() {
 fn a_proxy_url_is_plain_http_with_a_host_and_nothing_after_it() {
     for good in [
         "http://127.0.0.1:3128",
-        "http://proxy.test",
+        "http://proxy.test:80",
         "http://me:p%40ss@proxy.test:8080/",
         "http://[::1]:3128",
     ] {
@@ -381,11 +381,13 @@ fn a_proxy_url_is_plain_http_with_a_host_and_nothing_after_it() {
         assert_eq!(uri.scheme_str(), Some("http"), "{good}");
     }
     for (bad, problem) in [
-        ("https://proxy.test", "starts with http://"),
+        ("https://proxy.test:443", "starts with http://"),
+        ("http://proxy.test", "names its port"),
+        ("http://me:secret@[::1]/", "names its port"),
         ("socks5h://proxy.test:1080", "starts with http://"),
         ("proxy.test:3128", "starts with http://"),
-        ("http://proxy.test/path", "nothing after host:port"),
-        ("http://proxy.test/?q=1", "nothing after host:port"),
+        ("http://proxy.test:3128/path", "nothing after host:port"),
+        ("http://proxy.test:3128/?q=1", "nothing after host:port"),
         ("http://proxy.test:0", "port must be"),
         ("http://proxy.test:65536", "port must be"),
         ("http://", "not a URL"),
