@@ -11,8 +11,8 @@ mod proxy;
 pub use h2c::{H2cServer, PAD_RESPONSE};
 pub use proxy::{
     FakeProxy, LOOPBACK_NO_PROXY, PROXY_CREDENTIALS, PROXY_VARIABLES, ProxyRequest, REFUSED_PROXY,
-    assert_proxy_refused, assert_went_through, check_explicit_proxy, is_child, proxy_and_server,
-    run_child,
+    assert_proxy_refused, assert_went_through, check_env_proxy, check_explicit_proxy, is_child,
+    proxy_and_server, run_child,
 };
 
 use std::collections::HashMap;

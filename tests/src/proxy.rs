@@ -209,31 +209,65 @@ const PROXY_URL_VARIABLE: &str = "RESIL_TESTS_PROXY_URL";
 /// prefix, a name), as CI sets it.
 pub const LOOPBACK_NO_PROXY: &str = "127.0.0.0/8,127.*,localhost";
 
-/// Checks a client's `proxy(url)` setting in the test `test`. In a child process whose
-/// `NO_PROXY` exempts loopback, `call(proxy_url, page)` must fetch `page` (which answers
-/// `relayed`) through the proxy at `proxy_url`; the parent checks that the proxy was asked
-/// for it as `line` says, with [`PROXY_CREDENTIALS`]. Returns whether this is the child.
-pub fn check_explicit_proxy(test: &str, line: &str, call: impl FnOnce(&str, &str)) -> bool {
+/// Runs the part of the test `test` that needs a proxy: in a child process whose environment
+/// names the [`FakeProxy`] started here in each of `variables` and exempts `exempt` from
+/// proxies, `call(proxy_url, page)` fetches `page` (which answers `relayed`) and the server
+/// must see it `hits` times; here, the proxy must have been asked once, as `line` says, with
+/// [`PROXY_CREDENTIALS`]. Returns whether this is the child.
+fn through_fake_proxy(
+    test: &str,
+    line: &str,
+    (variables, exempt): (&[&str], &str),
+    hits: usize,
+    call: impl FnOnce(&str, &str),
+) -> bool {
     if is_child(test) {
         let proxy_url = std::env::var(PROXY_URL_VARIABLE)
             .unwrap_or_else(|e| panic!("{PROXY_URL_VARIABLE}: {e}"));
         let server = crate::TestServer::start();
         server.script("/via", vec![crate::Reply::body(200, "relayed")]);
         call(&proxy_url, &server.url("/via"));
-        assert_eq!(server.hits("/via"), 1);
+        assert_eq!(server.hits("/via"), hits);
         return true;
     }
     let proxy = FakeProxy::start();
     let url = proxy.url(Some(PROXY_CREDENTIALS.0));
-    let exempt = LOOPBACK_NO_PROXY;
-    let vars = [
+    let mut vars = vec![
         ("NO_PROXY", exempt),
         ("no_proxy", exempt),
         (PROXY_URL_VARIABLE, &url),
     ];
+    vars.extend(variables.iter().map(|&name| (name, url.as_str())));
     run_child(test, &vars);
     assert_went_through(&proxy, line);
     false
+}
+
+/// Checks, in the test `test`, that a client the environment points at a proxy through
+/// `variable` asks that proxy as `line` says: `call(page)` must fetch `page` (which answers
+/// `relayed`) once with a client as built by default, and once with one built with
+/// `no_proxy()`, which the proxy must not see.
+pub fn check_env_proxy(test: &str, variable: &str, line: &str, call: impl FnOnce(&str)) {
+    through_fake_proxy(test, line, (&[variable], ""), 2, |_, page| call(page));
+}
+
+/// Checks, in the test `test`, a client's `proxy(url)` setting: built by `build(proxy_url)`
+/// in a child process whose `NO_PROXY` exempts loopback, `call(client, page)` must fetch
+/// `page` (which answers `relayed`) through that proxy, asked as `line` says; and
+/// `build(REFUSED_PROXY)` must fail (see [`assert_proxy_refused`]).
+pub fn check_explicit_proxy<C, B>(
+    test: &str,
+    line: &str,
+    build: impl Fn(&str) -> Result<C, resil_core::CallError<B>>,
+    call: impl FnOnce(&C, &str),
+) {
+    let child = through_fake_proxy(test, line, (&[], LOOPBACK_NO_PROXY), 1, |proxy, page| {
+        let client = build(proxy).unwrap_or_else(|e| panic!("a client with proxy {proxy}: {e:#}"));
+        call(&client, page);
+    });
+    if !child {
+        assert_proxy_refused(build(REFUSED_PROXY.0));
+    }
 }
 
 /// A proxy URL every client refuses when it is built (no driver speaks SOCKS), and the start

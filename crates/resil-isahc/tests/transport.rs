@@ -562,38 +562,27 @@ fn scratch_huge() {
 
 #[test]
 fn a_call_goes_through_the_proxy_the_environment_names() {
-    const TEST: &str = "a_call_goes_through_the_proxy_the_environment_names";
-    if resil_tests::is_child(TEST) {
-        let server = TestServer::start();
-        server.script("/via", vec![Reply::body(200, "relayed")]);
-        let client = Client::builder().build().unwrap();
-        assert_eq!(body_of(&client, &server.url("/via")).unwrap(), "relayed");
-        // Told to, a client goes straight to the server (the proxy sees one call only).
-        let direct = Client::builder().no_proxy().build().unwrap();
-        assert_eq!(body_of(&direct, &server.url("/via")).unwrap(), "relayed");
-        assert_eq!(server.hits("/via"), 2);
-        return;
-    }
-    let proxy = resil_tests::FakeProxy::start();
-    let url = proxy.url(Some(resil_tests::PROXY_CREDENTIALS.0));
     // curl reads `http_proxy` in lower case only.
-    resil_tests::run_child(TEST, &[("http_proxy", &url)]);
-    resil_tests::assert_went_through(&proxy, "GET http://127.0.0.1:");
+    resil_tests::check_env_proxy(
+        "a_call_goes_through_the_proxy_the_environment_names",
+        "http_proxy",
+        "GET http://127.0.0.1:",
+        |page| {
+            let client = Client::builder().build().unwrap();
+            assert_eq!(body_of(&client, page).unwrap(), "relayed");
+            // Told to, a client goes straight to the server (the proxy sees one call only).
+            let direct = Client::builder().no_proxy().build().unwrap();
+            assert_eq!(body_of(&direct, page).unwrap(), "relayed");
+        },
+    );
 }
 
 #[test]
 fn a_proxy_set_on_the_client_carries_every_call_whatever_the_environment_says() {
-    const TEST: &str = "a_proxy_set_on_the_client_carries_every_call_whatever_the_environment_says";
-    let through = |proxy: &str, page: &str| {
-        let client = Client::builder().proxy(proxy).build().unwrap();
-        assert_eq!(body_of(&client, page).unwrap(), "relayed");
-    };
-    if resil_tests::check_explicit_proxy(TEST, "GET http://127.0.0.1:", through) {
-        return;
-    }
-    resil_tests::assert_proxy_refused(
-        Client::builder()
-            .proxy(resil_tests::REFUSED_PROXY.0)
-            .build(),
+    resil_tests::check_explicit_proxy(
+        "a_proxy_set_on_the_client_carries_every_call_whatever_the_environment_says",
+        "GET http://127.0.0.1:",
+        |proxy| Client::builder().proxy(proxy).build(),
+        |client, page| assert_eq!(body_of(client, page).unwrap(), "relayed"),
     );
 }

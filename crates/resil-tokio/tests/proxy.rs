@@ -184,19 +184,14 @@ fn a_socks_proxy_is_refused_rather_than_bypassed_unless_the_client_wants_no_prox
 
 #[test]
 fn a_proxy_set_on_the_client_carries_every_call_whatever_the_environment_says() {
-    const TEST: &str = "a_proxy_set_on_the_client_carries_every_call_whatever_the_environment_says";
-    let through = |proxy: &str, page: &str| {
-        let client = Client::builder().proxy(proxy).build().unwrap();
-        // One runtime for both: the connection's task lives on the one that made it.
-        let text = block_on(async { client.get(page).send().await?.text().await });
-        assert_eq!(text.unwrap(), "relayed");
-    };
-    if resil_tests::check_explicit_proxy(TEST, "GET http://127.0.0.1:", through) {
-        return;
-    }
-    resil_tests::assert_proxy_refused(
-        Client::builder()
-            .proxy(resil_tests::REFUSED_PROXY.0)
-            .build(),
+    resil_tests::check_explicit_proxy(
+        "a_proxy_set_on_the_client_carries_every_call_whatever_the_environment_says",
+        "GET http://127.0.0.1:",
+        |proxy| Client::builder().proxy(proxy).build(),
+        |client, page| {
+            // One runtime for both: the connection's task lives on the one that made it.
+            let text = block_on(async { client.get(page).send().await?.text().await });
+            assert_eq!(text.unwrap(), "relayed");
+        },
     );
 }
