@@ -383,6 +383,7 @@ fn a_proxy_url_is_plain_http_with_a_host_and_nothing_after_it() {
     for (bad, problem) in [
         ("https://proxy.test:443", "starts with http://"),
         ("http://proxy.test", "names its port"),
+        ("http://:3128", "has no host"),
         ("http://me:secret@[::1]/", "names its port"),
         ("socks5h://proxy.test:1080", "starts with http://"),
         ("proxy.test:3128", "starts with http://"),
