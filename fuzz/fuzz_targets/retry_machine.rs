@@ -7,8 +7,8 @@ use core::time::Duration;
 use libfuzzer_sys::arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use resil_core::{
-    Action, Attempt, Backoff, ErrorKind, Input, Instant, Jitter, Method, RequestInfo, ResponseHead,
-    RetryAfter, RetryMachine, RetryPolicy, UnixTime,
+    Action, Attempt, Backoff, Input, Instant, Jitter, Method, RequestInfo, ResponseHead,
+    RetryAfter, RetryMachine, RetryPolicy, TransportErrorKind, UnixTime,
 };
 
 fn duration(u: &mut Unstructured<'_>) -> Duration {
@@ -68,16 +68,16 @@ fn policy(u: &mut Unstructured<'_>) -> Option<(RetryPolicy, bool)> {
         .map(|p| (p, opt_in))
 }
 
-const KINDS: [ErrorKind; 9] = [
-    ErrorKind::Dns,
-    ErrorKind::Connect,
-    ErrorKind::ConnectTimeout,
-    ErrorKind::TlsHandshake,
-    ErrorKind::RefusedStream,
-    ErrorKind::Reset,
-    ErrorKind::Timeout,
-    ErrorKind::Protocol,
-    ErrorKind::Other,
+const KINDS: [TransportErrorKind; 9] = [
+    TransportErrorKind::Dns,
+    TransportErrorKind::Connect,
+    TransportErrorKind::ConnectTimeout,
+    TransportErrorKind::TlsHandshake,
+    TransportErrorKind::RefusedStream,
+    TransportErrorKind::Reset,
+    TransportErrorKind::Timeout,
+    TransportErrorKind::Protocol,
+    TransportErrorKind::Other,
 ];
 const METHODS: [Method; 7] = [
     Method::Get,
@@ -169,7 +169,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             2 => {
-                let kind = *u.choose(&KINDS).unwrap_or(&ErrorKind::Other);
+                let kind = *u.choose(&KINDS).unwrap_or(&TransportErrorKind::Other);
                 m.handle_input(now, Input::Error { attempt, kind });
                 if in_flight.take().is_some() {
                     may_have_been_processed |= kind.reached_server();

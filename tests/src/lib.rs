@@ -662,7 +662,7 @@ impl Scenario {
     pub fn check<B: std::fmt::Debug>(
         &self,
         driver: &str,
-        result: &Result<http::Response<B>, resil_core::CallError<B>>,
+        result: &Result<http::Response<B>, resil_http::Error<B>>,
         server: &TestServer,
         transcript: &Transcript,
     ) {
@@ -721,33 +721,29 @@ pub fn connect_hang_policy() -> resil_core::RetryPolicy {
 
 /// Checks what every driver must end with under [`connect_hang_policy`]: nothing was sent,
 /// so even a POST was tried again, and both attempts ended as connect timeouts.
-pub fn assert_connect_hang_retried<B>(err: &resil_core::CallError<B>) {
+pub fn assert_connect_hang_retried<B>(err: &resil_http::Error<B>) {
     assert_eq!(
         err.kind(),
-        resil_core::ClientErrorKind::Transport(resil_core::ErrorKind::ConnectTimeout),
+        resil_http::ErrorKind::Transport(resil_core::TransportErrorKind::ConnectTimeout),
         "{err}"
     );
     assert_eq!(err.attempts(), 2, "{err}");
 }
 
 /// Checks that a client's build failed on a setting's value, naming the setting.
-pub fn assert_refused_setting<B>(err: &resil_core::CallError<B>, setting: &str) {
-    assert_eq!(
-        err.kind(),
-        resil_core::ClientErrorKind::InvalidConfig,
-        "{err:#}"
-    );
+pub fn assert_refused_setting<B>(err: &resil_http::Error<B>, setting: &str) {
+    assert_eq!(err.kind(), resil_http::ErrorKind::InvalidConfig, "{err:#}");
     assert!(format!("{err:#}").contains(setting), "{err:#}");
 }
 
 /// Checks the framing cases every driver sends to `/length` (see
-/// `resil_core::check_request_headers`): a `Content-Length` that is not the body's (`"1"` on
+/// `resil_http::driver::check_request_headers`): a `Content-Length` that is not the body's (`"1"` on
 /// a two-byte body, from the request builder and from `execute`; `"3"` on none) and a second
 /// `Host` were refused with errors that say so, and only the two requests that declared
 /// their body's length (`"2"` on `ab`, buffered and streamed) arrived.
 pub fn assert_only_well_framed_requests_sent<B>(
     server: &TestServer,
-    refused: [&resil_core::CallError<B>; 4],
+    refused: [&resil_http::Error<B>; 4],
 ) {
     let [wrong, built, none, hosts] = refused;
     for short in [wrong, built] {
@@ -891,8 +887,8 @@ pub async fn check_response_head_limit_through<R: resil_async::Runtime>(
 
 /// Checks the error for a response head past the client's limit: a malformed response, not
 /// retried.
-pub fn assert_head_refused<B>(err: &resil_core::CallError<B>) {
-    let protocol = resil_core::ClientErrorKind::Transport(resil_core::ErrorKind::Protocol);
+pub fn assert_head_refused<B>(err: &resil_http::Error<B>) {
+    let protocol = resil_http::ErrorKind::Transport(resil_core::TransportErrorKind::Protocol);
     assert_eq!(err.kind(), protocol, "{err:#}");
     assert_eq!(err.attempts(), 1, "{err:#}");
 }
@@ -912,7 +908,7 @@ pub const REQUEST_VERSIONS: [(http::Version, bool); 5] = [
 pub fn assert_version_outcome<B>(
     version: http::Version,
     sent: bool,
-    result: Result<http::StatusCode, resil_core::CallError<B>>,
+    result: Result<http::StatusCode, resil_http::Error<B>>,
 ) {
     match result {
         Ok(status) => {
@@ -958,11 +954,11 @@ pub fn trips_after_two() -> resil_core::CircuitBreakerBuilder {
 /// to `down` and then one to `up`: 503, 503, refused, then `up`'s answer, which is 200 with
 /// a breaker per origin and refused with one breaker for both. Only sent calls reach `down`.
 pub fn assert_breaker_scope(
-    outcomes: &[Result<u16, resil_core::ClientErrorKind>],
+    outcomes: &[Result<u16, resil_http::ErrorKind>],
     down: &TestServer,
     per_origin: bool,
 ) {
-    let open = Err(resil_core::ClientErrorKind::CircuitOpen);
+    let open = Err(resil_http::ErrorKind::CircuitOpen);
     let up = if per_origin { Ok(200) } else { open };
     assert_eq!(outcomes, [Ok(503), Ok(503), open, up]);
     assert_eq!(down.hits("/"), 2);
@@ -998,7 +994,7 @@ pub async fn check_breaker_scope_through<R: resil_async::Runtime>(
 /// Checks that `err` tells each cause once: no message in its `source()` chain repeats the
 /// next one (so anyhow, eyre and tracing print each once), and `{:#}` is the chain on one
 /// line. Returns that line.
-pub fn assert_causes_told_once<B>(err: &resil_core::CallError<B>) -> String {
+pub fn assert_causes_told_once<B>(err: &resil_http::Error<B>) -> String {
     let mut chain = vec![err.to_string()];
     let mut cause = std::error::Error::source(err);
     while let Some(e) = cause {
@@ -1022,8 +1018,8 @@ pub fn latin1_body() -> Vec<Reply> {
 
 /// Checks a `text()` or `json()` failure: a decode error that tells its cause once, and
 /// whose one-line form has `cause` right after the error's own words.
-pub fn assert_decode_error<B>(err: &resil_core::CallError<B>, cause: &str) {
-    assert_eq!(err.kind(), resil_core::ClientErrorKind::Decode, "{err:#}");
+pub fn assert_decode_error<B>(err: &resil_http::Error<B>, cause: &str) {
+    assert_eq!(err.kind(), resil_http::ErrorKind::Decode, "{err:#}");
     let line = assert_causes_told_once(err);
     assert!(
         line.contains(&format!("could not be decoded: {cause}")),
@@ -1105,11 +1101,11 @@ impl Transcript {
     }
 }
 
-impl resil_core::Hooks for Transcript {
-    fn on_request(&self, _: &resil_core::CallInfo<'_>, attempt: resil_core::Attempt) {
+impl resil_http::Hooks for Transcript {
+    fn on_request(&self, _: &resil_http::CallInfo<'_>, attempt: resil_core::Attempt) {
         self.push(format!("send {}", attempt.number()));
     }
-    fn on_retry(&self, _: &resil_core::CallInfo<'_>, r: &resil_core::RetryInfo) {
+    fn on_retry(&self, _: &resil_http::CallInfo<'_>, r: &resil_http::RetryInfo) {
         self.push(format!(
             "retry {} ({}) in {:?}",
             r.after.number(),
@@ -1117,13 +1113,13 @@ impl resil_core::Hooks for Transcript {
             r.delay
         ));
     }
-    fn on_success(&self, _: &resil_core::CallInfo<'_>, attempt: resil_core::Attempt, status: u16) {
+    fn on_success(&self, _: &resil_http::CallInfo<'_>, attempt: resil_core::Attempt, status: u16) {
         self.push(format!("done {} {status}", attempt.number()));
     }
-    fn on_failure(&self, _: &resil_core::CallInfo<'_>, g: &resil_core::GiveUp) {
+    fn on_failure(&self, _: &resil_http::CallInfo<'_>, g: &resil_core::GiveUp) {
         self.push(format!("fail {:?}", g.reason));
     }
-    fn on_breaker(&self, _: &resil_core::CallInfo<'_>, t: resil_core::Transition) {
+    fn on_breaker(&self, _: &resil_http::CallInfo<'_>, t: resil_core::Transition) {
         self.push(format!("breaker {} -> {}", t.from, t.to));
     }
 }

@@ -258,7 +258,7 @@ pub fn check_env_proxy(test: &str, variable: &str, line: &str, call: impl FnOnce
 pub fn check_explicit_proxy<C, B>(
     test: &str,
     line: &str,
-    build: impl Fn(&str) -> Result<C, resil_core::CallError<B>>,
+    build: impl Fn(&str) -> Result<C, resil_http::Error<B>>,
     call: impl FnOnce(&C, &str),
 ) {
     let child = through_fake_proxy(test, line, (&[], LOOPBACK_NO_PROXY), 1, |proxy, page| {
@@ -279,7 +279,7 @@ pub const REFUSED_PROXY: (&str, &str) = (
 
 /// Checks what building a client with the proxy [`REFUSED_PROXY`] gave: an `InvalidConfig`
 /// error that names the setting and hides the credentials.
-pub fn assert_proxy_refused<T, B>(built: Result<T, resil_core::CallError<B>>) {
+pub fn assert_proxy_refused<T, B>(built: Result<T, resil_http::Error<B>>) {
     let Err(err) = built else {
         panic!("a client was built with the proxy {}", REFUSED_PROXY.0);
     };

@@ -56,7 +56,7 @@ where
             .token
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Ok(resil_core::set_bearer(headers, &token)?)
+        Ok(resil_http::driver::set_bearer(headers, &token)?)
     }
 
     fn refresh(&self) -> BoxFuture<'_, Result<(), AuthError>> {

@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Method;
-use resil_core::{
-    AttemptId, Call, CallStep, CircuitBreaker, ClientConfig, ClientCore, DRAIN_LIMIT, EnvConfig,
-    Hooks, Instant, RetryBudget, RetryPolicy, StatsSnapshot, UnixTime,
+use resil_core::{CircuitBreaker, Instant, RetryBudget, RetryPolicy};
+use resil_http::driver::DRAIN_LIMIT;
+use resil_http::{
+    AttemptId, Call, ClientConfig, ClientCore, EnvConfig, Hooks, StatsSnapshot, Step,
 };
 
 use crate::request::RequestBuilder;
@@ -196,7 +197,7 @@ impl<R: Runtime> Client<R> {
                     .start_call(policy, parts, body.is_replayable(), R::now());
             loop {
                 match call.next(parts) {
-                    CallStep::Send { attempt, deadline } => {
+                    Step::Send { attempt, deadline } => {
                         // Drained where it lies: taking it out first would add two copies of
                         // a response to this future's state.
                         release_stale(&mut call).await;
@@ -218,7 +219,7 @@ impl<R: Runtime> Client<R> {
                                     attempt,
                                     response,
                                     prefix.as_deref(),
-                                    UnixTime::now,
+                                    resil_http::driver::unix_now,
                                 );
                             }
                             Some(Err(AttemptError::Transport(e))) => {
@@ -229,7 +230,7 @@ impl<R: Runtime> Client<R> {
                             None => call.timer(now),
                         }
                     }
-                    CallStep::Sleep { until } => {
+                    Step::Sleep { until } => {
                         // Release the retried response's connection before the wait, so the
                         // pool can hand it to the next attempt instead of dialing a new one.
                         release_stale(&mut call).await;
@@ -237,7 +238,7 @@ impl<R: Runtime> Client<R> {
                         R::sleep_until(until).await;
                         call.timer(R::now());
                     }
-                    CallStep::Done(mut response) => {
+                    Step::Done(mut response) => {
                         let (method, uri) = (
                             std::mem::take(&mut parts.method),
                             std::mem::take(&mut parts.uri),
@@ -245,7 +246,7 @@ impl<R: Runtime> Client<R> {
                         response.body_mut().name_call(method, uri);
                         return Ok(response);
                     }
-                    CallStep::Fail(error) => return Err(error),
+                    Step::Fail(error) => return Err(error),
                 }
             }
         }
@@ -268,24 +269,25 @@ impl<R: Runtime> Client<R> {
             // The request lives in this block only: a local that lives to the end of the loop
             // body would keep its ~260 bytes in the future's state across every `.await`.
             let mut sending = {
-                let mut request = resil_core::attempt_request(parts, id, body.take_for_attempt());
+                let mut request =
+                    resil_http::driver::attempt_request(parts, id, body.take_for_attempt());
                 // Only for a transport that reads it: an extension costs an allocation.
                 if transport_enforces {
-                    let left = resil_core::attempt_budget(deadline, R::now());
+                    let left = resil_http::driver::attempt_budget(deadline, R::now());
                     request.extensions_mut().insert(AttemptBudget(left));
                 }
                 if let Some(auth) = &inner.auth {
-                    auth.authorize(request.headers_mut())
-                        .map_err(|e| AttemptError::Fatal(resil_core::auth_error(parts, e)))?;
+                    auth.authorize(request.headers_mut()).map_err(|e| {
+                        AttemptError::Fatal(resil_http::driver::auth_error(parts, e))
+                    })?;
                 }
-                inner
-                    .transport
-                    .check_request(&request)
-                    .map_err(|e| AttemptError::Fatal(resil_core::unsendable_request(parts, e)))?;
+                inner.transport.check_request(&request).map_err(|e| {
+                    AttemptError::Fatal(resil_http::driver::unsendable_request(parts, e))
+                })?;
                 inner.transport.send(request)
             };
             // The read timeout needs a timer of its own only when it ends before the attempt.
-            let stalled = resil_core::read_deadline(inner.read_timeout, R::now, deadline);
+            let stalled = resil_http::driver::read_deadline(inner.read_timeout, R::now, deadline);
             // One await for both cases, so a client without a read timeout pays one branch.
             let mut read_timer = pin!(stalled.map(R::sleep_until));
             let mut response = std::future::poll_fn(|cx| {
@@ -306,7 +308,11 @@ impl<R: Runtime> Client<R> {
                     .set_deadline::<R>(Instant::MAX, Some(gap)),
                 (true, None) => {}
             }
-            if resil_core::refresh_credentials(response.status(), refreshed, body.is_replayable()) {
+            if resil_http::driver::refresh_credentials(
+                response.status(),
+                refreshed,
+                body.is_replayable(),
+            ) {
                 if let Some(auth) = &inner.auth {
                     refreshed = true;
                     // Bounded here, not only by the attempt's timer (which a transport that
@@ -424,16 +430,16 @@ impl<R: Runtime> ClientBuilder<R> {
         self
     }
     /// The default transport connects straight to every server, whatever proxies the
-    /// environment names (see [`Proxy::Direct`](resil_core::Proxy::Direct)).
+    /// environment names (see [`Proxy::Direct`](resil_http::Proxy::Direct)).
     pub fn no_proxy(mut self) -> Self {
-        self.settings.proxy = resil_core::Proxy::Direct;
+        self.settings.proxy = resil_http::Proxy::Direct;
         self
     }
     /// The default transport connects to every server through the `http://` proxy at `url`
     /// (`http://[user:password@]host:port`), whatever the environment says; checked at
-    /// [`build`](Self::build) (see [`Proxy::Url`](resil_core::Proxy::Url)).
+    /// [`build`](Self::build) (see [`Proxy::Url`](resil_http::Proxy::Url)).
     pub fn proxy(mut self, url: &str) -> Self {
-        self.settings.proxy = resil_core::Proxy::Url(url.to_owned());
+        self.settings.proxy = resil_http::Proxy::Url(url.to_owned());
         self
     }
     /// A transport of your own.
@@ -451,7 +457,7 @@ impl<R: Runtime> ClientBuilder<R> {
     }
     /// A circuit breaker per origin (scheme, host and port), each built by `breaker`, for a
     /// client that calls several backends: one that fails then trips only its own (see
-    /// [`ClientConfig::breaker_per_origin`](resil_core::ClientConfig::breaker_per_origin)).
+    /// [`ClientConfig::breaker_per_origin`](resil_http::ClientConfig::breaker_per_origin)).
     pub fn breaker_per_origin(mut self, breaker: resil_core::CircuitBreakerBuilder) -> Self {
         self.config.breaker_per_origin(breaker);
         self

@@ -36,16 +36,10 @@ pub use transport::{
 // The core types this crate's API takes or hands out, so one dependency is enough to
 // configure a client, implement hooks or a transport, and match on what they report.
 pub use http;
-pub use resil_core::{
-    Attempt, AttemptOutcome, Backoff, BreakerState, CallInfo, Cause, CircuitBreaker,
-    CircuitBreakerBuilder, ClientConfig, ClientErrorKind as ErrorKind, EnvConfig, EnvError,
-    ErrorKind as TransportErrorKind, ErrorKinds, GiveUp, GiveUpReason, Hooks, IncompleteBody,
-    Jitter, PolicyError, RetryBudget, RetryContext, RetryInfo, RetryPolicy, RetryPolicyBuilder,
-    RetryReason, SlowCalls, StatsSnapshot, Transition, TripCondition, Window,
-};
+pub use resil_http::prelude::*;
 
-/// An error with everything known about the call; see [`resil_core::CallError`].
-pub type Error = resil_core::CallError<Body>;
+/// An error with everything known about the call; see [`resil_http::Error`].
+pub type Error = resil_http::Error<Body>;
 
 /// A response: an `http::Response` with a size-limited streaming body.
 pub type Response = http::Response<Body>;

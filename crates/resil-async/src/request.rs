@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Method;
-use resil_core::{RequestDraft, RetryPolicy};
+use resil_core::RetryPolicy;
+use resil_http::RequestDraft;
 
 use crate::transport::RequestBody;
 use crate::{Body, Client, Error, Response, Runtime};
@@ -66,7 +67,8 @@ impl<R: crate::Runtime> RequestBuilder<R> {
     /// An `application/x-www-form-urlencoded` body.
     pub fn form(mut self, pairs: &[(&str, &str)]) -> Self {
         self.draft.content_type("application/x-www-form-urlencoded");
-        self.body = RequestBody::Bytes(resil_core::form_urlencode(pairs.iter().copied()).into());
+        self.body =
+            RequestBody::Bytes(resil_http::driver::form_urlencode(pairs.iter().copied()).into());
         self
     }
 

@@ -4,7 +4,7 @@ use std::future::Future;
 
 use http_body_util::BodyExt;
 
-use resil_core::CallLabel;
+use resil_http::CallLabel;
 
 use crate::{BoxError, Error, ErrorKind, Response};
 

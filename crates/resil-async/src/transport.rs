@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
-use resil_core::ErrorKind;
+use resil_core::TransportErrorKind;
 
 /// A boxed error.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
@@ -126,7 +126,7 @@ struct Shared<S: ?Sized> {
     limit: u64,
     read: u64,
     /// The call this body answers, for error messages.
-    label: Option<resil_core::CallLabel>,
+    label: Option<resil_http::CallLabel>,
     /// Ends the body at its attempt's deadline, for transports that do not enforce it.
     deadline: Option<BodyDeadline>,
     source: S,
@@ -159,12 +159,12 @@ impl BodyDeadline {
     /// The error that ends the body if the wait for data is over.
     fn passed(&mut self, cx: &mut Context<'_>) -> Option<BoxError> {
         let (at, gap, now, sleep) = (self.at, self.gap, self.now, self.sleep);
-        let (timer, by_gap) =
-            self.timer
-                .get_or_insert_with(|| match resil_core::read_deadline(gap, now, at) {
-                    Some(stalled) => (sleep(stalled), true),
-                    None => (sleep(at), false),
-                });
+        let (timer, by_gap) = self.timer.get_or_insert_with(|| {
+            match resil_http::driver::read_deadline(gap, now, at) {
+                Some(stalled) => (sleep(stalled), true),
+                None => (sleep(at), false),
+            }
+        });
         if timer.as_mut().poll(cx).is_pending() {
             return None;
         }
@@ -210,7 +210,7 @@ impl StdError for ReadTimedOut {}
 /// A head that stalls past the read timeout ends its attempt as a timeout.
 impl From<ReadTimedOut> for TransportError {
     fn from(stalled: ReadTimedOut) -> TransportError {
-        TransportError::new(ErrorKind::Timeout, stalled)
+        TransportError::new(TransportErrorKind::Timeout, stalled)
     }
 }
 
@@ -258,11 +258,11 @@ impl Body {
     /// Names the call this body answers (`method url`, credentials redacted when shown) in
     /// its read errors.
     pub fn name_call(&mut self, method: http::Method, uri: http::Uri) {
-        self.shared.label = Some(resil_core::CallLabel::new(method, uri));
+        self.shared.label = Some(resil_http::CallLabel::new(method, uri));
     }
 
     /// The call's name, taken out (for an error raised once the body is gone).
-    pub(crate) fn take_label(&mut self) -> Option<resil_core::CallLabel> {
+    pub(crate) fn take_label(&mut self) -> Option<resil_http::CallLabel> {
         self.shared.label.take()
     }
 
@@ -295,8 +295,8 @@ impl Body {
 
     /// Reads frames until at least `max` bytes (or the end) and puts them back in front, so
     /// the body still reads whole; returns what was read (trailers read early are dropped).
-    /// A stall past the deadline or read timeout is a [`Timeout`](ErrorKind::Timeout), any
-    /// other failure a [`Reset`](ErrorKind::Reset): the head came, so the request reached
+    /// A stall past the deadline or read timeout is a [`Timeout`](TransportErrorKind::Timeout), any
+    /// other failure a [`Reset`](TransportErrorKind::Reset): the head came, so the request reached
     /// the server either way.
     pub async fn read_prefix(&mut self, max: usize) -> Result<Bytes, TransportError> {
         let mut prefix = bytes::BytesMut::new();
@@ -309,9 +309,9 @@ impl Body {
                     }
                 }
                 Some(Err(e)) if e.is::<ReadTimedOut>() || e.is::<BodyDeadlinePassed>() => {
-                    return Err(TransportError::new(ErrorKind::Timeout, e));
+                    return Err(TransportError::new(TransportErrorKind::Timeout, e));
                 }
-                Some(Err(e)) => return Err(TransportError::new(ErrorKind::Reset, e)),
+                Some(Err(e)) => return Err(TransportError::new(TransportErrorKind::Reset, e)),
                 None => break,
             }
         }
@@ -353,12 +353,12 @@ impl Body {
     }
 }
 
-/// Drains the response `call` will not return (up to [`DRAIN_LIMIT`](resil_core::DRAIN_LIMIT)
+/// Drains the response `call` will not return (up to [`DRAIN_LIMIT`](resil_http::driver::DRAIN_LIMIT)
 /// bytes, bounded by its deadline) and drops it, so its connection can serve the next attempt;
 /// for drivers, before each attempt and each wait.
-pub async fn release_stale(call: &mut resil_core::Call<'_, Body>) {
+pub async fn release_stale(call: &mut resil_http::Call<'_, Body>) {
     if let Some(old) = call.stale_response() {
-        old.body_mut().drain(resil_core::DRAIN_LIMIT).await;
+        old.body_mut().drain(resil_http::driver::DRAIN_LIMIT).await;
         call.discard_stale();
     }
 }
@@ -419,11 +419,11 @@ impl fmt::Display for BodyTooLarge {
 
 impl StdError for BodyTooLarge {}
 
-impl resil_core::CallBody for Body {
+impl resil_http::CallBody for Body {
     fn set_limit(&mut self, limit: u64) {
         self.shared.limit = limit;
     }
-    fn label(&self) -> Option<&resil_core::CallLabel> {
+    fn label(&self) -> Option<&resil_http::CallLabel> {
         self.shared.label.as_ref()
     }
 }
@@ -455,7 +455,7 @@ impl HttpBody for Body {
             // hyper's "error reading a body from connection" has an `UnexpectedEof` beneath
             // it when the body was cut short; say so in the words every driver uses.
             Poll::Ready(Some(Err(e))) => {
-                Poll::Ready(Some(Err(resil_core::IncompleteBody::mark(e))))
+                Poll::Ready(Some(Err(resil_http::IncompleteBody::mark(e))))
             }
             other => other,
         }
@@ -479,14 +479,14 @@ impl fmt::Debug for Body {
     }
 }
 
-pub use resil_core::TransportError;
+pub use resil_http::TransportError;
 
 /// One HTTP exchange without retries; implement it to bring your own client. Error statuses
 /// must come back as responses. The client enforces the attempt deadline by dropping the
 /// future, so a transport needs no timeout of its own, but must stop its work when dropped.
 pub trait AsyncTransport: Send + Sync {
     /// Whether [`send`](Self::send) itself ends the exchange with
-    /// [`ErrorKind::Timeout`](resil_core::ErrorKind::Timeout) once the request's
+    /// [`TransportErrorKind::Timeout`](resil_core::TransportErrorKind::Timeout) once the request's
     /// [`AttemptBudget`] has run out. Then the client sets no timer of its own per attempt (on
     /// some runtimes a timer wakes another thread). Default `false`: the client enforces it.
     fn enforces_deadline(&self) -> bool {
@@ -503,7 +503,7 @@ pub trait AsyncTransport: Send + Sync {
     /// HTTP library cannot carry. The client asks before every [`send`](Self::send), once the
     /// attempt's headers are complete (credentials and request id included); an error ends the
     /// call, unsent and not retried, as an
-    /// [`InvalidConfig`](resil_core::ClientErrorKind::InvalidConfig) error whose cause it is.
+    /// [`InvalidConfig`](resil_http::ErrorKind::InvalidConfig) error whose cause it is.
     /// Default: every request can be sent.
     fn check_request(&self, request: &http::Request<RequestBody>) -> Result<(), BoxError> {
         let _ = request;
@@ -552,7 +552,7 @@ fn other_version(request: &http::Request<RequestBody>, http2_in_clear: bool) -> 
 pub struct AttemptBudget(pub Duration);
 
 /// Settings for a runtime's default transport. A timeout longer than
-/// [`MAX_TIMEOUT`](resil_core::MAX_TIMEOUT) (one year; `Duration::MAX` for "never") counts as
+/// [`MAX_TIMEOUT`](resil_http::driver::MAX_TIMEOUT) (one year; `Duration::MAX` for "never") counts as
 /// that long.
 #[derive(Clone, Debug)]
 pub struct TransportSettings {
@@ -573,15 +573,15 @@ pub struct TransportSettings {
     pub max_connections_per_host: Option<usize>,
     /// Longest response head accepted, status line and headers (default 64 KiB, as
     /// resil-blocking's); a longer one fails the attempt as a
-    /// [`Protocol`](resil_core::ErrorKind::Protocol) error. hyper caps an HTTP/2 header list
+    /// [`Protocol`](resil_core::TransportErrorKind::Protocol) error. hyper caps an HTTP/2 header list
     /// at it and reads an HTTP/1 head in a buffer this large (at least 8 KiB), checked
     /// between reads of the socket, so a head that completes in the read that crosses the
     /// bound (at most twice it) is still taken. curl's limits are its own (100 KiB a header
     /// line, 300 KiB a head) and apply to resil-isahc instead.
     pub max_response_header_size: usize,
     /// Where connections go: through the environment's proxies (default), straight to every
-    /// server, or through one proxy (see [`Proxy`](resil_core::Proxy)).
-    pub proxy: resil_core::Proxy,
+    /// server, or through one proxy (see [`Proxy`](resil_http::Proxy)).
+    pub proxy: resil_http::Proxy,
 }
 
 impl Default for TransportSettings {
@@ -593,7 +593,7 @@ impl Default for TransportSettings {
             http2_prior_knowledge: false,
             max_connections_per_host: None,
             max_response_header_size: 64 * 1024,
-            proxy: resil_core::Proxy::FromEnv,
+            proxy: resil_http::Proxy::FromEnv,
         }
     }
 }

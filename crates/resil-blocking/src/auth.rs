@@ -47,7 +47,7 @@ impl<F: Fn() -> Result<String, AuthError> + Send + Sync> AuthProvider for Bearer
             .token
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Ok(resil_core::set_bearer(headers, &token)?)
+        Ok(resil_http::driver::set_bearer(headers, &token)?)
     }
 
     fn refresh(&self) -> Result<(), AuthError> {

@@ -5,15 +5,16 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::error::Error;
+use crate::Error;
 use crate::request::RequestBuilder;
 use crate::transport::{BlockingTransport, RequestBody, UreqSettings, UreqTransport};
 use crate::{AuthProvider, Response};
 use bytes::Bytes;
 use http::Method;
-use resil_core::{
-    AttemptId, Call, CallLabel, CallStep, CircuitBreaker, ClientConfig, ClientCore, DRAIN_LIMIT,
-    EnvConfig, Hooks, Instant, RetryBudget, RetryPolicy, StatsSnapshot, UnixTime,
+use resil_core::{CircuitBreaker, Instant, RetryBudget, RetryPolicy, UnixTime};
+use resil_http::driver::DRAIN_LIMIT;
+use resil_http::{
+    AttemptId, Call, CallLabel, ClientConfig, ClientCore, EnvConfig, Hooks, StatsSnapshot, Step,
 };
 
 /// A resilient blocking HTTP client. Cheap to clone (clones share the connection pool,
@@ -156,7 +157,7 @@ impl Client {
                 .start_call(policy.as_deref(), &mut parts, body.is_replayable(), now);
         loop {
             match call.next(&parts) {
-                CallStep::Send { attempt, deadline } => {
+                Step::Send { attempt, deadline } => {
                     if let Some(old) = call.stale_response() {
                         old.body_mut().drain(DRAIN_LIMIT);
                         call.discard_stale();
@@ -183,7 +184,7 @@ impl Client {
                         Err(AttemptError::Fatal(e)) => return Err(e),
                     }
                 }
-                CallStep::Sleep { until } => {
+                Step::Sleep { until } => {
                     // Release the retried response's connection before the wait.
                     if let Some(old) = call.stale_response() {
                         old.body_mut().drain(DRAIN_LIMIT);
@@ -197,11 +198,11 @@ impl Client {
                     now = clock.now();
                     call.timer(now);
                 }
-                CallStep::Done(mut response) => {
+                Step::Done(mut response) => {
                     response.body_mut().label = Some(CallLabel::new(parts.method, parts.uri));
                     return Ok(response);
                 }
-                CallStep::Fail(error) => return Err(error),
+                Step::Fail(error) => return Err(error),
             }
         }
     }
@@ -220,20 +221,24 @@ impl Client {
         let inner = &*self.inner;
         let mut refreshed = false;
         loop {
-            let mut request = resil_core::attempt_request(parts, id, body.take_for_attempt());
+            let mut request =
+                resil_http::driver::attempt_request(parts, id, body.take_for_attempt());
             if let Some(auth) = &inner.auth {
                 auth.authorize(request.headers_mut())
-                    .map_err(|e| AttemptError::Fatal(resil_core::auth_error(parts, e)))?;
+                    .map_err(|e| AttemptError::Fatal(resil_http::driver::auth_error(parts, e)))?;
             }
-            inner
-                .transport
-                .check_request(&request)
-                .map_err(|e| AttemptError::Fatal(resil_core::unsendable_request(parts, e)))?;
+            inner.transport.check_request(&request).map_err(|e| {
+                AttemptError::Fatal(resil_http::driver::unsendable_request(parts, e))
+            })?;
             let mut response = inner
                 .transport
-                .send(request, resil_core::attempt_budget(deadline, now))
+                .send(request, resil_http::driver::attempt_budget(deadline, now))
                 .map_err(AttemptError::Transport)?;
-            if resil_core::refresh_credentials(response.status(), refreshed, body.is_replayable()) {
+            if resil_http::driver::refresh_credentials(
+                response.status(),
+                refreshed,
+                body.is_replayable(),
+            ) {
                 if let Some(auth) = &inner.auth {
                     refreshed = true;
                     if auth.refresh().is_ok() {
@@ -275,7 +280,7 @@ impl Clock for SystemClock {
         Instant::now()
     }
     fn wall(&self) -> UnixTime {
-        UnixTime::now()
+        resil_http::driver::unix_now()
     }
     fn sleep(&self, d: Duration) {
         std::thread::sleep(d);
@@ -286,9 +291,9 @@ impl Clock for SystemClock {
 fn body_read_error(e: std::io::Error) -> crate::transport::TransportError {
     let kind = match e.kind() {
         std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
-            resil_core::ErrorKind::Timeout
+            resil_core::TransportErrorKind::Timeout
         }
-        _ => resil_core::ErrorKind::Reset,
+        _ => resil_core::TransportErrorKind::Reset,
     };
     crate::transport::TransportError::new(kind, e)
 }
@@ -388,17 +393,17 @@ impl ClientBuilder {
     }
 
     /// The default transport connects straight to every server, whatever proxy the
-    /// environment names (see [`Proxy::Direct`](resil_core::Proxy::Direct)).
+    /// environment names (see [`Proxy::Direct`](resil_http::Proxy::Direct)).
     pub fn no_proxy(mut self) -> Self {
-        self.ureq.proxy = resil_core::Proxy::Direct;
+        self.ureq.proxy = resil_http::Proxy::Direct;
         self
     }
 
     /// The default transport connects to every server through the `http://` proxy at `url`
     /// (`http://[user:password@]host:port`), whatever the environment says; checked at
-    /// [`build`](Self::build) (see [`Proxy::Url`](resil_core::Proxy::Url)).
+    /// [`build`](Self::build) (see [`Proxy::Url`](resil_http::Proxy::Url)).
     pub fn proxy(mut self, url: &str) -> Self {
-        self.ureq.proxy = resil_core::Proxy::Url(url.to_owned());
+        self.ureq.proxy = resil_http::Proxy::Url(url.to_owned());
         self
     }
 
@@ -419,7 +424,7 @@ impl ClientBuilder {
 
     /// A circuit breaker per origin (scheme, host and port), each built by `breaker`, for a
     /// client that calls several backends: one that fails then trips only its own (see
-    /// [`ClientConfig::breaker_per_origin`](resil_core::ClientConfig::breaker_per_origin)).
+    /// [`ClientConfig::breaker_per_origin`](resil_http::ClientConfig::breaker_per_origin)).
     pub fn breaker_per_origin(mut self, breaker: resil_core::CircuitBreakerBuilder) -> Self {
         self.config.breaker_per_origin(breaker);
         self
@@ -545,7 +550,7 @@ impl ClientBuilder {
         let transport = match self.transport {
             Some(t) => t,
             None => Arc::new(UreqTransport::new(&ureq).map_err(|e| {
-                Error::new(resil_core::ClientErrorKind::InvalidConfig, "-", "-").with_source(e)
+                Error::new(resil_http::ErrorKind::InvalidConfig, "-", "-").with_source(e)
             })?),
         };
         Ok(Client {

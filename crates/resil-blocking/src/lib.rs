@@ -75,7 +75,6 @@
 
 mod auth;
 mod client;
-mod error;
 mod request;
 mod response;
 mod tcp;
@@ -85,7 +84,6 @@ use std::sync::OnceLock;
 
 pub use auth::{AuthError, AuthProvider, BearerToken};
 pub use client::{Client, ClientBuilder, Clock, SystemClock};
-pub use error::{Error, ErrorKind};
 pub use request::RequestBuilder;
 pub use response::ResponseExt;
 pub use transport::{
@@ -95,16 +93,13 @@ pub use transport::{
 // The core types this crate's API takes or hands out, so one dependency is enough to
 // configure a client, implement hooks or a transport, and match on what they report.
 pub use http;
-pub use resil_core::{
-    Attempt, AttemptOutcome, Backoff, BreakerState, CallInfo, Cause, CircuitBreaker,
-    CircuitBreakerBuilder, EnvConfig, EnvError, ErrorKind as TransportErrorKind, ErrorKinds,
-    GiveUp, GiveUpReason, Hooks, IncompleteBody, Jitter, PolicyError, RetryBudget, RetryContext,
-    RetryInfo, RetryPolicy, RetryPolicyBuilder, RetryReason, SlowCalls, StatsSnapshot, Transition,
-    TripCondition, Window,
-};
+pub use resil_http::prelude::*;
 
 /// A response: an `http::Response` whose body streams with a size limit.
 pub type Response = http::Response<Body>;
+
+/// An error with everything known about the call; see [`resil_http::Error`].
+pub type Error = resil_http::Error<Body>;
 
 fn default_client() -> &'static Client {
     static CLIENT: OnceLock<Client> = OnceLock::new();

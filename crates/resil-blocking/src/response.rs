@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use crate::Response;
-use crate::error::{Error, ErrorKind};
+use crate::{Error, ErrorKind};
 
 /// Conveniences on [`Response`] (`http::Response<Body>`).
 pub trait ResponseExt: Sized {

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use resil_core::{ErrorKind, library_timeout};
+use resil_core::TransportErrorKind;
+use resil_http::driver::library_timeout;
 use ureq::unversioned::transport::{
     Buffers, ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, Transport,
     time::Duration as UreqDuration,
@@ -99,7 +100,7 @@ pub struct Body {
     read: u64,
     /// The call this body answers, for error messages; kept here rather than in the
     /// response's extensions, which would cost an allocation and a map per call.
-    pub(crate) label: Option<resil_core::CallLabel>,
+    pub(crate) label: Option<resil_http::CallLabel>,
 }
 
 impl Body {
@@ -156,11 +157,11 @@ impl Body {
     }
 }
 
-impl resil_core::CallBody for Body {
+impl resil_http::CallBody for Body {
     fn set_limit(&mut self, limit: u64) {
         self.limit = limit;
     }
-    fn label(&self) -> Option<&resil_core::CallLabel> {
+    fn label(&self) -> Option<&resil_http::CallLabel> {
         self.label.as_ref()
     }
 }
@@ -190,7 +191,7 @@ fn cut_short(e: io::Error) -> io::Error {
     if e.kind() == io::ErrorKind::UnexpectedEof {
         io::Error::new(
             io::ErrorKind::UnexpectedEof,
-            resil_core::IncompleteBody::new(e),
+            resil_http::IncompleteBody::new(e),
         )
     } else {
         e
@@ -210,8 +211,8 @@ mod tests {
     use std::io::Read;
 
     use super::{
-        AttemptDeadline, Body, Deadline, Duration, ErrorKind, LiteralFirstResolver, NextTimeout,
-        UreqDuration, classify,
+        AttemptDeadline, Body, Deadline, Duration, LiteralFirstResolver, NextTimeout,
+        TransportErrorKind, UreqDuration, classify,
     };
 
     #[test]
@@ -270,7 +271,7 @@ mod tests {
         let error = LiteralFirstResolver::default()
             .resolve(&uri, &config, spent)
             .unwrap_err();
-        assert_eq!(classify(error).kind(), ErrorKind::Dns);
+        assert_eq!(classify(error).kind(), TransportErrorKind::Dns);
     }
 
     #[test]
@@ -324,12 +325,12 @@ impl fmt::Debug for Body {
     }
 }
 
-pub use resil_core::TransportError;
+pub use resil_http::TransportError;
 
 /// One HTTP exchange without retries: bring your own client by implementing this.
 ///
 /// `timeout` is what is left of the attempt: the transport must give up (with
-/// [`ErrorKind::Timeout`], or [`ErrorKind::ConnectTimeout`] while connecting) once it has
+/// [`TransportErrorKind::Timeout`], or [`TransportErrorKind::ConnectTimeout`] while connecting) once it has
 /// passed. Error statuses must come back as responses, not errors, so `Retry-After` is not lost.
 pub trait BlockingTransport: Send + Sync {
     /// Sends `request` and returns the response head with its body still to be read.
@@ -372,7 +373,7 @@ impl<T: BlockingTransport + ?Sized> BlockingTransport for Arc<T> {
 }
 
 /// Settings of the default ureq transport. A timeout longer than
-/// [`MAX_TIMEOUT`](resil_core::MAX_TIMEOUT) (one year; `Duration::MAX` for "never") counts as
+/// [`MAX_TIMEOUT`](resil_http::driver::MAX_TIMEOUT) (one year; `Duration::MAX` for "never") counts as
 /// that long.
 #[derive(Clone, Debug)]
 pub struct UreqSettings {
@@ -395,11 +396,11 @@ pub struct UreqSettings {
     /// `User-Agent` sent unless the request sets one (empty, or not a valid header value:
     /// none is sent).
     pub user_agent: String,
-    /// Where connections go (see [`Proxy`](resil_core::Proxy)): through the proxy the
+    /// Where connections go (see [`Proxy`](resil_http::Proxy)): through the proxy the
     /// environment names, as ureq reads it (the first of `ALL_PROXY`, `HTTPS_PROXY`,
     /// `HTTP_PROXY` that is set, and `NO_PROXY`; the default), straight to every server, or
     /// through one proxy.
-    pub proxy: resil_core::Proxy,
+    pub proxy: resil_http::Proxy,
 }
 
 impl Default for UreqSettings {
@@ -414,7 +415,7 @@ impl Default for UreqSettings {
             max_redirects: 0,
             max_response_header_size: 64 * 1024,
             user_agent: DEFAULT_USER_AGENT.to_owned(),
-            proxy: resil_core::Proxy::FromEnv,
+            proxy: resil_http::Proxy::FromEnv,
         }
     }
 }
@@ -441,14 +442,14 @@ pub struct UreqTransport {
 
 impl UreqTransport {
     /// A transport with these settings; fails only if the proxy URL is not one (see
-    /// [`check_proxy_url`](resil_core::check_proxy_url)).
+    /// [`check_proxy_url`](resil_http::driver::check_proxy_url)).
     pub fn new(
         settings: &UreqSettings,
     ) -> Result<UreqTransport, Box<dyn std::error::Error + Send + Sync>> {
         let proxy = match &settings.proxy {
-            resil_core::Proxy::FromEnv => ureq::Proxy::try_from_env(),
-            resil_core::Proxy::Url(url) => {
-                resil_core::check_proxy_url(url)?;
+            resil_http::Proxy::FromEnv => ureq::Proxy::try_from_env(),
+            resil_http::Proxy::Url(url) => {
+                resil_http::driver::check_proxy_url(url)?;
                 Some(ureq::Proxy::new(url)?)
             }
             _ => None,
@@ -540,7 +541,7 @@ impl BlockingTransport for UreqTransport {
     ) -> Result<http::Response<Body>, TransportError> {
         let (mut parts, body) = request.into_parts();
         if self.sets_host {
-            resil_core::fill_host_header(&mut parts.headers, &parts.uri);
+            resil_http::driver::fill_host_header(&mut parts.headers, &parts.uri);
         }
         // ureq would build each of these from a string on every request.
         if let Some(agent) = &self.user_agent {
@@ -749,7 +750,7 @@ impl ureq::unversioned::resolver::Resolver for LiteralFirstResolver {
 
 /// ureq reports a failed lookup as a plain `Io` error, and one the attempt's deadline cut
 /// short by the deadline's reason (`Global`, which reads as "may have been sent"); marked,
-/// [`classify`] knows both as [`ErrorKind::Dns`] (nothing was sent, so any method may retry).
+/// [`classify`] knows both as [`TransportErrorKind::Dns`] (nothing was sent, so any method may retry).
 fn mark_lookup_failure(error: ureq::Error) -> ureq::Error {
     match error {
         ureq::Error::Io(e) => ureq::Error::Io(io::Error::new(e.kind(), LookupFailed(e))),
@@ -790,7 +791,7 @@ fn cached_ip_literal(uri: &http::Uri) -> Option<std::net::SocketAddr> {
     let authority = uri.authority()?.as_str();
     let default_port = default_port(uri);
     LAST_LITERAL.with(|last| {
-        resil_core::remember_last(
+        resil_http::driver::remember_last(
             last,
             |(seen, port)| *port == default_port && seen == authority,
             || {
@@ -928,25 +929,29 @@ fn classify(error: ureq::Error) -> TransportError {
     use ureq::Error as E;
     use ureq::Timeout as T;
     let kind = match &error {
-        E::HostNotFound => ErrorKind::Dns,
-        E::ConnectionFailed => ErrorKind::Connect,
-        E::Timeout(T::Resolve) => ErrorKind::Dns,
-        E::Timeout(T::Connect) => ErrorKind::ConnectTimeout,
-        E::Timeout(_) => ErrorKind::Timeout,
-        E::Io(e) if e.get_ref().is_some_and(|inner| inner.is::<LookupFailed>()) => ErrorKind::Dns,
+        E::HostNotFound => TransportErrorKind::Dns,
+        E::ConnectionFailed => TransportErrorKind::Connect,
+        E::Timeout(T::Resolve) => TransportErrorKind::Dns,
+        E::Timeout(T::Connect) => TransportErrorKind::ConnectTimeout,
+        E::Timeout(_) => TransportErrorKind::Timeout,
+        E::Io(e) if e.get_ref().is_some_and(|inner| inner.is::<LookupFailed>()) => {
+            TransportErrorKind::Dns
+        }
         E::Io(e) => match e.kind() {
-            io::ErrorKind::ConnectionRefused => ErrorKind::Connect,
-            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ErrorKind::Timeout,
+            io::ErrorKind::ConnectionRefused => TransportErrorKind::Connect,
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => TransportErrorKind::Timeout,
             io::ErrorKind::ConnectionReset
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::UnexpectedEof => ErrorKind::Reset,
-            _ => ErrorKind::Other,
+            | io::ErrorKind::UnexpectedEof => TransportErrorKind::Reset,
+            _ => TransportErrorKind::Other,
         },
-        E::Protocol(_) | E::LargeResponseHeader(..) | E::BodyStalled => ErrorKind::Protocol,
+        E::Protocol(_) | E::LargeResponseHeader(..) | E::BodyStalled => {
+            TransportErrorKind::Protocol
+        }
         #[cfg(feature = "rustls")]
-        E::Tls(_) | E::Rustls(_) | E::Pem(_) => ErrorKind::TlsHandshake,
-        _ => ErrorKind::Other,
+        E::Tls(_) | E::Rustls(_) | E::Pem(_) => TransportErrorKind::TlsHandshake,
+        _ => TransportErrorKind::Other,
     };
     TransportError::new(kind, error)
 }

@@ -11,9 +11,9 @@ use resil_blocking::{
     AuthError, AuthProvider, BearerToken, Client, ClientBuilder, Clock, ErrorKind, ResponseExt,
 };
 use resil_core::{
-    Backoff, BreakerState, CircuitBreaker, EnvConfig, Instant, Jitter, RetryPolicy, TripCondition,
-    UnixTime,
+    Backoff, BreakerState, CircuitBreaker, Instant, Jitter, RetryPolicy, TripCondition, UnixTime,
 };
+use resil_http::EnvConfig;
 use resil_tests::{
     Reply, TestServer, Transcript, error_body_policy, error_body_replies, exclusive_load,
     scenario_policy, scenarios, shared_load,

@@ -23,7 +23,7 @@ fn get(transport: &UreqTransport, server: &TestServer, path: &str, budget: Durat
 fn stall_times_out(transport: &UreqTransport, server: &TestServer) {
     let start = Instant::now();
     let err = get(transport, server, "/stall", Duration::from_millis(100)).unwrap_err();
-    assert_eq!(err.kind(), resil_core::ErrorKind::Timeout, "{err}");
+    assert_eq!(err.kind(), resil_core::TransportErrorKind::Timeout, "{err}");
     assert_took(start, Duration::from_millis(90), Duration::from_secs(1));
 }
 
@@ -106,7 +106,11 @@ fn a_connect_that_hangs_ends_at_the_attempt_deadline() {
     let start = Instant::now();
     let err = get_url(&transport, listener.url(), Duration::from_millis(80)).unwrap_err();
     // Nothing was sent, so the retry policy may retry it whatever the method.
-    assert_eq!(err.kind(), resil_core::ErrorKind::ConnectTimeout, "{err}");
+    assert_eq!(
+        err.kind(),
+        resil_core::TransportErrorKind::ConnectTimeout,
+        "{err}"
+    );
     assert_took(start, Duration::from_millis(75), Duration::from_secs(2));
 }
 
@@ -147,7 +151,7 @@ fn unresolvable_url() -> String {
 fn a_failed_name_lookup_is_a_dns_error() {
     let transport = UreqTransport::new(&UreqSettings::default()).unwrap();
     let err = get_url(&transport, &unresolvable_url(), Duration::from_secs(5)).unwrap_err();
-    assert_eq!(err.kind(), resil_core::ErrorKind::Dns, "{err}");
+    assert_eq!(err.kind(), resil_core::TransportErrorKind::Dns, "{err}");
     assert!(format!("{err:#}").contains("name lookup failed"), "{err}");
 
     let client = resil_blocking::Client::builder()
@@ -172,7 +176,7 @@ fn a_failed_name_lookup_is_a_dns_error() {
     );
     assert_eq!(
         err.kind(),
-        resil_blocking::ErrorKind::Transport(resil_core::ErrorKind::Dns),
+        resil_blocking::ErrorKind::Transport(resil_core::TransportErrorKind::Dns),
         "{err}"
     );
 }

@@ -7,10 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use resil_core::{
-    Backoff, CallInfo, CircuitBreaker, Hooks, Jitter, RetryPolicy, RetryReason, StatsSnapshot,
-    Transition, TripCondition,
-};
+use resil_core::{Backoff, CircuitBreaker, Jitter, RetryPolicy, Transition, TripCondition};
+use resil_http::{CallInfo, Hooks, RetryReason, StatsSnapshot};
 use resil_tests::{Reply, TestServer};
 
 /// When each embedded server is down, relative to its start.

@@ -6,10 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 use resil_blocking::{Client, ErrorKind};
-use resil_core::{
-    Attempt, Backoff, CallInfo, CircuitBreaker, GiveUp, Hooks, Jitter, RetryInfo, RetryPolicy,
-    TripCondition, parse_duration,
-};
+use resil_core::{Attempt, Backoff, CircuitBreaker, GiveUp, Jitter, RetryPolicy, TripCondition};
+use resil_http::{CallInfo, EnvConfig, Hooks, RetryInfo};
 
 /// Options shared by the request commands.
 #[derive(Args, Debug)]
@@ -101,7 +99,7 @@ fn backoff(spec: &str) -> Option<(Backoff, Jitter)> {
         return Some((Backoff::Constant(Duration::ZERO), Jitter::None));
     }
     let (kind, value) = spec.split_once(':')?;
-    let d = parse_duration(value)?;
+    let d = EnvConfig::parse_duration(value)?;
     match kind {
         "exp" => Some((Backoff::exponential(d), Jitter::Full)),
         "const" => Some((Backoff::Constant(d), Jitter::None)),
@@ -113,7 +111,7 @@ fn backoff(spec: &str) -> Option<(Backoff, Jitter)> {
 fn optional_duration(option: &str, value: Option<&str>) -> Result<Option<Duration>, ExitCode> {
     value
         .map(|v| {
-            parse_duration(v).ok_or_else(|| {
+            EnvConfig::parse_duration(v).ok_or_else(|| {
                 usage(&format!(
                     "{option} takes a duration above zero such as 5s or 500ms"
                 ))
@@ -148,8 +146,8 @@ pub fn run(method: http::Method, args: &RequestArgs) -> ExitCode {
         );
     };
     let (Some(total), Some(attempt)) = (
-        parse_duration(&args.timeout),
-        parse_duration(&args.attempt_timeout),
+        EnvConfig::parse_duration(&args.timeout),
+        EnvConfig::parse_duration(&args.attempt_timeout),
     ) else {
         return usage(
             "--timeout and --attempt-timeout take durations above zero such as 30s or 500ms",

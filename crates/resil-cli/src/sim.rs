@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use plotters::prelude::*;
 use resil_core::{
-    Backoff, BreakerState, CircuitBreaker, ErrorKind, Jitter, RetryBudget, RetryPolicy,
+    Backoff, BreakerState, CircuitBreaker, Jitter, RetryBudget, RetryPolicy, TransportErrorKind,
     TripCondition,
 };
 use resil_sim::{
@@ -196,8 +196,8 @@ fn scenario(file: File) -> Result<Scenario, String> {
     }
     s.server.failure_probability = p;
     s.server.failure = match v.failure.as_deref().unwrap_or("503") {
-        "reset" => Failure::Error(ErrorKind::Reset),
-        "refused" => Failure::Error(ErrorKind::Connect),
+        "reset" => Failure::Error(TransportErrorKind::Reset),
+        "refused" => Failure::Error(TransportErrorKind::Connect),
         "stall" => Failure::Stall,
         status => Failure::Status(
             status

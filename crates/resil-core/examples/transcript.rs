@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use resil_core::{
-    Action, CircuitBreaker, ErrorKind, Event, Input, Instant, Method, RequestInfo, ResponseHead,
-    RetryAfter, RetryMachine, RetryPolicy, TripCondition,
+    Action, CircuitBreaker, Event, Input, Instant, Method, RequestInfo, ResponseHead, RetryAfter,
+    RetryMachine, RetryPolicy, TransportErrorKind, TripCondition,
 };
 
 /// How the simulated server answers one attempt.
@@ -17,7 +17,7 @@ use resil_core::{
 enum Reply {
     Status(u16),
     WithRetryAfter(u16, &'static str),
-    Error(ErrorKind),
+    Error(TransportErrorKind),
     Stall,
 }
 
@@ -153,7 +153,10 @@ fn main() -> ExitCode {
         "POST: connection refused never reached the server, so it is retried",
         &policy,
         RequestInfo::new(Method::Post),
-        &[Reply::Error(ErrorKind::Connect), Reply::Status(201)],
+        &[
+            Reply::Error(TransportErrorKind::Connect),
+            Reply::Status(201),
+        ],
         seed,
         None,
         t0,
@@ -162,7 +165,7 @@ fn main() -> ExitCode {
         "POST: reset after the request was written may have been processed: not replayed",
         &policy,
         RequestInfo::new(Method::Post),
-        &[Reply::Error(ErrorKind::Reset)],
+        &[Reply::Error(TransportErrorKind::Reset)],
         seed,
         None,
         t0,

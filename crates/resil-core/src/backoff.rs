@@ -9,7 +9,7 @@ use core::time::Duration;
 
 use rand_core::Rng;
 
-use crate::PolicyError;
+use crate::error::PolicyError;
 use crate::time::duration_to_nanos;
 
 /// How the nominal delay grows with the retry number (0 for the first retry).

@@ -11,9 +11,9 @@
 use core::fmt;
 use core::time::Duration;
 
-use crate::PolicyError;
 use crate::backoff::{scale, to_fixed};
 use crate::budget::{ONE, to_ppm};
+use crate::error::PolicyError;
 use crate::splitmix::SplitMix64;
 use crate::time::{Instant, duration_to_nanos};
 
@@ -69,13 +69,13 @@ impl Permit {
     }
 
     /// The breaker generation that issued it.
-    #[cfg(feature = "std")]
+    #[cfg(target_has_atomic = "64")]
     pub(crate) fn generation(&self) -> u32 {
         self.generation
     }
 
     /// The permit a closed breaker of this generation gives at `now`.
-    #[cfg(feature = "std")]
+    #[cfg(target_has_atomic = "64")]
     pub(crate) fn closed(generation: u32, now: Instant) -> Permit {
         Permit {
             generation,
@@ -90,14 +90,14 @@ impl Permit {
 /// and reporting a success change nothing in it: a retry machine then does both here, and
 /// only a failure, or a breaker in any other condition, takes the lock. Clients sharing one
 /// breaker share its gate.
-#[cfg(feature = "std")]
+#[cfg(target_has_atomic = "64")]
 #[derive(Debug, Default)]
-pub(crate) struct BreakerGate(core::sync::atomic::AtomicU64);
+pub struct BreakerGate(core::sync::atomic::AtomicU64);
 
-#[cfg(feature = "std")]
+#[cfg(target_has_atomic = "64")]
 impl BreakerGate {
     /// The breaker's generation while it is quiet as above; `None` otherwise.
-    pub(crate) fn quiet_generation(&self) -> Option<u32> {
+    pub fn quiet_generation(&self) -> Option<u32> {
         let word = self.0.load(core::sync::atomic::Ordering::Acquire);
         // The generation was shifted in from a u32.
         (word & 1 == 1).then_some((word >> 1) as u32)
@@ -105,15 +105,15 @@ impl BreakerGate {
 }
 
 /// A breaker's handle on its gate; a cloned breaker gets a gate of its own.
-#[cfg(feature = "std")]
+#[cfg(target_has_atomic = "64")]
 #[derive(Debug, Default)]
-struct GateHandle(std::sync::Arc<BreakerGate>);
+struct GateHandle(alloc::sync::Arc<BreakerGate>);
 
-#[cfg(feature = "std")]
+#[cfg(target_has_atomic = "64")]
 impl Clone for GateHandle {
     fn clone(&self) -> Self {
         let word = self.0.0.load(core::sync::atomic::Ordering::Acquire);
-        GateHandle(std::sync::Arc::new(BreakerGate(
+        GateHandle(alloc::sync::Arc::new(BreakerGate(
             core::sync::atomic::AtomicU64::new(word),
         )))
     }
@@ -364,7 +364,7 @@ impl CircuitBreakerBuilder {
             last_probe_at: Instant::ZERO,
             latest: Instant::ZERO,
             transitions: TransitionLog::default(),
-            #[cfg(feature = "std")]
+            #[cfg(target_has_atomic = "64")]
             gate: GateHandle::default(),
         };
         breaker.publish();
@@ -416,7 +416,7 @@ pub struct CircuitBreaker {
     /// Latest `now` seen; callers on other threads may pass slightly older readings.
     latest: Instant,
     transitions: TransitionLog,
-    #[cfg(feature = "std")]
+    #[cfg(target_has_atomic = "64")]
     gate: GateHandle,
 }
 
@@ -799,7 +799,7 @@ impl CircuitBreaker {
     /// Shows on the gate whether the breaker is quiet (see [`BreakerGate`]). Every change of
     /// state, generation or failure count ends here.
     fn publish(&self) {
-        #[cfg(feature = "std")]
+        #[cfg(target_has_atomic = "64")]
         {
             let quiet = self.state == BreakerState::Closed
                 && self.consecutive == 0
@@ -817,10 +817,10 @@ impl CircuitBreaker {
         }
     }
 
-    /// The gate retry machines read instead of taking this breaker's lock.
-    // Only clients (the `http` glue) hand a machine its breaker's gate.
-    #[cfg(feature = "http")]
-    pub(crate) fn gate(&self) -> std::sync::Arc<BreakerGate> {
+    /// The gate retry machines read instead of taking this breaker's lock (see
+    /// [`RetryMachine::with_breaker_gate`](crate::RetryMachine::with_breaker_gate)).
+    #[cfg(target_has_atomic = "64")]
+    pub fn gate(&self) -> alloc::sync::Arc<BreakerGate> {
         self.gate.0.clone()
     }
 

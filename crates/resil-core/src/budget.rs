@@ -7,7 +7,7 @@
 
 use core::time::Duration;
 
-use crate::PolicyError;
+use crate::error::PolicyError;
 use crate::time::{Instant, duration_to_nanos};
 
 const BUCKETS: usize = 10;

@@ -91,7 +91,7 @@
 //! ## Safety rules the machine enforces
 //!
 //! - GET, HEAD, OPTIONS, TRACE, PUT and DELETE are retried. POST, PATCH and other methods only
-//!   when the error proves the request never reached the server ([`ErrorKind::reached_server`]),
+//!   when the error proves the request never reached the server ([`TransportErrorKind::reached_server`]),
 //!   when it carries an `Idempotency-Key`, or when the policy opts in. A request that may
 //!   have been processed is never silently replayed.
 //! - `Retry-After` is never shortened; a longer ask than `max_retry_after` (or one past the
@@ -101,17 +101,10 @@
 //!
 //! ## Features
 //!
-//! - `std`: [`UnixTime::now`], [`Shared`] for `std::sync::Mutex`, and what every driver
-//!   shares: [`Hooks`], [`Stats`] and the [`Observer`] that feeds them from machine events,
-//!   and [`EnvConfig`] (`RESIL_*` variables).
-//! - `tracing` (implies `std`): the [`Observer`] also emits `tracing` events (`tracing` is the
-//!   ecosystem's standard structured-logging facade).
-//! - `http` (implies `std`): glue for the `http` crate — request and response heads in,
-//!   base-URL joining, default-header merging, sensitive-header redaction — and the IO-free
-//!   half of every client, so the blocking and async drivers share it instead of repeating
-//!   it: [`ClientConfig`]/[`ClientCore`] (a client's settings, checked once), [`RequestDraft`]
-//!   (a request being built) and [`Call`] (one call's machine, observer, last response and
-//!   final result; a driver only sends, drains and waits) with the [`CallError`] it returns.
+//! - `std`: [`Shared`] for `std::sync::Mutex`, [`Instant::now`] (on a process-wide origin,
+//!   so every driver in a process agrees on time), and nothing else. Core's decisions never
+//!   read a clock, the environment or a process id under any feature; the HTTP half every
+//!   client shares (errors, configuration, hooks, the `Call` bookkeeping) is `resil-http`'s.
 //!
 //! Dependencies: `rand_core` (the RNG trait every Rust RNG implements) and `rand_chacha`
 //! (the seeded, portable default jitter RNG; `default-features = false` keeps it `no_std`).
@@ -125,73 +118,36 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod attempt;
 mod backoff;
 mod breaker;
 mod budget;
-#[cfg(feature = "http")]
-mod call;
-#[cfg(feature = "http")]
-mod call_error;
-#[cfg(feature = "http")]
-mod client_config;
-#[cfg(feature = "std")]
-mod env;
-#[cfg(feature = "http")]
-mod http_glue;
-#[cfg(feature = "std")]
-mod observe;
-#[cfg(feature = "http")]
-mod origin_breakers;
+mod error;
 mod policy;
-#[cfg(feature = "http")]
-mod proxy;
-#[cfg(feature = "http")]
-mod request_draft;
 mod retry;
 mod retry_after;
 mod shared;
 mod splitmix;
 mod time;
 
+pub use attempt::Attempt;
 pub use backoff::{Backoff, BackoffSchedule, Delays, Jitter};
+#[cfg(target_has_atomic = "64")]
+pub use breaker::BreakerGate;
 pub use breaker::{
     BreakerState, CallOutcome, CircuitBreaker, CircuitBreakerBuilder, Permit, Rejected, SlowCalls,
     Transition, TripCondition, Window,
 };
 pub use budget::RetryBudget;
-#[cfg(feature = "http")]
-pub use call::{Call, CallBody, CallLabel, CallStep, DRAIN_LIMIT, refresh_credentials};
-#[cfg(feature = "http")]
-pub use call_error::{CallError, IncompleteBody, TransportError, write_causes};
-#[cfg(feature = "http")]
-pub use client_config::{ClientConfig, ClientCore, DEFAULT_BODY_LIMIT};
-#[cfg(feature = "std")]
-pub use env::{EnvConfig, EnvError, TransportEnv, parse_duration};
-#[cfg(feature = "http")]
-pub use http_glue::{
-    AttemptId, ClientErrorKind, SENSITIVE_QUERY_PARAMS, UrlError, attempt_budget, attempt_request,
-    auth_error, check_request_headers, check_url, declare_empty_body, fill_host_header,
-    form_urlencode, is_sensitive_header, join_url, merge_default_headers, redact_url,
-    redact_url_str, redacted_headers, remember_last, request_id, request_info, response_head,
-    set_bearer, take_url_credentials, unsendable_request,
-};
-#[cfg(feature = "std")]
-pub use observe::{CallInfo, Hooks, Observer, RetryInfo, RetryReason, Stats, StatsSnapshot};
-#[cfg(feature = "http")]
-pub use origin_breakers::MAX_ORIGIN_BREAKERS;
+pub use error::PolicyError;
 pub use policy::{
-    AttemptOutcome, DEFAULT_RETRY_STATUSES, ErrorKind, ErrorKinds, HeaderLookup, Method,
-    PolicyError, RequestInfo, ResponseHead, RetryContext, RetryPolicy, RetryPolicyBuilder,
-    RetryPredicate, StatusSet,
+    AttemptOutcome, HeaderLookup, Method, RequestInfo, ResponseHead, RetryContext, RetryPolicy,
+    RetryPolicyBuilder, RetryPredicate, StatusSet, TransportErrorKind, TransportErrorKinds,
 };
-#[cfg(feature = "http")]
-pub use proxy::{Proxy, check_proxy_url};
-#[cfg(feature = "http")]
-pub use request_draft::RequestDraft;
-pub use retry::{Action, Attempt, Cause, Event, GiveUp, GiveUpReason, Input, RetryMachine};
+pub use retry::{Action, Cause, Event, GiveUp, GiveUpReason, Input, RetryMachine};
 pub use retry_after::{RetryAfter, parse_http_date};
 pub use shared::Shared;
-pub use time::{Instant, MAX_TIMEOUT, UnixTime, library_timeout, read_deadline};
+pub use time::{Instant, UnixTime};
 
 /// The RNG crates core builds on, re-exported so drivers and tests use the same versions.
 pub mod rand {

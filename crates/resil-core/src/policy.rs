@@ -5,36 +5,11 @@ use alloc::sync::Arc;
 use core::fmt;
 use core::time::Duration;
 
-use crate::Attempt;
+use crate::attempt::Attempt;
 use crate::backoff::{Backoff, BackoffSchedule, Jitter, to_fixed};
+use crate::error::PolicyError;
 use crate::retry_after::RetryAfter;
 use crate::time::{UnixTime, duration_to_nanos};
-
-/// A configuration value that failed validation: which field, and why.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PolicyError {
-    field: &'static str,
-    problem: &'static str,
-}
-
-impl PolicyError {
-    pub(crate) const fn new(field: &'static str, problem: &'static str) -> PolicyError {
-        PolicyError { field, problem }
-    }
-
-    /// The name of the offending setting, as the builder method spells it.
-    pub fn field(&self) -> &'static str {
-        self.field
-    }
-}
-
-impl fmt::Display for PolicyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid setting `{}`: {}", self.field, self.problem)
-    }
-}
-
-impl core::error::Error for PolicyError {}
 
 /// The request method, as far as retry safety is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -129,11 +104,11 @@ impl RequestInfo {
 }
 
 /// Why an attempt failed at the transport level. The split that matters is
-/// [`ErrorKind::reached_server`]: a request that never reached the server can always be
+/// [`TransportErrorKind::reached_server`]: a request that never reached the server can always be
 /// re-sent; one that may have been processed only when replaying it is safe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum ErrorKind {
+pub enum TransportErrorKind {
     /// Name resolution failed. Never sent.
     Dns,
     /// The TCP connection was refused or unreachable. Never sent.
@@ -155,16 +130,16 @@ pub enum ErrorKind {
     Other,
 }
 
-impl ErrorKind {
+impl TransportErrorKind {
     /// Whether the request may have reached the server (and so may have been processed).
     pub fn reached_server(self) -> bool {
         !matches!(
             self,
-            ErrorKind::Dns
-                | ErrorKind::Connect
-                | ErrorKind::ConnectTimeout
-                | ErrorKind::TlsHandshake
-                | ErrorKind::RefusedStream
+            TransportErrorKind::Dns
+                | TransportErrorKind::Connect
+                | TransportErrorKind::ConnectTimeout
+                | TransportErrorKind::TlsHandshake
+                | TransportErrorKind::RefusedStream
         )
     }
 
@@ -173,18 +148,18 @@ impl ErrorKind {
     }
 }
 
-impl fmt::Display for ErrorKind {
+impl fmt::Display for TransportErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            ErrorKind::Dns => "name resolution failed",
-            ErrorKind::Connect => "connection refused",
-            ErrorKind::ConnectTimeout => "connect timed out",
-            ErrorKind::TlsHandshake => "TLS handshake failed",
-            ErrorKind::RefusedStream => "stream refused by server",
-            ErrorKind::Reset => "connection reset after the request was sent",
-            ErrorKind::Timeout => "attempt timed out",
-            ErrorKind::Protocol => "malformed or truncated response",
-            ErrorKind::Other => "transport error",
+            TransportErrorKind::Dns => "name resolution failed",
+            TransportErrorKind::Connect => "connection refused",
+            TransportErrorKind::ConnectTimeout => "connect timed out",
+            TransportErrorKind::TlsHandshake => "TLS handshake failed",
+            TransportErrorKind::RefusedStream => "stream refused by server",
+            TransportErrorKind::Reset => "connection reset after the request was sent",
+            TransportErrorKind::Timeout => "attempt timed out",
+            TransportErrorKind::Protocol => "malformed or truncated response",
+            TransportErrorKind::Other => "transport error",
         })
     }
 }
@@ -285,7 +260,7 @@ pub enum AttemptOutcome<'a> {
     /// A response head arrived.
     Response(ResponseHead<'a>),
     /// The transport failed.
-    Error(ErrorKind),
+    Error(TransportErrorKind),
 }
 
 /// What a `retry_if` predicate sees.
@@ -384,33 +359,33 @@ impl fmt::Debug for StatusSet {
     }
 }
 
-/// A set of [`ErrorKind`]s.
+/// A set of [`TransportErrorKind`]s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct ErrorKinds(u16);
+pub struct TransportErrorKinds(u16);
 
-impl ErrorKinds {
+impl TransportErrorKinds {
     /// Transient transport failures: everything but TLS handshake, protocol and "other"
     /// errors, which rarely go away by themselves.
-    pub const TRANSIENT: ErrorKinds = ErrorKinds(
-        ErrorKind::Dns.bit()
-            | ErrorKind::Connect.bit()
-            | ErrorKind::ConnectTimeout.bit()
-            | ErrorKind::RefusedStream.bit()
-            | ErrorKind::Reset.bit()
-            | ErrorKind::Timeout.bit(),
+    pub const TRANSIENT: TransportErrorKinds = TransportErrorKinds(
+        TransportErrorKind::Dns.bit()
+            | TransportErrorKind::Connect.bit()
+            | TransportErrorKind::ConnectTimeout.bit()
+            | TransportErrorKind::RefusedStream.bit()
+            | TransportErrorKind::Reset.bit()
+            | TransportErrorKind::Timeout.bit(),
     );
     /// Every kind.
-    pub const ALL: ErrorKinds = ErrorKinds(u16::MAX);
+    pub const ALL: TransportErrorKinds = TransportErrorKinds(u16::MAX);
     /// No kind.
-    pub const NONE: ErrorKinds = ErrorKinds(0);
+    pub const NONE: TransportErrorKinds = TransportErrorKinds(0);
 
     /// The set of the given kinds.
-    pub fn of(kinds: &[ErrorKind]) -> ErrorKinds {
-        ErrorKinds(kinds.iter().fold(0, |acc, k| acc | k.bit()))
+    pub fn of(kinds: &[TransportErrorKind]) -> TransportErrorKinds {
+        TransportErrorKinds(kinds.iter().fold(0, |acc, k| acc | k.bit()))
     }
 
     /// Whether `kind` is in the set.
-    pub fn contains(self, kind: ErrorKind) -> bool {
+    pub fn contains(self, kind: TransportErrorKind) -> bool {
         self.0 & kind.bit() != 0
     }
 }
@@ -438,7 +413,7 @@ pub(crate) enum Classification {
 /// | `max_delay` | 20 s |
 /// | `jitter` | full (AWS "Exponential Backoff and Jitter") |
 /// | retryable statuses | 408, 429, 500, 502, 503, 504 |
-/// | retryable errors | [`ErrorKinds::TRANSIENT`] |
+/// | retryable errors | [`TransportErrorKinds::TRANSIENT`] |
 /// | breaker failure statuses | 408, 429, 500–599 |
 /// | `attempt_timeout` / `total_timeout` | 10 s / 30 s (.NET standard resilience handler) |
 /// | `max_retry_after` | 60 s, and never past the deadline |
@@ -450,7 +425,7 @@ pub struct RetryPolicy {
     pub(crate) schedule: BackoffSchedule,
     pub(crate) retry_statuses: StatusSet,
     pub(crate) failure_statuses: StatusSet,
-    pub(crate) retry_errors: ErrorKinds,
+    pub(crate) retry_errors: TransportErrorKinds,
     pub(crate) retry_if: Option<Arc<RetryPredicate>>,
     pub(crate) body_prefix: u32,
     pub(crate) retry_non_idempotent: bool,
@@ -512,6 +487,12 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// The largest body prefix a policy may ask drivers to read before deciding.
+    pub const MAX_BODY_PREFIX: usize = 64 * 1024;
+
+    /// Statuses retried by default: timeouts, rate limiting and the transient 5xx.
+    pub const DEFAULT_RETRY_STATUSES: &[u16] = &[408, 429, 500, 502, 503, 504];
+
     /// A builder holding the defaults listed on [`RetryPolicy`].
     pub fn builder() -> RetryPolicyBuilder {
         RetryPolicyBuilder::default()
@@ -617,7 +598,7 @@ pub struct RetryPolicyBuilder {
     max_delay: Duration,
     retry_statuses: StatusSet,
     failure_statuses: StatusSet,
-    retry_errors: ErrorKinds,
+    retry_errors: TransportErrorKinds,
     retry_if: Option<Arc<RetryPredicate>>,
     body_prefix: usize,
     retry_non_idempotent: bool,
@@ -640,12 +621,6 @@ impl fmt::Debug for RetryPolicyBuilder {
     }
 }
 
-/// The largest body prefix a policy may ask drivers to read before deciding.
-pub const MAX_BODY_PREFIX: usize = 64 * 1024;
-
-/// Statuses retried by default: timeouts, rate limiting and the transient 5xx.
-pub const DEFAULT_RETRY_STATUSES: &[u16] = &[408, 429, 500, 502, 503, 504];
-
 impl Default for RetryPolicyBuilder {
     fn default() -> RetryPolicyBuilder {
         RetryPolicyBuilder {
@@ -653,9 +628,9 @@ impl Default for RetryPolicyBuilder {
             backoff: Backoff::exponential(Duration::from_millis(100)),
             jitter: Jitter::Full,
             max_delay: Duration::from_secs(20),
-            retry_statuses: StatusSet::of_valid(DEFAULT_RETRY_STATUSES),
+            retry_statuses: StatusSet::of_valid(RetryPolicy::DEFAULT_RETRY_STATUSES),
             failure_statuses: StatusSet::of_valid(&[408, 429]).with_range(500..=599),
-            retry_errors: ErrorKinds::TRANSIENT,
+            retry_errors: TransportErrorKinds::TRANSIENT,
             retry_if: None,
             body_prefix: 0,
             retry_non_idempotent: false,
@@ -720,7 +695,7 @@ impl RetryPolicyBuilder {
     }
 
     /// Replaces the retryable transport error kinds.
-    pub fn retry_errors(mut self, kinds: ErrorKinds) -> Self {
+    pub fn retry_errors(mut self, kinds: TransportErrorKinds) -> Self {
         self.retry_errors = kinds;
         self
     }
@@ -810,7 +785,7 @@ impl RetryPolicyBuilder {
         if !(0.0..=1.0).contains(&self.retry_after_spread) {
             return Err(PolicyError::new("retry_after_spread", "must be in [0, 1]"));
         }
-        if self.body_prefix > MAX_BODY_PREFIX {
+        if self.body_prefix > RetryPolicy::MAX_BODY_PREFIX {
             return Err(PolicyError::new(
                 "retry_if_body_prefix",
                 "must be at most 64 KiB",

@@ -10,37 +10,16 @@ use core::time::Duration;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 
+use crate::attempt::Attempt;
 use crate::backoff::{scale, uniform};
 use crate::breaker::{BreakerState, CallOutcome, CircuitBreaker, Permit, Transition};
 use crate::budget::RetryBudget;
 use crate::policy::{
-    AttemptOutcome, Classification, ErrorKind, RequestInfo, ResponseHead, RetryContext, RetryPolicy,
+    AttemptOutcome, Classification, RequestInfo, ResponseHead, RetryContext, RetryPolicy,
+    TransportErrorKind,
 };
 use crate::shared::Shared;
 use crate::time::{Instant, duration_to_nanos};
-
-/// One attempt of a logical request, numbered from 1. Every [`Action::Send`] names one; inputs
-/// naming any other attempt are ignored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Attempt(u32);
-
-impl Attempt {
-    /// The attempt with this 1-based number.
-    pub const fn new(number: u32) -> Attempt {
-        Attempt(number)
-    }
-
-    /// Its 1-based number.
-    pub const fn number(self) -> u32 {
-        self.0
-    }
-}
-
-impl fmt::Display for Attempt {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "attempt {}", self.0)
-    }
-}
 
 /// What the driver feeds the machine.
 #[derive(Clone, Copy, Debug)]
@@ -57,7 +36,7 @@ pub enum Input<'a> {
         /// The attempt that failed.
         attempt: Attempt,
         /// How.
-        kind: ErrorKind,
+        kind: TransportErrorKind,
     },
     /// The instant named by the last [`Action::Sleep`] (or a `Send`'s deadline) has passed.
     /// An early or repeated timer is a no-op.
@@ -97,7 +76,7 @@ pub enum Cause {
     /// A response with this status.
     Status(u16),
     /// A transport error.
-    Error(ErrorKind),
+    Error(TransportErrorKind),
 }
 
 impl fmt::Display for Cause {
@@ -340,7 +319,7 @@ pub struct RetryMachine<'p, R = ChaCha8Rng> {
     policy: &'p RetryPolicy,
     breaker: Option<BreakerRef<'p>>,
     /// The breaker's lock-free side, when the machine was given it.
-    #[cfg(feature = "std")]
+    #[cfg(target_has_atomic = "64")]
     gate: Option<&'p crate::breaker::BreakerGate>,
     budget: Option<BudgetRef<'p>>,
     now: Instant,
@@ -399,7 +378,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         RetryMachine {
             policy,
             breaker: None,
-            #[cfg(feature = "std")]
+            #[cfg(target_has_atomic = "64")]
             gate: None,
             budget: None,
             now,
@@ -427,11 +406,12 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         self
     }
 
-    /// The gate of the breaker given to [`with_breaker`](Self::with_breaker): while that
-    /// breaker is closed and quiet, permits and successes skip its lock.
-    // Only clients (the `http` glue) hand a machine its breaker's gate.
-    #[cfg(feature = "http")]
-    pub(crate) fn with_breaker_gate(mut self, gate: &'p crate::breaker::BreakerGate) -> Self {
+    /// The gate ([`CircuitBreaker::gate`]) of the breaker given to
+    /// [`with_breaker`](Self::with_breaker): while that breaker is closed and quiet, permits
+    /// and successes skip its lock. A gate of any other breaker would admit calls that breaker
+    /// never saw.
+    #[cfg(target_has_atomic = "64")]
+    pub fn with_breaker_gate(mut self, gate: &'p crate::breaker::BreakerGate) -> Self {
         self.gate = Some(gate);
         self
     }
@@ -461,7 +441,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
     /// terminal action are ignored; `now` earlier than a previous one is clamped.
     pub fn handle_input(&mut self, now: Instant, input: Input<'_>) {
         self.now = self.now.max(now);
-        let current = Attempt(self.attempts);
+        let current = Attempt::new(self.attempts);
         match (self.phase, input) {
             (Phase::InFlight, Input::Response { attempt, head }) if attempt == current => {
                 self.finish_attempt(AttemptOutcome::Response(head));
@@ -470,7 +450,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                 self.finish_attempt(AttemptOutcome::Error(kind));
             }
             (Phase::InFlight, Input::Timer) if self.now >= self.at => {
-                self.finish_attempt(AttemptOutcome::Error(ErrorKind::Timeout));
+                self.finish_attempt(AttemptOutcome::Error(TransportErrorKind::Timeout));
             }
             (Phase::Backoff, Input::Timer) if self.now >= self.at => {
                 self.phase = Phase::Ready;
@@ -501,14 +481,14 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                     self.at = until;
                     self.events.push(EV_STARTED, 0, self.attempts);
                     Action::Send {
-                        attempt: Attempt(self.attempts),
+                        attempt: Attempt::new(self.attempts),
                         deadline: until,
                     }
                 }
             },
             Phase::InFlight | Phase::Backoff => Action::Sleep { until: self.at },
             Phase::Done => Action::Done {
-                attempt: Attempt(self.attempts),
+                attempt: Attempt::new(self.attempts),
             },
             Phase::Failed(reason) => Action::Fail(self.give_up(reason)),
         }
@@ -521,7 +501,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
     #[inline(never)]
     pub fn poll_event(&mut self) -> Option<Event> {
         let (kind, transition, attempt) = self.events.pop(self.attempts)?;
-        let attempt = Attempt(attempt);
+        let attempt = Attempt::new(attempt);
         Some(match kind {
             EV_STARTED => Event::AttemptStarted {
                 attempt,
@@ -579,7 +559,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             AttemptOutcome::Error(kind) => Cause::Error(kind),
         });
         let ctx = RetryContext {
-            attempt: Attempt(self.attempts),
+            attempt: Attempt::new(self.attempts),
             method: self.request.method,
             outcome,
         };
@@ -701,7 +681,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             return Ok(());
         };
         let now = self.now;
-        #[cfg(feature = "std")]
+        #[cfg(target_has_atomic = "64")]
         if let Some(generation) = self.gate.and_then(|g| g.quiet_generation()) {
             self.permit = Some(Permit::closed(generation, now));
             return Ok(());
@@ -728,7 +708,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
     /// Whether the breaker is quiet in `permit`'s generation, so a success under it would
     /// change nothing.
     fn quiet_for(&self, permit: &Permit) -> bool {
-        #[cfg(feature = "std")]
+        #[cfg(target_has_atomic = "64")]
         if let Some(gate) = self.gate {
             return !permit.is_probe() && gate.quiet_generation() == Some(permit.generation());
         }

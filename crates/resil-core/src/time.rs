@@ -7,52 +7,6 @@ use core::fmt;
 use core::ops::{Add, Sub};
 use core::time::Duration;
 
-/// The longest timeout a driver hands to an HTTP library: one year. A longer one (say
-/// [`Duration::MAX`], meant as "never") reads as this, because no library can add it to its
-/// own clock: ureq and hyper-util panic, curl refuses every request.
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
-
-/// `timeout`, or [`MAX_TIMEOUT`] if it is longer.
-///
-/// ```
-/// use core::time::Duration;
-/// use resil_core::{MAX_TIMEOUT, library_timeout};
-///
-/// assert_eq!(library_timeout(Duration::from_secs(5)), Duration::from_secs(5));
-/// assert_eq!(library_timeout(Duration::MAX), MAX_TIMEOUT);
-/// ```
-pub const fn library_timeout(timeout: Duration) -> Duration {
-    if timeout.as_secs() >= MAX_TIMEOUT.as_secs() {
-        MAX_TIMEOUT
-    } else {
-        timeout
-    }
-}
-
-/// When a read timeout of `read_timeout` from `now` ends, if it ends before `deadline` (the
-/// attempt's); `None` when there is none or the deadline comes first, so a driver arms one
-/// timer, not two. `now` is called only when there is a read timeout: a clock reading costs.
-///
-/// ```
-/// use core::time::Duration;
-/// use resil_core::{Instant, read_deadline};
-///
-/// let (now, deadline) = (Instant::ZERO, Instant::ZERO + Duration::from_secs(10));
-/// let one_second = Some(Duration::from_secs(1));
-/// assert_eq!(read_deadline(one_second, || now, deadline), Some(now + Duration::from_secs(1)));
-/// assert_eq!(read_deadline(Some(Duration::MAX), || now, deadline), None);
-/// assert_eq!(read_deadline(None, || unreachable!(), deadline), None);
-/// ```
-pub fn read_deadline(
-    read_timeout: Option<Duration>,
-    now: impl FnOnce() -> Instant,
-    deadline: Instant,
-) -> Option<Instant> {
-    let gap = read_timeout?;
-    let stalled = now() + gap;
-    (stalled < deadline).then_some(stalled)
-}
-
 /// A point on the driver's monotonic clock: nanoseconds since an origin the driver picked.
 ///
 /// Arithmetic saturates: adding [`Duration::MAX`] gives [`Instant::MAX`], never a panic or a
@@ -157,17 +111,6 @@ impl fmt::Display for Instant {
 /// response that carried the date.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct UnixTime(pub u64);
-
-impl UnixTime {
-    /// The current wall-clock time, from [`std::time::SystemTime`]. A clock before 1970 reads as 0.
-    #[cfg(feature = "std")]
-    pub fn now() -> UnixTime {
-        let since = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO);
-        UnixTime(since.as_secs())
-    }
-}
 
 /// A [`Duration`] as whole nanoseconds, saturating at `u64::MAX` (584 years).
 pub(crate) const fn duration_to_nanos(d: Duration) -> u64 {

@@ -5,9 +5,9 @@ use std::sync::Mutex;
 
 use proptest::prelude::*;
 use resil_core::{
-    Action, Attempt, Backoff, CallOutcome, CircuitBreaker, ErrorKind, Input, Instant, Jitter,
-    Method, RequestInfo, ResponseHead, RetryAfter, RetryBudget, RetryMachine, RetryPolicy,
-    TripCondition, UnixTime,
+    Action, Attempt, Backoff, CallOutcome, CircuitBreaker, Input, Instant, Jitter, Method,
+    RequestInfo, ResponseHead, RetryAfter, RetryBudget, RetryMachine, RetryPolicy,
+    TransportErrorKind, TripCondition, UnixTime,
 };
 
 const WALL_ORIGIN: u64 = 1_700_000_000;
@@ -132,7 +132,7 @@ enum Reply {
         status: u16,
         retry_after: Option<RetryAfterSpec>,
     },
-    Error(ErrorKind),
+    Error(TransportErrorKind),
     Stall,
 }
 
@@ -145,17 +145,17 @@ enum Noise {
     TimeBackwards(u64),
 }
 
-fn error_kind() -> impl Strategy<Value = ErrorKind> {
+fn error_kind() -> impl Strategy<Value = TransportErrorKind> {
     prop_oneof![
-        Just(ErrorKind::Dns),
-        Just(ErrorKind::Connect),
-        Just(ErrorKind::ConnectTimeout),
-        Just(ErrorKind::TlsHandshake),
-        Just(ErrorKind::RefusedStream),
-        Just(ErrorKind::Reset),
-        Just(ErrorKind::Timeout),
-        Just(ErrorKind::Protocol),
-        Just(ErrorKind::Other),
+        Just(TransportErrorKind::Dns),
+        Just(TransportErrorKind::Connect),
+        Just(TransportErrorKind::ConnectTimeout),
+        Just(TransportErrorKind::TlsHandshake),
+        Just(TransportErrorKind::RefusedStream),
+        Just(TransportErrorKind::Reset),
+        Just(TransportErrorKind::Timeout),
+        Just(TransportErrorKind::Protocol),
+        Just(TransportErrorKind::Other),
     ]
 }
 

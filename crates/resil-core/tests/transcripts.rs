@@ -7,8 +7,8 @@ use std::sync::Mutex;
 
 use common::{Reply, assert_timeline, plain_policy, run};
 use resil_core::{
-    Action, BreakerState, CallOutcome, CircuitBreaker, ErrorKind, GiveUpReason, Instant, Method,
-    RequestInfo, RetryMachine,
+    Action, BreakerState, CallOutcome, CircuitBreaker, GiveUpReason, Instant, Method, RequestInfo,
+    RetryMachine, TransportErrorKind,
 };
 
 #[test]
@@ -44,7 +44,7 @@ fn post_is_not_replayed_after_reset() {
     let out = run(
         &policy,
         RequestInfo::new(Method::Post),
-        &[Reply::Error(ErrorKind::Reset), Reply::Status(200)],
+        &[Reply::Error(TransportErrorKind::Reset), Reply::Status(200)],
     );
     assert_timeline(
         &out,
@@ -63,7 +63,10 @@ fn post_is_retried_after_connection_refused() {
     let out = run(
         &policy,
         RequestInfo::new(Method::Post),
-        &[Reply::Error(ErrorKind::Connect), Reply::Status(201)],
+        &[
+            Reply::Error(TransportErrorKind::Connect),
+            Reply::Status(201),
+        ],
     );
     assert_timeline(
         &out,
@@ -300,7 +303,7 @@ fn non_retryable_status_is_done_and_non_retryable_error_fails() {
     let out = run(
         &policy,
         RequestInfo::new(Method::Get),
-        &[Reply::Error(ErrorKind::TlsHandshake)],
+        &[Reply::Error(TransportErrorKind::TlsHandshake)],
     );
     match out.last {
         Action::Fail(g) => assert_eq!(g.reason, GiveUpReason::NotRetryable),
@@ -445,7 +448,7 @@ fn shared_breaker_opens_half_opens_closes_and_reopens() {
     for i in 0..3 {
         timeline.push(call(
             Instant::from_secs(40 + i),
-            Reply::Error(ErrorKind::Connect),
+            Reply::Error(TransportErrorKind::Connect),
         ));
     }
     timeline.push(call(Instant::from_secs(43), Reply::Status(200)));

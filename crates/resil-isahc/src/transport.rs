@@ -15,7 +15,8 @@ use resil_async::{
     AsyncTransport, AttemptBudget, Body, BoxError, BoxFuture, RequestBody, TransportError,
     TransportSettings,
 };
-use resil_core::{ErrorKind, Proxy};
+use resil_core::TransportErrorKind;
+use resil_http::Proxy;
 
 /// The default transport: an isahc `HttpClient` with a connect timeout, a cap of idle
 /// connections per host, TCP_NODELAY, HTTP/2 where the server offers it, no redirects and no
@@ -46,7 +47,7 @@ impl IsahcTransport {
             .connection_cache_size(settings.max_idle_per_host.max(1) * 4);
         if let Some(t) = settings.connect_timeout {
             // curl refuses a `Duration::MAX` ("never") on every request.
-            builder = builder.connect_timeout(resil_core::library_timeout(t));
+            builder = builder.connect_timeout(resil_http::driver::library_timeout(t));
         }
         if settings.http2_prior_knowledge {
             builder = builder.version_negotiation(isahc::config::VersionNegotiation::http2());
@@ -56,7 +57,7 @@ impl IsahcTransport {
             Proxy::FromEnv => {}
             Proxy::Url(url) => {
                 // An empty no-proxy list overrides NO_PROXY: every host goes through it.
-                let only = resil_core::check_proxy_url(url)?;
+                let only = resil_http::driver::check_proxy_url(url)?;
                 builder = builder
                     .proxy(Some(only))
                     .proxy_blacklist(Vec::<String>::new());
@@ -123,36 +124,38 @@ const CURLE_TOO_LARGE: i64 = 100;
 
 /// Classifies an isahc error for the retry machine: only connection and name-resolution
 /// failures prove the request was never sent.
-pub fn classify(error: &isahc::Error) -> ErrorKind {
+pub fn classify(error: &isahc::Error) -> TransportErrorKind {
     use isahc::error::ErrorKind as K;
     match error.kind() {
-        K::ConnectionFailed => ErrorKind::Connect,
-        K::NameResolution => ErrorKind::Dns,
+        K::ConnectionFailed => TransportErrorKind::Connect,
+        K::NameResolution => TransportErrorKind::Dns,
         // curl learns the local address when it has connected; without one, nothing was sent.
-        K::Timeout if error.local_addr().is_none() => ErrorKind::ConnectTimeout,
-        K::Timeout => ErrorKind::Timeout,
+        K::Timeout if error.local_addr().is_none() => TransportErrorKind::ConnectTimeout,
+        K::Timeout => TransportErrorKind::Timeout,
         K::BadServerCertificate
         | K::BadClientCertificate
         | K::TlsEngine
-        | K::InvalidTlsConfiguration => ErrorKind::TlsHandshake,
-        K::ProtocolViolation => ErrorKind::Protocol,
+        | K::InvalidTlsConfiguration => TransportErrorKind::TlsHandshake,
+        K::ProtocolViolation => TransportErrorKind::Protocol,
         // A response head past curl's limits (isahc calls it unknown): a malformed response,
         // as the other drivers report one past theirs.
         _ if curl_cause(error).is_some_and(|e| i64::from(e.code()) == CURLE_TOO_LARGE) => {
-            ErrorKind::Protocol
+            TransportErrorKind::Protocol
         }
         // isahc refuses a head line curl let through but `http` cannot hold (a status outside
         // 100-999, a header name with a space) by failing curl's write callback: a malformed
         // response, as ureq and hyper call it, not a reset to retry.
-        K::Io if curl_cause(error).is_some_and(curl::Error::is_write_error) => ErrorKind::Protocol,
+        K::Io if curl_cause(error).is_some_and(curl::Error::is_write_error) => {
+            TransportErrorKind::Protocol
+        }
         K::Io => match std::error::Error::source(error)
             .and_then(|e| e.downcast_ref::<io::Error>())
             .map(io::Error::kind)
         {
-            Some(io::ErrorKind::ConnectionRefused) => ErrorKind::Connect,
-            _ => ErrorKind::Reset,
+            Some(io::ErrorKind::ConnectionRefused) => TransportErrorKind::Connect,
+            _ => TransportErrorKind::Reset,
         },
-        _ => ErrorKind::Other,
+        _ => TransportErrorKind::Other,
     }
 }
 
@@ -178,7 +181,7 @@ impl AsyncTransport for IsahcTransport {
         // The client has asked `check_request`; a direct caller may not have.
         if let Err(problem) = self.check_request(&request) {
             return Box::pin(std::future::ready(Err(TransportError::new(
-                ErrorKind::Other,
+                TransportErrorKind::Other,
                 problem,
             ))));
         }
@@ -207,14 +210,14 @@ impl AsyncTransport for IsahcTransport {
         };
         let request = builder.body(body);
         Box::pin(async move {
-            let request = request.map_err(|e| TransportError::new(ErrorKind::Other, e))?;
+            let request = request.map_err(|e| TransportError::new(TransportErrorKind::Other, e))?;
             let response = self
                 .client
                 .send_async(request)
                 .await
                 .map_err(|e| TransportError::new(classify(&e), e))?;
             if let Some(problem) = framing_problem(response.headers()) {
-                return Err(TransportError::new(ErrorKind::Protocol, problem));
+                return Err(TransportError::new(TransportErrorKind::Protocol, problem));
             }
             Ok(response.map(|body| {
                 Body::from_unpin(
@@ -278,7 +281,7 @@ fn curl_cause(error: &isahc::Error) -> Option<&curl::Error> {
 
 /// isahc reports a body cut short as an `io::Error` around its own error ("unknown error")
 /// around curl's `CURLE_PARTIAL_FILE`; give it the kind std readers use for one, so the
-/// client says what happened (`resil_core::IncompleteBody`).
+/// client says what happened (`resil_http::IncompleteBody`).
 fn cut_short(e: io::Error) -> io::Error {
     let partial = e
         .get_ref()

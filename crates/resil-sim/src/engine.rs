@@ -9,8 +9,8 @@ use std::time::Duration;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use resil_core::{
-    Action, Attempt, BreakerState, CircuitBreaker, ErrorKind, Event, GiveUpReason, Input, Instant,
-    Method, RequestInfo, ResponseHead, RetryAfter, RetryBudget, RetryMachine, UnixTime,
+    Action, Attempt, BreakerState, CircuitBreaker, Event, GiveUpReason, Input, Instant, Method,
+    RequestInfo, ResponseHead, RetryAfter, RetryBudget, RetryMachine, TransportErrorKind, UnixTime,
 };
 
 use crate::report::Report;
@@ -22,7 +22,7 @@ use crate::scenario::{Arrivals, Failure, Latency, Scenario, Scope, ServerProfile
 enum Reply {
     Status(u16),
     RateLimited,
-    Error(ErrorKind),
+    Error(TransportErrorKind),
     /// Commit if the resource is still at this version.
     Commit(u64),
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use resil_core::{CircuitBreakerBuilder, ErrorKind, RetryBudget, RetryPolicy};
+use resil_core::{CircuitBreakerBuilder, RetryBudget, RetryPolicy, TransportErrorKind};
 
 /// One simulation run. Same scenario (seed included), same report, bit for bit.
 #[derive(Clone, Debug)]
@@ -66,7 +66,7 @@ pub enum Failure {
     /// A response with this status.
     Status(u16),
     /// A transport error.
-    Error(ErrorKind),
+    Error(TransportErrorKind),
     /// No answer at all: the attempt runs into its timeout.
     Stall,
 }

@@ -10,10 +10,8 @@ use std::time::Duration;
 use bytes::Buf;
 use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
-use resil_core::{
-    Call, CallStep, CircuitBreaker, ClientConfig, ClientCore, Hooks, RetryBudget, RetryPolicy,
-    StatsSnapshot, UnixTime,
-};
+use resil_core::{CircuitBreaker, RetryBudget, RetryPolicy};
+use resil_http::{Call, ClientConfig, ClientCore, Hooks, StatsSnapshot, Step};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -30,12 +28,12 @@ use resil_async::{BoxError, BoxFuture, ReadTimedOut, Runtime, TransportError, re
 /// a retried response's body is drained (up to 64 KiB) so its connection can be reused. When
 /// the machine gives up with a response in hand (e.g. 503 after the last attempt), the error
 /// carries it. A request whose headers misframe it (see
-/// [`check_request_headers`](resil_core::check_request_headers): a second `Host`, a
+/// [`check_request_headers`](resil_http::driver::check_request_headers): a second `Host`, a
 /// `Content-Length` that is no number, or one beside `Transfer-Encoding`) is refused as
 /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) before the inner service sees
 /// it; whether a `Content-Length` matches the body is left to the inner service, which frames
 /// the body. Credentials in the URL become `Authorization: Basic`, as in the clients (see
-/// [`take_url_credentials`](resil_core::take_url_credentials)).
+/// [`take_url_credentials`](resil_http::driver::take_url_credentials)).
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -201,20 +199,20 @@ where
     }
     // A generic body's length is unknown here: only the headers are checked against each
     // other.
-    resil_core::check_request_headers(&parts, None)?;
-    resil_core::take_url_credentials(&mut parts);
+    resil_http::driver::check_request_headers(&parts, None)?;
+    resil_http::driver::take_url_credentials(&mut parts);
     // The body is `Clone`, so every attempt can send it again.
     let mut call: Call<'_, Body> = core.start_call(None, &mut parts, true, now());
     loop {
         match call.next(&parts) {
-            CallStep::Send { attempt, deadline } => {
+            Step::Send { attempt, deadline } => {
                 release_stale(&mut call).await;
                 let prefix_len = call.body_prefix_len();
                 let mut request =
-                    resil_core::attempt_request(&parts, call.attempt_id(), body.clone());
+                    resil_http::driver::attempt_request(&parts, call.attempt_id(), body.clone());
                 *request.extensions_mut() = parts.extensions.clone();
                 // The read timeout needs a timer of its own only when it ends first.
-                let stalled = resil_core::read_deadline(read_timeout, now, deadline);
+                let stalled = resil_http::driver::read_deadline(read_timeout, now, deadline);
                 let exchange = async {
                     let head = async {
                         poll_fn(|cx| service.poll_ready(cx))
@@ -238,23 +236,29 @@ where
                 };
                 match tokio::time::timeout_at(to_tokio(deadline), exchange).await {
                     Ok(Ok((response, prefix))) => {
-                        call.response(now(), attempt, response, prefix.as_deref(), UnixTime::now);
+                        call.response(
+                            now(),
+                            attempt,
+                            response,
+                            prefix.as_deref(),
+                            resil_http::driver::unix_now,
+                        );
                     }
                     Ok(Err(e)) => call.error(now(), attempt, e.kind(), e.into_source()),
                     Err(_) => call.timer(now()),
                 }
             }
-            CallStep::Sleep { until } => {
+            Step::Sleep { until } => {
                 // Release the retried response's connection before the wait.
                 release_stale(&mut call).await;
                 Tokio::sleep_until(until).await;
                 call.timer(now());
             }
-            CallStep::Done(mut response) => {
+            Step::Done(mut response) => {
                 response.body_mut().name_call(parts.method, parts.uri);
                 return Ok(response);
             }
-            CallStep::Fail(error) => return Err(error),
+            Step::Fail(error) => return Err(error),
         }
     }
 }

@@ -122,13 +122,7 @@ pub use resil_async::{
 // The core types this crate's API takes or hands out, so one dependency is enough to
 // configure a client, implement hooks or a transport, and match on what they report.
 pub use http;
-pub use resil_core::{
-    Attempt, AttemptOutcome, Backoff, BreakerState, CallInfo, Cause, CircuitBreaker,
-    CircuitBreakerBuilder, ClientConfig, ClientErrorKind as ErrorKind, EnvConfig, EnvError,
-    ErrorKind as TransportErrorKind, ErrorKinds, GiveUp, GiveUpReason, Hooks, IncompleteBody,
-    Jitter, PolicyError, RetryBudget, RetryContext, RetryInfo, RetryPolicy, RetryPolicyBuilder,
-    RetryReason, SlowCalls, StatsSnapshot, Transition, TripCondition, Window,
-};
+pub use resil_http::prelude::*;
 
 /// The resilient async client on tokio (see [`resil_async::Client`]).
 pub type Client = resil_async::Client<Tokio>;

@@ -13,7 +13,8 @@ use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::proxy::matcher::{Intercept, Matcher};
 use hyper_util::rt::TokioIo;
 use resil_async::{BoxError, BoxFuture};
-use resil_core::{ErrorKind, Proxy};
+use resil_core::TransportErrorKind;
+use resil_http::Proxy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -47,7 +48,7 @@ impl Proxies {
     pub(crate) fn of(setting: &Proxy) -> Result<Option<Arc<Proxies>>, BoxError> {
         let matcher = match setting {
             Proxy::Url(url) => {
-                resil_core::check_proxy_url(url)?;
+                resil_http::driver::check_proxy_url(url)?;
                 Matcher::builder().all(url.as_str()).build()
             }
             Proxy::FromEnv if PROXY_VARIABLES.iter().any(|name| is_set(name)) => {
@@ -225,11 +226,11 @@ impl ProxyError {
     /// How the retry policy should see it: a proxy that is down or cannot reach the server
     /// (5xx, a closed connection) may recover and nothing was sent; one that refuses the
     /// client, or that resil cannot speak to, will not.
-    pub(crate) fn kind(&self) -> ErrorKind {
+    pub(crate) fn kind(&self) -> TransportErrorKind {
         match self.problem {
-            ProxyProblem::Refused(500..) | ProxyProblem::Closed => ErrorKind::Connect,
+            ProxyProblem::Refused(500..) | ProxyProblem::Closed => TransportErrorKind::Connect,
             ProxyProblem::Refused(_) | ProxyProblem::NotHttp | ProxyProblem::Garbled => {
-                ErrorKind::Other
+                TransportErrorKind::Other
             }
         }
     }

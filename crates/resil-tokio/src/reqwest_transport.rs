@@ -40,15 +40,15 @@ impl AsyncTransport for ReqwestTransport {
                 RequestBody::Stream(s) => reqwest::Body::wrap_stream(BodyDataStream::new(s)),
             });
             let request = reqwest::Request::try_from(request)
-                .map_err(|e| TransportError::new(resil_core::ErrorKind::Other, e))?;
+                .map_err(|e| TransportError::new(resil_core::TransportErrorKind::Other, e))?;
             let response = self.client.execute(request).await.map_err(|e| {
                 // reqwest knows whether it was still connecting; the source chain knows the rest.
                 let kind = match crate::classify(&e) {
-                    resil_core::ErrorKind::Other if e.is_connect() => {
-                        resil_core::ErrorKind::Connect
+                    resil_core::TransportErrorKind::Other if e.is_connect() => {
+                        resil_core::TransportErrorKind::Connect
                     }
-                    resil_core::ErrorKind::Other if e.is_timeout() => {
-                        resil_core::ErrorKind::Timeout
+                    resil_core::TransportErrorKind::Other if e.is_timeout() => {
+                        resil_core::TransportErrorKind::Timeout
                     }
                     kind => kind,
                 };

@@ -15,7 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use resil_async::{
     AsyncTransport, Body, BoxError, BoxFuture, RequestBody, TransportError, TransportSettings,
 };
-use resil_core::ErrorKind;
+use resil_core::TransportErrorKind;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::proxy::{Proxies, ProxyDialer, ProxyError};
@@ -29,17 +29,17 @@ pub fn classified(source: impl Into<BoxError>) -> TransportError {
 /// Classifies an error from hyper, hyper-util, h2 or std::io by walking its source chain.
 /// Anything not proven to have failed before the request was written counts as "may have
 /// been sent".
-pub fn classify(error: &(dyn StdError + 'static)) -> ErrorKind {
+pub fn classify(error: &(dyn StdError + 'static)) -> TransportErrorKind {
     let mut connecting = false;
     let mut current: Option<&(dyn StdError + 'static)> = Some(error);
-    let mut fallback = ErrorKind::Other;
+    let mut fallback = TransportErrorKind::Other;
     while let Some(e) = current {
         if let Some(client) = e.downcast_ref::<hyper_util::client::legacy::Error>() {
             connecting |= client.is_connect();
         }
         if let Some(h2) = e.downcast_ref::<h2::Error>() {
             if h2.reason() == Some(h2::Reason::REFUSED_STREAM) {
-                return ErrorKind::RefusedStream;
+                return TransportErrorKind::RefusedStream;
             }
             // What h2 found wrong with the server's frames (a head past the header-list
             // limit ends in too many CONTINUATION frames): a malformed response, as HTTP/1's.
@@ -50,52 +50,52 @@ pub fn classify(error: &(dyn StdError + 'static)) -> ErrorKind {
                 h2::Reason::ENHANCE_YOUR_CALM,
             ];
             if h2.is_library() && h2.reason().is_some_and(|r| malformed.contains(&r)) {
-                return ErrorKind::Protocol;
+                return TransportErrorKind::Protocol;
             }
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind as Io;
             #[cfg(feature = "rustls")]
             if is_tls(io) {
-                return ErrorKind::TlsHandshake;
+                return TransportErrorKind::TlsHandshake;
             }
             return match io.kind() {
-                Io::ConnectionRefused => ErrorKind::Connect,
-                Io::TimedOut if connecting => ErrorKind::ConnectTimeout,
-                Io::TimedOut => ErrorKind::Timeout,
-                _ if connecting => ErrorKind::Connect,
+                Io::ConnectionRefused => TransportErrorKind::Connect,
+                Io::TimedOut if connecting => TransportErrorKind::ConnectTimeout,
+                Io::TimedOut => TransportErrorKind::Timeout,
+                _ if connecting => TransportErrorKind::Connect,
                 Io::ConnectionReset
                 | Io::ConnectionAborted
                 | Io::BrokenPipe
-                | Io::UnexpectedEof => ErrorKind::Reset,
-                _ => ErrorKind::Other,
+                | Io::UnexpectedEof => TransportErrorKind::Reset,
+                _ => TransportErrorKind::Other,
             };
         }
         if let Some(hyper) = e.downcast_ref::<hyper::Error>() {
             fallback = if hyper.is_timeout() {
-                ErrorKind::Timeout
+                TransportErrorKind::Timeout
             } else if hyper.is_parse() {
-                ErrorKind::Protocol
+                TransportErrorKind::Protocol
             } else if hyper.is_incomplete_message() || hyper.is_canceled() || hyper.is_closed() {
-                ErrorKind::Reset
+                TransportErrorKind::Reset
             } else {
                 fallback
             };
         }
         if e.is::<DnsFailure>() {
-            return ErrorKind::Dns;
+            return TransportErrorKind::Dns;
         }
         if let Some(proxy) = e.downcast_ref::<ProxyError>() {
             return proxy.kind();
         }
         // Connectors other than this crate's (reqwest's, yours) only say it in words.
         if e.to_string().starts_with("dns error") {
-            return ErrorKind::Dns;
+            return TransportErrorKind::Dns;
         }
         current = e.source();
     }
     if connecting {
-        ErrorKind::Connect
+        TransportErrorKind::Connect
     } else {
         fallback
     }
@@ -154,7 +154,7 @@ pub struct HyperTransport {
 
 impl HyperTransport {
     /// A transport with these settings. Needs a tokio runtime when used. Fails if the proxy
-    /// URL is not one (see [`check_proxy_url`](resil_core::check_proxy_url)), or if the TLS
+    /// URL is not one (see [`check_proxy_url`](resil_http::driver::check_proxy_url)), or if the TLS
     /// provider cannot offer rustls' default protocol versions (ring always can).
     pub fn new(settings: &TransportSettings) -> Result<HyperTransport, BoxError> {
         let proxies = Proxies::of(&settings.proxy)?;
@@ -205,7 +205,7 @@ impl HyperTransport {
         };
         let client = HyperClient::builder(TokioExecutor::new())
             // hyper-util's idle sweep panics adding `Duration::MAX` ("never") to its clock.
-            .pool_idle_timeout(resil_core::library_timeout(settings.idle_timeout))
+            .pool_idle_timeout(resil_http::driver::library_timeout(settings.idle_timeout))
             .pool_timer(TokioTimer::new())
             .pool_max_idle_per_host(settings.max_idle_per_host)
             .http2_only(settings.http2_prior_knowledge)
@@ -236,7 +236,11 @@ fn dialer(settings: &TransportSettings, proxies: &Option<Arc<Proxies>>) -> Proxy
 fn tcp(settings: &TransportSettings) -> HttpConnector<MarkedResolver> {
     let mut connector = HttpConnector::new_with_resolver(MarkedResolver(GaiResolver::new()));
     connector.set_nodelay(true);
-    connector.set_connect_timeout(settings.connect_timeout.map(resil_core::library_timeout));
+    connector.set_connect_timeout(
+        settings
+            .connect_timeout
+            .map(resil_http::driver::library_timeout),
+    );
     // With TLS, `https` URLs pass through this connector to the TLS layer around it; without,
     // they fail here instead of going out in plain text.
     connector.enforce_http(!cfg!(feature = "rustls"));
@@ -270,7 +274,7 @@ impl AsyncTransport for HyperTransport {
             && parts.uri.scheme() == Some(&http::uri::Scheme::HTTP)
             && parts.version <= http::Version::HTTP_11
         {
-            resil_core::fill_host_header(&mut parts.headers, &parts.uri);
+            resil_http::driver::fill_host_header(&mut parts.headers, &parts.uri);
             if let Some(proxies) = &self.forwarding {
                 add_proxy_authorization(&mut parts, proxies);
             }
@@ -516,7 +520,7 @@ mod tests {
             .call("bad\0name".parse().unwrap())
             .await
             .unwrap_err();
-        assert_eq!(super::classify(&err), resil_core::ErrorKind::Dns);
+        assert_eq!(super::classify(&err), resil_core::TransportErrorKind::Dns);
         assert!(!err.to_string().starts_with("dns error"), "{err}");
     }
 

@@ -50,9 +50,9 @@ async fn reqwest_client_under_resil_retries_and_reports_the_same_facts() {
     assert_eq!(text, "via reqwest");
     let stats = client.stats();
     assert_eq!(stats.attempts, 3);
-    assert_eq!(stats.retries_for(resil_core::RetryReason::ServerError), 1);
+    assert_eq!(stats.retries_for(resil_http::RetryReason::ServerError), 1);
     assert_eq!(
-        stats.retries_for(resil_core::RetryReason::Transport),
+        stats.retries_for(resil_http::RetryReason::Transport),
         1,
         "the reset was classified"
     );
@@ -62,7 +62,7 @@ async fn reqwest_client_under_resil_retries_and_reports_the_same_facts() {
     let err = client.post(&refused).body("x").send().await.unwrap_err();
     assert_eq!(
         err.kind(),
-        resil_tokio::ErrorKind::Transport(resil_core::ErrorKind::Connect),
+        resil_tokio::ErrorKind::Transport(resil_core::TransportErrorKind::Connect),
         "{err}"
     );
     assert_eq!(err.attempts(), 4);
@@ -124,7 +124,7 @@ async fn json_bodies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn environment_settings_apply() {
-    let env = resil_core::EnvConfig::from_lookup(|name| match name {
+    let env = resil_http::EnvConfig::from_lookup(|name| match name {
         "RESIL_MAX_RETRIES" => Some("1".into()),
         "RESIL_ATTEMPT_TIMEOUT" => Some("2s".into()),
         _ => None,

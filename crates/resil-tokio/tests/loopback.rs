@@ -526,7 +526,7 @@ async fn a_layer_from_a_client_config_applies_its_base_url_body_limit_and_reques
     let _load = shared_load();
     let server = TestServer::start();
     server.script("/big", vec![Reply::body(200, &"x".repeat(100))]);
-    let mut config = resil_core::ClientConfig::default();
+    let mut config = resil_http::ClientConfig::default();
     config.base_url(&server.url(""));
     config.body_limit(64);
     config.generate_request_ids(true);

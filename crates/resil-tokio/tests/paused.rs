@@ -19,7 +19,7 @@ use tower_service::Service;
 #[derive(Clone, Debug)]
 enum Fake {
     Status(u16, Option<&'static str>),
-    Error(resil_core::ErrorKind),
+    Error(resil_core::TransportErrorKind),
     /// Never answers.
     Hang,
     /// A 200 after one poll that finds it not ready, so the attempt's timer gets armed.
@@ -157,7 +157,7 @@ async fn assert_one_timeout_retry(client: &Client, expected: Duration, timers: u
     client.get("/x").send().await.unwrap();
     assert_waited(start.elapsed(), expected, timers);
     assert_eq!(
-        client.stats().retries_for(resil_core::RetryReason::Timeout),
+        client.stats().retries_for(resil_http::RetryReason::Timeout),
         1
     );
 }
@@ -259,12 +259,12 @@ async fn total_deadline_holds_across_hung_attempts_and_sleeps() {
 
 #[tokio::test(start_paused = true)]
 async fn post_is_not_replayed_after_reset_but_is_after_refused() {
-    let script = Script::new(vec![Fake::Error(resil_core::ErrorKind::Reset)]);
+    let script = Script::new(vec![Fake::Error(resil_core::TransportErrorKind::Reset)]);
     let client = client(&script, plain().build().unwrap());
     let err = client.post("/pay").body("x").send().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotReplayed);
     let script = Script::new(vec![
-        Fake::Error(resil_core::ErrorKind::Connect),
+        Fake::Error(resil_core::TransportErrorKind::Connect),
         Fake::Status(201, None),
     ]);
     let client = client_with(&script, plain().build().unwrap());

@@ -201,7 +201,7 @@ async fn an_untrusted_certificate_is_a_tls_error() {
         .unwrap_err();
     assert_eq!(
         err.kind(),
-        ErrorKind::Transport(resil_core::ErrorKind::TlsHandshake),
+        ErrorKind::Transport(resil_core::TransportErrorKind::TlsHandshake),
         "{err}"
     );
     assert_eq!(server.requests.load(Ordering::SeqCst), 0);

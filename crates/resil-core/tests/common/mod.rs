@@ -6,8 +6,8 @@ use core::time::Duration;
 use std::fmt::Write;
 
 use resil_core::{
-    Action, ErrorKind, Event, Input, Instant, RequestInfo, ResponseHead, RetryAfter, RetryMachine,
-    RetryPolicy, UnixTime,
+    Action, Event, Input, Instant, RequestInfo, ResponseHead, RetryAfter, RetryMachine,
+    RetryPolicy, TransportErrorKind, UnixTime,
 };
 
 /// How the fake server answers one attempt (after `LATENCY`).
@@ -16,7 +16,7 @@ pub enum Reply {
     Status(u16),
     /// A status with this raw `Retry-After` value.
     RetryAfter(u16, &'static str),
-    Error(ErrorKind),
+    Error(TransportErrorKind),
     /// Never answers: the attempt runs into its deadline.
     Stall,
 }

@@ -21,9 +21,9 @@ use std::time::Duration;
 /// ```
 /// use std::time::Duration;
 ///
-/// let mut env = resil_core::EnvConfig::default();
+/// let mut env = resil_http::EnvConfig::default();
 /// env.total_timeout = Some(Duration::from_secs(30));
-/// let read = resil_core::EnvConfig::from_lookup(|name| {
+/// let read = resil_http::EnvConfig::from_lookup(|name| {
 ///     (name == "RESIL_TIMEOUT").then(|| "30s".to_owned())
 /// });
 /// assert_eq!(read, Ok(env));
@@ -88,7 +88,7 @@ impl EnvConfig {
         let duration = |variable: &'static str| -> Result<Option<Duration>, EnvError> {
             lookup(variable)
                 .map(|v| {
-                    parse_duration(&v).ok_or(EnvError {
+                    EnvConfig::parse_duration(&v).ok_or(EnvError {
                         variable,
                         value: v,
                         expected: "a positive duration such as 30s, 250ms or 2m",
@@ -114,22 +114,23 @@ impl EnvConfig {
             base_url: lookup("RESIL_BASE_URL").filter(|v| !v.trim().is_empty()),
         })
     }
-}
 
-/// Parses `250ms`, `30s`, `2m`, `1h` or a bare number of seconds; zero and garbage are `None`.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits.parse().ok()?;
-    let d = match unit.trim() {
-        "" | "s" => Duration::from_secs(n),
-        "ms" => Duration::from_millis(n),
-        "m" => Duration::from_secs(n.checked_mul(60)?),
-        "h" => Duration::from_secs(n.checked_mul(3600)?),
-        _ => return None,
-    };
-    (!d.is_zero()).then_some(d)
+    /// Parses a duration as the variables take it: `250ms`, `30s`, `2m`, `1h` or a bare
+    /// number of seconds; zero and garbage are `None`.
+    pub fn parse_duration(text: &str) -> Option<Duration> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (digits, unit) = text.split_at(split);
+        let n: u64 = digits.parse().ok()?;
+        let d = match unit.trim() {
+            "" | "s" => Duration::from_secs(n),
+            "ms" => Duration::from_millis(n),
+            "m" => Duration::from_secs(n.checked_mul(60)?),
+            "h" => Duration::from_secs(n.checked_mul(3600)?),
+            _ => return None,
+        };
+        (!d.is_zero()).then_some(d)
+    }
 }

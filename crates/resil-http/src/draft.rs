@@ -2,21 +2,23 @@
 //! resolved URL, query, headers and per-request overrides — and the first mistake made, which
 //! `send` reports with the method and URL.
 
-use alloc::borrow::ToOwned;
-use alloc::boxed::Box;
-use alloc::format;
-use alloc::string::String;
-use alloc::vec::Vec;
-use core::fmt;
-use core::time::Duration;
+use std::borrow::ToOwned;
+use std::boxed::Box;
+use std::fmt;
+use std::format;
+use std::string::String;
+use std::time::Duration;
+use std::vec::Vec;
 
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Uri};
 
-use crate::RetryPolicy;
-use crate::call_error::CallError;
-use crate::client_config::ClientCore;
-use crate::http_glue::{ClientErrorKind, error_on, form_urlencode, redact_url, redact_url_str};
+use resil_core::RetryPolicy;
+
+use crate::config::ClientCore;
+use crate::error::{Error, ErrorKind, error_on};
+use crate::headers::{check_request_headers, declare_empty_body};
+use crate::url::{form_urlencode, redact_url, redact_url_str, take_url_credentials};
 
 /// A request being built (see the module docs). `B` is the driver's response body type, for
 /// the error.
@@ -29,7 +31,7 @@ pub struct RequestDraft<B> {
     /// Boxed: the builder is moved by every setter, and a policy is large and rare.
     policy: Option<Box<RetryPolicy>>,
     timeout: Option<Duration>,
-    error: Option<CallError<B>>,
+    error: Option<Error<B>>,
 }
 
 // By hand: headers may hold credentials and the URL a password.
@@ -66,8 +68,7 @@ impl<B> RequestDraft<B> {
         if self.error.is_none() {
             let url = redact_url(&self.uri);
             self.error = Some(
-                CallError::new(ClientErrorKind::InvalidConfig, self.method.as_str(), &url)
-                    .with_source(what),
+                Error::new(ErrorKind::InvalidConfig, self.method.as_str(), &url).with_source(what),
             );
         }
     }
@@ -111,16 +112,17 @@ impl<B> RequestDraft<B> {
     /// mistake. `client` supplies the policy a per-request timeout applies to; `body_len` is
     /// the body's length if known (`None` for a stream), which a `Content-Length` header must
     /// match; `Host` may be given once (see
-    /// [`check_request_headers`](crate::check_request_headers)). Credentials in the URL
-    /// become `Authorization` (see [`take_url_credentials`](crate::take_url_credentials)) and
-    /// an empty body is declared (see [`declare_empty_body`](crate::declare_empty_body)).
+    /// [`check_request_headers`](crate::driver::check_request_headers)). Credentials in the
+    /// URL become `Authorization` (see
+    /// [`take_url_credentials`](crate::driver::take_url_credentials)) and an empty `POST`,
+    /// `PUT` or `PATCH` body is declared as `Content-Length: 0`.
     #[allow(clippy::type_complexity)]
     #[inline]
     pub fn finish(
         self,
         client: &ClientCore,
         body_len: Option<u64>,
-    ) -> Result<(http::request::Parts, Option<Box<RetryPolicy>>), CallError<B>> {
+    ) -> Result<(http::request::Parts, Option<Box<RetryPolicy>>), Error<B>> {
         if let Some(e) = self.error {
             return Err(e);
         }
@@ -137,10 +139,10 @@ impl<B> RequestDraft<B> {
         // Most requests set no header at all, and few a timeout of their own: both stay out
         // of line, so this path stays small enough to inline into every `send`.
         if !parts.headers.is_empty() {
-            crate::check_request_headers(&parts, body_len)?;
+            check_request_headers(&parts, body_len)?;
         }
-        crate::take_url_credentials(&mut parts);
-        crate::declare_empty_body(&mut parts, body_len);
+        take_url_credentials(&mut parts);
+        declare_empty_body(&mut parts, body_len);
         let policy = match (self.policy, self.timeout) {
             (p, None) => p,
             (p, Some(total)) => Some(with_total_timeout(client, &parts, p, total)?),
@@ -151,17 +153,13 @@ impl<B> RequestDraft<B> {
 
 /// `uri` with `query` percent-encoded onto it.
 #[inline(never)]
-fn with_query<B>(
-    method: &Method,
-    uri: &Uri,
-    query: &[(String, String)],
-) -> Result<Uri, CallError<B>> {
+fn with_query<B>(method: &Method, uri: &Uri, query: &[(String, String)]) -> Result<Uri, Error<B>> {
     let extra = form_urlencode(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let sep = if uri.query().is_some() { "&" } else { "?" };
     let with_query = format!("{uri}{sep}{extra}");
     with_query.parse().map_err(|e| {
-        CallError::new(
-            ClientErrorKind::InvalidUrl,
+        Error::new(
+            ErrorKind::InvalidUrl,
             method.as_str(),
             &redact_url_str(&with_query),
         )
@@ -176,7 +174,7 @@ fn with_total_timeout<B>(
     parts: &http::request::Parts,
     policy: Option<Box<RetryPolicy>>,
     total: Duration,
-) -> Result<Box<RetryPolicy>, CallError<B>> {
+) -> Result<Box<RetryPolicy>, Error<B>> {
     let base = policy.map_or_else(|| client.policy().clone(), |p| *p);
     let attempt = base.attempt_timeout();
     let unbounded = Duration::from_nanos(u64::MAX);
@@ -186,5 +184,5 @@ fn with_total_timeout<B>(
         base.max_attempts(),
     )
     .map(Box::new)
-    .map_err(|e| error_on(ClientErrorKind::InvalidConfig, parts, e))
+    .map_err(|e| error_on(ErrorKind::InvalidConfig, parts, e))
 }

@@ -1,14 +1,20 @@
-//! The `http` feature's glue, which every driver reuses.
-#![cfg(feature = "http")]
+//! The helpers every driver reuses, checked on their own: URLs, headers, an attempt's
+//! request and response.
+#![allow(clippy::unwrap_used)]
 
-use core::time::Duration;
+use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Method as HttpMethod, StatusCode, Uri};
-use resil_core::{
-    ClientErrorKind, Method, RetryAfter, UnixTime, check_request_headers, is_sensitive_header,
-    join_url, merge_default_headers, redact_url, redacted_headers, request_info, response_head,
-    take_url_credentials,
+use resil_core::{Method, RetryAfter, UnixTime};
+
+use crate::ErrorKind;
+use crate::attempt::{ResponseHeaders, attempt_request, request_info, response_head};
+use crate::headers::{
+    check_request_headers, fill_host_header, is_sensitive_header, merge_default_headers,
+    redacted_headers,
 };
+use crate::proxy::check_proxy_url;
+use crate::url::{join_url, redact_url, take_url_credentials};
 
 #[test]
 fn request_info_reads_method_and_idempotency_key() {
@@ -26,17 +32,20 @@ fn request_info_reads_method_and_idempotency_key() {
 fn response_head_parses_retry_after_lines() {
     let mut headers = HeaderMap::new();
     headers.append("retry-after", HeaderValue::from_static("7"));
-    let head = response_head(StatusCode::SERVICE_UNAVAILABLE, &headers, Some(UnixTime(0)));
+    let seen = ResponseHeaders(&headers);
+    let head = response_head(StatusCode::SERVICE_UNAVAILABLE, &seen, Some(UnixTime(0)));
     assert_eq!(head.status, 503);
     assert_eq!(
         head.retry_after,
         Some(RetryAfter::Delay(Duration::from_secs(7)))
     );
     headers.append("retry-after", HeaderValue::from_static("9"));
-    let head = response_head(StatusCode::SERVICE_UNAVAILABLE, &headers, None);
+    let seen = ResponseHeaders(&headers);
+    let head = response_head(StatusCode::SERVICE_UNAVAILABLE, &seen, None);
     assert_eq!(head.retry_after, None, "two disagreeing lines are ignored");
     let empty = HeaderMap::new();
-    let head = response_head(StatusCode::OK, &empty, None);
+    let seen = ResponseHeaders(&empty);
+    let head = response_head(StatusCode::OK, &seen, None);
     assert_eq!(head.retry_after, None);
     assert!(head.headers.is_some());
 }
@@ -118,7 +127,7 @@ fn a_request_is_framed_by_its_body_and_names_one_ascii_host() {
         }
         let (parts, ()) = request.body(()).unwrap().into_parts();
         check_request_headers::<()>(&parts, body_len).map_err(|e| {
-            assert_eq!(e.kind(), ClientErrorKind::InvalidConfig);
+            assert_eq!(e.kind(), ErrorKind::InvalidConfig);
             let shown = format!("{e:#}");
             assert!(
                 shown.starts_with("PUT http://[redacted]@127.0.0.1/x: invalid configuration: "),
@@ -150,7 +159,7 @@ fn a_request_is_framed_by_its_body_and_names_one_ascii_host() {
         }
         let (parts, ()) = request.body(()).unwrap().into_parts();
         let err = check_request_headers::<()>(&parts, Some(0)).unwrap_err();
-        assert_eq!(err.kind(), ClientErrorKind::InvalidConfig);
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
         format!("{err:#}")
     };
     let twice = refused(&[("host", b"a.test"), ("host", b"b.test")]);
@@ -288,7 +297,7 @@ fn secrets_are_redacted() {
         "exact names, any case; a name without a value has nothing to hide"
     );
     assert_eq!(
-        resil_core::redact_url_str("not a url?password=p#x"),
+        crate::url::redact_url_str("not a url?password=p#x"),
         "not a url?password=[redacted]#x"
     );
 }
@@ -305,8 +314,8 @@ fn an_attempt_copies_the_request_head_and_adds_the_call_id_but_no_extensions() {
         .unwrap()
         .into_parts();
     parts.extensions.insert(7u8);
-    let id = resil_core::AttemptId::new(http::HeaderName::from_static("x-request-id"), 1).unwrap();
-    let sent = resil_core::attempt_request(&parts, Some(&id), "body");
+    let id = crate::AttemptId::new(http::HeaderName::from_static("x-request-id"), 1).unwrap();
+    let sent = attempt_request(&parts, Some(&id), "body");
     assert_eq!(sent.method(), HttpMethod::PUT);
     assert_eq!(sent.uri(), &parts.uri);
     assert_eq!(sent.version(), http::Version::HTTP_2);
@@ -358,7 +367,7 @@ fn host_headers_follow_the_authority_from_one_request_to_the_next() {
     ] {
         let uri: Uri = url.parse().unwrap();
         let mut headers = HeaderMap::new();
-        resil_core::fill_host_header(&mut headers, &uri);
+        fill_host_header(&mut headers, &uri);
         let authority = uri.authority().unwrap().as_str();
         let want = (!authority.contains('@')).then_some(authority);
         assert_eq!(
@@ -377,7 +386,7 @@ fn a_proxy_url_is_plain_http_with_a_host_and_nothing_after_it() {
         "http://me:p%40ss@proxy.test:8080/",
         "http://[::1]:3128",
     ] {
-        let uri = resil_core::check_proxy_url(good).unwrap();
+        let uri = check_proxy_url(good).unwrap();
         assert_eq!(uri.scheme_str(), Some("http"), "{good}");
     }
     for (bad, problem) in [
@@ -395,10 +404,10 @@ fn a_proxy_url_is_plain_http_with_a_host_and_nothing_after_it() {
         ("", "not a URL"),
         ("http://pro xy", "not a URL"),
     ] {
-        let err = resil_core::check_proxy_url(bad).unwrap_err().to_string();
+        let err = check_proxy_url(bad).unwrap_err().to_string();
         assert!(err.contains(problem), "{bad:?}: {err}");
     }
     // Credentials never show in the error.
-    let err = resil_core::check_proxy_url("https://me:secret@proxy.test").unwrap_err();
+    let err = check_proxy_url("https://me:secret@proxy.test").unwrap_err();
     assert!(!err.to_string().contains("secret"), "{err}");
 }

@@ -2,19 +2,22 @@
 //! observer, the last response and error, and what the call finally returns. A driver only
 //! sends attempts, drains discarded bodies and waits; everything it reports goes through here.
 
-use alloc::boxed::Box;
-use alloc::string::String;
+use std::boxed::Box;
+use std::string::String;
 use std::sync::Arc;
 
 use http::HeaderValue;
 
-use crate::call_error::CallError;
-use crate::http_glue::{AttemptId, ClientErrorKind, redact_url, request_info, response_head};
+use resil_core::rand::SplitMix64;
+use resil_core::{
+    Action, Attempt, BreakerGate, CircuitBreaker, Input, Instant, RetryBudget, RetryMachine,
+    RetryPolicy, Shared, TransportErrorKind, UnixTime,
+};
+
+use crate::attempt::{AttemptId, ResponseHeaders, request_info, response_head};
+use crate::error::{Error, ErrorKind};
 use crate::observe::{CallInfo, Hooks, Observer, Stats};
-use crate::retry::{Action, Attempt, Input, RetryMachine};
-use crate::splitmix::SplitMix64;
-use crate::time::{Instant, UnixTime};
-use crate::{CircuitBreaker, ErrorKind, RetryBudget, RetryPolicy, Shared};
+use crate::url::redact_url;
 
 type BoxError = Box<dyn core::error::Error + Send + Sync>;
 
@@ -46,24 +49,24 @@ impl CallLabel {
     }
 }
 
-impl<B> CallError<B> {
+impl<B> Error<B> {
     /// An error of `kind` on the call `label` names (`- -` when there is none).
-    pub fn for_call(kind: ClientErrorKind, label: Option<&CallLabel>) -> CallError<B> {
+    pub fn for_call(kind: ErrorKind, label: Option<&CallLabel>) -> Error<B> {
         match label {
-            Some(l) => CallError::new(kind, l.method.as_str(), &redact_url(&l.uri)),
-            None => CallError::new(kind, "-", "-"),
+            Some(l) => Error::new(kind, l.method.as_str(), &redact_url(&l.uri)),
+            None => Error::new(kind, "-", "-"),
         }
     }
 }
 
-impl<B: CallBody> CallError<B> {
+impl<B: CallBody> Error<B> {
     /// `response` itself if its status is below 400, otherwise a status error carrying it.
-    pub fn for_status(response: http::Response<B>) -> Result<http::Response<B>, CallError<B>> {
+    pub fn for_status(response: http::Response<B>) -> Result<http::Response<B>, Error<B>> {
         let status = response.status().as_u16();
         if status < 400 {
             return Ok(response);
         }
-        let error = CallError::for_call(ClientErrorKind::Status(status), response.body().label());
+        let error = Error::for_call(ErrorKind::Status(status), response.body().label());
         Err(error.with_response(Some(response)))
     }
 }
@@ -88,7 +91,7 @@ pub(crate) struct CallShared<'p> {
     /// The circuit breaker every attempt asks first, if any.
     pub(crate) breaker: Option<&'p (dyn Shared<CircuitBreaker> + Sync)>,
     /// That breaker's lock-free side.
-    pub(crate) breaker_gate: Option<&'p crate::breaker::BreakerGate>,
+    pub(crate) breaker_gate: Option<&'p BreakerGate>,
     /// The retry budget, if any.
     pub(crate) budget: Option<&'p (dyn Shared<RetryBudget> + Sync)>,
     /// The limit put on the body of the response the call returns.
@@ -111,7 +114,7 @@ pub fn refresh_credentials(
 
 /// The next thing a driver does for a [`Call`].
 #[derive(Debug)]
-pub enum CallStep<B> {
+pub enum Step<B> {
     /// Send attempt number `attempt`, giving up on it at `deadline`. Drain
     /// [`stale_response`](Call::stale_response) first.
     Send {
@@ -129,7 +132,7 @@ pub enum CallStep<B> {
     /// The call succeeded (or ended on a response the policy does not retry): return it.
     Done(http::Response<B>),
     /// The call gave up: return this error.
-    Fail(CallError<B>),
+    Fail(Error<B>),
 }
 
 /// One logical request's bookkeeping (see the module docs). Dropping it mid-call hands any
@@ -218,26 +221,26 @@ impl<'p, B: CallBody> Call<'p, B> {
 
     /// What to do next for `request` (the same parts as at the start); reports every event
     /// to the hooks and counters on the way.
-    pub fn next(&mut self, request: &http::request::Parts) -> CallStep<B> {
+    pub fn next(&mut self, request: &http::request::Parts) -> Step<B> {
         let action = self.machine.poll_action();
         let method = request.method.as_str();
         self.report_events(method);
         match action {
-            Action::Send { attempt, deadline } => CallStep::Send { attempt, deadline },
-            Action::Sleep { until } => CallStep::Sleep { until },
+            Action::Send { attempt, deadline } => Step::Send { attempt, deadline },
+            Action::Sleep { until } => Step::Sleep { until },
             Action::Done { .. } => match self.last_response.take() {
                 Some(mut response) => {
                     response.body_mut().set_limit(self.body_limit);
-                    CallStep::Done(response)
+                    Step::Done(response)
                 }
-                None => CallStep::Fail(CallError::new(
-                    ClientErrorKind::Transport(ErrorKind::Other),
+                None => Step::Fail(Error::new(
+                    ErrorKind::Transport(TransportErrorKind::Other),
                     method,
                     &redact_url(&request.uri),
                 )),
             },
             Action::Fail(give_up) => {
-                let mut error = CallError::gave_up(give_up, method, &redact_url(&request.uri));
+                let mut error = Error::gave_up(give_up, method, &redact_url(&request.uri));
                 if let Some(e) = self.last_error.take() {
                     error = error.with_source(e);
                 }
@@ -248,7 +251,7 @@ impl<'p, B: CallBody> Call<'p, B> {
                     }
                     error = error.with_response(response);
                 }
-                CallStep::Fail(error)
+                Step::Fail(error)
             }
         }
     }
@@ -266,14 +269,14 @@ impl<'p, B: CallBody> Call<'p, B> {
     }
 
     /// How many bytes of each response body the driver reads before reporting the response
-    /// (the policy's [`retry_if_body_prefix`](crate::RetryPolicyBuilder::retry_if_body_prefix);
+    /// (the policy's [`retry_if_body_prefix`](resil_core::RetryPolicyBuilder::retry_if_body_prefix);
     /// 0: none). The driver puts them back in front of the body it returns.
     pub fn body_prefix_len(&self) -> usize {
         self.body_prefix
     }
 
     /// The request id every attempt must carry, for
-    /// [`attempt_request`](crate::attempt_request); `None` when ids are off or the request
+    /// [`attempt_request`](crate::driver::attempt_request); `None` when ids are off or the request
     /// brought its own.
     pub fn attempt_id(&self) -> Option<&AttemptId> {
         match &self.id {
@@ -294,11 +297,8 @@ impl<'p, B: CallBody> Call<'p, B> {
         wall_clock: impl FnOnce() -> UnixTime,
     ) {
         let status = response.status();
-        let mut head = response_head(
-            status,
-            response.headers(),
-            (!status.is_success()).then(wall_clock),
-        );
+        let headers = ResponseHeaders(response.headers());
+        let mut head = response_head(status, &headers, (!status.is_success()).then(wall_clock));
         if let Some(prefix) = body_prefix {
             head = head.with_body_prefix(&prefix[..prefix.len().min(self.body_prefix)]);
         }
@@ -309,7 +309,13 @@ impl<'p, B: CallBody> Call<'p, B> {
     }
 
     /// Attempt `attempt` failed at `now` with an error of `kind`.
-    pub fn error(&mut self, now: Instant, attempt: Attempt, kind: ErrorKind, error: BoxError) {
+    pub fn error(
+        &mut self,
+        now: Instant,
+        attempt: Attempt,
+        kind: TransportErrorKind,
+        error: BoxError,
+    ) {
         self.machine
             .handle_input(now, Input::Error { attempt, kind });
         self.last_error = Some(error);

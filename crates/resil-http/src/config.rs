@@ -2,32 +2,33 @@
 //! [`ClientConfig`] collects it (each driver's builder forwards its setters here) and
 //! [`ClientCore`] is the checked result a client and its clones share.
 
-use alloc::borrow::ToOwned;
-use alloc::boxed::Box;
-use alloc::format;
-use alloc::string::String;
-use core::fmt;
-use core::time::Duration;
+use std::borrow::ToOwned;
+use std::boxed::Box;
+use std::fmt;
+use std::format;
+use std::string::String;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri};
 
-use crate::call::{Call, CallBody, CallId, CallShared};
-use crate::call_error::CallError;
-use crate::env::{EnvConfig, EnvError, TransportEnv};
-use crate::http_glue::{
-    AttemptId, ClientErrorKind, join_url, merge_default_headers, redact_url_str,
+use resil_core::rand::mix;
+use resil_core::{
+    BreakerGate, BreakerState, CircuitBreaker, CircuitBreakerBuilder, Instant, RetryBudget,
+    RetryPolicy,
 };
-use crate::observe::{Hooks, Stats, StatsSnapshot};
-use crate::origin_breakers::OriginBreakers;
-use crate::rand::mix;
-use crate::time::Instant;
-use crate::{BreakerState, CircuitBreaker, CircuitBreakerBuilder, RetryBudget, RetryPolicy};
 
-/// Default limit on a response body a call returns: 64 MiB.
-pub const DEFAULT_BODY_LIMIT: u64 = 64 * 1024 * 1024;
+use crate::attempt::AttemptId;
+use crate::call::{Call, CallBody, CallId, CallShared};
+use crate::env::{EnvConfig, EnvError, TransportEnv};
+use crate::error::{ConfigError, Error, ErrorKind};
+use crate::headers::{check_request_headers, declare_empty_body, merge_default_headers};
+use crate::observe::{Hooks, Stats, StatsSnapshot};
+use crate::origins::OriginBreakers;
+use crate::proxy::{Proxy, check_proxy_url};
+use crate::url::{UrlError, check_url, join_url, redact_url, redact_url_str, take_url_credentials};
 
 const UNBOUNDED: Duration = Duration::from_nanos(u64::MAX);
 
@@ -85,7 +86,7 @@ impl Default for ClientConfig {
             header_error: None,
             request_id_header: Some(HeaderName::from_static("x-request-id")),
             generate_request_ids: false,
-            body_limit: DEFAULT_BODY_LIMIT,
+            body_limit: ClientConfig::DEFAULT_BODY_LIMIT,
             hooks: None,
             seed: None,
             env_error: None,
@@ -94,6 +95,14 @@ impl Default for ClientConfig {
 }
 
 impl ClientConfig {
+    /// Default limit on a response body a call returns: 64 MiB.
+    pub const DEFAULT_BODY_LIMIT: u64 = 64 * 1024 * 1024;
+
+    /// Origins that get a circuit breaker of their own under
+    /// [`breaker_per_origin`](Self::breaker_per_origin); calls to any further origin share one
+    /// more.
+    pub const MAX_ORIGIN_BREAKERS: usize = crate::origins::MAX_ORIGIN_BREAKERS;
+
     /// The retry policy.
     pub fn policy(&mut self, policy: RetryPolicy) {
         self.policy = Some(policy);
@@ -116,7 +125,7 @@ impl ClientConfig {
     }
     /// A circuit breaker per origin (scheme, host and port), each built by `breaker`, for a
     /// client that calls several backends: one that fails then trips only its own. Up to
-    /// [`MAX_ORIGIN_BREAKERS`](crate::MAX_ORIGIN_BREAKERS) origins get a breaker of their own
+    /// [`MAX_ORIGIN_BREAKERS`](Self::MAX_ORIGIN_BREAKERS) origins get a breaker of their own
     /// (kept while the client lives); calls to any further origin share one more.
     pub fn breaker_per_origin(&mut self, breaker: CircuitBreakerBuilder) {
         self.breaker = BreakerChoice::PerOrigin(breaker);
@@ -221,51 +230,46 @@ impl ClientConfig {
 
     /// Checks a driver's own timeouts (connect, read, write): zero would fail every request,
     /// so it is refused here, naming the setting, as zero policy timeouts are.
-    pub fn check_timeouts<B>(
+    pub fn check_timeouts(
         timeouts: &[(&'static str, Option<Duration>)],
-    ) -> Result<(), CallError<B>> {
+    ) -> Result<(), ConfigError> {
         match timeouts.iter().find(|(_, t)| *t == Some(Duration::ZERO)) {
-            Some((setting, _)) => Err(CallError::new(ClientErrorKind::InvalidConfig, "-", "-")
-                .with_source(format!("{setting} must be above zero"))),
+            Some((setting, _)) => Err(ConfigError::invalid(format!(
+                "{setting} must be above zero"
+            ))),
             None => Ok(()),
         }
     }
 
-    /// An [`InvalidConfig`](ClientErrorKind::InvalidConfig) error naming the `proxy` setting
-    /// unless `proxy` can be used (see [`check_proxy_url`](crate::check_proxy_url)).
-    pub fn check_proxy<B>(proxy: &crate::Proxy) -> Result<(), CallError<B>> {
+    /// An [`InvalidConfig`](ErrorKind::InvalidConfig) error naming the `proxy` setting
+    /// unless `proxy` can be used (see [`check_proxy_url`](check_proxy_url)).
+    pub fn check_proxy(proxy: &Proxy) -> Result<(), ConfigError> {
         match proxy {
-            crate::Proxy::Url(url) => crate::check_proxy_url(url).map(drop).map_err(|e| {
-                CallError::new(ClientErrorKind::InvalidConfig, "-", "-")
-                    .with_source(format!("proxy: {e}"))
-            }),
+            Proxy::Url(url) => check_proxy_url(url)
+                .map(drop)
+                .map_err(|e| ConfigError::invalid(format!("proxy: {e}"))),
             _ => Ok(()),
         }
     }
 
     /// Checks everything and returns what the client shares with its clones. Errors are
-    /// [`ClientErrorKind::InvalidConfig`] (or `InvalidUrl` for the base URL) naming the
+    /// [`ErrorKind::InvalidConfig`] (or `InvalidUrl` for the base URL) naming the
     /// setting.
-    pub fn build<B>(self) -> Result<ClientCore, CallError<B>> {
-        let invalid = |what: String| {
-            CallError::new(ClientErrorKind::InvalidConfig, "-", "-").with_source(what)
-        };
+    pub fn build(self) -> Result<ClientCore, ConfigError> {
         if let Some(e) = self.env_error {
-            return Err(CallError::new(ClientErrorKind::InvalidConfig, "-", "-").with_source(e));
+            return Err(ConfigError::invalid(e));
         }
         if let Some(problem) = self.header_error {
-            return Err(invalid(problem));
+            return Err(ConfigError::invalid(problem));
         }
         let base_url = match &self.base_url {
             None => None,
             Some(url) => {
-                let uri: Uri = url
-                    .parse()
-                    .map_err(|e| invalid(format!("base URL {:?}: {e}", redact_url_str(url))))?;
-                // Scheme and host are checked now, not on the first request.
-                join_url(Some(&uri), "").map_err(|e| {
-                    CallError::new(ClientErrorKind::InvalidUrl, "-", "-").with_source(e)
+                let uri: Uri = url.parse().map_err(|e| {
+                    ConfigError::invalid(format!("base URL {:?}: {e}", redact_url_str(url)))
                 })?;
+                // Scheme and host are checked now, not on the first request.
+                join_url(Some(&uri), "").map_err(ConfigError::url)?;
                 Some(uri)
             }
         };
@@ -284,11 +288,9 @@ impl ClientConfig {
                     self.max_retries
                         .map_or(policy.max_attempts(), |r| r.saturating_add(1)),
                 )
-                .map_err(|e| {
-                    CallError::new(ClientErrorKind::InvalidConfig, "-", "-").with_source(e)
-                })?;
+                .map_err(ConfigError::invalid)?;
         }
-        let invalid = |e| CallError::new(ClientErrorKind::InvalidConfig, "-", "-").with_source(e);
+        let invalid = ConfigError::invalid;
         let (breaker, origins) = match self.breaker {
             BreakerChoice::Own => (
                 Some(Arc::new(Mutex::new(
@@ -328,7 +330,7 @@ pub struct ClientCore {
     policy: RetryPolicy,
     breaker: Option<Arc<Mutex<CircuitBreaker>>>,
     /// The breaker's lock-free side, taken once here rather than per call.
-    breaker_gate: Option<Arc<crate::breaker::BreakerGate>>,
+    breaker_gate: Option<Arc<BreakerGate>>,
     /// A breaker per origin instead of `breaker`, if so configured.
     origins: Option<Box<OriginBreakers>>,
     budget: Option<Arc<Mutex<RetryBudget>>>,
@@ -400,9 +402,9 @@ impl ClientCore {
 
     /// With a breaker per origin, each origin called so far (`scheme://authority`, the host
     /// lower-cased) and the state of its breaker, in no particular order; otherwise none.
-    pub fn origin_breaker_states(&self) -> alloc::vec::Vec<(String, BreakerState)> {
+    pub fn origin_breaker_states(&self) -> std::vec::Vec<(String, BreakerState)> {
         let Some(origins) = &self.origins else {
-            return alloc::vec::Vec::new();
+            return std::vec::Vec::new();
         };
         origins
             .origins()
@@ -423,26 +425,27 @@ impl ClientCore {
 
     /// Checks a request a caller built whole, and declares its empty body, as a request
     /// builder would have: an `InvalidUrl` error unless a call can be made to its URL as it is
-    /// (see [`check_url`](crate::check_url)), an `InvalidConfig` one unless its headers frame
-    /// a body of `body_len` bytes (see
-    /// [`check_request_headers`](crate::check_request_headers)); then
-    /// [`take_url_credentials`](crate::take_url_credentials) and
-    /// [`declare_empty_body`](crate::declare_empty_body).
+    /// (`http` or `https`, a host, a port from 1 to 65535), an `InvalidConfig` one unless its
+    /// headers frame a body of `body_len` bytes (see
+    /// [`check_request_headers`](crate::driver::check_request_headers)); then credentials in
+    /// the URL become `Authorization` (see
+    /// [`take_url_credentials`](crate::driver::take_url_credentials)) and an empty `POST`,
+    /// `PUT` or `PATCH` body is declared as `Content-Length: 0`.
     pub fn prepare_request<B>(
         parts: &mut http::request::Parts,
         body_len: Option<u64>,
-    ) -> Result<(), CallError<B>> {
-        crate::check_url(&parts.uri)
-            .map_err(|e| invalid_url(&parts.method, &crate::redact_url(&parts.uri), e))?;
-        crate::check_request_headers(parts, body_len)?;
-        crate::take_url_credentials(parts);
-        crate::declare_empty_body(parts, body_len);
+    ) -> Result<(), Error<B>> {
+        check_url(&parts.uri)
+            .map_err(|e| invalid_url(&parts.method, &redact_url(&parts.uri), e))?;
+        check_request_headers(parts, body_len)?;
+        take_url_credentials(parts);
+        declare_empty_body(parts, body_len);
         Ok(())
     }
 
     /// `url` (absolute, or relative to the base URL) as a URI, or an `InvalidUrl` error on
     /// the call `method url` (credentials redacted).
-    pub fn resolve_url<B>(&self, method: &Method, url: &str) -> Result<Uri, CallError<B>> {
+    pub fn resolve_url<B>(&self, method: &Method, url: &str) -> Result<Uri, Error<B>> {
         join_url(self.base_url.as_ref(), url)
             .map_err(|e| invalid_url(method, &redact_url_str(url), e))
     }
@@ -450,7 +453,7 @@ impl ClientCore {
     /// Starts a call for `request` under `policy` (the client's when `None`): merges the
     /// default headers, picks the request id (the caller's if the request has one; otherwise,
     /// if the client generates ids, a fresh one, which
-    /// [`attempt_request`](crate::attempt_request) adds to every attempt from
+    /// [`attempt_request`](crate::driver::attempt_request) adds to every attempt from
     /// [`Call::attempt_id`]), and draws the call's jitter seed.
     #[inline]
     pub fn start_call<'p, B: CallBody>(
@@ -515,6 +518,6 @@ impl ClientCore {
 }
 
 /// The error of the call `method shown_url` whose URL no call can reach.
-fn invalid_url<B>(method: &Method, shown_url: &str, problem: crate::UrlError) -> CallError<B> {
-    CallError::new(ClientErrorKind::InvalidUrl, method.as_str(), shown_url).with_source(problem)
+fn invalid_url<B>(method: &Method, shown_url: &str, problem: UrlError) -> Error<B> {
+    Error::new(ErrorKind::InvalidUrl, method.as_str(), shown_url).with_source(problem)
 }

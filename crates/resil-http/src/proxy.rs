@@ -1,10 +1,10 @@
 //! [`Proxy`]: where a client's default transport connects, the same in every driver.
 
-use alloc::string::String;
+use std::string::String;
 
 use http::Uri;
 
-use crate::http_glue::{UrlError, redact_url_str};
+use crate::url::{UrlError, check_url, redact_url_str};
 
 /// Where a client's default transport connects.
 ///
@@ -32,7 +32,7 @@ pub enum Proxy {
 /// 1080, hyper-util's 80). The error names the URL with its credentials redacted.
 ///
 /// ```
-/// use resil_core::check_proxy_url;
+/// use resil_http::driver::check_proxy_url;
 ///
 /// assert!(check_proxy_url("http://me:secret@127.0.0.1:3128").is_ok());
 /// let err = check_proxy_url("socks5://me:secret@127.0.0.1:1080").unwrap_err();
@@ -53,7 +53,7 @@ pub fn check_proxy_url(url: &str) -> Result<Uri, UrlError> {
             "a proxy URL starts with http:// (the only kind of proxy every client speaks to)",
         ));
     }
-    crate::check_url(&uri).map_err(|e| invalid(e.problem))?;
+    check_url(&uri).map_err(|e| invalid(e.problem))?;
     if uri.host().is_none_or(str::is_empty) {
         return Err(invalid("has no host"));
     }

@@ -1,18 +1,17 @@
 //! [`OriginBreakers`]: one circuit breaker per origin, for a client that calls several
 //! backends.
 
-use alloc::boxed::Box;
-use alloc::string::String;
-use alloc::vec::Vec;
+use std::boxed::Box;
+use std::string::String;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::vec::Vec;
 
 use http::Uri;
 
-use crate::breaker::{BreakerGate, CircuitBreaker, CircuitBreakerBuilder};
-use crate::policy::PolicyError;
+use resil_core::{BreakerGate, CircuitBreaker, CircuitBreakerBuilder, PolicyError};
 
 /// Origins a client keeps a breaker of their own for; calls to any further origin share one.
-pub const MAX_ORIGIN_BREAKERS: usize = 64;
+pub(crate) const MAX_ORIGIN_BREAKERS: usize = 64;
 
 /// Breakers for up to [`MAX_ORIGIN_BREAKERS`] origins (scheme, host and port, as the URL
 /// writes them; the host in any case), made when the client is built. A call borrows its
@@ -102,7 +101,7 @@ impl OriginBreakers {
         self.slots.iter().filter_map(|slot| {
             let origin = slot.origin.get()?;
             Some((
-                alloc::format!("{}://{}", origin.scheme, origin.authority),
+                std::format!("{}://{}", origin.scheme, origin.authority),
                 &slot.breaker,
             ))
         })

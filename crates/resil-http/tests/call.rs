@@ -1,13 +1,10 @@
 //! `Call`, `ClientConfig` and `RequestDraft` driven with no IO at all: what the blocking and
 //! async clients share, checked on its own with a fake clock and scripted responses.
-#![cfg(feature = "http")]
 
 use std::time::Duration;
 
-use resil_core::{
-    Backoff, CallBody, CallError, CallStep, ClientConfig, ClientErrorKind, ErrorKind, Instant,
-    Jitter, RequestDraft, RetryPolicy, UnixTime,
-};
+use resil_core::{Backoff, Instant, Jitter, RetryPolicy, TransportErrorKind, UnixTime};
+use resil_http::{CallBody, ClientConfig, Error, ErrorKind, RequestDraft, Step};
 
 /// A response body that only remembers the limit it was given.
 #[derive(Debug, Default)]
@@ -46,12 +43,12 @@ fn drive(
     mut config: ClientConfig,
     statuses: &[u16],
 ) -> (
-    Result<http::Response<FakeBody>, CallError<FakeBody>>,
+    Result<http::Response<FakeBody>, Error<FakeBody>>,
     usize,
     Duration,
 ) {
     config.generate_request_ids(true);
-    let core = config.build::<FakeBody>().unwrap();
+    let core = config.build().unwrap();
     let draft: RequestDraft<FakeBody> =
         RequestDraft::new(&core, http::Method::GET, "http://127.0.0.1/x");
     let (mut parts, policy) = draft.finish(&core, Some(0)).unwrap();
@@ -63,8 +60,8 @@ fn drive(
     let mut ids = Vec::new();
     loop {
         match call.next(&parts) {
-            CallStep::Send { attempt, .. } => {
-                let sent = resil_core::attempt_request(&parts, call.attempt_id(), ());
+            Step::Send { attempt, .. } => {
+                let sent = resil_http::driver::attempt_request(&parts, call.attempt_id(), ());
                 ids.push(sent.headers()["x-request-id"].clone());
                 assert!(
                     ids.iter().all(|id| *id == ids[0]),
@@ -78,7 +75,7 @@ fn drive(
                 let status = *statuses.next().expect("more attempts than scripted");
                 call.response(now, attempt, response(status), None, wall);
             }
-            CallStep::Sleep { until } => {
+            Step::Sleep { until } => {
                 if call.stale_response().is_some() {
                     stale += 1;
                     call.discard_stale();
@@ -86,8 +83,8 @@ fn drive(
                 now = until;
                 call.timer(now);
             }
-            CallStep::Done(r) => return (Ok(r), stale, now.saturating_duration_since(start)),
-            CallStep::Fail(e) => return (Err(e), stale, now.saturating_duration_since(start)),
+            Step::Done(r) => return (Ok(r), stale, now.saturating_duration_since(start)),
+            Step::Fail(e) => return (Err(e), stale, now.saturating_duration_since(start)),
         }
     }
 }
@@ -133,7 +130,7 @@ fn client_overrides_and_per_request_deadline_rebuild_the_policy() {
     config.max_retries(0);
     config.no_breaker();
     config.no_budget();
-    let core = config.build::<FakeBody>().unwrap();
+    let core = config.build().unwrap();
     assert_eq!(core.policy().max_attempts(), 1);
     assert!(core.breaker().is_none());
     let mut draft: RequestDraft<FakeBody> =
@@ -151,13 +148,13 @@ fn client_overrides_and_per_request_deadline_rebuild_the_policy() {
 fn mistakes_are_errors_that_name_the_setting() {
     let mut config = ClientConfig::default();
     config.default_header("bad header", "v");
-    let err = config.build::<FakeBody>().unwrap_err();
-    assert_eq!(err.kind(), ClientErrorKind::InvalidConfig);
+    let err = config.build().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
     assert!(format!("{err:#}").contains("bad header"), "{err}");
     let mut config = ClientConfig::default();
     config.default_header("host", "a.test");
     config.default_header("Host", "b.test");
-    let err = config.build::<FakeBody>().unwrap_err();
+    let err = config.build().unwrap_err();
     assert!(
         format!("{err:#}").contains("\"Host\" is given more than once"),
         "{err:#}"
@@ -165,7 +162,7 @@ fn mistakes_are_errors_that_name_the_setting() {
     for framing in ["Content-Length", "Transfer-Encoding"] {
         let mut config = ClientConfig::default();
         config.default_header(framing, "2");
-        let err = config.build::<FakeBody>().unwrap_err();
+        let err = config.build().unwrap_err();
         assert!(
             format!("{err:#}").contains(&format!("{framing:?} cannot fit every request's body")),
             "{err:#}"
@@ -173,7 +170,7 @@ fn mistakes_are_errors_that_name_the_setting() {
     }
     let mut config = ClientConfig::default();
     config.default_header("host", "caf\u{e9}.test");
-    let err = config.build::<FakeBody>().unwrap_err();
+    let err = config.build().unwrap_err();
     assert!(
         format!("{err:#}").contains("\"host\" is not a host name"),
         "{err:#}"
@@ -181,19 +178,19 @@ fn mistakes_are_errors_that_name_the_setting() {
 
     let mut config = ClientConfig::default();
     config.base_url("http://user:hunter2@/nohost");
-    let err = config.build::<FakeBody>().unwrap_err();
+    let err = config.build().unwrap_err();
     assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
 
-    let core = ClientConfig::default().build::<FakeBody>().unwrap();
+    let core = ClientConfig::default().build().unwrap();
     let mut draft: RequestDraft<FakeBody> =
         RequestDraft::new(&core, http::Method::GET, "http://127.0.0.1/x");
     draft.header("x", "bad\nvalue");
     let err = draft.finish(&core, Some(0)).unwrap_err();
-    assert_eq!(err.kind(), ClientErrorKind::InvalidConfig);
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
     let draft: RequestDraft<FakeBody> = RequestDraft::new(&core, http::Method::GET, "/relative");
     assert_eq!(
         draft.finish(&core, Some(0)).unwrap_err().kind(),
-        ClientErrorKind::InvalidUrl
+        ErrorKind::InvalidUrl
     );
 }
 
@@ -202,24 +199,27 @@ fn a_transport_error_is_reported_as_the_cause() {
     let mut config = ClientConfig::default();
     config.policy(policy());
     config.max_retries(0);
-    let core = config.build::<FakeBody>().unwrap();
+    let core = config.build().unwrap();
     let draft: RequestDraft<FakeBody> =
         RequestDraft::new(&core, http::Method::GET, "http://127.0.0.1/x");
     let (mut parts, _) = draft.finish(&core, Some(0)).unwrap();
     let mut call = core.start_call::<FakeBody>(None, &mut parts, true, Instant::ZERO);
-    let CallStep::Send { attempt, .. } = call.next(&parts) else {
+    let Step::Send { attempt, .. } = call.next(&parts) else {
         panic!("expected a send");
     };
     call.error(
         Instant::ZERO,
         attempt,
-        ErrorKind::Connect,
+        TransportErrorKind::Connect,
         "connection refused".into(),
     );
-    let CallStep::Fail(error) = call.next(&parts) else {
+    let Step::Fail(error) = call.next(&parts) else {
         panic!("expected a failure");
     };
-    assert_eq!(error.kind(), ClientErrorKind::Transport(ErrorKind::Connect));
+    assert_eq!(
+        error.kind(),
+        ErrorKind::Transport(TransportErrorKind::Connect)
+    );
     assert!(
         std::error::Error::source(&error).is_some_and(|s| s.to_string().contains("refused")),
         "{error:?}"
@@ -238,7 +238,7 @@ fn a_transport_error_is_reported_as_the_cause() {
 fn a_body_cut_short_is_named_once_wherever_its_eof_sits_in_the_chain() {
     use std::io;
 
-    use resil_core::IncompleteBody;
+    use resil_http::IncompleteBody;
 
     /// A client's body error with the EOF underneath it, as hyper reports one.
     #[derive(Debug)]
@@ -276,13 +276,14 @@ fn a_body_cut_short_is_named_once_wherever_its_eof_sits_in_the_chain() {
 
 #[test]
 fn a_breaker_per_origin_trips_for_the_failing_origin_only() {
-    use resil_core::{BreakerState, CircuitBreaker, MAX_ORIGIN_BREAKERS, TripCondition};
+    use resil_core::{BreakerState, CircuitBreaker, TripCondition};
+    const MAX_ORIGIN_BREAKERS: usize = ClientConfig::MAX_ORIGIN_BREAKERS;
 
     let mut config = ClientConfig::default();
     config.max_retries(0);
     let trip_after_two = CircuitBreaker::builder().trip(TripCondition::ConsecutiveFailures(2));
     config.breaker_per_origin(trip_after_two);
-    let core = config.build::<FakeBody>().unwrap();
+    let core = config.build().unwrap();
     assert!(core.breaker().is_none(), "no one breaker for every origin");
     // One call to `url`, answered with `status` if it is sent; whether it was sent.
     let call = |url: &str, status: u16| {
@@ -290,12 +291,12 @@ fn a_breaker_per_origin_trips_for_the_failing_origin_only() {
         let (mut parts, _) = draft.finish(&core, Some(0)).unwrap();
         let mut call = core.start_call::<FakeBody>(None, &mut parts, true, Instant::ZERO);
         match call.next(&parts) {
-            CallStep::Send { attempt, .. } => {
+            Step::Send { attempt, .. } => {
                 call.response(Instant::ZERO, attempt, response(status), None, wall);
                 true
             }
-            CallStep::Fail(e) => {
-                assert_eq!(e.kind(), ClientErrorKind::CircuitOpen, "{e:#}");
+            Step::Fail(e) => {
+                assert_eq!(e.kind(), ErrorKind::CircuitOpen, "{e:#}");
                 false
             }
             _ => panic!("expected a send or a refusal"),

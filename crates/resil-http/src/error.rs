@@ -1,27 +1,29 @@
 //! The error every driver returns: what went wrong, on which call, with the last response.
 
-use alloc::borrow::ToOwned;
-use alloc::boxed::Box;
-use alloc::string::String;
-use core::fmt;
+use std::borrow::ToOwned;
+use std::boxed::Box;
+use std::fmt;
+use std::string::String;
 
-use crate::http_glue::ClientErrorKind as ErrorKind;
-use crate::{Cause, GiveUp};
+use resil_core::{Cause, GiveUp, GiveUpReason, TransportErrorKind};
 
-type BoxError = Box<dyn core::error::Error + Send + Sync>;
+use crate::url::{UrlError, redact_url};
+
+/// A boxed error, as transports and sources carry them.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why a transport could not complete one exchange, every driver's: `kind` tells the retry
 /// machine whether the request may have reached the server, `source` is the transport's own
 /// error.
 #[derive(Debug)]
 pub struct TransportError {
-    kind: crate::ErrorKind,
+    kind: TransportErrorKind,
     source: BoxError,
 }
 
 impl TransportError {
     /// An error of `kind` caused by `source`.
-    pub fn new(kind: crate::ErrorKind, source: impl Into<BoxError>) -> TransportError {
+    pub fn new(kind: TransportErrorKind, source: impl Into<BoxError>) -> TransportError {
         TransportError {
             kind,
             source: source.into(),
@@ -29,7 +31,7 @@ impl TransportError {
     }
 
     /// The kind, as the retry policy sees it.
-    pub fn kind(&self) -> crate::ErrorKind {
+    pub fn kind(&self) -> TransportErrorKind {
         self.kind
     }
 
@@ -60,8 +62,8 @@ impl core::error::Error for TransportError {
 
 /// An error with everything known about the call: method, URL (credentials redacted),
 /// attempts, the last status, and the last response (body type `B`) when there was one.
-/// Drivers alias it: `resil_blocking::Error`, `resil_tokio::Error`.
-pub struct CallError<B> {
+/// Drivers alias it with their body: `resil_blocking::Error`, `resil_tokio::Error`.
+pub struct Error<B> {
     kind: ErrorKind,
     method: String,
     url: String,
@@ -71,11 +73,11 @@ pub struct CallError<B> {
     source: Option<BoxError>,
 }
 
-impl<B> CallError<B> {
+impl<B> Error<B> {
     /// An error of `kind` on the call `method url` (pass the URL already redacted; `"-"` for
     /// both when the error belongs to no call, e.g. a client configuration that is invalid).
-    pub fn new(kind: ErrorKind, method: &str, url: &str) -> CallError<B> {
-        CallError {
+    pub fn new(kind: ErrorKind, method: &str, url: &str) -> Error<B> {
+        Error {
             kind,
             method: method.to_owned(),
             url: url.to_owned(),
@@ -87,21 +89,21 @@ impl<B> CallError<B> {
     }
 
     /// Adds the underlying cause.
-    pub fn with_source(mut self, source: impl Into<BoxError>) -> CallError<B> {
+    pub fn with_source(mut self, source: impl Into<BoxError>) -> Error<B> {
         self.source = Some(source.into());
         self
     }
 
     /// Attaches the last response.
-    pub fn with_response(mut self, response: Option<http::Response<B>>) -> CallError<B> {
+    pub fn with_response(mut self, response: Option<http::Response<B>>) -> Error<B> {
         self.response = response.map(Box::new);
         self
     }
 
     /// The same error with its response's body converted by `f` (for layers that wrap a
     /// body while the call runs).
-    pub fn map_body<C>(self, f: impl FnOnce(B) -> C) -> CallError<C> {
-        CallError {
+    pub fn map_body<C>(self, f: impl FnOnce(B) -> C) -> Error<C> {
+        Error {
             kind: self.kind,
             method: self.method,
             url: self.url,
@@ -113,8 +115,8 @@ impl<B> CallError<B> {
     }
 
     /// The error for a retry machine that gave up.
-    pub fn gave_up(give_up: GiveUp, method: &str, url: &str) -> CallError<B> {
-        let mut e = CallError::new(ErrorKind::from_give_up(&give_up), method, url);
+    pub fn gave_up(give_up: GiveUp, method: &str, url: &str) -> Error<B> {
+        let mut e = Error::new(ErrorKind::from_give_up(&give_up), method, url);
         e.attempts = give_up.attempts;
         e.give_up = Some(give_up);
         e
@@ -164,7 +166,7 @@ impl<B> CallError<B> {
     }
 }
 
-impl<B> fmt::Display for CallError<B> {
+impl<B> fmt::Display for Error<B> {
     /// `{}` says what went wrong at this level only, so reporters that walk
     /// [`source`](core::error::Error::source) (anyhow, eyre, tracing) print each cause once;
     /// `{:#}` appends every cause, `: `-separated, for a one-line message.
@@ -210,20 +212,20 @@ pub fn write_causes(
     Ok(())
 }
 
-impl<B> CallError<B> {
-    /// The source when it is a [`UrlError`](crate::UrlError), which this error's `Display`
+impl<B> Error<B> {
+    /// The source when it is a [`UrlError`](UrlError), which this error's `Display`
     /// shows in place of its own words, so it is not a cause of its own.
-    fn url_error(&self) -> Option<&crate::UrlError> {
+    fn url_error(&self) -> Option<&UrlError> {
         if self.give_up.is_some() {
             return None;
         }
-        self.source.as_deref()?.downcast_ref::<crate::UrlError>()
+        self.source.as_deref()?.downcast_ref::<UrlError>()
     }
 }
 
-impl<B> fmt::Debug for CallError<B> {
+impl<B> fmt::Debug for Error<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CallError")
+        f.debug_struct("Error")
             .field("kind", &self.kind)
             .field("method", &self.method)
             .field("url", &self.url)
@@ -235,7 +237,7 @@ impl<B> fmt::Debug for CallError<B> {
     }
 }
 
-impl<B> core::error::Error for CallError<B> {
+impl<B> core::error::Error for Error<B> {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         if self.url_error().is_some() {
             return None;
@@ -288,5 +290,139 @@ impl fmt::Display for IncompleteBody {
 impl core::error::Error for IncompleteBody {
     fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
         Some(&*self.0)
+    }
+}
+
+/// The error for a request whose credentials could not be added.
+pub fn auth_error<B>(parts: &http::request::Parts, source: impl Into<BoxError>) -> Error<B> {
+    error_on(ErrorKind::Auth, parts, source)
+}
+
+/// The error for a request its transport cannot send as it stands (a header value the HTTP
+/// library cannot carry, say): [`InvalidConfig`](ErrorKind::InvalidConfig), never
+/// retried.
+pub fn unsendable_request<B>(
+    parts: &http::request::Parts,
+    source: impl Into<BoxError>,
+) -> Error<B> {
+    error_on(ErrorKind::InvalidConfig, parts, source)
+}
+
+/// An error of `kind` on the call `parts` describes (its URL redacted), caused by `source`.
+pub(crate) fn error_on<B>(
+    kind: ErrorKind,
+    parts: &http::request::Parts,
+    source: impl Into<BoxError>,
+) -> Error<B> {
+    Error::new(kind, parts.method.as_str(), &redact_url(&parts.uri)).with_source(source)
+}
+
+/// What went wrong with a call, in categories a caller can act on; every driver's error type
+/// reports one of these. (What failed in one exchange is a [`TransportErrorKind`].)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The transport failed and no retry followed (connection refused, reset, DNS, TLS, …).
+    Transport(resil_core::TransportErrorKind),
+    /// An attempt timed out and no retry followed.
+    Timeout,
+    /// The final response had a failure status (after retries, or from `error_for_status`).
+    Status(u16),
+    /// The circuit breaker is open: no request was sent.
+    CircuitOpen,
+    /// The retry budget refused another retry.
+    BudgetExhausted,
+    /// Another attempt would not fit in the total deadline.
+    DeadlineExceeded,
+    /// The server's `Retry-After` asked for longer than the policy allows.
+    RetryAfterTooLong(core::time::Duration),
+    /// The request may have been processed and is not idempotent, so it was not replayed.
+    NotReplayed,
+    /// The request body was a stream and cannot be sent again.
+    BodyNotReplayable,
+    /// Reading the response body failed, it was cut short, or it exceeded the size limit.
+    Body,
+    /// The response body arrived whole but could not be decoded: not UTF-8 (`text`) or not
+    /// the JSON asked for (`json`).
+    Decode,
+    /// The client or request configuration is invalid.
+    InvalidConfig,
+    /// The URL is invalid, or relative without a base URL.
+    InvalidUrl,
+    /// Authentication headers could not be obtained or refreshed.
+    Auth,
+}
+
+impl ErrorKind {
+    /// The kind for a retry machine that gave up.
+    pub fn from_give_up(give_up: &GiveUp) -> ErrorKind {
+        match give_up.reason {
+            GiveUpReason::DeadlineExceeded => ErrorKind::DeadlineExceeded,
+            GiveUpReason::RetryAfterTooLong { requested } => {
+                ErrorKind::RetryAfterTooLong(requested)
+            }
+            GiveUpReason::NonIdempotent => ErrorKind::NotReplayed,
+            GiveUpReason::BodyNotReplayable => ErrorKind::BodyNotReplayable,
+            GiveUpReason::BudgetExhausted => ErrorKind::BudgetExhausted,
+            GiveUpReason::CircuitOpen { .. } => ErrorKind::CircuitOpen,
+            _ => match give_up.last {
+                Some(Cause::Status(s)) => ErrorKind::Status(s),
+                Some(Cause::Error(resil_core::TransportErrorKind::Timeout)) => ErrorKind::Timeout,
+                Some(Cause::Error(k)) => ErrorKind::Transport(k),
+                None => ErrorKind::Transport(resil_core::TransportErrorKind::Other),
+            },
+        }
+    }
+}
+
+/// A client's configuration that cannot be used: the setting and what is wrong with it,
+/// found when the client is built (never on a call). Every driver's `build` turns it into
+/// its [`Error`], with no call to name.
+#[derive(Debug)]
+pub struct ConfigError {
+    kind: ErrorKind,
+    source: BoxError,
+}
+
+impl ConfigError {
+    /// An [`InvalidConfig`](ErrorKind::InvalidConfig) error: `problem` names the setting.
+    pub fn invalid(problem: impl Into<BoxError>) -> ConfigError {
+        ConfigError {
+            kind: ErrorKind::InvalidConfig,
+            source: problem.into(),
+        }
+    }
+
+    /// An [`InvalidUrl`](ErrorKind::InvalidUrl) error for the base URL.
+    pub(crate) fn url(problem: UrlError) -> ConfigError {
+        ConfigError {
+            kind: ErrorKind::InvalidUrl,
+            source: Box::new(problem),
+        }
+    }
+
+    /// [`InvalidConfig`](ErrorKind::InvalidConfig), or
+    /// [`InvalidUrl`](ErrorKind::InvalidUrl) for the base URL.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for ConfigError {
+    /// The problem, naming the setting: `{}` and `{:#}` alike, as it has no cause beneath.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.source)
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.source()
+    }
+}
+
+impl<B> From<ConfigError> for Error<B> {
+    fn from(e: ConfigError) -> Error<B> {
+        Error::new(e.kind, "-", "-").with_source(e.source)
     }
 }

@@ -7,8 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use std::vec::Vec;
 
-use crate::breaker::Transition;
-use crate::retry::{Attempt, Cause, Event, GiveUp, GiveUpReason};
+use resil_core::{Attempt, Cause, Event, GiveUp, GiveUpReason, Transition};
 
 /// The call an event belongs to.
 #[derive(Clone, Copy, Debug)]
@@ -116,7 +115,7 @@ impl RetryReason {
             Cause::Status(408) => RetryReason::RequestTimeout,
             Cause::Status(500..=599) => RetryReason::ServerError,
             Cause::Status(_) => RetryReason::OtherStatus,
-            Cause::Error(crate::ErrorKind::Timeout) => RetryReason::Timeout,
+            Cause::Error(resil_core::TransportErrorKind::Timeout) => RetryReason::Timeout,
             Cause::Error(k) if !k.reached_server() => RetryReason::NotSent,
             Cause::Error(_) => RetryReason::Transport,
         }
@@ -203,7 +202,7 @@ impl StatsSnapshot {
 ///
 /// ```
 /// use core::time::Duration;
-/// use resil_core::{RetryReason, StatsSnapshot};
+/// use resil_http::{RetryReason, StatsSnapshot};
 ///
 /// let stats = StatsSnapshot {
 ///     requests: 3,
@@ -417,6 +416,8 @@ impl<'a> Observer<'a> {
                     h.on_breaker(call, transition);
                 }
             }
+            // Events added to the machine later are not reported until this learns them.
+            _ => {}
         }
     }
 }
