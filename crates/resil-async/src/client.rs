@@ -1,48 +1,25 @@
-//! The async client: configuration, and the loop that drives resil-core's retry machine with
-//! a runtime's timer and a transport. No policy lives here.
+//! The async client: configuration, and its [`Exchange`]: the transport and credentials every
+//! attempt goes through. The loop is [`drive`]'s; no policy lives here.
 
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::Method;
 use resil_core::{CircuitBreaker, Instant, RetryBudget, RetryPolicy};
-use resil_http::driver::DRAIN_LIMIT;
-use resil_http::{
-    AttemptId, Call, ClientConfig, ClientCore, EnvConfig, Hooks, StatsSnapshot, Step,
-};
+use resil_http::{Call, ClientConfig, ClientCore, EnvConfig, Hooks, StatsSnapshot, driver};
 
+use crate::drive::{AttemptError, Exchange, drive};
 use crate::request::RequestBuilder;
 use crate::runtime::Runtime;
 use crate::transport::{
-    AsyncTransport, AttemptBudget, ReadTimedOut, RequestBody, TransportError, TransportSettings,
-    release_stale,
+    AsyncTransport, AttemptBudget, BoxFuture, ReadTimedOut, RequestBody, TransportSettings,
 };
-use crate::{AuthProvider, Body, Error, ErrorKind, Response};
-
-/// Runs `work` until it finishes or `deadline` passes (`None` then). `work` is pinned by the
-/// caller, so the attempt's state is not copied into this future.
-async fn until<R: Runtime, F: Future + ?Sized>(
-    deadline: Instant,
-    mut work: Pin<&mut F>,
-) -> Option<F::Output> {
-    let mut timer = pin!(R::sleep_until(deadline));
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(v) = work.as_mut().poll(cx) {
-            return Poll::Ready(Some(v));
-        }
-        if timer.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(None);
-        }
-        Poll::Pending
-    })
-    .await
-}
+use crate::{AuthError, AuthProvider, Body, Error, ErrorKind, Response};
 
 /// A resilient async HTTP client on runtime `R`. Cheap to clone (clones share the pool,
 /// breaker, budget and statistics). Use it through a driver's alias: `resil_tokio::Client`,
@@ -74,11 +51,6 @@ impl<R> fmt::Debug for Client<R> {
             .field("core", &self.inner.core)
             .finish_non_exhaustive()
     }
-}
-
-enum AttemptError {
-    Transport(TransportError),
-    Fatal(Error),
 }
 
 impl<R: Runtime> Client<R> {
@@ -164,10 +136,11 @@ impl<R: Runtime> Client<R> {
         &self.inner.core
     }
 
-    /// The call: resil-core's [`Call`] driven by this runtime's IO and timers. Dropping the
-    /// returned future at any point (mid-attempt or mid-backoff) drops the call, which hands
-    /// its breaker permit back: a cancelled call counts as neither success nor failure and
-    /// never leaves the breaker half-open.
+    /// The call: resil-http's [`Call`] carried out by [`drive`] on this runtime, through
+    /// the client's transport and credentials. Dropping the returned future at any point
+    /// (mid-attempt or mid-backoff) drops the call, which hands its breaker permit back: a
+    /// cancelled call counts as neither success nor failure and never leaves the breaker
+    /// half-open.
     ///
     /// An `async` block rather than an `async fn`: an `async fn` copies its arguments into
     /// locals. It takes the client owned or borrowed (`client`), and the finished request or
@@ -191,103 +164,78 @@ impl<R: Runtime> Client<R> {
             };
             let this: &Client<R> = client.borrow();
             let inner = &*this.inner;
-            let mut call: Call<'_, Body> =
-                inner
-                    .core
-                    .start_call(policy, parts, body.is_replayable(), R::now());
-            loop {
-                match call.next(parts) {
-                    Step::Send { attempt, deadline } => {
-                        // Drained where it lies: taking it out first would add two copies of
-                        // a response to this future's state.
-                        release_stale(&mut call).await;
-                        let prefix_len = call.body_prefix_len();
-                        // Owned (two reference counts): `call` is updated while this lives.
-                        let id = call.attempt_id().cloned();
-                        let mut attempt_future =
-                            pin!(this.attempt(parts, id.as_ref(), &mut body, deadline, prefix_len));
-                        let outcome = if inner.transport.enforces_deadline() {
-                            Some(attempt_future.as_mut().await)
-                        } else {
-                            until::<R, _>(deadline, attempt_future.as_mut()).await
-                        };
-                        let now = R::now();
-                        match outcome {
-                            Some(Ok((response, prefix))) => {
-                                call.response(
-                                    now,
-                                    attempt,
-                                    response,
-                                    prefix.as_deref(),
-                                    resil_http::driver::unix_now,
-                                );
-                            }
-                            Some(Err(AttemptError::Transport(e))) => {
-                                call.error(now, attempt, e.kind(), e.into_source());
-                            }
-                            Some(Err(AttemptError::Fatal(e))) => return Err(e),
-                            // The attempt's deadline passed: the machine records a timeout.
-                            None => call.timer(now),
-                        }
-                    }
-                    Step::Sleep { until } => {
-                        // Release the retried response's connection before the wait, so the
-                        // pool can hand it to the next attempt instead of dialing a new one.
-                        release_stale(&mut call).await;
-                        // Zero waits are never slept (the machine does not ask for them).
-                        R::sleep_until(until).await;
-                        call.timer(R::now());
-                    }
-                    Step::Done(mut response) => {
-                        let (method, uri) = (
-                            std::mem::take(&mut parts.method),
-                            std::mem::take(&mut parts.uri),
-                        );
-                        response.body_mut().name_call(method, uri);
-                        return Ok(response);
-                    }
-                    Step::Fail(error) => return Err(error),
-                }
-            }
+            let mut call: Call<'_, Body> = inner.core.start_call(
+                policy,
+                parts,
+                body.is_replayable(),
+                inner.auth.is_some(),
+                R::now(),
+            );
+            let mut exchange = ClientExchange::<R> {
+                inner,
+                body: &mut body,
+                runtime: PhantomData,
+            };
+            drive::<R, _>(&mut call, parts, &mut exchange).await
         }
     }
+}
 
-    /// One attempt, with the single credential refresh after a 401, and the body prefix the
-    /// policy's `retry_if` may look at (read here, put back in front of the body).
-    async fn attempt(
-        &self,
+/// The client's way out: its transport, with its credentials on every attempt and the read
+/// timeout over the response head.
+struct ClientExchange<'a, R> {
+    inner: &'a Inner,
+    body: &'a mut RequestBody,
+    runtime: PhantomData<fn() -> R>,
+}
+
+impl<R: Runtime> ClientExchange<'_, R> {
+    /// The attempt's request with its credentials, once the transport agrees it can send
+    /// it; a request that cannot be sent ends the call.
+    fn prepare(
+        &mut self,
+        call: &Call<'_, Body>,
         parts: &http::request::Parts,
-        id: Option<&AttemptId>,
-        body: &mut RequestBody,
         deadline: Instant,
-        prefix_len: usize,
-    ) -> Result<(Response, Option<Bytes>), AttemptError> {
-        let inner = &*self.inner;
-        let transport_enforces = inner.transport.enforces_deadline();
-        let mut refreshed = false;
-        loop {
-            // The request lives in this block only: a local that lives to the end of the loop
-            // body would keep its ~260 bytes in the future's state across every `.await`.
-            let mut sending = {
-                let mut request =
-                    resil_http::driver::attempt_request(parts, id, body.take_for_attempt());
-                // Only for a transport that reads it: an extension costs an allocation.
-                if transport_enforces {
-                    let left = resil_http::driver::attempt_budget(deadline, R::now());
-                    request.extensions_mut().insert(AttemptBudget(left));
-                }
-                if let Some(auth) = &inner.auth {
-                    auth.authorize(request.headers_mut()).map_err(|e| {
-                        AttemptError::Fatal(resil_http::driver::auth_error(parts, e))
-                    })?;
-                }
-                inner.transport.check_request(&request).map_err(|e| {
-                    AttemptError::Fatal(resil_http::driver::unsendable_request(parts, e))
-                })?;
-                inner.transport.send(request)
-            };
+    ) -> Result<http::Request<RequestBody>, Error> {
+        let inner = self.inner;
+        let mut request = call.request(parts, self.body.take_for_attempt());
+        // Only for a transport that reads it: an extension costs an allocation.
+        if inner.transport.enforces_deadline() {
+            let left = driver::attempt_budget(deadline, R::now());
+            request.extensions_mut().insert(AttemptBudget(left));
+        }
+        if let Some(auth) = &inner.auth {
+            auth.authorize(request.headers_mut())
+                .map_err(|e| driver::auth_error(parts, e))?;
+        }
+        inner
+            .transport
+            .check_request(&request)
+            .map_err(|e| driver::unsendable_request(parts, e))?;
+        Ok(request)
+    }
+}
+
+impl<R: Runtime> Exchange for ClientExchange<'_, R> {
+    fn enforces_deadline(&self) -> bool {
+        self.inner.transport.enforces_deadline()
+    }
+
+    fn send(
+        &mut self,
+        call: &Call<'_, Body>,
+        parts: &http::request::Parts,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Response, AttemptError>> + Send {
+        let inner = self.inner;
+        let request = self.prepare(call, parts, deadline);
+        async move {
+            let mut sending = inner
+                .transport
+                .send(request.map_err(AttemptError::Unsendable)?);
             // The read timeout needs a timer of its own only when it ends before the attempt.
-            let stalled = resil_http::driver::read_deadline(inner.read_timeout, R::now, deadline);
+            let stalled = driver::read_deadline(inner.read_timeout, R::now, deadline);
             // One await for both cases, so a client without a read timeout pays one branch.
             let mut read_timer = pin!(stalled.map(R::sleep_until));
             let mut response = std::future::poll_fn(|cx| {
@@ -299,43 +247,20 @@ impl<R: Runtime> Client<R> {
                     _ => Poll::Pending,
                 }
             })
-            .await
-            .map_err(AttemptError::Transport)?;
-            match (transport_enforces, inner.read_timeout) {
+            .await?;
+            match (inner.transport.enforces_deadline(), inner.read_timeout) {
                 (false, gap) => response.body_mut().set_deadline::<R>(deadline, gap),
                 (true, Some(gap)) => response
                     .body_mut()
                     .set_deadline::<R>(Instant::MAX, Some(gap)),
                 (true, None) => {}
             }
-            if resil_http::driver::refresh_credentials(
-                response.status(),
-                refreshed,
-                body.is_replayable(),
-            ) {
-                if let Some(auth) = &inner.auth {
-                    refreshed = true;
-                    // Bounded here, not only by the attempt's timer (which a transport that
-                    // enforces deadlines goes without), so every driver answers a refresh
-                    // still running at the deadline the same way: with the 401.
-                    let mut refresh = auth.refresh();
-                    let fresh = until::<R, _>(deadline, refresh.as_mut()).await;
-                    if matches!(fresh, Some(Ok(()))) {
-                        response.body_mut().drain(DRAIN_LIMIT).await;
-                        continue;
-                    }
-                }
-            }
-            if prefix_len == 0 {
-                return Ok((response, None));
-            }
-            let prefix = response
-                .body_mut()
-                .read_prefix(prefix_len)
-                .await
-                .map_err(AttemptError::Transport)?;
-            return Ok((response, Some(prefix)));
+            Ok(response)
         }
+    }
+
+    fn refresh(&self) -> Option<BoxFuture<'_, Result<(), AuthError>>> {
+        self.inner.auth.as_ref().map(|auth| auth.refresh())
     }
 }
 

@@ -17,6 +17,7 @@
 
 mod auth;
 mod client;
+mod drive;
 mod request;
 mod response;
 mod runtime;
@@ -24,13 +25,13 @@ mod transport;
 
 pub use auth::{AuthError, AuthProvider, BearerToken};
 pub use client::{Client, ClientBuilder};
+pub use drive::{AttemptError, Exchange, drive};
 pub use request::RequestBuilder;
 pub use response::ResponseExt;
 pub use runtime::Runtime;
 pub use transport::{
     AsyncTransport, AttemptBudget, Body, BodyDeadlinePassed, BodyTooLarge, BoxError, BoxFuture,
-    ReadTimedOut, RequestBody, TransportError, TransportSettings, release_stale,
-    unsupported_version,
+    ReadTimedOut, RequestBody, TransportError, TransportSettings, unsupported_version,
 };
 
 // The core types this crate's API takes or hands out, so one dependency is enough to

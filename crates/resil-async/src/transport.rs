@@ -353,16 +353,6 @@ impl Body {
     }
 }
 
-/// Drains the response `call` will not return (up to [`DRAIN_LIMIT`](resil_http::driver::DRAIN_LIMIT)
-/// bytes, bounded by its deadline) and drops it, so its connection can serve the next attempt;
-/// for drivers, before each attempt and each wait.
-pub async fn release_stale(call: &mut resil_http::Call<'_, Body>) {
-    if let Some(old) = call.stale_response() {
-        old.body_mut().drain(resil_http::driver::DRAIN_LIMIT).await;
-        call.discard_stale();
-    }
-}
-
 /// `R`'s timer, boxed for a body that does not know its runtime.
 fn sleep_boxed<R: crate::Runtime>(at: resil_core::Instant) -> BoxFuture<'static, ()> {
     let sleep = R::sleep_until(at);

@@ -1,21 +1,20 @@
-//! The client: configuration, and the loop that drives resil-core's retry machine with real
-//! sockets and `std::thread::sleep`. No policy lives here.
+//! The client: configuration, and the one blocking loop, which carries out a resil-http
+//! [`Call`]'s steps with real sockets and `std::thread::sleep`. No policy lives here.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::Error;
-use crate::request::RequestBuilder;
-use crate::transport::{BlockingTransport, RequestBody, UreqSettings, UreqTransport};
-use crate::{AuthProvider, Response};
-use bytes::Bytes;
 use http::Method;
 use resil_core::{CircuitBreaker, Instant, RetryBudget, RetryPolicy, UnixTime};
-use resil_http::driver::DRAIN_LIMIT;
+use resil_http::driver;
 use resil_http::{
-    AttemptId, Call, CallLabel, ClientConfig, ClientCore, EnvConfig, Hooks, StatsSnapshot, Step,
+    Call, CallLabel, ClientConfig, ClientCore, EnvConfig, Hooks, StatsSnapshot, Step,
 };
+
+use crate::request::RequestBuilder;
+use crate::transport::{BlockingTransport, RequestBody, UreqSettings, UreqTransport};
+use crate::{AuthProvider, Error, Response};
 
 /// A resilient blocking HTTP client. Cheap to clone (clones share the connection pool,
 /// breaker, budget and statistics); `Send + Sync`.
@@ -139,7 +138,8 @@ impl Client {
         &self.inner.core
     }
 
-    /// The call: resil-core's [`Call`] driven with real IO and real sleeps.
+    /// The call: resil-http's [`Call`] driven with real IO and real sleeps. Every step is
+    /// the call's to decide; this loop only does the IO each one names.
     pub(crate) fn send_parts(
         &self,
         mut parts: http::request::Parts,
@@ -151,52 +151,67 @@ impl Client {
         // The time of the call's last input: a Send follows it at once, so its budget is
         // measured from here without reading the clock again.
         let mut now = clock.now();
-        let mut call: Call<'_, crate::Body> =
-            inner
-                .core
-                .start_call(policy.as_deref(), &mut parts, body.is_replayable(), now);
+        let replayable = body.is_replayable();
+        let mut call: Call<'_, crate::Body> = inner.core.start_call(
+            policy.as_deref(),
+            &mut parts,
+            replayable,
+            inner.auth.is_some(),
+            now,
+        );
         loop {
-            match call.next(&parts) {
+            match call.poll_step(&parts) {
                 Step::Send { attempt, deadline } => {
-                    if let Some(old) = call.stale_response() {
-                        old.body_mut().drain(DRAIN_LIMIT);
-                        call.discard_stale();
-                        now = clock.now();
+                    let mut request = call.request(&parts, body.take_for_attempt());
+                    if let Some(auth) = &inner.auth {
+                        auth.authorize(request.headers_mut())
+                            .map_err(|e| driver::auth_error(&parts, e))?;
                     }
-                    let outcome = self.attempt(
-                        &parts,
-                        call.attempt_id(),
-                        &mut body,
-                        deadline,
-                        now,
-                        call.body_prefix_len(),
-                    );
+                    inner
+                        .transport
+                        .check_request(&request)
+                        .map_err(|e| driver::unsendable_request(&parts, e))?;
+                    let sent = inner
+                        .transport
+                        .send(request, driver::attempt_budget(deadline, now));
                     now = clock.now();
-                    match outcome {
-                        Ok((response, prefix)) => {
-                            call.response(now, attempt, response, prefix.as_deref(), || {
-                                clock.wall()
-                            });
+                    match sent {
+                        Ok(response) => {
+                            call.handle_response(now, attempt, response, || clock.wall())
                         }
-                        Err(AttemptError::Transport(e)) => {
-                            call.error(now, attempt, e.kind(), e.into_source());
+                        Err(e) => call.handle_error(now, attempt, e.kind(), e.into_source()),
+                    }
+                }
+                Step::Release(mut stale) => {
+                    stale.body_mut().drain(driver::DRAIN_LIMIT);
+                    now = clock.now();
+                }
+                Step::Refresh { .. } => {
+                    // Synchronous: a refresh that outlives the deadline keeps the 401.
+                    let refreshed = inner.auth.as_ref().is_some_and(|a| a.refresh().is_ok());
+                    now = clock.now();
+                    call.handle_refreshed(now, refreshed);
+                }
+                Step::ReadPrefix { attempt, len } => {
+                    let read = call.response_mut().map(|r| r.body_mut().read_prefix(len));
+                    now = clock.now();
+                    match read {
+                        Some(Ok(prefix)) => call.handle_prefix(now, &prefix),
+                        Some(Err(e)) => {
+                            let e = body_read_error(e);
+                            call.handle_error(now, attempt, e.kind(), e.into_source());
                         }
-                        Err(AttemptError::Fatal(e)) => return Err(e),
+                        None => call.handle_prefix(now, &[]),
                     }
                 }
                 Step::Sleep { until } => {
-                    // Release the retried response's connection before the wait.
-                    if let Some(old) = call.stale_response() {
-                        old.body_mut().drain(DRAIN_LIMIT);
-                        call.discard_stale();
-                    }
                     let left = until.saturating_duration_since(clock.now());
                     // A zero wait is never slept (the machine does not even ask for one).
                     if !left.is_zero() {
                         clock.sleep(left);
                     }
                     now = clock.now();
-                    call.timer(now);
+                    call.handle_timeout(now);
                 }
                 Step::Done(mut response) => {
                     response.body_mut().label = Some(CallLabel::new(parts.method, parts.uri));
@@ -204,58 +219,6 @@ impl Client {
                 }
                 Step::Fail(error) => return Err(error),
             }
-        }
-    }
-
-    /// One attempt, including the single token refresh after a 401, and the body prefix the
-    /// policy's `retry_if` may look at (read here, put back in front of the body).
-    fn attempt(
-        &self,
-        parts: &http::request::Parts,
-        id: Option<&AttemptId>,
-        body: &mut RequestBody,
-        deadline: Instant,
-        mut now: Instant,
-        prefix_len: usize,
-    ) -> Result<(Response, Option<Bytes>), AttemptError> {
-        let inner = &*self.inner;
-        let mut refreshed = false;
-        loop {
-            let mut request =
-                resil_http::driver::attempt_request(parts, id, body.take_for_attempt());
-            if let Some(auth) = &inner.auth {
-                auth.authorize(request.headers_mut())
-                    .map_err(|e| AttemptError::Fatal(resil_http::driver::auth_error(parts, e)))?;
-            }
-            inner.transport.check_request(&request).map_err(|e| {
-                AttemptError::Fatal(resil_http::driver::unsendable_request(parts, e))
-            })?;
-            let mut response = inner
-                .transport
-                .send(request, resil_http::driver::attempt_budget(deadline, now))
-                .map_err(AttemptError::Transport)?;
-            if resil_http::driver::refresh_credentials(
-                response.status(),
-                refreshed,
-                body.is_replayable(),
-            ) {
-                if let Some(auth) = &inner.auth {
-                    refreshed = true;
-                    if auth.refresh().is_ok() {
-                        response.body_mut().drain(DRAIN_LIMIT);
-                        now = inner.clock.now();
-                        continue;
-                    }
-                }
-            }
-            if prefix_len == 0 {
-                return Ok((response, None));
-            }
-            let prefix = response
-                .body_mut()
-                .read_prefix(prefix_len)
-                .map_err(|e| AttemptError::Transport(body_read_error(e)))?;
-            return Ok((response, Some(prefix)));
         }
     }
 }
@@ -296,13 +259,6 @@ fn body_read_error(e: std::io::Error) -> crate::transport::TransportError {
         _ => resil_core::TransportErrorKind::Reset,
     };
     crate::transport::TransportError::new(kind, e)
-}
-
-enum AttemptError {
-    /// Feed to the machine.
-    Transport(crate::transport::TransportError),
-    /// Stop the call: not a transport failure.
-    Fatal(Error),
 }
 
 /// Configures a [`Client`]; every setting is checked in [`build`](ClientBuilder::build).

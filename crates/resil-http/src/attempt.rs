@@ -69,7 +69,7 @@ impl AttemptId {
 
 /// The request one attempt sends: `parts`' method, URI, version and headers (cloned; not its
 /// extensions), plus the call's request id if it adds one, around `body`.
-pub fn attempt_request<T>(
+pub(crate) fn attempt_request<T>(
     parts: &http::request::Parts,
     id: Option<&AttemptId>,
     body: T,

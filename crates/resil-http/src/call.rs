@@ -1,6 +1,5 @@
-//! One call's bookkeeping, shared by the blocking and async clients: the retry machine, the
-//! observer, the last response and error, and what the call finally returns. A driver only
-//! sends attempts, drains discarded bodies and waits; everything it reports goes through here.
+//! [`Call`]: one call's bookkeeping, shared by every driver. A driver only carries out its
+//! [`Step`]s and reports what happened; every decision is the machine's or made here.
 
 use std::boxed::Box;
 use std::string::String;
@@ -14,7 +13,7 @@ use resil_core::{
     RetryPolicy, Shared, TransportErrorKind, UnixTime,
 };
 
-use crate::attempt::{AttemptId, ResponseHeaders, request_info, response_head};
+use crate::attempt::{AttemptId, ResponseHeaders, attempt_request, request_info, response_head};
 use crate::error::{Error, ErrorKind};
 use crate::observe::{CallInfo, Hooks, Observer, Stats};
 use crate::url::redact_url;
@@ -102,29 +101,43 @@ pub(crate) struct CallShared<'p> {
 /// so the connection can be reused; a longer body costs the connection instead.
 pub const DRAIN_LIMIT: u64 = 64 * 1024;
 
-/// Whether an attempt's response calls for the one credential refresh and resend: a 401, not
-/// refreshed yet in this attempt, and a body that can be sent again.
-pub fn refresh_credentials(
-    status: http::StatusCode,
-    already_refreshed: bool,
-    body_replayable: bool,
-) -> bool {
-    status == http::StatusCode::UNAUTHORIZED && !already_refreshed && body_replayable
-}
-
-/// The next thing a driver does for a [`Call`].
+/// The next thing a driver does for a [`Call`]: what [`Call::poll_step`] answers.
+///
+/// | step | the driver | then |
+/// |---|---|---|
+/// | `Send` | sends [`Call::request`] (with credentials), abandoning it at `deadline` | [`handle_response`](Call::handle_response), [`handle_error`](Call::handle_error), or [`handle_timeout`](Call::handle_timeout) at the deadline |
+/// | `Release` | reads up to [`DRAIN_LIMIT`] bytes of the body and drops it, so the connection can be reused | polls again |
+/// | `Refresh` | refreshes the credentials, giving up at `deadline` | [`handle_refreshed`](Call::handle_refreshed) |
+/// | `ReadPrefix` | reads `len` bytes of [`response_mut`](Call::response_mut)'s body and puts them back in front | [`handle_prefix`](Call::handle_prefix), or [`handle_error`](Call::handle_error) if the read failed |
+/// | `Sleep` | waits until `until` (a zero wait is never asked for) | [`handle_timeout`](Call::handle_timeout) |
+/// | `Done` | returns the response | — |
+/// | `Fail` | returns the error | — |
 #[derive(Debug)]
+#[must_use = "the driver must carry out the step"]
 pub enum Step<B> {
-    /// Send attempt number `attempt`, giving up on it at `deadline`. Drain
-    /// [`stale_response`](Call::stale_response) first.
+    /// Send attempt `attempt`, giving up on it at `deadline`.
     Send {
         /// The attempt, to hand back with its outcome.
         attempt: Attempt,
         /// When the attempt must have finished.
         deadline: Instant,
     },
-    /// Wait until `until`, then call [`Call::timer`]. Drain
-    /// [`stale_response`](Call::stale_response) first, so its connection can be reused.
+    /// A response the call will not return (a retried one, a 401 before its resend): drain
+    /// it (bounded) and drop it.
+    Release(http::Response<B>),
+    /// The server refused the credentials (401): refresh them once, by `deadline`.
+    Refresh {
+        /// The attempt's deadline: a refresh still running then is given up.
+        deadline: Instant,
+    },
+    /// The policy's `retry_if` reads the start of the body: read `len` bytes of it.
+    ReadPrefix {
+        /// The attempt the response answers, for [`handle_error`](Call::handle_error).
+        attempt: Attempt,
+        /// How many bytes to read (fewer if the body ends first).
+        len: usize,
+    },
+    /// Wait until `until`.
     Sleep {
         /// When the wait ends.
         until: Instant,
@@ -135,8 +148,43 @@ pub enum Step<B> {
     Fail(Error<B>),
 }
 
-/// One logical request's bookkeeping (see the module docs). Dropping it mid-call hands any
-/// breaker permit back, so a cancelled call counts as neither success nor failure.
+/// Why [`Call`] holds the attempt's response back from the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hold {
+    /// It holds none (or only the last, already reported).
+    None,
+    /// A 401 waiting for the credential refresh.
+    Refresh,
+    /// A response waiting for its body prefix.
+    Prefix,
+    /// The credentials were refreshed: release the 401, then send the attempt again.
+    Resend,
+}
+
+/// Whether a call may still refresh credentials after a 401.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refresh {
+    /// No credentials to refresh, or a body that cannot be sent again.
+    Never,
+    /// Once, in the running attempt.
+    Allowed,
+    /// Done in the running attempt.
+    Used,
+}
+
+/// One logical request: the retry machine, the observer that feeds hooks and statistics,
+/// and what the drivers would otherwise each decide on their own (releasing a response the
+/// call will not return, the one credential refresh after a 401, the body prefix a
+/// `retry_if` reads). Dropping it mid-call hands any breaker permit back, so a cancelled call
+/// counts as neither success nor failure.
+///
+/// # Driving it
+///
+/// Inputs are `handle_*`, outputs [`poll_step`](Self::poll_step). After every `handle_*`,
+/// poll until the answer is a step that needs IO; carry out each [`Step`] as its table says.
+/// Instants passed in never go back (an earlier one is read as the latest). A driver decides
+/// nothing: it sends, drains, refreshes, reads and waits when told, and reports what
+/// happened. A `Done` or `Fail` ends the call.
 pub struct Call<'p, B> {
     /// SplitMix64 jitter: 8 bytes of state instead of ChaCha8's ~300 in every call's state
     /// (and every async call's future), which drivers move and keep per call in flight.
@@ -147,7 +195,18 @@ pub struct Call<'p, B> {
     id: CallId,
     body_limit: u64,
     body_prefix: usize,
-    last_response: Option<http::Response<B>>,
+    /// The attempt's response: held back from the machine (see `hold`), or the last one
+    /// reported, which the call returns, attaches to its error, or releases.
+    response: Option<http::Response<B>>,
+    hold: Hold,
+    refresh: Refresh,
+    /// The running attempt and its deadline.
+    attempt: Attempt,
+    deadline: Instant,
+    /// The wall clock read when a held response arrived (for an HTTP-date `Retry-After`).
+    wall: Option<UnixTime>,
+    /// The machine's `Send` or `Sleep`, kept while a stale response is released first.
+    next: Option<Action>,
     last_error: Option<BoxError>,
 }
 
@@ -155,6 +214,7 @@ impl<B> core::fmt::Debug for Call<'_, B> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Call")
             .field("machine", &self.machine)
+            .field("hold", &self.hold)
             .finish_non_exhaustive()
     }
 }
@@ -163,11 +223,13 @@ impl<'p, B: CallBody> Call<'p, B> {
     /// Starts the call for `request` (its headers already final: defaults merged) under
     /// `policy`, at `now`, with jitter seeded from `seed`. `id` is the request id
     /// the hooks report and attempts carry; `body_replayable` whether the body can be sent
-    /// again.
+    /// again; `refreshable` whether the client can refresh credentials.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
         policy: &'p RetryPolicy,
         request: &http::request::Parts,
         body_replayable: bool,
+        refreshable: bool,
         id: CallId,
         shared: CallShared<'p>,
         now: Instant,
@@ -199,7 +261,17 @@ impl<'p, B: CallBody> Call<'p, B> {
             id,
             body_limit: shared.body_limit,
             body_prefix: policy.body_prefix_len(),
-            last_response: None,
+            response: None,
+            hold: Hold::None,
+            refresh: if refreshable && body_replayable {
+                Refresh::Allowed
+            } else {
+                Refresh::Never
+            },
+            attempt: Attempt::new(0),
+            deadline: now,
+            wall: None,
+            next: None,
             last_error: None,
         }
     }
@@ -221,31 +293,69 @@ impl<'p, B: CallBody> Call<'p, B> {
 
     /// What to do next for `request` (the same parts as at the start); reports every event
     /// to the hooks and counters on the way.
-    pub fn next(&mut self, request: &http::request::Parts) -> Step<B> {
-        let action = self.machine.poll_action();
-        let method = request.method.as_str();
-        self.report_events(method);
+    pub fn poll_step(&mut self, request: &http::request::Parts) -> Step<B> {
+        match self.hold {
+            Hold::None => {}
+            Hold::Refresh => {
+                return Step::Refresh {
+                    deadline: self.deadline,
+                };
+            }
+            Hold::Prefix => {
+                return Step::ReadPrefix {
+                    attempt: self.attempt,
+                    len: self.body_prefix,
+                };
+            }
+            Hold::Resend => return self.resend(),
+        }
+        let action = match self.next.take() {
+            Some(action) => action,
+            None => {
+                let action = self.machine.poll_action();
+                self.report_events(request.method.as_str());
+                action
+            }
+        };
         match action {
-            Action::Send { attempt, deadline } => Step::Send { attempt, deadline },
-            Action::Sleep { until } => Step::Sleep { until },
-            Action::Done { .. } => match self.last_response.take() {
+            Action::Send { attempt, deadline } => {
+                if let Some(stale) = self.response.take() {
+                    self.next = Some(action);
+                    return Step::Release(stale);
+                }
+                self.attempt = attempt;
+                self.deadline = deadline;
+                if self.refresh == Refresh::Used {
+                    self.refresh = Refresh::Allowed;
+                }
+                Step::Send { attempt, deadline }
+            }
+            Action::Sleep { until } => match self.response.take() {
+                Some(stale) => {
+                    self.next = Some(action);
+                    Step::Release(stale)
+                }
+                None => Step::Sleep { until },
+            },
+            Action::Done { .. } => match self.response.take() {
                 Some(mut response) => {
                     response.body_mut().set_limit(self.body_limit);
                     Step::Done(response)
                 }
                 None => Step::Fail(Error::new(
                     ErrorKind::Transport(TransportErrorKind::Other),
-                    method,
+                    request.method.as_str(),
                     &redact_url(&request.uri),
                 )),
             },
             Action::Fail(give_up) => {
-                let mut error = Error::gave_up(give_up, method, &redact_url(&request.uri));
+                let url = redact_url(&request.uri);
+                let mut error = Error::gave_up(give_up, request.method.as_str(), &url);
                 if let Some(e) = self.last_error.take() {
                     error = error.with_source(e);
                 }
                 if give_up.has_response() {
-                    let mut response = self.last_response.take();
+                    let mut response = self.response.take();
                     if let Some(r) = response.as_mut() {
                         r.body_mut().set_limit(self.body_limit);
                     }
@@ -256,66 +366,141 @@ impl<'p, B: CallBody> Call<'p, B> {
         }
     }
 
-    /// The previous attempt's response, which the call will not return: drain its body (so
-    /// the connection can be reused) before the next attempt or wait, then
-    /// [`discard_stale`](Self::discard_stale).
-    pub fn stale_response(&mut self) -> Option<&mut http::Response<B>> {
-        self.last_response.as_mut()
+    /// The 401 goes before the attempt is sent again.
+    #[cold]
+    fn resend(&mut self) -> Step<B> {
+        if let Some(unauthorized) = self.response.take() {
+            return Step::Release(unauthorized);
+        }
+        self.hold = Hold::None;
+        Step::Send {
+            attempt: self.attempt,
+            deadline: self.deadline,
+        }
     }
 
-    /// Drops the previous attempt's response.
-    pub fn discard_stale(&mut self) {
-        self.last_response = None;
+    /// The request attempt `Send` asks for: `parts`' method, URI, version and headers (not
+    /// its extensions), plus the call's request id if it makes one, around `body`.
+    #[inline]
+    pub fn request<T>(&self, parts: &http::request::Parts, body: T) -> http::Request<T> {
+        attempt_request(parts, self.attempt_id(), body)
     }
 
-    /// How many bytes of each response body the driver reads before reporting the response
-    /// (the policy's [`retry_if_body_prefix`](resil_core::RetryPolicyBuilder::retry_if_body_prefix);
-    /// 0: none). The driver puts them back in front of the body it returns.
-    pub fn body_prefix_len(&self) -> usize {
-        self.body_prefix
-    }
-
-    /// The request id every attempt must carry, for
-    /// [`attempt_request`](crate::driver::attempt_request); `None` when ids are off or the request
+    /// The request id every attempt must carry; `None` when ids are off or the request
     /// brought its own.
-    pub fn attempt_id(&self) -> Option<&AttemptId> {
+    fn attempt_id(&self) -> Option<&AttemptId> {
         match &self.id {
             CallId::Generated(id) => Some(id),
             _ => None,
         }
     }
 
-    /// Attempt `attempt` answered at `now`; `body_prefix` is what was read of its body for
-    /// [`body_prefix_len`](Self::body_prefix_len). `wall_clock` is read only if an HTTP-date
-    /// `Retry-After` could matter (the response is not a success).
-    pub fn response(
+    /// Attempt `attempt`'s response head arrived at `now`. `wall_clock` is read only if an
+    /// HTTP-date `Retry-After` could matter (the response is not a success).
+    pub fn handle_response(
         &mut self,
         now: Instant,
         attempt: Attempt,
         response: http::Response<B>,
-        body_prefix: Option<&[u8]>,
         wall_clock: impl FnOnce() -> UnixTime,
     ) {
+        if attempt != self.attempt || self.hold != Hold::None {
+            // A late answer of an abandoned attempt: the machine would ignore it too.
+            return;
+        }
         let status = response.status();
+        let wall = (!status.is_success()).then(wall_clock);
+        if status == http::StatusCode::UNAUTHORIZED && self.refresh == Refresh::Allowed {
+            self.hold_back(response, wall, Hold::Refresh);
+        } else if self.body_prefix > 0 {
+            self.hold_back(response, wall, Hold::Prefix);
+        } else {
+            self.report(now, response, wall, None);
+        }
+    }
+
+    #[cold]
+    fn hold_back(&mut self, response: http::Response<B>, wall: Option<UnixTime>, hold: Hold) {
+        self.response = Some(response);
+        self.wall = wall;
+        self.hold = hold;
+    }
+
+    /// Hands the attempt's response to the machine; the call keeps it.
+    fn report(
+        &mut self,
+        now: Instant,
+        response: http::Response<B>,
+        wall: Option<UnixTime>,
+        body_prefix: Option<&[u8]>,
+    ) {
         let headers = ResponseHeaders(response.headers());
-        let mut head = response_head(status, &headers, (!status.is_success()).then(wall_clock));
+        let mut head = response_head(response.status(), &headers, wall);
         if let Some(prefix) = body_prefix {
             head = head.with_body_prefix(&prefix[..prefix.len().min(self.body_prefix)]);
         }
+        let attempt = self.attempt;
         self.machine
             .handle_input(now, Input::Response { attempt, head });
-        self.last_response = Some(response);
+        self.response = Some(response);
         self.last_error = None;
     }
 
-    /// Attempt `attempt` failed at `now` with an error of `kind`.
-    pub fn error(
+    /// The response [`Step::ReadPrefix`] asks to read from.
+    pub fn response_mut(&mut self) -> Option<&mut http::Response<B>> {
+        match self.hold {
+            Hold::Prefix => self.response.as_mut(),
+            _ => None,
+        }
+    }
+
+    /// The body prefix [`Step::ReadPrefix`] asked for was read at `now` (fewer bytes if the
+    /// body ended first), and put back in front of the body.
+    pub fn handle_prefix(&mut self, now: Instant, prefix: &[u8]) {
+        if self.hold != Hold::Prefix {
+            return;
+        }
+        self.hold = Hold::None;
+        if let Some(response) = self.response.take() {
+            self.report(now, response, self.wall, Some(prefix));
+        }
+    }
+
+    /// The refresh [`Step::Refresh`] asked for ended at `now`; `refreshed` whether it
+    /// obtained new credentials. Refreshed before the deadline, the attempt is sent once
+    /// more; otherwise the 401 is its answer.
+    pub fn handle_refreshed(&mut self, now: Instant, refreshed: bool) {
+        if self.hold != Hold::Refresh {
+            return;
+        }
+        self.refresh = Refresh::Used;
+        if refreshed && now < self.deadline {
+            self.hold = Hold::Resend;
+            return;
+        }
+        self.hold = Hold::None;
+        if let Some(unauthorized) = self.response.take() {
+            if self.body_prefix > 0 {
+                self.hold_back(unauthorized, self.wall, Hold::Prefix);
+            } else {
+                self.report(now, unauthorized, self.wall, None);
+            }
+        }
+    }
+
+    /// Attempt `attempt` failed at `now` with an error of `kind`: in the transport, or while
+    /// reading the body prefix.
+    pub fn handle_error(
         &mut self,
         now: Instant,
         attempt: Attempt,
         kind: TransportErrorKind,
         error: BoxError,
     ) {
+        if self.hold != Hold::None {
+            self.hold = Hold::None;
+            self.response = None;
+        }
         self.machine
             .handle_input(now, Input::Error { attempt, kind });
         self.last_error = Some(error);
@@ -323,7 +508,11 @@ impl<'p, B: CallBody> Call<'p, B> {
 
     /// A wait ended, or the running attempt's deadline passed (the machine then records a
     /// timeout), at `now`.
-    pub fn timer(&mut self, now: Instant) {
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.hold != Hold::None {
+            self.hold = Hold::None;
+            self.response = None;
+        }
         self.machine.handle_input(now, Input::Timer);
     }
 }

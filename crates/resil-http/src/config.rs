@@ -452,15 +452,16 @@ impl ClientCore {
 
     /// Starts a call for `request` under `policy` (the client's when `None`): merges the
     /// default headers, picks the request id (the caller's if the request has one; otherwise,
-    /// if the client generates ids, a fresh one, which
-    /// [`attempt_request`](crate::driver::attempt_request) adds to every attempt from
-    /// [`Call::attempt_id`]), and draws the call's jitter seed.
+    /// if the client generates ids, a fresh one, which [`Call::request`] adds to every
+    /// attempt), and draws the call's jitter seed. `body_replayable`: the body can be sent
+    /// again; `refreshable`: the driver can refresh credentials after a 401.
     #[inline]
     pub fn start_call<'p, B: CallBody>(
         &'p self,
         policy: Option<&'p RetryPolicy>,
         request: &mut http::request::Parts,
         body_replayable: bool,
+        refreshable: bool,
         now: Instant,
     ) -> Call<'p, B> {
         merge_default_headers(&mut request.headers, &self.default_headers);
@@ -483,6 +484,7 @@ impl ClientCore {
             policy.unwrap_or(&self.policy),
             request,
             body_replayable,
+            refreshable,
             id,
             shared,
             now,

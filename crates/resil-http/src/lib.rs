@@ -12,7 +12,7 @@
 //! The decisions are `resil-core`'s pure machines; this crate turns `http` requests and
 //! responses into their inputs and their actions into [`Step`]s. It does no IO: no socket,
 //! no sleep, no thread. A driver owns a clock and a transport and runs one loop over
-//! [`Call::next`]; what only drivers need (building each attempt's request, the checks
+//! [`Call::poll_step`]; what only drivers need (building each attempt's request, the checks
 //! before sending, timeouts as HTTP libraries take them) is in [`driver`].
 //!
 //! Dependencies: `resil-core` (the machines), `http` (the request and response types every
@@ -52,8 +52,7 @@ pub use url::UrlError;
 /// What only a driver needs: the request each attempt sends, the checks before sending,
 /// `Host` and credentials, timeouts as HTTP libraries take them, and the wall clock.
 pub mod driver {
-    pub use crate::attempt::attempt_request;
-    pub use crate::call::{DRAIN_LIMIT, refresh_credentials};
+    pub use crate::call::DRAIN_LIMIT;
     pub use crate::error::{auth_error, unsendable_request, write_causes};
     pub use crate::headers::{
         check_request_headers, fill_host_header, is_sensitive_header, redacted_headers,

@@ -6,10 +6,12 @@ use std::time::Duration;
 use resil_core::{Backoff, Instant, Jitter, RetryPolicy, TransportErrorKind, UnixTime};
 use resil_http::{CallBody, ClientConfig, Error, ErrorKind, RequestDraft, Step};
 
-/// A response body that only remembers the limit it was given.
+/// A response body that remembers the limit it was given and holds the bytes a prefix read
+/// finds.
 #[derive(Debug, Default)]
 struct FakeBody {
     limit: Option<u64>,
+    text: &'static [u8],
 }
 
 impl CallBody for FakeBody {
@@ -19,7 +21,11 @@ impl CallBody for FakeBody {
 }
 
 fn response(status: u16) -> http::Response<FakeBody> {
-    let mut r = http::Response::new(FakeBody::default());
+    with_body(status, b"")
+}
+
+fn with_body(status: u16, text: &'static [u8]) -> http::Response<FakeBody> {
+    let mut r = http::Response::new(FakeBody { limit: None, text });
     *r.status_mut() = http::StatusCode::from_u16(status).unwrap();
     r
 }
@@ -37,8 +43,153 @@ fn wall() -> UnixTime {
     UnixTime(1_700_000_000)
 }
 
+/// What the fake server and credential store do, in order, as a driver would meet them.
+enum Script {
+    /// The attempt is answered with this response after 5 ms.
+    Answer(http::Response<FakeBody>),
+    /// The attempt fails in the transport after 5 ms.
+    Fails(TransportErrorKind),
+    /// A credential refresh, taking this long, succeeds or not.
+    Refresh(Duration, bool),
+    /// A body prefix read fails with a reset.
+    PrefixFails,
+}
+
+/// A driver of its own over a fake clock: carries out every step of a call for one GET,
+/// answering from `script`, and writes what it did into a transcript.
+struct FakeDriver {
+    now: Instant,
+    script: std::vec::IntoIter<Script>,
+    log: Vec<String>,
+    ids: Vec<http::HeaderValue>,
+}
+
+impl FakeDriver {
+    fn new(script: Vec<Script>) -> FakeDriver {
+        FakeDriver {
+            now: Instant::ZERO,
+            script: script.into_iter(),
+            log: Vec::new(),
+            ids: Vec::new(),
+        }
+    }
+
+    fn next(&mut self, what: &str) -> Script {
+        self.script
+            .next()
+            .unwrap_or_else(|| panic!("the script has no {what}: {:?}", self.log))
+    }
+
+    /// Runs `call` to its end.
+    fn run(
+        &mut self,
+        call: &mut resil_http::Call<'_, FakeBody>,
+        parts: &http::request::Parts,
+    ) -> Result<http::Response<FakeBody>, Error<FakeBody>> {
+        loop {
+            match call.poll_step(parts) {
+                Step::Send { attempt, deadline } => {
+                    let sent = call.request(parts, ());
+                    if let Some(id) = sent.headers().get("x-request-id") {
+                        self.ids.push(id.clone());
+                    }
+                    self.now = self.now + Duration::from_millis(5);
+                    match self.next("answer") {
+                        Script::Answer(r) => {
+                            self.log
+                                .push(format!("send {attempt}: {}", r.status().as_u16()));
+                            call.handle_response(self.now, attempt, r, wall);
+                        }
+                        Script::Fails(kind) => {
+                            self.log.push(format!("send {attempt}: {kind}"));
+                            call.handle_error(self.now, attempt, kind, "failed".into());
+                        }
+                        _ => panic!("expected an answer"),
+                    }
+                    assert!(self.now <= deadline, "the fake server is fast");
+                }
+                Step::Release(r) => self.log.push(format!("release {}", r.status().as_u16())),
+                Step::Refresh { deadline } => {
+                    let Script::Refresh(takes, ok) = self.next("refresh") else {
+                        panic!("expected a refresh");
+                    };
+                    self.now = self.now + takes;
+                    let in_time = self.now < deadline;
+                    self.log.push(format!("refresh: {ok}, in time: {in_time}"));
+                    call.handle_refreshed(self.now, ok);
+                }
+                Step::ReadPrefix { attempt, len } => {
+                    let text = call.response_mut().expect("a response to read").body().text;
+                    if matches!(self.script.as_slice().first(), Some(Script::PrefixFails)) {
+                        self.script.next();
+                        self.log.push("prefix: reset".into());
+                        let kind = TransportErrorKind::Reset;
+                        call.handle_error(self.now, attempt, kind, "reset".into());
+                    } else {
+                        let prefix = &text[..text.len().min(len)];
+                        self.log
+                            .push(format!("prefix: {}", String::from_utf8_lossy(prefix)));
+                        call.handle_prefix(self.now, prefix);
+                    }
+                }
+                Step::Sleep { until } => {
+                    self.log.push(format!("sleep {:?}", until - self.now));
+                    self.now = until;
+                    call.handle_timeout(self.now);
+                }
+                Step::Done(r) => {
+                    self.log.push(format!("done {}", r.status().as_u16()));
+                    return Ok(r);
+                }
+                Step::Fail(e) => {
+                    self.log.push(format!("fail: {e}"));
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// Runs one GET under `config` against `script`; `refreshable` says whether the client can
+/// refresh credentials. Returns the outcome and the driver (its transcript and clock).
+fn run(
+    config: ClientConfig,
+    script: Vec<Script>,
+    refreshable: bool,
+) -> (
+    Result<http::Response<FakeBody>, Error<FakeBody>>,
+    FakeDriver,
+) {
+    let core = config.build().unwrap();
+    let draft: RequestDraft<FakeBody> =
+        RequestDraft::new(&core, http::Method::GET, "http://127.0.0.1/x");
+    let (mut parts, policy) = draft.finish(&core, Some(0)).unwrap();
+    let mut driver = FakeDriver::new(script);
+    let mut call = core.start_call(policy.as_deref(), &mut parts, true, refreshable, driver.now);
+    let result = driver.run(&mut call, &parts);
+    (result, driver)
+}
+
+fn answers(statuses: &[u16]) -> Vec<Script> {
+    statuses
+        .iter()
+        .map(|s| Script::Answer(response(*s)))
+        .collect()
+}
+
+/// A client with the test policy, no breaker or budget, seeded.
+fn plain() -> ClientConfig {
+    let mut config = ClientConfig::default();
+    config.policy(policy());
+    config.no_breaker();
+    config.no_budget();
+    config.seed(1);
+    config
+}
+
 /// Runs a call to completion against `statuses` (one per attempt), jumping a fake clock
-/// through every wait; returns the final step and how many stale responses were handed back.
+/// through every wait; returns the outcome, how many responses were released, and the time
+/// it took. Every attempt carries the same generated request id.
 fn drive(
     mut config: ClientConfig,
     statuses: &[u16],
@@ -48,45 +199,19 @@ fn drive(
     Duration,
 ) {
     config.generate_request_ids(true);
-    let core = config.build().unwrap();
-    let draft: RequestDraft<FakeBody> =
-        RequestDraft::new(&core, http::Method::GET, "http://127.0.0.1/x");
-    let (mut parts, policy) = draft.finish(&core, Some(0)).unwrap();
-    let start = Instant::ZERO;
-    let mut now = start;
-    let mut call = core.start_call(policy.as_deref(), &mut parts, true, now);
-    let mut statuses = statuses.iter();
-    let mut stale = 0;
-    let mut ids = Vec::new();
-    loop {
-        match call.next(&parts) {
-            Step::Send { attempt, .. } => {
-                let sent = resil_http::driver::attempt_request(&parts, call.attempt_id(), ());
-                ids.push(sent.headers()["x-request-id"].clone());
-                assert!(
-                    ids.iter().all(|id| *id == ids[0]),
-                    "one id per call: {ids:?}"
-                );
-                if call.stale_response().is_some() {
-                    stale += 1;
-                    call.discard_stale();
-                }
-                now = now + Duration::from_millis(5);
-                let status = *statuses.next().expect("more attempts than scripted");
-                call.response(now, attempt, response(status), None, wall);
-            }
-            Step::Sleep { until } => {
-                if call.stale_response().is_some() {
-                    stale += 1;
-                    call.discard_stale();
-                }
-                now = until;
-                call.timer(now);
-            }
-            Step::Done(r) => return (Ok(r), stale, now.saturating_duration_since(start)),
-            Step::Fail(e) => return (Err(e), stale, now.saturating_duration_since(start)),
-        }
-    }
+    let (result, driver) = run(config, answers(statuses), false);
+    assert!(
+        driver.ids.iter().all(|id| *id == driver.ids[0]),
+        "one id per call: {:?}",
+        driver.ids
+    );
+    assert_eq!(driver.ids.len(), statuses.len());
+    let released = driver
+        .log
+        .iter()
+        .filter(|l| l.starts_with("release"))
+        .count();
+    (result, released, driver.now - Instant::ZERO)
 }
 
 #[test]
@@ -99,10 +224,7 @@ fn retries_then_returns_the_success_with_the_body_limit_set() {
     let response = result.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.body().limit, Some(1234));
-    assert_eq!(
-        stale, 2,
-        "each retried response was handed back to be drained"
-    );
+    assert_eq!(stale, 2, "each retried response was released to be drained");
     assert_eq!(
         elapsed,
         Duration::from_millis(215),
@@ -203,17 +325,17 @@ fn a_transport_error_is_reported_as_the_cause() {
     let draft: RequestDraft<FakeBody> =
         RequestDraft::new(&core, http::Method::GET, "http://127.0.0.1/x");
     let (mut parts, _) = draft.finish(&core, Some(0)).unwrap();
-    let mut call = core.start_call::<FakeBody>(None, &mut parts, true, Instant::ZERO);
-    let Step::Send { attempt, .. } = call.next(&parts) else {
+    let mut call = core.start_call::<FakeBody>(None, &mut parts, true, false, Instant::ZERO);
+    let Step::Send { attempt, .. } = call.poll_step(&parts) else {
         panic!("expected a send");
     };
-    call.error(
+    call.handle_error(
         Instant::ZERO,
         attempt,
         TransportErrorKind::Connect,
         "connection refused".into(),
     );
-    let Step::Fail(error) = call.next(&parts) else {
+    let Step::Fail(error) = call.poll_step(&parts) else {
         panic!("expected a failure");
     };
     assert_eq!(
@@ -289,10 +411,10 @@ fn a_breaker_per_origin_trips_for_the_failing_origin_only() {
     let call = |url: &str, status: u16| {
         let draft: RequestDraft<FakeBody> = RequestDraft::new(&core, http::Method::GET, url);
         let (mut parts, _) = draft.finish(&core, Some(0)).unwrap();
-        let mut call = core.start_call::<FakeBody>(None, &mut parts, true, Instant::ZERO);
-        match call.next(&parts) {
+        let mut call = core.start_call::<FakeBody>(None, &mut parts, true, false, Instant::ZERO);
+        match call.poll_step(&parts) {
             Step::Send { attempt, .. } => {
-                call.response(Instant::ZERO, attempt, response(status), None, wall);
+                call.handle_response(Instant::ZERO, attempt, response(status), wall);
                 true
             }
             Step::Fail(e) => {
@@ -335,5 +457,183 @@ fn a_breaker_per_origin_trips_for_the_failing_origin_only() {
     assert!(
         !call("http://late-c.test/", 200),
         "the origins past the slots share a breaker"
+    );
+}
+
+#[test]
+fn a_401_is_refreshed_once_released_and_sent_again_as_the_same_attempt() {
+    let script = vec![
+        Script::Answer(response(401)),
+        Script::Refresh(Duration::from_millis(1), true),
+        Script::Answer(response(200)),
+    ];
+    let (result, driver) = run(plain(), script, true);
+    assert_eq!(result.unwrap().status(), 200);
+    assert_eq!(
+        driver.log,
+        [
+            "send attempt 1: 401",
+            "refresh: true, in time: true",
+            "release 401",
+            "send attempt 1: 200",
+            "done 200",
+        ]
+    );
+}
+
+#[test]
+fn a_second_401_in_the_same_attempt_is_its_answer() {
+    let script = vec![
+        Script::Answer(response(401)),
+        Script::Refresh(Duration::ZERO, true),
+        Script::Answer(response(401)),
+    ];
+    let (result, driver) = run(plain(), script, true);
+    assert_eq!(
+        result.unwrap().status(),
+        401,
+        "a 401 is not retried by default"
+    );
+    assert_eq!(driver.log.last().map(String::as_str), Some("done 401"));
+    assert_eq!(
+        driver
+            .log
+            .iter()
+            .filter(|l| l.starts_with("refresh"))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_failed_or_late_refresh_keeps_the_401() {
+    for (takes, ok) in [
+        (Duration::from_millis(1), false),
+        // Past the 10 s attempt timeout: the credentials came too late for this attempt.
+        (Duration::from_secs(11), true),
+    ] {
+        let script = vec![Script::Answer(response(401)), Script::Refresh(takes, ok)];
+        let (result, driver) = run(plain(), script, true);
+        assert_eq!(result.unwrap().status(), 401, "{:?}", driver.log);
+        assert_eq!(driver.log.len(), 3, "send, refresh, done: {:?}", driver.log);
+    }
+}
+
+#[test]
+fn no_refresh_without_credentials_to_refresh() {
+    let (result, driver) = run(plain(), answers(&[401]), false);
+    assert_eq!(result.unwrap().status(), 401);
+    assert_eq!(driver.log, ["send attempt 1: 401", "done 401"]);
+}
+
+#[test]
+fn a_retry_if_reads_the_body_prefix_it_asked_for() {
+    let mut config = plain();
+    config.policy(
+        RetryPolicy::builder()
+            .max_attempts(3)
+            .backoff(Backoff::Constant(Duration::from_millis(100)))
+            .jitter(Jitter::None)
+            .retry_if_body_prefix(4)
+            .retry_if(|ctx| Some(ctx.body_prefix()? == b"busy"))
+            .build()
+            .unwrap(),
+    );
+    let script = vec![
+        Script::Answer(with_body(200, b"busy, try later")),
+        Script::Answer(with_body(200, b"fine")),
+    ];
+    let (result, driver) = run(config, script, false);
+    assert_eq!(result.unwrap().body().text, b"fine");
+    assert_eq!(
+        driver.log,
+        [
+            "send attempt 1: 200",
+            "prefix: busy",
+            "release 200",
+            "sleep 100ms",
+            "send attempt 2: 200",
+            "prefix: fine",
+            "done 200",
+        ]
+    );
+}
+
+#[test]
+fn a_prefix_read_that_fails_is_the_attempts_failure() {
+    let mut config = plain();
+    config.policy(
+        RetryPolicy::builder()
+            .max_attempts(2)
+            .backoff(Backoff::Constant(Duration::from_millis(100)))
+            .jitter(Jitter::None)
+            .retry_if_body_prefix(16)
+            .build()
+            .unwrap(),
+    );
+    let script = vec![
+        Script::Answer(with_body(200, b"cut")),
+        Script::PrefixFails,
+        Script::Answer(with_body(200, b"whole")),
+    ];
+    let (result, driver) = run(config, script, false);
+    assert_eq!(result.unwrap().body().text, b"whole");
+    assert_eq!(
+        driver.log,
+        [
+            "send attempt 1: 200",
+            "prefix: reset",
+            "sleep 100ms",
+            "send attempt 2: 200",
+            "prefix: whole",
+            "done 200",
+        ],
+        "nothing to release: the failed attempt's response is gone"
+    );
+}
+
+#[test]
+fn a_401_refreshed_then_read_for_its_prefix_when_the_refresh_fails() {
+    let mut config = plain();
+    config.policy(
+        RetryPolicy::builder()
+            .max_attempts(2)
+            .retry_if_body_prefix(8)
+            .build()
+            .unwrap(),
+    );
+    let script = vec![
+        Script::Answer(with_body(401, b"expired")),
+        Script::Refresh(Duration::ZERO, false),
+    ];
+    let (result, driver) = run(config, script, true);
+    assert_eq!(result.unwrap().status(), 401);
+    assert_eq!(
+        driver.log,
+        [
+            "send attempt 1: 401",
+            "refresh: false, in time: true",
+            "prefix: expired",
+            "done 401",
+        ]
+    );
+}
+
+#[test]
+fn a_transport_failure_is_retried_after_the_backoff() {
+    let script = vec![
+        Script::Fails(TransportErrorKind::Connect),
+        Script::Answer(response(200)),
+    ];
+    let (result, driver) = run(plain(), script, false);
+    assert_eq!(result.unwrap().status(), 200);
+    assert_eq!(
+        driver.log,
+        [
+            "send attempt 1: connection refused",
+            "sleep 100ms",
+            "send attempt 2: 200",
+            "done 200",
+        ]
     );
 }

@@ -2,7 +2,7 @@
 //! be cloned (and so replayed), e.g. hyper-util's client with `Full<Bytes>` bodies.
 
 use std::fmt;
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -10,15 +10,15 @@ use std::time::Duration;
 use bytes::Buf;
 use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
-use resil_core::{CircuitBreaker, RetryBudget, RetryPolicy};
-use resil_http::{Call, ClientConfig, ClientCore, Hooks, StatsSnapshot, Step};
+use resil_async::{AttemptError, BoxError, BoxFuture, Exchange, ReadTimedOut, drive};
+use resil_core::{CircuitBreaker, Instant, RetryBudget, RetryPolicy};
+use resil_http::{Call, ClientConfig, ClientCore, Hooks, StatsSnapshot, driver};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::runtime::{now, to_tokio};
 use crate::transport::classified;
 use crate::{Body, Error, Response, Tokio};
-use resil_async::{BoxError, BoxFuture, ReadTimedOut, Runtime, TransportError, release_stale};
 
 /// Adds retries, deadlines, a circuit breaker and a retry budget to an HTTP service.
 ///
@@ -163,7 +163,7 @@ where
     fn call(&mut self, request: http::Request<ReqB>) -> Self::Future {
         let service = self.inner.clone();
         let core = self.core.clone();
-        Box::pin(drive(core, service, request, self.read_timeout))
+        Box::pin(call(core, service, request, self.read_timeout))
     }
 }
 
@@ -180,16 +180,17 @@ where
     )
 }
 
-async fn drive<S, ReqB, ResB>(
+async fn call<S, ReqB, ResB>(
     core: Arc<ClientCore>,
-    mut service: S,
+    service: S,
     request: http::Request<ReqB>,
     read_timeout: Option<Duration>,
 ) -> Result<Response, Error>
 where
-    S: Service<http::Request<ReqB>, Response = http::Response<ResB>>,
+    S: Service<http::Request<ReqB>, Response = http::Response<ResB>> + Send,
+    S::Future: Send,
     S::Error: Into<BoxError>,
-    ReqB: Clone,
+    ReqB: Clone + Send,
     ResB: HttpBody + Send + 'static,
     ResB::Error: Into<BoxError>,
 {
@@ -199,66 +200,61 @@ where
     }
     // A generic body's length is unknown here: only the headers are checked against each
     // other.
-    resil_http::driver::check_request_headers(&parts, None)?;
-    resil_http::driver::take_url_credentials(&mut parts);
-    // The body is `Clone`, so every attempt can send it again.
-    let mut call: Call<'_, Body> = core.start_call(None, &mut parts, true, now());
-    loop {
-        match call.next(&parts) {
-            Step::Send { attempt, deadline } => {
-                release_stale(&mut call).await;
-                let prefix_len = call.body_prefix_len();
-                let mut request =
-                    resil_http::driver::attempt_request(&parts, call.attempt_id(), body.clone());
-                *request.extensions_mut() = parts.extensions.clone();
-                // The read timeout needs a timer of its own only when it ends first.
-                let stalled = resil_http::driver::read_deadline(read_timeout, now, deadline);
-                let exchange = async {
-                    let head = async {
-                        poll_fn(|cx| service.poll_ready(cx))
-                            .await
-                            .map_err(classified)?;
-                        service.call(request).await.map_err(classified)
-                    };
-                    let response = match stalled {
-                        Some(at) => tokio::time::timeout_at(to_tokio(at), head)
-                            .await
-                            .unwrap_or_else(|_| Err(ReadTimedOut.into())),
-                        None => head.await,
-                    }?;
-                    let mut response = response
-                        .map(|b| into_body(b).with_read_timeout::<Tokio>(deadline, read_timeout));
-                    if prefix_len == 0 {
-                        return Ok((response, None));
-                    }
-                    let prefix = response.body_mut().read_prefix(prefix_len).await?;
-                    Ok::<_, TransportError>((response, Some(prefix)))
-                };
-                match tokio::time::timeout_at(to_tokio(deadline), exchange).await {
-                    Ok(Ok((response, prefix))) => {
-                        call.response(
-                            now(),
-                            attempt,
-                            response,
-                            prefix.as_deref(),
-                            resil_http::driver::unix_now,
-                        );
-                    }
-                    Ok(Err(e)) => call.error(now(), attempt, e.kind(), e.into_source()),
-                    Err(_) => call.timer(now()),
-                }
-            }
-            Step::Sleep { until } => {
-                // Release the retried response's connection before the wait.
-                release_stale(&mut call).await;
-                Tokio::sleep_until(until).await;
-                call.timer(now());
-            }
-            Step::Done(mut response) => {
-                response.body_mut().name_call(parts.method, parts.uri);
-                return Ok(response);
-            }
-            Step::Fail(error) => return Err(error),
+    driver::check_request_headers(&parts, None)?;
+    driver::take_url_credentials(&mut parts);
+    // The body is `Clone`, so every attempt can send it again; no credentials to refresh.
+    let mut call: Call<'_, Body> = core.start_call(None, &mut parts, true, false, now());
+    let mut exchange = ServiceExchange {
+        service,
+        body,
+        read_timeout,
+    };
+    drive::<Tokio, _>(&mut call, &mut parts, &mut exchange).await
+}
+
+/// The inner service as the way out of every attempt: the request's own extensions go
+/// with each one, and the read timeout bounds the response head.
+struct ServiceExchange<S, ReqB> {
+    service: S,
+    body: ReqB,
+    read_timeout: Option<Duration>,
+}
+
+impl<S, ReqB, ResB> Exchange for ServiceExchange<S, ReqB>
+where
+    S: Service<http::Request<ReqB>, Response = http::Response<ResB>> + Send,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    ReqB: Clone + Send,
+    ResB: HttpBody + Send + 'static,
+    ResB::Error: Into<BoxError>,
+{
+    fn send(
+        &mut self,
+        call: &Call<'_, Body>,
+        parts: &http::request::Parts,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Response, AttemptError>> + Send {
+        let mut request = call.request(parts, self.body.clone());
+        *request.extensions_mut() = parts.extensions.clone();
+        let read_timeout = self.read_timeout;
+        // The read timeout needs a timer of its own only when it ends first.
+        let stalled = driver::read_deadline(read_timeout, now, deadline);
+        let service = &mut self.service;
+        async move {
+            let head = async {
+                poll_fn(|cx| service.poll_ready(cx))
+                    .await
+                    .map_err(classified)?;
+                service.call(request).await.map_err(classified)
+            };
+            let response = match stalled {
+                Some(at) => tokio::time::timeout_at(to_tokio(at), head)
+                    .await
+                    .unwrap_or_else(|_| Err(ReadTimedOut.into())),
+                None => head.await,
+            }?;
+            Ok(response.map(|b| into_body(b).with_read_timeout::<Tokio>(deadline, read_timeout)))
         }
     }
 }

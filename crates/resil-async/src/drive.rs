@@ -1,0 +1,147 @@
+//! The one async loop: it carries out a resil-http [`Call`]'s steps on a [`Runtime`]'s clock
+//! and timer, sending each attempt through an [`Exchange`]. The client and resil-tokio's
+//! tower service both run it; neither decides anything.
+
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::task::Poll;
+
+use resil_core::Instant;
+use resil_http::{Call, Step, driver};
+
+use crate::transport::{BoxFuture, TransportError};
+use crate::{AuthError, Body, Error, Response, Runtime};
+
+/// Why an attempt produced no response.
+#[derive(Debug)]
+pub enum AttemptError {
+    /// The exchange failed: the call reports it to its retry machine.
+    Transport(TransportError),
+    /// The attempt could not be sent as it stands (its credentials could not be added, or the
+    /// transport cannot carry it): the call ends with this error, unretried.
+    Unsendable(Error),
+}
+
+impl From<TransportError> for AttemptError {
+    fn from(e: TransportError) -> AttemptError {
+        AttemptError::Transport(e)
+    }
+}
+
+/// What one call's attempts go through: the async client's transport and credentials, or a
+/// tower service. [`drive`] asks it to send each attempt and, after a 401, to refresh.
+pub trait Exchange {
+    /// Whether [`send`](Self::send) itself ends the exchange by the deadline it is given; the
+    /// loop then arms no timer of its own.
+    fn enforces_deadline(&self) -> bool {
+        false
+    }
+
+    /// Sends the request [`Call::request`] makes of `parts` for the running attempt, which
+    /// must be over by `deadline`; the response's body is still to be read.
+    fn send(
+        &mut self,
+        call: &Call<'_, Body>,
+        parts: &http::request::Parts,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Response, AttemptError>> + Send;
+
+    /// Obtains fresh credentials after the server refused them, if there are any to refresh.
+    fn refresh(&self) -> Option<BoxFuture<'_, Result<(), AuthError>>> {
+        None
+    }
+}
+
+/// Runs `work` until it finishes or `deadline` passes (`None` then). `work` is pinned by the
+/// caller, so its state is not copied into this future.
+pub(crate) async fn until<R: Runtime, F: Future + ?Sized>(
+    deadline: Instant,
+    mut work: Pin<&mut F>,
+) -> Option<F::Output> {
+    let mut timer = pin!(R::sleep_until(deadline));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Carries out `call`'s steps for the request `parts` until it is done, sending through
+/// `exchange` on runtime `R`. Dropping the future at any point drops nothing the call needs
+/// back: the caller's `Call`, dropped in turn, hands its breaker permit back.
+pub async fn drive<R: Runtime, X: Exchange>(
+    call: &mut Call<'_, Body>,
+    parts: &mut http::request::Parts,
+    exchange: &mut X,
+) -> Result<Response, Error> {
+    loop {
+        match call.poll_step(parts) {
+            Step::Send { attempt, deadline } => {
+                let enforced = exchange.enforces_deadline();
+                // The exchange reads the call while it sends: the call is updated after.
+                let outcome = {
+                    let mut sending = pin!(exchange.send(call, parts, deadline));
+                    if enforced {
+                        Some(sending.as_mut().await)
+                    } else {
+                        until::<R, _>(deadline, sending.as_mut()).await
+                    }
+                };
+                let now = R::now();
+                match outcome {
+                    Some(Ok(response)) => {
+                        call.handle_response(now, attempt, response, driver::unix_now);
+                    }
+                    Some(Err(AttemptError::Transport(e))) => {
+                        call.handle_error(now, attempt, e.kind(), e.into_source());
+                    }
+                    Some(Err(AttemptError::Unsendable(e))) => return Err(e),
+                    // The attempt's deadline passed: the machine records a timeout.
+                    None => call.handle_timeout(now),
+                }
+            }
+            // Bounded by the body's own deadline, set when its attempt was sent.
+            Step::Release(mut stale) => stale.body_mut().drain(driver::DRAIN_LIMIT).await,
+            Step::Refresh { deadline } => {
+                let refreshed = match exchange.refresh() {
+                    Some(mut refresh) => {
+                        let fresh = until::<R, _>(deadline, refresh.as_mut()).await;
+                        matches!(fresh, Some(Ok(())))
+                    }
+                    None => false,
+                };
+                call.handle_refreshed(R::now(), refreshed);
+            }
+            Step::ReadPrefix { attempt, len } => {
+                // The body fails at the attempt's deadline and read timeout by itself.
+                let read = match call.response_mut() {
+                    Some(response) => Some(response.body_mut().read_prefix(len).await),
+                    None => None,
+                };
+                let now = R::now();
+                match read {
+                    Some(Err(e)) => call.handle_error(now, attempt, e.kind(), e.into_source()),
+                    Some(Ok(prefix)) => call.handle_prefix(now, &prefix),
+                    None => call.handle_prefix(now, &[]),
+                }
+            }
+            Step::Sleep { until } => {
+                // Zero waits are never slept (the machine does not ask for them).
+                R::sleep_until(until).await;
+                call.handle_timeout(R::now());
+            }
+            Step::Done(mut response) => {
+                let method = std::mem::take(&mut parts.method);
+                let uri = std::mem::take(&mut parts.uri);
+                response.body_mut().name_call(method, uri);
+                return Ok(response);
+            }
+            Step::Fail(error) => return Err(error),
+        }
+    }
+}
