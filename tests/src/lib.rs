@@ -773,7 +773,6 @@ pub async fn check_framing_through<R: resil_async::Runtime>(client: &resil_async
     let none = none.await.unwrap_err();
     post("2").body("ab").send().await.unwrap();
     let stream = http_body_util::Full::new(bytes::Bytes::from_static(b"ab"));
-    let stream = resil_async::RequestBody::stream(stream);
     post("2").body_stream(stream).send().await.unwrap();
     let hosts = client
         .get(&url)

@@ -5,13 +5,13 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
 use http::Method;
-use resil_core::{CircuitBreaker, Instant, RetryBudget, RetryPolicy};
-use resil_http::{Call, ClientConfig, ClientCore, EnvConfig, Hooks, StatsSnapshot, driver};
+use resil_core::{Instant, RetryPolicy};
+use resil_http::{Call, ClientConfig, ClientCore, driver};
 
 use crate::drive::{AttemptError, Exchange, drive};
 use crate::request::RequestBuilder;
@@ -19,7 +19,7 @@ use crate::runtime::Runtime;
 use crate::transport::{
     AsyncTransport, AttemptBudget, BoxFuture, ReadTimedOut, RequestBody, TransportSettings,
 };
-use crate::{AuthError, AuthProvider, Body, Error, ErrorKind, Response};
+use crate::{AuthError, AuthProvider, Body, Error, Response};
 
 /// A resilient async HTTP client on runtime `R`. Cheap to clone (clones share the pool,
 /// breaker, budget and statistics). Use it through a driver's alias: `resil_tokio::Client`,
@@ -54,6 +54,8 @@ impl<R> fmt::Debug for Client<R> {
 }
 
 impl<R: Runtime> Client<R> {
+    resil_http::client_methods!(RequestBuilder<R>);
+
     /// A client with the defaults (see [`ClientBuilder`]).
     pub fn new() -> Result<Client<R>, Error> {
         ClientBuilder::default().build()
@@ -64,35 +66,6 @@ impl<R: Runtime> Client<R> {
         ClientBuilder::default()
     }
 
-    /// A GET request.
-    #[inline]
-    pub fn get(&self, url: &str) -> RequestBuilder<R> {
-        self.request(Method::GET, url)
-    }
-    /// A POST request.
-    pub fn post(&self, url: &str) -> RequestBuilder<R> {
-        self.request(Method::POST, url)
-    }
-    /// A PUT request.
-    pub fn put(&self, url: &str) -> RequestBuilder<R> {
-        self.request(Method::PUT, url)
-    }
-    /// A PATCH request.
-    pub fn patch(&self, url: &str) -> RequestBuilder<R> {
-        self.request(Method::PATCH, url)
-    }
-    /// A DELETE request.
-    pub fn delete(&self, url: &str) -> RequestBuilder<R> {
-        self.request(Method::DELETE, url)
-    }
-    /// A HEAD request.
-    pub fn head(&self, url: &str) -> RequestBuilder<R> {
-        self.request(Method::HEAD, url)
-    }
-    /// An OPTIONS request.
-    pub fn options(&self, url: &str) -> RequestBuilder<R> {
-        self.request(Method::OPTIONS, url)
-    }
     /// A request with any method.
     #[inline]
     pub fn request(&self, method: Method, url: &str) -> RequestBuilder<R> {
@@ -109,27 +82,6 @@ impl<R: Runtime> Client<R> {
         let policy = parts.extensions.remove::<RetryPolicy>().map(Box::new);
         let checked = ClientCore::prepare_request(&mut parts, body.known_len());
         Self::send_parts(self, checked.map(|()| (parts, policy)), body)
-    }
-
-    /// Counters for every call through this client and its clones.
-    pub fn stats(&self) -> StatsSnapshot {
-        self.inner.core.stats()
-    }
-
-    /// The client's retry policy.
-    pub fn policy(&self) -> &RetryPolicy {
-        self.inner.core.policy()
-    }
-
-    /// The circuit breaker, if any.
-    pub fn breaker(&self) -> Option<&Arc<Mutex<CircuitBreaker>>> {
-        self.inner.core.breaker()
-    }
-
-    /// With [`breaker_per_origin`](ClientBuilder::breaker_per_origin), each origin called so
-    /// far (`scheme://authority`) and its breaker's state; otherwise none.
-    pub fn origin_breaker_states(&self) -> Vec<(String, resil_core::BreakerState)> {
-        self.inner.core.origin_breaker_states()
     }
 
     pub(crate) fn core(&self) -> &ClientCore {
@@ -300,31 +252,8 @@ impl<R> Default for ClientBuilder<R> {
 }
 
 impl<R: Runtime> ClientBuilder<R> {
-    /// The retry policy.
-    pub fn policy(mut self, policy: RetryPolicy) -> Self {
-        self.config.policy(policy);
-        self
-    }
-    /// Overrides the policy's total deadline per call.
-    pub fn timeout(mut self, total: Duration) -> Self {
-        self.config.total_timeout(total);
-        self
-    }
-    /// Overrides the policy's per-attempt timeout.
-    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
-        self.config.attempt_timeout(timeout);
-        self
-    }
-    /// Overrides the policy's retries after the first attempt.
-    pub fn max_retries(mut self, retries: u32) -> Self {
-        self.config.max_retries(retries);
-        self
-    }
-    /// Connect timeout of the default transport (above zero: [`build`](Self::build) refuses zero).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.connect_timeout = Some(timeout);
-        self
-    }
+    resil_http::client_builder_setters!(config, settings);
+
     /// The longest wait for data within an attempt: for the response head from the start of
     /// the attempt, then for each piece of the body after the last. A stall past it ends the
     /// attempt as a timeout ([`ReadTimedOut`] is the cause), retried as the policy says, or
@@ -354,111 +283,10 @@ impl<R: Runtime> ClientBuilder<R> {
         self.settings.http2_prior_knowledge = true;
         self
     }
-    /// The default transport connects straight to every server, whatever proxies the
-    /// environment names (see [`Proxy::Direct`](resil_http::Proxy::Direct)).
-    pub fn no_proxy(mut self) -> Self {
-        self.settings.proxy = resil_http::Proxy::Direct;
-        self
-    }
-    /// The default transport connects to every server through the `http://` proxy at `url`
-    /// (`http://[user:password@]host:port`), whatever the environment says; checked at
-    /// [`build`](Self::build) (see [`Proxy::Url`](resil_http::Proxy::Url)).
-    pub fn proxy(mut self, url: &str) -> Self {
-        self.settings.proxy = resil_http::Proxy::Url(url.to_owned());
-        self
-    }
     /// A transport of your own.
     pub fn transport(mut self, transport: impl AsyncTransport + 'static) -> Self {
         self.transport = Some(Arc::new(transport));
         self
-    }
-    /// Shares a circuit breaker with other clients of the same backend. A client's breaker
-    /// (its own by default) counts every call it makes, whatever the host: a client that
-    /// calls several backends trips for all of them when one fails (see
-    /// [`breaker_per_origin`](Self::breaker_per_origin)).
-    pub fn breaker(mut self, breaker: Arc<Mutex<CircuitBreaker>>) -> Self {
-        self.config.breaker(breaker);
-        self
-    }
-    /// A circuit breaker per origin (scheme, host and port), each built by `breaker`, for a
-    /// client that calls several backends: one that fails then trips only its own (see
-    /// [`ClientConfig::breaker_per_origin`](resil_http::ClientConfig::breaker_per_origin)).
-    pub fn breaker_per_origin(mut self, breaker: resil_core::CircuitBreakerBuilder) -> Self {
-        self.config.breaker_per_origin(breaker);
-        self
-    }
-
-    /// No circuit breaker.
-    pub fn no_breaker(mut self) -> Self {
-        self.config.no_breaker();
-        self
-    }
-    /// Shares a retry budget.
-    pub fn budget(mut self, budget: Arc<Mutex<RetryBudget>>) -> Self {
-        self.config.budget(budget);
-        self
-    }
-    /// No retry budget.
-    pub fn no_budget(mut self) -> Self {
-        self.config.no_budget();
-        self
-    }
-    /// Relative URLs are appended to this one.
-    pub fn base_url(mut self, url: &str) -> Self {
-        self.config.base_url(url);
-        self
-    }
-    /// A header sent on every request that does not set it.
-    pub fn default_header(mut self, name: &str, value: &str) -> Self {
-        self.config.default_header(name, value);
-        self
-    }
-    /// Credentials for every attempt; a 401 refreshes them once and resends once.
-    pub fn auth(mut self, provider: impl AuthProvider + 'static) -> Self {
-        self.auth = Some(Arc::new(provider));
-        self
-    }
-    /// The request-id header (default `x-request-id`). A request that carries it keeps it
-    /// on every attempt and hooks see it; with
-    /// [`generate_request_ids`](Self::generate_request_ids) a request without one gets a
-    /// fresh id. `None` turns ids off.
-    pub fn request_id_header(mut self, name: Option<&'static str>) -> Self {
-        self.config.request_id_header(name);
-        self
-    }
-    /// Gives every call whose request has no request-id header a fresh one (32 hex digits,
-    /// the same on every attempt, so the server can tie retries together). Off by default:
-    /// the client adds no header it was not asked for.
-    pub fn generate_request_ids(mut self, on: bool) -> Self {
-        self.config.generate_request_ids(on);
-        self
-    }
-    /// Largest response body read (default 64 MiB).
-    pub fn body_limit(mut self, bytes: u64) -> Self {
-        self.config.body_limit(bytes);
-        self
-    }
-    /// Callbacks for attempts, retries, outcomes and breaker transitions.
-    pub fn hooks(mut self, hooks: impl Hooks + 'static) -> Self {
-        self.config.hooks(Arc::new(hooks));
-        self
-    }
-    /// Seeds jitter (and generated request ids), for reproducible runs.
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.config.seed(seed);
-        self
-    }
-    /// Applies `RESIL_*` environment variables (see [`EnvConfig`]) over what is set so far (a
-    /// setter called afterwards wins); an invalid value makes [`build`](Self::build) fail
-    /// naming the variable.
-    pub fn from_env(mut self) -> Self {
-        self.config.from_env();
-        self.take_transport_env()
-    }
-    /// Applies settings read elsewhere (see [`from_env`](Self::from_env)).
-    pub fn apply_env(mut self, env: EnvConfig) -> Self {
-        self.config.apply_env(env);
-        self.take_transport_env()
     }
     fn take_transport_env(mut self) -> Self {
         let env = self.config.take_transport_env();
@@ -471,17 +299,15 @@ impl<R: Runtime> ClientBuilder<R> {
     /// built inside the runtime, e.g. tokio's).
     pub fn build(self) -> Result<Client<R>, Error> {
         let settings = self.settings;
-        ClientConfig::check_timeouts(&[
+        let timeouts = [
             ("connect_timeout", settings.connect_timeout),
             ("read_timeout", self.read_timeout),
-        ])?;
-        ClientConfig::check_proxy(&settings.proxy)?;
-        let core = self.config.build()?;
-        let transport = match self.transport {
-            Some(t) => t,
-            None => R::default_transport(&settings)
-                .map_err(|e| Error::new(ErrorKind::InvalidConfig, "-", "-").with_source(e))?,
-        };
+        ];
+        let (core, transport) =
+            self.config
+                .build_client(&settings.proxy, &timeouts, self.transport, || {
+                    R::default_transport(&settings)
+                })?;
         Ok(Client {
             runtime: PhantomData,
             inner: Arc::new(Inner {

@@ -23,7 +23,7 @@ mod response;
 mod runtime;
 mod transport;
 
-pub use auth::{AuthError, AuthProvider, BearerToken};
+pub use auth::{AuthError, AuthProvider};
 pub use client::{Client, ClientBuilder};
 pub use drive::{AttemptError, Exchange, drive};
 pub use request::RequestBuilder;
@@ -31,7 +31,7 @@ pub use response::ResponseExt;
 pub use runtime::Runtime;
 pub use transport::{
     AsyncTransport, AttemptBudget, Body, BodyDeadlinePassed, BodyTooLarge, BoxError, BoxFuture,
-    ReadTimedOut, RequestBody, TransportError, TransportSettings, unsupported_version,
+    ReadTimedOut, RequestBody, TransportError, TransportSettings, stream_body, unsupported_version,
 };
 
 // The core types this crate's API takes or hands out, so one dependency is enough to

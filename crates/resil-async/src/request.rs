@@ -1,10 +1,7 @@
 //! Building one request: URL, query, headers, body, per-request overrides.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use http::Method;
-use resil_core::RetryPolicy;
 use resil_http::RequestDraft;
 
 use crate::transport::RequestBody;
@@ -28,6 +25,8 @@ impl<R> std::fmt::Debug for RequestBuilder<R> {
 }
 
 impl<R: crate::Runtime> RequestBuilder<R> {
+    resil_http::request_builder_setters!(draft, body);
+
     #[inline]
     pub(crate) fn new(client: Client<R>, method: Method, url: &str) -> RequestBuilder<R> {
         let draft = RequestDraft::new(client.core(), method, url);
@@ -38,62 +37,14 @@ impl<R: crate::Runtime> RequestBuilder<R> {
         }
     }
 
-    /// Adds a header (appended). The transport frames the body itself;
-    /// a `Content-Length` that is not the body's length makes `send` fail before anything is
-    /// sent.
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.draft.header(name, value);
-        self
-    }
-
-    /// Adds query parameters, percent-encoded.
-    pub fn query(mut self, pairs: &[(&str, &str)]) -> Self {
-        self.draft.query(pairs);
-        self
-    }
-
-    /// A body of bytes, replayed on every retry.
-    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
-        self.body = RequestBody::Bytes(body.into());
-        self
-    }
-
-    /// A streamed body, sent once: the request is never retried after it was sent.
-    pub fn body_stream(mut self, body: RequestBody) -> Self {
-        self.body = body;
-        self
-    }
-
-    /// An `application/x-www-form-urlencoded` body.
-    pub fn form(mut self, pairs: &[(&str, &str)]) -> Self {
-        self.draft.content_type("application/x-www-form-urlencoded");
-        self.body =
-            RequestBody::Bytes(resil_http::driver::form_urlencode(pairs.iter().copied()).into());
-        self
-    }
-
-    /// A JSON body.
-    #[cfg(feature = "json")]
-    pub fn json<T: serde::Serialize + ?Sized>(mut self, value: &T) -> Self {
-        match serde_json::to_vec(value) {
-            Ok(bytes) => {
-                self.draft.content_type("application/json");
-                self.body = RequestBody::Bytes(bytes.into());
-            }
-            Err(e) => self.draft.invalid(format!("JSON body: {e}")),
-        }
-        self
-    }
-
-    /// A retry policy for this request only.
-    pub fn policy(mut self, policy: RetryPolicy) -> Self {
-        self.draft.policy(policy);
-        self
-    }
-
-    /// A total deadline for this request only.
-    pub fn timeout(mut self, total: Duration) -> Self {
-        self.draft.timeout(total);
+    /// A streamed body (any `http_body::Body` of `Bytes`), sent once: the request is never
+    /// retried after it was sent.
+    pub fn body_stream<B>(mut self, body: B) -> Self
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<crate::BoxError>,
+    {
+        self.body = crate::stream_body(body);
         self
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Empty};
 use resil_core::TransportErrorKind;
 
 /// A boxed error.
@@ -22,92 +22,15 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A request body: bytes are replayed on every retry; a stream is sent once and the request
 /// is then never retried.
-pub enum RequestBody {
-    /// No body.
-    Empty,
-    /// Buffered bytes.
-    Bytes(Bytes),
-    /// A stream (read once).
-    Stream(UnsyncBoxBody<Bytes, BoxError>),
-}
+pub type RequestBody = resil_http::RequestBody<UnsyncBoxBody<Bytes, BoxError>>;
 
-impl RequestBody {
-    /// A stream from any `http_body::Body`.
-    pub fn stream<B>(body: B) -> RequestBody
-    where
-        B: HttpBody<Data = Bytes> + Send + 'static,
-        B::Error: Into<BoxError>,
-    {
-        RequestBody::Stream(body.map_err(Into::into).boxed_unsync())
-    }
-
-    /// Whether the body can be sent more than once.
-    pub fn is_replayable(&self) -> bool {
-        !matches!(self, RequestBody::Stream(_))
-    }
-
-    /// The body's length in bytes, if known before it is sent (not for a stream).
-    pub(crate) fn known_len(&self) -> Option<u64> {
-        match self {
-            RequestBody::Empty => Some(0),
-            RequestBody::Bytes(b) => u64::try_from(b.len()).ok(),
-            RequestBody::Stream(_) => None,
-        }
-    }
-
-    /// The body for one attempt; a stream is moved out.
-    pub(crate) fn take_for_attempt(&mut self) -> RequestBody {
-        match self {
-            RequestBody::Empty => RequestBody::Empty,
-            RequestBody::Bytes(b) => RequestBody::Bytes(b.clone()),
-            RequestBody::Stream(_) => std::mem::replace(self, RequestBody::Empty),
-        }
-    }
-
-    /// As an `http_body::Body` for hyper.
-    pub fn into_http_body(self) -> UnsyncBoxBody<Bytes, BoxError> {
-        match self {
-            RequestBody::Empty => Empty::new().map_err(|never| match never {}).boxed_unsync(),
-            RequestBody::Bytes(b) => Full::new(b).map_err(|never| match never {}).boxed_unsync(),
-            RequestBody::Stream(s) => s,
-        }
-    }
-}
-
-impl fmt::Debug for RequestBody {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RequestBody::Empty => f.write_str("Empty"),
-            RequestBody::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
-            RequestBody::Stream(_) => f.write_str("Stream"),
-        }
-    }
-}
-
-impl From<Bytes> for RequestBody {
-    fn from(b: Bytes) -> Self {
-        RequestBody::Bytes(b)
-    }
-}
-impl From<Vec<u8>> for RequestBody {
-    fn from(b: Vec<u8>) -> Self {
-        RequestBody::Bytes(b.into())
-    }
-}
-impl From<String> for RequestBody {
-    fn from(s: String) -> Self {
-        RequestBody::Bytes(s.into())
-    }
-}
-impl From<&'static str> for RequestBody {
-    fn from(s: &'static str) -> Self {
-        RequestBody::Bytes(Bytes::from_static(s.as_bytes()))
-    }
-}
-impl From<()> for RequestBody {
-    fn from(_: ()) -> Self {
-        RequestBody::Empty
-    }
+/// A request body that streams `body` (any `http_body::Body` of `Bytes`), read once.
+pub fn stream_body<B>(body: B) -> RequestBody
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    RequestBody::Stream(body.map_err(Into::into).boxed_unsync())
 }
 
 /// A streaming response body with a size limit: past the limit it fails instead of filling

@@ -2,15 +2,13 @@
 //! [`Call`]'s steps with real sockets and `std::thread::sleep`. No policy lives here.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
-use resil_core::{CircuitBreaker, Instant, RetryBudget, RetryPolicy, UnixTime};
+use resil_core::{Instant, RetryPolicy, UnixTime};
 use resil_http::driver;
-use resil_http::{
-    Call, CallLabel, ClientConfig, ClientCore, EnvConfig, Hooks, StatsSnapshot, Step,
-};
+use resil_http::{Call, CallLabel, ClientConfig, ClientCore, Step};
 
 use crate::request::RequestBuilder;
 use crate::transport::{BlockingTransport, RequestBody, UreqSettings, UreqTransport};
@@ -45,6 +43,8 @@ impl Default for Client {
 }
 
 impl Client {
+    resil_http::client_methods!(RequestBuilder);
+
     /// A client with the default policy (see [`RetryPolicy`]), a breaker of its own, the
     /// default retry budget and the ureq transport.
     pub fn new() -> Client {
@@ -58,41 +58,6 @@ impl Client {
     /// A builder with the defaults.
     pub fn builder() -> ClientBuilder {
         ClientBuilder::default()
-    }
-
-    /// A GET request to `url` (absolute, or relative to the base URL).
-    pub fn get(&self, url: &str) -> RequestBuilder {
-        self.request(Method::GET, url)
-    }
-
-    /// A POST request.
-    pub fn post(&self, url: &str) -> RequestBuilder {
-        self.request(Method::POST, url)
-    }
-
-    /// A PUT request.
-    pub fn put(&self, url: &str) -> RequestBuilder {
-        self.request(Method::PUT, url)
-    }
-
-    /// A PATCH request.
-    pub fn patch(&self, url: &str) -> RequestBuilder {
-        self.request(Method::PATCH, url)
-    }
-
-    /// A DELETE request.
-    pub fn delete(&self, url: &str) -> RequestBuilder {
-        self.request(Method::DELETE, url)
-    }
-
-    /// A HEAD request.
-    pub fn head(&self, url: &str) -> RequestBuilder {
-        self.request(Method::HEAD, url)
-    }
-
-    /// An OPTIONS request.
-    pub fn options(&self, url: &str) -> RequestBuilder {
-        self.request(Method::OPTIONS, url)
     }
 
     /// A request with any method.
@@ -111,27 +76,6 @@ impl Client {
         ClientCore::prepare_request(&mut parts, body.known_len())?;
         let policy = parts.extensions.remove::<RetryPolicy>().map(Box::new);
         self.send_parts(parts, body, policy)
-    }
-
-    /// Counters for every call made through this client and its clones.
-    pub fn stats(&self) -> StatsSnapshot {
-        self.inner.core.stats()
-    }
-
-    /// The client's retry policy.
-    pub fn policy(&self) -> &RetryPolicy {
-        self.inner.core.policy()
-    }
-
-    /// The circuit breaker, if the client has one.
-    pub fn breaker(&self) -> Option<&Arc<Mutex<CircuitBreaker>>> {
-        self.inner.core.breaker()
-    }
-
-    /// With [`breaker_per_origin`](ClientBuilder::breaker_per_origin), each origin called so
-    /// far (`scheme://authority`) and its breaker's state; otherwise none.
-    pub fn origin_breaker_states(&self) -> Vec<(String, resil_core::BreakerState)> {
-        self.inner.core.origin_breaker_states()
     }
 
     pub(crate) fn core(&self) -> &ClientCore {
@@ -283,35 +227,7 @@ impl fmt::Debug for ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// The retry policy (default: [`RetryPolicy::default`]).
-    pub fn policy(mut self, policy: RetryPolicy) -> Self {
-        self.config.policy(policy);
-        self
-    }
-
-    /// Overrides the policy's total deadline per call.
-    pub fn timeout(mut self, total: Duration) -> Self {
-        self.config.total_timeout(total);
-        self
-    }
-
-    /// Overrides the policy's per-attempt timeout.
-    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
-        self.config.attempt_timeout(timeout);
-        self
-    }
-
-    /// Overrides the policy's retries after the first attempt.
-    pub fn max_retries(mut self, retries: u32) -> Self {
-        self.config.max_retries(retries);
-        self
-    }
-
-    /// Connect timeout of the default transport (above zero: [`build`](Self::build) refuses zero).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.ureq.connect_timeout = Some(timeout);
-        self
-    }
+    resil_http::client_builder_setters!(config, ureq);
 
     /// Longest wait for one socket read (default transport; above zero).
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
@@ -348,113 +264,9 @@ impl ClientBuilder {
         self
     }
 
-    /// The default transport connects straight to every server, whatever proxy the
-    /// environment names (see [`Proxy::Direct`](resil_http::Proxy::Direct)).
-    pub fn no_proxy(mut self) -> Self {
-        self.ureq.proxy = resil_http::Proxy::Direct;
-        self
-    }
-
-    /// The default transport connects to every server through the `http://` proxy at `url`
-    /// (`http://[user:password@]host:port`), whatever the environment says; checked at
-    /// [`build`](Self::build) (see [`Proxy::Url`](resil_http::Proxy::Url)).
-    pub fn proxy(mut self, url: &str) -> Self {
-        self.ureq.proxy = resil_http::Proxy::Url(url.to_owned());
-        self
-    }
-
     /// A transport of your own instead of ureq.
     pub fn transport(mut self, transport: impl BlockingTransport + 'static) -> Self {
         self.transport = Some(Arc::new(transport));
-        self
-    }
-
-    /// Shares a circuit breaker with other clients that call the same backend. A client's
-    /// breaker (its own by default) counts every call it makes, whatever the host: a client
-    /// that calls several backends trips for all of them when one fails (see
-    /// [`breaker_per_origin`](Self::breaker_per_origin)).
-    pub fn breaker(mut self, breaker: Arc<Mutex<CircuitBreaker>>) -> Self {
-        self.config.breaker(breaker);
-        self
-    }
-
-    /// A circuit breaker per origin (scheme, host and port), each built by `breaker`, for a
-    /// client that calls several backends: one that fails then trips only its own (see
-    /// [`ClientConfig::breaker_per_origin`](resil_http::ClientConfig::breaker_per_origin)).
-    pub fn breaker_per_origin(mut self, breaker: resil_core::CircuitBreakerBuilder) -> Self {
-        self.config.breaker_per_origin(breaker);
-        self
-    }
-
-    /// No circuit breaker.
-    pub fn no_breaker(mut self) -> Self {
-        self.config.no_breaker();
-        self
-    }
-
-    /// Shares a retry budget (default: one of the client's own, 20 % + 10/s).
-    pub fn budget(mut self, budget: Arc<Mutex<RetryBudget>>) -> Self {
-        self.config.budget(budget);
-        self
-    }
-
-    /// No retry budget.
-    pub fn no_budget(mut self) -> Self {
-        self.config.no_budget();
-        self
-    }
-
-    /// Relative request URLs are appended to this one.
-    pub fn base_url(mut self, url: &str) -> Self {
-        self.config.base_url(url);
-        self
-    }
-
-    /// A header sent on every request that does not set it itself.
-    pub fn default_header(mut self, name: &str, value: &str) -> Self {
-        self.config.default_header(name, value);
-        self
-    }
-
-    /// Adds credentials to every attempt; on a 401 refreshes them once and retries once.
-    pub fn auth(mut self, provider: impl AuthProvider + 'static) -> Self {
-        self.auth = Some(Arc::new(provider));
-        self
-    }
-
-    /// The request-id header (default `x-request-id`). A request that carries it keeps it
-    /// on every attempt and hooks see it; with
-    /// [`generate_request_ids`](Self::generate_request_ids) a request without one gets a
-    /// fresh id. `None` turns ids off.
-    pub fn request_id_header(mut self, name: Option<&'static str>) -> Self {
-        self.config.request_id_header(name);
-        self
-    }
-
-    /// Gives every call whose request has no request-id header a fresh one (32 hex digits,
-    /// the same on every attempt, so the server can tie retries together). Off by default:
-    /// the client adds no header it was not asked for.
-    ///
-    /// ```
-    /// let client = resil_blocking::Client::builder()
-    ///     .generate_request_ids(true)
-    ///     .build()?;
-    /// # Ok::<(), resil_blocking::Error>(())
-    /// ```
-    pub fn generate_request_ids(mut self, on: bool) -> Self {
-        self.config.generate_request_ids(on);
-        self
-    }
-
-    /// Largest response body read (default 64 MiB); reading more fails.
-    pub fn body_limit(mut self, bytes: u64) -> Self {
-        self.config.body_limit(bytes);
-        self
-    }
-
-    /// Callbacks for attempts, retries, outcomes and breaker transitions.
-    pub fn hooks(mut self, hooks: impl Hooks + 'static) -> Self {
-        self.config.hooks(Arc::new(hooks));
         self
     }
 
@@ -463,27 +275,6 @@ impl ClientBuilder {
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self
-    }
-
-    /// Seeds the jitter (and generated request ids), for reproducible runs (default: from the
-    /// clock).
-    pub fn seed(mut self, seed: u64) -> Self {
-        self.config.seed(seed);
-        self
-    }
-
-    /// Applies `RESIL_*` environment variables (see [`EnvConfig`]) over what is set so far (a
-    /// setter called afterwards wins); an invalid value makes [`build`](Self::build) fail
-    /// naming the variable.
-    pub fn from_env(mut self) -> Self {
-        self.config.from_env();
-        self.take_transport_env()
-    }
-
-    /// Applies settings read elsewhere (see [`from_env`](Self::from_env)).
-    pub fn apply_env(mut self, env: EnvConfig) -> Self {
-        self.config.apply_env(env);
-        self.take_transport_env()
     }
 
     fn take_transport_env(mut self) -> Self {
@@ -496,19 +287,16 @@ impl ClientBuilder {
     /// Validates everything and builds the client.
     pub fn build(self) -> Result<Client, Error> {
         let ureq = self.ureq;
-        ClientConfig::check_timeouts(&[
+        let timeouts = [
             ("connect_timeout", ureq.connect_timeout),
             ("read_timeout", ureq.read_timeout),
             ("write_timeout", ureq.write_timeout),
-        ])?;
-        ClientConfig::check_proxy(&ureq.proxy)?;
-        let core = self.config.build()?;
-        let transport = match self.transport {
-            Some(t) => t,
-            None => Arc::new(UreqTransport::new(&ureq).map_err(|e| {
-                Error::new(resil_http::ErrorKind::InvalidConfig, "-", "-").with_source(e)
-            })?),
-        };
+        ];
+        let (core, transport) =
+            self.config
+                .build_client(&ureq.proxy, &timeouts, self.transport, || {
+                    Ok(Arc::new(UreqTransport::new(&ureq)?))
+                })?;
         Ok(Client {
             inner: Arc::new(Inner {
                 core,

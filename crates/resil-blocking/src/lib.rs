@@ -82,7 +82,7 @@ mod transport;
 
 use std::sync::OnceLock;
 
-pub use auth::{AuthError, AuthProvider, BearerToken};
+pub use auth::{AuthError, AuthProvider};
 pub use client::{Client, ClientBuilder, Clock, SystemClock};
 pub use request::RequestBuilder;
 pub use response::ResponseExt;

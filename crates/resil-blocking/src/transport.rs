@@ -16,81 +16,9 @@ use ureq::unversioned::transport::{
 
 use crate::tcp::TcpConnector;
 
-/// A request body. Bytes can be sent again on a retry; a reader cannot, so a request with one
-/// is never retried once it was sent.
-pub enum RequestBody {
-    /// No body.
-    Empty,
-    /// Buffered bytes (cheap to clone for every attempt).
-    Bytes(Bytes),
-    /// A stream, read once.
-    Reader(Box<dyn Read + Send>),
-}
-
-impl RequestBody {
-    /// Whether the body can be sent more than once.
-    pub fn is_replayable(&self) -> bool {
-        !matches!(self, RequestBody::Reader(_))
-    }
-
-    /// The body's length in bytes, if known before it is sent (not for a reader).
-    pub(crate) fn known_len(&self) -> Option<u64> {
-        match self {
-            RequestBody::Empty => Some(0),
-            RequestBody::Bytes(b) => u64::try_from(b.len()).ok(),
-            RequestBody::Reader(_) => None,
-        }
-    }
-
-    /// A copy for one attempt; a reader is moved out (it can only be sent once).
-    pub(crate) fn take_for_attempt(&mut self) -> RequestBody {
-        match self {
-            RequestBody::Empty => RequestBody::Empty,
-            RequestBody::Bytes(b) => RequestBody::Bytes(b.clone()),
-            RequestBody::Reader(_) => std::mem::replace(self, RequestBody::Empty),
-        }
-    }
-}
-
-impl fmt::Debug for RequestBody {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RequestBody::Empty => f.write_str("Empty"),
-            RequestBody::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
-            RequestBody::Reader(_) => f.write_str("Reader"),
-        }
-    }
-}
-
-impl From<Bytes> for RequestBody {
-    fn from(b: Bytes) -> Self {
-        RequestBody::Bytes(b)
-    }
-}
-
-impl From<Vec<u8>> for RequestBody {
-    fn from(b: Vec<u8>) -> Self {
-        RequestBody::Bytes(b.into())
-    }
-}
-
-impl From<String> for RequestBody {
-    fn from(s: String) -> Self {
-        RequestBody::Bytes(s.into())
-    }
-}
-
-impl From<&'static str> for RequestBody {
-    fn from(s: &'static str) -> Self {
-        RequestBody::Bytes(Bytes::from_static(s.as_bytes()))
-    }
-}
-
-impl From<()> for RequestBody {
-    fn from(_: ()) -> Self {
-        RequestBody::Empty
-    }
-}
+/// A request body: bytes are sent again on a retry; a reader is read once, so a request with
+/// one is never retried once it was sent.
+pub type RequestBody = resil_http::RequestBody<Box<dyn Read + Send>>;
 
 /// A response body: a stream with a size limit. Reading past the limit fails instead of
 /// filling memory; a body cut short by the server fails instead of looking complete.
@@ -561,7 +489,7 @@ impl BlockingTransport for UreqTransport {
                     .agent
                     .run(http::Request::from_parts(parts, ureq::SendBody::none())),
                 RequestBody::Bytes(b) => self.agent.run(http::Request::from_parts(parts, &b[..])),
-                RequestBody::Reader(r) => self.agent.run(http::Request::from_parts(
+                RequestBody::Stream(r) => self.agent.run(http::Request::from_parts(
                     parts,
                     ureq::SendBody::from_owned_reader(r),
                 )),

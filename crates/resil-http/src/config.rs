@@ -23,7 +23,7 @@ use resil_core::{
 use crate::attempt::AttemptId;
 use crate::call::{Call, CallBody, CallId, CallShared};
 use crate::env::{EnvConfig, EnvError, TransportEnv};
-use crate::error::{ConfigError, Error, ErrorKind};
+use crate::error::{BoxError, ConfigError, Error, ErrorKind};
 use crate::headers::{check_request_headers, declare_empty_body, merge_default_headers};
 use crate::observe::{Hooks, Stats, StatsSnapshot};
 use crate::origins::OriginBreakers;
@@ -241,9 +241,31 @@ impl ClientConfig {
         }
     }
 
+    /// [`build`](Self::build) for a driver's client: checks the driver's own transport
+    /// settings first (the proxy, see [`check_proxy_url`](crate::driver::check_proxy_url),
+    /// and its timeouts, see [`check_timeouts`](Self::check_timeouts)), then the rest, and
+    /// returns the transport the builder was given or, only if none was, the one `default`
+    /// makes.
+    pub fn build_client<T>(
+        self,
+        proxy: &Proxy,
+        timeouts: &[(&'static str, Option<Duration>)],
+        transport: Option<T>,
+        default: impl FnOnce() -> Result<T, BoxError>,
+    ) -> Result<(ClientCore, T), ConfigError> {
+        ClientConfig::check_proxy(proxy)?;
+        ClientConfig::check_timeouts(timeouts)?;
+        let core = self.build()?;
+        let transport = match transport {
+            Some(given) => given,
+            None => default().map_err(ConfigError::invalid)?,
+        };
+        Ok((core, transport))
+    }
+
     /// An [`InvalidConfig`](ErrorKind::InvalidConfig) error naming the `proxy` setting
     /// unless `proxy` can be used (see [`check_proxy_url`](check_proxy_url)).
-    pub fn check_proxy(proxy: &Proxy) -> Result<(), ConfigError> {
+    fn check_proxy(proxy: &Proxy) -> Result<(), ConfigError> {
         match proxy {
             Proxy::Url(url) => check_proxy_url(url)
                 .map(drop)

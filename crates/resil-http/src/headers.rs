@@ -10,16 +10,58 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::{ErrorKind, error_on};
 
-/// Sets `Authorization: Bearer <token>`, marked sensitive (so HTTP/2 never indexes it and
-/// debug output hides it).
-pub fn set_bearer(
-    headers: &mut HeaderMap,
-    token: &str,
-) -> Result<(), http::header::InvalidHeaderValue> {
-    let mut value = http::HeaderValue::try_from(format!("Bearer {token}"))?;
-    value.set_sensitive(true);
-    headers.insert(http::header::AUTHORIZATION, value);
-    Ok(())
+/// A bearer token sent on every attempt, and replaced by what `fetch` gets when the server
+/// answers 401: each driver's `AuthProvider` for it fetches with `fetch` (in resil-blocking a
+/// function returning the token, in the async drivers one returning a future of it). Its
+/// `Debug` shows no token.
+pub struct BearerToken<F> {
+    token: std::sync::RwLock<String>,
+    fetch: F,
+}
+
+impl<F> BearerToken<F> {
+    /// Starts with `token`; `fetch` gets a fresh one when the server answers 401.
+    pub fn new(token: impl Into<String>, fetch: F) -> BearerToken<F> {
+        BearerToken {
+            token: std::sync::RwLock::new(token.into()),
+            fetch,
+        }
+    }
+
+    /// Sets `Authorization: Bearer <token>`, marked sensitive (so HTTP/2 never indexes it
+    /// and debug output hides it).
+    pub fn set_header(
+        &self,
+        headers: &mut HeaderMap,
+    ) -> Result<(), http::header::InvalidHeaderValue> {
+        let token = self
+            .token
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut value = HeaderValue::try_from(format!("Bearer {token}"))?;
+        value.set_sensitive(true);
+        headers.insert(http::header::AUTHORIZATION, value);
+        Ok(())
+    }
+
+    /// What fetches a fresh token.
+    pub fn fetch(&self) -> &F {
+        &self.fetch
+    }
+
+    /// Sends `token` on every attempt from now on.
+    pub fn replace(&self, token: String) {
+        *self
+            .token
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = token;
+    }
+}
+
+impl<F> fmt::Debug for BearerToken<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BearerToken([redacted])")
+    }
 }
 
 /// Checks the headers that say how a request is framed and where it goes, which the caller

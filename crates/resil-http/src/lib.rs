@@ -27,6 +27,8 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod attempt;
+mod body;
+mod builder;
 mod call;
 mod config;
 mod draft;
@@ -40,11 +42,13 @@ mod time;
 mod url;
 
 pub use attempt::AttemptId;
+pub use body::RequestBody;
 pub use call::{Call, CallBody, CallLabel, Step};
 pub use config::{ClientConfig, ClientCore};
 pub use draft::RequestDraft;
 pub use env::{EnvConfig, EnvError, TransportEnv};
 pub use error::{BoxError, ConfigError, Error, ErrorKind, IncompleteBody, TransportError};
+pub use headers::BearerToken;
 pub use observe::{CallInfo, Hooks, Observer, RetryInfo, RetryReason, Stats, StatsSnapshot};
 pub use proxy::Proxy;
 pub use url::UrlError;
@@ -56,7 +60,7 @@ pub mod driver {
     pub use crate::error::{auth_error, unsendable_request, write_causes};
     pub use crate::headers::{
         check_request_headers, fill_host_header, is_sensitive_header, redacted_headers,
-        remember_last, set_bearer,
+        remember_last,
     };
     pub use crate::proxy::check_proxy_url;
     pub use crate::time::{MAX_TIMEOUT, attempt_budget, library_timeout, read_deadline, unix_now};
@@ -68,14 +72,24 @@ pub mod driver {
 /// their own `Error` (this crate's [`Error`] with their body) beside them.
 pub mod prelude {
     pub use crate::{
-        CallInfo, ClientConfig, ConfigError, EnvConfig, EnvError, ErrorKind, Hooks, IncompleteBody,
-        Proxy, RetryInfo, RetryReason, StatsSnapshot, TransportError,
+        BearerToken, CallInfo, ClientConfig, ConfigError, EnvConfig, EnvError, ErrorKind, Hooks,
+        IncompleteBody, Proxy, RetryInfo, RetryReason, StatsSnapshot, TransportError,
     };
     pub use resil_core::{
         Attempt, AttemptOutcome, Backoff, BreakerState, Cause, CircuitBreaker,
         CircuitBreakerBuilder, GiveUp, GiveUpReason, Jitter, PolicyError, RetryBudget,
         RetryContext, RetryPolicy, RetryPolicyBuilder, SlowCalls, Transition, TransportErrorKind,
         TransportErrorKinds, TripCondition, Window,
+    };
+}
+
+/// What the builder macros name, from wherever they are expanded.
+#[doc(hidden)]
+pub mod __private {
+    pub use bytes::Bytes;
+    pub use http::Method;
+    pub use resil_core::{
+        BreakerState, CircuitBreaker, CircuitBreakerBuilder, RetryBudget, RetryPolicy,
     };
 }
 

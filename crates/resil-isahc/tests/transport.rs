@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_lite::future::{block_on, zip};
-use resil_isahc::{Client, ErrorKind, RequestBody, ResponseExt};
+use resil_isahc::{Client, ErrorKind, ResponseExt};
 use resil_tests::{
     Reply, TestServer, assert_took, dripping_body, error_body_policy, error_body_replies,
     scenario_policy, shared_load, stalled_503_then_ok,
@@ -37,12 +37,7 @@ fn streamed_body_reaches_the_server_whole_and_is_never_replayed() {
         })
         .collect();
     let body = http_body_util::StreamBody::new(futures_lite::stream::iter(chunks));
-    let response = block_on(
-        client
-            .post(&server.url("/upload"))
-            .body_stream(RequestBody::stream(body))
-            .send(),
-    );
+    let response = block_on(client.post(&server.url("/upload")).body_stream(body).send());
     // The stream was used up by the first attempt: its 503 is the answer.
     let err = response.unwrap_err();
     assert_eq!(err.status(), Some(503), "{err}");

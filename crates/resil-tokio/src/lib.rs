@@ -117,7 +117,7 @@ pub use transport::{HyperTransport, classified, classify};
 pub use resil_async::{
     AsyncTransport, AuthError, AuthProvider, BearerToken, Body, BodyDeadlinePassed, BodyTooLarge,
     BoxError, BoxFuture, Error, ReadTimedOut, RequestBody, Response, ResponseExt, TransportError,
-    TransportSettings,
+    TransportSettings, stream_body,
 };
 // The core types this crate's API takes or hands out, so one dependency is enough to
 // configure a client, implement hooks or a transport, and match on what they report.

@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::dns::{GaiAddrs, GaiResolver, Name};
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
@@ -283,7 +284,7 @@ impl AsyncTransport for HyperTransport {
         // future (a pointer) instead of the whole request.
         let sending = self
             .client
-            .request(http::Request::from_parts(parts, body.into_http_body()));
+            .request(http::Request::from_parts(parts, into_http_body(body)));
         Box::pin(async move {
             let response = sending.await.map_err(classified)?;
             // The client sets the real limit before handing the response over.
@@ -503,6 +504,15 @@ macro_rules! delegate_io {
 pub(crate) use delegate_io;
 
 delegate_io!(CappedIo<T>);
+
+/// A request body as hyper sends it.
+fn into_http_body(body: RequestBody) -> UnsyncBoxBody<Bytes, BoxError> {
+    match body {
+        RequestBody::Empty => Empty::new().map_err(|never| match never {}).boxed_unsync(),
+        RequestBody::Bytes(b) => Full::new(b).map_err(|never| match never {}).boxed_unsync(),
+        RequestBody::Stream(s) => s,
+    }
+}
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -1,0 +1,311 @@
+//! The setters every driver's builders share, written once. A driver's `ClientBuilder` keeps
+//! a [`ClientConfig`](crate::ClientConfig) and its transport's settings; its
+//! `RequestBuilder` a [`RequestDraft`](crate::RequestDraft) and a
+//! [`RequestBody`](crate::RequestBody). The blocking and async builders differ only in
+//! their transport and in how they send, so these macros expand the rest inside each.
+
+/// Expands, inside `impl ClientBuilder`, the setters that forward to its [`ClientConfig`]
+/// field `$config`, and those that set the `connect_timeout` and `proxy` of its transport
+/// settings field `$transport`. The builder supplies `take_transport_env(self) -> Self`
+/// (what `RESIL_*` variables ask of its transport) and an `auth` field holding
+/// `Option<Arc<dyn AuthProvider>>`, for the `AuthProvider` trait in scope.
+///
+/// [`ClientConfig`]: crate::ClientConfig
+#[macro_export]
+macro_rules! client_builder_setters {
+    ($config:ident, $transport:ident) => {
+        /// The retry policy (default: [`RetryPolicy::default`](resil_core::RetryPolicy)).
+        pub fn policy(mut self, policy: $crate::__private::RetryPolicy) -> Self {
+            self.$config.policy(policy);
+            self
+        }
+
+        /// Overrides the policy's total deadline per call.
+        pub fn timeout(mut self, total: ::core::time::Duration) -> Self {
+            self.$config.total_timeout(total);
+            self
+        }
+
+        /// Overrides the policy's per-attempt timeout.
+        pub fn attempt_timeout(mut self, timeout: ::core::time::Duration) -> Self {
+            self.$config.attempt_timeout(timeout);
+            self
+        }
+
+        /// Overrides the policy's retries after the first attempt (`max_retries(3)` is four
+        /// attempts in all).
+        pub fn max_retries(mut self, retries: u32) -> Self {
+            self.$config.max_retries(retries);
+            self
+        }
+
+        /// Connect timeout of the default transport (above zero: [`build`](Self::build)
+        /// refuses zero).
+        pub fn connect_timeout(mut self, timeout: ::core::time::Duration) -> Self {
+            self.$transport.connect_timeout = Some(timeout);
+            self
+        }
+
+        /// The default transport connects straight to every server, whatever proxies the
+        /// environment names (see [`Proxy::Direct`](resil_http::Proxy::Direct)).
+        pub fn no_proxy(mut self) -> Self {
+            self.$transport.proxy = $crate::Proxy::Direct;
+            self
+        }
+
+        /// The default transport connects to every server through the proxy at `url`
+        /// (`scheme://[user:password@]host:port`), whatever the environment says; checked at
+        /// [`build`](Self::build) (see [`Proxy::Url`](resil_http::Proxy::Url)).
+        pub fn proxy(mut self, url: &str) -> Self {
+            self.$transport.proxy = $crate::Proxy::Url(url.into());
+            self
+        }
+
+        /// Shares a circuit breaker with other clients that call the same backend. A
+        /// client's breaker (its own by default) counts every call it makes, whatever the
+        /// host: a client that calls several backends trips for all of them when one fails
+        /// (see [`breaker_per_origin`](Self::breaker_per_origin)).
+        pub fn breaker(
+            mut self,
+            breaker: ::std::sync::Arc<::std::sync::Mutex<$crate::__private::CircuitBreaker>>,
+        ) -> Self {
+            self.$config.breaker(breaker);
+            self
+        }
+
+        /// A circuit breaker per origin (scheme, host and port), each built by `breaker`,
+        /// for a client that calls several backends: one that fails then trips only its own
+        /// (see [`ClientConfig::breaker_per_origin`](resil_http::ClientConfig::breaker_per_origin)).
+        pub fn breaker_per_origin(
+            mut self,
+            breaker: $crate::__private::CircuitBreakerBuilder,
+        ) -> Self {
+            self.$config.breaker_per_origin(breaker);
+            self
+        }
+
+        /// No circuit breaker.
+        pub fn no_breaker(mut self) -> Self {
+            self.$config.no_breaker();
+            self
+        }
+
+        /// Shares a retry budget (default: one of the client's own, 20 % + 10/s).
+        pub fn budget(
+            mut self,
+            budget: ::std::sync::Arc<::std::sync::Mutex<$crate::__private::RetryBudget>>,
+        ) -> Self {
+            self.$config.budget(budget);
+            self
+        }
+
+        /// No retry budget.
+        pub fn no_budget(mut self) -> Self {
+            self.$config.no_budget();
+            self
+        }
+
+        /// Relative request URLs are appended to this one.
+        pub fn base_url(mut self, url: &str) -> Self {
+            self.$config.base_url(url);
+            self
+        }
+
+        /// A header sent on every request that does not set it itself.
+        pub fn default_header(mut self, name: &str, value: &str) -> Self {
+            self.$config.default_header(name, value);
+            self
+        }
+
+        /// Adds credentials to every attempt; after a 401 refreshes them once and sends
+        /// that attempt once more.
+        pub fn auth(mut self, provider: impl AuthProvider + 'static) -> Self {
+            self.auth = Some(::std::sync::Arc::new(provider));
+            self
+        }
+
+        /// The request-id header (default `x-request-id`). A request that carries it keeps
+        /// it on every attempt and hooks see it; with
+        /// [`generate_request_ids`](Self::generate_request_ids) a request without one gets a
+        /// fresh id. `None` turns ids off.
+        pub fn request_id_header(mut self, name: Option<&'static str>) -> Self {
+            self.$config.request_id_header(name);
+            self
+        }
+
+        /// Gives every call whose request has no request-id header a fresh one (32 hex
+        /// digits, the same on every attempt, so the server can tie retries together). Off
+        /// by default: the client adds no header it was not asked for.
+        pub fn generate_request_ids(mut self, on: bool) -> Self {
+            self.$config.generate_request_ids(on);
+            self
+        }
+
+        /// Largest response body read (default 64 MiB); reading more fails.
+        pub fn body_limit(mut self, bytes: u64) -> Self {
+            self.$config.body_limit(bytes);
+            self
+        }
+
+        /// Callbacks for attempts, retries, outcomes and breaker transitions.
+        pub fn hooks(mut self, hooks: impl $crate::Hooks + 'static) -> Self {
+            self.$config.hooks(::std::sync::Arc::new(hooks));
+            self
+        }
+
+        /// Seeds the jitter (and generated request ids), for reproducible runs (default:
+        /// from the clock).
+        pub fn seed(mut self, seed: u64) -> Self {
+            self.$config.seed(seed);
+            self
+        }
+
+        /// Applies `RESIL_*` environment variables (see
+        /// [`EnvConfig`](resil_http::EnvConfig)) over what is set so far (a setter called
+        /// afterwards wins); an invalid value makes [`build`](Self::build) fail naming the
+        /// variable.
+        pub fn from_env(mut self) -> Self {
+            self.$config.from_env();
+            self.take_transport_env()
+        }
+
+        /// Applies settings read elsewhere (see [`from_env`](Self::from_env)).
+        pub fn apply_env(mut self, env: $crate::EnvConfig) -> Self {
+            self.$config.apply_env(env);
+            self.take_transport_env()
+        }
+    };
+}
+
+/// Expands, inside `impl RequestBuilder`, the setters that forward to its
+/// [`RequestDraft`](crate::RequestDraft) field `$draft` or set its `RequestBody` field
+/// `$body` (the driver's `RequestBody` in scope). JSON needs the driver's `json` feature.
+#[macro_export]
+macro_rules! request_builder_setters {
+    ($draft:ident, $body:ident) => {
+        /// Adds a header (appended: a name may repeat). The transport frames the body
+        /// itself; a `Content-Length` that is not the body's length makes `send` fail
+        /// before anything is sent.
+        pub fn header(mut self, name: &str, value: &str) -> Self {
+            self.$draft.header(name, value);
+            self
+        }
+
+        /// Adds query parameters, percent-encoded.
+        pub fn query(mut self, pairs: &[(&str, &str)]) -> Self {
+            self.$draft.query(pairs);
+            self
+        }
+
+        /// A body of bytes, sent again on every retry.
+        pub fn body(mut self, body: impl Into<$crate::__private::Bytes>) -> Self {
+            self.$body = RequestBody::Bytes(body.into());
+            self
+        }
+
+        /// An `application/x-www-form-urlencoded` body.
+        pub fn form(mut self, pairs: &[(&str, &str)]) -> Self {
+            self.$draft
+                .content_type("application/x-www-form-urlencoded");
+            let encoded = $crate::driver::form_urlencode(pairs.iter().copied());
+            self.$body = RequestBody::Bytes(encoded.into());
+            self
+        }
+
+        /// A JSON body (feature `json`); a value that cannot be serialized makes `send`
+        /// fail before anything is sent.
+        #[cfg(feature = "json")]
+        pub fn json<T: serde::Serialize + ?Sized>(mut self, value: &T) -> Self {
+            match serde_json::to_vec(value) {
+                Ok(bytes) => {
+                    self.$draft.content_type("application/json");
+                    self.$body = RequestBody::Bytes(bytes.into());
+                }
+                Err(e) => self.$draft.invalid(format!("JSON body: {e}")),
+            }
+            self
+        }
+
+        /// A retry policy for this request only.
+        pub fn policy(mut self, policy: $crate::__private::RetryPolicy) -> Self {
+            self.$draft.policy(policy);
+            self
+        }
+
+        /// A total deadline for this request only.
+        pub fn timeout(mut self, total: ::core::time::Duration) -> Self {
+            self.$draft.timeout(total);
+            self
+        }
+    };
+}
+
+/// Expands, inside `impl Client`, the request helpers (`get` … `options`, which call the
+/// client's `request(method, url)` and return its `$builder`) and the accessors to what
+/// the client shares with its clones, read through its `core(&self) -> &ClientCore`.
+#[macro_export]
+macro_rules! client_methods {
+    ($builder:ty) => {
+        /// A GET request to `url` (absolute, or relative to the base URL).
+        #[inline]
+        pub fn get(&self, url: &str) -> $builder {
+            self.request($crate::__private::Method::GET, url)
+        }
+
+        /// A POST request.
+        pub fn post(&self, url: &str) -> $builder {
+            self.request($crate::__private::Method::POST, url)
+        }
+
+        /// A PUT request.
+        pub fn put(&self, url: &str) -> $builder {
+            self.request($crate::__private::Method::PUT, url)
+        }
+
+        /// A PATCH request.
+        pub fn patch(&self, url: &str) -> $builder {
+            self.request($crate::__private::Method::PATCH, url)
+        }
+
+        /// A DELETE request.
+        pub fn delete(&self, url: &str) -> $builder {
+            self.request($crate::__private::Method::DELETE, url)
+        }
+
+        /// A HEAD request.
+        pub fn head(&self, url: &str) -> $builder {
+            self.request($crate::__private::Method::HEAD, url)
+        }
+
+        /// An OPTIONS request.
+        pub fn options(&self, url: &str) -> $builder {
+            self.request($crate::__private::Method::OPTIONS, url)
+        }
+
+        /// Counters for every call made through this client and its clones.
+        pub fn stats(&self) -> $crate::StatsSnapshot {
+            self.core().stats()
+        }
+
+        /// The client's retry policy.
+        pub fn policy(&self) -> &$crate::__private::RetryPolicy {
+            self.core().policy()
+        }
+
+        /// The circuit breaker, if the client has one (and not one per origin).
+        pub fn breaker(
+            &self,
+        ) -> Option<&::std::sync::Arc<::std::sync::Mutex<$crate::__private::CircuitBreaker>>> {
+            self.core().breaker()
+        }
+
+        /// With [`breaker_per_origin`](ClientBuilder::breaker_per_origin), each origin
+        /// called so far (`scheme://authority`, the host lower-cased) and its breaker's
+        /// state; otherwise none.
+        pub fn origin_breaker_states(
+            &self,
+        ) -> ::std::vec::Vec<(::std::string::String, $crate::__private::BreakerState)> {
+            self.core().origin_breaker_states()
+        }
+    };
+}
