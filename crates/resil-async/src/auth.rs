@@ -5,7 +5,7 @@ use std::future::Future;
 use http::header::HeaderMap;
 use resil_http::BearerToken;
 
-use crate::transport::BoxFuture;
+use crate::BoxFuture;
 
 /// A boxed error from an [`AuthProvider`].
 pub type AuthError = Box<dyn std::error::Error + Send + Sync>;

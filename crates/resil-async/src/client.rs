@@ -9,17 +9,13 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use http::Method;
 use resil_core::{Instant, RetryPolicy};
 use resil_http::{Call, ClientConfig, ClientCore, driver};
 
 use crate::drive::{AttemptError, Exchange, drive};
-use crate::request::RequestBuilder;
 use crate::runtime::Runtime;
-use crate::transport::{
-    AsyncTransport, AttemptBudget, BoxFuture, ReadTimedOut, RequestBody, TransportSettings,
-};
-use crate::{AuthError, AuthProvider, Body, Error, Response};
+use crate::transport::{AsyncTransport, AttemptBudget, RequestBody, TransportSettings};
+use crate::{AuthError, AuthProvider, Body, BoxFuture, Error, ReadTimedOut, Response};
 
 /// A resilient async HTTP client on runtime `R`. Cheap to clone (clones share the pool,
 /// breaker, budget and statistics). Use it through a driver's alias: `resil_tokio::Client`,
@@ -54,7 +50,7 @@ impl<R> fmt::Debug for Client<R> {
 }
 
 impl<R: Runtime> Client<R> {
-    resil_http::client_methods!(RequestBuilder<R>);
+    resil_http::client_accessors!();
 
     /// A client with the defaults (see [`ClientBuilder`]).
     pub fn new() -> Result<Client<R>, Error> {
@@ -64,12 +60,6 @@ impl<R: Runtime> Client<R> {
     /// A builder with the defaults.
     pub fn builder() -> ClientBuilder<R> {
         ClientBuilder::default()
-    }
-
-    /// A request with any method.
-    #[inline]
-    pub fn request(&self, method: Method, url: &str) -> RequestBuilder<R> {
-        RequestBuilder::new(self.clone(), method, url)
     }
 
     /// Sends an `http::Request`; a [`RetryPolicy`] in its extensions overrides the client's.

@@ -9,8 +9,7 @@ use std::task::Poll;
 use resil_core::Instant;
 use resil_http::{Call, Step, driver};
 
-use crate::transport::{BoxFuture, TransportError};
-use crate::{AuthError, Body, Error, Response, Runtime};
+use crate::{AuthError, Body, BoxFuture, Error, Response, Runtime, TransportError};
 
 /// Why an attempt produced no response.
 #[derive(Debug)]

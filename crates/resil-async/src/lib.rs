@@ -16,6 +16,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod auth;
+mod body;
 mod client;
 mod drive;
 mod request;
@@ -24,15 +25,22 @@ mod runtime;
 mod transport;
 
 pub use auth::{AuthError, AuthProvider};
+pub use body::{Body, BodyDeadlinePassed, BodyTooLarge, ReadTimedOut};
 pub use client::{Client, ClientBuilder};
 pub use drive::{AttemptError, Exchange, drive};
 pub use request::RequestBuilder;
+pub use resil_http::TransportError;
 pub use response::ResponseExt;
 pub use runtime::Runtime;
 pub use transport::{
-    AsyncTransport, AttemptBudget, Body, BodyDeadlinePassed, BodyTooLarge, BoxError, BoxFuture,
-    ReadTimedOut, RequestBody, TransportError, TransportSettings, stream_body, unsupported_version,
+    AsyncTransport, AttemptBudget, RequestBody, TransportSettings, stream_body, unsupported_version,
 };
+
+/// A boxed error.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A boxed future, as transports return.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 // The core types this crate's API takes or hands out, so one dependency is enough to
 // configure a client, implement hooks or a transport, and match on what they report.

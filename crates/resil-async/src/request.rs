@@ -24,7 +24,17 @@ impl<R> std::fmt::Debug for RequestBuilder<R> {
     }
 }
 
-impl<R: crate::Runtime> RequestBuilder<R> {
+impl<R: Runtime> Client<R> {
+    resil_http::request_helpers!(RequestBuilder<R>);
+
+    /// A request with any method.
+    #[inline]
+    pub fn request(&self, method: Method, url: &str) -> RequestBuilder<R> {
+        RequestBuilder::new(self.clone(), method, url)
+    }
+}
+
+impl<R: Runtime> RequestBuilder<R> {
     resil_http::request_builder_setters!(draft, body);
 
     #[inline]

@@ -5,12 +5,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::Method;
 use resil_core::{Instant, RetryPolicy, UnixTime};
 use resil_http::driver;
 use resil_http::{Call, CallLabel, ClientConfig, ClientCore, Step};
 
-use crate::request::RequestBuilder;
 use crate::transport::{BlockingTransport, RequestBody, UreqSettings, UreqTransport};
 use crate::{AuthProvider, Error, Response};
 
@@ -43,7 +41,7 @@ impl Default for Client {
 }
 
 impl Client {
-    resil_http::client_methods!(RequestBuilder);
+    resil_http::client_accessors!();
 
     /// A client with the default policy (see [`RetryPolicy`]), a breaker of its own, the
     /// default retry budget and the ureq transport.
@@ -58,11 +56,6 @@ impl Client {
     /// A builder with the defaults.
     pub fn builder() -> ClientBuilder {
         ClientBuilder::default()
-    }
-
-    /// A request with any method.
-    pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
-        RequestBuilder::new(self.clone(), method, url)
     }
 
     /// Sends an `http::Request`. A [`RetryPolicy`] in its extensions overrides the client's

@@ -19,6 +19,15 @@ pub struct RequestBuilder {
     body: RequestBody,
 }
 
+impl Client {
+    resil_http::request_helpers!(RequestBuilder);
+
+    /// A request with any method.
+    pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
+        RequestBuilder::new(self.clone(), method, url)
+    }
+}
+
 impl RequestBuilder {
     resil_http::request_builder_setters!(draft, body);
 

@@ -240,11 +240,10 @@ macro_rules! request_builder_setters {
     };
 }
 
-/// Expands, inside `impl Client`, the request helpers (`get` … `options`, which call the
-/// client's `request(method, url)` and return its `$builder`) and the accessors to what
-/// the client shares with its clones, read through its `core(&self) -> &ClientCore`.
+/// Expands, inside `impl Client`, the request helpers `get` … `options`, which call the
+/// client's `request(method, url)` and return its `$builder`.
 #[macro_export]
-macro_rules! client_methods {
+macro_rules! request_helpers {
     ($builder:ty) => {
         /// A GET request to `url` (absolute, or relative to the base URL).
         #[inline]
@@ -281,7 +280,14 @@ macro_rules! client_methods {
         pub fn options(&self, url: &str) -> $builder {
             self.request($crate::__private::Method::OPTIONS, url)
         }
+    };
+}
 
+/// Expands, inside `impl Client`, the accessors to what the client shares with its clones,
+/// read through its `core(&self) -> &ClientCore`.
+#[macro_export]
+macro_rules! client_accessors {
+    () => {
         /// Counters for every call made through this client and its clones.
         pub fn stats(&self) -> $crate::StatsSnapshot {
             self.core().stats()
