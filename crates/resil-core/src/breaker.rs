@@ -17,7 +17,24 @@ use crate::error::PolicyError;
 use crate::splitmix::SplitMix64;
 use crate::time::{Instant, duration_to_nanos};
 
-/// The breaker's state.
+/// The breaker's state, and every way it changes (h11-style; a property test beside the
+/// breaker holds it to this table: no transition outside it happens, and every row does):
+///
+/// | state | on | when | next state |
+/// |---|---|---|---|
+/// | Closed | `try_acquire` | | Closed (a permit) |
+/// | Closed | `record` | the trip condition holds (consecutive failures, or a failure or slow-call ratio over a full enough window) | Open for the open period |
+/// | Closed | `record` | otherwise | Closed |
+/// | Open | `try_acquire` | before the open period ends | Open (rejected until then) |
+/// | Open | `try_acquire` | the open period has ended | HalfOpen (this call is a probe) |
+/// | Open | `record`, `release` | (permits of an earlier state count for nothing) | Open |
+/// | HalfOpen | `try_acquire` | | HalfOpen (a probe, or rejected while all probes are out) |
+/// | HalfOpen | `record` a probe | failure or slow | Open, for a longer period if it grows |
+/// | HalfOpen | `record` a probe | success, and enough probes succeeded | Closed |
+/// | HalfOpen | `record`, `release` | otherwise | HalfOpen |
+/// | Closed, Open, HalfOpen | `isolate` | | Isolated |
+/// | Isolated | `try_acquire`, `record`, `release`, `isolate` | | Isolated (rejected until reset) |
+/// | any | `reset` | | Closed, counts forgotten |
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BreakerState {
     /// Calls flow; outcomes are counted.
@@ -832,5 +849,143 @@ impl CircuitBreaker {
                 WindowState::Time(ring) => ring.clear(),
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    //! The table on [`BreakerState`], held by a property test.
+    use alloc::vec::Vec;
+    use core::cell::RefCell;
+    use core::time::Duration;
+
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    use super::{BreakerState, CallOutcome, CircuitBreaker, Permit, TripCondition, Window};
+    use crate::time::Instant;
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+    enum On {
+        Acquire,
+        Record,
+        Release,
+        Isolate,
+        Reset,
+    }
+
+    use BreakerState::{Closed, HalfOpen, Isolated, Open};
+
+    /// The table, row by row (the "when" column is not told apart).
+    const TABLE: &[(BreakerState, On, BreakerState)] = &[
+        (Closed, On::Acquire, Closed),
+        (Closed, On::Record, Open),
+        (Closed, On::Record, Closed),
+        (Open, On::Acquire, Open),
+        (Open, On::Acquire, HalfOpen),
+        (Open, On::Record, Open),
+        (Open, On::Release, Open),
+        (HalfOpen, On::Acquire, HalfOpen),
+        (HalfOpen, On::Record, Open),
+        (HalfOpen, On::Record, Closed),
+        (HalfOpen, On::Record, HalfOpen),
+        (HalfOpen, On::Release, HalfOpen),
+        (Closed, On::Isolate, Isolated),
+        (Open, On::Isolate, Isolated),
+        (HalfOpen, On::Isolate, Isolated),
+        (Isolated, On::Acquire, Isolated),
+        (Isolated, On::Record, Isolated),
+        (Isolated, On::Release, Isolated),
+        (Isolated, On::Isolate, Isolated),
+        (Closed, On::Reset, Closed),
+        (Open, On::Reset, Closed),
+        (HalfOpen, On::Reset, Closed),
+        (Isolated, On::Reset, Closed),
+    ];
+
+    /// Releasing in a closed breaker changes nothing and is not a row of the table.
+    fn run(words: &[u64], seen: &mut Vec<(BreakerState, On, BreakerState)>) {
+        let mut words = words.iter().copied();
+        let mut next = move |n: u64| words.next().unwrap_or(0) % n;
+        let trip = if next(2) == 0 {
+            TripCondition::ConsecutiveFailures(1 + next(3) as u32)
+        } else {
+            TripCondition::FailureRatio {
+                ratio: 0.5,
+                min_calls: 2,
+                window: Window::Calls(4),
+            }
+        };
+        let mut breaker = CircuitBreaker::builder()
+            .trip(trip)
+            .open_for(Duration::from_secs(10))
+            .half_open_probes(1 + next(2) as u32)
+            .build()
+            .unwrap();
+        let mut now = Instant::ZERO;
+        let mut held: Vec<Permit> = Vec::new();
+        for _ in 0..30 {
+            now = now + Duration::from_secs(next(4) * 4);
+            let before = breaker.state();
+            let on = match next(10) {
+                0..=3 => {
+                    if let Ok(permit) = breaker.try_acquire(now) {
+                        held.push(permit);
+                    }
+                    On::Acquire
+                }
+                4..=7 if !held.is_empty() => {
+                    let permit = held.swap_remove(next(held.len() as u64) as usize);
+                    let outcome = [CallOutcome::Success, CallOutcome::Failure][next(2) as usize];
+                    breaker.record(now, permit, outcome);
+                    On::Record
+                }
+                8 if !held.is_empty() => {
+                    breaker.release(held.swap_remove(0));
+                    if before == Closed {
+                        continue;
+                    }
+                    On::Release
+                }
+                9 if next(4) == 0 => {
+                    breaker.isolate(now);
+                    On::Isolate
+                }
+                9 if next(3) == 0 => {
+                    breaker.reset(now);
+                    On::Reset
+                }
+                _ => continue,
+            };
+            let row = (before, on, breaker.state());
+            assert!(
+                TABLE.contains(&row),
+                "a transition outside the table: {row:?}"
+            );
+            if !seen.contains(&row) {
+                seen.push(row);
+            }
+        }
+    }
+
+    #[test]
+    fn every_transition_is_in_the_table_and_every_row_happens() {
+        let seen = RefCell::new(Vec::new());
+        let mut runner = TestRunner::new(Config {
+            cases: 3000,
+            ..Config::default()
+        });
+        runner
+            .run(&proptest::collection::vec(any::<u64>(), 60..120), |words| {
+                run(&words, &mut seen.borrow_mut());
+                Ok(())
+            })
+            .unwrap();
+        let missing: Vec<_> = TABLE
+            .iter()
+            .filter(|row| !seen.borrow().contains(row))
+            .collect();
+        assert!(missing.is_empty(), "rows that never happened: {missing:?}");
     }
 }

@@ -308,9 +308,38 @@ type BudgetRef<'p> = &'p (dyn Shared<RetryBudget> + Sync);
 
 /// One logical request across its attempts, as a sans-IO state machine.
 ///
-/// Drive it with [`handle_input`](Self::handle_input) and [`poll_action`](Self::poll_action);
-/// read observations with [`poll_event`](Self::poll_event) after each call. See the crate
-/// docs for the whole loop.
+/// # Driving it
+///
+/// Inputs go in through [`handle_input`](Self::handle_input), actions come out of
+/// [`poll_action`](Self::poll_action) and observations out of
+/// [`poll_event`](Self::poll_event). After every input, poll until the action needs IO
+/// (`Send` or `Sleep`) or ends the call (`Done`, `Fail`), and drain the events. Instants never
+/// go back: an earlier one than the machine has seen is read as the latest. Polling again
+/// without an input is always safe (a `Send` is given once; then the machine asks to sleep
+/// until that attempt's deadline). See the crate docs for the whole loop.
+///
+/// # Transitions
+///
+/// Every transition, in the style of h11's state table; a property test beside the machine holds
+/// it to the table (no transition outside it happens, and every row does).
+///
+/// | phase | on | when | next phase | action |
+/// |---|---|---|---|---|
+/// | Ready | poll | an attempt was made and the deadline has passed | Failed (deadline) | `Fail` |
+/// | Ready | poll | the breaker refuses | Failed (circuit open) | `Fail` |
+/// | Ready | poll | otherwise | InFlight until min(now + attempt timeout, deadline) | `Send` |
+/// | InFlight | poll | | InFlight | `Sleep` until the attempt's deadline |
+/// | InFlight | its response or error, or the timer at its deadline | final (policy: not retried, e.g. 2xx, 404) | Done | |
+/// | InFlight | the same | not retryable, or retryable but not replayable (non-idempotent, streamed body), attempts used, `Retry-After` too long, wait past the deadline, breaker open at the wake, budget refused | Failed (that reason) | |
+/// | InFlight | the same | retry after a wait of zero | Ready | |
+/// | InFlight | the same | retry after a wait | Backoff until now + wait | |
+/// | InFlight | an input for another attempt, an early timer | | InFlight | |
+/// | Backoff | poll | | Backoff | `Sleep` until the wait ends |
+/// | Backoff | the timer at the wait's end | | Ready | |
+/// | Backoff | any other input | | Backoff | |
+/// | Ready | any input | | Ready | |
+/// | Done | anything | | Done | `Done` (sticky) |
+/// | Failed | anything | | Failed | `Fail` (sticky) |
 ///
 /// `R` is the jitter RNG, seeded from the `seed` given at construction the first time a delay
 /// needs randomness, so the happy path never builds it and one request's delays never depend
@@ -912,5 +941,183 @@ mod gate_tests {
         original.isolate(Instant::from_secs(1));
         assert_eq!(original.gate().quiet_generation(), None);
         assert!(copy.gate().quiet_generation().is_some());
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod transitions {
+    //! The table on [`RetryMachine`], held by a property test.
+    use alloc::collections::BTreeSet;
+    use core::cell::RefCell;
+    use core::time::Duration;
+    use std::sync::Mutex;
+
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    use super::{Action, Input, Phase, RetryMachine};
+    use crate::attempt::Attempt;
+    use crate::backoff::{Backoff, Jitter};
+    use crate::breaker::{CircuitBreaker, TripCondition};
+    use crate::budget::RetryBudget;
+    use crate::policy::{Method, RequestInfo, ResponseHead, RetryPolicy, TransportErrorKind};
+    use crate::retry_after::RetryAfter;
+    use crate::time::Instant;
+
+    /// What happened to the machine, as the table's "on" column groups it.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+    enum On {
+        Poll,
+        /// The running attempt's response or error, or the timer at the phase's instant.
+        Answer,
+        /// Any other input.
+        Other,
+    }
+
+    fn tag(phase: Phase) -> &'static str {
+        match phase {
+            Phase::Ready => "Ready",
+            Phase::InFlight => "InFlight",
+            Phase::Backoff => "Backoff",
+            Phase::Done => "Done",
+            Phase::Failed(_) => "Failed",
+        }
+    }
+
+    /// The table, row by row.
+    const TABLE: &[(&str, On, &str)] = &[
+        ("Ready", On::Poll, "Failed"),
+        ("Ready", On::Poll, "InFlight"),
+        ("InFlight", On::Poll, "InFlight"),
+        ("InFlight", On::Answer, "Done"),
+        ("InFlight", On::Answer, "Failed"),
+        ("InFlight", On::Answer, "Ready"),
+        ("InFlight", On::Answer, "Backoff"),
+        ("InFlight", On::Other, "InFlight"),
+        ("Backoff", On::Poll, "Backoff"),
+        ("Backoff", On::Answer, "Ready"),
+        ("Backoff", On::Other, "Backoff"),
+        ("Ready", On::Other, "Ready"),
+        ("Done", On::Poll, "Done"),
+        ("Done", On::Other, "Done"),
+        ("Failed", On::Poll, "Failed"),
+        ("Failed", On::Other, "Failed"),
+    ];
+
+    /// One random call: the words pick the policy, the request and every step.
+    fn run(
+        words: &[u64],
+        breaker: &Mutex<CircuitBreaker>,
+        seen: &mut BTreeSet<(&'static str, On, &'static str)>,
+    ) {
+        let mut words = words.iter().copied();
+        let mut next = move |n: u64| words.next().unwrap_or(0) % n;
+        let policy = RetryPolicy::builder()
+            .max_attempts(1 + next(4) as u32)
+            .backoff(Backoff::Constant(Duration::from_millis(next(2) * 100)))
+            .jitter(Jitter::None)
+            .attempt_timeout(Some(Duration::from_secs(1)))
+            .total_timeout(Some(Duration::from_secs(3)))
+            .max_retry_after(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let method = [Method::Get, Method::Post][next(2) as usize];
+        let request = RequestInfo::new(method).body_replayable(next(4) != 0);
+        let budget = Mutex::new(RetryBudget::default());
+        let own = Mutex::new(
+            CircuitBreaker::builder()
+                .trip(TripCondition::ConsecutiveFailures(3))
+                .build()
+                .unwrap(),
+        );
+        // Now and then the breaker other calls tripped, so some find it open from the start.
+        let breaker = if next(5) == 0 { breaker } else { &own };
+        let mut now = Instant::from_secs(next(100));
+        let mut m = RetryMachine::new(&policy, request, now, 7).with_breaker(breaker);
+        if next(3) == 0 {
+            m = m.with_budget(&budget);
+        }
+        for _ in 0..12 {
+            let before = m.phase;
+            let due = m.at;
+            let on = match next(6) {
+                0 | 1 => {
+                    let _ = m.poll_action();
+                    On::Poll
+                }
+                choice => {
+                    now = now + Duration::from_millis(next(4) * 700);
+                    let current = Attempt::new(m.attempts);
+                    let attempt = if next(8) == 0 {
+                        Attempt::new(9)
+                    } else {
+                        current
+                    };
+                    let retry_after = [None, Some(&b"1"[..]), Some(&b"5"[..])][next(3) as usize];
+                    let status = [200, 404, 429, 503][next(4) as usize];
+                    let head = ResponseHead::new(status)
+                        .with_retry_after(retry_after.and_then(RetryAfter::parse), None);
+                    let input = match choice {
+                        2 | 3 => Input::Response { attempt, head },
+                        4 => Input::Error {
+                            attempt,
+                            kind: [TransportErrorKind::Connect, TransportErrorKind::Reset]
+                                [next(2) as usize],
+                        },
+                        _ => Input::Timer,
+                    };
+                    let answers = match (before, input) {
+                        (
+                            Phase::InFlight,
+                            Input::Response { attempt, .. } | Input::Error { attempt, .. },
+                        ) => attempt == current,
+                        (Phase::InFlight | Phase::Backoff, Input::Timer) => now.max(m.now) >= due,
+                        _ => false,
+                    };
+                    m.handle_input(now, input);
+                    if answers { On::Answer } else { On::Other }
+                }
+            };
+            let row = (tag(before), on, tag(m.phase));
+            assert!(
+                TABLE.contains(&row),
+                "a transition outside the table: {row:?}"
+            );
+            seen.insert(row);
+            while m.poll_event().is_some() {}
+            if matches!(m.phase, Phase::Done | Phase::Failed(_)) && next(2) == 0 {
+                break;
+            }
+        }
+        let _: Action = m.poll_action();
+    }
+
+    #[test]
+    fn every_transition_is_in_the_table_and_every_row_happens() {
+        let seen = RefCell::new(BTreeSet::new());
+        // One breaker shared by some of the calls.
+        let breaker = Mutex::new(
+            CircuitBreaker::builder()
+                .trip(TripCondition::ConsecutiveFailures(2))
+                .open_for(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        );
+        let mut runner = TestRunner::new(Config {
+            cases: 4000,
+            ..Config::default()
+        });
+        runner
+            .run(&proptest::collection::vec(any::<u64>(), 40..80), |words| {
+                run(&words, &breaker, &mut seen.borrow_mut());
+                Ok(())
+            })
+            .unwrap();
+        let missing: alloc::vec::Vec<_> = TABLE
+            .iter()
+            .filter(|row| !seen.borrow().contains(row))
+            .collect();
+        assert!(missing.is_empty(), "rows that never happened: {missing:?}");
     }
 }
