@@ -1,54 +1,40 @@
 //! # resil-blocking
 //!
-//! A blocking HTTP client that survives a flaky world: retries with exponential backoff and
-//! jitter (only when replaying is safe), `Retry-After` honoured but bounded, per-attempt
-//! timeouts and a total deadline, a circuit breaker, a retry budget, hooks and statistics.
-//! Every decision is made by [`resil_core`]'s state machine; this crate only does IO (over
-//! [ureq](https://docs.rs/ureq) 3 by default) and sleeps.
+//! A blocking HTTP client whose calls survive a flaky network and a struggling server.
 //!
 //! ```no_run
 //! use resil_blocking::{Client, ResponseExt};
 //!
-//! let client = Client::builder().base_url("http://127.0.0.1:8080/api").build()?;
+//! let client = Client::builder()
+//!     .base_url("http://127.0.0.1:8080/api")
+//!     .build()?;
 //! let body = client
 //!     .get("/users")
 //!     .query(&[("page", "2")])
-//!     .send()? // retried on 408/429/5xx and transport errors, Retry-After honoured
+//!     .send()?
 //!     .error_for_status()?
 //!     .text()?;
 //! println!("{body}");
 //! # Ok::<(), resil_blocking::Error>(())
 //! ```
 //!
-//! ## What a call does
+//! ## What resil decides for you
 //!
-//! 1. Joins the URL to the base URL and adds default headers (and, if the client
-//!    [generates request ids](ClientBuilder::generate_request_ids), an `x-request-id` that
-//!    is the same on every attempt).
-//! 2. Asks the circuit breaker; an open breaker fails at once, without a connection.
-//! 3. Sends the attempt with credentials from the [`AuthProvider`]; a 401 refreshes them once
-//!    and resends once.
-//! 4. Feeds the response or error to the retry machine and does what it says: return the
-//!    response, sleep and resend, or fail with an [`Error`] that carries the last response.
+//! Every decision is [`resil_core`]'s state machine's, the same in every resil driver; this
+//! crate only does the IO (over [ureq](https://docs.rs/ureq) 3) and sleeps.
 //!
-//! POST and PATCH are retried only when the request never reached the server, carries an
-//! `Idempotency-Key`, or the policy opts in. Bodies given as bytes are replayed on every
-//! attempt; a [`body_reader`](RequestBuilder::body_reader) stream is never retried after it
-//! was sent.
+//! | | by default |
+//! |---|---|
+//! | retried | 408, 429, 500, 502, 503, 504 and transport errors; 4 attempts in all |
+//! | not replayed | a POST or PATCH that may have reached the server (unless it carries an `Idempotency-Key` or the policy opts in); a [`body_reader`](RequestBuilder::body_reader) stream once sent |
+//! | waits | exponential backoff from 100 ms, full jitter, capped at 20 s; `Retry-After` honoured up to 60 s, never past the deadline |
+//! | time limits | 10 s per attempt (reading the body included), 30 s per call |
+//! | circuit breaker | one per client: open for 30 s after 5 failures in a row, then one probe |
+//! | retry budget | retries at most 20 % of calls, plus 10 per second |
+//! | credentials | from an [`AuthProvider`] on every attempt; after a 401, refreshed once and the attempt sent once more; URL credentials become `Authorization: Basic` |
+//! | errors | one sentence with method, URL (credentials redacted), attempts and the last status; the last response rides along |
 //!
-//! ## Redirects
-//!
-//! Like resil-tokio and resil-isahc, the client returns a 3xx response as it is: following it
-//! is the caller's choice. [`ClientBuilder::max_redirects`] lets the default transport follow
-//! them, without `Authorization` or `Cookie` on any hop.
-//!
-//! ## Timeouts
-//!
-//! The per-attempt timeout covers the whole exchange, reading the body included (as with
-//! reqwest's `timeout`), on whichever thread reads it; a connect the deadline cuts short is a
-//! `ConnectTimeout` (nothing was sent, so any method may retry it). The total deadline covers
-//! attempts and sleeps. Sleeps use `std::thread::sleep` (typically accurate to well under a
-//! millisecond on Linux); a wait of zero is never slept.
+//! All of it is configured on [`ClientBuilder`], and per request on [`RequestBuilder`].
 //!
 //! ## Features
 //!
@@ -56,15 +42,28 @@
 //! - `json`: [`RequestBuilder::json`] and [`ResponseExt::json`] with serde.
 //! - `tracing`: `tracing` events for every attempt, retry, outcome and breaker transition.
 //!
+//! ## Time
+//!
+//! The per-attempt timeout covers the whole exchange, reading the body included (as with
+//! reqwest's `timeout`), on whichever thread reads it; a connect the deadline cuts short is a
+//! `ConnectTimeout` (nothing was sent, so any method may retry it). The total deadline covers
+//! attempts and sleeps. Sleeps use `std::thread::sleep` (typically accurate to well under a
+//! millisecond on Linux); a wait of zero is never slept. A [`Clock`] of your own (a fake one
+//! in tests) replaces the system's.
+//!
+//! ## Redirects
+//!
+//! Like resil-tokio and resil-isahc, the client returns a 3xx response as it is: following it
+//! is the caller's choice. [`ClientBuilder::max_redirects`] lets the default transport follow
+//! them, without `Authorization` or `Cookie` on any hop.
+//!
 //! ## Connections
 //!
-//! The default transport is ureq's, with resil's own TCP connection under ureq's TLS and
-//! proxy connectors. It differs from ureq's in one place: before a pooled connection carries
-//! another request, ureq checks that the server has not closed it by switching the socket to
-//! non-blocking mode, reading and switching back (three system calls); resil peeks once with
-//! `MSG_PEEK | MSG_DONTWAIT`. On Unix that call goes through [socket2](https://docs.rs/socket2)
-//! (the standard safe socket crate, which tokio, hyper-util and curl build on) with the flag
-//! constants from [libc](https://docs.rs/libc); elsewhere it switches the socket as ureq does.
+//! The default transport ([`UreqTransport`]) is ureq's, with resil's own TCP connection under
+//! ureq's TLS and proxy connectors: before a pooled connection carries another request, it
+//! peeks once (`MSG_PEEK | MSG_DONTWAIT`, through [socket2](https://docs.rs/socket2) and
+//! [libc](https://docs.rs/libc) on Unix) where ureq switches the socket to non-blocking mode,
+//! reads and switches back. [`BlockingTransport`] takes a client of your own.
 //!
 //! Environment variables (`RESIL_TIMEOUT`, `RESIL_ATTEMPT_TIMEOUT`, `RESIL_CONNECT_TIMEOUT`,
 //! `RESIL_READ_TIMEOUT`, `RESIL_MAX_RETRIES`, `RESIL_BASE_URL`) apply only through

@@ -13,7 +13,8 @@
 //! responses into their inputs and their actions into [`Step`]s. It does no IO: no socket,
 //! no sleep, no thread. A driver owns a clock and a transport and runs one loop over
 //! [`Call::poll_step`]; what only drivers need (building each attempt's request, the checks
-//! before sending, timeouts as HTTP libraries take them) is in [`driver`].
+//! before sending, timeouts as HTTP libraries take them) is in [`driver`]. The [`guide`]
+//! shows a whole driver on a fake network.
 //!
 //! Dependencies: `resil-core` (the machines), `http` (the request and response types every
 //! Rust HTTP library shares), `bytes` (shared request-id bytes), and `tracing` behind its
@@ -34,6 +35,7 @@ mod config;
 mod draft;
 mod env;
 mod error;
+pub mod guide;
 mod headers;
 mod observe;
 mod origins;
