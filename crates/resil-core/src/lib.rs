@@ -86,6 +86,7 @@
 //! | [`RetryAfter`], [`parse_http_date`] | `Retry-After` seconds and all three HTTP-date forms |
 //! | [`CircuitBreaker`] | consecutive or ratio trips, slow calls, half-open probes |
 //! | [`RetryBudget`] | Finagle ratio budget and gRPC token bucket |
+//! | [`RedirectPolicy`] | whether a 3xx is followed, with which method, body and credentials |
 //! | [`Shared`] | the lock through which machines share a breaker or budget |
 //!
 //! ## Safety rules the machine enforces
@@ -124,6 +125,7 @@ mod breaker;
 mod budget;
 mod error;
 mod policy;
+mod redirect;
 mod retry;
 mod retry_after;
 mod shared;
@@ -143,6 +145,9 @@ pub use error::PolicyError;
 pub use policy::{
     AttemptOutcome, HeaderLookup, Method, RequestInfo, ResponseHead, RetryContext, RetryPolicy,
     RetryPolicyBuilder, RetryPredicate, StatusSet, TransportErrorKind, TransportErrorKinds,
+};
+pub use redirect::{
+    Hop, RedirectDecision, RedirectInput, RedirectPolicy, RedirectRefusal, RedirectTarget,
 };
 pub use retry::{Action, Cause, Event, GiveUp, GiveUpReason, Input, RetryMachine};
 pub use retry_after::{RetryAfter, parse_http_date};
