@@ -101,6 +101,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod connect;
 mod layer;
 mod proxy;
 #[cfg(feature = "reqwest")]

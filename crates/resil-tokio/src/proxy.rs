@@ -18,7 +18,7 @@ use resil_http::Proxy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::transport::{MarkedResolver, delegate_io};
+use crate::connect::{MarkedResolver, delegate_io};
 
 /// Variables that name a proxy (curl's, in either case); `NO_PROXY` only exempts hosts.
 const PROXY_VARIABLES: [&str; 6] = [
