@@ -44,6 +44,12 @@ impl MarkedResolver {
 #[derive(Debug)]
 pub(crate) struct DnsFailure(std::io::Error);
 
+impl DnsFailure {
+    pub(crate) fn new(error: std::io::Error) -> DnsFailure {
+        DnsFailure(error)
+    }
+}
+
 impl std::fmt::Display for DnsFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "name lookup failed: {}", self.0)

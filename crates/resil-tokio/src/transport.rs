@@ -12,7 +12,7 @@ use resil_async::{
 };
 use resil_core::TransportErrorKind;
 
-use crate::connect::{Capped, DnsFailure, HostLimits, tcp};
+use crate::connect::{Capped, DnsFailure, HostLimits};
 use crate::proxy::{Proxies, ProxyDialer, ProxyError};
 
 /// A transport error classified from its source chain (see [`classify`]).
@@ -221,11 +221,7 @@ impl HyperTransport {
 }
 
 fn dialer(settings: &TransportSettings, proxies: &Option<Arc<Proxies>>) -> ProxyDialer {
-    ProxyDialer {
-        tcp: tcp(settings),
-        proxies: proxies.clone(),
-        tunnel_http: settings.http2_prior_knowledge,
-    }
+    ProxyDialer::new(settings, proxies.clone())
 }
 
 impl AsyncTransport for HyperTransport {
