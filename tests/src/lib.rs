@@ -13,8 +13,8 @@ pub use proxy::{
     FakeProxy, FakeSocks5, LOOPBACK_NO_PROXY, PROXY_CREDENTIALS, PROXY_RULE_ATTEMPTS,
     PROXY_VARIABLES, ProxyAuthAnswer, ProxyRequest, REFUSED_PROXY, SOCKS_CREDENTIALS, SocksRequest,
     SocksTarget, assert_proxy_refused, assert_went_through, check_env_proxy, check_env_socks_proxy,
-    check_explicit_proxy, check_proxy_rule, is_child, proxy_and_server, proxy_rule_policy,
-    run_child,
+    check_explicit_proxy, check_proxy_rule, check_socks_proxy, check_socks_rule, is_child,
+    proxy_and_server, proxy_rule_policy, run_child,
 };
 
 use std::collections::HashMap;

@@ -604,6 +604,84 @@ pub fn check_proxy_rule<R, B>(
     assert_eq!(server.requests().len(), 0, "the server was reached");
 }
 
+/// [`check_proxy_rule`] for SOCKS5 proxies (`socks5h://`): one that refuses the credentials,
+/// or every method offered, fails the call as `auth` says; one that refuses the `CONNECT`
+/// (connection refused, not allowed), hangs up or is not listening is a connect failure,
+/// retried. `post` is as for [`check_proxy_rule`].
+pub fn check_socks_rule<R, B>(
+    auth: ProxyAuthAnswer,
+    post: impl Fn(&str, &str) -> Result<R, resil_http::Error<B>>,
+) {
+    let server = crate::TestServer::start();
+    let origin = server.addr().to_string();
+    let wanting = || FakeSocks5::with_credentials(SOCKS_CREDENTIALS.0, SOCKS_CREDENTIALS.1);
+    for (socks, credentials, expected) in [
+        (
+            wanting(),
+            Some("me:wrong"),
+            Expected::auth("credentials refused", auth),
+        ),
+        (
+            wanting(),
+            None,
+            Expected::auth("no method acceptable", auth),
+        ),
+        (FakeSocks5::refusing(5), None, Expected::connect("refused")),
+        (
+            FakeSocks5::refusing(2),
+            None,
+            Expected::connect("not allowed"),
+        ),
+        (FakeSocks5::hanging_up(), None, Expected::connect("hang-up")),
+    ] {
+        expected.check(post(&socks.url("socks5h", credentials), &origin));
+        let case = expected.case;
+        assert_eq!(socks.connections(), expected.attempts as usize, "{case}");
+    }
+    let dead = format!(
+        "socks5h://{}@{}",
+        PROXY_CREDENTIALS.0,
+        crate::refused_addr()
+    );
+    Expected::connect("dead port").check(post(&dead, &origin));
+    assert_eq!(server.requests().len(), 0, "the server was reached");
+}
+
+/// Checks a client's SOCKS5 proxy set with `proxy(url)`: `get(proxy_url, page)` must fetch
+/// `page` (`http://localhost:port/via`, which answers `relayed`) with a client built with
+/// that proxy and return the body. Through `socks5h://` the proxy must be sent the name,
+/// through `socks5://` an address the client looked up; both with [`SOCKS_CREDENTIALS`].
+pub fn check_socks_proxy<B>(get: impl Fn(&str, &str) -> Result<String, resil_http::Error<B>>) {
+    let server = crate::TestServer::start();
+    server.script("/via", vec![crate::Reply::body(200, "relayed")]);
+    let port = server.addr().port();
+    // The fake proxy connects to 127.0.0.1 whatever it is asked: nothing is resolved there.
+    let page = format!("http://localhost:{port}/via");
+    let given = (
+        SOCKS_CREDENTIALS.0.to_owned(),
+        SOCKS_CREDENTIALS.1.to_owned(),
+    );
+    for scheme in ["socks5h", "socks5"] {
+        let socks = FakeSocks5::with_credentials(SOCKS_CREDENTIALS.0, SOCKS_CREDENTIALS.1);
+        let url = socks.url(scheme, Some(PROXY_CREDENTIALS.0));
+        let body = get(&url, &page).unwrap_or_else(|e| panic!("{scheme}: {e:#}"));
+        assert_eq!(body, "relayed", "{scheme}");
+        let seen = socks.seen();
+        assert_eq!(seen.len(), 1, "{scheme}: {seen:?}");
+        assert_eq!(seen[0].credentials.as_ref(), Some(&given), "{scheme}");
+        match (&seen[0].target, scheme) {
+            (SocksTarget::Domain(name, asked), "socks5h") => {
+                assert_eq!((name.as_str(), *asked), ("localhost", port));
+            }
+            (SocksTarget::Ip(addr), "socks5") => {
+                assert!(addr.ip().is_loopback() && addr.port() == port, "{addr}");
+            }
+            (target, _) => panic!("{scheme} asked for {target:?}"),
+        }
+    }
+    assert_eq!(server.hits("/via"), 2);
+}
+
 /// Where [`check_explicit_proxy`] tells its child process the proxy's URL.
 const PROXY_URL_VARIABLE: &str = "RESIL_TESTS_PROXY_URL";
 
@@ -705,11 +783,11 @@ pub fn check_explicit_proxy<C, B>(
     }
 }
 
-/// A proxy URL every client refuses when it is built (no driver speaks SOCKS), and the start
+/// A proxy URL every client refuses when it is built (no driver speaks SOCKS4), and the start
 /// of what the error says: the setting, and the URL with its credentials redacted.
 pub const REFUSED_PROXY: (&str, &str) = (
-    "socks5://me:secret@127.0.0.1:1080",
-    "proxy: invalid URL `socks5://[redacted]@127.0.0.1:1080`",
+    "socks4://me:secret@127.0.0.1:1080",
+    "proxy: invalid URL `socks4://[redacted]@127.0.0.1:1080`",
 );
 
 /// Checks what building a client with the proxy [`REFUSED_PROXY`] gave: an `InvalidConfig`

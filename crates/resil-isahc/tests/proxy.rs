@@ -69,3 +69,29 @@ fn a_proxy_that_refuses_or_cannot_be_reached_follows_the_proxy_rule_but_for_407(
         )
     });
 }
+
+#[test]
+fn a_socks5_proxy_that_refuses_or_cannot_be_reached_follows_the_proxy_rule_but_for_credentials() {
+    // curl fails every SOCKS handshake alike (CURLE_PROXY, the reason in its error text only).
+    resil_tests::check_socks_rule(ProxyAuthAnswer::RetriedAsConnect, |proxy, origin| {
+        let client = Client::builder()
+            .proxy(proxy)
+            .policy(proxy_rule_policy())
+            .build()
+            .unwrap();
+        block_on(
+            client
+                .post(&format!("https://{origin}/rule"))
+                .body("payload")
+                .send(),
+        )
+    });
+}
+
+#[test]
+fn a_socks5_proxy_set_on_the_client_is_sent_the_name_or_an_address_with_its_credentials() {
+    resil_tests::check_socks_proxy(|proxy, page| {
+        let client = Client::builder().proxy(proxy).build()?;
+        body_of(&client, page)
+    });
+}

@@ -172,3 +172,28 @@ fn a_proxy_that_refuses_or_cannot_be_reached_follows_the_proxy_rule() {
         )
     });
 }
+
+#[test]
+fn a_socks5_proxy_that_refuses_or_cannot_be_reached_follows_the_proxy_rule() {
+    resil_tests::check_socks_rule(ProxyAuthAnswer::FailsAtOnce, |proxy, origin| {
+        let client = Client::builder()
+            .proxy(proxy)
+            .policy(proxy_rule_policy())
+            .build()
+            .unwrap();
+        block_on(
+            client
+                .post(&format!("http://{origin}/rule"))
+                .body("payload")
+                .send(),
+        )
+    });
+}
+
+#[test]
+fn a_socks5_proxy_set_on_the_client_is_sent_the_name_or_an_address_with_its_credentials() {
+    resil_tests::check_socks_proxy(|proxy, page| {
+        let client = Client::builder().proxy(proxy).build()?;
+        block_on(async { client.get(page).send().await?.text().await })
+    });
+}
