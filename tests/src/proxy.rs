@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -312,7 +312,7 @@ enum SocksAnswer {
 #[derive(Debug)]
 pub struct FakeSocks5 {
     seen: Arc<Mutex<Vec<SocksRequest>>>,
-    connections: Arc<Mutex<usize>>,
+    connections: Arc<AtomicUsize>,
     listener: Loopback,
 }
 
@@ -340,10 +340,10 @@ impl FakeSocks5 {
 
     fn serve(credentials: Option<(String, String)>, answer: SocksAnswer) -> FakeSocks5 {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let connections = Arc::new(Mutex::new(0));
+        let connections = Arc::new(AtomicUsize::new(0));
         let (recorded, counted) = (seen.clone(), connections.clone());
         let listener = Loopback::serve("fake SOCKS5 proxy", move |client| {
-            *lock(&counted) += 1;
+            counted.fetch_add(1, Ordering::SeqCst);
             socks_connection(client, credentials.as_ref(), &answer, &recorded);
         });
         FakeSocks5 {
@@ -368,7 +368,7 @@ impl FakeSocks5 {
 
     /// Connections accepted so far (a refused handshake counts too).
     pub fn connections(&self) -> usize {
-        *lock(&self.connections)
+        self.connections.load(Ordering::SeqCst)
     }
 }
 
