@@ -101,13 +101,11 @@ impl ProxyDialer {
     }
 }
 
-/// How a connection goes through its proxy.
+/// How a tunnel through a proxy is asked for.
 #[derive(Clone, Copy, Debug)]
-enum Way {
-    /// The request is sent to the proxy whole, in absolute form.
-    Forward,
+enum Tunnelling {
     /// `CONNECT host:port`.
-    Tunnel,
+    Connect,
     /// SOCKS5 `CONNECT`, to an address looked up here (`socks5://`) or to the name
     /// (`socks5h://`).
     Socks { resolve_here: bool },
@@ -127,15 +125,14 @@ impl Service<Uri> for ProxyDialer {
             let connecting = self.tcp.call(dst);
             return Box::pin(async move { Ok(ProxiedIo::new(connecting.await?, false)) });
         };
-        let way = match proxy.uri().scheme_str() {
-            Some("http") if dst.scheme() == Some(&Scheme::HTTP) && !self.tunnel_http => {
-                Way::Forward
-            }
-            Some("http") => Way::Tunnel,
-            Some("socks5") => Way::Socks { resolve_here: true },
-            Some("socks5h") => Way::Socks {
+        // No tunnel: the request is forwarded to the proxy whole, in absolute form.
+        let tunnelling = match proxy.uri().scheme_str() {
+            Some("http") if dst.scheme() == Some(&Scheme::HTTP) && !self.tunnel_http => None,
+            Some("http") => Some(Tunnelling::Connect),
+            Some("socks5") => Some(Tunnelling::Socks { resolve_here: true }),
+            Some("socks5h") => Some(Tunnelling::Socks {
                 resolve_here: false,
-            },
+            }),
             // Only the environment names these (`proxy(url)` refuses them at build).
             _ => {
                 let error = ProxyError::new(&proxy, ProxyProblem::NotSpoken, None);
@@ -154,10 +151,10 @@ impl Service<Uri> for ProxyDialer {
             // A proxy that cannot be reached fails here, as a server would: connect, connect
             // timeout or DNS.
             let io = dialing.await?;
-            if let Way::Forward = way {
+            let Some(tunnelling) = tunnelling else {
                 return Ok(ProxiedIo::new(io, true));
-            }
-            let handshake = handshake(way, io, &proxy, &dst, resolver);
+            };
+            let handshake = open_tunnel(tunnelling, io, &proxy, &dst, resolver);
             let io = match deadline {
                 None => handshake.await?,
                 Some((timeout, at)) => match tokio::time::timeout_at(at, handshake).await {
@@ -173,18 +170,17 @@ impl Service<Uri> for ProxyDialer {
     }
 }
 
-/// Opens a tunnel to `dst` through the proxy on `io`, with hyper-util's handshake for the way.
-async fn handshake(
-    way: Way,
+/// Opens a tunnel to `dst` through the proxy on `io`, with hyper-util's handshake.
+async fn open_tunnel(
+    tunnelling: Tunnelling,
     io: TokioIo<TcpStream>,
     proxy: &Intercept,
     dst: &Uri,
     mut resolver: MarkedResolver,
 ) -> Result<TokioIo<TcpStream>, BoxError> {
     let target = with_port(dst)?;
-    match way {
-        Way::Forward => Ok(io),
-        Way::Tunnel => {
+    match tunnelling {
+        Tunnelling::Connect => {
             let answer = Arc::new(OnceLock::new());
             let paced = Paced::new(io, Pace::Lines, Some(answer.clone()));
             let mut tunnel = Tunnel::new(proxy.uri().clone(), Dialed(Some(paced)));
@@ -199,7 +195,7 @@ async fn handshake(
                 .map(Paced::into_inner)
                 .map_err(|e| tunnel_error(proxy, e, answer.get()).into())
         }
-        Way::Socks { resolve_here } => {
+        Tunnelling::Socks { resolve_here } => {
             let target = if resolve_here {
                 resolved(&mut resolver, target).await?
             } else {
