@@ -10,9 +10,11 @@ mod h2c;
 mod proxy;
 pub use h2c::{H2cServer, PAD_RESPONSE};
 pub use proxy::{
-    FakeProxy, LOOPBACK_NO_PROXY, PROXY_CREDENTIALS, PROXY_VARIABLES, ProxyRequest, REFUSED_PROXY,
-    assert_proxy_refused, assert_went_through, check_env_proxy, check_explicit_proxy, is_child,
-    proxy_and_server, run_child,
+    FakeProxy, FakeSocks5, LOOPBACK_NO_PROXY, PROXY_CREDENTIALS, PROXY_RULE_ATTEMPTS,
+    PROXY_VARIABLES, ProxyAuthAnswer, ProxyRequest, REFUSED_PROXY, SOCKS_CREDENTIALS, SocksRequest,
+    SocksTarget, assert_proxy_refused, assert_went_through, check_env_proxy, check_env_socks_proxy,
+    check_explicit_proxy, check_proxy_rule, check_socks_proxy, check_socks_rule, is_child,
+    proxy_and_server, proxy_rule_policy, run_child,
 };
 
 use std::collections::HashMap;

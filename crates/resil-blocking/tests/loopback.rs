@@ -1320,31 +1320,3 @@ fn scratch_huge() {
         );
     }
 }
-
-#[test]
-fn a_call_goes_through_the_proxy_the_environment_names() {
-    // ureq tunnels plain HTTP too.
-    resil_tests::check_env_proxy(
-        "a_call_goes_through_the_proxy_the_environment_names",
-        "HTTP_PROXY",
-        "CONNECT 127.0.0.1:",
-        |page| {
-            let client = Client::builder().build().unwrap();
-            assert_eq!(client.get(page).send().unwrap().text().unwrap(), "relayed");
-            // Told to, a client goes straight to the server (the proxy sees one call only).
-            let direct = Client::builder().no_proxy().build().unwrap();
-            assert_eq!(direct.get(page).send().unwrap().status(), 200);
-        },
-    );
-}
-
-#[test]
-fn a_proxy_set_on_the_client_carries_every_call_whatever_the_environment_says() {
-    // ureq tunnels plain HTTP too.
-    resil_tests::check_explicit_proxy(
-        "a_proxy_set_on_the_client_carries_every_call_whatever_the_environment_says",
-        "CONNECT 127.0.0.1:",
-        |proxy| Client::builder().proxy(proxy).build(),
-        |client, page| assert_eq!(client.get(page).send().unwrap().text().unwrap(), "relayed"),
-    );
-}

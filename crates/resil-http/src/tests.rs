@@ -379,22 +379,33 @@ fn host_headers_follow_the_authority_from_one_request_to_the_next() {
 }
 
 #[test]
-fn a_proxy_url_is_plain_http_with_a_host_and_nothing_after_it() {
+fn a_proxy_url_is_http_or_socks5_with_a_host_and_nothing_after_it() {
     for good in [
         "http://127.0.0.1:3128",
         "http://proxy.test:80",
         "http://me:p%40ss@proxy.test:8080/",
         "http://[::1]:3128",
+        "socks5://127.0.0.1:1080",
+        "socks5h://me:p%40ss@proxy.test:1080/",
+        "socks5h://[::1]:1080",
     ] {
         let uri = check_proxy_url(good).unwrap();
-        assert_eq!(uri.scheme_str(), Some("http"), "{good}");
+        assert_eq!(
+            uri.to_string().trim_end_matches('/'),
+            good.trim_end_matches('/')
+        );
     }
     for (bad, problem) in [
-        ("https://proxy.test:443", "starts with http://"),
+        ("https://proxy.test:443", "starts with http://, socks5://"),
         ("http://proxy.test", "names its port"),
         ("http://:3128", "has no host"),
         ("http://me:secret@[::1]/", "names its port"),
-        ("socks5h://proxy.test:1080", "starts with http://"),
+        ("socks5h://proxy.test", "names its port"),
+        ("socks5://proxy.test:0", "port must be"),
+        ("socks5://:1080", "has no host"),
+        ("socks5://proxy.test:1080/x", "nothing after host:port"),
+        ("socks4://proxy.test:1080", "starts with http://, socks5://"),
+        ("socks://proxy.test:1080", "starts with http://, socks5://"),
         ("proxy.test:3128", "starts with http://"),
         ("http://proxy.test:3128/path", "nothing after host:port"),
         ("http://proxy.test:3128/?q=1", "nothing after host:port"),

@@ -21,6 +21,15 @@ use resil_http::Proxy;
 /// The default transport: an isahc `HttpClient` with a connect timeout, a cap of idle
 /// connections per host, TCP_NODELAY, HTTP/2 where the server offers it, no redirects and no
 /// `Expect: 100-continue`.
+///
+/// Proxies are curl's: the ones the environment names, as curl reads it (`http_proxy` in
+/// lower case only, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`), or
+/// [`TransportSettings::proxy`]. Through an `http://` proxy a plain `http` request is
+/// forwarded whole and anything else tunnelled with `CONNECT`; through a `socks5://` proxy
+/// every request is tunnelled to an address curl looked up, through a `socks5h://` one to the
+/// name. A proxy that fails follows [`Proxy`]'s rule ("When a proxy fails") but for one
+/// exception (see [`classify`]): a proxy that wants credentials is a connect failure here,
+/// retried, since isahc keeps nothing that tells it from another refusal.
 #[derive(Clone, Debug)]
 pub struct IsahcTransport {
     client: isahc::HttpClient,
@@ -122,11 +131,23 @@ fn framing_problem(headers: &http::HeaderMap) -> Option<&'static str> {
 /// its integer type differs by platform).
 const CURLE_TOO_LARGE: i64 = 100;
 
-/// Classifies an isahc error for the retry machine: only connection and name-resolution
-/// failures prove the request was never sent.
+/// curl's code for a SOCKS (or HAProxy) handshake that failed, whatever the reason: refused,
+/// credentials refused, no method acceptable, or the proxy hung up (curl 7.73; the curl crate
+/// names none).
+const CURLE_PROXY: i64 = 97;
+
+/// Classifies an isahc error for the retry machine: only failures to connect (to the server,
+/// or through its proxy) and to resolve a name prove the request was never sent.
+///
+/// A proxy that fails follows [`Proxy`]'s rule ("When a proxy fails"), with its exception:
+/// curl says a tunnel was refused (`CONNECT` answered with anything but 2xx) without the
+/// status, and a SOCKS handshake failed without why, and isahc 2 keeps neither curl's error
+/// text nor the `CONNECT` status, so a proxy that wants credentials reads as any other
+/// refusal here: a connect failure, retried.
 pub fn classify(error: &isahc::Error) -> TransportErrorKind {
     use isahc::error::ErrorKind as K;
     match error.kind() {
+        // Also a tunnel the proxy refused, 407 included (curl's `CURLE_COULDNT_CONNECT`).
         K::ConnectionFailed => TransportErrorKind::Connect,
         K::NameResolution => TransportErrorKind::Dns,
         // curl learns the local address when it has connected; without one, nothing was sent.
@@ -147,6 +168,17 @@ pub fn classify(error: &isahc::Error) -> TransportErrorKind {
         // response, as ureq and hyper call it, not a reset to retry.
         K::Io if curl_cause(error).is_some_and(curl::Error::is_write_error) => {
             TransportErrorKind::Protocol
+        }
+        // curl learns the local address once connected, a proxy's tunnel included: a
+        // connection broken before then is a proxy that hung up on the tunnel request.
+        K::Io
+            if error.local_addr().is_none()
+                && curl_cause(error).is_some_and(|e| e.is_recv_error() || e.is_send_error()) =>
+        {
+            TransportErrorKind::Connect
+        }
+        _ if curl_cause(error).is_some_and(|e| i64::from(e.code()) == CURLE_PROXY) => {
+            TransportErrorKind::Connect
         }
         K::Io => match std::error::Error::source(error)
             .and_then(|e| e.downcast_ref::<io::Error>())

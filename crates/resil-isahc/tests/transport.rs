@@ -554,30 +554,3 @@ fn scratch_huge() {
         );
     }
 }
-
-#[test]
-fn a_call_goes_through_the_proxy_the_environment_names() {
-    // curl reads `http_proxy` in lower case only.
-    resil_tests::check_env_proxy(
-        "a_call_goes_through_the_proxy_the_environment_names",
-        "http_proxy",
-        "GET http://127.0.0.1:",
-        |page| {
-            let client = Client::builder().build().unwrap();
-            assert_eq!(body_of(&client, page).unwrap(), "relayed");
-            // Told to, a client goes straight to the server (the proxy sees one call only).
-            let direct = Client::builder().no_proxy().build().unwrap();
-            assert_eq!(body_of(&direct, page).unwrap(), "relayed");
-        },
-    );
-}
-
-#[test]
-fn a_proxy_set_on_the_client_carries_every_call_whatever_the_environment_says() {
-    resil_tests::check_explicit_proxy(
-        "a_proxy_set_on_the_client_carries_every_call_whatever_the_environment_says",
-        "GET http://127.0.0.1:",
-        |proxy| Client::builder().proxy(proxy).build(),
-        |client, page| assert_eq!(body_of(client, page).unwrap(), "relayed"),
-    );
-}

@@ -68,15 +68,21 @@
 //!
 //! Proxies come from the environment, read as reqwest reads it (hyper-util's reading of
 //! curl's variables): `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY`, in either
-//! case, and none under CGI (`REQUEST_METHOD` set). An `http` request is forwarded to its
-//! proxy; `https` (and HTTP/2 with prior knowledge) goes through a `CONNECT` tunnel, so TLS
-//! runs end to end. Credentials in the proxy's URL (`http://user:password@proxy:3128`) are
-//! sent to the proxy alone, as `Proxy-Authorization`. Only `http://` proxies are spoken to: a
-//! call the environment sends to an `https://` or SOCKS proxy fails at once, never sent and
-//! not retried, and so does one whose tunnel the proxy refuses (407 for want of credentials,
-//! or any 4xx); a proxy that answers a tunnel with 5xx or hangs up counts as a failed
-//! connection, retried as one. `ClientBuilder::no_proxy` connects straight to every server,
-//! and `ClientBuilder::proxy(url)` through one proxy whatever the environment says.
+//! case, and none under CGI (`REQUEST_METHOD` set). `ClientBuilder::proxy(url)` sends every
+//! call through one proxy whatever the environment says, and `ClientBuilder::no_proxy` none.
+//! Through an `http://` proxy an `http` request is forwarded whole; `https` (and HTTP/2 with
+//! prior knowledge) goes through a `CONNECT` tunnel, so TLS runs end to end. Through a
+//! `socks5://` proxy everything is tunnelled to an address looked up here (on tokio's
+//! blocking pool, as for a direct connection; the first address found), and through a
+//! `socks5h://` one to the name, which the proxy looks up. The tunnels are hyper-util's
+//! (`Tunnel`, `SocksV5`); the connect timeout bounds reaching the proxy and its handshake
+//! together. Credentials in the proxy's URL (`http://user:password@proxy:3128`) are sent to
+//! the proxy alone, as `Proxy-Authorization` or as SOCKS5's username and password. A proxy
+//! the environment names that this transport does not speak (`https://`, SOCKS4) fails the
+//! call at once, never sent and not retried. A proxy that fails follows the rule every resil
+//! client follows ([`Proxy`], "When a proxy fails"): one that wants credentials fails the call
+//! at once, saying so; one that cannot be reached, hangs up or refuses the tunnel is a failed
+//! connection, retried as one, for any method.
 //!
 //! An attempt whose deadline passes while hyper-util is still connecting counts as timed
 //! out, since hyper-util does not tell whether the request had gone out: a POST without an
@@ -101,6 +107,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod connect;
 mod layer;
 mod proxy;
 #[cfg(feature = "reqwest")]

@@ -1,12 +1,13 @@
-//! The default transport's proxies come from the environment, as curl, ureq and reqwest read
-//! them: each test runs its client in a child process given the proxy variables, against a
-//! fake proxy on 127.0.0.1 in the parent that records what it was asked.
+//! The default transport's proxies: from the environment, as curl, ureq and reqwest read them
+//! (each such test runs its client in a child process given the proxy variables, against a
+//! fake proxy on 127.0.0.1 in the parent that records what it was asked), or set on the
+//! client; and the proxy rule, against proxies that refuse or cannot be reached.
 
 use std::time::Duration;
 
 use resil_tests::{
-    FakeProxy, H2cServer, PROXY_CREDENTIALS, Reply, TestServer, assert_went_through, is_child,
-    run_child,
+    FakeProxy, H2cServer, PROXY_CREDENTIALS, ProxyAuthAnswer, Reply, TestServer,
+    assert_went_through, is_child, proxy_rule_policy, run_child,
 };
 use resil_tokio::{Backoff, Client, ErrorKind, ResponseExt, RetryPolicy, TransportErrorKind};
 
@@ -94,64 +95,21 @@ fn http2_with_prior_knowledge_goes_through_a_connect_tunnel() {
     assert_went_through(&proxy, "CONNECT 127.0.0.1:");
 }
 
-/// A call through a tunnel the proxy refuses: its error kind, attempts and message.
-fn refused_tunnel() -> (ErrorKind, u32, String) {
-    let server = H2cServer::start(vec![200]);
-    let client = Client::builder()
-        .http2_prior_knowledge()
-        .policy(no_waiting())
-        .build()
-        .unwrap();
-    let err = block_on(client.get(&server.url("/h2")).send()).unwrap_err();
-    assert_eq!(server.requests(), 0, "{err:#}");
-    (err.kind(), err.attempts(), format!("{err:#}"))
+#[test]
+fn a_socks_proxy_the_environment_names_carries_the_call() {
+    resil_tests::check_env_socks_proxy(
+        "a_socks_proxy_the_environment_names_carries_the_call",
+        |page| {
+            let client = Client::builder().build().unwrap();
+            let text = block_on(async { client.get(page).send().await?.text().await });
+            assert_eq!(text.unwrap(), "relayed");
+        },
+    );
 }
 
 #[test]
-fn a_tunnel_refused_for_credentials_fails_at_once_and_says_so() {
-    const TEST: &str = "a_tunnel_refused_for_credentials_fails_at_once_and_says_so";
-    if is_child(TEST) {
-        let (kind, attempts, message) = refused_tunnel();
-        assert_eq!(
-            kind,
-            ErrorKind::Transport(TransportErrorKind::Other),
-            "{message}"
-        );
-        assert_eq!(attempts, 1, "{message}");
-        assert!(message.contains("refused the tunnel with 407"), "{message}");
-        return;
-    }
-    let proxy = FakeProxy::refusing(407);
-    run_child(TEST, &[("all_proxy", &proxy.url(None))]);
-    assert_eq!(proxy.seen().len(), 1);
-}
-
-#[test]
-fn a_proxy_that_cannot_reach_the_server_is_retried_as_a_connect_failure() {
-    const TEST: &str = "a_proxy_that_cannot_reach_the_server_is_retried_as_a_connect_failure";
-    if is_child(TEST) {
-        let (kind, attempts, message) = refused_tunnel();
-        assert_eq!(
-            kind,
-            ErrorKind::Transport(TransportErrorKind::Connect),
-            "{message}"
-        );
-        assert_eq!(attempts, 4, "{message}");
-        assert!(
-            message.contains("refused the tunnel with status 502"),
-            "{message}"
-        );
-        return;
-    }
-    let proxy = FakeProxy::refusing(502);
-    run_child(TEST, &[("all_proxy", &proxy.url(None))]);
-    assert_eq!(proxy.seen().len(), 4);
-}
-
-#[test]
-fn a_socks_proxy_is_refused_rather_than_bypassed_unless_the_client_wants_no_proxy() {
-    const TEST: &str =
-        "a_socks_proxy_is_refused_rather_than_bypassed_unless_the_client_wants_no_proxy";
+fn a_proxy_it_does_not_speak_is_refused_rather_than_bypassed_unless_the_client_wants_no_proxy() {
+    const TEST: &str = "a_proxy_it_does_not_speak_is_refused_rather_than_bypassed_unless_the_client_wants_no_proxy";
     if is_child(TEST) {
         let server = TestServer::start();
         server.script("/x", vec![Reply::status(200)]);
@@ -165,7 +123,7 @@ fn a_socks_proxy_is_refused_rather_than_bypassed_unless_the_client_wants_no_prox
         );
         assert_eq!(err.attempts(), 1, "{message}");
         assert!(
-            message.contains("the proxy socks5://127.0.0.1:9 is not an http:// proxy"),
+            message.contains("the proxy socks4://127.0.0.1:9 speaks a protocol"),
             "{message}"
         );
         assert_eq!(server.hits("/x"), 0);
@@ -179,7 +137,7 @@ fn a_socks_proxy_is_refused_rather_than_bypassed_unless_the_client_wants_no_prox
         );
         return;
     }
-    run_child(TEST, &[("ALL_PROXY", "socks5://user:secret@127.0.0.1:9")]);
+    run_child(TEST, &[("ALL_PROXY", "socks4://user:secret@127.0.0.1:9")]);
 }
 
 #[test]
@@ -194,4 +152,48 @@ fn a_proxy_set_on_the_client_carries_every_call_whatever_the_environment_says() 
             assert_eq!(text.unwrap(), "relayed");
         },
     );
+}
+
+#[test]
+fn a_proxy_that_refuses_or_cannot_be_reached_follows_the_proxy_rule() {
+    resil_tests::check_proxy_rule(ProxyAuthAnswer::FailsAtOnce, |proxy, origin| {
+        // HTTP/2 with prior knowledge goes through a tunnel over plain TCP.
+        let client = Client::builder()
+            .proxy(proxy)
+            .http2_prior_knowledge()
+            .policy(proxy_rule_policy())
+            .build()
+            .unwrap();
+        block_on(
+            client
+                .post(&format!("http://{origin}/rule"))
+                .body("payload")
+                .send(),
+        )
+    });
+}
+
+#[test]
+fn a_socks5_proxy_that_refuses_or_cannot_be_reached_follows_the_proxy_rule() {
+    resil_tests::check_socks_rule(ProxyAuthAnswer::FailsAtOnce, |proxy, origin| {
+        let client = Client::builder()
+            .proxy(proxy)
+            .policy(proxy_rule_policy())
+            .build()
+            .unwrap();
+        block_on(
+            client
+                .post(&format!("http://{origin}/rule"))
+                .body("payload")
+                .send(),
+        )
+    });
+}
+
+#[test]
+fn a_socks5_proxy_set_on_the_client_is_sent_the_name_or_an_address_with_its_credentials() {
+    resil_tests::check_socks_proxy(|proxy, page| {
+        let client = Client::builder().proxy(proxy).build()?;
+        block_on(async { client.get(page).send().await?.text().await })
+    });
 }
