@@ -9,7 +9,8 @@ use resil_core::{Instant, RetryPolicy, UnixTime};
 use resil_http::driver;
 use resil_http::{Call, CallLabel, ClientConfig, ClientCore, Step};
 
-use crate::transport::{BlockingTransport, RequestBody, UreqSettings, UreqTransport};
+use crate::transport::{BlockingTransport, RequestBody};
+use crate::ureq::{UreqSettings, UreqTransport};
 use crate::{AuthProvider, Error, Response};
 
 /// A resilient blocking HTTP client. Cheap to clone (clones share the connection pool,

@@ -76,8 +76,8 @@ mod auth;
 mod client;
 mod request;
 mod response;
-mod tcp;
 mod transport;
+mod ureq;
 
 use std::sync::OnceLock;
 
@@ -85,9 +85,8 @@ pub use auth::{AuthError, AuthProvider};
 pub use client::{Client, ClientBuilder, Clock, SystemClock};
 pub use request::RequestBuilder;
 pub use response::ResponseExt;
-pub use transport::{
-    BlockingTransport, Body, RequestBody, TransportError, UreqSettings, UreqTransport,
-};
+pub use transport::{BlockingTransport, Body, RequestBody, TransportError};
+pub use ureq::{UreqSettings, UreqTransport};
 
 // The core types this crate's API takes or hands out, so one dependency is enough to
 // configure a client, implement hooks or a transport, and match on what they report.

@@ -17,7 +17,7 @@ use ureq::unversioned::transport::{
 };
 
 /// The least time one of several resolved addresses gets to answer.
-const MIN_ADDRESS_SHARE: Duration = Duration::from_millis(10);
+pub(super) const MIN_ADDRESS_SHARE: Duration = Duration::from_millis(10);
 
 /// Opens plain TCP connections; TLS and proxies chain onto it as they do onto ureq's own.
 #[derive(Debug, Default)]
@@ -59,7 +59,7 @@ impl<In: Transport> Connector<In> for TcpConnector {
 /// Connects to the first resolved address that answers. Each gets an equal share of the time
 /// left (at least [`MIN_ADDRESS_SHARE`]), so one address that never answers does not use up
 /// the budget of those after it.
-fn connect_first(details: &ConnectionDetails<'_>) -> Result<TcpStream, ureq::Error> {
+pub(super) fn connect_first(details: &ConnectionDetails<'_>) -> Result<TcpStream, ureq::Error> {
     // The budget and when it started, if there is one.
     let budget = time_left(&details.timeout)?.map(|budget| (budget, Instant::now()));
     let addrs = &details.addrs[..];
@@ -96,7 +96,7 @@ fn connect_first(details: &ConnectionDetails<'_>) -> Result<TcpStream, ureq::Err
 
 /// A failure after which the next resolved address may still answer: this one refused, or
 /// the network has no route to it (an IPv6 address on a host without IPv6, say).
-fn concerns_only_this_address(e: &io::Error) -> bool {
+pub(super) fn concerns_only_this_address(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::ConnectionRefused
@@ -108,7 +108,7 @@ fn concerns_only_this_address(e: &io::Error) -> bool {
 }
 
 /// Some platforms report a socket timeout as `WouldBlock`.
-fn is_timeout(e: &io::Error) -> bool {
+pub(super) fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
@@ -116,7 +116,7 @@ fn is_timeout(e: &io::Error) -> bool {
 }
 
 /// The time `timeout` leaves (`None`: no limit); none left is a timeout now.
-fn time_left(timeout: &NextTimeout) -> Result<Option<Duration>, ureq::Error> {
+pub(super) fn time_left(timeout: &NextTimeout) -> Result<Option<Duration>, ureq::Error> {
     if timeout.after.is_not_happening() {
         Ok(None)
     } else if timeout.after.is_zero() {
@@ -145,7 +145,7 @@ impl fmt::Debug for TcpConnection {
 }
 
 /// Sets a socket timeout through `set` unless `wanted` is already in force (`in_force`).
-fn keep_timeout(
+pub(super) fn keep_timeout(
     in_force: &mut Option<Duration>,
     wanted: Option<Duration>,
     set: impl FnOnce(Option<Duration>) -> io::Result<()>,
@@ -165,7 +165,7 @@ fn keep_timeout(
 
 /// `timeout`'s time left (`None`: no limit), put on the socket through `set` unless it is
 /// already in force (`in_force`).
-fn apply_time_left(
+pub(super) fn apply_time_left(
     timeout: &NextTimeout,
     in_force: &mut Option<Duration>,
     set: impl FnOnce(Option<Duration>) -> io::Result<()>,
@@ -175,7 +175,7 @@ fn apply_time_left(
     Ok(limit)
 }
 
-fn io_failure(e: io::Error, reason: ureq::Timeout) -> ureq::Error {
+pub(super) fn io_failure(e: io::Error, reason: ureq::Timeout) -> ureq::Error {
     if is_timeout(&e) {
         ureq::Error::Timeout(reason)
     } else {
@@ -242,7 +242,7 @@ impl Transport for TcpConnection {
 /// Whether a pooled connection can carry another request. Only "nothing to read yet" means
 /// yes: bytes nobody asked for, the end of the stream or an error each mean no.
 #[cfg(unix)]
-fn still_open(stream: &TcpStream) -> bool {
+pub(super) fn still_open(stream: &TcpStream) -> bool {
     let mut probe = [std::mem::MaybeUninit::uninit()];
     let peeked = socket2::SockRef::from(stream)
         .recv_with_flags(&mut probe, libc::MSG_PEEK | libc::MSG_DONTWAIT);
@@ -252,7 +252,7 @@ fn still_open(stream: &TcpStream) -> bool {
 /// Whether a pooled connection can carry another request (see the Unix version); without a
 /// per-call non-blocking flag the socket is switched for the probe.
 #[cfg(not(unix))]
-fn still_open(stream: &TcpStream) -> bool {
+pub(super) fn still_open(stream: &TcpStream) -> bool {
     if stream.set_nonblocking(true).is_err() {
         return false;
     }
