@@ -62,6 +62,12 @@ std::thread_local! {
 /// as it is: when it fires, the wait moves it on to its own deadline. As attempts keep
 /// finishing, that happens about once per attempt timeout, not once per attempt. While the
 /// same task keeps the timer, its waker stays registered and the timer is not polled again.
+///
+/// The spare holds a reference to its runtime's handle (and so its driver) until the
+/// thread's next call takes it, or the thread ends. On paused time it is a pending timer: a runtime
+/// with nothing else to do auto-advances its clock to that deadline (at most the last
+/// attempt's timeout ahead). A spare set for earlier than the next attempt's deadline fires
+/// early once, and that attempt then waits on to its own deadline.
 pub struct Timer {
     deadline: tokio::time::Instant,
     /// Taken over (or made) at the first poll.

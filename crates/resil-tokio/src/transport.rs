@@ -121,11 +121,53 @@ type Dialer = ProxyDialer;
 type Dialer = hyper_rustls::HttpsConnector<ProxyDialer>;
 type Connector = Capped<Dialer>;
 
-/// The default transport: hyper-util's pooled client, TCP_NODELAY, a connect timeout, and an
-/// idle timeout that is actually enforced (hyper-util ignores it without a pool timer). It
-/// does not follow redirects, so credentials never travel to another origin. It goes through
-/// the proxies [`TransportSettings::proxy`] names, read when it is made (see the crate docs,
-/// "Transport").
+/// The default transport: hyper-util's pooled client (plain HTTP/1.1, HTTP/2 with prior
+/// knowledge via `ClientBuilder::http2_prior_knowledge`, and HTTPS with the `rustls`
+/// feature), with TCP_NODELAY, a connect timeout, and an idle timeout with the pool timer set
+/// (without it hyper-util ignores the idle timeout). It follows no redirects, so
+/// credentials never reach another origin. hyper-util has no cap on connections per host;
+/// `ClientBuilder::max_connections_per_host` adds one (each connection holds a permit for its
+/// lifetime; a call that finds none waits for a pooled connection within its deadline).
+/// Implement [`AsyncTransport`] to bring your own client (another TLS stack, say).
+///
+/// Proxies ([`TransportSettings::proxy`], read when the transport is made) come from the
+/// environment by default, read as reqwest reads it (hyper-util's reading of
+/// curl's variables): `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY`, in either
+/// case, and none under CGI (`REQUEST_METHOD` set). `ClientBuilder::proxy(url)` sends every
+/// call through one proxy whatever the environment says, and `ClientBuilder::no_proxy` none.
+/// Through an `http://` proxy an `http` request is forwarded whole; `https` (and HTTP/2 with
+/// prior knowledge) goes through a `CONNECT` tunnel, so TLS runs end to end. Through a
+/// `socks5://` proxy everything is tunnelled to an address looked up here (on tokio's
+/// blocking pool, as for a direct connection; the first address found), and through a
+/// `socks5h://` one to the name, which the proxy looks up. The tunnels are hyper-util's
+/// (`Tunnel`, `SocksV5`); the connect timeout bounds reaching the proxy and its handshake
+/// together. Credentials in the proxy's URL (`http://user:password@proxy:3128`) are sent to
+/// the proxy alone, as `Proxy-Authorization` or as SOCKS5's username and password. A proxy
+/// the environment names that this transport does not speak (`https://`, SOCKS4) fails the
+/// call at once, never sent and not retried. A proxy that fails follows the rule every resil
+/// client follows ([`Proxy`](resil_http::Proxy), "When a proxy fails"): one that wants credentials fails the call
+/// at once, saying so; one that cannot be reached, hangs up or refuses the tunnel is a failed
+/// connection, retried as one, for any method.
+///
+/// An attempt whose deadline passes while hyper-util is still connecting counts as timed
+/// out, since hyper-util does not tell whether the request had gone out: a POST without an
+/// `Idempotency-Key` is then not sent again. resil-blocking and resil-isahc know that nothing
+/// was sent and retry it as a connect timeout. A connect refused or failing before the
+/// deadline is a connect error here too, retried for any method.
+///
+/// ```no_run
+/// # use resil_tokio::ResponseExt;
+/// # async fn run() -> Result<(), resil_tokio::Error> {
+/// // One backend, at most 64 sockets to it however many calls are in flight.
+/// let client = resil_tokio::Client::builder()
+///     .base_url("http://127.0.0.1:8080")
+///     .max_connections_per_host(64)
+///     .build()?;
+/// let body = client.get("/items").send().await?.text().await?;
+/// # let _ = body;
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// Without the `rustls` feature it speaks plain HTTP/1.1 and
 /// [`check_request`](AsyncTransport::check_request) refuses `https` URLs: the client asks it
