@@ -1,6 +1,6 @@
-//! An HTTP proxy and a SOCKS5 proxy on 127.0.0.1 for the drivers' proxy tests, the checks
-//! every driver runs through them, and a way to run a test with proxy variables in its
-//! environment without changing the environment of a running process.
+//! An HTTP proxy and a SOCKS5 proxy on 127.0.0.1 for the drivers' proxy tests, and the checks
+//! every driver runs through them (those that need proxy variables in the environment run in
+//! a child process, see `child.rs`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -11,6 +11,10 @@ use std::time::Duration;
 
 use resil_core::TransportErrorKind;
 use resil_http::ErrorKind;
+
+use crate::check::assert_refused_setting;
+use crate::child::{is_child, run_child};
+use crate::server::{Reply, TestServer, refused_addr};
 
 /// What a [`FakeProxy`] was asked on one connection: the first request line (`CONNECT
 /// 127.0.0.1:8443 HTTP/1.1`, or `GET http://127.0.0.1:8080/x HTTP/1.1` to forward) and its
@@ -484,9 +488,9 @@ pub fn assert_went_through(proxy: &FakeProxy, line: &str) {
 
 /// A [`FakeProxy`] and a server behind it for the clients' `proxy(url)` tests: the proxy's URL
 /// (with [`PROXY_CREDENTIALS`]) and that of a page on the server that answers `relayed`.
-pub fn proxy_and_server() -> (FakeProxy, crate::TestServer, String, String) {
-    let (proxy, server) = (FakeProxy::start(), crate::TestServer::start());
-    server.script("/via", vec![crate::Reply::body(200, "relayed")]);
+pub fn proxy_and_server() -> (FakeProxy, TestServer, String, String) {
+    let (proxy, server) = (FakeProxy::start(), TestServer::start());
+    server.script("/via", vec![Reply::body(200, "relayed")]);
     let (proxy_url, page) = (proxy.url(Some(PROXY_CREDENTIALS.0)), server.url("/via"));
     (proxy, server, proxy_url, page)
 }
@@ -580,7 +584,7 @@ pub fn check_proxy_rule<R, B>(
     auth: ProxyAuthAnswer,
     post: impl Fn(&str, &str) -> Result<R, resil_http::Error<B>>,
 ) {
-    let server = crate::TestServer::start();
+    let server = TestServer::start();
     let origin = server.addr().to_string();
     for (proxy, expected) in [
         (FakeProxy::refusing(407), Expected::auth("407", auth)),
@@ -599,7 +603,7 @@ pub fn check_proxy_rule<R, B>(
             assert_eq!(request.authorization.as_deref(), Some(PROXY_CREDENTIALS.1));
         }
     }
-    let dead = format!("http://{}@{}", PROXY_CREDENTIALS.0, crate::refused_addr());
+    let dead = format!("http://{}@{}", PROXY_CREDENTIALS.0, refused_addr());
     Expected::connect("dead port").check(post(&dead, &origin));
     assert_eq!(server.requests().len(), 0, "the server was reached");
 }
@@ -612,7 +616,7 @@ pub fn check_socks_rule<R, B>(
     auth: ProxyAuthAnswer,
     post: impl Fn(&str, &str) -> Result<R, resil_http::Error<B>>,
 ) {
-    let server = crate::TestServer::start();
+    let server = TestServer::start();
     let origin = server.addr().to_string();
     let wanting = || FakeSocks5::with_credentials(SOCKS_CREDENTIALS.0, SOCKS_CREDENTIALS.1);
     for (socks, credentials, expected) in [
@@ -638,11 +642,7 @@ pub fn check_socks_rule<R, B>(
         let case = expected.case;
         assert_eq!(socks.connections(), expected.attempts as usize, "{case}");
     }
-    let dead = format!(
-        "socks5h://{}@{}",
-        PROXY_CREDENTIALS.0,
-        crate::refused_addr()
-    );
+    let dead = format!("socks5h://{}@{}", PROXY_CREDENTIALS.0, refused_addr());
     Expected::connect("dead port").check(post(&dead, &origin));
     assert_eq!(server.requests().len(), 0, "the server was reached");
 }
@@ -652,8 +652,8 @@ pub fn check_socks_rule<R, B>(
 /// that proxy and return the body. Through `socks5h://` the proxy must be sent the name,
 /// through `socks5://` an address the client looked up; both with [`SOCKS_CREDENTIALS`].
 pub fn check_socks_proxy<B>(get: impl Fn(&str, &str) -> Result<String, resil_http::Error<B>>) {
-    let server = crate::TestServer::start();
-    server.script("/via", vec![crate::Reply::body(200, "relayed")]);
+    let server = TestServer::start();
+    server.script("/via", vec![Reply::body(200, "relayed")]);
     let port = server.addr().port();
     // The fake proxy connects to 127.0.0.1 whatever it is asked: nothing is resolved there.
     let page = format!("http://localhost:{port}/via");
@@ -704,8 +704,8 @@ fn through_fake_proxy(
     if is_child(test) {
         let proxy_url = std::env::var(PROXY_URL_VARIABLE)
             .unwrap_or_else(|e| panic!("{PROXY_URL_VARIABLE}: {e}"));
-        let server = crate::TestServer::start();
-        server.script("/via", vec![crate::Reply::body(200, "relayed")]);
+        let server = TestServer::start();
+        server.script("/via", vec![Reply::body(200, "relayed")]);
         call(&proxy_url, &server.url("/via"));
         assert_eq!(server.hits("/via"), hits);
         return true;
@@ -740,8 +740,8 @@ pub const SOCKS_CREDENTIALS: (&str, &str) = ("me", "p@ss");
 /// by default, and the proxy must have been asked once, given [`SOCKS_CREDENTIALS`].
 pub fn check_env_socks_proxy(test: &str, call: impl FnOnce(&str)) {
     if is_child(test) {
-        let server = crate::TestServer::start();
-        server.script("/via", vec![crate::Reply::body(200, "relayed")]);
+        let server = TestServer::start();
+        server.script("/via", vec![Reply::body(200, "relayed")]);
         call(&server.url("/via"));
         assert_eq!(server.hits("/via"), 1);
         return;
@@ -796,52 +796,5 @@ pub fn assert_proxy_refused<T, B>(built: Result<T, resil_http::Error<B>>) {
     let Err(err) = built else {
         panic!("a client was built with the proxy {}", REFUSED_PROXY.0);
     };
-    crate::assert_refused_setting(&err, REFUSED_PROXY.1);
-}
-
-/// The variables through which a process may be told of a proxy (curl's, both cases, and
-/// CGI's `REQUEST_METHOD`, with which libraries ignore them).
-pub const PROXY_VARIABLES: [&str; 9] = [
-    "http_proxy",
-    "HTTP_PROXY",
-    "https_proxy",
-    "HTTPS_PROXY",
-    "all_proxy",
-    "ALL_PROXY",
-    "no_proxy",
-    "NO_PROXY",
-    "REQUEST_METHOD",
-];
-
-/// Set in the child process [`run_child`] starts.
-const CHILD_MARK: &str = "RESIL_TESTS_CHILD";
-
-/// Whether this process is the child [`run_child`] started to run the test `test` (whose body
-/// should then run the part that needs the environment, and nothing else).
-pub fn is_child(test: &str) -> bool {
-    std::env::var(CHILD_MARK).is_ok_and(|name| name == test)
-}
-
-/// Runs the test `test` of this test binary again, alone, in a child process whose
-/// environment has none of the [`PROXY_VARIABLES`] but those in `vars`; panics with its
-/// output unless it passes. The child finds itself with [`is_child`].
-pub fn run_child(test: &str, vars: &[(&str, &str)]) {
-    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
-    let mut command = std::process::Command::new(exe);
-    command.args([test, "--exact", "--nocapture", "--test-threads=1"]);
-    for name in PROXY_VARIABLES {
-        command.env_remove(name);
-    }
-    command.envs(vars.iter().copied()).env(CHILD_MARK, test);
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("running {test} in a child process: {e}"));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    // A name that matched no test would pass having run nothing.
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "{test} in a child process with {vars:?}: {}\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_refused_setting(&err, REFUSED_PROXY.1);
 }
