@@ -123,18 +123,3 @@ fn huge_response_head_is_refused() {
     let err = client.get(&server.url("/huge")).send().unwrap_err();
     resil_tests::assert_head_refused(&err);
 }
-
-#[test]
-fn scratch_huge() {
-    let server = TestServer::start();
-    let client = builder(&ManualClock::new()).build().unwrap();
-    for kb in [60usize, 80, 200, 500] {
-        let path = format!("/h{kb}");
-        server.script(&path, vec![Reply::HugeHead(kb * 1024)]);
-        let r = client.get(&server.url(&path)).send();
-        eprintln!(
-            "BLOCKING {kb} {:?}",
-            r.map(|r| r.status()).map_err(|e| format!("{e:#}"))
-        );
-    }
-}

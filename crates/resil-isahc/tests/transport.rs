@@ -540,17 +540,3 @@ fn curl_gives_an_untyped_post_body_its_form_content_type() {
     let form = vec!["application/x-www-form-urlencoded".to_owned()];
     assert_eq!(types, [form, vec![]]);
 }
-#[test]
-fn scratch_huge() {
-    let server = TestServer::start();
-    let client = Client::builder().build().unwrap();
-    for kb in [60usize, 80, 200, 500] {
-        let path = format!("/h{kb}");
-        server.script(&path, vec![Reply::HugeHead(kb * 1024)]);
-        let r = block_on(client.get(&server.url(&path)).send());
-        eprintln!(
-            "ISAHC {kb} {:?}",
-            r.map(|r| r.status()).map_err(|e| format!("{e:#}"))
-        );
-    }
-}

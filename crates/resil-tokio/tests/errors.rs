@@ -6,7 +6,7 @@
 #![allow(clippy::await_holding_lock)]
 
 use bytes::Bytes;
-use resil_tests::{Reply, TestServer, scenario_policy, shared_load};
+use resil_tests::{scenario_policy, shared_load};
 use resil_tokio::Client;
 
 #[tokio::test]
@@ -75,19 +75,4 @@ async fn a_refused_connection_tells_each_cause_once() {
     let err = client.get(&url).send().await.unwrap_err();
     let line = resil_tests::assert_causes_told_once(&err);
     assert!(line.contains("refused"), "{line}");
-}
-
-#[tokio::test]
-async fn scratch_huge() {
-    let server = TestServer::start();
-    let client = Client::builder().build().unwrap();
-    for kb in [60usize, 80, 200, 500] {
-        let path = format!("/h{kb}");
-        server.script(&path, vec![Reply::HugeHead(kb * 1024)]);
-        let r = client.get(&server.url(&path)).send().await;
-        eprintln!(
-            "TOKIO {kb} {:?}",
-            r.map(|r| r.status()).map_err(|e| format!("{e:#}"))
-        );
-    }
 }
