@@ -147,7 +147,7 @@ impl<R: Runtime> ClientExchange<'_, R> {
             let left = driver::attempt_budget(deadline, R::now());
             request.extensions_mut().insert(AttemptBudget(left));
         }
-        if let Some(auth) = &inner.auth {
+        if let Some(auth) = inner.auth.as_ref().filter(|_| call.sends_credentials()) {
             auth.authorize(request.headers_mut())
                 .map_err(|e| driver::auth_error(parts, e))?;
         }
@@ -203,6 +203,10 @@ impl<R: Runtime> Exchange for ClientExchange<'_, R> {
 
     fn refresh(&self) -> Option<BoxFuture<'_, Result<(), AuthError>>> {
         self.inner.auth.as_ref().map(|auth| auth.refresh())
+    }
+
+    fn drop_body(&mut self) {
+        *self.body = RequestBody::Empty;
     }
 }
 

@@ -45,6 +45,9 @@ pub trait Exchange {
         deadline: Instant,
     ) -> impl Future<Output = Result<Response, AttemptError>> + Send;
 
+    /// Sends no body from now on: a redirect turned the request into a GET.
+    fn drop_body(&mut self);
+
     /// Obtains fresh credentials after the server refused them, if there are any to refresh.
     fn refresh(&self) -> Option<BoxFuture<'_, Result<(), AuthError>>> {
         None
@@ -80,6 +83,11 @@ pub async fn drive<R: Runtime, X: Exchange>(
 ) -> Result<Response, Error> {
     loop {
         match call.poll_step(parts) {
+            Step::Redirect { drop_body } => {
+                if drop_body {
+                    exchange.drop_body();
+                }
+            }
             Step::Send { attempt, deadline } => {
                 let enforced = exchange.enforces_deadline();
                 // The exchange reads the call while it sends: the call is updated after.

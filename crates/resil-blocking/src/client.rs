@@ -98,10 +98,10 @@ impl Client {
             now,
         );
         loop {
-            match call.poll_step(&parts) {
+            match call.poll_step(&mut parts) {
                 Step::Send { attempt, deadline } => {
                     let mut request = call.request(&parts, body.take_for_attempt());
-                    if let Some(auth) = &inner.auth {
+                    if let Some(auth) = inner.auth.as_ref().filter(|_| call.sends_credentials()) {
                         auth.authorize(request.headers_mut())
                             .map_err(|e| driver::auth_error(&parts, e))?;
                     }
@@ -140,6 +140,11 @@ impl Client {
                             call.handle_error(now, attempt, e.kind(), e.into_source());
                         }
                         None => call.handle_prefix(now, &[]),
+                    }
+                }
+                Step::Redirect { drop_body } => {
+                    if drop_body {
+                        body = RequestBody::Empty;
                     }
                 }
                 Step::Sleep { until } => {
@@ -246,15 +251,6 @@ impl ClientBuilder {
         self.ureq.max_idle_connections = max_idle;
         self.ureq.max_idle_connections_per_host = max_idle_per_host;
         self.ureq.max_idle_age = idle_timeout;
-        self
-    }
-
-    /// Redirects the default transport follows (default 0: a 3xx response is returned, as
-    /// resil-tokio and resil-isahc do). A followed redirect never carries `Authorization` or
-    /// `Cookie`, and stays inside the attempt: its deadline covers every hop, and a retry
-    /// starts again from the request's own URL.
-    pub fn max_redirects(mut self, n: u32) -> Self {
-        self.ureq.max_redirects = n;
         self
     }
 

@@ -32,6 +32,7 @@
 //! | circuit breaker | one per client: open for 30 s after 5 failures in a row, then one probe |
 //! | retry budget | retries at most 20 % of calls, plus 10 per second |
 //! | credentials | from an [`AuthProvider`] on every attempt; after a 401, refreshed once and the attempt sent once more; URL credentials become `Authorization: Basic` |
+//! | redirects | followed up to 10 hops, credentials never to another origin, never `https` to `http` (see [Redirects](#redirects)) |
 //! | errors | one sentence with method, URL (credentials redacted), attempts and the last status; the last response rides along |
 //!
 //! All of it is configured on [`ClientBuilder`], and per request on [`RequestBuilder`].
@@ -53,9 +54,15 @@
 //!
 //! ## Redirects
 //!
-//! Like resil-tokio and resil-isahc, the client returns a 3xx response as it is: following it
-//! is the caller's choice. [`ClientBuilder::max_redirects`] lets the default transport follow
-//! them, without `Authorization` or `Cookie` on any hop.
+//! Followed by resil-core's rules, the same in every driver (see
+//! [`RedirectPolicy`]): up to 10 hops; a 303 (or a 301/302 after
+//! POST) becomes a GET without its body; 307/308 keep method and body, or return the 3xx when
+//! the body was a stream; `Authorization`, `Cookie`, `Proxy-Authorization` and the headers you
+//! name ([`ClientBuilder::sensitive_header`]) are dropped on any hop to another origin and
+//! stay dropped; never from `https` to `http`, never to another scheme; a loop or a long chain
+//! fails naming the chain. Each hop is a new attempt for hooks and statistics, counted apart
+//! from retries; the total deadline covers the chain. [`ClientBuilder::max_redirects`]`(0)`
+//! returns every 3xx as it is.
 //!
 //! ## Connections
 //!

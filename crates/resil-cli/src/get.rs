@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use resil_blocking::{Client, ErrorKind};
 use resil_core::{Attempt, Backoff, CircuitBreaker, GiveUp, Jitter, RetryPolicy, TripCondition};
-use resil_http::{CallInfo, EnvConfig, Hooks, RetryInfo};
+use resil_http::{CallInfo, EnvConfig, Hooks, RedirectInfo, RetryInfo};
 
 /// Options shared by the request commands.
 #[derive(Args, Debug)]
@@ -52,6 +52,13 @@ pub struct RequestArgs {
     /// Consecutive failures that open the circuit breaker.
     #[arg(long, default_value_t = 5)]
     breaker: u32,
+    /// Follow redirects (curl's name), by the rules every resil client follows: credentials
+    /// dropped on a hop to another origin, never from https to http. Off: a 3xx is printed.
+    #[arg(short = 'L', long = "location")]
+    location: bool,
+    /// The most redirects followed with -L.
+    #[arg(long = "max-redirs", default_value_t = 10)]
+    max_redirs: u32,
     /// Also print the response status line and headers on stderr.
     #[arg(short = 'v', long)]
     verbose: bool,
@@ -86,6 +93,16 @@ impl Hooks for Narrator {
     }
     fn on_failure(&self, _: &CallInfo<'_>, g: &GiveUp) {
         note!("resil: {g}");
+    }
+    fn on_redirect(&self, _: &CallInfo<'_>, r: &RedirectInfo) {
+        match r.refused {
+            None => note!("resil: redirect {} ({}) -> {}", r.hop, r.status, r.to),
+            Some(why) => note!(
+                "resil: redirect {} ({}) not followed: {why}",
+                r.hop,
+                r.status
+            ),
+        }
     }
 }
 
@@ -182,6 +199,7 @@ pub fn run(method: http::Method, args: &RequestArgs) -> ExitCode {
     let mut builder = Client::builder()
         .policy(policy)
         .breaker(std::sync::Arc::new(std::sync::Mutex::new(breaker)))
+        .max_redirects(if args.location { args.max_redirs } else { 0 })
         .hooks(Narrator);
     if let Some(timeout) = connect {
         builder = builder.connect_timeout(timeout);
@@ -217,6 +235,11 @@ pub fn run(method: http::Method, args: &RequestArgs) -> ExitCode {
         Ok(response) => response,
         Err(e) => match e.kind() {
             ErrorKind::InvalidUrl | ErrorKind::InvalidConfig => return usage(&format!("{e:#}")),
+            // The hooks said which redirect and why; the 3xx is no answer to print.
+            ErrorKind::Redirect(_) => {
+                note!("resil: {e:#}");
+                return ExitCode::from(1);
+            }
             _ => {
                 // What the transport saw, for a failure the hooks narrated without a response.
                 let mut root = std::error::Error::source(&e);

@@ -451,6 +451,14 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         self
     }
 
+    /// Ends the request by `deadline` if that comes before its own total timeout: for a
+    /// request that continues one begun earlier, such as a redirect's next hop, whose
+    /// deadline covers the whole chain.
+    pub fn with_deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = self.deadline.min(deadline);
+        self
+    }
+
     /// Attempts sent so far.
     pub fn attempts(&self) -> u32 {
         self.attempts

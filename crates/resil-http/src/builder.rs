@@ -61,6 +61,30 @@ macro_rules! client_builder_setters {
             self
         }
 
+        /// Follows up to `hops` redirects per call (default 10; 0 returns every 3xx as it is).
+        /// Every driver follows alike, by resil-core's rules: see
+        /// [`RedirectPolicy`](resil_core::RedirectPolicy) and [`redirects`](Self::redirects).
+        pub fn max_redirects(mut self, hops: u32) -> Self {
+            self.$config
+                .redirects($crate::__private::RedirectPolicy::follow(hops));
+            self
+        }
+
+        /// How redirects are followed (default: up to 10 hops, credentials dropped on any hop
+        /// to another origin, never from `https` to `http`).
+        pub fn redirects(mut self, redirects: $crate::__private::RedirectPolicy) -> Self {
+            self.$config.redirects(redirects);
+            self
+        }
+
+        /// A header that must not reach another origin, besides `Authorization`, `Cookie`
+        /// and `Proxy-Authorization`: dropped, with them, from a redirect to another origin
+        /// and every hop after it.
+        pub fn sensitive_header(mut self, name: &str) -> Self {
+            self.$config.sensitive_header(name);
+            self
+        }
+
         /// Shares a circuit breaker with other clients that call the same backend. A
         /// client's breaker (its own by default) counts every call it makes, whatever the
         /// host: a client that calls several backends trips for all of them when one fails

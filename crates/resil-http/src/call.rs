@@ -9,13 +9,15 @@ use http::HeaderValue;
 
 use resil_core::rand::SplitMix64;
 use resil_core::{
-    Action, Attempt, BreakerGate, CircuitBreaker, Input, Instant, RetryBudget, RetryMachine,
-    RetryPolicy, Shared, TransportErrorKind, UnixTime,
+    Action, Attempt, BreakerGate, CircuitBreaker, Event, Input, Instant, RedirectDecision,
+    RedirectInput, RetryBudget, RetryMachine, RetryPolicy, Shared, TransportErrorKind, UnixTime,
 };
 
 use crate::attempt::{AttemptId, ResponseHeaders, attempt_request, request_info, response_head};
+use crate::config::ClientCore;
 use crate::error::{Error, ErrorKind};
-use crate::observe::{CallInfo, Hooks, Observer, Stats};
+use crate::observe::{CallInfo, Hooks, Observer, RedirectInfo, Stats};
+use crate::redirect::{self, Chain, RedirectError};
 use crate::url::redact_url;
 
 type BoxError = Box<dyn core::error::Error + Send + Sync>;
@@ -109,6 +111,7 @@ pub const DRAIN_LIMIT: u64 = 64 * 1024;
 /// | `Release` | reads up to [`DRAIN_LIMIT`] bytes of the body and drops it, so the connection can be reused | polls again |
 /// | `Refresh` | refreshes the credentials, giving up at `deadline` | [`handle_refreshed`](Call::handle_refreshed) |
 /// | `ReadPrefix` | reads `len` bytes of [`response_mut`](Call::response_mut)'s body and puts them back in front | [`handle_prefix`](Call::handle_prefix), or [`handle_error`](Call::handle_error) if the read failed |
+/// | `Redirect` | drops its body if told (the call rewrote the request for the next hop) | polls again |
 /// | `Sleep` | waits until `until` (a zero wait is never asked for) | [`handle_timeout`](Call::handle_timeout) |
 /// | `Done` | returns the response | — |
 /// | `Fail` | returns the error | — |
@@ -136,6 +139,12 @@ pub enum Step<B> {
         attempt: Attempt,
         /// How many bytes to read (fewer if the body ends first).
         len: usize,
+    },
+    /// The call follows a redirect: it rewrote the request (URL, method, headers) for the
+    /// next hop. Send no credentials from now on unless [`Call::sends_credentials`] says so.
+    Redirect {
+        /// The next hop is a GET without a body: send none (an empty one) from now on.
+        drop_body: bool,
     },
     /// Wait until `until`.
     Sleep {
@@ -188,7 +197,10 @@ enum Refresh {
 pub struct Call<'p, B> {
     /// SplitMix64 jitter: 8 bytes of state instead of ChaCha8's ~300 in every call's state
     /// (and every async call's future), which drivers move and keep per call in flight.
+    /// A redirect's next hop gets a machine of its own, under the same deadline.
     machine: RetryMachine<'p, SplitMix64>,
+    core: &'p ClientCore,
+    policy: &'p RetryPolicy,
     observer: Observer<'p>,
     /// The redacted URL, built only when hooks or `tracing` read it.
     hook_url: String,
@@ -208,6 +220,12 @@ pub struct Call<'p, B> {
     /// The machine's `Send` or `Sleep`, kept while a stale response is released first.
     next: Option<Action>,
     last_error: Option<BoxError>,
+    /// The time of the last input.
+    now: Instant,
+    body_replayable: bool,
+    refreshable: bool,
+    /// Redirects followed so far, from the first.
+    chain: Option<Box<Chain>>,
 }
 
 impl<B> core::fmt::Debug for Call<'_, B> {
@@ -226,6 +244,7 @@ impl<'p, B: CallBody> Call<'p, B> {
     /// again; `refreshable` whether the client can refresh credentials.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn start(
+        core: &'p ClientCore,
         policy: &'p RetryPolicy,
         request: &http::request::Parts,
         body_replayable: bool,
@@ -243,19 +262,11 @@ impl<'p, B: CallBody> Call<'p, B> {
         };
         let observer = Observer::new(shared.stats, shared.hooks.map(|h| &**h));
         observer.call_started();
-        let info = request_info(&request.method, &request.headers, body_replayable);
-        let mut machine = RetryMachine::with_rng(policy, info, now, seed);
-        if let Some(breaker) = shared.breaker {
-            machine = machine.with_breaker(breaker);
-            if let Some(gate) = shared.breaker_gate {
-                machine = machine.with_breaker_gate(gate);
-            }
-        }
-        if let Some(budget) = shared.budget {
-            machine = machine.with_budget(budget);
-        }
+        let machine = machine_for(policy, request, body_replayable, &shared, now, seed);
         Call {
             machine,
+            core,
+            policy,
             observer,
             hook_url,
             id,
@@ -273,27 +284,40 @@ impl<'p, B: CallBody> Call<'p, B> {
             wall: None,
             next: None,
             last_error: None,
+            now,
+            body_replayable,
+            refreshable,
+            chain: None,
         }
     }
 
-    fn report_events(&mut self, method: &str) {
-        let call = CallInfo {
-            method,
-            url: &self.hook_url,
-            request_id: match &self.id {
-                CallId::None => None,
-                CallId::Forwarded(own) => own.to_str().ok(),
-                CallId::Generated(id) => id.value().to_str().ok(),
-            },
-        };
+    /// The call as hooks see it.
+    fn info<'a>(&'a self, method: &'a str) -> CallInfo<'a> {
+        call_info(&self.hook_url, &self.id, method)
+    }
+
+    /// Reports the machine's events; a hop that ended on a redirect the call acts on is no
+    /// success of the call's (`redirected`).
+    fn report_events(&mut self, method: &str, redirected: bool) {
+        let call = call_info(&self.hook_url, &self.id, method);
         while let Some(event) = self.machine.poll_event() {
+            if redirected && matches!(event, Event::Completed { .. }) {
+                continue;
+            }
             self.observer.observe(&call, event);
         }
     }
 
-    /// What to do next for `request` (the same parts as at the start); reports every event
-    /// to the hooks and counters on the way.
-    pub fn poll_step(&mut self, request: &http::request::Parts) -> Step<B> {
+    /// Whether the driver adds its credentials (an auth provider's) to the requests it
+    /// sends: not after a redirect to another origin, for the rest of the call.
+    pub fn sends_credentials(&self) -> bool {
+        self.chain.as_ref().is_none_or(|c| !c.stripped)
+    }
+
+    /// What to do next for `request` (the same parts as at the start, which the call
+    /// rewrites when it follows a redirect); reports every event to the hooks and counters on
+    /// the way.
+    pub fn poll_step(&mut self, request: &mut http::request::Parts) -> Step<B> {
         match self.hold {
             Hold::None => {}
             Hold::Refresh => {
@@ -313,7 +337,14 @@ impl<'p, B: CallBody> Call<'p, B> {
             Some(action) => action,
             None => {
                 let action = self.machine.poll_action();
-                self.report_events(request.method.as_str());
+                let redirect = match action {
+                    Action::Done { .. } => self.redirect(request),
+                    _ => None,
+                };
+                self.report_events(request.method.as_str(), redirect.is_some());
+                if let Some((decision, target)) = redirect {
+                    return self.act_on_redirect(request, decision, target);
+                }
                 action
             }
         };
@@ -366,6 +397,132 @@ impl<'p, B: CallBody> Call<'p, B> {
         }
     }
 
+    /// The redirect the finished hop's response asks for, if it is one resil-core says to
+    /// follow or to fail on (`None`: no 3xx, or it is the answer).
+    fn redirect(
+        &self,
+        request: &http::request::Parts,
+    ) -> Option<(RedirectDecision, Option<http::Uri>)> {
+        let response = self.response.as_ref()?;
+        let status = response.status();
+        let policy = self.core.redirects();
+        if !status.is_redirection() || !policy.is_enabled() {
+            return None;
+        }
+        let (decision, target) = self.decide_redirect(request, response, policy);
+        (decision != RedirectDecision::Return).then_some((decision, target))
+    }
+
+    #[cold]
+    fn decide_redirect(
+        &self,
+        request: &http::request::Parts,
+        response: &http::Response<B>,
+        policy: resil_core::RedirectPolicy,
+    ) -> (RedirectDecision, Option<http::Uri>) {
+        let visited = self.chain.as_ref().map_or(&[][..], |c| &c.visited[..]);
+        let location = response.headers().get(http::header::LOCATION);
+        let (target, uri) = redirect::resolve(&request.uri, location, visited);
+        let input = RedirectInput {
+            status: response.status().as_u16(),
+            method: request_info(&request.method, &request.headers, true).method,
+            from_https: request.uri.scheme() == Some(&http::uri::Scheme::HTTPS),
+            target,
+            hops: self.chain.as_ref().map_or(0, |c| c.hops),
+            body_replayable: self.body_replayable,
+        };
+        (policy.decide(&input), uri)
+    }
+
+    /// Follows a redirect (rewriting `request` for the next hop, under a machine of its own
+    /// with what is left of the deadline) or ends the call on it.
+    #[cold]
+    fn act_on_redirect(
+        &mut self,
+        request: &mut http::request::Parts,
+        decision: RedirectDecision,
+        target: Option<http::Uri>,
+    ) -> Step<B> {
+        let status = self.response.as_ref().map_or(0, |r| r.status().as_u16());
+        let chain = self.chain.get_or_insert_with(Box::default);
+        let (hop, uri) = match (decision, target) {
+            (RedirectDecision::Follow(hop), Some(uri)) => (hop, uri),
+            (RedirectDecision::Fail(refusal), target) => {
+                let mut visited = std::mem::take(&mut chain.visited);
+                visited.push(redirect::normalised(&request.uri));
+                let cause = RedirectError::new(refusal, &visited, target.as_ref());
+                let info = RedirectInfo {
+                    hop: chain.hops + 1,
+                    status,
+                    to: target.as_ref().map(redact_url).unwrap_or_default(),
+                    refused: Some(refusal),
+                };
+                self.observer
+                    .redirect(&self.info(request.method.as_str()), &info);
+                let mut error = Error::new(
+                    ErrorKind::Redirect(refusal),
+                    request.method.as_str(),
+                    &redact_url(&request.uri),
+                )
+                .with_source(cause);
+                error.set_attempts(self.machine.attempts());
+                let mut response = self.response.take();
+                if let Some(r) = response.as_mut() {
+                    r.body_mut().set_limit(self.body_limit);
+                }
+                return Step::Fail(error.with_response(response));
+            }
+            // resil-core follows only a target it was told is an http(s) URL.
+            _ => {
+                return Step::Fail(Error::new(
+                    ErrorKind::Transport(TransportErrorKind::Other),
+                    request.method.as_str(),
+                    &redact_url(&request.uri),
+                ));
+            }
+        };
+        chain.hops += 1;
+        chain.visited.push(redirect::normalised(&request.uri));
+        chain.stripped |= hop.strip_credentials;
+        let strip = chain.stripped;
+        let info = RedirectInfo {
+            hop: chain.hops,
+            status,
+            to: redact_url(&uri),
+            refused: None,
+        };
+        redirect::rewrite(request, uri, hop, strip, self.core.sensitive_headers());
+        self.observer
+            .redirect(&self.info(request.method.as_str()), &info);
+        if !self.hook_url.is_empty() {
+            self.hook_url = redact_url(&request.uri);
+        }
+        if hop.to_get {
+            self.body_replayable = true;
+        }
+        self.refresh = if self.refreshable && self.body_replayable && !strip {
+            Refresh::Allowed
+        } else {
+            Refresh::Never
+        };
+        let shared = self.core.shared_for(&request.uri);
+        let deadline = self.machine.deadline();
+        let seed = self.core.next_seed();
+        self.machine = machine_for(
+            self.policy,
+            request,
+            self.body_replayable,
+            &shared,
+            self.now,
+            seed,
+        )
+        .with_deadline(deadline);
+        // The 3xx stays until the next poll releases it.
+        Step::Redirect {
+            drop_body: hop.to_get,
+        }
+    }
+
     /// The 401 goes before the attempt is sent again.
     #[cold]
     fn resend(&mut self) -> Step<B> {
@@ -404,6 +561,7 @@ impl<'p, B: CallBody> Call<'p, B> {
         response: http::Response<B>,
         wall_clock: impl FnOnce() -> UnixTime,
     ) {
+        self.now = self.now.max(now);
         if attempt != self.attempt || self.hold != Hold::None {
             // A late answer of an abandoned attempt: the machine would ignore it too.
             return;
@@ -457,6 +615,7 @@ impl<'p, B: CallBody> Call<'p, B> {
     /// The body prefix [`Step::ReadPrefix`] asked for was read at `now` (fewer bytes if the
     /// body ended first), and put back in front of the body.
     pub fn handle_prefix(&mut self, now: Instant, prefix: &[u8]) {
+        self.now = self.now.max(now);
         if self.hold != Hold::Prefix {
             return;
         }
@@ -470,6 +629,7 @@ impl<'p, B: CallBody> Call<'p, B> {
     /// obtained new credentials. Refreshed before the deadline, the attempt is sent once
     /// more; otherwise the 401 is its answer.
     pub fn handle_refreshed(&mut self, now: Instant, refreshed: bool) {
+        self.now = self.now.max(now);
         if self.hold != Hold::Refresh {
             return;
         }
@@ -497,6 +657,7 @@ impl<'p, B: CallBody> Call<'p, B> {
         kind: TransportErrorKind,
         error: BoxError,
     ) {
+        self.now = self.now.max(now);
         if self.hold != Hold::None {
             self.hold = Hold::None;
             self.response = None;
@@ -509,10 +670,48 @@ impl<'p, B: CallBody> Call<'p, B> {
     /// A wait ended, or the running attempt's deadline passed (the machine then records a
     /// timeout), at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
         if self.hold != Hold::None {
             self.hold = Hold::None;
             self.response = None;
         }
         self.machine.handle_input(now, Input::Timer);
     }
+}
+
+/// The call `hook_url` names (redacted), as hooks see it.
+fn call_info<'a>(hook_url: &'a str, id: &'a CallId, method: &'a str) -> CallInfo<'a> {
+    CallInfo {
+        method,
+        url: hook_url,
+        request_id: match id {
+            CallId::None => None,
+            CallId::Forwarded(own) => own.to_str().ok(),
+            CallId::Generated(id) => id.value().to_str().ok(),
+        },
+    }
+}
+
+/// A retry machine for one hop of `request`, with the client's breaker (its origin's, with a
+/// breaker per origin) and budget.
+fn machine_for<'p>(
+    policy: &'p RetryPolicy,
+    request: &http::request::Parts,
+    body_replayable: bool,
+    shared: &CallShared<'p>,
+    now: Instant,
+    seed: u64,
+) -> RetryMachine<'p, SplitMix64> {
+    let info = request_info(&request.method, &request.headers, body_replayable);
+    let mut machine = RetryMachine::with_rng(policy, info, now, seed);
+    if let Some(breaker) = shared.breaker {
+        machine = machine.with_breaker(breaker);
+        if let Some(gate) = shared.breaker_gate {
+            machine = machine.with_breaker_gate(gate);
+        }
+    }
+    if let Some(budget) = shared.budget {
+        machine = machine.with_budget(budget);
+    }
+    machine
 }

@@ -10,14 +10,15 @@ use std::string::String;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::vec::Vec;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri};
 
 use resil_core::rand::mix;
 use resil_core::{
-    BreakerGate, BreakerState, CircuitBreaker, CircuitBreakerBuilder, Instant, RetryBudget,
-    RetryPolicy,
+    BreakerGate, BreakerState, CircuitBreaker, CircuitBreakerBuilder, Instant, RedirectPolicy,
+    RetryBudget, RetryPolicy,
 };
 
 use crate::attempt::AttemptId;
@@ -60,6 +61,8 @@ pub struct ClientConfig {
     hooks: Option<Arc<dyn Hooks>>,
     seed: Option<u64>,
     env_error: Option<EnvError>,
+    redirects: RedirectPolicy,
+    sensitive_headers: Vec<HeaderName>,
 }
 
 impl fmt::Debug for ClientConfig {
@@ -90,6 +93,8 @@ impl Default for ClientConfig {
             hooks: None,
             seed: None,
             env_error: None,
+            redirects: RedirectPolicy::default(),
+            sensitive_headers: Vec::new(),
         }
     }
 }
@@ -190,6 +195,23 @@ impl ClientConfig {
     /// Seeds jitter (and generated request ids), for reproducible runs.
     pub fn seed(&mut self, seed: u64) {
         self.seed = Some(seed);
+    }
+    /// How redirects are followed (default: up to 10 hops, never from `https` to `http`; see
+    /// [`RedirectPolicy`]).
+    pub fn redirects(&mut self, redirects: RedirectPolicy) {
+        self.redirects = redirects;
+    }
+    /// A header that must not reach another origin, besides `Authorization`, `Cookie` and
+    /// `Proxy-Authorization`: dropped, with them, from a redirect to another origin and every
+    /// hop after it. An invalid name makes [`build`](Self::build) fail.
+    pub fn sensitive_header(&mut self, name: &str) {
+        match HeaderName::try_from(name) {
+            Ok(name) => self.sensitive_headers.push(name),
+            Err(_) => {
+                let problem = format!("sensitive header {name:?} is not a valid header name");
+                self.header_error.get_or_insert(problem);
+            }
+        }
     }
     /// Applies the `RESIL_*` environment variables over what is set so far; an invalid value
     /// makes [`build`](Self::build) fail naming the variable.
@@ -327,6 +349,7 @@ impl ClientConfig {
             ),
             BreakerChoice::None => (None, None),
         };
+        let redirects = self.redirects.check().map_err(ConfigError::invalid)?;
         let seed = self.seed.unwrap_or_else(|| {
             let t = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -340,6 +363,8 @@ impl ClientConfig {
             generate_request_ids: self.generate_request_ids,
             body_limit: self.body_limit,
             origins,
+            redirects,
+            sensitive_headers: self.sensitive_headers,
             ..ClientCore::new(policy, breaker, self.budget, self.hooks, seed)
         })
     }
@@ -365,6 +390,8 @@ pub struct ClientCore {
     hooks: Option<Arc<dyn Hooks>>,
     seed: u64,
     calls: AtomicU64,
+    redirects: RedirectPolicy,
+    sensitive_headers: Vec<HeaderName>,
 }
 
 impl fmt::Debug for ClientCore {
@@ -409,6 +436,43 @@ impl ClientCore {
             hooks,
             seed,
             calls: AtomicU64::new(0),
+            redirects: RedirectPolicy::default(),
+            sensitive_headers: Vec::new(),
+        }
+    }
+
+    /// How the client follows redirects.
+    pub fn redirects(&self) -> RedirectPolicy {
+        self.redirects
+    }
+
+    /// The same configuration following redirects as `redirects` says (for layers built from
+    /// parts).
+    pub fn with_redirects(mut self, redirects: RedirectPolicy) -> ClientCore {
+        self.redirects = redirects;
+        self
+    }
+
+    /// The headers the user named sensitive (see [`ClientConfig::sensitive_header`]).
+    pub(crate) fn sensitive_headers(&self) -> &[HeaderName] {
+        &self.sensitive_headers
+    }
+
+    /// What a call to `uri` shares with the client: counters, hooks, the breaker (its
+    /// origin's, with a breaker per origin) and the budget.
+    #[inline]
+    pub(crate) fn shared_for(&self, uri: &Uri) -> CallShared<'_> {
+        let (breaker, breaker_gate) = match &self.origins {
+            None => (self.breaker.as_deref(), self.breaker_gate.as_deref()),
+            Some(origins) => origins.breaker_for(uri),
+        };
+        CallShared {
+            stats: &self.stats,
+            hooks: self.hooks.as_ref(),
+            breaker: breaker.map(|b| b as _),
+            breaker_gate,
+            budget: self.budget.as_deref().map(|b| b as _),
+            body_limit: self.body_limit,
         }
     }
 
@@ -490,19 +554,9 @@ impl ClientCore {
         // Only hooks and `tracing` read a caller's own id back; a copy costs an allocation.
         let observed = self.hooks.is_some() || cfg!(feature = "tracing");
         let id = self.call_id(&request.headers, observed);
-        let (breaker, breaker_gate) = match &self.origins {
-            None => (self.breaker.as_deref(), self.breaker_gate.as_deref()),
-            Some(origins) => origins.breaker_for(&request.uri),
-        };
-        let shared = CallShared {
-            stats: &self.stats,
-            hooks: self.hooks.as_ref(),
-            breaker: breaker.map(|b| b as _),
-            breaker_gate,
-            budget: self.budget.as_deref().map(|b| b as _),
-            body_limit: self.body_limit,
-        };
+        let shared = self.shared_for(&request.uri);
         Call::start(
+            self,
             policy.unwrap_or(&self.policy),
             request,
             body_replayable,
@@ -535,7 +589,7 @@ impl ClientCore {
 
     /// A fresh per-call seed: the client's seed mixed with a call counter, so calls never
     /// share jitter and a seeded client replays the same sequence.
-    fn next_seed(&self) -> u64 {
+    pub(crate) fn next_seed(&self) -> u64 {
         let n = self.calls.fetch_add(1, Ordering::Relaxed);
         mix(self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
     }

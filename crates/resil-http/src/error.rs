@@ -5,7 +5,7 @@ use std::boxed::Box;
 use std::fmt;
 use std::string::String;
 
-use resil_core::{Cause, GiveUp, GiveUpReason, TransportErrorKind};
+use resil_core::{Cause, GiveUp, GiveUpReason, RedirectRefusal, TransportErrorKind};
 
 use crate::url::{UrlError, redact_url};
 
@@ -86,6 +86,11 @@ impl<B> Error<B> {
             response: None,
             source: None,
         }
+    }
+
+    /// Counts the attempts the call made (the last hop's, after redirects).
+    pub(crate) fn set_attempts(&mut self, attempts: u32) {
+        self.attempts = attempts;
     }
 
     /// Adds the underlying cause.
@@ -187,6 +192,7 @@ impl<B> fmt::Display for Error<B> {
                 ErrorKind::InvalidConfig => f.write_str("invalid configuration"),
                 ErrorKind::InvalidUrl => f.write_str("invalid URL"),
                 ErrorKind::Auth => f.write_str("could not obtain credentials"),
+                ErrorKind::Redirect(_) => f.write_str("redirect not followed"),
                 ErrorKind::Transport(k) => write!(f, "{k}"),
                 other => write!(f, "{other:?}"),
             }?;
@@ -351,6 +357,9 @@ pub enum ErrorKind {
     InvalidUrl,
     /// Authentication headers could not be obtained or refreshed.
     Auth,
+    /// A redirect the call would not follow (the cause names the chain); the 3xx is the
+    /// last response.
+    Redirect(RedirectRefusal),
 }
 
 impl ErrorKind {

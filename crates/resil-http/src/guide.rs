@@ -74,7 +74,7 @@
 //! let mut answers = [503, 200].into_iter();
 //! let mut call = core.start_call(policy.as_deref(), &mut parts, true, false, now);
 //! let response = loop {
-//!     match call.poll_step(&parts) {
+//!     match call.poll_step(&mut parts) {
 //!         Step::Send { attempt, .. } => {
 //!             let request = call.request(&parts, ()); // what goes on the wire
 //!             assert_eq!(request.uri(), "http://127.0.0.1/x");
@@ -86,6 +86,7 @@
 //!         Step::Release(_stale) => {} // drain up to DRAIN_LIMIT bytes, then drop it
 //!         Step::Refresh { .. } => call.handle_refreshed(now, false), // no credentials here
 //!         Step::ReadPrefix { .. } => call.handle_prefix(now, b""), // no retry_if prefix here
+//!         Step::Redirect { .. } => {} // a real driver drops its body when told
 //!         Step::Sleep { until } => {
 //!             now = until; // a real driver sleeps
 //!             call.handle_timeout(now);

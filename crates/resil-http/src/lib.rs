@@ -40,6 +40,7 @@ mod headers;
 mod observe;
 mod origins;
 mod proxy;
+mod redirect;
 mod time;
 mod url;
 
@@ -51,8 +52,11 @@ pub use draft::RequestDraft;
 pub use env::{EnvConfig, EnvError, TransportEnv};
 pub use error::{BoxError, ConfigError, Error, ErrorKind, IncompleteBody, TransportError};
 pub use headers::BearerToken;
-pub use observe::{CallInfo, Hooks, Observer, RetryInfo, RetryReason, Stats, StatsSnapshot};
+pub use observe::{
+    CallInfo, Hooks, Observer, RedirectInfo, RetryInfo, RetryReason, Stats, StatsSnapshot,
+};
 pub use proxy::Proxy;
+pub use redirect::RedirectError;
 pub use url::UrlError;
 
 /// What only a driver needs: the request each attempt sends, the checks before sending,
@@ -75,13 +79,14 @@ pub mod driver {
 pub mod prelude {
     pub use crate::{
         BearerToken, CallInfo, ClientConfig, ConfigError, EnvConfig, EnvError, ErrorKind, Hooks,
-        IncompleteBody, Proxy, RetryInfo, RetryReason, StatsSnapshot, TransportError,
+        IncompleteBody, Proxy, RedirectError, RedirectInfo, RetryInfo, RetryReason, StatsSnapshot,
+        TransportError,
     };
     pub use resil_core::{
         Attempt, AttemptOutcome, Backoff, BreakerState, Cause, CircuitBreaker,
-        CircuitBreakerBuilder, GiveUp, GiveUpReason, Jitter, PolicyError, RetryBudget,
-        RetryContext, RetryPolicy, RetryPolicyBuilder, SlowCalls, Transition, TransportErrorKind,
-        TransportErrorKinds, TripCondition, Window,
+        CircuitBreakerBuilder, GiveUp, GiveUpReason, Jitter, PolicyError, RedirectPolicy,
+        RedirectRefusal, RetryBudget, RetryContext, RetryPolicy, RetryPolicyBuilder, SlowCalls,
+        Transition, TransportErrorKind, TransportErrorKinds, TripCondition, Window,
     };
 }
 
@@ -91,7 +96,8 @@ pub mod __private {
     pub use bytes::Bytes;
     pub use http::Method;
     pub use resil_core::{
-        BreakerState, CircuitBreaker, CircuitBreakerBuilder, RetryBudget, RetryPolicy,
+        BreakerState, CircuitBreaker, CircuitBreakerBuilder, RedirectPolicy, RetryBudget,
+        RetryPolicy,
     };
 }
 

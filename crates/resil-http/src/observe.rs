@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use std::vec::Vec;
 
-use resil_core::{Attempt, Cause, Event, GiveUp, GiveUpReason, Transition};
+use std::string::String;
+
+use resil_core::{Attempt, Cause, Event, GiveUp, GiveUpReason, RedirectRefusal, Transition};
 
 /// The call an event belongs to.
 #[derive(Clone, Copy, Debug)]
@@ -43,6 +45,11 @@ pub trait Hooks: Send + Sync {
     fn on_breaker(&self, call: &CallInfo<'_>, transition: Transition) {
         let _ = (call, transition);
     }
+    /// A hop ended on a redirect: followed (the next hop's attempts follow), or refused
+    /// (the call fails). `call` names the request that got the 3xx.
+    fn on_redirect(&self, call: &CallInfo<'_>, redirect: &RedirectInfo) {
+        let _ = (call, redirect);
+    }
 }
 
 /// Shared hooks: keep an `Arc` to read what they recorded.
@@ -62,6 +69,22 @@ impl<H: Hooks + ?Sized> Hooks for Arc<H> {
     fn on_breaker(&self, call: &CallInfo<'_>, transition: Transition) {
         (**self).on_breaker(call, transition);
     }
+    fn on_redirect(&self, call: &CallInfo<'_>, redirect: &RedirectInfo) {
+        (**self).on_redirect(call, redirect);
+    }
+}
+
+/// A redirect, as hooks see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedirectInfo {
+    /// Which hop of the call this is (1 for the first redirect).
+    pub hop: u32,
+    /// The 3xx status.
+    pub status: u16,
+    /// Where it points, credentials redacted (empty when it is no URL the call could go to).
+    pub to: String,
+    /// Why it was not followed, when it was not.
+    pub refused: Option<RedirectRefusal>,
 }
 
 /// A scheduled retry, as hooks see it.
@@ -156,6 +179,7 @@ pub struct Stats {
     budget_refusals: AtomicU64,
     breaker_transitions: AtomicU64,
     backoff_nanos: AtomicU64,
+    redirects: AtomicU64,
 }
 
 /// A copy of [`Stats`] at one moment.
@@ -181,6 +205,8 @@ pub struct StatsSnapshot {
     pub breaker_transitions: u64,
     /// Time scheduled in backoff sleeps.
     pub backoff: Duration,
+    /// Redirects followed (counted apart from retries).
+    pub redirects: u64,
 }
 
 impl StatsSnapshot {
@@ -265,6 +291,7 @@ impl fmt::Display for StatsSnapshot {
                 "breaker transition",
                 "breaker transitions",
             ),
+            (self.redirects, "redirect", "redirects"),
         ];
         for (n, one, many) in rest {
             if n > 0 {
@@ -296,6 +323,7 @@ impl Stats {
             budget_refusals: load(&self.budget_refusals),
             breaker_transitions: load(&self.breaker_transitions),
             backoff: Duration::from_nanos(load(&self.backoff_nanos)),
+            redirects: load(&self.redirects),
         }
     }
 }
@@ -332,6 +360,28 @@ impl<'a> Observer<'a> {
     /// A logical request starts (call once per call, before its first event).
     pub fn call_started(&self) {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A hop of the call `call` ended on a redirect, followed or refused (then the call
+    /// failed).
+    pub fn redirect(&self, call: &CallInfo<'_>, redirect: &RedirectInfo) {
+        let counter = match redirect.refused {
+            None => &self.stats.redirects,
+            Some(_) => &self.stats.failures,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "tracing")]
+        match redirect.refused {
+            None => {
+                tracing::info!(method = call.method, url = call.url, request_id = call.request_id, hop = redirect.hop, status = redirect.status, to = %redirect.to, "resil: following redirect")
+            }
+            Some(why) => {
+                tracing::warn!(method = call.method, url = call.url, request_id = call.request_id, hop = redirect.hop, status = redirect.status, to = %redirect.to, reason = %why, "resil: redirect refused")
+            }
+        }
+        if let Some(h) = &self.hooks {
+            h.on_redirect(call, redirect);
+        }
     }
 
     /// Handles one event of the call described by `call`.

@@ -84,7 +84,7 @@ impl FakeDriver {
     fn run(
         &mut self,
         call: &mut resil_http::Call<'_, FakeBody>,
-        parts: &http::request::Parts,
+        parts: &mut http::request::Parts,
     ) -> Result<http::Response<FakeBody>, Error<FakeBody>> {
         loop {
             match call.poll_step(parts) {
@@ -132,6 +132,16 @@ impl FakeDriver {
                         call.handle_prefix(self.now, prefix);
                     }
                 }
+                Step::Redirect { drop_body } => {
+                    let auth = parts.headers.contains_key("authorization");
+                    self.log.push(format!(
+                        "redirect: {} {}, drop body: {drop_body}, authorization: {auth}, \
+                         credentials: {}",
+                        parts.method,
+                        parts.uri,
+                        call.sends_credentials()
+                    ));
+                }
                 Step::Sleep { until } => {
                     self.log.push(format!("sleep {:?}", until - self.now));
                     self.now = until;
@@ -166,7 +176,7 @@ fn run(
     let (mut parts, policy) = draft.finish(&core, Some(0)).unwrap();
     let mut driver = FakeDriver::new(script);
     let mut call = core.start_call(policy.as_deref(), &mut parts, true, refreshable, driver.now);
-    let result = driver.run(&mut call, &parts);
+    let result = driver.run(&mut call, &mut parts);
     (result, driver)
 }
 
@@ -326,7 +336,7 @@ fn a_transport_error_is_reported_as_the_cause() {
         RequestDraft::new(&core, http::Method::GET, "http://127.0.0.1/x");
     let (mut parts, _) = draft.finish(&core, Some(0)).unwrap();
     let mut call = core.start_call::<FakeBody>(None, &mut parts, true, false, Instant::ZERO);
-    let Step::Send { attempt, .. } = call.poll_step(&parts) else {
+    let Step::Send { attempt, .. } = call.poll_step(&mut parts) else {
         panic!("expected a send");
     };
     call.handle_error(
@@ -335,7 +345,7 @@ fn a_transport_error_is_reported_as_the_cause() {
         TransportErrorKind::Connect,
         "connection refused".into(),
     );
-    let Step::Fail(error) = call.poll_step(&parts) else {
+    let Step::Fail(error) = call.poll_step(&mut parts) else {
         panic!("expected a failure");
     };
     assert_eq!(
@@ -412,7 +422,7 @@ fn a_breaker_per_origin_trips_for_the_failing_origin_only() {
         let draft: RequestDraft<FakeBody> = RequestDraft::new(&core, http::Method::GET, url);
         let (mut parts, _) = draft.finish(&core, Some(0)).unwrap();
         let mut call = core.start_call::<FakeBody>(None, &mut parts, true, false, Instant::ZERO);
-        match call.poll_step(&parts) {
+        match call.poll_step(&mut parts) {
             Step::Send { attempt, .. } => {
                 call.handle_response(Instant::ZERO, attempt, response(status), wall);
                 true
@@ -636,4 +646,151 @@ fn a_transport_failure_is_retried_after_the_backoff() {
             "done 200",
         ]
     );
+}
+
+fn redirect(status: u16, location: &str) -> http::Response<FakeBody> {
+    let mut r = response(status);
+    r.headers_mut()
+        .insert("location", location.parse().unwrap());
+    r
+}
+
+/// Runs `method url` with `Authorization` under `config` against `script`.
+fn run_request(
+    config: ClientConfig,
+    method: http::Method,
+    url: &str,
+    script: Vec<Script>,
+) -> (
+    Result<http::Response<FakeBody>, Error<FakeBody>>,
+    FakeDriver,
+    http::request::Parts,
+) {
+    let core = config.build().unwrap();
+    let mut draft: RequestDraft<FakeBody> = RequestDraft::new(&core, method, url);
+    draft.header("authorization", "Bearer secret");
+    draft.header("content-type", "text/plain");
+    let (mut parts, policy) = draft.finish(&core, Some(4)).unwrap();
+    let mut driver = FakeDriver::new(script);
+    let mut call = core.start_call(policy.as_deref(), &mut parts, true, true, driver.now);
+    let result = driver.run(&mut call, &mut parts);
+    drop(call);
+    (result, driver, parts)
+}
+
+#[test]
+fn a_redirect_to_another_origin_drops_credentials_for_the_rest_of_the_chain() {
+    let script = vec![
+        Script::Answer(redirect(302, "http://other.test:8080/b")),
+        Script::Answer(redirect(307, "http://127.0.0.1/c")),
+        Script::Answer(response(200)),
+    ];
+    let (result, driver, parts) =
+        run_request(plain(), http::Method::GET, "http://127.0.0.1/a", script);
+    assert_eq!(result.unwrap().status(), 200);
+    assert_eq!(
+        driver.log,
+        [
+            "send attempt 1: 302",
+            "redirect: GET http://other.test:8080/b, drop body: false, authorization: false, \
+             credentials: false",
+            "release 302",
+            "send attempt 1: 307",
+            "redirect: GET http://127.0.0.1/c, drop body: false, authorization: false, \
+             credentials: false",
+            "release 307",
+            "send attempt 1: 200",
+            "done 200",
+        ],
+        "back at the first origin, the credentials stay dropped"
+    );
+    assert_eq!(parts.uri, "http://127.0.0.1/c");
+}
+
+#[test]
+fn a_same_origin_redirect_keeps_credentials_and_a_303_turns_a_post_into_a_get() {
+    let script = vec![
+        Script::Answer(redirect(303, "/done?x=1")),
+        Script::Answer(response(200)),
+    ];
+    let (result, driver, parts) = run_request(
+        plain(),
+        http::Method::POST,
+        "http://127.0.0.1/submit",
+        script,
+    );
+    assert_eq!(result.unwrap().status(), 200);
+    assert_eq!(
+        driver.log[1],
+        "redirect: GET http://127.0.0.1/done?x=1, drop body: true, authorization: true, \
+         credentials: true"
+    );
+    assert!(
+        !parts.headers.contains_key("content-type"),
+        "the body's headers went with it"
+    );
+    assert!(!parts.headers.contains_key("content-length"));
+}
+
+#[test]
+fn loops_and_long_chains_fail_naming_the_chain_and_keep_the_3xx() {
+    let script = vec![
+        Script::Answer(redirect(302, "http://b.test/")),
+        Script::Answer(redirect(302, "http://a.test/")),
+    ];
+    let (result, _, _) = run_request(plain(), http::Method::GET, "http://a.test/", script);
+    let error = result.unwrap_err();
+    assert_eq!(
+        error.kind(),
+        ErrorKind::Redirect(resil_core::RedirectRefusal::Loop)
+    );
+    assert_eq!(error.status(), Some(302));
+    assert_eq!(
+        format!("{error:#}"),
+        "GET http://b.test/: redirect not followed: a redirect loop \
+         (http://a.test/ -> http://b.test/ -> http://a.test/)"
+    );
+
+    let mut config = plain();
+    config.redirects(resil_core::RedirectPolicy::follow(2));
+    let script = (0..3)
+        .map(|i| Script::Answer(redirect(301, &format!("/hop{i}"))))
+        .collect();
+    let (result, _, _) = run_request(config, http::Method::GET, "http://a.test/", script);
+    let error = result.unwrap_err();
+    assert_eq!(
+        error.kind(),
+        ErrorKind::Redirect(resil_core::RedirectRefusal::TooManyHops { max: 2 })
+    );
+}
+
+#[test]
+fn with_redirects_off_the_3xx_is_the_answer() {
+    let mut config = plain();
+    config.redirects(resil_core::RedirectPolicy::none());
+    let script = vec![Script::Answer(redirect(302, "/elsewhere"))];
+    let (result, driver, _) = run_request(config, http::Method::GET, "http://a.test/", script);
+    assert_eq!(result.unwrap().status(), 302);
+    assert_eq!(driver.log, ["send attempt 1: 302", "done 302"]);
+}
+
+#[test]
+fn redirects_are_counted_apart_from_retries() {
+    let config = plain();
+    let core = config.build().unwrap();
+    let draft: RequestDraft<FakeBody> =
+        RequestDraft::new(&core, http::Method::GET, "http://a.test/");
+    let (mut parts, _) = draft.finish(&core, Some(0)).unwrap();
+    let mut driver = FakeDriver::new(vec![
+        Script::Answer(response(503)),
+        Script::Answer(redirect(302, "/b")),
+        Script::Answer(response(200)),
+    ]);
+    let mut call = core.start_call(None, &mut parts, true, false, driver.now);
+    driver.run(&mut call, &mut parts).unwrap();
+    drop(call);
+    let stats = core.stats();
+    assert_eq!((stats.requests, stats.attempts), (1, 3));
+    assert_eq!((stats.total_retries(), stats.redirects), (1, 1));
+    assert_eq!((stats.successes, stats.failures), (1, 0));
 }

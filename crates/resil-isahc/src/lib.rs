@@ -20,8 +20,10 @@
 //! ```
 //!
 //! The default transport ([`IsahcTransport`]) uses isahc 2's statically built libcurl
-//! (rustls, HTTP/2), a connect timeout, a per-host connection cap and TCP_NODELAY, and follows
-//! no redirects, so credentials never reach another origin. curl enforces each attempt's
+//! (rustls, HTTP/2), a connect timeout, a per-host connection cap and TCP_NODELAY. curl
+//! follows no redirects: resil follows them by the rules every driver shares (see
+//! [`RedirectPolicy`]), so credentials never reach
+//! another origin. curl enforces each attempt's
 //! deadline over the whole exchange, reading the body included; a deadline that passes
 //! before the connection is up is a `ConnectTimeout` (nothing was sent, so any method may
 //! retry it), as in resil-blocking.

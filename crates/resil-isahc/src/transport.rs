@@ -19,8 +19,8 @@ use resil_core::TransportErrorKind;
 use resil_http::Proxy;
 
 /// The default transport: an isahc `HttpClient` with a connect timeout, a cap of idle
-/// connections per host, TCP_NODELAY, HTTP/2 where the server offers it, no redirects and no
-/// `Expect: 100-continue`.
+/// connections per host, TCP_NODELAY, HTTP/2 where the server offers it, no redirects (the
+/// client follows them, by resil-core's rules) and no `Expect: 100-continue`.
 ///
 /// Proxies are curl's: the ones the environment names, as curl reads it (`http_proxy` in
 /// lower case only, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`), or

@@ -147,7 +147,7 @@ where
     S: Service<http::Request<ReqB>, Response = http::Response<ResB>> + Clone + Send + 'static,
     S::Future: Send,
     S::Error: Into<BoxError>,
-    ReqB: Clone + Send + 'static,
+    ReqB: Clone + Default + Send + 'static,
     ResB: HttpBody + Send + 'static,
     ResB::Error: Into<BoxError>,
 {
@@ -190,7 +190,7 @@ where
     S: Service<http::Request<ReqB>, Response = http::Response<ResB>> + Send,
     S::Future: Send,
     S::Error: Into<BoxError>,
-    ReqB: Clone + Send,
+    ReqB: Clone + Default + Send,
     ResB: HttpBody + Send + 'static,
     ResB::Error: Into<BoxError>,
 {
@@ -225,10 +225,14 @@ where
     S: Service<http::Request<ReqB>, Response = http::Response<ResB>> + Send,
     S::Future: Send,
     S::Error: Into<BoxError>,
-    ReqB: Clone + Send,
+    ReqB: Clone + Default + Send,
     ResB: HttpBody + Send + 'static,
     ResB::Error: Into<BoxError>,
 {
+    fn drop_body(&mut self) {
+        self.body = ReqB::default();
+    }
+
     fn send(
         &mut self,
         call: &Call<'_, Body>,

@@ -37,6 +37,7 @@
 //! | circuit breaker | one per client: open for 30 s after 5 failures in a row, then one probe |
 //! | retry budget | retries at most 20 % of calls, plus 10 per second |
 //! | credentials | from an [`AuthProvider`] on every attempt; after a 401, refreshed once and the attempt sent once more; URL credentials become `Authorization: Basic` |
+//! | redirects | followed up to 10 hops by resil (hyper-util follows none), credentials never to another origin, never `https` to `http` (see [`RedirectPolicy`]); the tower layer follows too |
 //! | errors | one sentence with method, URL (credentials redacted), attempts and the last status; the last response rides along |
 //!
 //! All of it is configured on [`ClientBuilder`], and per request on [`RequestBuilder`].

@@ -124,8 +124,8 @@ type Connector = Capped<Dialer>;
 /// The default transport: hyper-util's pooled client (plain HTTP/1.1, HTTP/2 with prior
 /// knowledge via `ClientBuilder::http2_prior_knowledge`, and HTTPS with the `rustls`
 /// feature), with TCP_NODELAY, a connect timeout, and an idle timeout with the pool timer set
-/// (without it hyper-util ignores the idle timeout). It follows no redirects, so
-/// credentials never reach another origin. hyper-util has no cap on connections per host;
+/// (without it hyper-util ignores the idle timeout). It follows no redirects: the client
+/// does, by resil-core's rules, so credentials never reach another origin. hyper-util has no cap on connections per host;
 /// `ClientBuilder::max_connections_per_host` adds one (each connection holds a permit for its
 /// lifetime; a call that finds none waits for a pooled connection within its deadline).
 /// Implement [`AsyncTransport`] to bring your own client (another TLS stack, say).

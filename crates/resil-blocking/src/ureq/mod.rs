@@ -44,8 +44,6 @@ pub struct UreqSettings {
     pub max_idle_connections_per_host: usize,
     /// How long an idle connection is kept.
     pub max_idle_age: Duration,
-    /// Redirects followed (default 0: the 3xx response is returned).
-    pub max_redirects: u32,
     /// Largest response head accepted.
     pub max_response_header_size: usize,
     /// `User-Agent` sent unless the request sets one (empty, or not a valid header value:
@@ -73,7 +71,6 @@ impl Default for UreqSettings {
             max_idle_connections: 100,
             max_idle_connections_per_host: 10,
             max_idle_age: Duration::from_secs(90),
-            max_redirects: 0,
             max_response_header_size: 64 * 1024,
             user_agent: DEFAULT_USER_AGENT.to_owned(),
             proxy: resil_http::Proxy::FromEnv,
@@ -81,10 +78,9 @@ impl Default for UreqSettings {
     }
 }
 
-/// The default transport: a pooled ureq 3 agent, configured so that error statuses come back
-/// as responses, redirects are returned rather than followed unless
-/// [`max_redirects`](UreqSettings::max_redirects) says otherwise, `Authorization` is never
-/// forwarded on a redirect, and response heads are bounded (bodies are bounded by [`Body`]).
+/// The default transport: a pooled ureq 3 agent, configured so that error statuses and
+/// redirects come back as responses (the client follows redirects itself, by resil-core's
+/// rules), and response heads are bounded (bodies are bounded by [`Body`]).
 ///
 /// Each attempt's deadline (the `timeout` given to [`send`](BlockingTransport::send)) covers
 /// resolving, connecting, sending, the response head and reading the body. resil enforces it
@@ -96,9 +92,6 @@ pub struct UreqTransport {
     agent: ::ureq::Agent,
     /// The `User-Agent` every request without one gets, built once.
     user_agent: Option<http::HeaderValue>,
-    /// Whether the transport may set `Host` itself: only when ureq follows no redirects,
-    /// because ureq keeps a request's own `Host` when it follows one to another origin.
-    sets_host: bool,
 }
 
 impl UreqTransport {
@@ -117,8 +110,9 @@ impl UreqTransport {
         };
         let config = ::ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .redirect_auth_headers(::ureq::config::RedirectAuthHeaders::Never)
-            .max_redirects(settings.max_redirects)
+            // Redirects are the client's to follow (resil-core decides them); a 3xx comes
+            // back as it is.
+            .max_redirects(0)
             .max_redirects_will_error(false)
             // `Duration::MAX` ("never") would overflow ureq's clock.
             .timeout_connect(settings.connect_timeout.map(library_timeout))
@@ -156,11 +150,7 @@ impl UreqTransport {
                 .ok()
                 .filter(|v| !v.is_empty())
         };
-        Ok(UreqTransport {
-            agent,
-            user_agent,
-            sets_host: settings.max_redirects == 0,
-        })
+        Ok(UreqTransport { agent, user_agent })
     }
 
     /// The underlying agent. A request run on it directly goes without the attempt's
@@ -205,9 +195,7 @@ impl BlockingTransport for UreqTransport {
         timeout: Duration,
     ) -> Result<http::Response<Body>, TransportError> {
         let (mut parts, body) = request.into_parts();
-        if self.sets_host {
-            resil_http::driver::fill_host_header(&mut parts.headers, &parts.uri);
-        }
+        resil_http::driver::fill_host_header(&mut parts.headers, &parts.uri);
         // ureq would build each of these from a string on every request.
         if let Some(agent) = &self.user_agent {
             parts
