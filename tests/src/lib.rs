@@ -13,12 +13,14 @@
 //! - `check`: the checks every driver runs, and the inputs each is defined for;
 //! - `h2c`: an HTTP/2 server without TLS;
 //! - `proxy`: an HTTP and a SOCKS5 proxy, and the proxy checks;
+//! - `redirects`: three origins and the redirect cases every driver runs;
 //! - `child`: running a test again in a child process with an environment of its own.
 
 mod check;
 mod child;
 mod h2c;
 mod proxy;
+mod redirects;
 mod scenarios;
 mod server;
 
@@ -42,6 +44,7 @@ pub use proxy::{
     check_explicit_proxy, check_proxy_rule, check_socks_proxy, check_socks_rule, proxy_and_server,
     proxy_rule_policy,
 };
+pub use redirects::{CREDENTIALS, CaseBody, Outcome, RedirectCase, RedirectWorld, SENSITIVE};
 pub use scenarios::{Expect, Scenario, Transcript, scenario_policy, scenarios};
 pub use server::{
     LOAD, Recorded, Reply, TestServer, UnansweredListener, dripping_body, exclusive_load,

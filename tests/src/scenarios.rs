@@ -135,6 +135,12 @@ impl resil_http::Hooks for Transcript {
     fn on_breaker(&self, _: &resil_http::CallInfo<'_>, t: resil_core::Transition) {
         self.push(format!("breaker {} -> {}", t.from, t.to));
     }
+    fn on_redirect(&self, _: &resil_http::CallInfo<'_>, r: &resil_http::RedirectInfo) {
+        match r.refused {
+            None => self.push(format!("redirect {} {}", r.hop, r.status)),
+            Some(why) => self.push(format!("redirect {} {} refused: {why}", r.hop, r.status)),
+        }
+    }
 }
 
 /// The scenario table; run it with [`scenario_policy`].
@@ -203,11 +209,64 @@ pub fn scenarios() -> Vec<Scenario> {
             vec!["send 1", "done 1 404"],
         ),
         get(
-            "a redirect is returned, not followed",
-            vec![Reply::with_header(302, "location", "/elsewhere")],
+            "a redirect without a Location is returned",
+            vec![Reply::status(302)],
             Expect::Response(302),
             1,
             vec!["send 1", "done 1 302"],
+        ),
+        get(
+            "a redirect is followed, as a hop of its own",
+            vec![
+                Reply::with_header(302, "location", "/s?hop=2"),
+                Reply::body(200, "ok"),
+            ],
+            Expect::Response(200),
+            2,
+            vec!["send 1", "redirect 1 302", "send 1", "done 1 200"],
+        ),
+        get(
+            "a retry, then a redirect",
+            vec![
+                Reply::status(503),
+                Reply::with_header(307, "location", "/s?hop=2"),
+                Reply::body(200, "ok"),
+            ],
+            Expect::Response(200),
+            3,
+            vec![
+                "send 1",
+                "retry 1 (status 503) in 5ms",
+                "send 2",
+                "redirect 1 307",
+                "send 1",
+                "done 1 200",
+            ],
+        ),
+        get(
+            "a redirect loop fails",
+            vec![
+                Reply::with_header(301, "location", "/s?loop"),
+                Reply::with_header(301, "location", "/s"),
+            ],
+            Expect::Error("Redirect(Loop)"),
+            2,
+            vec![
+                "send 1",
+                "redirect 1 301",
+                "send 1",
+                "redirect 2 301 refused: a redirect loop",
+            ],
+        ),
+        get(
+            "a redirect to file: fails",
+            vec![Reply::with_header(302, "location", "file:///etc/passwd")],
+            Expect::Error("Redirect(UnsupportedScheme)"),
+            1,
+            vec![
+                "send 1",
+                "redirect 1 302 refused: a redirect to a scheme other than http and https",
+            ],
         ),
         get(
             "Retry-After beyond the cap",

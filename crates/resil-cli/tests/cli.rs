@@ -442,3 +442,56 @@ fn no_proxy_goes_straight_to_the_server_past_the_proxy_the_environment_names() {
     assert_ne!(proxied.status.code(), Some(0), "{}", text(&proxied.stderr));
     assert_eq!(server.hits("/direct"), 1);
 }
+
+#[test]
+fn get_follows_redirects_only_with_location_and_names_each_hop() {
+    let _load = shared_load();
+    let other = TestServer::start_on("127.0.0.2");
+    other.script("/landed", vec![Reply::body(200, "landed")]);
+    let server = TestServer::start();
+    server.script(
+        "/go",
+        vec![Reply::with_header(302, "location", &other.url("/landed"))],
+    );
+    // Without -L, as curl: the 3xx is the answer, exit 0, and nothing else is asked.
+    let out = resil().args(["get", &server.url("/go")]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(other.hits("/landed"), 0);
+    let out = resil()
+        .args([
+            "get",
+            "-L",
+            &server.url("/go"),
+            "-H",
+            "authorization: Bearer s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "landed");
+    let stderr = text(&out.stderr);
+    let hop = format!("resil: redirect 1 (302) -> {}", other.url("/landed"));
+    assert!(stderr.contains(&hop), "{stderr}");
+    assert_eq!(
+        other.requests()[0].header("authorization"),
+        None,
+        "credentials reached another origin"
+    );
+    // --max-redirs bounds the chain, and a refusal says why.
+    let out = resil()
+        .args(["get", "-L", "--max-redirs", "0", &server.url("/go")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "--max-redirs 0 follows none");
+    server.script("/loop", vec![Reply::with_header(302, "location", "/loop")]);
+    let out = resil()
+        .args(["get", "-L", &server.url("/loop")])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).contains("a redirect loop"),
+        "{}",
+        text(&out.stderr)
+    );
+}

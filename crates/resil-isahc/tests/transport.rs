@@ -86,7 +86,7 @@ fn large_bodies_arrive_whole_and_limits_and_truncation_are_errors() {
 }
 
 #[test]
-fn redirects_are_not_followed_so_credentials_stay_home() {
+fn an_auth_providers_credentials_stay_home_when_a_redirect_leaves_the_origin() {
     let _load = shared_load();
     let other = TestServer::start_on("127.0.0.2");
     other.script("/landing", vec![Reply::status(200)]);
@@ -95,16 +95,17 @@ fn redirects_are_not_followed_so_credentials_stay_home() {
         "/go",
         vec![Reply::with_header(302, "location", &other.url("/landing"))],
     );
-    let client = Client::new().unwrap();
-    let response = block_on(
-        client
-            .get(&origin.url("/go"))
-            .header("authorization", "Bearer secret")
-            .send(),
-    )
-    .unwrap();
-    assert_eq!(response.status(), 302);
-    assert!(other.requests().is_empty());
+    let token = resil_isahc::BearerToken::new("secret", || async {
+        Ok::<_, resil_isahc::AuthError>("fresh".to_owned())
+    });
+    let client = Client::builder().auth(token).build().unwrap();
+    let response = block_on(client.get(&origin.url("/go")).send()).unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        origin.requests()[0].header("authorization"),
+        Some("Bearer secret")
+    );
+    assert_eq!(other.requests()[0].header("authorization"), None);
 }
 
 #[test]

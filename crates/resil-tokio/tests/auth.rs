@@ -13,7 +13,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redirects_are_not_followed_so_credentials_stay_home() {
+async fn an_auth_providers_credentials_stay_home_when_a_redirect_leaves_the_origin() {
     let _load = shared_load();
     let other = TestServer::start_on("127.0.0.2");
     other.script("/landing", vec![Reply::status(200)]);
@@ -22,15 +22,17 @@ async fn redirects_are_not_followed_so_credentials_stay_home() {
         "/go",
         vec![Reply::with_header(302, "location", &other.url("/landing"))],
     );
-    let client = Client::builder().build().unwrap();
-    let response = client
-        .get(&origin.url("/go"))
-        .header("authorization", "Bearer secret")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 302);
-    assert!(other.requests().is_empty());
+    let token = resil_tokio::BearerToken::new("secret", || async {
+        Ok::<_, resil_tokio::AuthError>("fresh".to_owned())
+    });
+    let client = Client::builder().auth(token).build().unwrap();
+    let response = client.get(&origin.url("/go")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        origin.requests()[0].header("authorization"),
+        Some("Bearer secret")
+    );
+    assert_eq!(other.requests()[0].header("authorization"), None);
 }
 
 #[tokio::test]

@@ -56,6 +56,11 @@ fn trusting(certificate: CertificateDer<'static>) -> rustls::ClientConfig {
 }
 
 async fn tls_server(script: Vec<u16>) -> TlsServer {
+    tls_server_redirecting(script, String::new()).await
+}
+
+/// [`tls_server`] whose 3xx answers point at `location`.
+async fn tls_server_redirecting(script: Vec<u16>, location: String) -> TlsServer {
     // This server speaks HTTP/1.1 only; ALPN tells the client so.
     let (acceptor, certificate) = acceptor(b"http/1.1");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -64,13 +69,15 @@ async fn tls_server(script: Vec<u16>) -> TlsServer {
     let handshakes = Arc::new(AtomicUsize::new(0));
     let requests = Arc::new(AtomicUsize::new(0));
     let (shakes, seen) = (handshakes.clone(), requests.clone());
+    let location = Arc::new(location);
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
-            let (acceptor, script, shakes, seen) = (
+            let (acceptor, script, shakes, seen, location) = (
                 acceptor.clone(),
                 script.clone(),
                 shakes.clone(),
                 seen.clone(),
+                location.clone(),
             );
             tokio::spawn(async move {
                 let Ok(mut tls) = acceptor.accept(tcp).await else {
@@ -91,7 +98,13 @@ async fn tls_server(script: Vec<u16>) -> TlsServer {
                         head.drain(..end + 4);
                         seen.fetch_add(1, Ordering::SeqCst);
                         let status = script.lock().unwrap().pop_front().unwrap_or(200);
-                        let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\n\r\nok");
+                        let to = if (300..400).contains(&status) {
+                            format!("location: {location}\r\n")
+                        } else {
+                            String::new()
+                        };
+                        let reply =
+                            format!("HTTP/1.1 {status} X\r\n{to}content-length: 2\r\n\r\nok");
                         if tls.write_all(reply.as_bytes()).await.is_err() {
                             return;
                         }
@@ -129,6 +142,46 @@ fn client_trusting(server: &TlsServer) -> Client {
         .policy(quick())
         .build()
         .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_from_https_to_plain_http_is_refused_unless_allowed() {
+    let _load = resil_tests::shared_load();
+    let plain = resil_tests::TestServer::start();
+    plain.script("/down", vec![resil_tests::Reply::body(200, "landed")]);
+    let server = tls_server_redirecting(vec![302, 302], plain.url("/down")).await;
+    let client = client_trusting(&server);
+    let err = client
+        .get(&format!("{}/x", server.url))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Redirect(resil_tokio::RedirectRefusal::Downgrade),
+        "{err:#}"
+    );
+    assert!(
+        format!("{err:#}").contains("from https to plain http"),
+        "{err:#}"
+    );
+    assert_eq!(plain.hits("/down"), 0, "nothing went out in clear");
+    let tls = trusting(server.certificate.clone());
+    let transport = HyperTransport::with_tls(&TransportSettings::default(), tls).unwrap();
+    let allowing = Client::builder()
+        .transport(transport)
+        .redirects(resil_tokio::RedirectPolicy::default().allow_https_to_http(true))
+        .build()
+        .unwrap();
+    let body = allowing
+        .get(&format!("{}/x", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "landed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
