@@ -464,6 +464,21 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         self.attempts
     }
 
+    /// The policy the machine runs under.
+    pub fn policy(&self) -> &'p RetryPolicy {
+        self.policy
+    }
+
+    /// The request, as the machine judges it.
+    pub fn request(&self) -> RequestInfo {
+        self.request
+    }
+
+    /// The latest instant an input brought (or the start).
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
     /// The total deadline.
     pub fn deadline(&self) -> Instant {
         self.deadline

@@ -16,7 +16,7 @@ use resil_core::{
 use crate::attempt::{AttemptId, ResponseHeaders, attempt_request, request_info, response_head};
 use crate::config::ClientCore;
 use crate::error::{Error, ErrorKind};
-use crate::observe::{CallInfo, Hooks, Observer, RedirectInfo, Stats};
+use crate::observe::{CallInfo, Hooks, RedirectInfo};
 use crate::redirect::{self, Chain, RedirectError};
 use crate::url::redact_url;
 
@@ -82,11 +82,9 @@ pub(crate) enum CallId {
     Generated(AttemptId),
 }
 
-/// What the client shares with each call: its counters, hooks, breaker and budget.
+/// What a call's retry machine shares with the client: the breaker and budget.
 #[derive(Clone, Copy)]
 pub(crate) struct CallShared<'p> {
-    /// The client's counters.
-    pub(crate) stats: &'p Arc<Stats>,
     /// The client's hooks, if any.
     pub(crate) hooks: Option<&'p Arc<dyn Hooks>>,
     /// The circuit breaker every attempt asks first, if any.
@@ -95,8 +93,6 @@ pub(crate) struct CallShared<'p> {
     pub(crate) breaker_gate: Option<&'p BreakerGate>,
     /// The retry budget, if any.
     pub(crate) budget: Option<&'p (dyn Shared<RetryBudget> + Sync)>,
-    /// The limit put on the body of the response the call returns.
-    pub(crate) body_limit: u64,
 }
 
 /// Bytes a driver reads from a response it discards (a retried one, a 401 before its resend)
@@ -200,12 +196,9 @@ pub struct Call<'p, B> {
     /// A redirect's next hop gets a machine of its own, under the same deadline.
     machine: RetryMachine<'p, SplitMix64>,
     core: &'p ClientCore,
-    policy: &'p RetryPolicy,
-    observer: Observer<'p>,
     /// The redacted URL, built only when hooks or `tracing` read it.
     hook_url: String,
     id: CallId,
-    body_limit: u64,
     body_prefix: usize,
     /// The attempt's response: held back from the machine (see `hold`), or the last one
     /// reported, which the call returns, attaches to its error, or releases.
@@ -220,9 +213,7 @@ pub struct Call<'p, B> {
     /// The machine's `Send` or `Sleep`, kept while a stale response is released first.
     next: Option<Action>,
     last_error: Option<BoxError>,
-    /// The time of the last input.
-    now: Instant,
-    body_replayable: bool,
+    /// Whether the driver can refresh credentials (after a 401).
     refreshable: bool,
     /// Redirects followed so far, from the first.
     chain: Option<Box<Chain>>,
@@ -260,17 +251,13 @@ impl<'p, B: CallBody> Call<'p, B> {
         } else {
             String::new()
         };
-        let observer = Observer::new(shared.stats, shared.hooks.map(|h| &**h));
-        observer.call_started();
+        core.observer().call_started();
         let machine = machine_for(policy, request, body_replayable, &shared, now, seed);
         Call {
             machine,
             core,
-            policy,
-            observer,
             hook_url,
             id,
-            body_limit: shared.body_limit,
             body_prefix: policy.body_prefix_len(),
             response: None,
             hold: Hold::None,
@@ -284,8 +271,6 @@ impl<'p, B: CallBody> Call<'p, B> {
             wall: None,
             next: None,
             last_error: None,
-            now,
-            body_replayable,
             refreshable,
             chain: None,
         }
@@ -300,11 +285,12 @@ impl<'p, B: CallBody> Call<'p, B> {
     /// success of the call's (`redirected`).
     fn report_events(&mut self, method: &str, redirected: bool) {
         let call = call_info(&self.hook_url, &self.id, method);
+        let observer = self.core.observer();
         while let Some(event) = self.machine.poll_event() {
             if redirected && matches!(event, Event::Completed { .. }) {
                 continue;
             }
-            self.observer.observe(&call, event);
+            observer.observe(&call, event);
         }
     }
 
@@ -370,7 +356,7 @@ impl<'p, B: CallBody> Call<'p, B> {
             },
             Action::Done { .. } => match self.response.take() {
                 Some(mut response) => {
-                    response.body_mut().set_limit(self.body_limit);
+                    response.body_mut().set_limit(self.core.body_limit());
                     Step::Done(response)
                 }
                 None => Step::Fail(Error::new(
@@ -388,7 +374,7 @@ impl<'p, B: CallBody> Call<'p, B> {
                 if give_up.has_response() {
                     let mut response = self.response.take();
                     if let Some(r) = response.as_mut() {
-                        r.body_mut().set_limit(self.body_limit);
+                        r.body_mut().set_limit(self.core.body_limit());
                     }
                     error = error.with_response(response);
                 }
@@ -399,14 +385,17 @@ impl<'p, B: CallBody> Call<'p, B> {
 
     /// The redirect the finished hop's response asks for, if it is one resil-core says to
     /// follow or to fail on (`None`: no 3xx, or it is the answer).
+    #[inline]
     fn redirect(
         &self,
         request: &http::request::Parts,
     ) -> Option<(RedirectDecision, Option<http::Uri>)> {
         let response = self.response.as_ref()?;
-        let status = response.status();
+        if !response.status().is_redirection() {
+            return None;
+        }
         let policy = self.core.redirects();
-        if !status.is_redirection() || !policy.is_enabled() {
+        if !policy.is_enabled() {
             return None;
         }
         let (decision, target) = self.decide_redirect(request, response, policy);
@@ -429,7 +418,7 @@ impl<'p, B: CallBody> Call<'p, B> {
             from_https: request.uri.scheme() == Some(&http::uri::Scheme::HTTPS),
             target,
             hops: self.chain.as_ref().map_or(0, |c| c.hops),
-            body_replayable: self.body_replayable,
+            body_replayable: self.machine.request().body_replayable,
         };
         (policy.decide(&input), uri)
     }
@@ -457,7 +446,8 @@ impl<'p, B: CallBody> Call<'p, B> {
                     to: target.as_ref().map(redact_url).unwrap_or_default(),
                     refused: Some(refusal),
                 };
-                self.observer
+                self.core
+                    .observer()
                     .redirect(&self.info(request.method.as_str()), &info);
                 let mut error = Error::new(
                     ErrorKind::Redirect(refusal),
@@ -468,7 +458,7 @@ impl<'p, B: CallBody> Call<'p, B> {
                 error.set_attempts(self.machine.attempts());
                 let mut response = self.response.take();
                 if let Some(r) = response.as_mut() {
-                    r.body_mut().set_limit(self.body_limit);
+                    r.body_mut().set_limit(self.core.body_limit());
                 }
                 return Step::Fail(error.with_response(response));
             }
@@ -492,28 +482,27 @@ impl<'p, B: CallBody> Call<'p, B> {
             refused: None,
         };
         redirect::rewrite(request, uri, hop, strip, self.core.sensitive_headers());
-        self.observer
+        self.core
+            .observer()
             .redirect(&self.info(request.method.as_str()), &info);
         if !self.hook_url.is_empty() {
             self.hook_url = redact_url(&request.uri);
         }
-        if hop.to_get {
-            self.body_replayable = true;
-        }
-        self.refresh = if self.refreshable && self.body_replayable && !strip {
+        let body_replayable = hop.to_get || self.machine.request().body_replayable;
+        self.refresh = if self.refreshable && body_replayable && !strip {
             Refresh::Allowed
         } else {
             Refresh::Never
         };
         let shared = self.core.shared_for(&request.uri);
-        let deadline = self.machine.deadline();
+        let (deadline, now) = (self.machine.deadline(), self.machine.now());
         let seed = self.core.next_seed();
         self.machine = machine_for(
-            self.policy,
+            self.machine.policy(),
             request,
-            self.body_replayable,
+            body_replayable,
             &shared,
-            self.now,
+            now,
             seed,
         )
         .with_deadline(deadline);
@@ -561,7 +550,6 @@ impl<'p, B: CallBody> Call<'p, B> {
         response: http::Response<B>,
         wall_clock: impl FnOnce() -> UnixTime,
     ) {
-        self.now = self.now.max(now);
         if attempt != self.attempt || self.hold != Hold::None {
             // A late answer of an abandoned attempt: the machine would ignore it too.
             return;
@@ -615,7 +603,6 @@ impl<'p, B: CallBody> Call<'p, B> {
     /// The body prefix [`Step::ReadPrefix`] asked for was read at `now` (fewer bytes if the
     /// body ended first), and put back in front of the body.
     pub fn handle_prefix(&mut self, now: Instant, prefix: &[u8]) {
-        self.now = self.now.max(now);
         if self.hold != Hold::Prefix {
             return;
         }
@@ -629,7 +616,6 @@ impl<'p, B: CallBody> Call<'p, B> {
     /// obtained new credentials. Refreshed before the deadline, the attempt is sent once
     /// more; otherwise the 401 is its answer.
     pub fn handle_refreshed(&mut self, now: Instant, refreshed: bool) {
-        self.now = self.now.max(now);
         if self.hold != Hold::Refresh {
             return;
         }
@@ -657,7 +643,6 @@ impl<'p, B: CallBody> Call<'p, B> {
         kind: TransportErrorKind,
         error: BoxError,
     ) {
-        self.now = self.now.max(now);
         if self.hold != Hold::None {
             self.hold = Hold::None;
             self.response = None;
@@ -670,7 +655,6 @@ impl<'p, B: CallBody> Call<'p, B> {
     /// A wait ended, or the running attempt's deadline passed (the machine then records a
     /// timeout), at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.now = self.now.max(now);
         if self.hold != Hold::None {
             self.hold = Hold::None;
             self.response = None;
@@ -680,6 +664,7 @@ impl<'p, B: CallBody> Call<'p, B> {
 }
 
 /// The call `hook_url` names (redacted), as hooks see it.
+#[inline]
 fn call_info<'a>(hook_url: &'a str, id: &'a CallId, method: &'a str) -> CallInfo<'a> {
     CallInfo {
         method,
@@ -694,6 +679,7 @@ fn call_info<'a>(hook_url: &'a str, id: &'a CallId, method: &'a str) -> CallInfo
 
 /// A retry machine for one hop of `request`, with the client's breaker (its origin's, with a
 /// breaker per origin) and budget.
+#[inline]
 fn machine_for<'p>(
     policy: &'p RetryPolicy,
     request: &http::request::Parts,

@@ -26,7 +26,7 @@ use crate::call::{Call, CallBody, CallId, CallShared};
 use crate::env::{EnvConfig, EnvError, TransportEnv};
 use crate::error::{BoxError, ConfigError, Error, ErrorKind};
 use crate::headers::{check_request_headers, declare_empty_body, merge_default_headers};
-use crate::observe::{Hooks, Stats, StatsSnapshot};
+use crate::observe::{Hooks, Observer, Stats, StatsSnapshot};
 use crate::origins::OriginBreakers;
 use crate::proxy::{Proxy, check_proxy_url};
 use crate::url::{UrlError, check_url, join_url, redact_url, redact_url_str, take_url_credentials};
@@ -441,6 +441,18 @@ impl ClientCore {
         }
     }
 
+    /// What feeds the client's hooks and counters.
+    #[inline]
+    pub(crate) fn observer(&self) -> Observer<'_> {
+        Observer::new(&self.stats, self.hooks.as_deref())
+    }
+
+    /// The limit put on the body of a response a call returns.
+    #[inline]
+    pub(crate) fn body_limit(&self) -> u64 {
+        self.body_limit
+    }
+
     /// How the client follows redirects.
     pub fn redirects(&self) -> RedirectPolicy {
         self.redirects
@@ -467,12 +479,10 @@ impl ClientCore {
             Some(origins) => origins.breaker_for(uri),
         };
         CallShared {
-            stats: &self.stats,
             hooks: self.hooks.as_ref(),
             breaker: breaker.map(|b| b as _),
             breaker_gate,
             budget: self.budget.as_deref().map(|b| b as _),
-            body_limit: self.body_limit,
         }
     }
 
