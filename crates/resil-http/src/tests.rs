@@ -422,3 +422,94 @@ fn a_proxy_url_is_http_or_socks5_with_a_host_and_nothing_after_it() {
     let err = check_proxy_url("https://me:secret@proxy.test").unwrap_err();
     assert!(!err.to_string().contains("secret"), "{err}");
 }
+
+#[test]
+fn only_a_provable_same_origin_keeps_credentials() {
+    use crate::redirect::resolve;
+    use resil_core::RedirectTarget;
+    let base: Uri = "http://a.example:8080/dir/page".parse().unwrap();
+    let target = |location: &str| {
+        let value = HeaderValue::from_str(location).unwrap();
+        resolve(&base, Some(&value), &[])
+    };
+    let same = |location: &str| match target(location).0 {
+        RedirectTarget::Http { same_origin, .. } => same_origin,
+        other => panic!("{location}: {other:?}"),
+    };
+    // What the url crate normalises is provably the same.
+    assert!(same("http://A.EXAMPLE:8080/x"), "host case");
+    assert!(same("/x"));
+    assert!(same("../x"));
+    assert!(same("?q=1"));
+    // Anything else is another origin.
+    assert!(!same("http://a.example./x"), "a trailing dot");
+    assert!(!same("http://a.example/x"), "another port");
+    assert!(!same("https://a.example:8080/x"), "another scheme");
+    assert!(!same("http://a@a.example:8080/x"), "user info");
+    assert!(
+        !same("http://a.example:8080@b.example/x"),
+        "the host is after the @"
+    );
+    assert!(!same("//b.example/x"), "scheme-relative to another host");
+    // The target carries neither user info nor a fragment.
+    let (_, uri) = target("http://user:pw@b.example/x#frag");
+    assert_eq!(uri.unwrap(), "http://b.example/x");
+    // An explicit default port is the same origin as none.
+    let plain: Uri = "http://a.example/x".parse().unwrap();
+    let value = HeaderValue::from_static("http://a.example:80/y");
+    let (found, _) = resolve(&plain, Some(&value), &[]);
+    assert!(
+        matches!(
+            found,
+            RedirectTarget::Http {
+                same_origin: true,
+                ..
+            }
+        ),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn locations_no_call_can_go_to_are_told_apart() {
+    use crate::redirect::resolve;
+    use resil_core::RedirectTarget;
+    let base: Uri = "http://a.example/dir/page".parse().unwrap();
+    let kind = |location: &[u8]| {
+        let value = HeaderValue::from_bytes(location).unwrap();
+        resolve(&base, Some(&value), &[]).0
+    };
+    assert_eq!(kind(b""), RedirectTarget::Missing);
+    assert_eq!(kind(b"   "), RedirectTarget::Missing);
+    assert_eq!(resolve(&base, None, &[]).0, RedirectTarget::Missing);
+    for other in [
+        &b"file:///etc/passwd"[..],
+        b"ftp://a.example/",
+        b"data:,x",
+        b"javascript:x",
+    ] {
+        assert_eq!(kind(other), RedirectTarget::UnsupportedScheme, "{other:?}");
+    }
+    for invalid in [
+        &b"http://[::1"[..],
+        b"http://a%2Fb.example/",
+        b"/caf\xe9",
+        b"http://",
+    ] {
+        assert_eq!(kind(invalid), RedirectTarget::Invalid, "{invalid:?}");
+    }
+    let visited = ["http://b.example/".to_owned()];
+    let value = HeaderValue::from_static("http://b.example/");
+    assert!(matches!(
+        resolve(&base, Some(&value), &visited).0,
+        RedirectTarget::Http { seen: true, .. }
+    ));
+    let value = HeaderValue::from_static("/dir/page");
+    assert!(
+        matches!(
+            resolve(&base, Some(&value), &[]).0,
+            RedirectTarget::Http { seen: true, .. }
+        ),
+        "a redirect to itself is a loop"
+    );
+}

@@ -794,3 +794,34 @@ fn redirects_are_counted_apart_from_retries() {
     assert_eq!((stats.total_retries(), stats.redirects), (1, 1));
     assert_eq!((stats.successes, stats.failures), (1, 0));
 }
+
+#[test]
+fn each_hop_reports_to_its_own_origins_breaker() {
+    use resil_core::{BreakerState, CircuitBreaker, TripCondition};
+    let mut config = plain();
+    config.max_retries(0);
+    config
+        .breaker_per_origin(CircuitBreaker::builder().trip(TripCondition::ConsecutiveFailures(1)));
+    let core = config.build().unwrap();
+    let draft: RequestDraft<FakeBody> =
+        RequestDraft::new(&core, http::Method::GET, "http://a.test/");
+    let (mut parts, _) = draft.finish(&core, Some(0)).unwrap();
+    let mut driver = FakeDriver::new(vec![
+        Script::Answer(redirect(302, "http://b.test/")),
+        Script::Answer(response(503)),
+    ]);
+    let mut call = core.start_call(None, &mut parts, true, false, driver.now);
+    let error = driver.run(&mut call, &mut parts).unwrap_err();
+    drop(call);
+    assert_eq!(error.status(), Some(503));
+    let mut states = core.origin_breaker_states();
+    states.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        states,
+        [
+            ("http://a.test".to_owned(), BreakerState::Closed),
+            ("http://b.test".to_owned(), BreakerState::Open),
+        ],
+        "the 302 was a success at a.test, the 503 a failure at b.test"
+    );
+}
