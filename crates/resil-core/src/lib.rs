@@ -95,8 +95,11 @@
 //!   when the error proves the request never reached the server ([`TransportErrorKind::reached_server`]),
 //!   when it carries an `Idempotency-Key`, or when the policy opts in. A request that may
 //!   have been processed is never silently replayed.
-//! - `Retry-After` is never shortened; a longer ask than `max_retry_after` (or one past the
-//!   deadline) gives up at once and hands back that response.
+//! - `Retry-After` is a floor, never shortened: the wait is the longer of the server's ask
+//!   (jitter only above it) and the backoff, so `Retry-After: 0` cannot make a tight loop
+//!   ([`retry_after_exact`](RetryPolicyBuilder::retry_after_exact) waits just the ask). A
+//!   longer ask than `max_retry_after` (or one past the deadline) gives up at once and hands
+//!   back that response.
 //! - No sleep ends past the total deadline; a wait of zero is not a sleep at all.
 //! - The happy path (first attempt succeeds) never touches the RNG and never allocates.
 //!

@@ -419,6 +419,7 @@ pub(crate) enum Classification {
 /// | `max_retry_after` | 60 s, and never past the deadline |
 /// | `max_wait` (any one sleep) | unbounded beyond the caps above |
 /// | `retry_after_spread` | 0.1: wait `d + U(0, 0.1·d)` so a herd told the same `d` spreads out |
+/// | `retry_after_exact` | off: a `Retry-After` is a floor; the wait is the longer of it and the backoff |
 #[derive(Clone)]
 pub struct RetryPolicy {
     pub(crate) max_attempts: u32,
@@ -435,6 +436,7 @@ pub struct RetryPolicy {
     pub(crate) max_retry_after: u64,
     pub(crate) clamp_retry_after: bool,
     pub(crate) retry_after_spread: u64,
+    pub(crate) retry_after_exact: bool,
 }
 
 impl fmt::Debug for RetryPolicy {
@@ -482,6 +484,7 @@ impl Default for RetryPolicy {
             max_retry_after: 60_000_000_000,
             clamp_retry_after: false,
             retry_after_spread: to_fixed(0.1),
+            retry_after_exact: false,
         }
     }
 }
@@ -608,6 +611,7 @@ pub struct RetryPolicyBuilder {
     max_retry_after: Duration,
     clamp_retry_after: bool,
     retry_after_spread: f64,
+    retry_after_exact: bool,
     error: Option<PolicyError>,
 }
 
@@ -640,6 +644,7 @@ impl Default for RetryPolicyBuilder {
             max_retry_after: Duration::from_secs(60),
             clamp_retry_after: false,
             retry_after_spread: 0.1,
+            retry_after_exact: false,
             error: None,
         }
     }
@@ -758,9 +763,18 @@ impl RetryPolicyBuilder {
     }
 
     /// Extra random wait after a `Retry-After`, as a fraction of it (`d + U(0, f·d)`, never
-    /// past the caps); 0 waits exactly what the server asked. In `[0, 1]`.
+    /// past the caps); 0 adds none. In `[0, 1]`.
     pub fn retry_after_spread(mut self, fraction: f64) -> Self {
         self.retry_after_spread = fraction;
+        self
+    }
+
+    /// Waits exactly what `Retry-After` asks (plus its spread), even when it asks for less
+    /// than the backoff would wait. Off by default: the server's ask is a floor, and the wait
+    /// is the longer of it and the backoff, so a server that always answers `Retry-After: 0`
+    /// cannot turn the retries into a tight loop.
+    pub fn retry_after_exact(mut self, exact: bool) -> Self {
+        self.retry_after_exact = exact;
         self
     }
 
@@ -808,6 +822,7 @@ impl RetryPolicyBuilder {
             max_retry_after: duration_to_nanos(self.max_retry_after),
             clamp_retry_after: self.clamp_retry_after,
             retry_after_spread: to_fixed(self.retry_after_spread),
+            retry_after_exact: self.retry_after_exact,
         })
     }
 }

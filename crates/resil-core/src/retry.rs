@@ -626,6 +626,19 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
     }
 
     /// `rejects_until`: until when the breaker, as this attempt left it, refuses every call.
+    /// The policy's backoff before the next attempt, at most `max_wait`.
+    fn backoff_delay(&mut self) -> u64 {
+        let retry = self.attempts - 1;
+        let previous = self.delay;
+        let schedule = self.policy.schedule;
+        let computed = if schedule.is_random() {
+            schedule.delay_nanos(retry, previous, self.rng())
+        } else {
+            schedule.delay_nanos(retry, previous, &mut NoRandomness)
+        };
+        computed.min(self.policy.max_wait)
+    }
+
     fn schedule_retry(&mut self, outcome: &AttemptOutcome<'_>, rejects_until: Option<Instant>) {
         if !self.policy.may_replay(&self.request, outcome) {
             return self.fail(Reason::NonIdempotent, 0);
@@ -659,19 +672,16 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                 } else {
                     uniform(self.rng(), spread)
                 };
-                (asked.saturating_add(extra).min(limit.max(asked)), asked)
-            }
-            None => {
-                let retry = self.attempts - 1;
-                let previous = self.delay;
-                let schedule = self.policy.schedule;
-                let computed = if schedule.is_random() {
-                    schedule.delay_nanos(retry, previous, self.rng())
+                let server = asked.saturating_add(extra).min(limit.max(asked));
+                // The ask is a floor: a server that always says 0 still gets the backoff.
+                let wait = if self.policy.retry_after_exact {
+                    server
                 } else {
-                    schedule.delay_nanos(retry, previous, &mut NoRandomness)
+                    server.max(self.backoff_delay())
                 };
-                (computed.min(self.policy.max_wait), NO_RETRY_AFTER)
+                (wait, asked)
             }
+            None => (self.backoff_delay(), NO_RETRY_AFTER),
         };
         let wake = self.now.saturating_add(Duration::from_nanos(wait));
         if wake >= self.deadline {
