@@ -364,6 +364,9 @@ pub struct RetryMachine<'p, R = ChaCha8Rng> {
     permit: Option<Permit>,
     attempts: u32,
     request: RequestInfo,
+    /// The request was begun by an earlier machine (a redirect's hop, a retry after its body
+    /// failed): its first attempt is no new request for the budget.
+    continued: bool,
     last: Option<Cause>,
     events: EventQueue,
     /// The per-request seed; expanded into `rng` the first time a delay needs randomness.
@@ -419,6 +422,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             permit: None,
             attempts: 0,
             request,
+            continued: false,
             last: None,
             events: EventQueue::default(),
             seed,
@@ -448,6 +452,28 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
     /// Deposits first attempts in, and asks before every retry of, this shared budget.
     pub fn with_budget(mut self, budget: &'p (dyn Shared<RetryBudget> + Sync)) -> Self {
         self.budget = Some(budget);
+        self
+    }
+
+    /// Marks the request as begun by an earlier machine (a redirect's next hop, or a retry
+    /// after a response body failed): its attempts are no new request for the budget, which
+    /// was paid when the request began.
+    pub fn continuing(mut self) -> Self {
+        self.continued = true;
+        self
+    }
+
+    /// Starts as if attempt number `attempts` (of the request this continues) had just
+    /// failed with `kind`: for a response whose head came but whose body failed while it was
+    /// read. The machine then does what it does after any failed attempt: schedules a retry
+    /// if the policy, the request's method and body, the attempts left, the deadline and the
+    /// budget allow it, or gives up. The breaker heard that attempt's head as its outcome and
+    /// is not told again. Set the deadline and [`continuing`](Self::continuing) first.
+    pub fn after_body_failure(mut self, attempts: u32, kind: TransportErrorKind) -> Self {
+        self.attempts = attempts.max(1);
+        self.phase = Phase::InFlight;
+        self.at = self.now;
+        self.finish_attempt(AttemptOutcome::Error(kind));
         self
     }
 
@@ -599,7 +625,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         }
         // The call's deposit waits for its first outcome, so one lock covers both; no retry
         // of this call can come sooner.
-        let first = self.attempts == 1;
+        let first = self.attempts == 1 && !self.continued;
         self.with_budget_mut(|b, now| {
             if first {
                 b.record_request(now);

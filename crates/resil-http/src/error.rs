@@ -127,6 +127,23 @@ impl<B> Error<B> {
         e
     }
 
+    /// The error for a response body that failed while it was read, given how the call that
+    /// went on for the rest of it ended (`self`): when that call gave up before sending
+    /// anything (no attempts or time left, a request that may not be replayed), the body's
+    /// own failure is what went wrong, so the error is a [`Body`](ErrorKind::Body) error
+    /// caused by `cause`, still saying why nothing followed; when a later attempt failed,
+    /// that attempt's error is the answer.
+    pub fn after_body_failure(self, attempts_before: u32, cause: impl Into<BoxError>) -> Error<B> {
+        if self.attempts > attempts_before {
+            return self;
+        }
+        Error {
+            kind: ErrorKind::Body,
+            source: Some(cause.into()),
+            ..self
+        }
+    }
+
     /// The category.
     pub fn kind(&self) -> ErrorKind {
         self.kind

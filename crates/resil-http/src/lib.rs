@@ -41,6 +41,7 @@ mod observe;
 mod origins;
 mod proxy;
 mod redirect;
+mod resume;
 mod time;
 mod url;
 
@@ -53,10 +54,12 @@ pub use env::{EnvConfig, EnvError, TransportEnv};
 pub use error::{BoxError, ConfigError, Error, ErrorKind, IncompleteBody, TransportError};
 pub use headers::BearerToken;
 pub use observe::{
-    CallInfo, Hooks, Observer, RedirectInfo, RetryInfo, RetryReason, Stats, StatsSnapshot,
+    BodyFailure, CallInfo, Hooks, Observer, RedirectInfo, RetryInfo, RetryReason, Stats,
+    StatsSnapshot,
 };
 pub use proxy::Proxy;
 pub use redirect::RedirectError;
+pub use resume::{ResumeError, ResumePoint, Resumed};
 pub use url::UrlError;
 
 /// What only a driver needs: the request each attempt sends, the checks before sending,

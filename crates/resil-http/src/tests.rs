@@ -1,6 +1,6 @@
 //! The helpers every driver reuses, checked on their own: URLs, headers, an attempt's
 //! request and response.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::time::Duration;
 

@@ -1,0 +1,42 @@
+//! Faults after the response head through the blocking client: a body that fails while it is
+//! read is retried (read whole) or resumed (read as a stream), as the call allows.
+
+use std::io::Read;
+use std::time::Duration;
+
+use resil_blocking::{Backoff, Client, Jitter, ResponseExt, RetryPolicy};
+use resil_tests::{BodyFaultCase, BodyFaultWorld, ReadAs, STALL_TIMEOUT, shared_load};
+
+fn read(client: &Client, case: &BodyFaultCase) -> Result<Vec<u8>, String> {
+    let response = client
+        .request(case.method.clone(), &case.url)
+        .send()
+        .map_err(|e| format!("{e:#}"))?;
+    match case.read {
+        ReadAs::Whole => response.bytes().map_err(|e| format!("{e:#}")),
+        ReadAs::Stream => {
+            let mut out = Vec::new();
+            let mut body = response.into_body();
+            body.read_to_end(&mut out).map_err(|e| e.to_string())?;
+            Ok(out)
+        }
+    }
+}
+
+#[test]
+fn body_faults_through_the_blocking_client() {
+    let _load = shared_load();
+    let world = BodyFaultWorld::start();
+    let policy = RetryPolicy::builder()
+        .backoff(Backoff::Constant(Duration::from_millis(1)))
+        .jitter(Jitter::None)
+        .attempt_timeout(Some(STALL_TIMEOUT))
+        .build()
+        .unwrap();
+    let client = Client::builder().policy(policy).no_proxy().build().unwrap();
+    for case in world.cases() {
+        world.check("blocking", &case, read(&client, &case));
+    }
+    let stats = client.stats();
+    assert!(stats.body_failures >= 14, "{stats}");
+}

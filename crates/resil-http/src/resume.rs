@@ -1,0 +1,276 @@
+//! A response body that fails while it is read: where the next request can pick it up, and
+//! whether the server's answer really continues it. A driver reads; this decides.
+//!
+//! A body can resume with a range request when its response said `Accept-Ranges: bytes` and
+//! carried a validator that pins the representation: a strong `ETag`, else `Last-Modified`.
+//! The next request then asks `Range: bytes=N-` with `If-Range`, and only a `206` whose
+//! `Content-Range` starts at `N` and whose validator is the same continues the body. A `200`
+//! (the server sent the whole body again) may replace it only while none of it reached the
+//! caller; bytes are never duplicated or spliced.
+
+use std::fmt;
+use std::format;
+use std::string::String;
+
+use http::StatusCode;
+use http::header::{self, HeaderMap, HeaderValue};
+
+/// What the body of one response needs to be picked up where it stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResumePoint {
+    /// The validator to send back as `If-Range`: a strong `ETag`, or `Last-Modified`.
+    validator: Option<HeaderValue>,
+}
+
+impl ResumePoint {
+    /// What `headers` (a response's) allow: a range request if the server said
+    /// `Accept-Ranges: bytes` and gave a strong `ETag` or a `Last-Modified`.
+    pub fn of(headers: &HeaderMap) -> ResumePoint {
+        let ranges = headers
+            .get_all(header::ACCEPT_RANGES)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|unit| unit.trim().eq_ignore_ascii_case("bytes"));
+        let strong_etag = headers
+            .get(header::ETAG)
+            .filter(|tag| !tag.as_bytes().starts_with(b"W/"));
+        let validator = ranges
+            .then(|| strong_etag.or_else(|| headers.get(header::LAST_MODIFIED)))
+            .flatten()
+            .cloned();
+        ResumePoint { validator }
+    }
+
+    /// Whether the body can resume at a byte past its start.
+    pub fn ranges(&self) -> bool {
+        self.validator.is_some()
+    }
+
+    /// Asks, in `headers` (the next request's), for the representation from byte `offset`
+    /// on, if it is still the same one; at offset 0, or without a validator, asks for the
+    /// whole body.
+    pub fn ask(&self, headers: &mut HeaderMap, offset: u64) {
+        headers.remove(header::RANGE);
+        headers.remove(header::IF_RANGE);
+        if let (Some(validator), true) = (&self.validator, offset > 0) {
+            if let Ok(range) = HeaderValue::try_from(format!("bytes={offset}-")) {
+                headers.insert(header::RANGE, range);
+                headers.insert(header::IF_RANGE, validator.clone());
+            }
+        }
+    }
+
+    /// Whether a response to the request [`ask`](Self::ask) made for byte `offset` continues
+    /// the body: `Continue` (its body is what comes after byte `offset`), `Restart` (its body
+    /// is the whole representation again: only usable if nothing was handed out), or why not.
+    pub fn check(
+        &self,
+        offset: u64,
+        status: StatusCode,
+        headers: &HeaderMap,
+    ) -> Result<Resumed, ResumeError> {
+        match status {
+            StatusCode::OK => Ok(Resumed::Restart),
+            StatusCode::PARTIAL_CONTENT if offset > 0 => {
+                let Some(validator) = &self.validator else {
+                    return Err(ResumeError::UnaskedRange);
+                };
+                let start = headers
+                    .get(header::CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(range_start);
+                if start != Some(offset) {
+                    return Err(ResumeError::WrongRange {
+                        asked: offset,
+                        got: headers
+                            .get(header::CONTENT_RANGE)
+                            .and_then(|v| v.to_str().ok())
+                            .map(String::from),
+                    });
+                }
+                let name = if headers.contains_key(header::ETAG) {
+                    header::ETAG
+                } else {
+                    header::LAST_MODIFIED
+                };
+                match headers.get(&name) {
+                    Some(v) if v != validator && (name == header::ETAG) == is_etag(validator) => {
+                        Err(ResumeError::Changed)
+                    }
+                    _ => Ok(Resumed::Continue),
+                }
+            }
+            StatusCode::PARTIAL_CONTENT => Err(ResumeError::UnaskedRange),
+            other => Err(ResumeError::Status(other.as_u16())),
+        }
+    }
+}
+
+/// An `ETag` value looks like `"…"` (a `Last-Modified` is a date).
+fn is_etag(value: &HeaderValue) -> bool {
+    value.as_bytes().first() == Some(&b'"')
+}
+
+/// The first byte of `bytes N-M/T` (or `bytes N-M/*`).
+fn range_start(content_range: &str) -> Option<u64> {
+    let spec = content_range.trim().strip_prefix("bytes")?.trim_start();
+    let (range, _total) = spec.split_once('/')?;
+    let (start, end) = range.split_once('-')?;
+    let (start, end): (u64, u64) = (start.trim().parse().ok()?, end.trim().parse().ok()?);
+    (start <= end).then_some(start)
+}
+
+/// How a response to a resuming request continues the body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resumed {
+    /// It carries the bytes from where the body stopped.
+    Continue,
+    /// It carries the whole body again.
+    Restart,
+}
+
+/// Why a response cannot continue a body that failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResumeError {
+    /// The server answered with this status instead of the body.
+    Status(u16),
+    /// It sent another range than the one asked for (its `Content-Range`, if any).
+    WrongRange {
+        /// The byte the body stopped at.
+        asked: u64,
+        /// The `Content-Range` it sent.
+        got: Option<String>,
+    },
+    /// It sent a range of another version of the representation (another validator).
+    Changed,
+    /// It sent a range nobody asked for.
+    UnaskedRange,
+    /// It sent the whole body again, but part of it had already been handed out: the two
+    /// cannot be spliced.
+    Restarted {
+        /// Bytes handed out before the body failed.
+        handed: u64,
+    },
+}
+
+impl fmt::Display for ResumeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResumeError::Status(status) => {
+                write!(f, "resuming the body, the server answered {status}")
+            }
+            ResumeError::WrongRange { asked, got } => write!(
+                f,
+                "resuming the body at byte {asked}, the server sent {}",
+                got.as_deref().unwrap_or("no Content-Range")
+            ),
+            ResumeError::Changed => {
+                f.write_str("resuming the body, the server sent another version of it")
+            }
+            ResumeError::UnaskedRange => f.write_str("the server sent a range nobody asked for"),
+            ResumeError::Restarted { handed } => write!(
+                f,
+                "the server sent the whole body again after {handed} bytes were read, which \
+                 cannot be spliced"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ResumeError {}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use http::StatusCode;
+    use http::header::{self, HeaderMap, HeaderValue};
+
+    use super::{ResumeError, ResumePoint, Resumed};
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                header::HeaderName::try_from(*name).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn only_ranges_with_a_validator_can_resume() {
+        let strong = headers(&[("accept-ranges", "bytes"), ("etag", "\"v1\"")]);
+        assert!(ResumePoint::of(&strong).ranges());
+        let dated = headers(&[
+            ("accept-ranges", "none, bytes"),
+            ("last-modified", "Sun, 06 Nov 1994 08:49:37 GMT"),
+        ]);
+        assert!(ResumePoint::of(&dated).ranges());
+        for without in [
+            headers(&[("etag", "\"v1\"")]),
+            headers(&[("accept-ranges", "none"), ("etag", "\"v1\"")]),
+            headers(&[("accept-ranges", "bytes"), ("etag", "W/\"v1\"")]),
+            headers(&[("accept-ranges", "bytes")]),
+        ] {
+            assert!(!ResumePoint::of(&without).ranges(), "{without:?}");
+        }
+    }
+
+    #[test]
+    fn a_resuming_request_asks_for_the_rest_if_it_is_the_same() {
+        let point = ResumePoint::of(&headers(&[("accept-ranges", "bytes"), ("etag", "\"v1\"")]));
+        let mut next = headers(&[("range", "bytes=0-")]);
+        point.ask(&mut next, 500);
+        assert_eq!(next["range"], "bytes=500-");
+        assert_eq!(next["if-range"], "\"v1\"");
+        point.ask(&mut next, 0);
+        assert!(next.get("range").is_none() && next.get("if-range").is_none());
+    }
+
+    #[test]
+    fn only_the_asked_range_of_the_same_version_continues() {
+        let point = ResumePoint::of(&headers(&[("accept-ranges", "bytes"), ("etag", "\"v1\"")]));
+        let partial = StatusCode::PARTIAL_CONTENT;
+        let good = headers(&[("content-range", "bytes 500-1499/1500"), ("etag", "\"v1\"")]);
+        assert_eq!(point.check(500, partial, &good), Ok(Resumed::Continue));
+        let unknown_total = headers(&[("content-range", "bytes 500-1499/*")]);
+        assert_eq!(
+            point.check(500, partial, &unknown_total),
+            Ok(Resumed::Continue)
+        );
+        assert_eq!(
+            point.check(500, StatusCode::OK, &good),
+            Ok(Resumed::Restart)
+        );
+        let elsewhere = headers(&[("content-range", "bytes 0-1499/1500")]);
+        assert!(matches!(
+            point.check(500, partial, &elsewhere),
+            Err(ResumeError::WrongRange { asked: 500, .. })
+        ));
+        let changed = headers(&[("content-range", "bytes 500-1499/1500"), ("etag", "\"v2\"")]);
+        assert_eq!(
+            point.check(500, partial, &changed),
+            Err(ResumeError::Changed)
+        );
+        for garbled in [
+            "bytes 600-500/1500",
+            "bytes x-1499/1500",
+            "items 500-1499/1500",
+            "",
+        ] {
+            let h = headers(&[("content-range", garbled)]);
+            assert!(point.check(500, partial, &h).is_err(), "{garbled:?}");
+        }
+        assert_eq!(
+            point.check(500, StatusCode::NOT_FOUND, &good),
+            Err(ResumeError::Status(404))
+        );
+        assert_eq!(
+            point.check(0, partial, &good),
+            Err(ResumeError::UnaskedRange)
+        );
+    }
+}

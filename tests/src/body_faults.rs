@@ -1,0 +1,324 @@
+//! Faults after the response head that every driver runs ([`BodyFaultWorld`]): bodies cut at
+//! their first byte, mid-chunk and mid-`Content-Length`, a stall past the attempt's
+//! deadline, resumes answered with `206`, with `200`, with another version or another range,
+//! a `POST` cut short, a gzip body cut (resumed on its raw bytes). Each case is read whole
+//! (`bytes()`, which may start again) and as a stream (which may only resume).
+
+use std::time::Duration;
+
+use crate::server::{Recorded, Reply, TestServer};
+
+/// The length of every case's body.
+pub const BODY_LEN: usize = 1_500;
+
+/// Where the first attempt's body stops.
+pub const CUT_AT: usize = 500;
+
+/// Every case's body: 1,500 bytes that tell their offset apart (a splice would show).
+pub fn full_body() -> Vec<u8> {
+    (0..BODY_LEN).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+/// A head of `status` with `headers`, a `Content-Length` of the whole body unless the
+/// headers frame it otherwise. It says the connection closes (the server closes it after
+/// every reply here), so no client sends the next case's request on it.
+fn head(status: u16, headers: &[(&str, &str)]) -> String {
+    let mut head = format!("HTTP/1.1 {status} X\r\nconnection: close\r\n");
+    if !headers
+        .iter()
+        .any(|(n, _)| *n == "transfer-encoding" || *n == "content-length")
+    {
+        head.push_str(&format!("content-length: {BODY_LEN}\r\n"));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
+}
+
+/// A head and the first `CUT_AT` bytes, then close.
+fn cut(headers: &[(&str, &str)]) -> Reply {
+    let mut bytes = head(200, headers).into_bytes();
+    bytes.extend_from_slice(&full_body()[..CUT_AT]);
+    Reply::Bytes(bytes)
+}
+
+/// The whole body with `headers`.
+fn whole(headers: &[(&str, &str)]) -> Reply {
+    let mut bytes = head(200, headers).into_bytes();
+    bytes.extend_from_slice(&full_body());
+    Reply::Bytes(bytes)
+}
+
+/// A `206` of the body from `CUT_AT` on, with `headers` (a `Content-Range` among them).
+fn rest(headers: &[(&str, &str)]) -> Reply {
+    let mut reply = format!(
+        "HTTP/1.1 206 Partial Content\r\nconnection: close\r\ncontent-length: {}\r\n",
+        BODY_LEN - CUT_AT
+    );
+    for (name, value) in headers {
+        reply.push_str(&format!("{name}: {value}\r\n"));
+    }
+    reply.push_str("\r\n");
+    let mut bytes = reply.into_bytes();
+    bytes.extend_from_slice(&full_body()[CUT_AT..]);
+    Reply::Bytes(bytes)
+}
+
+const RANGES: [(&str, &str); 2] = [("accept-ranges", "bytes"), ("etag", "\"v1\"")];
+
+/// How a case reads the body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadAs {
+    /// Whole, through the driver's `bytes()`: the body may start again.
+    Whole,
+    /// As a stream (`Read`, or polling frames): the body may only resume.
+    Stream,
+}
+
+/// What a case must end with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyOutcome {
+    /// Exactly [`full_body`].
+    Full,
+    /// An error whose `{:#}` contains this.
+    Error(&'static str),
+}
+
+/// One body-fault case.
+#[derive(Clone, Debug)]
+pub struct BodyFaultCase {
+    /// Name for messages.
+    pub name: &'static str,
+    /// The method.
+    pub method: http::Method,
+    /// The URL.
+    pub url: String,
+    /// How the body is read.
+    pub read: ReadAs,
+    /// What the read must end with.
+    pub outcome: BodyOutcome,
+    /// Requests the server must have seen for this case.
+    pub requests: usize,
+    /// Checks the requests the server saw for this case.
+    check: fn(&[Recorded]),
+}
+
+/// A server scripted with every case, on its own path per case and read mode.
+#[derive(Debug)]
+pub struct BodyFaultWorld {
+    /// The server.
+    pub server: TestServer,
+}
+
+/// The attempt timeout a client needs for the stall case (the stall lasts longer).
+pub const STALL_TIMEOUT: Duration = Duration::from_millis(300);
+
+impl BodyFaultWorld {
+    /// Starts the server.
+    pub fn start() -> BodyFaultWorld {
+        let server = TestServer::start();
+        for read in ["whole", "stream"] {
+            let path = |name: &str| format!("/{read}/{name}");
+            server.script(&path("cut-length"), vec![cut(&[]), whole(&[])]);
+            let chunked = [("transfer-encoding", "chunked")];
+            let mut first = head(200, &chunked).into_bytes();
+            first.extend_from_slice(format!("{BODY_LEN:x}\r\n").as_bytes());
+            first.extend_from_slice(&full_body()[..CUT_AT]);
+            let mut second = head(200, &chunked).into_bytes();
+            second.extend_from_slice(format!("{BODY_LEN:x}\r\n").as_bytes());
+            second.extend_from_slice(&full_body());
+            second.extend_from_slice(b"\r\n0\r\n\r\n");
+            server.script(
+                &path("cut-chunk"),
+                vec![Reply::Bytes(first), Reply::Bytes(second)],
+            );
+            server.script(
+                &path("cut-at-zero"),
+                vec![Reply::Bytes(head(200, &[]).into_bytes()), whole(&[])],
+            );
+            let mut stalled = head(200, &[]).into_bytes();
+            stalled.extend_from_slice(&full_body()[..CUT_AT]);
+            server.script(
+                &path("stall"),
+                vec![
+                    Reply::BytesThenStall(stalled, STALL_TIMEOUT * 4),
+                    whole(&[]),
+                ],
+            );
+            let range = ("content-range", "bytes 500-1499/1500");
+            server.script(
+                &path("resume"),
+                vec![cut(&RANGES), rest(&[range, ("etag", "\"v1\"")])],
+            );
+            server.script(&path("resume-200"), vec![cut(&RANGES), whole(&RANGES)]);
+            server.script(
+                &path("resume-changed"),
+                vec![cut(&RANGES), rest(&[range, ("etag", "\"v2\"")])],
+            );
+            let elsewhere = ("content-range", "bytes 0-999/1500");
+            server.script(
+                &path("resume-wrong-range"),
+                vec![cut(&RANGES), rest(&[elsewhere, ("etag", "\"v1\"")])],
+            );
+            server.script(&path("post-cut"), vec![cut(&[]), whole(&[])]);
+            let gzip = [RANGES[0], RANGES[1], ("content-encoding", "gzip")];
+            server.script(
+                &path("gzip"),
+                vec![cut(&gzip), rest(&[range, ("etag", "\"v1\""), gzip[2]])],
+            );
+        }
+        BodyFaultWorld { server }
+    }
+
+    /// Every case.
+    pub fn cases(&self) -> Vec<BodyFaultCase> {
+        let mut cases = Vec::new();
+        for read in [ReadAs::Whole, ReadAs::Stream] {
+            let dir = if read == ReadAs::Whole {
+                "whole"
+            } else {
+                "stream"
+            };
+            let case = |name, path: &str, outcome, requests, check| BodyFaultCase {
+                name,
+                method: http::Method::GET,
+                url: self.server.url(&format!("/{dir}/{path}")),
+                read,
+                outcome,
+                requests,
+                check,
+            };
+            let from_scratch =
+                |requests: &[Recorded]| assert_eq!(requests[1].header("range"), None);
+            let asked_the_rest = |requests: &[Recorded]| {
+                assert_eq!(requests[1].header("range"), Some("bytes=500-"));
+                assert_eq!(requests[1].header("if-range"), Some("\"v1\""));
+            };
+            // Without ranges the body starts again: a whole read can, a stream cannot once
+            // bytes reached the caller.
+            let restart = match read {
+                ReadAs::Whole => BodyOutcome::Full,
+                ReadAs::Stream => BodyOutcome::Error("cannot be spliced"),
+            };
+            cases.extend([
+                case(
+                    "a body cut mid-Content-Length",
+                    "cut-length",
+                    restart,
+                    2,
+                    from_scratch,
+                ),
+                case(
+                    "a body cut mid-chunk",
+                    "cut-chunk",
+                    restart,
+                    2,
+                    from_scratch,
+                ),
+                case(
+                    "a body cut at its first byte",
+                    "cut-at-zero",
+                    BodyOutcome::Full,
+                    2,
+                    from_scratch,
+                ),
+                case(
+                    "a body that stalls past the attempt's deadline",
+                    "stall",
+                    restart,
+                    2,
+                    from_scratch,
+                ),
+                case(
+                    "a cut body resumes with a range",
+                    "resume",
+                    BodyOutcome::Full,
+                    2,
+                    asked_the_rest,
+                ),
+                case(
+                    "a resume answered whole",
+                    "resume-200",
+                    restart,
+                    2,
+                    asked_the_rest,
+                ),
+                case(
+                    "a resume of another version",
+                    "resume-changed",
+                    BodyOutcome::Error("another version"),
+                    2,
+                    asked_the_rest,
+                ),
+                case(
+                    "a resume of another range",
+                    "resume-wrong-range",
+                    BodyOutcome::Error("the server sent bytes 0-999/1500"),
+                    2,
+                    asked_the_rest,
+                ),
+                case(
+                    "a gzip body resumes on its raw bytes",
+                    "gzip",
+                    BodyOutcome::Full,
+                    2,
+                    asked_the_rest,
+                ),
+                BodyFaultCase {
+                    method: http::Method::POST,
+                    ..case(
+                        "a POST whose body is cut is not sent again",
+                        "post-cut",
+                        BodyOutcome::Error("not replayed"),
+                        1,
+                        |_| {},
+                    )
+                },
+            ]);
+        }
+        cases
+    }
+
+    /// Checks what `case` ended with: the body read, or the error's `{:#}`.
+    pub fn check(&self, driver: &str, case: &BodyFaultCase, result: Result<Vec<u8>, String>) {
+        let name = case.name;
+        let read = case.read;
+        match (case.outcome, &result) {
+            (BodyOutcome::Full, Ok(body)) => {
+                assert!(
+                    body == &full_body(),
+                    "{driver}: {name} ({read:?}): {} bytes, not the body",
+                    body.len()
+                );
+            }
+            (BodyOutcome::Error(said), Err(error)) => assert!(
+                error.contains(said),
+                "{driver}: {name} ({read:?}): expected {said:?} in {error}"
+            ),
+            (want, got) => panic!(
+                "{driver}: {name} ({read:?}): expected {want:?}, got {:?}",
+                got.as_ref().map(Vec::len)
+            ),
+        }
+        let path = case
+            .url
+            .split_once("/whole/")
+            .or(case.url.split_once("/stream/"));
+        let path = path.map_or("", |(_, p)| p);
+        let dir = if read == ReadAs::Whole {
+            "whole"
+        } else {
+            "stream"
+        };
+        let requests: Vec<_> = self
+            .server
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == format!("/{dir}/{path}"))
+            .collect();
+        assert_eq!(requests.len(), case.requests, "{driver}: {name} ({read:?})");
+        (case.check)(&requests);
+    }
+}
