@@ -28,6 +28,7 @@ mod server;
 
 pub use body_faults::{
     BODY_LEN, BodyFaultCase, BodyFaultWorld, BodyOutcome, CUT_AT, ReadAs, STALL_TIMEOUT, full_body,
+    gzipped_body,
 };
 pub use check::{
     BODILESS_REQUESTS, HELPER_METHODS, REQUEST_VERSIONS, assert_breaker_scope,

@@ -117,7 +117,11 @@ impl Client {
             now,
             failure,
         );
-        let done = self.run(call, &mut parts, context.body.take_replay(), now)?;
+        let again = context
+            .body
+            .as_ref()
+            .map_or(RequestBody::Empty, |b| b.again());
+        let done = self.run(call, &mut parts, again, now)?;
         Ok(self.answer(done, context.request(), context.policy.clone()))
     }
 
@@ -129,7 +133,7 @@ impl Client {
         mut parts: http::request::Parts,
         policy: Option<Box<RetryPolicy>>,
     ) -> Response {
-        let point = ResumePoint::of(response.headers());
+        let point = ResumePoint::of_response(&response);
         let label = CallLabel::new(
             std::mem::take(&mut parts.method),
             std::mem::take(&mut parts.uri),
@@ -138,7 +142,7 @@ impl Client {
             client: self.clone(),
             label,
             head: parts,
-            body: Replay::of(body),
+            body,
             policy,
             attempts,
             deadline,
@@ -159,6 +163,7 @@ impl Client {
     ) -> Result<Done, Error> {
         let inner = &*self.inner;
         let clock = &*inner.clock;
+        let replayable = body.is_replayable();
         loop {
             match call.poll_step(parts) {
                 Step::Send { attempt, deadline } => {
@@ -219,7 +224,8 @@ impl Client {
                     call.handle_timeout(now);
                 }
                 Step::Done(response) => {
-                    return Ok((response, call.attempts(), call.deadline(), body));
+                    let kept = body.kept(replayable);
+                    return Ok((response, call.attempts(), call.deadline(), kept));
                 }
                 Step::Fail(error) => return Err(error),
             }
@@ -227,8 +233,13 @@ impl Client {
     }
 }
 
-/// A finished call: its response, attempts, deadline and what is left of its request body.
-type Done = (Response, u32, Instant, RequestBody);
+/// A finished call: its response, attempts, deadline and its request body to send again.
+type Done = (
+    Response,
+    u32,
+    Instant,
+    Option<resil_http::RequestBody<std::convert::Infallible>>,
+);
 
 /// Where the client reads time and how it waits: the system clock in production, a manual
 /// one in tests (so backoff and `Retry-After` waits take no real time).
@@ -259,48 +270,7 @@ impl Clock for SystemClock {
 
 /// A body read that failed after the head arrived: the request reached the server.
 fn body_read_error(e: std::io::Error) -> crate::transport::TransportError {
-    crate::transport::TransportError::new(body_error_kind(&e), e)
-}
-
-/// What a body read's failure was: a stall, a body that is not HTTP, or a cut.
-pub(crate) fn body_error_kind(e: &std::io::Error) -> resil_core::TransportErrorKind {
-    match e.kind() {
-        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
-            resil_core::TransportErrorKind::Timeout
-        }
-        std::io::ErrorKind::InvalidData => resil_core::TransportErrorKind::Protocol,
-        _ => resil_core::TransportErrorKind::Reset,
-    }
-}
-
-/// A request body as a response keeps it, to send again if its body fails: bytes, or
-/// nothing (a stream went out once and cannot go again).
-#[derive(Debug)]
-pub(crate) enum Replay {
-    Body(RequestBody),
-    Streamed,
-}
-
-impl Replay {
-    fn of(body: RequestBody) -> Replay {
-        match body {
-            RequestBody::Stream(_) => Replay::Streamed,
-            other => Replay::Body(other),
-        }
-    }
-
-    /// A copy to send again (two reference counts), or an empty body after a stream.
-    fn take_replay(&self) -> RequestBody {
-        match self {
-            Replay::Body(RequestBody::Bytes(b)) => RequestBody::Bytes(b.clone()),
-            _ => RequestBody::Empty,
-        }
-    }
-
-    /// Whether the body can be sent again.
-    pub(crate) fn replayable(&self) -> bool {
-        matches!(self, Replay::Body(_))
-    }
+    crate::transport::TransportError::new(resil_http::driver::body_failure_kind(&e), e)
 }
 
 /// The call a response answers, kept with its body so the body can go on if it fails.
@@ -310,7 +280,8 @@ pub(crate) struct CallContext {
     pub(crate) label: CallLabel,
     /// The rest of that request's head.
     head: http::request::Parts,
-    pub(crate) body: Replay,
+    /// The request body to send again (`None` after a stream, which went out once).
+    pub(crate) body: Option<resil_http::RequestBody<std::convert::Infallible>>,
     policy: Option<Box<RetryPolicy>>,
     pub(crate) attempts: u32,
     pub(crate) deadline: Instant,

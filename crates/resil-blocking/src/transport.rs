@@ -149,9 +149,9 @@ impl Body {
         let Some(context) = self.call.as_deref() else {
             return Err(error);
         };
-        let kind = crate::client::body_error_kind(&error);
+        let kind = resil_http::driver::body_failure_kind(&error);
         // Past the limit, or a request body that went out once: nothing to go on with.
-        if self.read > self.limit || !context.body.replayable() {
+        if self.read > self.limit || context.body.is_none() {
             return Err(error);
         }
         let failure = resil_http::BodyFailure {
@@ -171,23 +171,12 @@ impl Body {
                 return Err(io::Error::new(kind, said));
             }
         };
-        let restart = match context
-            .point
-            .check(self.read, response.status(), response.headers())
-        {
-            Ok(resil_http::Resumed::Continue) if failure.ranged => false,
-            Ok(resil_http::Resumed::Restart) if self.read == 0 || self.whole => true,
-            Ok(resil_http::Resumed::Restart) => {
-                let handed = self.read;
-                let e = resil_http::ResumeError::Restarted { handed };
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-            }
-            Ok(resil_http::Resumed::Continue) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    resil_http::ResumeError::UnaskedRange,
-                ));
-            }
+        let resumed =
+            context
+                .point
+                .continues(self.read, self.whole, response.status(), response.headers());
+        let restart = match resumed {
+            Ok(resumed) => resumed == resil_http::Resumed::Restart,
             Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
         };
         let next = response.into_body();

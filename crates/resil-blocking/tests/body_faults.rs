@@ -40,3 +40,21 @@ fn body_faults_through_the_blocking_client() {
     let stats = client.stats();
     assert!(stats.body_failures >= 14, "{stats}");
 }
+
+#[test]
+fn a_put_whose_request_body_was_a_stream_is_not_sent_again() {
+    let _load = shared_load();
+    let world = BodyFaultWorld::start();
+    let client = Client::builder().no_proxy().build().unwrap();
+    // PUT is idempotent, but its streamed body went out once: nothing could send it again.
+    let url = world.server.url("/whole/cut-length");
+    let response = client
+        .put(&url)
+        .body_reader(std::io::Cursor::new(b"streamed".to_vec()))
+        .send()
+        .unwrap();
+    let err = response.bytes().unwrap_err();
+    assert_eq!(err.kind(), resil_blocking::ErrorKind::Body, "{err:#}");
+    assert!(format!("{err:#}").contains("ended before"), "{err:#}");
+    assert_eq!(world.server.hits("/whole/cut-length"), 1);
+}

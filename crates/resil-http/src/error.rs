@@ -271,6 +271,31 @@ impl<B> core::error::Error for Error<B> {
     }
 }
 
+/// How a response body that failed while it was read failed, as an attempt's outcome: a
+/// stall (an `io::Error` of kind `TimedOut` or `WouldBlock` in its chain) is a
+/// [`Timeout`](TransportErrorKind::Timeout), a body that is not valid HTTP (`InvalidData` or
+/// `InvalidInput`: a bad chunk size, say) is a [`Protocol`](TransportErrorKind::Protocol)
+/// error, not retried by default; anything else (a cut, a reset) is a
+/// [`Reset`](TransportErrorKind::Reset). The head came, so the request reached the server.
+pub fn body_failure_kind(error: &(dyn core::error::Error + 'static)) -> TransportErrorKind {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+                    return TransportErrorKind::Timeout;
+                }
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput => {
+                    return TransportErrorKind::Protocol;
+                }
+                _ => {}
+            }
+        }
+        cause = e.source();
+    }
+    TransportErrorKind::Reset
+}
+
 /// A response body that ended before all of it arrived: the connection closed (or the
 /// stream was cut) short of its `Content-Length` or final chunk. Drivers put it in front of
 /// their client's own error, whose wording varies ("Peer disconnected", "error reading a

@@ -59,14 +59,14 @@ pub use observe::{
 };
 pub use proxy::Proxy;
 pub use redirect::RedirectError;
-pub use resume::{ResumeError, ResumePoint, Resumed};
+pub use resume::{ContentDecoded, ResumeError, ResumePoint, Resumed};
 pub use url::UrlError;
 
 /// What only a driver needs: the request each attempt sends, the checks before sending,
 /// `Host` and credentials, timeouts as HTTP libraries take them, and the wall clock.
 pub mod driver {
     pub use crate::call::DRAIN_LIMIT;
-    pub use crate::error::{auth_error, unsendable_request, write_causes};
+    pub use crate::error::{auth_error, body_failure_kind, unsendable_request, write_causes};
     pub use crate::headers::{
         check_request_headers, fill_host_header, is_sensitive_header, redacted_headers,
         remember_last,

@@ -42,6 +42,16 @@ impl ResumePoint {
         ResumePoint { validator }
     }
 
+    /// What `response` allows: as [`of`](Self::of) its headers, but never a range when its
+    /// transport decoded the body's content encoding ([`ContentDecoded`]): a `Range` counts the
+    /// bytes the server sent, not the decoded ones the reader saw.
+    pub fn of_response<B>(response: &http::Response<B>) -> ResumePoint {
+        if response.extensions().get::<ContentDecoded>().is_some() {
+            return ResumePoint { validator: None };
+        }
+        ResumePoint::of(response.headers())
+    }
+
     /// Whether the body can resume at a byte past its start.
     pub fn ranges(&self) -> bool {
         self.validator.is_some()
@@ -106,6 +116,33 @@ impl ResumePoint {
         }
     }
 }
+
+impl ResumePoint {
+    /// How a driver goes on with a body that failed at byte `offset`, given the response to
+    /// the request [`ask`](Self::ask) made: `Continue` it, `Restart` it (its reader is told to
+    /// drop what it holds; allowed while nothing reached the caller, or when `may_restart`
+    /// because the caller reads the body whole into a buffer it empties), or why neither.
+    pub fn continues(
+        &self,
+        offset: u64,
+        may_restart: bool,
+        status: StatusCode,
+        headers: &HeaderMap,
+    ) -> Result<Resumed, ResumeError> {
+        match self.check(offset, status, headers)? {
+            Resumed::Restart if offset > 0 && !may_restart => {
+                Err(ResumeError::Restarted { handed: offset })
+            }
+            resumed => Ok(resumed),
+        }
+    }
+}
+
+/// A response extension a transport adds when it decoded the body's content encoding
+/// (curl's gzip, say): its bytes are not the server's, so the body cannot resume with a range
+/// (see [`ResumePoint::of_response`]); it can still start again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContentDecoded;
 
 /// An `ETag` value looks like `"…"` (a `Last-Modified` is a date).
 fn is_etag(value: &HeaderValue) -> bool {
@@ -270,6 +307,25 @@ mod tests {
         );
         assert_eq!(
             point.check(0, partial, &good),
+            Err(ResumeError::UnaskedRange)
+        );
+    }
+
+    #[test]
+    fn a_whole_body_again_replaces_only_what_no_caller_saw() {
+        let point = ResumePoint::of(&headers(&[("accept-ranges", "bytes"), ("etag", "\"v1\"")]));
+        let ok = StatusCode::OK;
+        let none = HeaderMap::new();
+        assert_eq!(point.continues(0, false, ok, &none), Ok(Resumed::Restart));
+        assert_eq!(point.continues(500, true, ok, &none), Ok(Resumed::Restart));
+        assert_eq!(
+            point.continues(500, false, ok, &none),
+            Err(ResumeError::Restarted { handed: 500 })
+        );
+        let plain = ResumePoint::of(&none);
+        let range = headers(&[("content-range", "bytes 500-1499/1500")]);
+        assert_eq!(
+            plain.continues(500, true, StatusCode::PARTIAL_CONTENT, &range),
             Err(ResumeError::UnaskedRange)
         );
     }

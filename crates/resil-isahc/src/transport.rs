@@ -127,6 +127,15 @@ fn framing_problem(headers: &http::HeaderMap) -> Option<&'static str> {
     None
 }
 
+/// Whether curl decodes this response's body (isahc asks for gzip, deflate and brotli and
+/// has curl decode them): then its bytes are not the server's.
+fn decodes(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+}
+
 /// curl's code for data past one of its size limits (curl 8.6; the curl crate names none;
 /// its integer type differs by platform).
 const CURLE_TOO_LARGE: i64 = 100;
@@ -250,6 +259,10 @@ impl AsyncTransport for IsahcTransport {
                 .map_err(|e| TransportError::new(classify(&e), e))?;
             if let Some(problem) = framing_problem(response.headers()) {
                 return Err(TransportError::new(TransportErrorKind::Protocol, problem));
+            }
+            let mut response = response;
+            if decodes(response.headers()) {
+                response.extensions_mut().insert(resil_http::ContentDecoded);
             }
             Ok(response.map(|body| {
                 Body::from_unpin(
