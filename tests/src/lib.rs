@@ -20,6 +20,7 @@
 mod body_faults;
 mod check;
 mod child;
+mod framing;
 mod h2c;
 mod proxy;
 mod redirects;
@@ -42,6 +43,7 @@ pub use check::{
     url_with_credentials,
 };
 pub use child::{PROXY_VARIABLES, is_child, run_child};
+pub use framing::{BAD_CHUNK_SIZES, FramingWorld};
 pub use h2c::{H2cServer, PAD_RESPONSE};
 pub use proxy::{
     FakeProxy, FakeSocks5, LOOPBACK_NO_PROXY, PROXY_CREDENTIALS, PROXY_RULE_ATTEMPTS,

@@ -280,6 +280,19 @@ pub fn scenarios() -> Vec<Scenario> {
             b"HTTP/1.1 200 OK\r\ncontent-length: 99999999999999999999999\r\n\r\nab",
         ),
         malformed(
+            "Content-Length beside Transfer-Encoding is malformed (RFC 9112 6.3)",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n\
+              5\r\nhello\r\n0\r\n\r\n",
+        ),
+        malformed(
+            "two different Content-Lengths are malformed",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello!",
+        ),
+        malformed(
+            "a Content-Length list that disagrees with itself is malformed",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5, 6\r\n\r\nhello!",
+        ),
+        malformed(
             "a status outside 100-999 is malformed, not a reset",
             b"HTTP/1.1 099 Odd\r\ncontent-length: 2\r\n\r\nok",
         ),

@@ -27,8 +27,8 @@ use crate::{BoxError, BoxFuture, Error, Response};
 /// alone (`Range` with `If-Range`) when the response allowed it (`Accept-Ranges: bytes` and a
 /// strong `ETag` or a `Last-Modified`), and only a `206` of the same version that starts where
 /// the body stopped continues it; otherwise it asks for the whole body, which replaces it
-/// only if none of it was read yet ([`ResponseExt`](crate::ResponseExt)'s readers of the
-/// whole body always can). Bytes are never duplicated or spliced.
+/// only if none of it was read yet or the body is [restartable](Body::set_restartable)
+/// ([`ResponseExt`](crate::ResponseExt)'s readers of the whole body always are). Bytes are never duplicated or spliced.
 pub struct Body {
     /// One allocation for the source and all that goes with it, so a response moved through
     /// the call's futures carries a pointer, and naming the call allocates nothing.
@@ -50,8 +50,8 @@ struct Shared<S: ?Sized> {
     call: Option<Box<dyn KeptCall>>,
     /// The call going on for the rest of the body.
     going: Option<Going>,
-    /// The caller reads the whole body into a buffer it empties when the body starts again.
-    whole: bool,
+    /// The body may start again from its first byte: its reader drops what it holds.
+    restartable: bool,
     /// The body started again from its first byte since the caller last looked.
     restarted: bool,
     source: S,
@@ -170,7 +170,7 @@ impl Body {
                 deadline: None,
                 call: None,
                 going: None,
-                whole: false,
+                restartable: false,
                 restarted: false,
                 source,
             }),
@@ -198,16 +198,19 @@ impl Body {
         self.shared.call = Some(call);
     }
 
-    /// The caller reads the whole body into a buffer of its own, which it empties when
-    /// [`restarted`](Self::restarted) says so: a body that fails may then start again
-    /// from its first byte.
-    pub(crate) fn read_whole(&mut self) {
-        self.shared.whole = true;
+    /// Lets the body start again from its first byte when it fails and the call that goes
+    /// on gets the whole body back (the response allowed no range, or the server ignored
+    /// it): for a reader that holds what it read and can drop it, as
+    /// [`ResponseExt`](crate::ResponseExt)'s readers of the whole body do. After each frame,
+    /// [`restarted`](Self::restarted) says whether it is the body's first. Off by default:
+    /// a body that fails after some of it was read goes on only where it stopped.
+    pub fn set_restartable(&mut self, restartable: bool) {
+        self.shared.restartable = restartable;
     }
 
-    /// Whether the body started again from its first byte since the last call: the frame
-    /// just read is its first.
-    pub(crate) fn restarted(&mut self) -> bool {
+    /// Whether the body started again from its first byte since this was last asked: the
+    /// frame just read is its start, and whatever was read before must be dropped.
+    pub fn restarted(&mut self) -> bool {
         std::mem::take(&mut self.shared.restarted)
     }
 
@@ -220,6 +223,9 @@ impl Body {
         };
         if this.read > this.limit || cause.is::<BodyTooLarge>() {
             return Err(cause);
+        }
+        if !call.point().may_go_on(this.read, this.restartable) {
+            return Err(Box::new(resil_http::CannotResume::new(this.read, cause)));
         }
         let kind = if cause.is::<ReadTimedOut>() || cause.is::<BodyDeadlinePassed>() {
             TransportErrorKind::Timeout
@@ -262,9 +268,12 @@ impl Body {
         let Some(call) = this.call.as_deref() else {
             return Poll::Ready(Err(cause));
         };
-        let resumed =
-            call.point()
-                .continues(this.read, this.whole, response.status(), response.headers());
+        let resumed = call.point().continues(
+            this.read,
+            this.restartable,
+            response.status(),
+            response.headers(),
+        );
         let restart = match resumed {
             Ok(resumed) => resumed == Resumed::Restart,
             Err(e) => return Poll::Ready(Err(Box::new(e))),
@@ -273,7 +282,7 @@ impl Body {
         std::mem::swap(&mut self.shared, &mut next.shared);
         let (old, new) = (&mut *next.shared, &mut *self.shared);
         new.limit = old.limit;
-        new.whole = old.whole;
+        new.restartable = old.restartable;
         if restart {
             new.restarted = true;
         } else {
@@ -345,7 +354,7 @@ impl Body {
                 deadline,
                 call,
                 going: None,
-                whole: false,
+                restartable: false,
                 restarted: false,
                 source: Prefixed {
                     head: Some(prefix.clone()),

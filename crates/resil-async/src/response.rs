@@ -28,7 +28,7 @@ pub trait ResponseExt: Sized {
 /// dropped. A call that gave up going on is the error itself.
 async fn read_all(mut r: Response) -> (Result<bytes::Bytes, Error>, Option<CallLabel>) {
     let body = r.body_mut();
-    body.read_whole();
+    body.set_restartable(true);
     // One chunk (the common case) is handed out as it is; more are joined at the end.
     let mut chunks: Vec<bytes::Bytes> = Vec::new();
     while let Some(frame) = body.frame().await {

@@ -23,9 +23,9 @@ pub type RequestBody = resil_http::RequestBody<Box<dyn Read + Send>>;
 /// asks for the rest alone (`Range` with `If-Range`) when the response allowed it
 /// (`Accept-Ranges: bytes` and a strong `ETag` or a `Last-Modified`), and only a `206` of the
 /// same version, starting where the body stopped, continues it; otherwise it asks for the
-/// whole body, which replaces it only if none of it was read yet
-/// ([`ResponseExt`](crate::ResponseExt)'s readers of the whole body always can). Bytes are
-/// never duplicated or spliced.
+/// whole body, which replaces it only if none of it was read yet or the body is
+/// [restartable](Body::set_restartable) ([`ResponseExt`](crate::ResponseExt)'s readers of the
+/// whole body always are). Bytes are never duplicated or spliced.
 pub struct Body {
     reader: Box<dyn Read + Send>,
     limit: u64,
@@ -33,10 +33,12 @@ pub struct Body {
     /// The call this body answers, for error messages and to go on; kept here rather than in
     /// the response's extensions, which would cost an allocation and a map per call.
     pub(crate) call: Option<Box<crate::client::CallContext>>,
-    /// The caller reads the whole body into a buffer of its own, which it empties when the
-    /// body starts again.
-    whole: bool,
-    /// The body started again from its first byte since the caller's last `read_whole`.
+    /// The body may start again from its first byte: its reader drops what it holds.
+    restartable: bool,
+    /// A read that starts the body again returns nothing (for `read_whole`, which empties
+    /// its buffer and reads on) instead of the new body's first bytes.
+    pause_at_restart: bool,
+    /// The body started again from its first byte since `restarted` last said so.
     restarted: bool,
     /// How the call that went on for the rest of the body gave up, for `read_whole`.
     pub(crate) gave_up: Option<Box<crate::Error>>,
@@ -50,7 +52,8 @@ impl Body {
             limit,
             read: 0,
             call: None,
-            whole: false,
+            restartable: false,
+            pause_at_restart: false,
             restarted: false,
             gave_up: None,
         }
@@ -109,14 +112,32 @@ impl resil_http::CallBody for Body {
 }
 
 impl Body {
+    /// Lets the body start again from its first byte when it fails and the call that goes
+    /// on gets the whole body back (the response allowed no range, or the server ignored
+    /// it): for a reader that holds what it read and can drop it, such as one that buffers
+    /// before it writes anywhere. After each read, [`restarted`](Self::restarted) says
+    /// whether the bytes just read are the body's first. Off by default: a body that fails
+    /// after some of it was read goes on only where it stopped.
+    pub fn set_restartable(&mut self, restartable: bool) {
+        self.restartable = restartable;
+    }
+
+    /// Whether the body started again from its first byte since this was last asked: the
+    /// bytes of the read just made are its start, and whatever was read before must be
+    /// dropped. Only a [restartable](Self::set_restartable) body, or one that failed before
+    /// any of it was read, starts again.
+    pub fn restarted(&mut self) -> bool {
+        std::mem::take(&mut self.restarted)
+    }
+
     /// Reads the whole body into `out`, going on after a failure as the type's docs say;
     /// `out` is emptied when the body starts again from its first byte.
     pub(crate) fn read_whole(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
-        self.whole = true;
+        self.restartable = true;
+        self.pause_at_restart = true;
         loop {
-            self.restarted = false;
             self.read_to_end(out)?;
-            if !self.restarted {
+            if !self.restarted() {
                 return Ok(());
             }
             out.clear();
@@ -154,6 +175,10 @@ impl Body {
         if self.read > self.limit || context.body.is_none() {
             return Err(error);
         }
+        if !context.point.may_go_on(self.read, self.restartable) {
+            let cannot = resil_http::CannotResume::new(self.read, error);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, cannot));
+        }
         let failure = resil_http::BodyFailure {
             attempts: context.attempts,
             deadline: context.deadline,
@@ -171,10 +196,12 @@ impl Body {
                 return Err(io::Error::new(kind, said));
             }
         };
-        let resumed =
-            context
-                .point
-                .continues(self.read, self.whole, response.status(), response.headers());
+        let resumed = context.point.continues(
+            self.read,
+            self.restartable,
+            response.status(),
+            response.headers(),
+        );
         let restart = match resumed {
             Ok(resumed) => resumed == resil_http::Resumed::Restart,
             Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
@@ -195,10 +222,12 @@ impl Read for Body {
             match self.read_limited(buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
                 Err(e) if self.call.is_some() && self.read <= self.limit => {
-                    if self.go_on(e)? && self.whole {
-                        // The caller's buffer holds the old start: it empties it and reads on.
+                    if self.go_on(e)? {
                         self.restarted = true;
-                        return Ok(0);
+                        if self.pause_at_restart {
+                            // `read_whole` empties its buffer and reads on.
+                            return Ok(0);
+                        }
                     }
                 }
                 done => return done,

@@ -87,6 +87,7 @@
 //! | [`CircuitBreaker`] | consecutive or ratio trips, slow calls, half-open probes |
 //! | [`RetryBudget`] | Finagle ratio budget and gRPC token bucket |
 //! | [`RedirectPolicy`] | whether a 3xx is followed, with which method, body and credentials |
+//! | [`Http1Framing`] | the framing of the responses on one HTTP/1.1 connection, checked |
 //! | [`Shared`] | the lock through which machines share a breaker or budget |
 //!
 //! ## Safety rules the machine enforces
@@ -127,6 +128,7 @@ mod backoff;
 mod breaker;
 mod budget;
 mod error;
+mod framing;
 mod policy;
 mod redirect;
 mod retry;
@@ -145,6 +147,7 @@ pub use breaker::{
 };
 pub use budget::RetryBudget;
 pub use error::PolicyError;
+pub use framing::{FramingError, Http1Framing, MAX_LINE};
 pub use policy::{
     AttemptOutcome, HeaderLookup, Method, RequestInfo, ResponseHead, RetryContext, RetryPolicy,
     RetryPolicyBuilder, RetryPredicate, StatusSet, TransportErrorKind, TransportErrorKinds,

@@ -587,6 +587,12 @@ impl<'p, B: CallBody> Call<'p, B> {
             // A late answer of an abandoned attempt: the machine would ignore it too.
             return;
         }
+        if let Some(problem) = crate::headers::response_framing_problem(response.headers()) {
+            // Its connection cannot be trusted either: dropped, never drained for reuse.
+            drop(response);
+            self.handle_error(now, attempt, TransportErrorKind::Protocol, problem.into());
+            return;
+        }
         let status = response.status();
         let wall = (!status.is_success()).then(wall_clock);
         if status == http::StatusCode::UNAUTHORIZED && self.refresh == Refresh::Allowed {

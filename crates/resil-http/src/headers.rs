@@ -138,6 +138,40 @@ pub fn check_request_headers<B>(
 /// servers that refuse chunked requests reject. `body_len` as for
 /// [`check_request_headers`].
 #[inline]
+/// Why a response's head frames its body in a way that cannot be trusted, if it does: a
+/// `Content-Length` beside `Transfer-Encoding` (RFC 9112 6.3: a sign of smuggling, "ought to
+/// be handled as an error"), one that is no number, or two that disagree. hyper and ureq
+/// take the first (the coding wins), curl reads a bad length to the close; every driver
+/// refuses these heads as malformed instead.
+pub fn response_framing_problem(headers: &HeaderMap) -> Option<&'static str> {
+    let mut lengths = headers
+        .get_all(http::header::CONTENT_LENGTH)
+        .iter()
+        .peekable();
+    lengths.peek()?;
+    if headers.contains_key(http::header::TRANSFER_ENCODING) {
+        return Some("the response has both Transfer-Encoding and Content-Length");
+    }
+    let mut length = None;
+    for value in lengths {
+        let Ok(text) = value.to_str() else {
+            return Some("the response's Content-Length is not a number");
+        };
+        for part in text.split(',').map(str::trim) {
+            // Digits only: `u64::from_str` would also take a leading `+`.
+            let digits = !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+            let Some(n) = part.parse::<u64>().ok().filter(|_| digits) else {
+                return Some("the response's Content-Length is not a number");
+            };
+            if length.is_some_and(|l| l != n) {
+                return Some("the response has two different Content-Length values");
+            }
+            length = Some(n);
+        }
+    }
+    None
+}
+
 pub(crate) fn declare_empty_body(parts: &mut http::request::Parts, body_len: Option<u64>) {
     use http::Method;
     if body_len == Some(0)

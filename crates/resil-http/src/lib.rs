@@ -59,7 +59,7 @@ pub use observe::{
 };
 pub use proxy::Proxy;
 pub use redirect::RedirectError;
-pub use resume::{ContentDecoded, ResumeError, ResumePoint, Resumed};
+pub use resume::{CannotResume, ContentDecoded, ResumeError, ResumePoint, Resumed};
 pub use url::UrlError;
 
 /// What only a driver needs: the request each attempt sends, the checks before sending,
@@ -69,7 +69,7 @@ pub mod driver {
     pub use crate::error::{auth_error, body_failure_kind, unsendable_request, write_causes};
     pub use crate::headers::{
         check_request_headers, fill_host_header, is_sensitive_header, redacted_headers,
-        remember_last,
+        remember_last, response_framing_problem,
     };
     pub use crate::proxy::check_proxy_url;
     pub use crate::time::{MAX_TIMEOUT, attempt_budget, library_timeout, read_deadline, unix_now};

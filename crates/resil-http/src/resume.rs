@@ -57,6 +57,13 @@ impl ResumePoint {
         self.validator.is_some()
     }
 
+    /// Whether a body that failed at byte `offset` can go on at all: from its start (nothing
+    /// read, or `may_restart`: its reader drops what it holds), or with a range. A driver asks
+    /// before it sends anything: without either, the request would be wasted.
+    pub fn may_go_on(&self, offset: u64, may_restart: bool) -> bool {
+        offset == 0 || may_restart || self.ranges()
+    }
+
     /// Asks, in `headers` (the next request's), for the representation from byte `offset`
     /// on, if it is still the same one; at offset 0, or without a validator, asks for the
     /// whole body.
@@ -217,6 +224,43 @@ impl fmt::Display for ResumeError {
 }
 
 impl std::error::Error for ResumeError {}
+
+/// A body that failed after some of it reached its reader, from a response that allowed no
+/// range request (`Accept-Ranges: bytes` with a strong `ETag` or a `Last-Modified`), so it
+/// cannot go on: starting it again would splice two bodies. Its cause is how it failed.
+#[derive(Debug)]
+pub struct CannotResume {
+    /// Bytes read before it failed.
+    pub handed: u64,
+    cause: crate::BoxError,
+}
+
+impl CannotResume {
+    /// The body failed with `cause` after `handed` bytes were read.
+    pub fn new(handed: u64, cause: impl Into<crate::BoxError>) -> CannotResume {
+        CannotResume {
+            handed,
+            cause: cause.into(),
+        }
+    }
+}
+
+impl fmt::Display for CannotResume {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the body broke off after {} bytes were read and cannot resume: the response allowed \
+             no range request (Accept-Ranges: bytes with a strong ETag or Last-Modified)",
+            self.handed
+        )
+    }
+}
+
+impl std::error::Error for CannotResume {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.cause)
+    }
+}
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

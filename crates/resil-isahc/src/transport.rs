@@ -100,33 +100,6 @@ fn unsendable_header(headers: &http::HeaderMap) -> Option<String> {
     ))
 }
 
-/// Why a response's framing cannot be trusted: curl reads a body whose `Content-Length` is no
-/// number (or disagrees with another) until the connection closes, where RFC 9112 (6.3) says
-/// the response is an unrecoverable error; ureq and hyper refuse it.
-fn framing_problem(headers: &http::HeaderMap) -> Option<&'static str> {
-    if headers.contains_key(http::header::TRANSFER_ENCODING) {
-        return None;
-    }
-    let mut length = None;
-    for value in headers.get_all(http::header::CONTENT_LENGTH) {
-        let Ok(text) = value.to_str() else {
-            return Some("the response's Content-Length is not a number");
-        };
-        for part in text.split(',').map(str::trim) {
-            // Digits only: `u64::from_str` would also take a leading `+`.
-            let digits = part.bytes().all(|b| b.is_ascii_digit());
-            let Some(n) = part.parse::<u64>().ok().filter(|_| digits) else {
-                return Some("the response's Content-Length is not a number");
-            };
-            if length.is_some_and(|l| l != n) {
-                return Some("the response has two different Content-Length values");
-            }
-            length = Some(n);
-        }
-    }
-    None
-}
-
 /// Whether curl decodes this response's body (isahc asks for gzip, deflate and brotli and
 /// has curl decode them): then its bytes are not the server's.
 fn decodes(headers: &http::HeaderMap) -> bool {
@@ -257,9 +230,6 @@ impl AsyncTransport for IsahcTransport {
                 .send_async(request)
                 .await
                 .map_err(|e| TransportError::new(classify(&e), e))?;
-            if let Some(problem) = framing_problem(response.headers()) {
-                return Err(TransportError::new(TransportErrorKind::Protocol, problem));
-            }
             let mut response = response;
             if decodes(response.headers()) {
                 response.extensions_mut().insert(resil_http::ContentDecoded);
@@ -373,47 +343,6 @@ impl AsyncRead for StreamReader {
                 Poll::Ready(None) => return Poll::Ready(Ok(0)),
                 Poll::Pending => return Poll::Pending,
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::framing_problem;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> http::HeaderMap {
-        pairs
-            .iter()
-            .map(|(n, v)| {
-                (
-                    http::HeaderName::from_static(n),
-                    http::HeaderValue::from_static(v),
-                )
-            })
-            .collect()
-    }
-
-    #[test]
-    fn content_length_must_be_one_number() {
-        for ok in [
-            &[][..],
-            &[("content-length", "12")],
-            &[("content-length", "12, 12")],
-            &[("content-length", "12"), ("content-length", "12")],
-            // Transfer-Encoding frames the body; curl ignores the length then.
-            &[("transfer-encoding", "chunked"), ("content-length", "x")],
-        ] {
-            assert_eq!(framing_problem(&headers(ok)), None, "{ok:?}");
-        }
-        for bad in [
-            &[("content-length", "99999999999999999999999")][..],
-            &[("content-length", "-1")],
-            &[("content-length", "+5")],
-            &[("content-length", "")],
-            &[("content-length", "12, 13")],
-            &[("content-length", "12"), ("content-length", "13")],
-        ] {
-            assert!(framing_problem(&headers(bad)).is_some(), "{bad:?}");
         }
     }
 }

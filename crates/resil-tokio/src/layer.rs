@@ -35,7 +35,10 @@ use crate::{Body, Error, Response, Tokio};
 /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) before the inner service sees
 /// it; whether a `Content-Length` matches the body is left to the inner service, which frames
 /// the body. Credentials in the URL become `Authorization: Basic`, as in the clients (see
-/// [`take_url_credentials`](resil_http::driver::take_url_credentials)).
+/// [`take_url_credentials`](resil_http::driver::take_url_credentials)). The connections are
+/// the inner service's too, so resil's check of how responses are framed (which the
+/// [`Client`](crate::Client) runs on its own connections) does not apply: hyper 1.x reads a
+/// chunk size of more than 16 hex digits that the client refuses.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {

@@ -8,6 +8,7 @@
 //! [`classify`] in [`proxy`].
 
 mod deadline;
+mod framing;
 mod proxy;
 mod resolve;
 mod tcp;
@@ -22,6 +23,7 @@ use resil_http::driver::library_timeout;
 
 use crate::transport::{BlockingTransport, Body, RequestBody, TransportError};
 use deadline::{AttemptDeadline, Deadline, DeadlineConnector, DeadlineReader};
+use framing::FramingCheck;
 use proxy::{ProxyFailure, ProxyStage};
 use resolve::{LiteralFirstResolver, LookupFailed};
 use tcp::TcpConnector;
@@ -140,7 +142,9 @@ impl UreqTransport {
             connections.chain(::ureq::unversioned::transport::RustlsConnector::default());
         let agent = ::ureq::Agent::with_parts(
             config,
-            DeadlineConnector(connections).chain(SteadyTimeouts),
+            DeadlineConnector(connections)
+                .chain(SteadyTimeouts)
+                .chain(FramingCheck),
             LiteralFirstResolver::default(),
         );
         let user_agent = if settings.user_agent == DEFAULT_USER_AGENT {
@@ -264,6 +268,8 @@ fn classify(error: ::ureq::Error) -> TransportError {
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::BrokenPipe
             | io::ErrorKind::UnexpectedEof => TransportErrorKind::Reset,
+            // A response resil's framing check refused.
+            io::ErrorKind::InvalidData => TransportErrorKind::Protocol,
             _ => TransportErrorKind::Other,
         },
         E::Protocol(_) | E::LargeResponseHeader(..) | E::BodyStalled => {
