@@ -122,6 +122,12 @@ impl Body {
         self.restartable = restartable;
     }
 
+    /// Whether the body may start again from its first byte (see
+    /// [`set_restartable`](Self::set_restartable)).
+    pub fn is_restartable(&self) -> bool {
+        self.restartable
+    }
+
     /// Whether the body started again from its first byte since this was last asked: the
     /// bytes of the read just made are its start, and whatever was read before must be
     /// dropped. Only a [restartable](Self::set_restartable) body, or one that failed before
