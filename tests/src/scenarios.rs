@@ -226,6 +226,24 @@ pub fn scenarios() -> Vec<Scenario> {
             vec!["send 1", "redirect 1 302", "send 1", "done 1 200"],
         ),
         get(
+            "Retry-After: 0 is a floor under the backoff, not a tight loop",
+            vec![
+                Reply::with_header(503, "retry-after", "0"),
+                Reply::with_header(503, "retry-after", "0"),
+                Reply::body(200, "ok"),
+            ],
+            Expect::Response(200),
+            3,
+            vec![
+                "send 1",
+                "retry 1 (status 503) in 5ms",
+                "send 2",
+                "retry 2 (status 503) in 5ms",
+                "send 3",
+                "done 3 200",
+            ],
+        ),
+        get(
             "a retry, then a redirect",
             vec![
                 Reply::status(503),
