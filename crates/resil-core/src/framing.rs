@@ -173,29 +173,49 @@ impl Http1Framing {
     }
 
     /// Bytes the connection sent: the start of each request names its method.
-    pub fn sent(&mut self, mut bytes: &[u8]) {
-        while self.request_start && !bytes.is_empty() && self.state != State::Unchecked {
-            let byte = bytes[0];
-            bytes = &bytes[1..];
-            if byte == b' ' || usize::from(self.method_len) == self.method.len() {
-                self.request_start = false;
-                let method = &self.method[..usize::from(self.method_len)];
-                self.asked = match method {
-                    b"HEAD" => Asked::Head,
-                    b"CONNECT" => Asked::Connect,
-                    // HTTP/2's preface (h2c with prior knowledge): not HTTP/1 at all.
-                    b"PRI" => {
-                        self.state = State::Unchecked;
-                        Asked::Other
-                    }
-                    _ => Asked::Other,
-                };
-                self.method_len = 0;
-            } else {
-                self.method[usize::from(self.method_len)] = byte;
-                self.method_len += 1;
-            }
+    pub fn sent(&mut self, bytes: &[u8]) {
+        if !self.request_start || bytes.is_empty() || self.state == State::Unchecked {
+            return;
         }
+        if self.method_len == 0 && bytes.len() > self.method.len() {
+            // The whole method in this write (as good as always).
+            self.request_start = false;
+            self.asked = if bytes.starts_with(b"HEAD ") {
+                Asked::Head
+            } else if bytes.starts_with(b"CONNECT ") {
+                Asked::Connect
+            } else {
+                if bytes.starts_with(b"PRI ") {
+                    self.state = State::Unchecked;
+                }
+                Asked::Other
+            };
+            return;
+        }
+        let room = self.method.len() - usize::from(self.method_len);
+        let end = bytes.iter().take(room).position(|&b| b == b' ');
+        let take = end.unwrap_or(room.min(bytes.len()));
+        let at = usize::from(self.method_len);
+        self.method[at..at + take].copy_from_slice(&bytes[..take]);
+        // At most the array's length.
+        self.method_len += take as u8;
+        if end.is_none() && usize::from(self.method_len) < self.method.len() {
+            // The method goes on in the next write.
+            return;
+        }
+        self.request_start = false;
+        let method = &self.method[..usize::from(self.method_len)];
+        self.asked = match method {
+            b"HEAD" => Asked::Head,
+            b"CONNECT" => Asked::Connect,
+            // HTTP/2's preface (h2c with prior knowledge): not HTTP/1 at all.
+            b"PRI" => {
+                self.state = State::Unchecked;
+                Asked::Other
+            }
+            _ => Asked::Other,
+        };
+        self.method_len = 0;
     }
 
     /// Body bytes that come next and may pass unseen ([`skip`](Self::skip)): what is left of
@@ -250,6 +270,13 @@ impl Http1Framing {
                 bytes = &bytes[usize::try_from(n).unwrap_or(bytes.len())..];
                 continue;
             }
+            if matches!(
+                self.state,
+                State::StatusLine | State::Headers | State::Trailers
+            ) {
+                bytes = self.head_bytes(bytes);
+                continue;
+            }
             let byte = bytes[0];
             bytes = &bytes[1..];
             if let Err(error) = self.byte(byte) {
@@ -260,29 +287,37 @@ impl Http1Framing {
         Ok(())
     }
 
+    /// Head (or trailer) bytes up to the end of the line they are in, read a line at a time
+    /// (a byte at a time would cost most of a request's checking); returns the rest.
+    fn head_bytes<'b>(&mut self, bytes: &'b [u8]) -> &'b [u8] {
+        let Some(end) = bytes.iter().position(|&b| b == b'\n') else {
+            if self.line.len() + bytes.len() > MAX_LINE {
+                self.stop();
+            } else {
+                self.line.extend_from_slice(bytes);
+            }
+            return &[];
+        };
+        let (part, rest) = (&bytes[..end], &bytes[end + 1..]);
+        if self.line.is_empty() {
+            // The whole line is in this read: no copy.
+            self.head_line(strip_cr(part));
+        } else if self.line.len() + part.len() > MAX_LINE {
+            self.stop();
+        } else {
+            let mut line = core::mem::take(&mut self.line);
+            line.extend_from_slice(part);
+            self.head_line(strip_cr(&line));
+            // Keeps the line's allocation for the next one.
+            line.clear();
+            self.line = line;
+        }
+        rest
+    }
+
     /// One byte outside a body's data.
     fn byte(&mut self, byte: u8) -> Result<(), FramingError> {
         match self.state {
-            State::StatusLine | State::Headers | State::Trailers => {
-                if byte != b'\n' {
-                    if self.line.len() == MAX_LINE {
-                        self.stop();
-                    } else {
-                        self.line.push(byte);
-                    }
-                    return Ok(());
-                }
-                // A bare LF ends a head line too (RFC 9112 2.2 lets a recipient take it).
-                if self.line.last() == Some(&b'\r') {
-                    self.line.pop();
-                }
-                let line = core::mem::take(&mut self.line);
-                self.head_line(&line);
-                // Keeps the line's allocation for the next one.
-                self.line = line;
-                self.line.clear();
-                Ok(())
-            }
             State::ChunkSize { digits, size, at } => self.size_byte(byte, digits, size, at),
             State::ChunkDataEnd { cr: false } if byte == b'\r' => {
                 self.state = State::ChunkDataEnd { cr: true };
@@ -298,7 +333,12 @@ impl Http1Framing {
             }
             State::ChunkDataEnd { .. } => Err(FramingError::ChunkDataEnd),
             // Handled by `received` before a byte gets here.
-            State::Fixed(_) | State::ChunkData(_) | State::Unchecked => Ok(()),
+            State::StatusLine
+            | State::Headers
+            | State::Trailers
+            | State::Fixed(_)
+            | State::ChunkData(_)
+            | State::Unchecked => Ok(()),
         }
     }
 
@@ -343,9 +383,13 @@ impl Http1Framing {
         match self.state {
             State::StatusLine => {
                 // "HTTP/1.1 200 OK": the status is the three digits after the first space.
-                let status = line
-                    .iter()
-                    .position(|&b| b == b' ')
+                let space = if line.starts_with(b"HTTP/1.") {
+                    Some(8)
+                } else {
+                    line.iter().position(|&b| b == b' ')
+                };
+                let status = space
+                    .filter(|&space| line.get(space) == Some(&b' '))
                     .and_then(|space| line.get(space + 1..space + 4))
                     .filter(|digits| digits.iter().all(u8::is_ascii_digit))
                     .map(|d| d.iter().fold(0u16, |n, &b| n * 10 + u16::from(b - b'0')));
@@ -373,8 +417,21 @@ impl Http1Framing {
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             return;
         };
-        let (name, value) = (&line[..colon], trim(&line[colon + 1..]));
+        let name = &line[..colon];
+        // Most names are neither: their length says so without comparing them.
+        if name.len() != 14 && name.len() != 17 {
+            return;
+        }
+        let value = trim(&line[colon + 1..]);
         if name.eq_ignore_ascii_case(b"content-length") {
+            if let Some(n) = parse_decimal(value) {
+                // One number, as good as always.
+                match self.head.length {
+                    Some(seen) if seen != n => self.head.bad_length = true,
+                    _ => self.head.length = Some(n),
+                }
+                return;
+            }
             for part in value.split(|&b| b == b',').map(trim) {
                 let n = parse_decimal(part);
                 match (n, self.head.length) {
@@ -435,6 +492,11 @@ impl Http1Framing {
         self.state = State::Unchecked;
         self.line = Vec::new();
     }
+}
+
+/// A line without the CR before its LF (RFC 9112 2.2 lets a recipient take a bare LF too).
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// `bytes` without the spaces and tabs around them.

@@ -86,6 +86,15 @@ fn bodies_without_bytes_are_known_by_request_and_status() {
         framing.sent(GET);
         assert!(framing.received(&chunked("+5\r\n")).is_err(), "{status}");
     }
+    // A method split across writes is still known.
+    let mut framing = Http1Framing::new();
+    framing.sent(b"HE");
+    framing.sent(b"AD / HTTP/1.1\r\n\r\n");
+    framing
+        .received(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n")
+        .unwrap();
+    framing.sent(GET);
+    assert!(framing.received(&chunked("+5\r\n")).is_err());
     // An interim response, then the final one.
     let mut framing = Http1Framing::new();
     framing.sent(GET);

@@ -23,7 +23,6 @@ use resil_http::driver::library_timeout;
 
 use crate::transport::{BlockingTransport, Body, RequestBody, TransportError};
 use deadline::{AttemptDeadline, Deadline, DeadlineConnector, DeadlineReader};
-use framing::FramingCheck;
 use proxy::{ProxyFailure, ProxyStage};
 use resolve::{LiteralFirstResolver, LookupFailed};
 use tcp::TcpConnector;
@@ -142,9 +141,7 @@ impl UreqTransport {
             connections.chain(::ureq::unversioned::transport::RustlsConnector::default());
         let agent = ::ureq::Agent::with_parts(
             config,
-            DeadlineConnector(connections)
-                .chain(SteadyTimeouts)
-                .chain(FramingCheck),
+            DeadlineConnector(connections).chain(SteadyTimeouts),
             LiteralFirstResolver::default(),
         );
         let user_agent = if settings.user_agent == DEFAULT_USER_AGENT {
