@@ -30,6 +30,13 @@ use resil_http::Proxy;
 /// name. A proxy that fails follows [`Proxy`]'s rule ("When a proxy fails") but for one
 /// exception (see [`classify`]): a proxy that wants credentials is a connect failure here,
 /// retried, since isahc keeps nothing that tells it from another refusal.
+///
+/// curl refuses bodies framed against RFC 9112 (a chunk size with a sign, a space, `0x` or
+/// more than 16 hex digits), but reports some of them with the code a reset has
+/// (`CURLE_RECV_ERROR`), and isahc 2 keeps only the code: those are retried (and refused
+/// again) where the others are protocol errors. curl decodes gzip, deflate and brotli: a body
+/// it decoded is marked [`ContentDecoded`](resil_http::ContentDecoded) and never resumes with a
+/// range (its offsets would count decoded bytes); it starts again instead.
 #[derive(Clone, Debug)]
 pub struct IsahcTransport {
     client: isahc::HttpClient,
