@@ -86,9 +86,10 @@
 //! | [`RetryAfter`], [`parse_http_date`] | `Retry-After` seconds and all three HTTP-date forms |
 //! | [`CircuitBreaker`] | consecutive or ratio trips, slow calls, half-open probes |
 //! | [`RetryBudget`] | Finagle ratio budget and gRPC token bucket |
+//! | [`LatencySketch`] | recent latencies in fixed memory: adaptive hedge delays and the hedge-rate cap |
 //! | [`RedirectPolicy`] | whether a 3xx is followed, with which method, body and credentials |
 //! | [`Http1Framing`] | the framing of the responses on one HTTP/1.1 connection, checked |
-//! | [`Shared`] | the lock through which machines share a breaker or budget |
+//! | [`Shared`] | the lock through which machines share a breaker, budget or latency sketch |
 //!
 //! ## Safety rules the machine enforces
 //!
@@ -129,6 +130,7 @@ mod breaker;
 mod budget;
 mod error;
 mod framing;
+mod latency;
 mod policy;
 mod redirect;
 mod retry;
@@ -148,6 +150,7 @@ pub use breaker::{
 pub use budget::RetryBudget;
 pub use error::PolicyError;
 pub use framing::{FramingError, Http1Framing, MAX_LINE};
+pub use latency::{LatencySketch, LatencySketchBuilder};
 pub use policy::{
     AttemptOutcome, HeaderLookup, Method, RequestInfo, ResponseHead, RetryContext, RetryPolicy,
     RetryPolicyBuilder, RetryPredicate, StatusSet, TransportErrorKind, TransportErrorKinds,
