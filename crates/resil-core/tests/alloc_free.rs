@@ -1,13 +1,13 @@
 //! Zero heap allocations per logical request, counted by a global allocator; and the machine's
-//! size without its RNG.
+//! size without its RNG. The latency sketch allocates nothing at all, built or used.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::Mutex;
 
 use resil_core::{
-    Action, CircuitBreaker, Input, Instant, Method, RequestInfo, ResponseHead, RetryAfter,
-    RetryBudget, RetryMachine, RetryPolicy,
+    Action, CircuitBreaker, Input, Instant, LatencySketch, Method, RequestInfo, ResponseHead,
+    RetryAfter, RetryBudget, RetryMachine, RetryPolicy,
 };
 
 struct Counting;
@@ -106,6 +106,29 @@ fn a_logical_request_allocates_nothing() {
     let allocated = allocations() - before;
     assert!(total > 3000);
     assert_eq!(allocated, 0, "allocations in 1000 logical requests");
+}
+
+#[test]
+fn the_latency_sketch_never_allocates() {
+    COUNTING.with(|c| c.set(true));
+    let before = allocations();
+    let mut sketch = LatencySketch::builder().build().unwrap();
+    let mut now = Instant::ZERO;
+    let mut delays = 0;
+    // 20 000 calls over 50 s: every sub-window comes round several times.
+    for i in 0..20_000u64 {
+        now = now + core::time::Duration::from_micros(2_500);
+        sketch.record_request(now);
+        sketch.record(now, core::time::Duration::from_micros(i % 20_000));
+        if sketch.hedge_delay(now).is_some() && sketch.try_hedge(now) {
+            delays += 1;
+        }
+        std::hint::black_box(sketch.quantile(now, 0.5));
+    }
+    let allocated = allocations() - before;
+    COUNTING.with(|c| c.set(false));
+    assert!(delays > 500);
+    assert_eq!(allocated, 0, "allocations by the latency sketch");
 }
 
 /// An RNG with no state: `RetryMachine<ZeroSizedRng>` is the machine without its RNG.
