@@ -21,7 +21,8 @@ const TOP_BITS: u32 = 32;
 const MAX_MICROS: u64 = (1 << TOP_BITS) - 1;
 /// 16 buckets of 1 µs below 16 µs, then 16 per power of two up to 2^32 µs.
 const BUCKETS: usize = ((TOP_BITS - SUB_BITS + 1) as usize) << SUB_BITS;
-const MAX_SUB_WINDOWS: usize = 5;
+/// Memory is fixed for this many sub-windows.
+const SLOTS: usize = 5;
 /// A slot that has held no sub-window yet. Real ticks stay far below it: a sub-window lasts at
 /// least 200 µs (1 ms window, 5 sub-windows).
 const NO_TICK: u64 = u64::MAX;
@@ -82,7 +83,8 @@ impl LatencySketchBuilder {
 
     /// The largest share of the window's requests that may be hedged, in `(0, 1]`. Unless
     /// [`hedge_quantile`](Self::hedge_quantile) is set, it also picks the hedge quantile,
-    /// `1 − max_extra_load`: hedging after the p95 hedges about 5 % of requests.
+    /// `1 − max_extra_load` (Finagle): hedging after the p95 hedges about 5 % of requests,
+    /// and a share of 1 hedges once the fastest latency has passed.
     pub fn max_extra_load(mut self, share: f64) -> Self {
         self.max_extra_load = share;
         self
@@ -157,13 +159,13 @@ impl LatencySketchBuilder {
             min_delay: self.min_delay,
             max_delay: self.max_delay,
             latest: 0,
-            ticks: [NO_TICK; MAX_SUB_WINDOWS],
-            samples: [0; MAX_SUB_WINDOWS],
-            lowest: [NO_BUCKET; MAX_SUB_WINDOWS],
-            highest: [0; MAX_SUB_WINDOWS],
-            requests: [0; MAX_SUB_WINDOWS],
-            hedges: [0; MAX_SUB_WINDOWS],
-            counts: [[0; MAX_SUB_WINDOWS]; BUCKETS],
+            ticks: [NO_TICK; SLOTS],
+            samples: [0; SLOTS],
+            lowest: [NO_BUCKET; SLOTS],
+            highest: [0; SLOTS],
+            requests: [0; SLOTS],
+            hedges: [0; SLOTS],
+            counts: [[0; SLOTS]; BUCKETS],
         })
     }
 }
@@ -176,13 +178,16 @@ impl LatencySketchBuilder {
 ///
 /// # What to feed it
 ///
-/// [`record`](Self::record) the time an attempt ran when it ended with an answer (any
-/// answer the policy does not call a fast failure), when it timed out, and when it was
-/// abandoned because another attempt won — the last two with the time it had run, a lower
-/// bound that keeps a backend's slowness from being hidden. Never record fast failures (a
-/// refused connection, an immediate 503): they say nothing about how long an answer takes,
-/// and would pull the delay down so that hedges fire early. Filtering them is the caller's
-/// job. [`record_request`](Self::record_request) every call's first attempt.
+/// [`record`](Self::record) how long an attempt ran when it
+/// - succeeded;
+/// - timed out (the time it was given);
+/// - was abandoned because another attempt won (the time it had run).
+///
+/// The last two are lower bounds, and they are what keeps a slow backend from looking fast.
+/// Never record fast failures (a refused connection, an immediate 503): they say nothing
+/// about how long an answer takes, and would pull the delay down so that hedges fire early.
+/// Filtering them is the caller's job. [`record_request`](Self::record_request) every call
+/// once, at its first attempt.
 ///
 /// # The window
 ///
@@ -206,14 +211,23 @@ impl LatencySketchBuilder {
 /// `< v · 32/33`. The window's counts are exact — the sketch adds no rank error of its own;
 /// only a value's bucket is rounded (log-linear buckets, 16 per power of two, answered by
 /// their midpoint). The one exception is volume: a sub-window keeps its first 65 535
-/// latencies and ignores the rest (that many already fix its quantile).
+/// latencies and ignores the rest, which keeps every counter to 16 bits (past 30 000 calls a
+/// second with the default 2 s sub-windows).
 ///
 /// # The hedge cap
 ///
 /// [`try_hedge`](Self::try_hedge) grants a hedge while, over the window,
 /// `hedges ≤ max_extra_load · requests + hedge_burst` still holds with it (`max_extra_load`
 /// kept in parts per million). A backend that is slow for everyone is therefore hedged for a
-/// bounded share of requests, not doubled.
+/// bounded share of requests, not doubled. Under a shared lock, `try_hedge` checks and counts
+/// in one step, so two callers cannot both take the last hedge.
+///
+/// # Cost
+///
+/// Counting is a few array writes (and, once per sub-window, clearing the buckets the reused
+/// slot had filled). A query adds up the live slots of the buckets between the window's
+/// lowest and highest latency: at most 464 buckets × 5 slots, a few dozen buckets for a
+/// backend whose latencies span one power of ten.
 ///
 /// ```
 /// use core::time::Duration;
@@ -247,16 +261,16 @@ pub struct LatencySketch {
     /// The latest sub-window counted in; an earlier `now` counts in it. Queries leave it.
     latest: u64,
     /// The sub-window each slot holds ([`NO_TICK`] before its first use).
-    ticks: [u64; MAX_SUB_WINDOWS],
-    samples: [u16; MAX_SUB_WINDOWS],
+    ticks: [u64; SLOTS],
+    samples: [u16; SLOTS],
     /// Each slot's lowest and highest non-empty bucket, so queries and clears skip the rest.
-    lowest: [u16; MAX_SUB_WINDOWS],
-    highest: [u16; MAX_SUB_WINDOWS],
-    requests: [u32; MAX_SUB_WINDOWS],
-    hedges: [u32; MAX_SUB_WINDOWS],
+    lowest: [u16; SLOTS],
+    highest: [u16; SLOTS],
+    requests: [u32; SLOTS],
+    hedges: [u32; SLOTS],
     /// Latencies per bucket and slot, bucket-major: a query reads a bucket's slots at once.
     /// A slot's counts never exceed its `samples`, so `u16` cannot overflow.
-    counts: [[u16; MAX_SUB_WINDOWS]; BUCKETS],
+    counts: [[u16; SLOTS]; BUCKETS],
 }
 
 // Bounded memory is the point: one sketch per backend, shared, never growing.
@@ -267,7 +281,10 @@ impl fmt::Debug for LatencySketch {
         f.debug_struct("LatencySketch")
             .field(
                 "window",
-                &Duration::from_nanos(self.sub_window_nanos * self.sub_windows as u64),
+                &Duration::from_nanos(
+                    self.sub_window_nanos
+                        .saturating_mul(self.sub_windows as u64),
+                ),
             )
             .field("sub_windows", &self.sub_windows)
             .field("hedge_quantile", &self.hedge_quantile)
@@ -288,7 +305,7 @@ impl LatencySketch {
     pub const MAX_TRACKED: Duration = Duration::from_micros(MAX_MICROS);
 
     /// The most sub-windows a window can be kept in (memory is fixed at this many).
-    pub const MAX_SUB_WINDOWS: u32 = MAX_SUB_WINDOWS as u32;
+    pub const MAX_SUB_WINDOWS: u32 = SLOTS as u32;
 
     /// A builder holding the defaults listed on [`LatencySketchBuilder`].
     pub fn builder() -> LatencySketchBuilder {
@@ -431,9 +448,9 @@ impl LatencySketch {
     }
 
     /// Which slots hold a sub-window of the window at `now`.
-    fn live(&self, now: Instant) -> [bool; MAX_SUB_WINDOWS] {
+    fn live(&self, now: Instant) -> [bool; SLOTS] {
         let tick = self.tick(now);
-        let mut live = [false; MAX_SUB_WINDOWS];
+        let mut live = [false; SLOTS];
         for (is_live, &held) in live.iter_mut().zip(&self.ticks).take(self.sub_windows) {
             // `held ≤ latest ≤ tick` for a used slot; NO_TICK is above any tick.
             *is_live = tick
@@ -443,7 +460,7 @@ impl LatencySketch {
         live
     }
 
-    fn sum(&self, per_slot: &[u32; MAX_SUB_WINDOWS], live: [bool; MAX_SUB_WINDOWS]) -> u64 {
+    fn sum(&self, per_slot: &[u32; SLOTS], live: [bool; SLOTS]) -> u64 {
         per_slot
             .iter()
             .zip(live)
@@ -452,7 +469,7 @@ impl LatencySketch {
             .sum()
     }
 
-    fn sample_count_in(&self, live: [bool; MAX_SUB_WINDOWS]) -> u32 {
+    fn sample_count_in(&self, live: [bool; SLOTS]) -> u32 {
         self.samples
             .iter()
             .zip(live)
@@ -462,7 +479,7 @@ impl LatencySketch {
     }
 
     /// The range of buckets any live slot has samples in; empty (first > last) if none.
-    fn occupied(&self, live: [bool; MAX_SUB_WINDOWS]) -> (usize, usize) {
+    fn occupied(&self, live: [bool; SLOTS]) -> (usize, usize) {
         let mut first = usize::from(NO_BUCKET);
         let mut last = 0;
         for slot in (0..self.sub_windows).filter(|&s| live[s]) {
