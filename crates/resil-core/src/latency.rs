@@ -353,6 +353,7 @@ impl LatencySketch {
 
     /// Asks for one hedge; `true` means it is within the cap and has been counted. Ask when
     /// the hedge is sent, not when its timer is set: a call that ends first spends nothing.
+    #[must_use = "a refused hedge must not be sent"]
     pub fn try_hedge(&mut self, now: Instant) -> bool {
         let slot = self.slot(now);
         let allowed = self.may_hedge(now);
