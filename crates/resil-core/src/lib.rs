@@ -85,7 +85,7 @@
 //! | [`BackoffSchedule`] | constant, linear, exponential, Fibonacci, decorrelated; five jitters |
 //! | [`RetryAfter`], [`parse_http_date`] | `Retry-After` seconds and all three HTTP-date forms |
 //! | [`CircuitBreaker`] | consecutive or ratio trips, slow calls, half-open probes |
-//! | [`RetryBudget`] | Finagle ratio budget and gRPC token bucket |
+//! | [`RetryBudget`] | Finagle ratio budget, AWS retry quota, gRPC token bucket |
 //! | [`RedirectPolicy`] | whether a 3xx is followed, with which method, body and credentials |
 //! | [`Shared`] | the lock through which machines share a breaker or budget |
 //!
@@ -140,16 +140,17 @@ pub use breaker::{
     BreakerState, CallOutcome, CircuitBreaker, CircuitBreakerBuilder, Permit, Rejected, SlowCalls,
     Transition, TripCondition, Window,
 };
-pub use budget::RetryBudget;
+pub use budget::{QuotaCosts, RetryBudget};
 pub use error::PolicyError;
 pub use policy::{
-    AttemptOutcome, HeaderLookup, Method, RequestInfo, ResponseHead, RetryContext, RetryPolicy,
-    RetryPolicyBuilder, RetryPredicate, StatusSet, TransportErrorKind, TransportErrorKinds,
+    AttemptOutcome, Cause, HeaderLookup, Method, RequestInfo, ResponseHead, RetryContext,
+    RetryPolicy, RetryPolicyBuilder, RetryPredicate, StatusSet, TransportErrorKind,
+    TransportErrorKinds,
 };
 pub use redirect::{
     Hop, RedirectDecision, RedirectInput, RedirectPolicy, RedirectRefusal, RedirectTarget,
 };
-pub use retry::{Action, Cause, Event, GiveUp, GiveUpReason, Input, RetryMachine};
+pub use retry::{Action, Event, GiveUp, GiveUpReason, Input, RetryMachine};
 pub use retry_after::{RetryAfter, parse_http_date};
 pub use shared::Shared;
 pub use time::{Instant, UnixTime};

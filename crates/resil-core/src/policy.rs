@@ -263,6 +263,34 @@ pub enum AttemptOutcome<'a> {
     Error(TransportErrorKind),
 }
 
+/// What ended an attempt, in short: the status, or the transport error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cause {
+    /// A response with this status.
+    Status(u16),
+    /// A transport error.
+    Error(TransportErrorKind),
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Status(s) => write!(f, "status {s}"),
+            Cause::Error(k) => write!(f, "{k}"),
+        }
+    }
+}
+
+impl AttemptOutcome<'_> {
+    /// The outcome in short: its status, or its transport error.
+    pub fn cause(&self) -> Cause {
+        match self {
+            AttemptOutcome::Response(head) => Cause::Status(head.status),
+            AttemptOutcome::Error(kind) => Cause::Error(*kind),
+        }
+    }
+}
+
 /// What a `retry_if` predicate sees.
 #[derive(Clone, Copy, Debug)]
 pub struct RetryContext<'a> {

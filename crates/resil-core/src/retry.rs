@@ -15,7 +15,7 @@ use crate::backoff::{scale, uniform};
 use crate::breaker::{BreakerState, CallOutcome, CircuitBreaker, Permit, Transition};
 use crate::budget::RetryBudget;
 use crate::policy::{
-    AttemptOutcome, Classification, RequestInfo, ResponseHead, RetryContext, RetryPolicy,
+    AttemptOutcome, Cause, Classification, RequestInfo, ResponseHead, RetryContext, RetryPolicy,
     TransportErrorKind,
 };
 use crate::shared::Shared;
@@ -68,24 +68,6 @@ pub enum Action {
     /// Stop; the reason says why. Terminal. If the last attempt produced a response
     /// ([`GiveUp::has_response`]), return it (or an error carrying it) to the caller.
     Fail(GiveUp),
-}
-
-/// What ended an attempt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Cause {
-    /// A response with this status.
-    Status(u16),
-    /// A transport error.
-    Error(TransportErrorKind),
-}
-
-impl fmt::Display for Cause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Cause::Status(s) => write!(f, "status {s}"),
-            Cause::Error(k) => write!(f, "{k}"),
-        }
-    }
 }
 
 /// Why the machine stopped without a final response.
@@ -598,18 +580,11 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             });
         }
         // The call's deposit waits for its first outcome, so one lock covers both; no retry
-        // of this call can come sooner.
-        let first = self.attempts == 1;
-        self.with_budget_mut(|b, now| {
-            if first {
-                b.record_request(now);
-            }
-            b.record_outcome(failure);
-        });
-        self.last = Some(match outcome {
-            AttemptOutcome::Response(head) => Cause::Status(head.status),
-            AttemptOutcome::Error(kind) => Cause::Error(kind),
-        });
+        // of this call can come sooner. A later attempt tells the budget what the retry
+        // before it was for (a retry quota gives back that retry's cost on success).
+        let retried_after = if self.attempts == 1 { None } else { self.last };
+        self.with_budget_mut(|b, now| b.record_attempt(now, retried_after, failure));
+        self.last = Some(outcome.cause());
         let ctx = RetryContext {
             attempt: Attempt::new(self.attempts),
             method: self.request.method,
@@ -683,7 +658,8 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             return self.fail(Reason::CircuitOpen, until.as_nanos());
         }
         let mut granted = true;
-        self.with_budget_mut(|b, now| granted = b.try_withdraw(now));
+        let cause = outcome.cause();
+        self.with_budget_mut(|b, now| granted = b.try_withdraw_after(now, cause));
         if !granted {
             return self.fail(Reason::BudgetExhausted, 0);
         }

@@ -377,6 +377,8 @@ proptest! {
         requests in 0u32..200,
         asks in 0u32..400,
     ) {
+        // A ratio of 0 with no reserve never grants a retry, and is refused at build.
+        prop_assume!(ratio > 0.0 || min_per_second > 0);
         let mut budget = RetryBudget::ratio(ratio, min_per_second, Duration::from_secs(10)).unwrap();
         let now = Instant::from_secs(5);
         for _ in 0..requests { budget.record_request(now); }
