@@ -85,20 +85,52 @@ impl Permit {
         self.probe
     }
 
-    /// The breaker generation that issued it.
-    #[cfg(target_has_atomic = "64")]
-    pub(crate) fn generation(&self) -> u32 {
-        self.generation
+    /// The permit without its time, as a retry machine keeps it while its attempt is out (the
+    /// machine knows when it sent the attempt).
+    pub(crate) fn hold(self) -> HeldPermit {
+        HeldPermit {
+            generation: self.generation,
+            probe: self.probe,
+        }
     }
+}
 
-    /// The permit a closed breaker of this generation gives at `now`.
+/// A [`Permit`] without its acquisition time: 8 bytes in a retry machine instead of 16.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HeldPermit {
+    generation: u32,
+    probe: bool,
+}
+
+impl HeldPermit {
+    /// The permit a closed breaker of this generation gives.
     #[cfg(target_has_atomic = "64")]
-    pub(crate) fn closed(generation: u32, now: Instant) -> Permit {
-        Permit {
+    pub(crate) fn closed(generation: u32) -> HeldPermit {
+        HeldPermit {
             generation,
             probe: false,
-            acquired_at: now,
         }
+    }
+
+    /// The permit again, taken at `acquired_at`.
+    pub(crate) fn permit(self, acquired_at: Instant) -> Permit {
+        Permit {
+            generation: self.generation,
+            probe: self.probe,
+            acquired_at,
+        }
+    }
+
+    /// Whether it is one of the half-open probes.
+    #[cfg(target_has_atomic = "64")]
+    pub(crate) fn is_probe(self) -> bool {
+        self.probe
+    }
+
+    /// The breaker generation that issued it.
+    #[cfg(target_has_atomic = "64")]
+    pub(crate) fn generation(self) -> u32 {
+        self.generation
     }
 }
 

@@ -143,9 +143,9 @@ pub use breaker::{
 pub use budget::{QuotaCosts, RetryBudget};
 pub use error::PolicyError;
 pub use policy::{
-    AttemptOutcome, Cause, HeaderLookup, Method, RequestInfo, ResponseHead, RetryContext,
-    RetryPolicy, RetryPolicyBuilder, RetryPredicate, StatusSet, TransportErrorKind,
-    TransportErrorKinds,
+    AttemptOutcome, Cause, DelayContext, DelayFn, HeaderLookup, Method, RequestInfo, ResponseHead,
+    RetryContext, RetryKind, RetryPolicy, RetryPolicyBuilder, RetryPredicate, StatusSet,
+    TransportErrorKind, TransportErrorKinds,
 };
 pub use redirect::{
     Hop, RedirectDecision, RedirectInput, RedirectPolicy, RedirectRefusal, RedirectTarget,

@@ -12,11 +12,11 @@ use rand_core::{Rng, SeedableRng};
 
 use crate::attempt::Attempt;
 use crate::backoff::{scale, uniform};
-use crate::breaker::{BreakerState, CallOutcome, CircuitBreaker, Permit, Transition};
+use crate::breaker::{BreakerState, CallOutcome, CircuitBreaker, HeldPermit, Transition};
 use crate::budget::RetryBudget;
 use crate::policy::{
-    AttemptOutcome, Cause, Classification, RequestInfo, ResponseHead, RetryContext, RetryPolicy,
-    TransportErrorKind,
+    AttemptOutcome, Cause, Classification, DelayContext, NO_LIMIT, RequestInfo, ResponseHead,
+    RetryContext, RetryKind, RetryPolicy, TransportErrorKind,
 };
 use crate::shared::Shared;
 use crate::time::{Instant, duration_to_nanos};
@@ -76,6 +76,12 @@ pub enum Action {
 pub enum GiveUpReason {
     /// Every allowed attempt was used.
     AttemptsExhausted,
+    /// Every retry the policy allows after failures of this kind was used
+    /// ([`RetryPolicyBuilder::kind_retries`](crate::RetryPolicyBuilder::kind_retries)).
+    KindExhausted {
+        /// The kind of failure that would have been retried again.
+        kind: RetryKind,
+    },
     /// Waiting for another attempt would pass the total deadline.
     DeadlineExceeded,
     /// The server's `Retry-After` asked for longer than the policy waits.
@@ -102,6 +108,9 @@ impl fmt::Display for GiveUpReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GiveUpReason::AttemptsExhausted => f.write_str("all attempts were used"),
+            GiveUpReason::KindExhausted { kind } => {
+                write!(f, "all {kind} retries were used")
+            }
             GiveUpReason::DeadlineExceeded => f.write_str("the total deadline would be exceeded"),
             GiveUpReason::RetryAfterTooLong { requested } => write!(
                 f,
@@ -177,6 +186,9 @@ pub enum Event {
         delay: Duration,
         /// The server's `Retry-After` that was honoured, if any.
         retry_after: Option<Duration>,
+        /// How long the failed attempt took, from its `Send` to its end (Polly's
+        /// `OnRetryArguments.Duration`).
+        attempt_duration: Duration,
     },
     /// A final response arrived.
     Completed {
@@ -211,6 +223,7 @@ enum Phase {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Reason {
     AttemptsExhausted,
+    KindExhausted,
     DeadlineExceeded,
     RetryAfterTooLong,
     NotRetryable,
@@ -312,7 +325,7 @@ type BudgetRef<'p> = &'p (dyn Shared<RetryBudget> + Sync);
 /// | Ready | poll | otherwise | InFlight until min(now + attempt timeout, deadline) | `Send` |
 /// | InFlight | poll | | InFlight | `Sleep` until the attempt's deadline |
 /// | InFlight | its response or error, or the timer at its deadline | final (policy: not retried, e.g. 2xx, 404) | Done | |
-/// | InFlight | the same | not retryable, or retryable but not replayable (non-idempotent, streamed body), attempts used, `Retry-After` too long, wait past the deadline, breaker open at the wake, budget refused | Failed (that reason) | |
+/// | InFlight | the same | not retryable, or retryable but not replayable (non-idempotent, streamed body), attempts used (or the retries of the failure's kind), `Retry-After` too long, wait past the deadline, breaker open at the wake, budget refused | Failed (that reason) | |
 /// | InFlight | the same | retry after a wait of zero | Ready | |
 /// | InFlight | the same | retry after a wait | Backoff until now + wait | |
 /// | InFlight | an input for another attempt, an early timer | | InFlight | |
@@ -336,14 +349,19 @@ pub struct RetryMachine<'p, R = ChaCha8Rng> {
     now: Instant,
     deadline: Instant,
     phase: Phase,
-    /// The phase's instant: when the in-flight attempt or the backoff ends, or the give-up
-    /// detail.
+    /// The phase's instant: when the in-flight attempt was sent (its deadline follows from
+    /// it), when the backoff ends, or the give-up detail.
     at: Instant,
     /// The last scheduled wait in nanoseconds (decorrelated jitter's "previous").
     delay: u64,
     /// The honoured `Retry-After` in nanoseconds, or `NO_RETRY_AFTER`.
     detail: u64,
-    permit: Option<Permit>,
+    /// How long the last finished attempt took, in nanoseconds.
+    took: u64,
+    /// The breaker permit of the attempt in flight; it was taken when the attempt was sent.
+    permit: Option<HeldPermit>,
+    /// Retries scheduled so far of each [`RetryKind`] (saturating; limits are at most 255).
+    kind_retries: [u8; 4],
     attempts: u32,
     request: RequestInfo,
     last: Option<Cause>,
@@ -398,7 +416,9 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             at: now,
             delay: 0,
             detail: NO_RETRY_AFTER,
+            took: 0,
             permit: None,
+            kind_retries: [0; 4],
             attempts: 0,
             request,
             last: None,
@@ -483,7 +503,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             (Phase::InFlight, Input::Error { attempt, kind }) if attempt == current => {
                 self.finish_attempt(AttemptOutcome::Error(kind));
             }
-            (Phase::InFlight, Input::Timer) if self.now >= self.at => {
+            (Phase::InFlight, Input::Timer) if self.now >= self.attempt_deadline() => {
                 self.finish_attempt(AttemptOutcome::Error(TransportErrorKind::Timeout));
             }
             (Phase::Backoff, Input::Timer) if self.now >= self.at => {
@@ -507,20 +527,19 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                 }
                 Ok(()) => {
                     self.attempts += 1;
-                    let until = self
-                        .now
-                        .saturating_add(Duration::from_nanos(self.policy.attempt_timeout))
-                        .min(self.deadline);
                     self.phase = Phase::InFlight;
-                    self.at = until;
+                    self.at = self.now;
                     self.events.push(EV_STARTED, 0, self.attempts);
                     Action::Send {
                         attempt: Attempt::new(self.attempts),
-                        deadline: until,
+                        deadline: self.attempt_deadline(),
                     }
                 }
             },
-            Phase::InFlight | Phase::Backoff => Action::Sleep { until: self.at },
+            Phase::InFlight => Action::Sleep {
+                until: self.attempt_deadline(),
+            },
+            Phase::Backoff => Action::Sleep { until: self.at },
             Phase::Done => Action::Done {
                 attempt: Attempt::new(self.attempts),
             },
@@ -547,6 +566,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                 delay: Duration::from_nanos(self.delay),
                 retry_after: (self.detail != NO_RETRY_AFTER)
                     .then(|| Duration::from_nanos(self.detail)),
+                attempt_duration: Duration::from_nanos(self.took),
             },
             EV_COMPLETED => match self.last? {
                 Cause::Status(status) => Event::Completed { attempt, status },
@@ -568,14 +588,20 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
     fn finish_attempt(&mut self, outcome: AttemptOutcome<'_>) {
         let failure = self.policy.is_failure(&outcome);
         let mut rejects_until = None;
-        if let Some(permit) = self.permit.take().filter(|p| failure || !self.quiet_for(p)) {
+        let sent = self.at;
+        self.took = self.now.as_nanos().saturating_sub(sent.as_nanos());
+        if let Some(held) = self
+            .permit
+            .take()
+            .filter(|p| failure || !self.quiet_for(*p))
+        {
             let call = if failure {
                 CallOutcome::Failure
             } else {
                 CallOutcome::Success
             };
             self.with_breaker_mut(|b, now| {
-                b.record(now, permit, call);
+                b.record(now, held.permit(sent), call);
                 rejects_until = b.rejects_until();
             });
         }
@@ -611,12 +637,18 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         if self.attempts >= self.policy.max_attempts {
             return self.fail(Reason::AttemptsExhausted, 0);
         }
+        let cause = outcome.cause();
+        let kind = RetryKind::of(cause).index();
+        let limit = self.policy.kind_limits[kind];
+        if limit != NO_LIMIT && u16::from(self.kind_retries[kind]) >= limit {
+            return self.fail(Reason::KindExhausted, kind as u64);
+        }
         let server_ask = match outcome {
-            AttemptOutcome::Response(head) => head
+            AttemptOutcome::Response(head) if self.policy.respect_retry_after => head
                 .retry_after
                 .and_then(|ra| ra.delay(head.wall_clock))
                 .map(duration_to_nanos),
-            AttemptOutcome::Error(_) => None,
+            AttemptOutcome::Response(_) | AttemptOutcome::Error(_) => None,
         };
         let (wait, honoured) = match server_ask {
             Some(asked) => {
@@ -648,6 +680,10 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                 (computed.min(self.policy.max_wait), NO_RETRY_AFTER)
             }
         };
+        let wait = match self.policy.delay_fn {
+            None => wait,
+            Some(f) => self.chosen_delay(f, cause, wait, honoured),
+        };
         let wake = self.now.saturating_add(Duration::from_nanos(wait));
         if wake >= self.deadline {
             return self.fail(Reason::DeadlineExceeded, 0);
@@ -658,11 +694,11 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             return self.fail(Reason::CircuitOpen, until.as_nanos());
         }
         let mut granted = true;
-        let cause = outcome.cause();
         self.with_budget_mut(|b, now| granted = b.try_withdraw_after(now, cause));
         if !granted {
             return self.fail(Reason::BudgetExhausted, 0);
         }
+        self.kind_retries[kind] = self.kind_retries[kind].saturating_add(1);
         self.delay = wait;
         self.detail = honoured;
         self.events.push(EV_RETRY, 0, self.attempts);
@@ -672,6 +708,44 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             self.phase = Phase::Backoff;
             self.at = wake;
         }
+    }
+
+    /// The wait the policy's delay function chooses, bounded as any wait: at most `max_delay`
+    /// and `max_wait`; after a `Retry-After` (`honoured`), from the server's ask up to
+    /// `max_retry_after`. `own` is the policy's own choice.
+    #[cold]
+    fn chosen_delay(
+        &self,
+        f: crate::policy::DelayFn,
+        cause: Cause,
+        own: u64,
+        honoured: u64,
+    ) -> u64 {
+        let ctx = DelayContext {
+            attempt: Attempt::new(self.attempts),
+            cause,
+            retry_after: (honoured != NO_RETRY_AFTER).then(|| Duration::from_nanos(honoured)),
+            policy_delay: Duration::from_nanos(own),
+        };
+        let Some(chosen) = f(&ctx).map(duration_to_nanos) else {
+            return own;
+        };
+        if honoured == NO_RETRY_AFTER {
+            chosen
+                .min(self.policy.schedule.cap_nanos())
+                .min(self.policy.max_wait)
+        } else {
+            let limit = self.policy.max_retry_after.min(self.policy.max_wait);
+            chosen.min(limit).max(honoured)
+        }
+    }
+
+    /// When the attempt in flight is abandoned: its timeout after it was sent, and never past
+    /// the total deadline.
+    fn attempt_deadline(&self) -> Instant {
+        self.at
+            .saturating_add(Duration::from_nanos(self.policy.attempt_timeout))
+            .min(self.deadline)
     }
 
     fn fail(&mut self, reason: Reason, detail: u64) {
@@ -684,6 +758,9 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         let detail = self.at.as_nanos();
         let reason = match reason {
             Reason::AttemptsExhausted => GiveUpReason::AttemptsExhausted,
+            Reason::KindExhausted => GiveUpReason::KindExhausted {
+                kind: RetryKind::ALL[(detail as usize).min(3)],
+            },
             Reason::DeadlineExceeded => GiveUpReason::DeadlineExceeded,
             Reason::RetryAfterTooLong => GiveUpReason::RetryAfterTooLong {
                 requested: Duration::from_nanos(detail),
@@ -711,7 +788,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         let now = self.now;
         #[cfg(target_has_atomic = "64")]
         if let Some(generation) = self.gate.and_then(|g| g.quiet_generation()) {
-            self.permit = Some(Permit::closed(generation, now));
+            self.permit = Some(HeldPermit::closed(generation));
             return Ok(());
         }
         let mut result = None;
@@ -723,7 +800,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         self.note_transitions(transitions);
         match result {
             Some(Ok(permit)) => {
-                self.permit = Some(permit);
+                self.permit = Some(permit.hold());
                 Ok(())
             }
             Some(Err(rejected)) => Err(rejected.until),
@@ -735,7 +812,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
 
     /// Whether the breaker is quiet in `permit`'s generation, so a success under it would
     /// change nothing.
-    fn quiet_for(&self, permit: &Permit) -> bool {
+    fn quiet_for(&self, permit: HeldPermit) -> bool {
         #[cfg(target_has_atomic = "64")]
         if let Some(gate) = self.gate {
             return !permit.is_probe() && gate.quiet_generation() == Some(permit.generation());
@@ -779,7 +856,8 @@ impl<R> Drop for RetryMachine<'_, R> {
     /// A machine dropped mid-attempt (a cancelled call) hands its permit back, so a lost
     /// half-open probe frees its slot at once instead of waiting for the probe timeout.
     fn drop(&mut self) {
-        if let (Some(permit), Some(breaker)) = (self.permit.take(), self.breaker) {
+        if let (Some(held), Some(breaker)) = (self.permit.take(), self.breaker) {
+            let permit = held.permit(self.at);
             breaker.with_mut(&mut |b| b.release(permit));
         }
     }
@@ -1039,7 +1117,10 @@ mod transitions {
         }
         for _ in 0..12 {
             let before = m.phase;
-            let due = m.at;
+            let due = match m.phase {
+                Phase::InFlight => m.attempt_deadline(),
+                _ => m.at,
+            };
             let on = match next(6) {
                 0 | 1 => {
                     let _ = m.poll_action();

@@ -98,6 +98,9 @@ pub struct RetryInfo {
     pub delay: Duration,
     /// The `Retry-After` the server asked for, when it was honoured.
     pub retry_after: Option<Duration>,
+    /// How long the failed attempt took, from its send to its end (Polly's
+    /// `OnRetryArguments.Duration`).
+    pub attempt_duration: Duration,
 }
 
 /// Why a retry happened, for [`Stats`] counters.
@@ -409,6 +412,8 @@ impl<'a> Observer<'a> {
                 cause,
                 delay,
                 retry_after,
+                attempt_duration,
+                ..
             } => {
                 add(&self.stats.retries[RetryReason::of(cause).index()], 1);
                 add(
@@ -419,13 +424,14 @@ impl<'a> Observer<'a> {
                     add(&self.stats.retry_after_honoured, 1);
                 }
                 #[cfg(feature = "tracing")]
-                tracing::info!(method = call.method, url = call.url, request_id = call.request_id, attempt = after.number(), cause = %cause, delay_ms = delay.as_millis() as u64, retry_after = retry_after.is_some(), "resil: retry scheduled");
+                tracing::info!(method = call.method, url = call.url, request_id = call.request_id, attempt = after.number(), cause = %cause, delay_ms = delay.as_millis() as u64, retry_after = retry_after.is_some(), attempt_ms = attempt_duration.as_millis() as u64, "resil: retry scheduled");
                 if let Some(h) = &self.hooks {
                     let info = RetryInfo {
                         after,
                         cause,
                         delay,
                         retry_after,
+                        attempt_duration,
                     };
                     h.on_retry(call, &info);
                 }
