@@ -84,7 +84,7 @@
 //! | [`RetryMachine`] | one logical request across attempts |
 //! | [`BackoffSchedule`] | constant, linear, exponential, Fibonacci, decorrelated; five jitters |
 //! | [`RetryAfter`], [`parse_http_date`] | `Retry-After` seconds and all three HTTP-date forms |
-//! | [`CircuitBreaker`] | consecutive or ratio trips, slow calls, half-open probes |
+//! | [`CircuitBreaker`] | consecutive or ratio trips, slow calls, count intervals; half-open by probes, by ratio or progressively; metrics-only and disabled modes |
 //! | [`RetryBudget`] | Finagle ratio budget, AWS retry quota, gRPC token bucket |
 //! | [`RedirectPolicy`] | whether a 3xx is followed, with which method, body and credentials |
 //! | [`Shared`] | the lock through which machines share a breaker or budget |
@@ -137,8 +137,9 @@ pub use backoff::{Backoff, BackoffSchedule, Delays, Jitter};
 #[cfg(target_has_atomic = "64")]
 pub use breaker::BreakerGate;
 pub use breaker::{
-    BreakerState, CallOutcome, CircuitBreaker, CircuitBreakerBuilder, Permit, Rejected, SlowCalls,
-    Transition, TripCondition, Window,
+    BreakContext, BreakDurationFn, BreakerMode, BreakerState, CallOutcome, CircuitBreaker,
+    CircuitBreakerBuilder, HalfOpen, PROGRESSIVE_STAGES, Permit, Rejected, SlowCalls, Transition,
+    TripCondition, Window,
 };
 pub use budget::{QuotaCosts, RetryBudget};
 pub use error::PolicyError;

@@ -12,7 +12,7 @@ use rand_core::{Rng, SeedableRng};
 
 use crate::attempt::Attempt;
 use crate::backoff::{scale, uniform};
-use crate::breaker::{BreakerState, CallOutcome, CircuitBreaker, HeldPermit, Transition};
+use crate::breaker::{BreakerState, CallOutcome, CircuitBreaker, HeldPermit, Rejected, Transition};
 use crate::budget::RetryBudget;
 use crate::policy::{
     AttemptOutcome, Cause, Classification, DelayContext, NO_LIMIT, RequestInfo, ResponseHead,
@@ -101,6 +101,9 @@ pub enum GiveUpReason {
     CircuitOpen {
         /// When the breaker may admit calls again ([`Instant::MAX`] while isolated).
         until: Instant,
+        /// The outcome that opened the circuit, when a recorded call's did
+        /// ([`Rejected::opened_by`](crate::Rejected::opened_by)).
+        opened_by: Option<Cause>,
     },
 }
 
@@ -125,6 +128,10 @@ impl fmt::Display for GiveUpReason {
                 f.write_str("the request body was streamed and cannot be sent again")
             }
             GiveUpReason::BudgetExhausted => f.write_str("the retry budget is exhausted"),
+            GiveUpReason::CircuitOpen {
+                opened_by: Some(cause),
+                ..
+            } => write!(f, "the circuit breaker is open, opened by {cause}"),
             GiveUpReason::CircuitOpen { .. } => f.write_str("the circuit breaker is open"),
         }
     }
@@ -233,9 +240,10 @@ enum Reason {
     CircuitOpen,
 }
 
-/// Events waiting to be polled, oldest first, each packed into a `u16`: kind (3 bits), a
-/// breaker transition (4 bits) and the low byte of the attempt number (the machine never runs
-/// 256 attempts ahead of its poller). The rest of an event's data lives in the machine.
+/// Events waiting to be polled, oldest first, each packed into a `u16`: whether a breaker
+/// transition was enforced (1 bit), kind (3 bits), the transition (4 bits) and the low byte
+/// of the attempt number (the machine never runs 256 attempts ahead of its poller). The rest
+/// of an event's data lives in the machine.
 #[derive(Clone, Copy, Debug, Default)]
 struct EventQueue {
     items: [u16; 4],
@@ -253,7 +261,10 @@ impl EventQueue {
     /// Queues an event; past four unpolled ones the oldest is dropped (each call adds at
     /// most two).
     fn push(&mut self, kind: u16, transition: u16, attempt: u32) {
-        let item = kind << 12 | (transition & 0xf) << 8 | (attempt & 0xff) as u16;
+        let item = (transition & 0x10) << 11
+            | (kind & 0x7) << 12
+            | (transition & 0xf) << 8
+            | (attempt & 0xff) as u16;
         let cap = self.items.len() as u8;
         self.items[usize::from((self.head + self.len) % cap)] = item;
         if self.len == cap {
@@ -263,8 +274,8 @@ impl EventQueue {
         }
     }
 
-    /// The oldest event as (kind, transition, attempt), the attempt rebuilt as the latest
-    /// number up to `current` with the stored low byte.
+    /// The oldest event as (kind, transition with its enforced bit, attempt), the attempt
+    /// rebuilt as the latest number up to `current` with the stored low byte.
     fn pop(&mut self, current: u32) -> Option<(u16, u16, u32)> {
         if self.len == 0 {
             return None;
@@ -274,7 +285,11 @@ impl EventQueue {
         self.len -= 1;
         let low = u32::from(item & 0xff);
         let attempt = current - (current.wrapping_sub(low) & 0xff);
-        Some((item >> 12, (item >> 8) & 0xf, attempt))
+        Some((
+            (item >> 12) & 0x7,
+            (item >> 11) & 0x10 | (item >> 8) & 0xf,
+            attempt,
+        ))
     }
 }
 
@@ -362,6 +377,8 @@ pub struct RetryMachine<'p, R = ChaCha8Rng> {
     permit: Option<HeldPermit>,
     /// Retries scheduled so far of each [`RetryKind`] (saturating; limits are at most 255).
     kind_retries: [u8; 4],
+    /// The outcome that opened the breaker that refused this call, for its give-up.
+    opened_by: Option<Cause>,
     attempts: u32,
     request: RequestInfo,
     last: Option<Cause>,
@@ -419,6 +436,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             took: 0,
             permit: None,
             kind_retries: [0; 4],
+            opened_by: None,
             attempts: 0,
             request,
             last: None,
@@ -521,8 +539,9 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                 self.poll_action()
             }
             Phase::Ready => match self.acquire_permit() {
-                Err(until) => {
-                    self.fail(Reason::CircuitOpen, until.as_nanos());
+                Err(rejected) => {
+                    self.opened_by = rejected.opened_by;
+                    self.fail(Reason::CircuitOpen, rejected.until.as_nanos());
                     self.poll_action()
                 }
                 Ok(()) => {
@@ -580,6 +599,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                 from: state_from_code(transition >> 2),
                 to: state_from_code(transition),
                 at: self.now,
+                enforced: transition & 0x10 != 0,
             }),
         })
     }
@@ -588,6 +608,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
     fn finish_attempt(&mut self, outcome: AttemptOutcome<'_>) {
         let failure = self.policy.is_failure(&outcome);
         let mut rejects_until = None;
+        let mut opened_by = None;
         let sent = self.at;
         self.took = self.now.as_nanos().saturating_sub(sent.as_nanos());
         if let Some(held) = self
@@ -600,10 +621,13 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             } else {
                 CallOutcome::Success
             };
+            let cause = outcome.cause();
             self.with_breaker_mut(|b, now| {
-                b.record(now, held.permit(sent), call);
+                b.record_with_cause(now, held.permit(sent), call, cause);
                 rejects_until = b.rejects_until();
+                opened_by = b.opened_by();
             });
+            self.opened_by = opened_by;
         }
         // The call's deposit waits for its first outcome, so one lock covers both; no retry
         // of this call can come sooner. A later attempt tells the budget what the retry
@@ -771,6 +795,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             Reason::BudgetExhausted => GiveUpReason::BudgetExhausted,
             Reason::CircuitOpen => GiveUpReason::CircuitOpen {
                 until: Instant::from_nanos(detail),
+                opened_by: self.opened_by,
             },
         };
         GiveUp {
@@ -780,8 +805,8 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         }
     }
 
-    /// Takes a breaker permit for the next attempt; `Err(until)` when rejected.
-    fn acquire_permit(&mut self) -> Result<(), Instant> {
+    /// Takes a breaker permit for the next attempt; `Err` when rejected.
+    fn acquire_permit(&mut self) -> Result<(), Rejected> {
         let Some(breaker) = self.breaker else {
             return Ok(());
         };
@@ -803,10 +828,13 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                 self.permit = Some(permit.hold());
                 Ok(())
             }
-            Some(Err(rejected)) => Err(rejected.until),
+            Some(Err(rejected)) => Err(rejected),
             // A `Shared` impl that never ran the closure: treat the breaker as unreachable
             // rather than calling without its permission.
-            None => Err(now),
+            None => Err(Rejected {
+                until: now,
+                opened_by: None,
+            }),
         }
     }
 
@@ -839,9 +867,10 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         }
     }
 
-    fn note_transitions(&mut self, transitions: [Option<(BreakerState, BreakerState)>; 2]) {
-        for (from, to) in transitions.into_iter().flatten() {
-            let transition = state_code(from) << 2 | state_code(to);
+    fn note_transitions(&mut self, transitions: [Option<Transition>; 2]) {
+        for t in transitions.into_iter().flatten() {
+            let enforced = if t.enforced { 0x10 } else { 0 };
+            let transition = enforced | state_code(t.from) << 2 | state_code(t.to);
             self.events.push(EV_BREAKER, transition, self.attempts);
         }
     }
@@ -865,10 +894,10 @@ impl<R> Drop for RetryMachine<'_, R> {
 
 /// Takes the transitions one breaker operation caused; one operation causes at most one,
 /// two slots leave room for one left by a caller that does not drain the log.
-fn drain_transitions(b: &mut CircuitBreaker, out: &mut [Option<(BreakerState, BreakerState)>; 2]) {
+fn drain_transitions(b: &mut CircuitBreaker, out: &mut [Option<Transition>; 2]) {
     let mut i = 0;
     while let Some(t) = b.poll_transition() {
-        out[i.min(1)] = Some((t.from, t.to));
+        out[i.min(1)] = Some(t);
         i += 1;
     }
 }

@@ -229,7 +229,7 @@ fn grpc_bucket_matches_grpc_cores_basic_test() {
     let mut b = RetryBudget::grpc(4, 1.6).unwrap();
     let now = Instant::ZERO;
     let failed = Some(Cause::Status(503));
-    let mut fail = |b: &mut RetryBudget| {
+    let fail = |b: &mut RetryBudget| {
         b.record_attempt(now, failed, true);
         b.try_withdraw_after(now, Cause::Status(503))
     };
@@ -264,7 +264,7 @@ fn grpc_bucket_keeps_its_fill_fraction_when_reconfigured() {
     assert!(b.try_withdraw_after(now, Cause::Status(503)), "3 of 4");
     b.reconfigure(RetryBudget::grpc(10, 3.0).unwrap());
     assert_eq!(b.tokens(), Some(7.5));
-    let mut fail = |b: &mut RetryBudget| {
+    let fail = |b: &mut RetryBudget| {
         b.record_attempt(now, failed, true);
         b.try_withdraw_after(now, Cause::Status(503))
     };

@@ -41,7 +41,8 @@ pub trait Hooks: Send + Sync {
     fn on_failure(&self, call: &CallInfo<'_>, give_up: &GiveUp) {
         let _ = (call, give_up);
     }
-    /// The shared circuit breaker changed state during this call.
+    /// The shared circuit breaker changed state during this call (a metrics-only breaker's
+    /// transitions too, with [`Transition::enforced`] false).
     fn on_breaker(&self, call: &CallInfo<'_>, transition: Transition) {
         let _ = (call, transition);
     }
@@ -467,7 +468,7 @@ impl<'a> Observer<'a> {
             Event::Breaker(transition) => {
                 add(&self.stats.breaker_transitions, 1);
                 #[cfg(feature = "tracing")]
-                tracing::warn!(url = call.url, from = %transition.from, to = %transition.to, "resil: circuit breaker transition");
+                tracing::warn!(url = call.url, from = %transition.from, to = %transition.to, enforced = transition.enforced, "resil: circuit breaker transition");
                 if let Some(h) = &self.hooks {
                     h.on_breaker(call, transition);
                 }
