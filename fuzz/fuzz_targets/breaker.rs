@@ -11,8 +11,8 @@ use core::time::Duration;
 use libfuzzer_sys::arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use resil_core::{
-    BreakContext, BreakerMode, BreakerState, CallOutcome, Cause, CircuitBreaker, HalfOpen,
-    Instant, Permit, SlowCalls, TransportErrorKind, TripCondition, Window,
+    BreakContext, BreakerMode, BreakerState, CallOutcome, Cause, CircuitBreaker, HalfOpen, Instant,
+    Permit, SlowCalls, TransportErrorKind, TripCondition, Window,
 };
 
 fn short(_: &BreakContext) -> Duration {
