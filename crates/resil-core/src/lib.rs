@@ -89,6 +89,10 @@
 //! | [`RedirectPolicy`] | whether a 3xx is followed, with which method, body and credentials |
 //! | [`Shared`] | the lock through which machines share a breaker or budget |
 //!
+//! Coming from Polly, resilience4j, gobreaker, urllib3, tenacity or stamina, backon,
+//! reqwest-retry, tower-resilience, gRPC or an AWS SDK? [`coming_from`] maps their options to
+//! these.
+//!
 //! ## Safety rules the machine enforces
 //!
 //! - GET, HEAD, OPTIONS, TRACE, PUT and DELETE are retried. POST, PATCH and other methods only
@@ -123,6 +127,7 @@ mod attempt;
 mod backoff;
 mod breaker;
 mod budget;
+pub mod coming_from;
 mod error;
 mod policy;
 mod redirect;
