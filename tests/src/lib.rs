@@ -10,20 +10,27 @@
 //! - `server`: the misbehaving HTTP/1.1 server, its replies, the load lock, and addresses that
 //!   refuse or hang;
 //! - `scenarios`: the scenario table and the hooks transcript it is checked against;
+//! - `body_faults`: faults after the response head, and the cases every driver runs;
 //! - `check`: the checks every driver runs, and the inputs each is defined for;
 //! - `h2c`: an HTTP/2 server without TLS;
 //! - `proxy`: an HTTP and a SOCKS5 proxy, and the proxy checks;
 //! - `redirects`: three origins and the redirect cases every driver runs;
 //! - `child`: running a test again in a child process with an environment of its own.
 
+mod body_faults;
 mod check;
 mod child;
+mod framing;
 mod h2c;
 mod proxy;
 mod redirects;
 mod scenarios;
 mod server;
 
+pub use body_faults::{
+    BODY_LEN, BodyFaultCase, BodyFaultWorld, BodyOutcome, CUT_AT, ReadAs, STALL_TIMEOUT, full_body,
+    gzipped_body,
+};
 pub use check::{
     BODILESS_REQUESTS, HELPER_METHODS, REQUEST_VERSIONS, assert_breaker_scope,
     assert_causes_told_once, assert_connect_hang_retried, assert_decode_error,
@@ -36,6 +43,7 @@ pub use check::{
     url_with_credentials,
 };
 pub use child::{PROXY_VARIABLES, is_child, run_child};
+pub use framing::{BAD_CHUNK_SIZES, FramingWorld};
 pub use h2c::{H2cServer, PAD_RESPONSE};
 pub use proxy::{
     FakeProxy, FakeSocks5, LOOPBACK_NO_PROXY, PROXY_CREDENTIALS, PROXY_RULE_ATTEMPTS,

@@ -226,6 +226,24 @@ pub fn scenarios() -> Vec<Scenario> {
             vec!["send 1", "redirect 1 302", "send 1", "done 1 200"],
         ),
         get(
+            "Retry-After: 0 is a floor under the backoff, not a tight loop",
+            vec![
+                Reply::with_header(503, "retry-after", "0"),
+                Reply::with_header(503, "retry-after", "0"),
+                Reply::body(200, "ok"),
+            ],
+            Expect::Response(200),
+            3,
+            vec![
+                "send 1",
+                "retry 1 (status 503) in 5ms",
+                "send 2",
+                "retry 2 (status 503) in 5ms",
+                "send 3",
+                "done 3 200",
+            ],
+        ),
+        get(
             "a retry, then a redirect",
             vec![
                 Reply::status(503),
@@ -278,6 +296,19 @@ pub fn scenarios() -> Vec<Scenario> {
         malformed(
             "a Content-Length that is no number is malformed, not a body",
             b"HTTP/1.1 200 OK\r\ncontent-length: 99999999999999999999999\r\n\r\nab",
+        ),
+        malformed(
+            "Content-Length beside Transfer-Encoding is malformed (RFC 9112 6.3)",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n\
+              5\r\nhello\r\n0\r\n\r\n",
+        ),
+        malformed(
+            "two different Content-Lengths are malformed",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 6\r\n\r\nhello!",
+        ),
+        malformed(
+            "a Content-Length list that disagrees with itself is malformed",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5, 6\r\n\r\nhello!",
         ),
         malformed(
             "a status outside 100-999 is malformed, not a reset",

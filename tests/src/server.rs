@@ -50,6 +50,10 @@ pub enum Reply {
     PartThenStall(&'static [u8], Duration),
     /// These bytes as they are, then close: a response no well-behaved server sends.
     Raw(&'static [u8]),
+    /// These bytes as they are, then close (made by a test, e.g. a head and part of a body).
+    Bytes(Vec<u8>),
+    /// These bytes, then nothing for this long, then close: a body that stalls partway.
+    BytesThenStall(Vec<u8>, Duration),
 }
 
 impl Reply {
@@ -541,6 +545,19 @@ fn send(stream: &mut TcpStream, reply: Reply) -> bool {
         Reply::Raw(bytes) => {
             let _ = stream.write_all(bytes);
             let _ = stream.flush();
+            let _ = stream.shutdown(Shutdown::Both);
+            false
+        }
+        Reply::Bytes(bytes) => {
+            let _ = stream.write_all(&bytes);
+            let _ = stream.flush();
+            let _ = stream.shutdown(Shutdown::Both);
+            false
+        }
+        Reply::BytesThenStall(bytes, stall) => {
+            let _ = stream.write_all(&bytes);
+            let _ = stream.flush();
+            thread::sleep(stall);
             let _ = stream.shutdown(Shutdown::Both);
             false
         }

@@ -11,12 +11,24 @@ use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::{BodyExt, Empty};
 use resil_core::TransportErrorKind;
-use resil_http::TransportError;
+use resil_http::{BodyFailure, Resumed, TransportError};
 
-use crate::{BoxError, BoxFuture};
+use crate::resume::KeptCall;
+use crate::{BoxError, BoxFuture, Error, Response};
 
 /// A streaming response body with a size limit: past the limit it fails instead of filling
 /// memory. Implements `http_body::Body`; [`ResponseExt`](crate::ResponseExt) reads it whole.
+///
+/// A body the client or the tower layer handed out knows its call: when it fails while it
+/// is read (cut short, reset, stalled past its attempt's deadline or the read timeout), the
+/// call goes on for the rest of it, within the same attempts, deadline, breaker and budget,
+/// if the policy would have retried the request (never one that may have been processed and
+/// is not idempotent, nor one whose body was a stream). The next request asks for the rest
+/// alone (`Range` with `If-Range`) when the response allowed it (`Accept-Ranges: bytes` and a
+/// strong `ETag` or a `Last-Modified`), and only a `206` of the same version that starts where
+/// the body stopped continues it; otherwise it asks for the whole body, which replaces it
+/// only if none of it was read yet or the body is [restartable](Body::set_restartable)
+/// ([`ResponseExt`](crate::ResponseExt)'s readers of the whole body always are). Bytes are never duplicated or spliced.
 pub struct Body {
     /// One allocation for the source and all that goes with it, so a response moved through
     /// the call's futures carries a pointer, and naming the call allocates nothing.
@@ -34,7 +46,23 @@ struct Shared<S: ?Sized> {
     label: Option<resil_http::CallLabel>,
     /// Ends the body at its attempt's deadline, for transports that do not enforce it.
     deadline: Option<BodyDeadline>,
+    /// The rest of the call, to go on with if the body fails.
+    call: Option<Box<dyn KeptCall>>,
+    /// The call going on for the rest of the body.
+    going: Option<Going>,
+    /// The body may start again from its first byte: its reader drops what it holds.
+    restartable: bool,
+    /// The body started again from its first byte since the caller last looked.
+    restarted: bool,
     source: S,
+}
+
+/// A call going on for the rest of a body that failed.
+struct Going {
+    failure: BodyFailure,
+    /// What the body failed with: the error, if the call gives up before sending anything.
+    cause: BoxError,
+    response: BoxFuture<'static, Result<Response, Error>>,
 }
 
 /// An attempt's deadline, and the client's read timeout, over its response body. The timer
@@ -140,6 +168,10 @@ impl Body {
                 read: 0,
                 label: None,
                 deadline: None,
+                call: None,
+                going: None,
+                restartable: false,
+                restarted: false,
                 source,
             }),
         }
@@ -159,6 +191,104 @@ impl Body {
     /// The call's name, taken out (for an error raised once the body is gone).
     pub(crate) fn take_label(&mut self) -> Option<resil_http::CallLabel> {
         self.shared.label.take()
+    }
+
+    /// Keeps the call this body answers, to go on with if the body fails.
+    pub(crate) fn keep_call(&mut self, call: Box<dyn KeptCall>) {
+        self.shared.call = Some(call);
+    }
+
+    /// Lets the body start again from its first byte when it fails and the call that goes
+    /// on gets the whole body back (the response allowed no range, or the server ignored
+    /// it): for a reader that holds what it read and can drop it, as
+    /// [`ResponseExt`](crate::ResponseExt)'s readers of the whole body do. After each frame,
+    /// [`restarted`](Self::restarted) says whether it is the body's first. Off by default:
+    /// a body that fails after some of it was read goes on only where it stopped.
+    pub fn set_restartable(&mut self, restartable: bool) {
+        self.shared.restartable = restartable;
+    }
+
+    /// Whether the body started again from its first byte since this was last asked: the
+    /// frame just read is its start, and whatever was read before must be dropped.
+    pub fn restarted(&mut self) -> bool {
+        std::mem::take(&mut self.shared.restarted)
+    }
+
+    /// Goes on after the body failed with `cause`: starts the call for the rest, or hands
+    /// the error back when there is none to go on with.
+    fn go_on(&mut self, cause: BoxError) -> Result<(), BoxError> {
+        let this = &mut *self.shared;
+        let (Some(call), Some(label)) = (this.call.as_deref(), this.label.as_ref()) else {
+            return Err(cause);
+        };
+        if this.read > this.limit || cause.is::<BodyTooLarge>() {
+            return Err(cause);
+        }
+        if !call.point().may_go_on(this.read, this.restartable) {
+            return Err(Box::new(resil_http::CannotResume::new(this.read, cause)));
+        }
+        let kind = if cause.is::<ReadTimedOut>() || cause.is::<BodyDeadlinePassed>() {
+            TransportErrorKind::Timeout
+        } else {
+            resil_http::driver::body_failure_kind(&*cause)
+        };
+        let Some((failure, response)) = call.go_on(label, kind, this.read) else {
+            return Err(cause);
+        };
+        this.going = Some(Going {
+            failure,
+            cause,
+            response,
+        });
+        Ok(())
+    }
+
+    /// Waits for the call going on: its response continues the body or starts it again
+    /// (its source, deadline and call replace this body's), or the read fails, with the
+    /// call's error when it gave up (as a `resil_http::Error<()>`), or with why the response
+    /// cannot continue the body.
+    fn poll_going(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        let Some(going) = self.shared.going.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        let Poll::Ready(result) = going.response.as_mut().poll(cx) else {
+            return Poll::Pending;
+        };
+        let Some(Going { failure, cause, .. }) = self.shared.going.take() else {
+            return Poll::Ready(Ok(()));
+        };
+        let response = match result {
+            Ok(response) => response,
+            Err(gave_up) => {
+                let gave_up = gave_up.after_body_failure(failure.attempts, cause);
+                return Poll::Ready(Err(Box::new(gave_up.map_body(drop))));
+            }
+        };
+        let this = &mut *self.shared;
+        let Some(call) = this.call.as_deref() else {
+            return Poll::Ready(Err(cause));
+        };
+        let resumed = call.point().continues(
+            this.read,
+            this.restartable,
+            response.status(),
+            response.headers(),
+        );
+        let restart = match resumed {
+            Ok(resumed) => resumed == Resumed::Restart,
+            Err(e) => return Poll::Ready(Err(Box::new(e))),
+        };
+        let mut next = response.into_body();
+        std::mem::swap(&mut self.shared, &mut next.shared);
+        let (old, new) = (&mut *next.shared, &mut *self.shared);
+        new.limit = old.limit;
+        new.restartable = old.restartable;
+        if restart {
+            new.restarted = true;
+        } else {
+            new.read = old.read;
+        }
+        Poll::Ready(Ok(()))
     }
 
     /// Ends the body at `at` (with [`BodyDeadlinePassed`]) or `gap` without data (with
@@ -182,9 +312,9 @@ impl Body {
 
     /// Reads frames until at least `max` bytes (or the end) and puts them back in front, so
     /// the body still reads whole; returns what was read (trailers read early are dropped).
-    /// A stall past the deadline or read timeout is a [`Timeout`](TransportErrorKind::Timeout), any
-    /// other failure a [`Reset`](TransportErrorKind::Reset): the head came, so the request reached
-    /// the server either way.
+    /// A stall past the deadline or read timeout is a [`Timeout`](TransportErrorKind::Timeout),
+    /// any other failure as [`body_failure_kind`](resil_http::driver::body_failure_kind) says:
+    /// the head came, so the request reached the server either way.
     pub async fn read_prefix(&mut self, max: usize) -> Result<Bytes, TransportError> {
         let mut prefix = bytes::BytesMut::new();
         while prefix.len() < max {
@@ -198,19 +328,23 @@ impl Body {
                 Some(Err(e)) if e.is::<ReadTimedOut>() || e.is::<BodyDeadlinePassed>() => {
                     return Err(TransportError::new(TransportErrorKind::Timeout, e));
                 }
-                Some(Err(e)) => return Err(TransportError::new(TransportErrorKind::Reset, e)),
+                Some(Err(e)) => {
+                    let kind = resil_http::driver::body_failure_kind(&*e);
+                    return Err(TransportError::new(kind, e));
+                }
                 None => break,
             }
         }
         let prefix = prefix.freeze();
         let mut rest = std::mem::replace(self, Body::empty());
         let shared = &mut rest.shared;
-        let (limit, read, label, deadline) = (
+        let (limit, read, label, deadline, call) = (
             shared.limit,
             // The prefix is counted again when it is read out of the new body.
             shared.read.saturating_sub(prefix.len() as u64),
             shared.label.take(),
             shared.deadline.take(),
+            shared.call.take(),
         );
         *self = Body {
             shared: Box::new(Shared {
@@ -218,6 +352,10 @@ impl Body {
                 read,
                 label,
                 deadline,
+                call,
+                going: None,
+                restartable: false,
+                restarted: false,
                 source: Prefixed {
                     head: Some(prefix.clone()),
                     rest,
@@ -305,33 +443,47 @@ impl HttpBody for Body {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self.shared;
-        match Pin::new(&mut this.source).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                this.read += frame.data_ref().map_or(0, |d| d.len() as u64);
-                if this.read > this.limit {
-                    return Poll::Ready(Some(Err(Box::new(BodyTooLarge(this.limit)))));
+        loop {
+            if self.shared.going.is_some() {
+                match self.poll_going(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
+                    Poll::Pending => return Poll::Pending,
                 }
-                if let Some(deadline) = &mut this.deadline {
-                    deadline.arrived();
+            }
+            let this = &mut *self.shared;
+            let failed = match Pin::new(&mut this.source).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    this.read += frame.data_ref().map_or(0, |d| d.len() as u64);
+                    if this.read > this.limit {
+                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge(this.limit)))));
+                    }
+                    if let Some(deadline) = &mut this.deadline {
+                        deadline.arrived();
+                    }
+                    return Poll::Ready(Some(Ok(frame)));
                 }
-                Poll::Ready(Some(Ok(frame)))
+                Poll::Pending => match this.deadline.as_mut().and_then(|d| d.passed(cx)) {
+                    Some(ended) => ended,
+                    None => return Poll::Pending,
+                },
+                // hyper's "error reading a body from connection" has an `UnexpectedEof`
+                // beneath it when the body was cut short; say so in the words every driver
+                // uses.
+                Poll::Ready(Some(Err(e))) => resil_http::IncompleteBody::mark(e),
+                done => return done,
+            };
+            if this.call.is_none() {
+                return Poll::Ready(Some(Err(failed)));
             }
-            Poll::Pending => match this.deadline.as_mut().and_then(|d| d.passed(cx)) {
-                Some(ended) => Poll::Ready(Some(Err(ended))),
-                None => Poll::Pending,
-            },
-            // hyper's "error reading a body from connection" has an `UnexpectedEof` beneath
-            // it when the body was cut short; say so in the words every driver uses.
-            Poll::Ready(Some(Err(e))) => {
-                Poll::Ready(Some(Err(resil_http::IncompleteBody::mark(e))))
+            if let Err(e) = self.go_on(failed) {
+                return Poll::Ready(Some(Err(e)));
             }
-            other => other,
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.shared.source.is_end_stream()
+        self.shared.going.is_none() && self.shared.source.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {

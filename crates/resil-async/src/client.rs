@@ -10,9 +10,10 @@ use std::task::Poll;
 use std::time::Duration;
 
 use resil_core::{Instant, RetryPolicy};
-use resil_http::{Call, ClientConfig, ClientCore, driver};
+use resil_http::{BodyFailure, Call, ClientConfig, ClientCore, driver};
 
 use crate::drive::{AttemptError, Exchange, drive};
+use crate::resume::{Resend, keep_call};
 use crate::runtime::Runtime;
 use crate::transport::{AsyncTransport, AttemptBudget, RequestBody, TransportSettings};
 use crate::{AuthError, AuthProvider, Body, BoxFuture, Error, ReadTimedOut, Response};
@@ -71,7 +72,7 @@ impl<R: Runtime> Client<R> {
         let body = body.into();
         let policy = parts.extensions.remove::<RetryPolicy>().map(Box::new);
         let checked = ClientCore::prepare_request(&mut parts, body.known_len());
-        Self::send_parts(self, checked.map(|()| (parts, policy)), body)
+        Self::send_parts(self, checked.map(|()| (parts, policy)), body, None)
     }
 
     pub(crate) fn core(&self) -> &ClientCore {
@@ -79,10 +80,11 @@ impl<R: Runtime> Client<R> {
     }
 
     /// The call: resil-http's [`Call`] carried out by [`drive`] on this runtime, through
-    /// the client's transport and credentials. Dropping the returned future at any point
-    /// (mid-attempt or mid-backoff) drops the call, which hands its breaker permit back: a
-    /// cancelled call counts as neither success nor failure and never leaves the breaker
-    /// half-open.
+    /// the client's transport and credentials; its response's body keeps the call to go on
+    /// with if it fails (`failed` is set for the call that goes on). Dropping the returned
+    /// future at any point (mid-attempt or mid-backoff) drops the call, which hands its
+    /// breaker permit back: a cancelled call counts as neither success nor failure and never
+    /// leaves the breaker half-open.
     ///
     /// An `async` block rather than an `async fn`: an `async fn` copies its arguments into
     /// locals. It takes the client owned or borrowed (`client`), and the finished request or
@@ -93,6 +95,7 @@ impl<R: Runtime> Client<R> {
         client: C,
         mut request: Result<(http::request::Parts, Option<Box<RetryPolicy>>), Error>,
         mut body: RequestBody,
+        failed: Option<BodyFailure>,
     ) -> impl Future<Output = Result<Response, Error>> + Send + use<C, R>
     where
         C: std::borrow::Borrow<Client<R>> + Send,
@@ -101,25 +104,73 @@ impl<R: Runtime> Client<R> {
         async move {
             // Borrowed where they lie: moved out, they would take their room twice.
             let (parts, policy) = match request {
-                Ok((ref mut parts, ref policy)) => (parts, policy.as_deref()),
+                Ok((ref mut parts, ref mut policy)) => (parts, policy),
                 Err(e) => return Err(e),
             };
             let this: &Client<R> = client.borrow();
             let inner = &*this.inner;
-            let mut call: Call<'_, Body> = inner.core.start_call(
-                policy,
-                parts,
-                body.is_replayable(),
-                inner.auth.is_some(),
-                R::now(),
-            );
+            let replayable = body.is_replayable();
+            let (now, refreshable) = (R::now(), inner.auth.is_some());
+            let mut call: Call<'_, Body> = match &failed {
+                None => {
+                    inner
+                        .core
+                        .start_call(policy.as_deref(), parts, replayable, refreshable, now)
+                }
+                Some(failure) => inner.core.resume_call(
+                    policy.as_deref(),
+                    parts,
+                    replayable,
+                    refreshable,
+                    now,
+                    failure,
+                ),
+            };
             let mut exchange = ClientExchange::<R> {
                 inner,
                 body: &mut body,
                 runtime: PhantomData,
             };
-            drive::<R, _>(&mut call, parts, &mut exchange).await
+            let mut response = drive::<R, _>(&mut call, parts, &mut exchange).await?;
+            let (attempts, deadline) = (call.attempts(), call.deadline());
+            drop(call);
+            let resend = ClientResend {
+                client: this.clone(),
+                policy: policy.take(),
+                body: body.kept(replayable),
+            };
+            let head = std::mem::replace(parts, http::Request::new(()).into_parts().0);
+            keep_call(&mut response, attempts, deadline, head, resend);
+            Ok(response)
         }
+    }
+}
+
+/// What sends a client's call again for a body that goes on.
+struct ClientResend<R> {
+    client: Client<R>,
+    policy: Option<Box<RetryPolicy>>,
+    /// `None` after a stream, which went out once.
+    body: Option<resil_http::RequestBody<std::convert::Infallible>>,
+}
+
+impl<R: Runtime> Resend for ClientResend<R> {
+    fn replayable(&self) -> bool {
+        self.body.is_some()
+    }
+
+    fn resend(
+        &self,
+        request: http::request::Parts,
+        failure: BodyFailure,
+    ) -> BoxFuture<'static, Result<Response, Error>> {
+        let body = self.body.as_ref().map_or(RequestBody::Empty, |b| b.again());
+        Box::pin(Client::send_parts(
+            self.client.clone(),
+            Ok((request, self.policy.clone())),
+            body,
+            Some(failure),
+        ))
     }
 }
 

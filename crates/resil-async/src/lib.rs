@@ -21,6 +21,7 @@ mod client;
 mod drive;
 mod request;
 mod response;
+mod resume;
 mod runtime;
 mod transport;
 
@@ -31,6 +32,7 @@ pub use drive::{AttemptError, Exchange, drive};
 pub use request::RequestBuilder;
 pub use resil_http::TransportError;
 pub use response::ResponseExt;
+pub use resume::{Resend, keep_call};
 pub use runtime::Runtime;
 pub use transport::{
     AsyncTransport, AttemptBudget, RequestBody, TransportSettings, stream_body, unsupported_version,

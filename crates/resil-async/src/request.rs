@@ -70,6 +70,6 @@ impl<R: Runtime> RequestBuilder<R> {
     {
         // Finished before the future is made, so the future does not carry the builder.
         let finished = self.draft.finish(self.client.core(), self.body.known_len());
-        Client::send_parts(self.client, finished, self.body)
+        Client::send_parts(self.client, finished, self.body, None)
     }
 }

@@ -23,13 +23,42 @@ pub trait ResponseExt: Sized {
 }
 
 /// The whole body, and the call's label for an error raised after it was read (taken out
-/// of the body first, so nothing is formatted unless an error is built).
+/// of the body first, so nothing is formatted unless an error is built). A body that fails
+/// goes on as [`Body`](crate::Body) says, and may start again: what was gathered is then
+/// dropped. A call that gave up going on is the error itself.
 async fn read_all(mut r: Response) -> (Result<bytes::Bytes, Error>, Option<CallLabel>) {
-    let label = r.body_mut().take_label();
-    match r.into_body().collect().await {
-        Ok(collected) => (Ok(collected.to_bytes()), label),
-        Err(e) => (Err(call_error(ErrorKind::Body, label.as_ref(), e)), None),
+    let body = r.body_mut();
+    body.set_restartable(true);
+    // One chunk (the common case) is handed out as it is; more are joined at the end.
+    let mut chunks: Vec<bytes::Bytes> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) => {
+                let label = body.take_label();
+                let error = match e.downcast::<resil_http::Error<()>>() {
+                    Ok(gave_up) => gave_up.map_body(|()| crate::Body::empty()),
+                    Err(e) => call_error(ErrorKind::Body, label.as_ref(), e),
+                };
+                return (Err(error), None);
+            }
+        };
+        if body.restarted() {
+            chunks.clear();
+        }
+        if let Ok(data) = frame.into_data() {
+            if !data.is_empty() {
+                chunks.push(data);
+            }
+        }
     }
+    let label = body.take_label();
+    let whole = match chunks.len() {
+        0 => bytes::Bytes::new(),
+        1 => chunks.swap_remove(0),
+        _ => chunks.concat().into(),
+    };
+    (Ok(whole), label)
 }
 
 fn call_error(kind: ErrorKind, label: Option<&CallLabel>, source: impl Into<BoxError>) -> Error {

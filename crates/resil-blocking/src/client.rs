@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use resil_core::{Instant, RetryPolicy, UnixTime};
 use resil_http::driver;
-use resil_http::{Call, CallLabel, ClientConfig, ClientCore, Step};
+use resil_http::{BodyFailure, Call, CallLabel, ClientConfig, ClientCore, ResumePoint, Step};
 
 use crate::transport::{BlockingTransport, RequestBody};
 use crate::ureq::{UreqSettings, UreqTransport};
@@ -81,34 +81,101 @@ impl Client {
     pub(crate) fn send_parts(
         &self,
         mut parts: http::request::Parts,
-        mut body: RequestBody,
+        body: RequestBody,
         policy: Option<Box<RetryPolicy>>,
     ) -> Result<Response, Error> {
         let inner = &*self.inner;
-        let clock = &*inner.clock;
-        // The time of the call's last input: a Send follows it at once, so its budget is
-        // measured from here without reading the clock again.
-        let mut now = clock.now();
-        let replayable = body.is_replayable();
-        let mut call: Call<'_, crate::Body> = inner.core.start_call(
+        let now = inner.clock.now();
+        let call = inner.core.start_call(
             policy.as_deref(),
             &mut parts,
-            replayable,
+            body.is_replayable(),
             inner.auth.is_some(),
             now,
         );
+        let done = self.run(call, &mut parts, body, now)?;
+        Ok(self.answer(done, parts, policy))
+    }
+
+    /// Goes on after `response`'s body failed at byte `failure.at_byte`: asks for the rest
+    /// (or the whole body), under the same call's attempts, deadline and budget, and returns
+    /// the response that carries it.
+    pub(crate) fn go_on(
+        &self,
+        context: &CallContext,
+        failure: &BodyFailure,
+    ) -> Result<Response, Error> {
+        let inner = &*self.inner;
+        let mut parts = context.request();
+        context.point.ask(&mut parts.headers, failure.at_byte);
+        let now = inner.clock.now();
+        let call = inner.core.resume_call(
+            context.policy.as_deref(),
+            &mut parts,
+            true,
+            inner.auth.is_some(),
+            now,
+            failure,
+        );
+        let again = context
+            .body
+            .as_ref()
+            .map_or(RequestBody::Empty, |b| b.again());
+        let done = self.run(call, &mut parts, again, now)?;
+        Ok(self.answer(done, context.request(), context.policy.clone()))
+    }
+
+    /// Keeps with a finished call's response what its body needs to go on if it fails: the
+    /// request (after redirects), a copy of its body, and the call's attempts and deadline.
+    fn answer(
+        &self,
+        (mut response, attempts, deadline, body): Done,
+        mut parts: http::request::Parts,
+        policy: Option<Box<RetryPolicy>>,
+    ) -> Response {
+        let point = ResumePoint::of_response(&response);
+        let label = CallLabel::new(
+            std::mem::take(&mut parts.method),
+            std::mem::take(&mut parts.uri),
+        );
+        response.body_mut().call = Some(Box::new(CallContext {
+            client: self.clone(),
+            label,
+            head: parts,
+            body,
+            policy,
+            attempts,
+            deadline,
+            point,
+        }));
+        response
+    }
+
+    /// Carries out `call`'s steps for `parts` until it is done.
+    fn run(
+        &self,
+        mut call: Call<'_, crate::Body>,
+        parts: &mut http::request::Parts,
+        mut body: RequestBody,
+        // The time of the call's last input: a Send follows it at once, so its budget is
+        // measured from here without reading the clock again.
+        mut now: Instant,
+    ) -> Result<Done, Error> {
+        let inner = &*self.inner;
+        let clock = &*inner.clock;
+        let replayable = body.is_replayable();
         loop {
-            match call.poll_step(&mut parts) {
+            match call.poll_step(parts) {
                 Step::Send { attempt, deadline } => {
-                    let mut request = call.request(&parts, body.take_for_attempt());
+                    let mut request = call.request(parts, body.take_for_attempt());
                     if let Some(auth) = inner.auth.as_ref().filter(|_| call.sends_credentials()) {
                         auth.authorize(request.headers_mut())
-                            .map_err(|e| driver::auth_error(&parts, e))?;
+                            .map_err(|e| driver::auth_error(parts, e))?;
                     }
                     inner
                         .transport
                         .check_request(&request)
-                        .map_err(|e| driver::unsendable_request(&parts, e))?;
+                        .map_err(|e| driver::unsendable_request(parts, e))?;
                     let sent = inner
                         .transport
                         .send(request, driver::attempt_budget(deadline, now));
@@ -156,15 +223,23 @@ impl Client {
                     now = clock.now();
                     call.handle_timeout(now);
                 }
-                Step::Done(mut response) => {
-                    response.body_mut().label = Some(CallLabel::new(parts.method, parts.uri));
-                    return Ok(response);
+                Step::Done(response) => {
+                    let kept = body.kept(replayable);
+                    return Ok((response, call.attempts(), call.deadline(), kept));
                 }
                 Step::Fail(error) => return Err(error),
             }
         }
     }
 }
+
+/// A finished call: its response, attempts, deadline and its request body to send again.
+type Done = (
+    Response,
+    u32,
+    Instant,
+    Option<resil_http::RequestBody<std::convert::Infallible>>,
+);
 
 /// Where the client reads time and how it waits: the system clock in production, a manual
 /// one in tests (so backoff and `Retry-After` waits take no real time).
@@ -195,13 +270,46 @@ impl Clock for SystemClock {
 
 /// A body read that failed after the head arrived: the request reached the server.
 fn body_read_error(e: std::io::Error) -> crate::transport::TransportError {
-    let kind = match e.kind() {
-        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
-            resil_core::TransportErrorKind::Timeout
-        }
-        _ => resil_core::TransportErrorKind::Reset,
-    };
-    crate::transport::TransportError::new(kind, e)
+    crate::transport::TransportError::new(resil_http::driver::body_failure_kind(&e), e)
+}
+
+/// The call a response answers, kept with its body so the body can go on if it fails.
+pub(crate) struct CallContext {
+    client: Client,
+    /// The method and URL the call last sent (after any redirect), for errors too.
+    pub(crate) label: CallLabel,
+    /// The rest of that request's head.
+    head: http::request::Parts,
+    /// The request body to send again (`None` after a stream, which went out once).
+    pub(crate) body: Option<resil_http::RequestBody<std::convert::Infallible>>,
+    policy: Option<Box<RetryPolicy>>,
+    pub(crate) attempts: u32,
+    pub(crate) deadline: Instant,
+    pub(crate) point: ResumePoint,
+}
+
+impl CallContext {
+    /// The request the call last sent.
+    fn request(&self) -> http::request::Parts {
+        let mut parts = self.head.clone();
+        parts.method = self.label.method().clone();
+        parts.uri = self.label.uri().clone();
+        parts
+    }
+
+    /// Goes on after the body failed (see [`Client::go_on`]).
+    pub(crate) fn go_on(&self, failure: &BodyFailure) -> Result<Response, Error> {
+        self.client.go_on(self, failure)
+    }
+}
+
+impl fmt::Debug for CallContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallContext")
+            .field("method", self.label.method())
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Configures a [`Client`]; every setting is checked in [`build`](ClientBuilder::build).

@@ -27,7 +27,9 @@
 //! |---|---|
 //! | retried | 408, 429, 500, 502, 503, 504 and transport errors; 4 attempts in all |
 //! | not replayed | a POST or PATCH that may have reached the server (unless it carries an `Idempotency-Key` or the policy opts in); a [`body_reader`](RequestBuilder::body_reader) stream once sent |
-//! | waits | exponential backoff from 100 ms, full jitter, capped at 20 s; `Retry-After` honoured up to 60 s, never past the deadline |
+//! | waits | exponential backoff from 100 ms, full jitter, capped at 20 s; `Retry-After` a floor under it, honoured up to 60 s, never past the deadline |
+//! | bodies that break off | read whole ([`ResponseExt`]): asked for again within the call's attempts and deadline; read as a stream: resumed with `Range` where the response allows it (see [`Body`]) |
+//! | malformed framing | refused, never retried: see [Framing](#framing) |
 //! | time limits | 10 s per attempt (reading the body included), 30 s per call |
 //! | circuit breaker | one per client: open for 30 s after 5 failures in a row, then one probe |
 //! | retry budget | retries at most 20 % of calls, plus 10 per second |
@@ -51,6 +53,16 @@
 //! attempts and sleeps. Sleeps use `std::thread::sleep` (typically accurate to well under a
 //! millisecond on Linux); a wait of zero is never slept. A [`Clock`] of your own (a fake one
 //! in tests) replaces the system's.
+//!
+//! ## Framing
+//!
+//! A response framed against RFC 9112 is a protocol error: a chunk size with a sign, a space,
+//! `0x` or more than 16 hex digits, chunk data not followed by CRLF, `Content-Length` beside
+//! `Transfer-Encoding`, or lengths that disagree. ureq-proto 0.7 (the latest) reads a chunk
+//! size with `u64::from_str_radix` after trimming it, so it takes `+5`, ` 5` and
+//! `00000000000000005` for 5; resil runs resil-core's [`Http1Framing`](resil_core::Http1Framing)
+//! over the plaintext of every connection of its [`UreqTransport`] and fails the read that
+//! brings such a line. A transport of your own is checked only by its parser.
 //!
 //! ## Redirects
 //!

@@ -1,7 +1,5 @@
 //! Reading responses: bytes, text, JSON, status checks.
 
-use std::io::Read;
-
 use crate::Response;
 use crate::{Error, ErrorKind};
 
@@ -19,12 +17,17 @@ pub trait ResponseExt: Sized {
     fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, Error>;
 }
 
-/// The whole body; a read error names the call (built only then).
+/// The whole body, going on after a failure if the call can (see [`Body`](crate::Body));
+/// a read error names the call (built only then), and a call that gave up going on is the
+/// error itself.
 fn read_all(r: &mut Response) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
-    match r.body_mut().read_to_end(&mut out) {
-        Ok(_) => Ok(out),
-        Err(e) => Err(call_error(r, ErrorKind::Body, e)),
+    match r.body_mut().read_whole(&mut out) {
+        Ok(()) => Ok(out),
+        Err(e) => match r.body_mut().gave_up.take() {
+            Some(gave_up) => Err(*gave_up),
+            None => Err(call_error(r, ErrorKind::Body, e)),
+        },
     }
 }
 
@@ -35,7 +38,7 @@ fn call_error(
     kind: ErrorKind,
     source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
 ) -> Error {
-    Error::for_call(kind, r.body().label.as_ref()).with_source(source)
+    Error::for_call(kind, r.body().call.as_ref().map(|c| &c.label)).with_source(source)
 }
 
 impl ResponseExt for Response {

@@ -15,13 +15,33 @@ pub type RequestBody = resil_http::RequestBody<Box<dyn Read + Send>>;
 
 /// A response body: a stream with a size limit. Reading past the limit fails instead of
 /// filling memory; a body cut short by the server fails instead of looking complete.
+///
+/// A body the client returned knows its call: when it fails while it is read (cut short,
+/// reset, stalled past its attempt's deadline), the call goes on for the rest of it, within
+/// the same attempts, deadline and budget, if the policy would have retried the request
+/// (never a request that may have been processed and is not idempotent). The next request
+/// asks for the rest alone (`Range` with `If-Range`) when the response allowed it
+/// (`Accept-Ranges: bytes` and a strong `ETag` or a `Last-Modified`), and only a `206` of the
+/// same version, starting where the body stopped, continues it; otherwise it asks for the
+/// whole body, which replaces it only if none of it was read yet or the body is
+/// [restartable](Body::set_restartable) ([`ResponseExt`](crate::ResponseExt)'s readers of the
+/// whole body always are). Bytes are never duplicated or spliced.
 pub struct Body {
     reader: Box<dyn Read + Send>,
     limit: u64,
     read: u64,
-    /// The call this body answers, for error messages; kept here rather than in the
-    /// response's extensions, which would cost an allocation and a map per call.
-    pub(crate) label: Option<resil_http::CallLabel>,
+    /// The call this body answers, for error messages and to go on; kept here rather than in
+    /// the response's extensions, which would cost an allocation and a map per call.
+    pub(crate) call: Option<Box<crate::client::CallContext>>,
+    /// The body may start again from its first byte: its reader drops what it holds.
+    restartable: bool,
+    /// A read that starts the body again returns nothing (for `read_whole`, which empties
+    /// its buffer and reads on) instead of the new body's first bytes.
+    pause_at_restart: bool,
+    /// The body started again from its first byte since `restarted` last said so.
+    restarted: bool,
+    /// How the call that went on for the rest of the body gave up, for `read_whole`.
+    pub(crate) gave_up: Option<Box<crate::Error>>,
 }
 
 impl Body {
@@ -31,7 +51,11 @@ impl Body {
             reader: Box::new(reader),
             limit,
             read: 0,
-            label: None,
+            call: None,
+            restartable: false,
+            pause_at_restart: false,
+            restarted: false,
+            gave_up: None,
         }
     }
 
@@ -83,12 +107,51 @@ impl resil_http::CallBody for Body {
         self.limit = limit;
     }
     fn label(&self) -> Option<&resil_http::CallLabel> {
-        self.label.as_ref()
+        self.call.as_ref().map(|c| &c.label)
     }
 }
 
-impl Read for Body {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl Body {
+    /// Lets the body start again from its first byte when it fails and the call that goes
+    /// on gets the whole body back (the response allowed no range, or the server ignored
+    /// it): for a reader that holds what it read and can drop it, such as one that buffers
+    /// before it writes anywhere. After each read, [`restarted`](Self::restarted) says
+    /// whether the bytes just read are the body's first. Off by default: a body that fails
+    /// after some of it was read goes on only where it stopped.
+    pub fn set_restartable(&mut self, restartable: bool) {
+        self.restartable = restartable;
+    }
+
+    /// Whether the body may start again from its first byte (see
+    /// [`set_restartable`](Self::set_restartable)).
+    pub fn is_restartable(&self) -> bool {
+        self.restartable
+    }
+
+    /// Whether the body started again from its first byte since this was last asked: the
+    /// bytes of the read just made are its start, and whatever was read before must be
+    /// dropped. Only a [restartable](Self::set_restartable) body, or one that failed before
+    /// any of it was read, starts again.
+    pub fn restarted(&mut self) -> bool {
+        std::mem::take(&mut self.restarted)
+    }
+
+    /// Reads the whole body into `out`, going on after a failure as the type's docs say;
+    /// `out` is emptied when the body starts again from its first byte.
+    pub(crate) fn read_whole(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+        self.restartable = true;
+        self.pause_at_restart = true;
+        loop {
+            self.read_to_end(out)?;
+            if !self.restarted() {
+                return Ok(());
+            }
+            out.clear();
+        }
+    }
+
+    /// One read, through the limit.
+    fn read_limited(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.read > self.limit {
             return Err(too_large(self.limit));
         }
@@ -103,6 +166,79 @@ impl Read for Body {
             return Err(too_large(self.limit));
         }
         Ok(n)
+    }
+
+    /// Goes on after `error` ended the body at byte `self.read`: a new request for the rest
+    /// (or the whole, when nothing was read), answered by the call; `Ok(true)` when the body
+    /// started again from its first byte. The error stays the caller's when there is no call
+    /// to go on with, or it gives up.
+    fn go_on(&mut self, error: io::Error) -> io::Result<bool> {
+        let Some(context) = self.call.as_deref() else {
+            return Err(error);
+        };
+        let kind = resil_http::driver::body_failure_kind(&error);
+        // Past the limit, or a request body that went out once: nothing to go on with.
+        if self.read > self.limit || context.body.is_none() {
+            return Err(error);
+        }
+        if !context.point.may_go_on(self.read, self.restartable) {
+            let cannot = resil_http::CannotResume::new(self.read, error);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, cannot));
+        }
+        let failure = resil_http::BodyFailure {
+            attempts: context.attempts,
+            deadline: context.deadline,
+            kind,
+            at_byte: self.read,
+            ranged: context.point.ranges() && self.read > 0,
+        };
+        let response = match context.go_on(&failure) {
+            Ok(response) => response,
+            Err(gave_up) => {
+                let kind = error.kind();
+                let gave_up = gave_up.after_body_failure(failure.attempts, error);
+                let said = format!("{gave_up:#}");
+                self.gave_up = Some(Box::new(gave_up));
+                return Err(io::Error::new(kind, said));
+            }
+        };
+        let resumed = context.point.continues(
+            self.read,
+            self.restartable,
+            response.status(),
+            response.headers(),
+        );
+        let restart = match resumed {
+            Ok(resumed) => resumed == resil_http::Resumed::Restart,
+            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+        };
+        let next = response.into_body();
+        self.reader = next.reader;
+        self.call = next.call;
+        if restart {
+            self.read = 0;
+        }
+        Ok(restart)
+    }
+}
+
+impl Read for Body {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.read_limited(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
+                Err(e) if self.call.is_some() && self.read <= self.limit => {
+                    if self.go_on(e)? {
+                        self.restarted = true;
+                        if self.pause_at_restart {
+                            // `read_whole` empties its buffer and reads on.
+                            return Ok(0);
+                        }
+                    }
+                }
+                done => return done,
+            }
+        }
     }
 }
 

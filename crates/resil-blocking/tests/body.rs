@@ -23,12 +23,16 @@ fn truncated_body_is_an_error_never_a_short_success() {
     );
     let client = builder(&ManualClock::new()).build().unwrap();
     let response = client.get(&server.url("/short")).send().unwrap();
+    // Every attempt's body is cut: the call goes on until its attempts are used, and the
+    // error is the body's.
     let err = response.bytes().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Body, "{err}");
+    assert_eq!(err.attempts(), 4, "{err}");
     assert!(
         format!("{err:#}").contains("ended before its whole body arrived"),
-        "{err}"
+        "{err:#}"
     );
+    assert_eq!(server.hits("/short"), 4);
 }
 
 #[test]

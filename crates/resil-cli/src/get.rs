@@ -1,6 +1,7 @@
 //! `resil get|post|put|delete`: one call through resil-blocking, narrated on stderr.
 
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use resil_blocking::{Client, ErrorKind};
 use resil_core::{
     Attempt, Backoff, CircuitBreaker, GiveUp, Jitter, RetryBudget, RetryPolicy, TripCondition,
 };
-use resil_http::{CallInfo, EnvConfig, Hooks, RedirectInfo, RetryInfo};
+use resil_http::{BodyFailure, CallInfo, EnvConfig, Hooks, RedirectInfo, RetryInfo};
 
 /// Options shared by the request commands.
 #[derive(Args, Debug)]
@@ -69,7 +70,17 @@ pub struct RequestArgs {
     /// Also print the response status line and headers on stderr.
     #[arg(short = 'v', long)]
     verbose: bool,
+    /// Write the body to FILE (curl's name) instead of stdout: to a temporary file beside it,
+    /// renamed to FILE only once the whole body arrived, so a failed call leaves no partial
+    /// file (and an existing FILE as it was).
+    #[arg(short = 'o', long = "output")]
+    output: Option<PathBuf>,
 }
+
+/// How much of a body is held in memory before any of it is written to stdout: a body that
+/// fails before then is asked for again from its first byte (unless the server allows a
+/// range, when it resumes); after, only a range can continue it.
+const HOLD: usize = 1024 * 1024;
 
 /// Narrates attempts on stderr.
 struct Narrator;
@@ -100,6 +111,18 @@ impl Hooks for Narrator {
     }
     fn on_failure(&self, _: &CallInfo<'_>, g: &GiveUp) {
         note!("resil: {g}");
+    }
+    fn on_body_failure(&self, _: &CallInfo<'_>, f: &BodyFailure) {
+        let asking = if f.ranged {
+            "asking for the rest"
+        } else {
+            "asking for the whole body again"
+        };
+        note!(
+            "resil: the body broke off at byte {} ({}); {asking}",
+            f.at_byte,
+            f.kind
+        );
     }
     fn on_redirect(&self, _: &CallInfo<'_>, r: &RedirectInfo) {
         match r.refused {
@@ -295,7 +318,18 @@ pub fn run(method: http::Method, args: &RequestArgs) -> ExitCode {
             note!("resil:   {name}: {}", value.to_str().unwrap_or("[binary]"));
         }
     }
-    match copy_body(&mut response.into_body(), &mut std::io::stdout().lock()) {
+    if status < 200 {
+        // A final 1xx is no answer: an unasked protocol switch (101), or a server that broke
+        // off after an interim response.
+        note!("resil: the final response was {status}, not an answer with a body");
+        return ExitCode::from(1);
+    }
+    let mut body = response.into_body();
+    let copied = match &args.output {
+        Some(path) => copy_to_file(&mut body, path),
+        None => copy_to_stdout(&mut body),
+    };
+    match copied {
         Ok(()) => {}
         // The reader went away (`resil get URL | head -1`): it has what it wanted.
         Err(Copy::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
@@ -321,17 +355,74 @@ enum Copy {
     Write(std::io::Error),
 }
 
-/// `io::copy`, saying which side failed: a closed stdout is not a broken response.
-fn copy_body(body: &mut impl Read, out: &mut impl Write) -> Result<(), Copy> {
+/// The body to stdout, whole and once: up to [`HOLD`] is kept in memory first, so a body
+/// that fails before then starts again without a byte written twice; past it, the body
+/// streams and only a range can continue it.
+fn copy_to_stdout(body: &mut resil_blocking::Body) -> Result<(), Copy> {
+    let mut out = std::io::stdout().lock();
+    let mut held = Vec::new();
     let mut buf = vec![0; 64 * 1024];
+    body.set_restartable(true);
     loop {
-        let n = match body.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Copy::Read(e)),
-        };
-        out.write_all(&buf[..n]).map_err(Copy::Write)?;
+        let n = read_some(body, &mut buf)?;
+        if body.restarted() {
+            held.clear();
+        }
+        if n == 0 {
+            break;
+        }
+        if body.is_restartable() {
+            held.extend_from_slice(&buf[..n]);
+            if held.len() > HOLD {
+                out.write_all(&held).map_err(Copy::Write)?;
+                held = Vec::new();
+                body.set_restartable(false);
+            }
+        } else {
+            out.write_all(&buf[..n]).map_err(Copy::Write)?;
+        }
     }
+    out.write_all(&held).map_err(Copy::Write)?;
     out.flush().map_err(Copy::Write)
+}
+
+/// The body to `path` through a temporary file beside it, renamed on success and removed on
+/// failure. The file can always be emptied, so the body may start again at any point.
+fn copy_to_file(body: &mut resil_blocking::Body, path: &Path) -> Result<(), Copy> {
+    let name = path
+        .file_name()
+        .map_or_else(|| "resil".into(), |n| n.to_string_lossy().into_owned());
+    let partial = path.with_file_name(format!(".{name}.resil-{}.part", std::process::id()));
+    let written = (|| {
+        let mut file = std::fs::File::create(&partial).map_err(Copy::Write)?;
+        let mut buf = vec![0; 64 * 1024];
+        body.set_restartable(true);
+        loop {
+            let n = read_some(body, &mut buf)?;
+            if body.restarted() {
+                file.set_len(0).map_err(Copy::Write)?;
+                file.rewind().map_err(Copy::Write)?;
+            }
+            if n == 0 {
+                break;
+            }
+            file.write_all(&buf[..n]).map_err(Copy::Write)?;
+        }
+        file.sync_all().map_err(Copy::Write)?;
+        std::fs::rename(&partial, path).map_err(Copy::Write)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written
+}
+
+/// One read of the body, retried when interrupted.
+fn read_some(body: &mut resil_blocking::Body, buf: &mut [u8]) -> Result<usize, Copy> {
+    loop {
+        match body.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => return other.map_err(Copy::Read),
+        }
+    }
 }

@@ -1,9 +1,10 @@
 //! `resil`: resilient HTTP requests from the command line, an offline demo against an
 //! embedded misbehaving server, and fleet simulations with SVG charts.
 //!
-//! Exit codes: 0 success (final status below 400); 1 the call failed without a usable
-//! response (transport error, timeout, deadline, open breaker, exhausted budget, a redirect
-//! `-L` would not follow); 2 invalid
+//! Exit codes: 0 success (final status 200-399, the whole body written once); 1 the call
+//! failed without a usable response (transport error, timeout, deadline, open breaker,
+//! exhausted budget, a redirect `-L` would not follow, a final 1xx, a body that broke off and
+//! could not be had whole); 2 invalid
 //! arguments, URL or scenario file; 4 the final response was a 4xx; 5 the final response was
 //! a 5xx (also after retries ran out). A reader that stops early (`resil get URL | head -1`)
 //! is not a failure: the body stops quietly and the code still follows the response.

@@ -577,3 +577,118 @@ fn get_follows_redirects_only_with_location_and_names_each_hop() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_body_cut_short_is_written_whole_and_once() {
+    let _load = shared_load();
+    // Without ranges the body is asked for again; with them it resumes where it stopped.
+    for path in ["/whole/cut-length", "/whole/cut-chunk", "/whole/resume"] {
+        let world = resil_tests::BodyFaultWorld::start();
+        let out = resil()
+            .args(["get", &world.server.url(path), "--backoff", "const:1ms"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{path}: {}", text(&out.stderr));
+        assert!(
+            out.stdout == resil_tests::full_body(),
+            "{path}: {} bytes",
+            out.stdout.len()
+        );
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("the body broke off at byte 500"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn output_goes_to_a_file_only_when_the_whole_body_arrived() {
+    let _load = shared_load();
+    let dir = ScratchDir::new("output");
+    let file = dir.0.join("body.bin");
+    let world = resil_tests::BodyFaultWorld::start();
+    let url = world.server.url("/whole/cut-length");
+    let out = resil()
+        .args(["get", &url, "--backoff", "const:1ms", "-o"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+    assert!(std::fs::read(&file).unwrap() == resil_tests::full_body());
+
+    // Every attempt's body is cut: the call fails, and FILE is as it was.
+    let server = TestServer::start();
+    server.script(
+        "/cut",
+        vec![Reply::Truncated {
+            declared: 100,
+            body: b"forty bytes and not a single one more ..".to_vec(),
+        }],
+    );
+    std::fs::write(&file, "before").unwrap();
+    let out = resil()
+        .args(["get", &server.url("/cut"), "--backoff", "const:1ms", "-o"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("ended before its whole body arrived"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "before");
+    let left: Vec<_> = std::fs::read_dir(&dir.0).unwrap().collect();
+    assert_eq!(left.len(), 1, "no partial file is left: {left:?}");
+}
+
+#[test]
+fn a_final_1xx_and_a_misframed_body_are_failures() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script(
+        "/switch",
+        vec![Reply::Raw(
+            b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\n\r\n",
+        )],
+    );
+    server.script(
+        "/plus",
+        vec![Reply::Raw(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n+5\r\nhello\r\n0\r\n\r\n",
+        )],
+    );
+    let out = resil()
+        .args(["get", &server.url("/switch")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("101"), "{}", text(&out.stderr));
+    let out = resil()
+        .args(["get", &server.url("/plus")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("chunk size"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(server.hits("/plus"), 1);
+}
+
+/// A directory of this test's own, removed when the test ends, passed or failed.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new(name: &str) -> ScratchDir {
+        let dir = std::env::temp_dir().join(format!("resil-cli-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        ScratchDir(dir)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -16,8 +16,10 @@
 //!   below the cap instead of past it, so the cap is a promise.
 //! - **Every wait ends before the total deadline** (30 s by default): a wait that would end past
 //!   it gives up at once with the last response instead of sleeping into a certain failure.
-//! - **`Retry-After` is honoured by default**, never shortened, capped at `max_retry_after`
-//!   (60 s): a server that asks for longer gets its answer back, not a retry storm.
+//! - **`Retry-After` is honoured by default**, as a floor under the backoff (never shortened;
+//!   [`retry_after_exact`](RetryPolicyBuilder::retry_after_exact) waits just what it asks),
+//!   capped at `max_retry_after` (60 s): a server that asks for longer gets its answer back, not
+//!   a retry storm, and one that always says 0 still gets the backoff.
 //! - **A request that may have been processed is not replayed** unless it is idempotent, carries
 //!   an `Idempotency-Key` or the policy opts in: most peers leave that to you.
 //! - **Breakers have no timers.** Core never reads a clock: an open breaker half-opens on the

@@ -87,6 +87,7 @@
 //! | [`CircuitBreaker`] | consecutive or ratio trips, slow calls, count intervals; half-open by probes, by ratio or progressively; metrics-only and disabled modes |
 //! | [`RetryBudget`] | Finagle ratio budget, AWS retry quota, gRPC token bucket |
 //! | [`RedirectPolicy`] | whether a 3xx is followed, with which method, body and credentials |
+//! | [`Http1Framing`] | the framing of the responses on one HTTP/1.1 connection, checked |
 //! | [`Shared`] | the lock through which machines share a breaker or budget |
 //!
 //! Coming from Polly, resilience4j, gobreaker, urllib3, tenacity or stamina, backon,
@@ -99,8 +100,11 @@
 //!   when the error proves the request never reached the server ([`TransportErrorKind::reached_server`]),
 //!   when it carries an `Idempotency-Key`, or when the policy opts in. A request that may
 //!   have been processed is never silently replayed.
-//! - `Retry-After` is never shortened; a longer ask than `max_retry_after` (or one past the
-//!   deadline) gives up at once and hands back that response.
+//! - `Retry-After` is a floor, never shortened: the wait is the longer of the server's ask
+//!   (jitter only above it) and the backoff, so `Retry-After: 0` cannot make a tight loop
+//!   ([`retry_after_exact`](RetryPolicyBuilder::retry_after_exact) waits just the ask). A
+//!   longer ask than `max_retry_after` (or one past the deadline) gives up at once and hands
+//!   back that response.
 //! - No sleep ends past the total deadline; a wait of zero is not a sleep at all.
 //! - The happy path (first attempt succeeds) never touches the RNG and never allocates.
 //!
@@ -129,6 +133,7 @@ mod breaker;
 mod budget;
 pub mod coming_from;
 mod error;
+mod framing;
 mod policy;
 mod redirect;
 mod retry;
@@ -148,6 +153,7 @@ pub use breaker::{
 };
 pub use budget::{QuotaCosts, RetryBudget};
 pub use error::PolicyError;
+pub use framing::{FramingError, Http1Framing, MAX_LINE};
 pub use policy::{
     AttemptOutcome, Cause, DelayContext, DelayFn, HeaderLookup, Method, RequestInfo, ResponseHead,
     RetryContext, RetryKind, RetryPolicy, RetryPolicyBuilder, RetryPredicate, StatusSet,

@@ -520,6 +520,7 @@ pub(crate) enum Classification {
 /// | `max_retry_after` | 60 s, and never past the deadline |
 /// | `max_wait` (any one sleep) | unbounded beyond the caps above |
 /// | `retry_after_spread` | 0.1: wait `d + U(0, 0.1·d)` so a herd told the same `d` spreads out |
+/// | `retry_after_exact` | off: a `Retry-After` is a floor; the wait is the longer of it and the backoff |
 /// | `respect_retry_after` | true |
 /// | `kind_retries` (connect, read, status, other) | unbounded beyond `max_attempts` |
 /// | `delay_fn` | none: the backoff and `Retry-After` decide |
@@ -539,6 +540,7 @@ pub struct RetryPolicy {
     pub(crate) max_retry_after: u64,
     pub(crate) clamp_retry_after: bool,
     pub(crate) retry_after_spread: u64,
+    pub(crate) retry_after_exact: bool,
     pub(crate) respect_retry_after: bool,
     /// The most retries of each [`RetryKind`], [`NO_LIMIT`] where unbounded.
     pub(crate) kind_limits: [u16; 4],
@@ -596,6 +598,7 @@ impl Default for RetryPolicy {
             max_retry_after: 60_000_000_000,
             clamp_retry_after: false,
             retry_after_spread: to_fixed(0.1),
+            retry_after_exact: false,
             respect_retry_after: true,
             kind_limits: [NO_LIMIT; 4],
             delay_fn: None,
@@ -725,6 +728,7 @@ pub struct RetryPolicyBuilder {
     max_retry_after: Duration,
     clamp_retry_after: bool,
     retry_after_spread: f64,
+    retry_after_exact: bool,
     respect_retry_after: bool,
     kind_limits: [Option<u32>; 4],
     delay_fn: Option<DelayFn>,
@@ -760,6 +764,7 @@ impl Default for RetryPolicyBuilder {
             max_retry_after: Duration::from_secs(60),
             clamp_retry_after: false,
             retry_after_spread: 0.1,
+            retry_after_exact: false,
             respect_retry_after: true,
             kind_limits: [None; 4],
             delay_fn: None,
@@ -881,9 +886,18 @@ impl RetryPolicyBuilder {
     }
 
     /// Extra random wait after a `Retry-After`, as a fraction of it (`d + U(0, f·d)`, never
-    /// past the caps); 0 waits exactly what the server asked. In `[0, 1]`.
+    /// past the caps); 0 adds none. In `[0, 1]`.
     pub fn retry_after_spread(mut self, fraction: f64) -> Self {
         self.retry_after_spread = fraction;
+        self
+    }
+
+    /// Waits exactly what `Retry-After` asks (plus its spread), even when it asks for less
+    /// than the backoff would wait. Off by default: the server's ask is a floor, and the wait
+    /// is the longer of it and the backoff, so a server that always answers `Retry-After: 0`
+    /// cannot turn the retries into a tight loop.
+    pub fn retry_after_exact(mut self, exact: bool) -> Self {
+        self.retry_after_exact = exact;
         self
     }
 
@@ -995,6 +1009,7 @@ impl RetryPolicyBuilder {
             max_retry_after: duration_to_nanos(self.max_retry_after),
             clamp_retry_after: self.clamp_retry_after,
             retry_after_spread: to_fixed(self.retry_after_spread),
+            retry_after_exact: self.retry_after_exact,
             respect_retry_after: self.respect_retry_after,
             kind_limits,
             delay_fn: self.delay_fn,

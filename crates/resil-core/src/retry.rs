@@ -381,6 +381,9 @@ pub struct RetryMachine<'p, R = ChaCha8Rng> {
     opened_by: Option<Cause>,
     attempts: u32,
     request: RequestInfo,
+    /// The request was begun by an earlier machine (a redirect's hop, a retry after its body
+    /// failed): its first attempt is no new request for the budget.
+    continued: bool,
     last: Option<Cause>,
     events: EventQueue,
     /// The per-request seed; expanded into `rng` the first time a delay needs randomness.
@@ -439,6 +442,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             opened_by: None,
             attempts: 0,
             request,
+            continued: false,
             last: None,
             events: EventQueue::default(),
             seed,
@@ -468,6 +472,28 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
     /// Deposits first attempts in, and asks before every retry of, this shared budget.
     pub fn with_budget(mut self, budget: &'p (dyn Shared<RetryBudget> + Sync)) -> Self {
         self.budget = Some(budget);
+        self
+    }
+
+    /// Marks the request as begun by an earlier machine (a redirect's next hop, or a retry
+    /// after a response body failed): its attempts are no new request for the budget, which
+    /// was paid when the request began.
+    pub fn continuing(mut self) -> Self {
+        self.continued = true;
+        self
+    }
+
+    /// Starts as if attempt number `attempts` (of the request this continues) had just
+    /// failed with `kind`: for a response whose head came but whose body failed while it was
+    /// read. The machine then does what it does after any failed attempt: schedules a retry
+    /// if the policy, the request's method and body, the attempts left, the deadline and the
+    /// budget allow it, or gives up. The breaker heard that attempt's head as its outcome and
+    /// is not told again. Set the deadline and [`continuing`](Self::continuing) first.
+    pub fn after_body_failure(mut self, attempts: u32, kind: TransportErrorKind) -> Self {
+        self.attempts = attempts.max(1);
+        self.phase = Phase::InFlight;
+        self.at = self.now;
+        self.finish_attempt(AttemptOutcome::Error(kind));
         self
     }
 
@@ -630,10 +656,16 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             self.opened_by = opened_by;
         }
         // The call's deposit waits for its first outcome, so one lock covers both; no retry
-        // of this call can come sooner. A later attempt tells the budget what the retry
-        // before it was for (a retry quota gives back that retry's cost on success).
+        // of this call can come sooner; a request begun by an earlier machine paid it then.
+        // A later attempt tells the budget what the retry before it was for (a retry quota
+        // gives back that retry's cost on success).
+        let first = self.attempts == 1 && !self.continued;
         let retried_after = if self.attempts == 1 { None } else { self.last };
-        self.with_budget_mut(|b, now| b.record_attempt(now, retried_after, failure));
+        self.with_budget_mut(|b, now| match (first, retried_after) {
+            (true, _) => b.record_attempt(now, None, failure),
+            (false, Some(cause)) => b.record_attempt(now, Some(cause), failure),
+            (false, None) => b.record_outcome(failure),
+        });
         self.last = Some(outcome.cause());
         let ctx = RetryContext {
             attempt: Attempt::new(self.attempts),
@@ -651,6 +683,19 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
     }
 
     /// `rejects_until`: until when the breaker, as this attempt left it, refuses every call.
+    /// The policy's backoff before the next attempt, at most `max_wait`.
+    fn backoff_delay(&mut self) -> u64 {
+        let retry = self.attempts - 1;
+        let previous = self.delay;
+        let schedule = self.policy.schedule;
+        let computed = if schedule.is_random() {
+            schedule.delay_nanos(retry, previous, self.rng())
+        } else {
+            schedule.delay_nanos(retry, previous, &mut NoRandomness)
+        };
+        computed.min(self.policy.max_wait)
+    }
+
     fn schedule_retry(&mut self, outcome: &AttemptOutcome<'_>, rejects_until: Option<Instant>) {
         if !self.policy.may_replay(&self.request, outcome) {
             return self.fail(Reason::NonIdempotent, 0);
@@ -690,19 +735,16 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                 } else {
                     uniform(self.rng(), spread)
                 };
-                (asked.saturating_add(extra).min(limit.max(asked)), asked)
-            }
-            None => {
-                let retry = self.attempts - 1;
-                let previous = self.delay;
-                let schedule = self.policy.schedule;
-                let computed = if schedule.is_random() {
-                    schedule.delay_nanos(retry, previous, self.rng())
+                let server = asked.saturating_add(extra).min(limit.max(asked));
+                // The ask is a floor: a server that always says 0 still gets the backoff.
+                let wait = if self.policy.retry_after_exact {
+                    server
                 } else {
-                    schedule.delay_nanos(retry, previous, &mut NoRandomness)
+                    server.max(self.backoff_delay())
                 };
-                (computed.min(self.policy.max_wait), NO_RETRY_AFTER)
+                (wait, asked)
             }
+            None => (self.backoff_delay(), NO_RETRY_AFTER),
         };
         let wait = match self.policy.delay_fn {
             None => wait,

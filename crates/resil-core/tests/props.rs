@@ -337,9 +337,10 @@ fn drive(spec: &PolicySpec, req: RequestInfo, script: &[(u64, Reply, Noise)], se
                     assert!(wait <= spec.max_delay, "sleep {wait:?} > max_delay");
                 }
                 if let Some(asked) = asked {
+                    // The ask is a floor under the backoff: the longer of the two.
                     assert!(
-                        wait <= spec.max_retry_after,
-                        "sleep {wait:?} after Retry-After {asked:?} > max_retry_after"
+                        wait <= spec.max_retry_after.max(spec.max_delay),
+                        "sleep {wait:?} after Retry-After {asked:?} > max_retry_after and max_delay"
                     );
                     let floor = if spec.clamp {
                         asked.min(spec.max_retry_after)

@@ -133,22 +133,27 @@ fn machine_falls_back_to_backoff_on_garbage() {
 }
 
 #[test]
-fn machine_past_date_retries_at_once_and_far_date_gives_up() {
+fn machine_past_date_waits_the_backoff_and_far_date_gives_up() {
     let policy = plain_policy().build().unwrap();
-    let out = run(
-        &policy,
-        RequestInfo::new(Method::Get),
-        &[
-            Reply::RetryAfter(503, "Sun, 06 Nov 1994 08:49:37 GMT"),
-            Reply::Status(200),
-        ],
-    );
+    let past = [
+        Reply::RetryAfter(503, "Sun, 06 Nov 1994 08:49:37 GMT"),
+        Reply::Status(200),
+    ];
+    let out = run(&policy, RequestInfo::new(Method::Get), &past);
+    // A past date asks for no wait: the backoff (100 ms) is the floor's other side.
     assert!(
-        !out.lines.iter().any(|l| l.contains("sleep")),
+        out.lines.iter().any(|l| l.ends_with("sleep until 110ms")),
         "{:#?}",
         out.lines
     );
     assert!(matches!(out.last, Action::Done { .. }));
+    let exact = plain_policy().retry_after_exact(true).build().unwrap();
+    let out = run(&exact, RequestInfo::new(Method::Get), &past);
+    assert!(
+        !out.lines.iter().any(|l| l.contains("sleep")),
+        "exactly what the server said: at once: {:#?}",
+        out.lines
+    );
 
     for far in [
         "Fri, 31 Dec 9999 23:59:59 GMT",
@@ -197,4 +202,42 @@ fn spread_goes_above_the_servers_ask_only() {
             "seed {seed}: {until}"
         );
     }
+}
+
+#[test]
+fn retry_after_zero_on_every_503_cannot_make_a_tight_loop() {
+    // The report: every 503 said `Retry-After: 0`, and four attempts went in ~5 ms.
+    let policy = plain_policy().max_attempts(4).build().unwrap();
+    let zero = || Reply::RetryAfter(503, "0");
+    let out = run(
+        &policy,
+        RequestInfo::new(Method::Get),
+        &[zero(), zero(), zero(), zero()],
+    );
+    let sleeps: Vec<_> = out
+        .lines
+        .iter()
+        .filter(|l| l.contains("sleep until"))
+        .collect();
+    assert_eq!(sleeps.len(), 3, "{:#?}", out.lines);
+    assert!(
+        out.lines.iter().all(|l| !l.contains("in 0ns")),
+        "every wait is at least the backoff: {:#?}",
+        out.lines
+    );
+}
+
+#[test]
+fn a_retry_after_longer_than_the_backoff_is_waited_with_its_spread_above_it() {
+    let policy = plain_policy().retry_after_spread(0.0).build().unwrap();
+    let out = run(
+        &policy,
+        RequestInfo::new(Method::Get),
+        &[Reply::RetryAfter(503, "2"), Reply::Status(200)],
+    );
+    assert!(
+        out.lines.iter().any(|l| l.ends_with("sleep until 2010ms")),
+        "{:#?}",
+        out.lines
+    );
 }

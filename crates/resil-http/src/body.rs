@@ -47,6 +47,28 @@ impl<S> RequestBody<S> {
     }
 }
 
+impl<S> RequestBody<S> {
+    /// What a call keeps of its body once sent, to send it again if the response's body
+    /// fails while it is read: the bytes (or nothing) when the body was `replayable`
+    /// (what [`is_replayable`](Self::is_replayable) said before the first attempt took it);
+    /// `None` after a stream, which went out once.
+    pub fn kept<T>(self, replayable: bool) -> Option<RequestBody<T>> {
+        match self {
+            RequestBody::Bytes(b) if replayable => Some(RequestBody::Bytes(b)),
+            RequestBody::Empty if replayable => Some(RequestBody::Empty),
+            _ => None,
+        }
+    }
+
+    /// A copy of a kept body for one more call: its bytes (two reference counts).
+    pub fn again<T>(&self) -> RequestBody<T> {
+        match self {
+            RequestBody::Bytes(b) => RequestBody::Bytes(b.clone()),
+            _ => RequestBody::Empty,
+        }
+    }
+}
+
 impl<S> fmt::Debug for RequestBody<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -16,7 +16,7 @@ use resil_core::{
 use crate::attempt::{AttemptId, ResponseHeaders, attempt_request, request_info, response_head};
 use crate::config::ClientCore;
 use crate::error::{Error, ErrorKind};
-use crate::observe::{CallInfo, Hooks, RedirectInfo};
+use crate::observe::{BodyFailure, CallInfo, Hooks, RedirectInfo};
 use crate::redirect::{self, Chain, RedirectError};
 use crate::url::redact_url;
 
@@ -47,6 +47,16 @@ impl CallLabel {
     /// The label of the call `method uri`.
     pub fn new(method: http::Method, uri: http::Uri) -> CallLabel {
         CallLabel { method, uri }
+    }
+
+    /// The method.
+    pub fn method(&self) -> &http::Method {
+        &self.method
+    }
+
+    /// The URI, credentials and all (redact before showing it).
+    pub fn uri(&self) -> &http::Uri {
+        &self.uri
     }
 }
 
@@ -244,6 +254,7 @@ impl<'p, B: CallBody> Call<'p, B> {
         shared: CallShared<'p>,
         now: Instant,
         seed: u64,
+        failed: Option<&BodyFailure>,
     ) -> Call<'p, B> {
         let observed = shared.hooks.is_some() || cfg!(feature = "tracing");
         let hook_url = if observed {
@@ -251,8 +262,18 @@ impl<'p, B: CallBody> Call<'p, B> {
         } else {
             String::new()
         };
-        core.observer().call_started();
-        let machine = machine_for(policy, request, body_replayable, &shared, now, seed);
+        let mut machine = machine_for(policy, request, body_replayable, &shared, now, seed);
+        match failed {
+            None => core.observer().call_started(),
+            Some(failure) => {
+                let info = call_info(&hook_url, &id, request.method.as_str());
+                core.observer().body_failed(&info, failure);
+                machine = machine
+                    .with_deadline(failure.deadline)
+                    .continuing()
+                    .after_body_failure(failure.attempts, failure.kind);
+            }
+        }
         Call {
             machine,
             core,
@@ -292,6 +313,17 @@ impl<'p, B: CallBody> Call<'p, B> {
             }
             observer.observe(&call, event);
         }
+    }
+
+    /// Attempts sent so far (by this hop, after a redirect; counted on from the call's
+    /// earlier attempts when it goes on after a body failed).
+    pub fn attempts(&self) -> u32 {
+        self.machine.attempts()
+    }
+
+    /// When the call must be over.
+    pub fn deadline(&self) -> Instant {
+        self.machine.deadline()
     }
 
     /// Whether the driver adds its credentials (an auth provider's) to the requests it
@@ -505,7 +537,8 @@ impl<'p, B: CallBody> Call<'p, B> {
             now,
             seed,
         )
-        .with_deadline(deadline);
+        .with_deadline(deadline)
+        .continuing();
         // The 3xx stays until the next poll releases it.
         Step::Redirect {
             drop_body: hop.to_get,
@@ -552,6 +585,12 @@ impl<'p, B: CallBody> Call<'p, B> {
     ) {
         if attempt != self.attempt || self.hold != Hold::None {
             // A late answer of an abandoned attempt: the machine would ignore it too.
+            return;
+        }
+        if let Some(problem) = crate::headers::response_framing_problem(response.headers()) {
+            // Its connection cannot be trusted either: dropped, never drained for reuse.
+            drop(response);
+            self.handle_error(now, attempt, TransportErrorKind::Protocol, problem.into());
             return;
         }
         let status = response.status();

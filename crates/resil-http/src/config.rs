@@ -26,7 +26,7 @@ use crate::call::{Call, CallBody, CallId, CallShared};
 use crate::env::{EnvConfig, EnvError, TransportEnv};
 use crate::error::{BoxError, ConfigError, Error, ErrorKind};
 use crate::headers::{check_request_headers, declare_empty_body, merge_default_headers};
-use crate::observe::{Hooks, Observer, Stats, StatsSnapshot};
+use crate::observe::{BodyFailure, Hooks, Observer, Stats, StatsSnapshot};
 use crate::origins::OriginBreakers;
 use crate::proxy::{Proxy, check_proxy_url};
 use crate::url::{UrlError, check_url, join_url, redact_url, redact_url_str, take_url_credentials};
@@ -575,6 +575,41 @@ impl ClientCore {
             shared,
             now,
             self.next_seed(),
+            None,
+        )
+    }
+
+    /// Starts a call that goes on after a response body failed while it was read: as
+    /// [`start_call`](Self::start_call), but counting on from `failed.attempts`, under the
+    /// earlier call's deadline, and beginning as if that attempt had failed with
+    /// `failed.kind` (so it retries only what the policy would have retried, asks the budget
+    /// as any retry, and never replays a request that may have been processed). Hooks hear
+    /// [`on_body_failure`](crate::Hooks::on_body_failure). The caller asks for the rest of the
+    /// body in `request` (see [`ResumePoint::ask`](crate::ResumePoint::ask)) before this.
+    pub fn resume_call<'p, B: CallBody>(
+        &'p self,
+        policy: Option<&'p RetryPolicy>,
+        request: &mut http::request::Parts,
+        body_replayable: bool,
+        refreshable: bool,
+        now: Instant,
+        failed: &BodyFailure,
+    ) -> Call<'p, B> {
+        // Defaults and the request id are in `request` already, from the first call.
+        let observed = self.hooks.is_some() || cfg!(feature = "tracing");
+        let id = self.call_id(&request.headers, observed);
+        let shared = self.shared_for(&request.uri);
+        Call::start(
+            self,
+            policy.unwrap_or(&self.policy),
+            request,
+            body_replayable,
+            refreshable,
+            id,
+            shared,
+            now,
+            self.next_seed(),
+            Some(failed),
         )
     }
 

@@ -129,6 +129,23 @@ impl<B> Error<B> {
         e
     }
 
+    /// The error for a response body that failed while it was read, given how the call that
+    /// went on for the rest of it ended (`self`): when that call gave up before sending
+    /// anything (no attempts or time left, a request that may not be replayed), the body's
+    /// own failure is what went wrong, so the error is a [`Body`](ErrorKind::Body) error
+    /// caused by `cause`, still saying why nothing followed; when a later attempt failed,
+    /// that attempt's error is the answer.
+    pub fn after_body_failure(self, attempts_before: u32, cause: impl Into<BoxError>) -> Error<B> {
+        if self.attempts > attempts_before {
+            return self;
+        }
+        Error {
+            kind: ErrorKind::Body,
+            source: Some(cause.into()),
+            ..self
+        }
+    }
+
     /// The category.
     pub fn kind(&self) -> ErrorKind {
         self.kind
@@ -254,6 +271,31 @@ impl<B> core::error::Error for Error<B> {
             .as_deref()
             .map(|e| e as &(dyn core::error::Error + 'static))
     }
+}
+
+/// How a response body that failed while it was read failed, as an attempt's outcome: a
+/// stall (an `io::Error` of kind `TimedOut` or `WouldBlock` in its chain) is a
+/// [`Timeout`](TransportErrorKind::Timeout), a body that is not valid HTTP (`InvalidData` or
+/// `InvalidInput`: a bad chunk size, say) is a [`Protocol`](TransportErrorKind::Protocol)
+/// error, not retried by default; anything else (a cut, a reset) is a
+/// [`Reset`](TransportErrorKind::Reset). The head came, so the request reached the server.
+pub fn body_failure_kind(error: &(dyn core::error::Error + 'static)) -> TransportErrorKind {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+                    return TransportErrorKind::Timeout;
+                }
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput => {
+                    return TransportErrorKind::Protocol;
+                }
+                _ => {}
+            }
+        }
+        cause = e.source();
+    }
+    TransportErrorKind::Reset
 }
 
 /// A response body that ended before all of it arrived: the connection closed (or the

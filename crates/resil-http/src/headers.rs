@@ -138,6 +138,59 @@ pub fn check_request_headers<B>(
 /// servers that refuse chunked requests reject. `body_len` as for
 /// [`check_request_headers`].
 #[inline]
+/// Why a response's head frames its body in a way that cannot be trusted, if it does: a
+/// `Content-Length` beside `Transfer-Encoding` (RFC 9112 6.3: a sign of smuggling, "ought to
+/// be handled as an error"), one that is no number, or two that disagree. hyper and ureq
+/// take the first (the coding wins), curl reads a bad length to the close; every driver
+/// refuses these heads as malformed instead.
+pub fn response_framing_problem(headers: &HeaderMap) -> Option<&'static str> {
+    // One pass over the few headers a response has: cheaper than hashing two names.
+    let (mut length, mut coded, mut bad) = (None, false, None);
+    for (name, value) in headers {
+        if name == http::header::TRANSFER_ENCODING {
+            coded = true;
+        } else if name == http::header::CONTENT_LENGTH && bad.is_none() {
+            bad = content_length(value, &mut length);
+        }
+    }
+    if coded && (length.is_some() || bad.is_some()) {
+        return Some("the response has both Transfer-Encoding and Content-Length");
+    }
+    bad
+}
+
+/// Reads one `Content-Length` value (a list of equal numbers) into `length`; what is wrong
+/// with it, if anything.
+fn content_length(value: &HeaderValue, length: &mut Option<u64>) -> Option<&'static str> {
+    let bytes = value.as_bytes();
+    if (1..20).contains(&bytes.len()) && bytes.iter().all(u8::is_ascii_digit) {
+        // One number (as good as always): 19 digits fit a u64.
+        let n = bytes
+            .iter()
+            .fold(0u64, |n, &b| n * 10 + u64::from(b - b'0'));
+        if length.is_some_and(|l| l != n) {
+            return Some("the response has two different Content-Length values");
+        }
+        *length = Some(n);
+        return None;
+    }
+    let Ok(text) = value.to_str() else {
+        return Some("the response's Content-Length is not a number");
+    };
+    for part in text.split(',').map(str::trim) {
+        // Digits only: `u64::from_str` would also take a leading `+`.
+        let digits = !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+        let Some(n) = part.parse::<u64>().ok().filter(|_| digits) else {
+            return Some("the response's Content-Length is not a number");
+        };
+        if length.is_some_and(|l| l != n) {
+            return Some("the response has two different Content-Length values");
+        }
+        *length = Some(n);
+    }
+    None
+}
+
 pub(crate) fn declare_empty_body(parts: &mut http::request::Parts, body_len: Option<u64>) {
     use http::Method;
     if body_len == Some(0)

@@ -41,6 +41,7 @@ mod observe;
 mod origins;
 mod proxy;
 mod redirect;
+mod resume;
 mod time;
 mod url;
 
@@ -53,20 +54,22 @@ pub use env::{EnvConfig, EnvError, TransportEnv};
 pub use error::{BoxError, ConfigError, Error, ErrorKind, IncompleteBody, TransportError};
 pub use headers::BearerToken;
 pub use observe::{
-    CallInfo, Hooks, Observer, RedirectInfo, RetryInfo, RetryReason, Stats, StatsSnapshot,
+    BodyFailure, CallInfo, Hooks, Observer, RedirectInfo, RetryInfo, RetryReason, Stats,
+    StatsSnapshot,
 };
 pub use proxy::Proxy;
 pub use redirect::RedirectError;
+pub use resume::{CannotResume, ContentDecoded, ResumeError, ResumePoint, Resumed};
 pub use url::UrlError;
 
 /// What only a driver needs: the request each attempt sends, the checks before sending,
 /// `Host` and credentials, timeouts as HTTP libraries take them, and the wall clock.
 pub mod driver {
     pub use crate::call::DRAIN_LIMIT;
-    pub use crate::error::{auth_error, unsendable_request, write_causes};
+    pub use crate::error::{auth_error, body_failure_kind, unsendable_request, write_causes};
     pub use crate::headers::{
         check_request_headers, fill_host_header, is_sensitive_header, redacted_headers,
-        remember_last,
+        remember_last, response_framing_problem,
     };
     pub use crate::proxy::check_proxy_url;
     pub use crate::time::{MAX_TIMEOUT, attempt_budget, library_timeout, read_deadline, unix_now};

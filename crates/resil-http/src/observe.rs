@@ -51,6 +51,11 @@ pub trait Hooks: Send + Sync {
     fn on_redirect(&self, call: &CallInfo<'_>, redirect: &RedirectInfo) {
         let _ = (call, redirect);
     }
+    /// A response body failed while it was read, and the call goes on for the rest of it
+    /// (a retry decides; `on_retry` or `on_failure` follows).
+    fn on_body_failure(&self, call: &CallInfo<'_>, failure: &BodyFailure) {
+        let _ = (call, failure);
+    }
 }
 
 /// Shared hooks: keep an `Arc` to read what they recorded.
@@ -73,6 +78,25 @@ impl<H: Hooks + ?Sized> Hooks for Arc<H> {
     fn on_redirect(&self, call: &CallInfo<'_>, redirect: &RedirectInfo) {
         (**self).on_redirect(call, redirect);
     }
+    fn on_body_failure(&self, call: &CallInfo<'_>, failure: &BodyFailure) {
+        (**self).on_body_failure(call, failure);
+    }
+}
+
+/// A response body that failed while it was read, as hooks see it, and what the call that
+/// goes on for the rest of it starts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodyFailure {
+    /// Attempts the call made so far (the last one's body failed).
+    pub attempts: u32,
+    /// The call's deadline.
+    pub deadline: resil_core::Instant,
+    /// How the body failed.
+    pub kind: resil_core::TransportErrorKind,
+    /// Bytes of the body read before it failed.
+    pub at_byte: u64,
+    /// The next request asks for the rest alone (`Range`); otherwise for the whole body.
+    pub ranged: bool,
 }
 
 /// A redirect, as hooks see it.
@@ -184,6 +208,7 @@ pub struct Stats {
     breaker_transitions: AtomicU64,
     backoff_nanos: AtomicU64,
     redirects: AtomicU64,
+    body_failures: AtomicU64,
 }
 
 /// A copy of [`Stats`] at one moment.
@@ -211,6 +236,8 @@ pub struct StatsSnapshot {
     pub backoff: Duration,
     /// Redirects followed (counted apart from retries).
     pub redirects: u64,
+    /// Response bodies that failed while they were read and whose call went on.
+    pub body_failures: u64,
 }
 
 impl StatsSnapshot {
@@ -296,6 +323,7 @@ impl fmt::Display for StatsSnapshot {
                 "breaker transitions",
             ),
             (self.redirects, "redirect", "redirects"),
+            (self.body_failures, "body failure", "body failures"),
         ];
         for (n, one, many) in rest {
             if n > 0 {
@@ -328,6 +356,7 @@ impl Stats {
             breaker_transitions: load(&self.breaker_transitions),
             backoff: Duration::from_nanos(load(&self.backoff_nanos)),
             redirects: load(&self.redirects),
+            body_failures: load(&self.body_failures),
         }
     }
 }
@@ -385,6 +414,16 @@ impl<'a> Observer<'a> {
         }
         if let Some(h) = &self.hooks {
             h.on_redirect(call, redirect);
+        }
+    }
+
+    /// A response body of the call `call` failed while it was read; the call goes on.
+    pub fn body_failed(&self, call: &CallInfo<'_>, failure: &BodyFailure) {
+        self.stats.body_failures.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "tracing")]
+        tracing::info!(method = call.method, url = call.url, request_id = call.request_id, attempt = failure.attempts, at_byte = failure.at_byte, ranged = failure.ranged, cause = %failure.kind, "resil: body failed, going on for the rest");
+        if let Some(h) = &self.hooks {
+            h.on_body_failure(call, failure);
         }
     }
 

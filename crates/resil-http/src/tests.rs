@@ -1,6 +1,6 @@
 //! The helpers every driver reuses, checked on their own: URLs, headers, an attempt's
 //! request and response.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::time::Duration;
 
@@ -512,4 +512,42 @@ fn locations_no_call_can_go_to_are_told_apart() {
         ),
         "a redirect to itself is a loop"
     );
+}
+
+#[test]
+fn a_response_head_frames_its_body_one_way_or_is_refused() {
+    use crate::headers::response_framing_problem;
+    let headers = |pairs: &[(&'static str, &'static str)]| -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(n, v)| {
+                (
+                    http::HeaderName::from_static(n),
+                    HeaderValue::from_static(v),
+                )
+            })
+            .collect()
+    };
+    for ok in [
+        &[][..],
+        &[("content-length", "12")],
+        &[("content-length", "12, 12")],
+        &[("content-length", "12"), ("content-length", "12")],
+        &[("transfer-encoding", "chunked")],
+    ] {
+        assert_eq!(response_framing_problem(&headers(ok)), None, "{ok:?}");
+    }
+    for bad in [
+        &[("content-length", "99999999999999999999999")][..],
+        &[("content-length", "-1")],
+        &[("content-length", "+5")],
+        &[("content-length", "")],
+        &[("content-length", "12, 13")],
+        &[("content-length", "12,")],
+        &[("content-length", "12"), ("content-length", "13")],
+        // RFC 9112 6.3: a sign of smuggling.
+        &[("transfer-encoding", "chunked"), ("content-length", "5")],
+    ] {
+        assert!(response_framing_problem(&headers(bad)).is_some(), "{bad:?}");
+    }
 }

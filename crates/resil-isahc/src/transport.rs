@@ -30,6 +30,13 @@ use resil_http::Proxy;
 /// name. A proxy that fails follows [`Proxy`]'s rule ("When a proxy fails") but for one
 /// exception (see [`classify`]): a proxy that wants credentials is a connect failure here,
 /// retried, since isahc keeps nothing that tells it from another refusal.
+///
+/// curl refuses bodies framed against RFC 9112 (a chunk size with a sign, a space, `0x` or
+/// more than 16 hex digits), but reports some of them with the code a reset has
+/// (`CURLE_RECV_ERROR`), and isahc 2 keeps only the code: those are retried (and refused
+/// again) where the others are protocol errors. curl decodes gzip, deflate and brotli: a body
+/// it decoded is marked [`ContentDecoded`](resil_http::ContentDecoded) and never resumes with a
+/// range (its offsets would count decoded bytes); it starts again instead.
 #[derive(Clone, Debug)]
 pub struct IsahcTransport {
     client: isahc::HttpClient,
@@ -100,31 +107,13 @@ fn unsendable_header(headers: &http::HeaderMap) -> Option<String> {
     ))
 }
 
-/// Why a response's framing cannot be trusted: curl reads a body whose `Content-Length` is no
-/// number (or disagrees with another) until the connection closes, where RFC 9112 (6.3) says
-/// the response is an unrecoverable error; ureq and hyper refuse it.
-fn framing_problem(headers: &http::HeaderMap) -> Option<&'static str> {
-    if headers.contains_key(http::header::TRANSFER_ENCODING) {
-        return None;
-    }
-    let mut length = None;
-    for value in headers.get_all(http::header::CONTENT_LENGTH) {
-        let Ok(text) = value.to_str() else {
-            return Some("the response's Content-Length is not a number");
-        };
-        for part in text.split(',').map(str::trim) {
-            // Digits only: `u64::from_str` would also take a leading `+`.
-            let digits = part.bytes().all(|b| b.is_ascii_digit());
-            let Some(n) = part.parse::<u64>().ok().filter(|_| digits) else {
-                return Some("the response's Content-Length is not a number");
-            };
-            if length.is_some_and(|l| l != n) {
-                return Some("the response has two different Content-Length values");
-            }
-            length = Some(n);
-        }
-    }
-    None
+/// Whether curl decodes this response's body (isahc asks for gzip, deflate and brotli and
+/// has curl decode them): then its bytes are not the server's.
+fn decodes(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
 }
 
 /// curl's code for data past one of its size limits (curl 8.6; the curl crate names none;
@@ -248,8 +237,9 @@ impl AsyncTransport for IsahcTransport {
                 .send_async(request)
                 .await
                 .map_err(|e| TransportError::new(classify(&e), e))?;
-            if let Some(problem) = framing_problem(response.headers()) {
-                return Err(TransportError::new(TransportErrorKind::Protocol, problem));
+            let mut response = response;
+            if decodes(response.headers()) {
+                response.extensions_mut().insert(resil_http::ContentDecoded);
             }
             Ok(response.map(|body| {
                 Body::from_unpin(
@@ -360,47 +350,6 @@ impl AsyncRead for StreamReader {
                 Poll::Ready(None) => return Poll::Ready(Ok(0)),
                 Poll::Pending => return Poll::Pending,
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::framing_problem;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> http::HeaderMap {
-        pairs
-            .iter()
-            .map(|(n, v)| {
-                (
-                    http::HeaderName::from_static(n),
-                    http::HeaderValue::from_static(v),
-                )
-            })
-            .collect()
-    }
-
-    #[test]
-    fn content_length_must_be_one_number() {
-        for ok in [
-            &[][..],
-            &[("content-length", "12")],
-            &[("content-length", "12, 12")],
-            &[("content-length", "12"), ("content-length", "12")],
-            // Transfer-Encoding frames the body; curl ignores the length then.
-            &[("transfer-encoding", "chunked"), ("content-length", "x")],
-        ] {
-            assert_eq!(framing_problem(&headers(ok)), None, "{ok:?}");
-        }
-        for bad in [
-            &[("content-length", "99999999999999999999999")][..],
-            &[("content-length", "-1")],
-            &[("content-length", "+5")],
-            &[("content-length", "")],
-            &[("content-length", "12, 13")],
-            &[("content-length", "12"), ("content-length", "13")],
-        ] {
-            assert!(framing_problem(&headers(bad)).is_some(), "{bad:?}");
         }
     }
 }

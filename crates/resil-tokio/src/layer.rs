@@ -10,9 +10,11 @@ use std::time::Duration;
 use bytes::Buf;
 use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
-use resil_async::{AttemptError, BoxError, BoxFuture, Exchange, ReadTimedOut, drive};
+use resil_async::{
+    AttemptError, BoxError, BoxFuture, Exchange, ReadTimedOut, Resend, drive, keep_call,
+};
 use resil_core::{CircuitBreaker, Instant, RetryBudget, RetryPolicy};
-use resil_http::{Call, ClientConfig, ClientCore, Hooks, StatsSnapshot, driver};
+use resil_http::{BodyFailure, Call, ClientConfig, ClientCore, Hooks, StatsSnapshot, driver};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -33,7 +35,10 @@ use crate::{Body, Error, Response, Tokio};
 /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) before the inner service sees
 /// it; whether a `Content-Length` matches the body is left to the inner service, which frames
 /// the body. Credentials in the URL become `Authorization: Basic`, as in the clients (see
-/// [`take_url_credentials`](resil_http::driver::take_url_credentials)).
+/// [`take_url_credentials`](resil_http::driver::take_url_credentials)). The connections are
+/// the inner service's too, so resil's check of how responses are framed (which the
+/// [`Client`](crate::Client) runs on its own connections) does not apply: hyper 1.x reads a
+/// chunk size of more than 16 hex digits that the client refuses.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -163,7 +168,8 @@ where
     fn call(&mut self, request: http::Request<ReqB>) -> Self::Future {
         let service = self.inner.clone();
         let core = self.core.clone();
-        Box::pin(call(core, service, request, self.read_timeout))
+        let (parts, body) = request.into_parts();
+        Box::pin(call(core, service, parts, body, self.read_timeout, None))
     }
 }
 
@@ -180,21 +186,24 @@ where
     )
 }
 
+/// The call for `parts` and `body` through `service` (`failed` is set for the call that goes
+/// on for the rest of a body); its response's body keeps it to go on with if it fails.
 async fn call<S, ReqB, ResB>(
     core: Arc<ClientCore>,
     service: S,
-    request: http::Request<ReqB>,
+    mut parts: http::request::Parts,
+    body: ReqB,
     read_timeout: Option<Duration>,
+    failed: Option<BodyFailure>,
 ) -> Result<Response, Error>
 where
-    S: Service<http::Request<ReqB>, Response = http::Response<ResB>> + Send,
+    S: Service<http::Request<ReqB>, Response = http::Response<ResB>> + Clone + Send + 'static,
     S::Future: Send,
     S::Error: Into<BoxError>,
-    ReqB: Clone + Default + Send,
+    ReqB: Clone + Default + Send + 'static,
     ResB: HttpBody + Send + 'static,
     ResB::Error: Into<BoxError>,
 {
-    let (mut parts, body) = request.into_parts();
     if parts.uri.authority().is_none() {
         parts.uri = core.resolve_url(&parts.method, &parts.uri.to_string())?;
     }
@@ -203,13 +212,61 @@ where
     driver::check_request_headers(&parts, None)?;
     driver::take_url_credentials(&mut parts);
     // The body is `Clone`, so every attempt can send it again; no credentials to refresh.
-    let mut call: Call<'_, Body> = core.start_call(None, &mut parts, true, false, now());
+    let mut call: Call<'_, Body> = match &failed {
+        None => core.start_call(None, &mut parts, true, false, now()),
+        Some(failure) => core.resume_call(None, &mut parts, true, false, now(), failure),
+    };
     let mut exchange = ServiceExchange {
         service,
         body,
         read_timeout,
     };
-    drive::<Tokio, _>(&mut call, &mut parts, &mut exchange).await
+    let mut response = drive::<Tokio, _>(&mut call, &mut parts, &mut exchange).await?;
+    let (attempts, deadline) = (call.attempts(), call.deadline());
+    drop(call);
+    let resend = ServiceResend {
+        core: core.clone(),
+        exchange,
+    };
+    keep_call(&mut response, attempts, deadline, parts, resend);
+    Ok(response)
+}
+
+/// What sends a layer's call again for a body that goes on: the inner service and the
+/// request's body.
+struct ServiceResend<S, ReqB> {
+    core: Arc<ClientCore>,
+    exchange: ServiceExchange<S, ReqB>,
+}
+
+impl<S, ReqB, ResB> Resend for ServiceResend<S, ReqB>
+where
+    S: Service<http::Request<ReqB>, Response = http::Response<ResB>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    ReqB: Clone + Default + Send + 'static,
+    ResB: HttpBody + Send + 'static,
+    ResB::Error: Into<BoxError>,
+{
+    fn replayable(&self) -> bool {
+        true
+    }
+
+    fn resend(
+        &self,
+        request: http::request::Parts,
+        failure: BodyFailure,
+    ) -> BoxFuture<'static, Result<Response, Error>> {
+        let exchange = &self.exchange;
+        Box::pin(call(
+            self.core.clone(),
+            exchange.service.clone(),
+            request,
+            exchange.body.clone(),
+            exchange.read_timeout,
+            Some(failure),
+        ))
+    }
 }
 
 /// The inner service as the way out of every attempt: the request's own extensions go

@@ -32,7 +32,9 @@
 //! |---|---|
 //! | retried | 408, 429, 500, 502, 503, 504 and transport errors; 4 attempts in all |
 //! | not replayed | a POST or PATCH that may have reached the server (unless it carries an `Idempotency-Key` or the policy opts in); a streamed body once sent |
-//! | waits | exponential backoff from 100 ms, full jitter, capped at 20 s; `Retry-After` honoured up to 60 s, never past the deadline |
+//! | waits | exponential backoff from 100 ms, full jitter, capped at 20 s; `Retry-After` a floor under it, honoured up to 60 s, never past the deadline |
+//! | bodies that break off | read whole ([`ResponseExt`]): asked for again within the call's attempts and deadline; read as a stream: resumed with `Range` where the response allows it (see [`Body`]); the tower layer's too |
+//! | malformed framing | refused, never retried: a chunk size with a sign, a space, `0x` or more than 16 hex digits, `Content-Length` beside `Transfer-Encoding`, lengths that disagree. hyper 1.x takes a size of more than 16 digits that fits; the client checks its own connections with resil-core's [`Http1Framing`](resil_core::Http1Framing) (the tower layer's belong to the inner service) |
 //! | time limits | 10 s per attempt (reading the body included), 30 s per call |
 //! | circuit breaker | one per client: open for 30 s after 5 failures in a row, then one probe |
 //! | retry budget | retries at most 20 % of calls, plus 10 per second |

@@ -64,6 +64,8 @@ pub fn classify(error: &(dyn StdError + 'static)) -> TransportErrorKind {
                 | Io::ConnectionAborted
                 | Io::BrokenPipe
                 | Io::UnexpectedEof => TransportErrorKind::Reset,
+                // A response resil's framing check refused (see `connect::CappedIo`).
+                Io::InvalidData => TransportErrorKind::Protocol,
                 _ => TransportErrorKind::Other,
             };
         }

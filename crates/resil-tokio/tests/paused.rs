@@ -567,6 +567,15 @@ fn reading_policy() -> RetryPolicy {
         .unwrap()
 }
 
+/// [`reading_policy`] with no retry: a body that fails while it is read fails the read.
+fn one_attempt() -> RetryPolicy {
+    plain()
+        .max_attempts(1)
+        .attempt_timeout(Some(Duration::from_secs(10)))
+        .build()
+        .unwrap()
+}
+
 fn reading_within(script: &Arc<Script>, read_timeout: Duration) -> Client {
     reading(script, |builder| builder.read_timeout(read_timeout))
 }
@@ -607,10 +616,23 @@ async fn a_body_may_take_long_but_not_stall_past_the_read_timeout() {
     assert_eq!(text, "xxxx");
     assert_waited(start.elapsed(), Duration::from_millis(3_600), 4);
 
-    // A byte, then a 1.5 s stall.
+    // A byte, then a 1.5 s stall: with no attempt left, the read fails.
+    let script = Script::new(vec![Fake::Trickle(&[500, 1_500])]);
+    let client = reading(&script, |builder| {
+        builder
+            .read_timeout(Duration::from_secs(1))
+            .policy(one_attempt())
+    });
+    assert_body_read_times_out(client.get("/x").send()).await;
+
+    // With attempts left, the whole body is asked for again (the script's next is "ok").
     let script = Script::new(vec![Fake::Trickle(&[500, 1_500])]);
     let client = reading_within(&script, Duration::from_secs(1));
-    assert_body_read_times_out(client.get("/x").send()).await;
+    let start = Instant::now();
+    let text = client.get("/x").send().await.unwrap().text().await.unwrap();
+    assert_eq!(text, "ok");
+    assert_waited(start.elapsed(), Duration::from_millis(1_500), 2);
+    assert_eq!(script.sent.load(Ordering::SeqCst), 2);
 }
 
 fn env(variable: &'static str, value: &'static str) -> resil_tokio::EnvConfig {
@@ -676,7 +698,10 @@ async fn the_tower_layer_has_the_clients_read_timeout() {
     let text = service.call(request()).await.unwrap().text().await.unwrap();
     assert_eq!(text, "xx");
     let script = Script::new(vec![Fake::Trickle(&[500, 1_500])]);
-    let mut service = layer.layer(FakeService(script));
+    let once = ResilLayer::new(one_attempt())
+        .read_timeout(Duration::from_secs(1))
+        .unwrap();
+    let mut service = once.layer(FakeService(script));
     assert_body_read_times_out(service.call(request())).await;
 
     let err = ResilLayer::new(reading_policy())

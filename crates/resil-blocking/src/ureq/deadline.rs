@@ -100,7 +100,22 @@ pub(super) struct DeadlineReader {
 impl Read for DeadlineReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let _scope = AttemptDeadline::enter(self.deadline);
-        self.inner.read(buf)
+        self.inner.read(buf).map_err(malformed_as_invalid_data)
+    }
+}
+
+/// ureq's body reader fails with `io::ErrorKind::Other` around its own error; a body ureq
+/// found malformed (a chunk length that is no number, say) is `InvalidData`, so it is read as
+/// a protocol error and not retried.
+fn malformed_as_invalid_data(e: io::Error) -> io::Error {
+    let malformed = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<::ureq::Error>())
+        .is_some_and(|inner| matches!(inner, ::ureq::Error::Protocol(_)));
+    if malformed {
+        io::Error::new(io::ErrorKind::InvalidData, e)
+    } else {
+        e
     }
 }
 

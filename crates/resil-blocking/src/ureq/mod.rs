@@ -8,6 +8,7 @@
 //! [`classify`] in [`proxy`].
 
 mod deadline;
+mod framing;
 mod proxy;
 mod resolve;
 mod tcp;
@@ -264,6 +265,8 @@ fn classify(error: ::ureq::Error) -> TransportError {
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::BrokenPipe
             | io::ErrorKind::UnexpectedEof => TransportErrorKind::Reset,
+            // A response resil's framing check refused.
+            io::ErrorKind::InvalidData => TransportErrorKind::Protocol,
             _ => TransportErrorKind::Other,
         },
         E::Protocol(_) | E::LargeResponseHeader(..) | E::BodyStalled => {

@@ -1,4 +1,6 @@
-//! Socket timeouts set again only when they change by more than the kernel's tick.
+//! resil's wrapper of every ureq connection (above TLS): socket timeouts set again only when
+//! they change by more than the kernel's tick, and the check of how responses are framed
+//! (see [`framing`](super::framing)).
 
 use std::time::Duration;
 
@@ -6,7 +8,10 @@ use ::ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, NextTimeout, Transport, time::Duration as UreqDuration,
 };
 
+use resil_core::Http1Framing;
+
 use super::deadline::AttemptDeadline;
+use super::framing;
 
 /// How far a socket timeout may be from the attempt's time left before it is set again. The
 /// kernel rounds `SO_RCVTIMEO`/`SO_SNDTIMEO` up to its tick (1-10 ms) anyway.
@@ -27,7 +32,11 @@ impl<In: Transport> Connector<In> for SteadyTimeouts {
         _: &ConnectionDetails<'_>,
         chained: Option<In>,
     ) -> Result<Option<Self::Out>, ::ureq::Error> {
-        Ok(chained.map(|inner| SteadyTimeoutTransport { inner, last: None }))
+        Ok(chained.map(|inner| SteadyTimeoutTransport {
+            inner,
+            last: None,
+            framing: Http1Framing::new(),
+        }))
     }
 }
 
@@ -36,6 +45,7 @@ pub(super) struct SteadyTimeoutTransport<T> {
     inner: T,
     /// The time left last passed down.
     last: Option<UreqDuration>,
+    framing: Http1Framing,
 }
 
 impl<T> SteadyTimeoutTransport<T> {
@@ -71,17 +81,24 @@ impl<T: Transport> Transport for SteadyTimeoutTransport<T> {
         timeout: NextTimeout,
     ) -> Result<(), ::ureq::Error> {
         let timeout = self.steady(AttemptDeadline::bound(timeout));
+        framing::sending(&mut self.framing, self.inner.buffers(), amount);
         self.inner.transmit_output(amount, timeout)
     }
 
     fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ::ureq::Error> {
         let timeout = self.steady(AttemptDeadline::bound(timeout));
-        self.inner.maybe_await_input(timeout)
+        let before = self.inner.buffers().input().len();
+        let more = self.inner.maybe_await_input(timeout)?;
+        framing::received(&mut self.framing, self.inner.buffers(), before)?;
+        Ok(more)
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ::ureq::Error> {
         let timeout = self.steady(AttemptDeadline::bound(timeout));
-        self.inner.await_input(timeout)
+        let before = self.inner.buffers().input().len();
+        let more = self.inner.await_input(timeout)?;
+        framing::received(&mut self.framing, self.inner.buffers(), before)?;
+        Ok(more)
     }
 
     fn is_open(&mut self) -> bool {
