@@ -216,7 +216,9 @@ impl RetryBudget {
     /// takes one token, a successful one adds `token_ratio` (never past `max_tokens`); retries
     /// are allowed only while more than `max_tokens / 2` tokens remain. gRPC keeps the ratio to
     /// three decimals; resil keeps six. A new configuration keeps the fill fraction:
-    /// [`reconfigure`](Self::reconfigure).
+    /// [`reconfigure`](Self::reconfigure). Which attempts failed is the policy's breaker
+    /// classification ([`RetryPolicy::is_failure`](crate::RetryPolicy::is_failure)): a 404
+    /// adds tokens, where gRPC leaves the bucket alone after a status it does not retry.
     ///
     /// ```
     /// use resil_core::{Cause, Instant, RetryBudget};
@@ -243,7 +245,9 @@ impl RetryBudget {
     /// A retry quota (the AWS SDKs' standard retry mode) holding `capacity` tokens, starting
     /// full: a retry is granted only if the quota still holds its cost, and spends it; a call
     /// that succeeds gives back what its last retry cost, or `costs.success` when it needed no
-    /// retry, never past `capacity`. A failure gives back nothing.
+    /// retry, never past `capacity`. A failure gives back nothing. Success is the policy's
+    /// breaker classification ([`RetryPolicy::is_failure`](crate::RetryPolicy::is_failure)):
+    /// a 404 gives back too, where the SDKs refund only a 2xx.
     ///
     /// Every cost must be at least 1 (a free retry is no budget) and at most `capacity` (a
     /// retry that can never be paid for is a setting that does nothing); `costs.success` must

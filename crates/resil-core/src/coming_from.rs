@@ -212,7 +212,7 @@
 //! | `initialBackoff`, `backoffMultiplier`, `maxBackoff` | [`Backoff::Exponential`]` { base, multiplier }`, `max_delay`, [`Jitter::Full`] | gRPC's `random(0, min(initial · multiplier^n, max))` is resil's full jitter |
 //! | `retryableStatusCodes` | [`retry_statuses`](RetryPolicyBuilder::retry_statuses) or [`retry_if`](RetryPolicyBuilder::retry_if) | HTTP statuses; a gRPC status is read from headers by `retry_if` |
 //! | server pushback (`grpc-retry-pushback-ms`) | `Retry-After` | |
-//! | `retryThrottling.maxTokens`, `tokenRatio` | [`RetryBudget::grpc`]`(max_tokens, token_ratio)` | a new config keeps the fill fraction ([`RetryBudget::reconfigure`]) |
+//! | `retryThrottling.maxTokens`, `tokenRatio` | [`RetryBudget::grpc`]`(max_tokens, token_ratio)` | a new config keeps the fill fraction ([`RetryBudget::reconfigure`]); failures are the policy's breaker failures, so a 404 adds tokens (gRPC leaves the bucket alone) |
 //! | `timeout` | [`total_timeout`](RetryPolicyBuilder::total_timeout) | |
 //!
 //! ## Finagle and Linkerd
@@ -227,7 +227,7 @@
 //! | AWS | resil | note |
 //! |---|---|---|
 //! | `retry_mode = standard`, `max_attempts` (3) | [`max_attempts`](RetryPolicyBuilder::max_attempts)`(3)`, [`Backoff::exponential`]`(1 s)`, [`Jitter::Full`], [`max_delay`](RetryPolicyBuilder::max_delay)`(20 s)` | the SDKs' `min(random · 2^i, 20 s)` |
-//! | the retry quota (500; 5 a retry, 10 after a timeout, 1 back on success) | [`RetryBudget::aws_standard`] ([`QuotaCosts::AWS_STANDARD`]) | |
+//! | the retry quota (500; 5 a retry, 10 after a timeout, 1 back on success) | [`RetryBudget::aws_standard`] ([`QuotaCosts::AWS_STANDARD`]) | success is what the policy does not count as a failure: a 404 refunds too (the SDKs refund a 2xx) |
 //! | `AWS_NEW_RETRIES_2026=true` (14 a retry, 5 after throttling) | [`RetryBudget::aws_standard_2026`] ([`QuotaCosts::AWS_2026`]) | its 50 ms transient and 1 s throttling bases: a [`delay_fn`](RetryPolicyBuilder::delay_fn) that looks at [`DelayContext::cause`] |
 //! | other quota sizes and costs | [`RetryBudget::quota`]`(capacity, `[`QuotaCosts`]`)` | |
 //! | `retry_mode = adaptive` | the standard settings above | no client-side rate limiter yet |
