@@ -6,7 +6,9 @@ use core::time::Duration;
 
 use libfuzzer_sys::arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use resil_core::{Backoff, BackoffSchedule, Instant, Jitter, RetryBudget, RetryPolicy};
+use resil_core::{
+    Backoff, BackoffSchedule, Cause, Instant, Jitter, QuotaCosts, RetryBudget, RetryPolicy,
+};
 
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
@@ -85,5 +87,25 @@ fuzz_target!(|data: &[u8]| {
     {
         bucket.record_outcome(bool::arbitrary(&mut u).unwrap_or(false));
         let _ = bucket.try_withdraw(Instant::ZERO);
+        if let Ok(new) = RetryBudget::grpc(u32::arbitrary(&mut u).unwrap_or(0), f(&mut u)) {
+            bucket.reconfigure(new);
+            assert!(bucket.tokens().is_some());
+        }
+    }
+    let costs = QuotaCosts {
+        retry: u32::arbitrary(&mut u).unwrap_or(0),
+        timeout: u32::arbitrary(&mut u).unwrap_or(0),
+        throttled: u32::arbitrary(&mut u).unwrap_or(0),
+        success: u32::arbitrary(&mut u).unwrap_or(0),
+    };
+    if let Ok(mut quota) = RetryBudget::quota(u32::arbitrary(&mut u).unwrap_or(0), costs) {
+        let cause = Cause::Status(u16::arbitrary(&mut u).unwrap_or(0));
+        let before = quota.tokens();
+        let granted = quota.try_withdraw_after(Instant::ZERO, cause);
+        quota.record_attempt(Instant::ZERO, Some(cause), false);
+        assert!(
+            !granted || quota.tokens() <= before,
+            "a refund is never more than the cost"
+        );
     }
 });

@@ -7,9 +7,24 @@ use core::time::Duration;
 use libfuzzer_sys::arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use resil_core::{
-    Action, Attempt, Backoff, Input, Instant, Jitter, Method, RequestInfo, ResponseHead,
-    RetryAfter, RetryMachine, RetryPolicy, TransportErrorKind, UnixTime,
+    Action, Attempt, Backoff, DelayContext, Input, Instant, Jitter, Method, RequestInfo,
+    ResponseHead, RetryAfter, RetryKind, RetryMachine, RetryPolicy, TransportErrorKind, UnixTime,
 };
+
+fn nothing(_: &DelayContext) -> Option<Duration> {
+    None
+}
+fn zero(_: &DelayContext) -> Option<Duration> {
+    Some(Duration::ZERO)
+}
+fn huge(_: &DelayContext) -> Option<Duration> {
+    Some(Duration::MAX)
+}
+fn from_context(ctx: &DelayContext) -> Option<Duration> {
+    Some(
+        ctx.policy_delay.saturating_mul(ctx.attempt.number()) + ctx.retry_after.unwrap_or_default(),
+    )
+}
 
 fn duration(u: &mut Unstructured<'_>) -> Duration {
     match u.int_in_range(0..=3u8).unwrap_or(0) {
@@ -51,7 +66,23 @@ fn policy(u: &mut Unstructured<'_>) -> Option<(RetryPolicy, bool)> {
     };
     let opt = |u: &mut Unstructured<'_>| bool::arbitrary(u).unwrap_or(false).then(|| duration(u));
     let opt_in = bool::arbitrary(u).ok()?;
-    RetryPolicy::builder()
+    let mut builder = RetryPolicy::builder();
+    for kind in [
+        RetryKind::Connect,
+        RetryKind::Read,
+        RetryKind::Status,
+        RetryKind::Other,
+    ] {
+        if bool::arbitrary(u).ok()? {
+            builder = builder.kind_retries(kind, u.int_in_range(0..=300u32).ok()?);
+        }
+    }
+    let delay_fns = [nothing, zero, huge, from_context];
+    if let Some(f) = delay_fns.get(usize::from(u.int_in_range(0..=4u8).ok()?)) {
+        builder = builder.delay_fn(*f);
+    }
+    builder
+        .respect_retry_after(bool::arbitrary(u).ok()?)
         .max_attempts(u.int_in_range(0..=12u32).ok()?)
         .backoff(backoff)
         .jitter(jitter)

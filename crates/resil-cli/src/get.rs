@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::Args;
 use resil_blocking::{Client, ErrorKind};
-use resil_core::{Attempt, Backoff, CircuitBreaker, GiveUp, Jitter, RetryPolicy, TripCondition};
+use resil_core::{
+    Attempt, Backoff, CircuitBreaker, GiveUp, Jitter, RetryBudget, RetryPolicy, TripCondition,
+};
 use resil_http::{BodyFailure, CallInfo, EnvConfig, Hooks, RedirectInfo, RetryInfo};
 
 /// Options shared by the request commands.
@@ -53,6 +55,11 @@ pub struct RequestArgs {
     /// Consecutive failures that open the circuit breaker.
     #[arg(long, default_value_t = 5)]
     breaker: u32,
+    /// The retry budget: `finagle` (20 % of calls + 10 retries/s over 10 s), `aws` (the AWS
+    /// SDKs' 500-token retry quota), `aws-2026` (its 2026 costs), `grpc` (gRPC's retry
+    /// throttling, 10 tokens, ratio 0.1) or `none`.
+    #[arg(long, default_value = "finagle")]
+    budget: String,
     /// Follow redirects (curl's name), by the rules every resil client follows: credentials
     /// dropped on a hop to another origin, never from https to http. Off: a 3xx is printed.
     #[arg(short = 'L', long = "location")]
@@ -134,6 +141,19 @@ fn usage(message: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// The budget `--budget` names; `Some(None)` for none, `None` for a name it does not know.
+pub fn budget(name: &str) -> Option<Option<RetryBudget>> {
+    Some(match name {
+        "finagle" => Some(RetryBudget::finagle()),
+        "aws" => Some(RetryBudget::aws_standard()),
+        "aws-2026" => Some(RetryBudget::aws_standard_2026()),
+        // gRFC A6's example: maxTokens 10, tokenRatio 0.1.
+        "grpc" => RetryBudget::grpc(10, 0.1).ok(),
+        "none" => None,
+        _ => return None,
+    })
+}
+
 fn backoff(spec: &str) -> Option<(Backoff, Jitter)> {
     if spec == "none" {
         return Some((Backoff::Constant(Duration::ZERO), Jitter::None));
@@ -204,6 +224,9 @@ pub fn run(method: http::Method, args: &RequestArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return usage(&e.to_string()),
     };
+    let Some(budget) = budget(&args.budget) else {
+        return usage("--budget must be finagle, aws, aws-2026, grpc or none");
+    };
     let breaker = match CircuitBreaker::builder()
         .trip(TripCondition::ConsecutiveFailures(args.breaker))
         .build()
@@ -221,7 +244,12 @@ pub fn run(method: http::Method, args: &RequestArgs) -> ExitCode {
     };
     let mut builder = Client::builder()
         .policy(policy)
-        .breaker(std::sync::Arc::new(std::sync::Mutex::new(breaker)))
+        .breaker(std::sync::Arc::new(std::sync::Mutex::new(breaker)));
+    builder = match budget {
+        Some(budget) => builder.budget(std::sync::Arc::new(std::sync::Mutex::new(budget))),
+        None => builder.no_budget(),
+    };
+    let mut builder = builder
         .max_redirects(if args.location { args.max_redirs } else { 0 })
         .hooks(Narrator);
     if let Some(timeout) = connect {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use plotters::prelude::*;
 use resil_core::{
-    Backoff, BreakerState, CircuitBreaker, Jitter, RetryBudget, RetryPolicy, TransportErrorKind,
-    TripCondition,
+    Backoff, BreakerState, CircuitBreaker, Jitter, QuotaCosts, RetryBudget, RetryPolicy,
+    TransportErrorKind, TripCondition,
 };
 use resil_sim::{
     Arrivals, Capacity, Failure, Latency, Outage, RateLimit, Report, Scenario, Scope,
@@ -31,6 +31,9 @@ struct File {
     policy: PolicyFile,
     breaker: Option<BreakerFile>,
     budget: Option<BudgetFile>,
+    /// Run the scenario once per budget kind named here (`finagle`, `aws`, `aws_2026`, `grpc`,
+    /// `none`) and compare them; `[budget]` then only gives the scope and gRPC's settings.
+    compare_budgets: Option<Vec<String>>,
     server: ServerFile,
 }
 
@@ -60,16 +63,58 @@ struct BreakerFile {
     scope: Option<String>,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 struct BudgetFile {
-    /// `ratio` or `token_bucket`.
-    kind: String,
+    /// `finagle`, `ratio` (with `ratio`, `min_per_second`), `aws`, `aws_2026`, `quota` (with
+    /// `capacity` and the costs), `grpc` or `token_bucket` (with `max_tokens`, `token_ratio`).
+    kind: Option<String>,
     ratio: Option<f64>,
     min_per_second: Option<u32>,
     max_tokens: Option<u32>,
     token_ratio: Option<f64>,
+    capacity: Option<u32>,
+    retry_cost: Option<u32>,
+    timeout_cost: Option<u32>,
+    throttled_cost: Option<u32>,
+    success_refund: Option<u32>,
     scope: Option<String>,
+}
+
+/// The budget of kind `kind`, the rest of its settings from `b`; `None` for `none`.
+fn budget(kind: &str, b: &BudgetFile) -> Result<Option<RetryBudget>, String> {
+    let aws = QuotaCosts::AWS_STANDARD;
+    let budget = match kind {
+        "none" => return Ok(None),
+        "finagle" => Ok(RetryBudget::finagle()),
+        "ratio" => RetryBudget::ratio(
+            b.ratio.unwrap_or(0.2),
+            b.min_per_second.unwrap_or(10),
+            Duration::from_secs(10),
+        ),
+        "aws" => Ok(RetryBudget::aws_standard()),
+        "aws_2026" => Ok(RetryBudget::aws_standard_2026()),
+        "quota" => RetryBudget::quota(
+            b.capacity.unwrap_or(500),
+            QuotaCosts {
+                retry: b.retry_cost.unwrap_or(aws.retry),
+                timeout: b.timeout_cost.unwrap_or(aws.timeout),
+                throttled: b.throttled_cost.unwrap_or(aws.throttled),
+                success: b.success_refund.unwrap_or(aws.success),
+            },
+        ),
+        "grpc" => RetryBudget::grpc(b.max_tokens.unwrap_or(10), b.token_ratio.unwrap_or(0.1)),
+        "token_bucket" => {
+            RetryBudget::token_bucket(b.max_tokens.unwrap_or(10), b.token_ratio.unwrap_or(0.1))
+        }
+        other => {
+            return Err(format!(
+                "budget kind {other:?} is not finagle, ratio, aws, aws_2026, quota, grpc, \
+                 token_bucket or none"
+            ));
+        }
+    };
+    budget.map(Some).map_err(|e| format!("budget: {e}"))
 }
 
 #[derive(Deserialize, Debug)]
@@ -101,7 +146,7 @@ fn scope(s: Option<&str>) -> Result<Scope, String> {
     }
 }
 
-fn scenario(file: File) -> Result<Scenario, String> {
+fn scenario(file: &File) -> Result<Scenario, String> {
     let mut s = Scenario::new(file.seed);
     s.duration = Duration::from_secs(file.duration_secs);
     s.clients = file.clients;
@@ -166,23 +211,10 @@ fn scenario(file: File) -> Result<Scenario, String> {
         s.breaker = Some((builder, scope(b.scope.as_deref())?));
     }
     if let Some(b) = &file.budget {
-        let budget = match b.kind.as_str() {
-            "ratio" => RetryBudget::ratio(
-                b.ratio.unwrap_or(0.2),
-                b.min_per_second.unwrap_or(10),
-                Duration::from_secs(10),
-            ),
-            "token_bucket" => {
-                RetryBudget::token_bucket(b.max_tokens.unwrap_or(10), b.token_ratio.unwrap_or(0.1))
-            }
-            other => {
-                return Err(format!(
-                    "budget.kind {other:?} is not ratio or token_bucket"
-                ));
-            }
+        let kind = b.kind.as_deref().unwrap_or("finagle");
+        if let Some(budget) = budget(kind, b)? {
+            s.budget = Some((budget, scope(b.scope.as_deref())?));
         }
-        .map_err(|e| format!("budget: {e}"))?;
-        s.budget = Some((budget, scope(b.scope.as_deref())?));
     }
     let v = &file.server;
     let lo = ms(v.latency_ms.unwrap_or(10));
@@ -339,6 +371,175 @@ fn chart(report: &Report, title: &str, path: &Path) -> Result<(), String> {
     root.present().map_err(|e| e.to_string())
 }
 
+/// The most budgets one comparison runs (each run is a whole scenario).
+const MAX_COMPARED: usize = 6;
+
+/// One budget's run in a comparison, and how it did.
+struct Compared {
+    kind: String,
+    report: Report,
+    /// Seconds from the outage's end until a second with 99 % of its answered attempts ok.
+    recovered_after: Option<usize>,
+}
+
+/// Runs `base` once per budget kind in `kinds` and prints a table: attempts per logical
+/// request, attempts per second during the outage, success, how soon after the outage the
+/// backend answered well again (the first second in which 99 % of the attempts it answered were
+/// answered well, while calls still arrive; "never" if none), and retries the budget refused.
+/// The chart plots attempts per second, a line per budget.
+fn compare_budgets(
+    file: &File,
+    base: Scenario,
+    kinds: &[String],
+    name: &str,
+    out: &Path,
+) -> Result<ExitCode, String> {
+    if kinds.is_empty() || kinds.len() > MAX_COMPARED {
+        return Err(format!(
+            "compare_budgets names 1 to {MAX_COMPARED} budget kinds"
+        ));
+    }
+    let settings = file.budget.as_ref();
+    let scope = scope(settings.and_then(|b| b.scope.as_deref()))?;
+    let outage = base
+        .server
+        .outages
+        .iter()
+        .map(|o| (o.start.as_secs() as usize, o.end.as_secs() as usize))
+        .max_by_key(|(_, end)| *end);
+    let mut runs = Vec::new();
+    for kind in kinds {
+        let mut s = base.clone();
+        s.budget = budget(kind, settings.unwrap_or(&BudgetFile::default()))?.map(|b| (b, scope));
+        let report = simulate(&s);
+        // Only while calls still arrive: once they stop, any backend recovers.
+        let last = s.duration.as_secs() as usize;
+        let recovered_after = outage.and_then(|(_, end)| {
+            report
+                .seconds
+                .iter()
+                .take(last)
+                .skip(end)
+                .position(|second| {
+                    let answered = second.ok + second.failed;
+                    answered > 0 && second.ok * 100 >= answered * 99 && second.rejected == 0
+                })
+        });
+        runs.push(Compared {
+            kind: kind.clone(),
+            report,
+            recovered_after,
+        });
+    }
+    say!("scenario           {name}");
+    say!(
+        "budget      logical requests  attempts/request  attempts/s in outage  success  \
+         recovered  refused"
+    );
+    for run in &runs {
+        let r = &run.report;
+        let in_outage = outage.map_or(0.0, |(start, end)| {
+            r.attempts_between(start, end) as f64 / (end - start).max(1) as f64
+        });
+        let recovered = run
+            .recovered_after
+            .map_or("never".to_owned(), |s| format!("+{s} s"));
+        let refused = r.give_ups.get("budget exhausted").copied().unwrap_or(0);
+        say!(
+            "{:<11} {:>16}  {:>16.3}  {:>20.0}  {:>6.1} %  {:>9}  {:>7}",
+            run.kind,
+            r.logical_requests,
+            r.amplification(),
+            in_outage,
+            100.0 * r.success_rate(),
+            recovered,
+            refused
+        );
+    }
+    match comparison_chart(&runs, outage, name, out) {
+        Ok(()) => {
+            say!("chart              {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            note!("resil sim: writing {}: {e}", out.display());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// Attempts per second, a line per budget, the outage as a band.
+fn comparison_chart(
+    runs: &[Compared],
+    outage: Option<(usize, usize)>,
+    title: &str,
+    path: &Path,
+) -> Result<(), String> {
+    let seconds = runs
+        .iter()
+        .map(|r| r.report.seconds.len())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let top = runs
+        .iter()
+        .flat_map(|r| r.report.seconds.iter().map(|s| s.attempts))
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64
+        * 1.1;
+    let root = SVGBackend::new(path, (960, 480)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0f64..seconds as f64, 0f64..top)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("simulated second")
+        .y_desc("attempts per second")
+        .draw()
+        .map_err(|e| e.to_string())?;
+    if let Some((start, end)) = outage {
+        let band = RGBColor(255, 200, 120).mix(0.35);
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(start as f64, 0.0), (end as f64, top)],
+                band.filled(),
+            )))
+            .map_err(|e| e.to_string())?
+            .label("outage")
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], band.filled()));
+    }
+    let colors = [BLUE, RGBColor(0, 140, 0), RED, MAGENTA, BLACK, CYAN];
+    for (run, color) in runs.iter().zip(colors) {
+        chart
+            .draw_series(LineSeries::new(
+                run.report
+                    .seconds
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (i as f64 + 0.5, s.attempts as f64)),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| e.to_string())?
+            .label(run.kind.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
 pub fn run(path: &Path, svg: Option<&Path>) -> ExitCode {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -358,19 +559,25 @@ pub fn run(path: &Path, svg: Option<&Path>) -> ExitCode {
         path.file_stem()
             .map_or("scenario".into(), |s| s.to_string_lossy().into_owned())
     });
-    let scenario = match scenario(file) {
+    let scenario = match scenario(&file) {
         Ok(s) => s,
         Err(e) => {
             note!("resil sim: {}: {e}", path.display());
             return ExitCode::from(2);
         }
     };
-    let report = simulate(&scenario);
-    say!("scenario           {name}");
-    say!("{report}");
     let out = svg
         .map(Path::to_path_buf)
         .unwrap_or_else(|| path.with_extension("svg"));
+    if let Some(kinds) = &file.compare_budgets {
+        return compare_budgets(&file, scenario, kinds, &name, &out).unwrap_or_else(|e| {
+            note!("resil sim: {}: {e}", path.display());
+            ExitCode::from(2)
+        });
+    }
+    let report = simulate(&scenario);
+    say!("scenario           {name}");
+    say!("{report}");
     match chart(&report, &name, &out) {
         Ok(()) => {
             say!("chart              {}", out.display());

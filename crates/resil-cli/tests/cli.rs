@@ -295,6 +295,7 @@ fn sim_runs_every_shipped_scenario_and_writes_well_formed_svg() {
         "outage-with-budget.toml",
         "rate-limit-storm.toml",
         "jitter-comparison.toml",
+        "budget-comparison.toml",
     ] {
         let svg = dir.join(name).with_extension("svg");
         let out = resil()
@@ -356,6 +357,87 @@ fn the_budget_bounds_load_during_the_outage() {
     let with = run("outage-with-budget.toml");
     assert!(without > 1.5, "{without}");
     assert!(with < 1.25, "{with}");
+}
+
+/// The budget comparison: without a budget the outage's retries become a storm the backend
+/// does not recover from while calls keep coming; each of the three budget kinds (Finagle's
+/// ratio, the AWS SDKs' quota, gRPC's throttling) holds the load near the first attempts' and
+/// the backend answers well again within seconds of the outage's end.
+#[test]
+fn every_budget_kind_keeps_an_outage_from_becoming_a_retry_storm() {
+    let out = resil()
+        .args([
+            "sim",
+            scenario("budget-comparison.toml").to_str().unwrap(),
+            "--svg",
+            "/dev/null",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    // budget, attempts per request, attempts per second in the outage, recovered.
+    let row = |budget: &str| -> (f64, f64, String) {
+        let line = stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(budget))
+            .unwrap_or_else(|| panic!("no {budget} row in\n{stdout}"));
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        let recovered = match cells[6] {
+            "never" => "never".to_owned(),
+            _ => format!("{} {}", cells[6], cells[7]),
+        };
+        (
+            cells[2].parse().unwrap(),
+            cells[3].parse().unwrap(),
+            recovered,
+        )
+    };
+    let (storm, storm_load, storm_recovered) = row("none");
+    assert!(storm > 2.5, "{stdout}");
+    assert_eq!(storm_recovered, "never", "{stdout}");
+    for budget in ["finagle", "aws", "grpc"] {
+        let (amplification, load, recovered) = row(budget);
+        assert!(amplification < 1.1, "{budget}: {stdout}");
+        assert!(load < storm_load / 2.5, "{budget}: {stdout}");
+        let seconds: u64 = recovered
+            .trim_start_matches('+')
+            .trim_end_matches(" s")
+            .parse()
+            .unwrap_or_else(|_| panic!("{budget} never recovered: {stdout}"));
+        assert!(seconds <= 5, "{budget}: {stdout}");
+    }
+}
+
+#[test]
+fn get_takes_a_budget_by_its_peers_name() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    for budget in ["finagle", "aws", "aws-2026", "grpc", "none"] {
+        server.script("/r", vec![Reply::status(503), Reply::body(200, "ok")]);
+        let out = resil()
+            .args(["get", &server.url("/r"), "--backoff", "none"])
+            .args(["--budget", budget])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{budget}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout), "ok", "{budget}");
+    }
+    let out = resil()
+        .args(["get", &server.url("/r"), "--budget", "generous"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--budget must be"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

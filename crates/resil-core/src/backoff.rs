@@ -237,6 +237,11 @@ impl BackoffSchedule {
         Duration::from_nanos(self.delay_nanos(retry, previous, rng))
     }
 
+    /// The cap, `max_delay`, in nanoseconds.
+    pub(crate) fn cap_nanos(&self) -> u64 {
+        self.cap
+    }
+
     /// Whether computing a delay draws from the RNG.
     pub fn is_random(&self) -> bool {
         matches!(self.formula, Formula::Decorrelated { .. }) || self.jitter != JitterFixed::None

@@ -1,12 +1,14 @@
 //! The circuit breaker: a plain `&mut self` state machine with lazy timers.
 //!
 //! Time only moves when a caller passes `now`: Open becomes HalfOpen inside
-//! [`CircuitBreaker::try_acquire`] once the open period has passed, and abandoned half-open
-//! probes are reclaimed the same way. Drivers share one breaker per backend behind a lock
-//! ([`Shared`](crate::Shared)) and never hold it across an await. With feature `std`, the
-//! clients of resil's drivers skip that lock while the breaker is closed with nothing to count
-//! (a consecutive-failures trip and no failure since the last success): the breaker shows that
-//! on an atomic beside it, and permits and successes then change nothing in it.
+//! [`CircuitBreaker::try_acquire`] once the open period has passed; abandoned half-open
+//! probes are reclaimed, a closed breaker's count interval rolls over and a half-open breaker
+//! that waited too long moves on, all the same way. Drivers share one breaker per backend
+//! behind a lock ([`Shared`](crate::Shared)) and never hold it across an await. With feature
+//! `std`, the clients of resil's drivers skip that lock while the breaker is closed with
+//! nothing to count (a consecutive-failures trip and no failure since the last success): the
+//! breaker shows that on an atomic beside it, and permits and successes then change nothing
+//! in it.
 
 use core::fmt;
 use core::time::Duration;
@@ -14,27 +16,34 @@ use core::time::Duration;
 use crate::backoff::{scale, to_fixed};
 use crate::budget::{ONE, to_ppm};
 use crate::error::PolicyError;
+use crate::policy::Cause;
 use crate::splitmix::SplitMix64;
 use crate::time::{Instant, duration_to_nanos};
 
 /// The breaker's state, and every way it changes (h11-style; a property test beside the
-/// breaker holds it to this table: no transition outside it happens, and every row does):
+/// breaker holds it to this table: no transition outside it happens, and every row does). The
+/// [`BreakerMode`] changes what a state does, not which states there are: a metrics-only
+/// breaker makes the same transitions and admits every call, a disabled one stays closed.
 ///
 /// | state | on | when | next state |
 /// |---|---|---|---|
-/// | Closed | `try_acquire` | | Closed (a permit) |
-/// | Closed | `record` | the trip condition holds (consecutive failures, or a failure or slow-call ratio over a full enough window) | Open for the open period |
+/// | Closed | `try_acquire` | | Closed (a permit; past a count interval, counts are cleared first) |
+/// | Closed | `record` | the trip condition holds (consecutive failures, or a failure or slow-call ratio over a full enough window), not disabled | Open for the open period |
 /// | Closed | `record` | otherwise | Closed |
-/// | Open | `try_acquire` | before the open period ends | Open (rejected until then) |
+/// | Open | `try_acquire` | before the open period ends | Open (rejected until then; metrics-only: a permit that counts for nothing) |
 /// | Open | `try_acquire` | the open period has ended | HalfOpen (this call is a probe) |
 /// | Open | `record`, `release` | (permits of an earlier state count for nothing) | Open |
-/// | HalfOpen | `try_acquire` | | HalfOpen (a probe, or rejected while all probes are out) |
-/// | HalfOpen | `record` a probe | failure or slow | Open, for a longer period if it grows |
-/// | HalfOpen | `record` a probe | success, and enough probes succeeded | Closed |
+/// | HalfOpen | `try_acquire` | | HalfOpen (a probe, or rejected while the mode admits none) |
+/// | HalfOpen | `try_acquire`, `record` | it has been half-open for `half_open_max_wait` | the state that setting names (Open or Closed) |
+/// | HalfOpen | `record` a probe | the half-open mode judges the backend failing (a failed probe; the ratio over its calls; a failing stage) | Open, for a longer period if it grows |
+/// | HalfOpen | `record` a probe | the mode judges it recovered (enough successes; the ratio over its calls; the last stage) | Closed |
 /// | HalfOpen | `record`, `release` | otherwise | HalfOpen |
+/// | Closed, Open, HalfOpen, Isolated | `trip_for`, `trip_until` | | Open for that long |
 /// | Closed, Open, HalfOpen | `isolate` | | Isolated |
 /// | Isolated | `try_acquire`, `record`, `release`, `isolate` | | Isolated (rejected until reset) |
 /// | any | `reset` | | Closed, counts forgotten |
+/// | any | `set_mode` | to disabled | Closed, counts forgotten |
+/// | any | `set_mode` | otherwise | unchanged |
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BreakerState {
     /// Calls flow; outcomes are counted.
@@ -58,8 +67,25 @@ impl fmt::Display for BreakerState {
     }
 }
 
+/// How a breaker acts on its state (resilience4j's `METRICS_ONLY` and `DISABLED`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BreakerMode {
+    /// Rejects calls while open or isolated: a circuit breaker.
+    #[default]
+    Enforcing,
+    /// Counts, trips, half-opens and closes as an enforcing breaker would, and reports those
+    /// transitions ([`Transition::enforced`] is false), but admits every call. For trying a
+    /// configuration on live traffic before it may reject anything.
+    MetricsOnly,
+    /// Admits every call and stays closed: outcomes are still counted (the counts can be read,
+    /// and an enforcing breaker carries on from them), but nothing trips.
+    Disabled,
+}
+
 /// A state change, reported for hooks and statistics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Transition {
     /// The state before.
     pub from: BreakerState,
@@ -67,6 +93,9 @@ pub struct Transition {
     pub to: BreakerState,
     /// When it happened.
     pub at: Instant,
+    /// Whether the breaker acts on it: false for a [`BreakerMode::MetricsOnly`] breaker's
+    /// transitions, which it reports but never rejects a call for.
+    pub enforced: bool,
 }
 
 /// Permission to make one call; hand it back with [`CircuitBreaker::record`] or
@@ -85,20 +114,52 @@ impl Permit {
         self.probe
     }
 
-    /// The breaker generation that issued it.
-    #[cfg(target_has_atomic = "64")]
-    pub(crate) fn generation(&self) -> u32 {
-        self.generation
+    /// The permit without its time, as a retry machine keeps it while its attempt is out (the
+    /// machine knows when it sent the attempt).
+    pub(crate) fn hold(self) -> HeldPermit {
+        HeldPermit {
+            generation: self.generation,
+            probe: self.probe,
+        }
     }
+}
 
-    /// The permit a closed breaker of this generation gives at `now`.
+/// A [`Permit`] without its acquisition time: 8 bytes in a retry machine instead of 16.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HeldPermit {
+    generation: u32,
+    probe: bool,
+}
+
+impl HeldPermit {
+    /// The permit a closed breaker of this generation gives.
     #[cfg(target_has_atomic = "64")]
-    pub(crate) fn closed(generation: u32, now: Instant) -> Permit {
-        Permit {
+    pub(crate) fn closed(generation: u32) -> HeldPermit {
+        HeldPermit {
             generation,
             probe: false,
-            acquired_at: now,
         }
+    }
+
+    /// The permit again, taken at `acquired_at`.
+    pub(crate) fn permit(self, acquired_at: Instant) -> Permit {
+        Permit {
+            generation: self.generation,
+            probe: self.probe,
+            acquired_at,
+        }
+    }
+
+    /// Whether it is one of the half-open probes.
+    #[cfg(target_has_atomic = "64")]
+    pub(crate) fn is_probe(self) -> bool {
+        self.probe
+    }
+
+    /// The breaker generation that issued it.
+    #[cfg(target_has_atomic = "64")]
+    pub(crate) fn generation(self) -> u32 {
+        self.generation
     }
 }
 
@@ -141,15 +202,23 @@ impl Clone for GateHandle {
 pub struct Rejected {
     /// The earliest time a call may be admitted ([`Instant::MAX`] while isolated).
     pub until: Instant,
+    /// The outcome that opened the circuit, when a recorded call's did (Polly's
+    /// `BrokenCircuitException.InnerException`); `None` when it was opened by hand or started
+    /// open, or while half-open probes decide.
+    pub opened_by: Option<Cause>,
 }
 
 impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.until == Instant::MAX {
-            f.write_str("circuit breaker is isolated")
+            f.write_str("circuit breaker is isolated")?;
         } else {
-            write!(f, "circuit breaker is open until {}", self.until)
+            write!(f, "circuit breaker is open until {}", self.until)?;
         }
+        if let Some(cause) = self.opened_by {
+            write!(f, " (opened by {cause})")?;
+        }
+        Ok(())
     }
 }
 
@@ -172,7 +241,8 @@ pub enum TripCondition {
     /// After this many failures in a row.
     ConsecutiveFailures(u32),
     /// When, over the window, at least `min_calls` calls were made and the failure ratio
-    /// reached `ratio` (in `(0, 1]`).
+    /// reached `ratio` (in `(0, 1]`). A `min_calls` above a count window's size is lowered to
+    /// it, as resilience4j does: a window of 5 calls never holds 6.
     FailureRatio {
         /// Failure fraction that trips.
         ratio: f64,
@@ -196,17 +266,73 @@ pub enum Window {
 /// Trip also when this fraction of the window's calls took at least `threshold`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SlowCalls {
-    /// A call at least this long is slow.
+    /// A call at least this long is slow (not zero: every call would be slow).
     pub threshold: Duration,
     /// Slow fraction that trips, in `(0, 1]`.
     pub ratio: f64,
 }
 
+/// How a half-open breaker decides between closing and reopening.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum HalfOpen {
+    /// At most this many probes out at once; that many successes in a row close, any
+    /// failure (or slow call) reopens (Hystrix, Polly and gobreaker's `MaxRequests`). The
+    /// default, with 1.
+    Probes(u32),
+    /// resilience4j's half-open state: admit `calls` probes, and once all of them are
+    /// reported reopen when their failure ratio (or slow-call ratio, with
+    /// [`SlowCalls`]) reaches the limit, close otherwise.
+    Ratio {
+        /// Probes admitted and judged together (`permittedNumberOfCallsInHalfOpenState`).
+        calls: u32,
+        /// Failure fraction among them that reopens, in `(0, 1]`.
+        failure_ratio: f64,
+    },
+    /// seatbelt's progressive recovery: one probe, then six stages admitting 0.1 %, 1 %, 5 %,
+    /// 10 %, 25 % and 50 % of calls, each lasting one break (`open_for`); a stage whose
+    /// failure ratio reaches `failure_ratio` reopens, the last one passed closes. A fleet
+    /// recovering at once sends its load back in steps, not in one. Which calls probe is
+    /// drawn from the breaker's seeded RNG (see
+    /// [`open_jitter`](CircuitBreakerBuilder::open_jitter)); a stage that admitted none
+    /// admits the first call after it ends, so a quiet client still moves on.
+    Progressive {
+        /// Failure fraction in a stage that reopens, in `(0, 1]`.
+        failure_ratio: f64,
+    },
+}
+
+/// The probe shares of [`HalfOpen::Progressive`]'s stages after its single probe, as seatbelt
+/// has them.
+pub const PROGRESSIVE_STAGES: [f64; 6] = [0.001, 0.01, 0.05, 0.1, 0.25, 0.5];
+
+/// What a break-duration function ([`CircuitBreakerBuilder::break_duration`]) sees when the
+/// breaker opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BreakContext {
+    /// How many times it reopened from half-open since it last closed: 0 when it trips from
+    /// closed (Polly's `HalfOpenAttempts`).
+    pub reopens: u32,
+    /// Failures among the calls that opened it: in the window (or in a row) when it tripped,
+    /// among the probes when it reopened (Polly's `FailureCount`).
+    pub failures: u32,
+    /// Calls those failures were counted among.
+    pub calls: u32,
+}
+
+/// A break-duration function: how long to stay open this time (Polly's
+/// `BreakDurationGenerator`). A plain `fn`; its answer is capped at the growth cap
+/// ([`open_growth`](CircuitBreakerBuilder::open_growth)'s `max_open`), and `open_jitter` is
+/// added to it.
+pub type BreakDurationFn = fn(&BreakContext) -> Duration;
+
 const BUCKETS: usize = 10;
 const MAX_CALL_WINDOW: u32 = 128;
 
-/// Builds a [`CircuitBreaker`]. Defaults: 5 consecutive failures, open 30 s, 1 probe, no
-/// growth of the open period, probes abandoned after 30 s.
+/// Builds a [`CircuitBreaker`]. Defaults: 5 consecutive failures, open 30 s, half-open with 1
+/// probe, no growth of the open period (capped at 5 min if it grows), probes abandoned after
+/// 30 s, enforcing, starting closed; no count interval, no half-open time limit.
 #[derive(Clone, Debug)]
 pub struct CircuitBreakerBuilder {
     trip: TripCondition,
@@ -215,8 +341,13 @@ pub struct CircuitBreakerBuilder {
     open_multiplier: f64,
     max_open: Duration,
     open_jitter: f64,
-    probes: u32,
+    break_fn: Option<BreakDurationFn>,
+    half_open: HalfOpen,
     probe_timeout: Duration,
+    half_open_max_wait: Option<(Duration, BreakerState)>,
+    count_interval: Option<Duration>,
+    mode: BreakerMode,
+    initial: BreakerState,
     seed: u64,
 }
 
@@ -229,8 +360,13 @@ impl Default for CircuitBreakerBuilder {
             open_multiplier: 1.0,
             max_open: Duration::from_secs(300),
             open_jitter: 0.0,
-            probes: 1,
+            break_fn: None,
+            half_open: HalfOpen::Probes(1),
             probe_timeout: Duration::from_secs(30),
+            half_open_max_wait: None,
+            count_interval: None,
+            mode: BreakerMode::Enforcing,
+            initial: BreakerState::Closed,
             seed: 0,
         }
     }
@@ -264,16 +400,34 @@ impl CircuitBreakerBuilder {
     }
 
     /// Adds `U(0, f · period)` to each open period (`f` in `[0, 1]`) so breakers opened
-    /// together do not probe together; randomness comes from `seed`.
+    /// together do not probe together; randomness comes from `seed`, which also picks a
+    /// progressive half-open's probes.
     pub fn open_jitter(mut self, fraction: f64, seed: u64) -> Self {
         self.open_jitter = fraction;
         self.seed = seed;
         self
     }
 
-    /// How many probes half-open admits at once; that many successes close it.
+    /// Chooses each open period with `f` (Polly's `BreakDurationGenerator`) instead of
+    /// `open_for` and its growth: `f` sees how many times the breaker reopened and the
+    /// failures that opened it ([`BreakContext`]). Its answer is capped at `max_open` (from
+    /// [`open_growth`](Self::open_growth), 5 min by default); `open_jitter` is added to it.
+    /// `open_for` still times a progressive half-open's stages.
+    pub fn break_duration(mut self, f: BreakDurationFn) -> Self {
+        self.break_fn = Some(f);
+        self
+    }
+
+    /// How many probes half-open admits at once; that many successes close it. The same as
+    /// `half_open(HalfOpen::Probes(probes))`.
     pub fn half_open_probes(mut self, probes: u32) -> Self {
-        self.probes = probes;
+        self.half_open = HalfOpen::Probes(probes);
+        self
+    }
+
+    /// How half-open decides between closing and reopening; see [`HalfOpen`].
+    pub fn half_open(mut self, mode: HalfOpen) -> Self {
+        self.half_open = mode;
         self
     }
 
@@ -284,7 +438,41 @@ impl CircuitBreakerBuilder {
         self
     }
 
-    /// Validates the settings; the error names the first bad one.
+    /// After `wait` half-open without a decision, go to `then`: [`BreakerState::Open`] (try
+    /// again after another break) or [`BreakerState::Closed`] (resilience4j's
+    /// `maxWaitDurationInHalfOpenState` and `transitionToStateAfterWaitDuration`). Without it,
+    /// half-open waits for its probes (and reclaims lost ones after `probe_timeout`).
+    pub fn half_open_max_wait(mut self, wait: Duration, then: BreakerState) -> Self {
+        self.half_open_max_wait = Some((wait, then));
+        self
+    }
+
+    /// While closed, forget the counts every `interval` (gobreaker's `Interval`): the first
+    /// call after an interval ends starts a new one, with cleared counts, and calls made in an
+    /// earlier interval count for nothing when they end.
+    pub fn count_interval(mut self, interval: Duration) -> Self {
+        self.count_interval = Some(interval);
+        self
+    }
+
+    /// How the breaker acts on its state; see [`BreakerMode`]. Change it later with
+    /// [`CircuitBreaker::set_mode`].
+    pub fn mode(mut self, mode: BreakerMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The state to start in (resilience4j's `initialState`): Closed (the default); Open, for
+    /// one open period from the first instant the breaker is asked at; HalfOpen, probing from
+    /// the first call; or Isolated, until [`reset`](CircuitBreaker::reset).
+    pub fn initial_state(mut self, state: BreakerState) -> Self {
+        self.initial = state;
+        self
+    }
+
+    /// Validates the settings; the error names the first bad one. No setting, alone or with
+    /// another, builds a breaker that cannot trip or cannot close again (an isolated or
+    /// disabled breaker aside, which are meant not to).
     pub fn build(self) -> Result<CircuitBreaker, PolicyError> {
         let ratio_ok = |r: f64| r > 0.0 && r <= 1.0;
         let trip = match self.trip {
@@ -303,9 +491,9 @@ impl CircuitBreakerBuilder {
                 if !ratio_ok(ratio) {
                     return Err(PolicyError::new("trip", "failure ratio must be in (0, 1]"));
                 }
-                let window = match window {
+                let (window, most) = match window {
                     Window::Calls(n) if (1..=MAX_CALL_WINDOW).contains(&n) => {
-                        WindowState::Calls(CallRing::new(n))
+                        (WindowState::Calls(CallRing::new(n)), n)
                     }
                     Window::Calls(_) => {
                         return Err(PolicyError::new(
@@ -314,7 +502,7 @@ impl CircuitBreakerBuilder {
                         ));
                     }
                     Window::Time(span) if span >= Duration::from_nanos(BUCKETS as u64) => {
-                        WindowState::Time(TimeRing::new(span))
+                        (WindowState::Time(TimeRing::new(span)), u32::MAX)
                     }
                     Window::Time(_) => {
                         return Err(PolicyError::new(
@@ -325,7 +513,8 @@ impl CircuitBreakerBuilder {
                 };
                 Trip::Ratio {
                     ratio: to_ppm(ratio),
-                    min_calls: min_calls.max(1),
+                    // A count window never holds more calls than its size.
+                    min_calls: min_calls.clamp(1, most),
                     window,
                 }
             }
@@ -341,6 +530,12 @@ impl CircuitBreakerBuilder {
             Some(s) if !ratio_ok(s.ratio) => {
                 return Err(PolicyError::new("slow_calls", "ratio must be in (0, 1]"));
             }
+            Some(s) if s.threshold.is_zero() => {
+                return Err(PolicyError::new(
+                    "slow_calls",
+                    "a zero threshold makes every call slow, so the breaker could never close",
+                ));
+            }
             Some(s) => Some((duration_to_nanos(s.threshold), to_ppm(s.ratio))),
         };
         if !(self.open_multiplier.is_finite() && self.open_multiplier >= 1.0) {
@@ -355,35 +550,115 @@ impl CircuitBreakerBuilder {
                 "fraction must be in [0, 1]",
             ));
         }
-        if self.probes == 0 {
-            return Err(PolicyError::new("half_open_probes", "must be at least 1"));
-        }
+        let open_for = duration_to_nanos(self.open_for);
+        let half_open = match self.half_open {
+            HalfOpen::Probes(0) => {
+                return Err(PolicyError::new("half_open_probes", "must be at least 1"));
+            }
+            HalfOpen::Probes(n) => Rule::Probes(n),
+            HalfOpen::Ratio { calls: 0, .. } => {
+                return Err(PolicyError::new(
+                    "half_open",
+                    "a ratio half-open must admit at least 1 call",
+                ));
+            }
+            HalfOpen::Ratio {
+                calls,
+                failure_ratio,
+            } if ratio_ok(failure_ratio) => Rule::Ratio {
+                calls,
+                ratio: to_ppm(failure_ratio),
+            },
+            HalfOpen::Progressive { failure_ratio } if ratio_ok(failure_ratio) => {
+                if open_for == 0 {
+                    return Err(PolicyError::new(
+                        "half_open",
+                        "progressive stages last one open_for: with none, there is no ramp",
+                    ));
+                }
+                Rule::Progressive {
+                    ratio: to_ppm(failure_ratio),
+                }
+            }
+            HalfOpen::Ratio { .. } | HalfOpen::Progressive { .. } => {
+                return Err(PolicyError::new(
+                    "half_open",
+                    "failure ratio must be in (0, 1]",
+                ));
+            }
+        };
         if self.probe_timeout.is_zero() {
             return Err(PolicyError::new("probe_timeout", "must not be zero"));
         }
-        let breaker = CircuitBreaker {
+        let max_half_open = match self.half_open_max_wait {
+            None => None,
+            Some((wait, _)) if wait.is_zero() => {
+                return Err(PolicyError::new("half_open_max_wait", "must not be zero"));
+            }
+            Some((_, BreakerState::HalfOpen | BreakerState::Isolated)) => {
+                return Err(PolicyError::new(
+                    "half_open_max_wait",
+                    "may go on to Open or Closed only",
+                ));
+            }
+            Some((wait, BreakerState::Open))
+                if matches!(half_open, Rule::Progressive { .. })
+                    && duration_to_nanos(wait)
+                        <= open_for.saturating_mul(PROGRESSIVE_STAGES.len() as u64) =>
+            {
+                return Err(PolicyError::new(
+                    "half_open_max_wait",
+                    "must be longer than the six stages of a progressive half-open \
+                     (6 × open_for), or it reopens before it could close",
+                ));
+            }
+            Some((wait, then)) => Some((duration_to_nanos(wait), then)),
+        };
+        let count_interval = match self.count_interval {
+            None => 0,
+            Some(d) if d.is_zero() => {
+                return Err(PolicyError::new("count_interval", "must not be zero"));
+            }
+            Some(d) => duration_to_nanos(d),
+        };
+        if self.mode == BreakerMode::Disabled && self.initial != BreakerState::Closed {
+            return Err(PolicyError::new(
+                "initial_state",
+                "a disabled breaker stays closed",
+            ));
+        }
+        let mut breaker = CircuitBreaker {
             trip,
             slow,
-            open_for: duration_to_nanos(self.open_for),
+            open_for,
             open_multiplier: self.open_multiplier,
             max_open: duration_to_nanos(self.max_open.max(self.open_for)),
             open_jitter: to_fixed(self.open_jitter),
-            probes: self.probes,
+            break_fn: self.break_fn,
+            half_open,
             probe_timeout: duration_to_nanos(self.probe_timeout),
+            max_half_open,
+            count_interval,
+            mode: self.mode,
             rng: SplitMix64(self.seed),
-            state: BreakerState::Closed,
+            state: self.initial,
             generation: 0,
             consecutive: 0,
             reopens: 0,
             open_until: Instant::ZERO,
-            probes_in_flight: 0,
-            probe_successes: 0,
-            last_probe_at: Instant::ZERO,
+            open_pending: self.initial == BreakerState::Open,
+            probes: Probes::default(),
+            half_open_since: Instant::ZERO,
+            interval_ends: Instant::ZERO,
             latest: Instant::ZERO,
+            opened_by: None,
             transitions: TransitionLog::default(),
             #[cfg(target_has_atomic = "64")]
             gate: GateHandle::default(),
         };
+        if breaker.state == BreakerState::HalfOpen {
+            breaker.probes.stage_pending = true;
+        }
         breaker.publish();
         Ok(breaker)
     }
@@ -419,22 +694,65 @@ pub struct CircuitBreaker {
     open_multiplier: f64,
     max_open: u64,
     open_jitter: u64,
-    probes: u32,
+    break_fn: Option<BreakDurationFn>,
+    half_open: Rule,
     probe_timeout: u64,
+    /// How long half-open may last, and the state after it.
+    max_half_open: Option<(u64, BreakerState)>,
+    /// Nanoseconds between clearings of a closed breaker's counts; 0 for never.
+    count_interval: u64,
+    mode: BreakerMode,
     rng: SplitMix64,
     state: BreakerState,
     generation: u32,
     consecutive: u32,
     reopens: u32,
     open_until: Instant,
-    probes_in_flight: u32,
-    probe_successes: u32,
-    last_probe_at: Instant,
+    /// Started open ([`CircuitBreakerBuilder::initial_state`]): the open period begins at the
+    /// first instant the breaker is asked at.
+    open_pending: bool,
+    probes: Probes,
+    half_open_since: Instant,
+    /// When a closed breaker's count interval ends ([`Instant::ZERO`]: not started yet).
+    interval_ends: Instant,
     /// Latest `now` seen; callers on other threads may pass slightly older readings.
     latest: Instant,
+    opened_by: Option<Cause>,
     transitions: TransitionLog,
     #[cfg(target_has_atomic = "64")]
     gate: GateHandle,
+}
+
+/// [`HalfOpen`], validated.
+#[derive(Clone, Copy, Debug)]
+enum Rule {
+    Probes(u32),
+    Ratio { calls: u32, ratio: u64 },
+    Progressive { ratio: u64 },
+}
+
+/// The probes of one half-open period (or of a progressive half-open's stage).
+#[derive(Clone, Copy, Debug, Default)]
+struct Probes {
+    /// Probes out and not yet reported.
+    out: u32,
+    /// Probes reported in this period (or stage).
+    calls: u32,
+    /// Of those, failures.
+    failures: u32,
+    /// Of those, slow calls.
+    slow: u32,
+    /// Of those, failures or slow calls.
+    bad: u32,
+    last_at: Instant,
+    /// A progressive half-open's stage: 0 is the single probe, 1 to 6 the shares.
+    stage: u8,
+    stage_ends: Instant,
+    /// When a progressive stage next admits a call whatever the share drew.
+    fallback_at: Instant,
+    /// Started half-open ([`CircuitBreakerBuilder::initial_state`]): the period begins at the
+    /// first instant the breaker is asked at.
+    stage_pending: bool,
 }
 
 // One breaker per backend: an inline window beats a pointer chase on every record.
@@ -598,11 +916,27 @@ impl CircuitBreaker {
         self.state
     }
 
+    /// How the breaker acts on its state.
+    pub fn mode(&self) -> BreakerMode {
+        self.mode
+    }
+
+    /// The outcome of the recorded call that opened the circuit, while it is not closed
+    /// (`None` when it was opened by hand or started open).
+    pub fn opened_by(&self) -> Option<Cause> {
+        self.opened_by
+    }
+
     /// Until when every call will be rejected, as far as the breaker knows: its reopen time
-    /// while open, [`Instant::MAX`] while isolated, `None` while it admits calls. A retry
-    /// that would wake before then is refused for certain, so it need not wait.
+    /// while open, [`Instant::MAX`] while isolated, `None` while it admits calls (always, for a
+    /// breaker that is not [`BreakerMode::Enforcing`]). A retry that would wake before then is
+    /// refused for certain, so it need not wait.
     pub fn rejects_until(&self) -> Option<Instant> {
+        if self.mode != BreakerMode::Enforcing {
+            return None;
+        }
         match self.state {
+            BreakerState::Open if self.open_pending => None,
             BreakerState::Open => Some(self.open_until),
             BreakerState::Isolated => Some(Instant::MAX),
             BreakerState::Closed | BreakerState::HalfOpen => None,
@@ -627,48 +961,62 @@ impl CircuitBreaker {
     /// Asks to make one call at `now`.
     pub fn try_acquire(&mut self, now: Instant) -> Result<Permit, Rejected> {
         let now = self.observe(now);
-        match self.state {
-            BreakerState::Closed => Ok(self.permit(now, false)),
-            BreakerState::Isolated => Err(Rejected {
-                until: Instant::MAX,
-            }),
-            BreakerState::Open if now < self.open_until => Err(Rejected {
-                until: self.open_until,
-            }),
+        self.advance(now);
+        let verdict = match self.state {
+            BreakerState::Closed => return Ok(self.permit(now, false)),
+            BreakerState::Isolated => Err(self.rejected(Instant::MAX)),
+            BreakerState::Open if now < self.open_until => Err(self.rejected(self.open_until)),
             BreakerState::Open => {
                 self.enter(now, BreakerState::HalfOpen);
                 self.admit_probe(now)
             }
             BreakerState::HalfOpen => self.admit_probe(now),
+        };
+        match verdict {
+            // A metrics-only breaker admits what it would reject; the call counts for nothing.
+            Err(_) if self.mode == BreakerMode::MetricsOnly => Ok(self.permit(now, false)),
+            verdict => verdict,
         }
     }
 
     /// Reports how the call made under `permit` ended. Permits from before the last
-    /// transition are ignored.
+    /// transition (or count interval) are ignored.
     pub fn record(&mut self, now: Instant, permit: Permit, outcome: CallOutcome) {
+        self.record_outcome(now, permit, outcome, None);
+    }
+
+    /// [`record`](Self::record), with the outcome the call ended with: should it open the
+    /// circuit, rejections carry it ([`Rejected::opened_by`]).
+    pub fn record_with_cause(
+        &mut self,
+        now: Instant,
+        permit: Permit,
+        outcome: CallOutcome,
+        cause: Cause,
+    ) {
+        self.record_outcome(now, permit, outcome, Some(cause));
+    }
+
+    fn record_outcome(
+        &mut self,
+        now: Instant,
+        permit: Permit,
+        outcome: CallOutcome,
+        cause: Option<Cause>,
+    ) {
+        let now = self.observe(now);
+        self.advance(now);
         if permit.generation != self.generation {
             return;
         }
-        let now = self.observe(now);
         let elapsed = now.saturating_duration_since(permit.acquired_at);
         let slow = self
             .slow
             .is_some_and(|(threshold, _)| duration_to_nanos(elapsed) >= threshold);
         let failure = outcome == CallOutcome::Failure;
         match self.state {
-            BreakerState::Closed => self.record_closed(now, failure, slow),
-            BreakerState::HalfOpen if permit.probe => {
-                self.probes_in_flight = self.probes_in_flight.saturating_sub(1);
-                if failure || slow {
-                    self.reopen(now);
-                } else {
-                    self.probe_successes += 1;
-                    if self.probe_successes >= self.probes {
-                        self.reopens = 0;
-                        self.enter(now, BreakerState::Closed);
-                    }
-                }
-            }
+            BreakerState::Closed => self.record_closed(now, failure, slow, cause),
+            BreakerState::HalfOpen if permit.probe => self.record_probe(now, failure, slow, cause),
             _ => {}
         }
     }
@@ -677,20 +1025,48 @@ impl CircuitBreaker {
     /// neither success nor failure, and frees a half-open probe slot.
     pub fn release(&mut self, permit: Permit) {
         if permit.generation == self.generation && permit.probe {
-            self.probes_in_flight = self.probes_in_flight.saturating_sub(1);
+            self.probes.out = self.probes.out.saturating_sub(1);
         }
     }
 
-    /// Opens the breaker by hand until [`reset`](Self::reset).
+    /// Opens the breaker by hand until [`reset`](Self::reset). A manual order: a metrics-only
+    /// or disabled breaker becomes enforcing (as resilience4j's transitions leave those
+    /// states).
     pub fn isolate(&mut self, now: Instant) {
+        self.mode = BreakerMode::Enforcing;
         if self.state != BreakerState::Isolated {
+            self.opened_by = None;
             self.enter(now, BreakerState::Isolated);
         }
     }
 
-    /// Closes the breaker by hand and forgets all counts.
+    /// Opens the breaker by hand for `d` from `now` (resilience4j's
+    /// `transitionToOpenStateFor`); then it half-opens as after any open period. A manual
+    /// order, like [`isolate`](Self::isolate).
+    pub fn trip_for(&mut self, now: Instant, d: Duration) {
+        let now = self.observe(now);
+        self.trip_until(now, now.saturating_add(d));
+    }
+
+    /// Opens the breaker by hand until `until` (resilience4j's `transitionToOpenStateUntil`).
+    /// A manual order, like [`isolate`](Self::isolate).
+    pub fn trip_until(&mut self, now: Instant, until: Instant) {
+        let now = self.observe(now);
+        self.mode = BreakerMode::Enforcing;
+        self.open_pending = false;
+        self.opened_by = None;
+        self.open_until = until;
+        if self.state == BreakerState::Open {
+            self.publish();
+        } else {
+            self.enter(now, BreakerState::Open);
+        }
+    }
+
+    /// Closes the breaker by hand and forgets all counts. The mode stays.
     pub fn reset(&mut self, now: Instant) {
         self.reopens = 0;
+        self.open_pending = false;
         if self.state != BreakerState::Closed {
             self.enter(now, BreakerState::Closed);
         } else {
@@ -700,9 +1076,73 @@ impl CircuitBreaker {
         }
     }
 
+    /// Changes how the breaker acts on its state (resilience4j's `transitionToDisabledState`
+    /// and `transitionToMetricsOnlyState`, and back). Disabling closes it and forgets its
+    /// counts; the other changes keep state and counts, so an enforcing breaker takes over
+    /// what a metrics-only one saw.
+    pub fn set_mode(&mut self, now: Instant, mode: BreakerMode) {
+        self.mode = mode;
+        if mode == BreakerMode::Disabled {
+            self.reopens = 0;
+            self.open_pending = false;
+            if self.state != BreakerState::Closed {
+                self.enter(now, BreakerState::Closed);
+                return;
+            }
+            self.clear_counts();
+            self.generation = self.generation.wrapping_add(1);
+        }
+        self.publish();
+    }
+
     fn observe(&mut self, now: Instant) -> Instant {
         self.latest = self.latest.max(now);
         self.latest
+    }
+
+    /// The lazy timers: a count interval that ended, an initial state that starts now, a
+    /// half-open period that lasted too long.
+    fn advance(&mut self, now: Instant) {
+        match self.state {
+            BreakerState::Closed if self.count_interval != 0 => {
+                let interval = Duration::from_nanos(self.count_interval);
+                if self.interval_ends == Instant::ZERO {
+                    self.interval_ends = now.saturating_add(interval);
+                } else if now >= self.interval_ends {
+                    self.clear_counts();
+                    self.generation = self.generation.wrapping_add(1);
+                    self.interval_ends = now.saturating_add(interval);
+                    self.publish();
+                }
+            }
+            BreakerState::Open if self.open_pending => {
+                self.open_pending = false;
+                let period = self.open_period(0, 0);
+                self.open_until = now.saturating_add(Duration::from_nanos(period));
+            }
+            BreakerState::HalfOpen => {
+                if self.probes.stage_pending {
+                    self.probes.stage_pending = false;
+                    self.half_open_since = now;
+                }
+                let Some((wait, then)) = self.max_half_open else {
+                    return;
+                };
+                if now
+                    >= self
+                        .half_open_since
+                        .saturating_add(Duration::from_nanos(wait))
+                {
+                    if then == BreakerState::Closed {
+                        self.close(now);
+                    } else {
+                        let (failures, calls) = (self.probes.failures, self.probes.calls);
+                        self.reopen(now, failures, calls, self.opened_by);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
     fn permit(&self, now: Instant, probe: bool) -> Permit {
@@ -713,33 +1153,70 @@ impl CircuitBreaker {
         }
     }
 
+    fn rejected(&self, until: Instant) -> Rejected {
+        Rejected {
+            until,
+            opened_by: self.opened_by,
+        }
+    }
+
     fn admit_probe(&mut self, now: Instant) -> Result<Permit, Rejected> {
+        let limit = match self.half_open {
+            Rule::Probes(k) => k,
+            Rule::Ratio { calls, .. } => calls.saturating_sub(self.probes.calls),
+            Rule::Progressive { .. } if self.probes.stage == 0 => 1,
+            Rule::Progressive { .. } => return self.admit_share(now),
+        };
         let reclaim_at = self
-            .last_probe_at
+            .probes
+            .last_at
             .saturating_add(Duration::from_nanos(self.probe_timeout));
-        if self.probes_in_flight >= self.probes {
+        if self.probes.out >= limit {
             if now < reclaim_at {
-                return Err(Rejected { until: reclaim_at });
+                return Err(self.rejected(reclaim_at));
             }
-            // Every probe outlived its timeout: presume them lost. A new generation makes
-            // their late results (if any) count for nothing.
-            self.probes_in_flight = 0;
-            self.probe_successes = 0;
+            // Every probe outlived its timeout: presume them lost and start the judgement
+            // over. A new generation makes their late results (if any) count for nothing.
+            let stage = self.probes.stage;
+            self.probes = Probes {
+                stage,
+                stage_ends: self.probes.stage_ends,
+                fallback_at: self.probes.fallback_at,
+                ..Probes::default()
+            };
             self.generation = self.generation.wrapping_add(1);
         }
-        self.probes_in_flight += 1;
-        self.last_probe_at = now;
+        self.probes.out += 1;
+        self.probes.last_at = now;
         Ok(self.permit(now, true))
     }
 
-    fn record_closed(&mut self, now: Instant, failure: bool, slow: bool) {
+    /// A progressive stage admits its share of calls, drawn at random, and one call whenever
+    /// `fallback_at` has passed (at most one per stage length), so that a quiet client still
+    /// gets its probes.
+    fn admit_share(&mut self, now: Instant) -> Result<Permit, Rejected> {
+        let share = PROGRESSIVE_STAGES[usize::from(self.probes.stage - 1).min(5)];
+        // The draw as a fraction of 2^64 against the share as one.
+        let admitted = (self.rng.next_value() as f64) < share * 18_446_744_073_709_551_616.0;
+        if !admitted {
+            if now < self.probes.fallback_at {
+                return Err(self.rejected(self.probes.fallback_at));
+            }
+            self.probes.fallback_at = now.saturating_add(Duration::from_nanos(self.open_for));
+        }
+        self.probes.out = self.probes.out.saturating_add(1);
+        self.probes.last_at = now;
+        Ok(self.permit(now, true))
+    }
+
+    fn record_closed(&mut self, now: Instant, failure: bool, slow: bool, cause: Option<Cause>) {
         self.consecutive = if failure {
             self.consecutive.saturating_add(1)
         } else {
             0
         };
-        let trips = match &mut self.trip {
-            Trip::Consecutive(n) => self.consecutive >= *n,
+        let (trips, failures, calls) = match &mut self.trip {
+            Trip::Consecutive(n) => (self.consecutive >= *n, self.consecutive, self.consecutive),
             Trip::Ratio {
                 ratio,
                 min_calls,
@@ -755,39 +1232,125 @@ impl CircuitBreaker {
                         ring.tally(now)
                     }
                 };
-                let reaches = |count: u32, ratio: u64| {
-                    u128::from(count) * u128::from(ONE)
-                        >= u128::from(tally.calls) * u128::from(ratio)
-                };
-                tally.calls >= *min_calls
-                    && ((tally.failures > 0 && reaches(tally.failures, *ratio))
+                let trips = tally.calls >= *min_calls
+                    && (reaches(tally.failures, tally.calls, *ratio)
                         || self
                             .slow
-                            .is_some_and(|(_, r)| tally.slow > 0 && reaches(tally.slow, r)))
+                            .is_some_and(|(_, r)| reaches(tally.slow, tally.calls, r)));
+                (trips, tally.failures, tally.calls)
             }
         };
-        if trips {
+        if trips && self.mode != BreakerMode::Disabled {
             self.reopens = 0;
-            self.enter(now, BreakerState::Open);
+            self.open(now, failures, calls, cause);
         } else {
             self.publish();
         }
     }
 
-    fn reopen(&mut self, now: Instant) {
-        self.reopens = self.reopens.saturating_add(1);
+    fn record_probe(&mut self, now: Instant, failure: bool, slow: bool, cause: Option<Cause>) {
+        let p = &mut self.probes;
+        p.out = p.out.saturating_sub(1);
+        p.calls = p.calls.saturating_add(1);
+        p.failures = p.failures.saturating_add(u32::from(failure));
+        p.slow = p.slow.saturating_add(u32::from(slow));
+        p.bad = p.bad.saturating_add(u32::from(failure || slow));
+        let (calls, failures, bad) = (p.calls, p.failures, p.bad);
+        match self.half_open {
+            Rule::Probes(k) => {
+                if failure || slow {
+                    self.reopen(now, bad, calls, cause);
+                } else if calls >= k {
+                    self.close(now);
+                }
+            }
+            Rule::Ratio { calls: n, ratio } => {
+                if calls < n {
+                    return;
+                }
+                let slow_fails = self
+                    .slow
+                    .is_some_and(|(_, r)| reaches(self.probes.slow, calls, r));
+                if reaches(failures, calls, ratio) || slow_fails {
+                    self.reopen(now, failures, calls, cause);
+                } else {
+                    self.close(now);
+                }
+            }
+            Rule::Progressive { .. } if self.probes.stage == 0 => {
+                if failure || slow {
+                    self.reopen(now, bad, calls, cause);
+                } else {
+                    self.next_stage(now);
+                }
+            }
+            Rule::Progressive { ratio } => {
+                if now < self.probes.stage_ends {
+                    return;
+                }
+                if reaches(bad, calls, ratio) {
+                    self.reopen(now, bad, calls, cause);
+                } else if usize::from(self.probes.stage) == PROGRESSIVE_STAGES.len() {
+                    self.close(now);
+                } else {
+                    self.next_stage(now);
+                }
+            }
+        }
+    }
+
+    /// A progressive half-open's next stage starts now, with fresh counts.
+    fn next_stage(&mut self, now: Instant) {
+        let ends = now.saturating_add(Duration::from_nanos(self.open_for));
+        self.probes = Probes {
+            out: self.probes.out,
+            last_at: self.probes.last_at,
+            stage: self.probes.stage + 1,
+            stage_ends: ends,
+            fallback_at: ends,
+            ..Probes::default()
+        };
+    }
+
+    /// Trips (or reopens) for the open period, `failures` of `calls` having opened it.
+    fn open(&mut self, now: Instant, failures: u32, calls: u32, cause: Option<Cause>) {
+        let period = self.open_period(failures, calls);
+        self.opened_by = cause;
+        self.open_until = now.saturating_add(Duration::from_nanos(period));
         self.enter(now, BreakerState::Open);
     }
 
-    fn open_period(&mut self) -> u64 {
-        let mut period = self.open_for as f64;
-        for _ in 0..self.reopens.min(64) {
-            period *= self.open_multiplier;
-            if period >= self.max_open as f64 {
-                break;
+    fn reopen(&mut self, now: Instant, failures: u32, calls: u32, cause: Option<Cause>) {
+        self.reopens = self.reopens.saturating_add(1);
+        self.open(now, failures, calls, cause);
+    }
+
+    fn close(&mut self, now: Instant) {
+        self.reopens = 0;
+        self.enter(now, BreakerState::Closed);
+    }
+
+    fn open_period(&mut self, failures: u32, calls: u32) -> u64 {
+        let period = match self.break_fn {
+            Some(f) => {
+                let ctx = BreakContext {
+                    reopens: self.reopens,
+                    failures,
+                    calls,
+                };
+                duration_to_nanos(f(&ctx)).min(self.max_open)
             }
-        }
-        let period = (period as u64).min(self.max_open);
+            None => {
+                let mut period = self.open_for as f64;
+                for _ in 0..self.reopens.min(64) {
+                    period *= self.open_multiplier;
+                    if period >= self.max_open as f64 {
+                        break;
+                    }
+                }
+                (period as u64).min(self.max_open)
+            }
+        };
         if self.open_jitter == 0 {
             return period;
         }
@@ -799,29 +1362,39 @@ impl CircuitBreaker {
         let from = self.state;
         self.state = to;
         self.generation = self.generation.wrapping_add(1);
-        self.probes_in_flight = 0;
-        self.probe_successes = 0;
+        self.probes = Probes::default();
         match to {
-            BreakerState::Open => {
-                let period = self.open_period();
-                self.open_until = now.saturating_add(Duration::from_nanos(period));
+            BreakerState::Closed => {
+                self.clear_counts();
+                self.opened_by = None;
+                if self.count_interval != 0 {
+                    self.interval_ends =
+                        now.saturating_add(Duration::from_nanos(self.count_interval));
+                }
             }
-            BreakerState::Closed => self.clear_counts(),
-            BreakerState::HalfOpen | BreakerState::Isolated => {}
+            BreakerState::HalfOpen => self.half_open_since = now,
+            BreakerState::Open | BreakerState::Isolated => {}
         }
-        self.transitions.push(Transition { from, to, at: now });
+        self.transitions.push(Transition {
+            from,
+            to,
+            at: now,
+            enforced: self.mode != BreakerMode::MetricsOnly,
+        });
         self.publish();
     }
 
     /// Shows on the gate whether the breaker is quiet (see [`BreakerGate`]). Every change of
-    /// state, generation or failure count ends here.
+    /// state, generation or failure count ends here. A breaker with a count interval is never
+    /// quiet: whether a permit's interval has ended is known only under its lock.
     fn publish(&self) {
         #[cfg(target_has_atomic = "64")]
         {
             let quiet = self.state == BreakerState::Closed
                 && self.consecutive == 0
                 && matches!(self.trip, Trip::Consecutive(_))
-                && self.slow.is_none();
+                && self.slow.is_none()
+                && self.count_interval == 0;
             let word = if quiet {
                 u64::from(self.generation) << 1 | 1
             } else {
@@ -852,6 +1425,11 @@ impl CircuitBreaker {
     }
 }
 
+/// Whether `count` of `calls` reaches `ratio` (parts per million); never for no count.
+fn reaches(count: u32, calls: u32, ratio: u64) -> bool {
+    count > 0 && u128::from(count) * u128::from(ONE) >= u128::from(calls) * u128::from(ratio)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
@@ -863,7 +1441,10 @@ mod tests {
     use proptest::prelude::*;
     use proptest::test_runner::{Config, TestRunner};
 
-    use super::{BreakerState, CallOutcome, CircuitBreaker, Permit, TripCondition, Window};
+    use super::{
+        BreakerMode, BreakerState, CallOutcome, CircuitBreaker, HalfOpen, Permit, TripCondition,
+        Window,
+    };
     use crate::time::Instant;
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -873,9 +1454,11 @@ mod tests {
         Release,
         Isolate,
         Reset,
+        TripFor,
+        SetMode,
     }
 
-    use BreakerState::{Closed, HalfOpen, Isolated, Open};
+    use BreakerState::{Closed, HalfOpen as Half, Isolated, Open};
 
     /// The table, row by row (the "when" column is not told apart).
     const TABLE: &[(BreakerState, On, BreakerState)] = &[
@@ -883,25 +1466,38 @@ mod tests {
         (Closed, On::Record, Open),
         (Closed, On::Record, Closed),
         (Open, On::Acquire, Open),
-        (Open, On::Acquire, HalfOpen),
+        (Open, On::Acquire, Half),
         (Open, On::Record, Open),
         (Open, On::Release, Open),
-        (HalfOpen, On::Acquire, HalfOpen),
-        (HalfOpen, On::Record, Open),
-        (HalfOpen, On::Record, Closed),
-        (HalfOpen, On::Record, HalfOpen),
-        (HalfOpen, On::Release, HalfOpen),
+        (Half, On::Acquire, Half),
+        (Half, On::Acquire, Open),
+        (Half, On::Acquire, Closed),
+        (Half, On::Record, Open),
+        (Half, On::Record, Closed),
+        (Half, On::Record, Half),
+        (Half, On::Release, Half),
+        (Closed, On::TripFor, Open),
+        (Open, On::TripFor, Open),
+        (Half, On::TripFor, Open),
+        (Isolated, On::TripFor, Open),
         (Closed, On::Isolate, Isolated),
         (Open, On::Isolate, Isolated),
-        (HalfOpen, On::Isolate, Isolated),
+        (Half, On::Isolate, Isolated),
         (Isolated, On::Acquire, Isolated),
         (Isolated, On::Record, Isolated),
         (Isolated, On::Release, Isolated),
         (Isolated, On::Isolate, Isolated),
         (Closed, On::Reset, Closed),
         (Open, On::Reset, Closed),
-        (HalfOpen, On::Reset, Closed),
+        (Half, On::Reset, Closed),
         (Isolated, On::Reset, Closed),
+        (Closed, On::SetMode, Closed),
+        (Open, On::SetMode, Open),
+        (Half, On::SetMode, Half),
+        (Isolated, On::SetMode, Isolated),
+        (Open, On::SetMode, Closed),
+        (Half, On::SetMode, Closed),
+        (Isolated, On::SetMode, Closed),
     ];
 
     /// Releasing in a closed breaker changes nothing and is not a row of the table.
@@ -917,18 +1513,35 @@ mod tests {
                 window: Window::Calls(4),
             }
         };
-        let mut breaker = CircuitBreaker::builder()
+        let half_open = match next(4) {
+            0 => HalfOpen::Probes(1),
+            1 => HalfOpen::Probes(2),
+            2 => HalfOpen::Ratio {
+                calls: 2,
+                failure_ratio: 0.5,
+            },
+            _ => HalfOpen::Progressive { failure_ratio: 0.5 },
+        };
+        let mode = [BreakerMode::Enforcing, BreakerMode::MetricsOnly][next(2) as usize];
+        let mut builder = CircuitBreaker::builder()
             .trip(trip)
             .open_for(Duration::from_secs(10))
-            .half_open_probes(1 + next(2) as u32)
-            .build()
-            .unwrap();
+            .half_open(half_open)
+            .mode(mode);
+        if next(3) == 0 {
+            let then = [Open, Closed][next(2) as usize];
+            builder = builder.half_open_max_wait(Duration::from_secs(70), then);
+        }
+        if next(3) == 0 {
+            builder = builder.count_interval(Duration::from_secs(8));
+        }
+        let mut breaker = builder.build().unwrap();
         let mut now = Instant::ZERO;
         let mut held: Vec<Permit> = Vec::new();
         for _ in 0..30 {
             now = now + Duration::from_secs(next(4) * 4);
             let before = breaker.state();
-            let on = match next(10) {
+            let on = match next(12) {
                 0..=3 => {
                     if let Ok(permit) = breaker.try_acquire(now) {
                         held.push(permit);
@@ -955,6 +1568,19 @@ mod tests {
                 9 if next(3) == 0 => {
                     breaker.reset(now);
                     On::Reset
+                }
+                10 if next(3) == 0 => {
+                    breaker.trip_for(now, Duration::from_secs(next(3) * 6));
+                    On::TripFor
+                }
+                11 if next(2) == 0 => {
+                    let modes = [
+                        BreakerMode::Enforcing,
+                        BreakerMode::MetricsOnly,
+                        BreakerMode::Disabled,
+                    ];
+                    breaker.set_mode(now, modes[next(3) as usize]);
+                    On::SetMode
                 }
                 _ => continue,
             };

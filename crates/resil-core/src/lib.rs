@@ -84,12 +84,16 @@
 //! | [`RetryMachine`] | one logical request across attempts |
 //! | [`BackoffSchedule`] | constant, linear, exponential, Fibonacci, decorrelated; five jitters |
 //! | [`RetryAfter`], [`parse_http_date`] | `Retry-After` seconds and all three HTTP-date forms |
-//! | [`CircuitBreaker`] | consecutive or ratio trips, slow calls, half-open probes |
-//! | [`RetryBudget`] | Finagle ratio budget and gRPC token bucket |
+//! | [`CircuitBreaker`] | consecutive or ratio trips, slow calls, count intervals; half-open by probes, by ratio or progressively; metrics-only and disabled modes |
+//! | [`RetryBudget`] | Finagle ratio budget, AWS retry quota, gRPC token bucket |
 //! | [`LatencySketch`] | recent latencies in fixed memory: adaptive hedge delays and the hedge-rate cap |
 //! | [`RedirectPolicy`] | whether a 3xx is followed, with which method, body and credentials |
 //! | [`Http1Framing`] | the framing of the responses on one HTTP/1.1 connection, checked |
 //! | [`Shared`] | the lock through which machines share a breaker, budget or latency sketch |
+//!
+//! Coming from Polly, resilience4j, gobreaker, urllib3, tenacity or stamina, backon,
+//! reqwest-retry, tower-resilience, gRPC or an AWS SDK? [`coming_from`] maps their options to
+//! these.
 //!
 //! ## Safety rules the machine enforces
 //!
@@ -128,6 +132,7 @@ mod attempt;
 mod backoff;
 mod breaker;
 mod budget;
+pub mod coming_from;
 mod error;
 mod framing;
 mod latency;
@@ -144,21 +149,23 @@ pub use backoff::{Backoff, BackoffSchedule, Delays, Jitter};
 #[cfg(target_has_atomic = "64")]
 pub use breaker::BreakerGate;
 pub use breaker::{
-    BreakerState, CallOutcome, CircuitBreaker, CircuitBreakerBuilder, Permit, Rejected, SlowCalls,
-    Transition, TripCondition, Window,
+    BreakContext, BreakDurationFn, BreakerMode, BreakerState, CallOutcome, CircuitBreaker,
+    CircuitBreakerBuilder, HalfOpen, PROGRESSIVE_STAGES, Permit, Rejected, SlowCalls, Transition,
+    TripCondition, Window,
 };
-pub use budget::RetryBudget;
+pub use budget::{QuotaCosts, RetryBudget};
 pub use error::PolicyError;
 pub use framing::{FramingError, Http1Framing, MAX_LINE};
 pub use latency::{LatencySketch, LatencySketchBuilder};
 pub use policy::{
-    AttemptOutcome, HeaderLookup, Method, RequestInfo, ResponseHead, RetryContext, RetryPolicy,
-    RetryPolicyBuilder, RetryPredicate, StatusSet, TransportErrorKind, TransportErrorKinds,
+    AttemptOutcome, Cause, DelayContext, DelayFn, HeaderLookup, Method, RequestInfo, ResponseHead,
+    RetryContext, RetryKind, RetryPolicy, RetryPolicyBuilder, RetryPredicate, StatusSet,
+    TransportErrorKind, TransportErrorKinds,
 };
 pub use redirect::{
     Hop, RedirectDecision, RedirectInput, RedirectPolicy, RedirectRefusal, RedirectTarget,
 };
-pub use retry::{Action, Cause, Event, GiveUp, GiveUpReason, Input, RetryMachine};
+pub use retry::{Action, Event, GiveUp, GiveUpReason, Input, RetryMachine};
 pub use retry_after::{RetryAfter, parse_http_date};
 pub use shared::Shared;
 pub use time::{Instant, UnixTime};

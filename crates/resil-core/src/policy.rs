@@ -263,6 +263,34 @@ pub enum AttemptOutcome<'a> {
     Error(TransportErrorKind),
 }
 
+/// What ended an attempt, in short: the status, or the transport error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cause {
+    /// A response with this status.
+    Status(u16),
+    /// A transport error.
+    Error(TransportErrorKind),
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Status(s) => write!(f, "status {s}"),
+            Cause::Error(k) => write!(f, "{k}"),
+        }
+    }
+}
+
+impl AttemptOutcome<'_> {
+    /// The outcome in short: its status, or its transport error.
+    pub fn cause(&self) -> Cause {
+        match self {
+            AttemptOutcome::Response(head) => Cause::Status(head.status),
+            AttemptOutcome::Error(kind) => Cause::Error(*kind),
+        }
+    }
+}
+
 /// What a `retry_if` predicate sees.
 #[derive(Clone, Copy, Debug)]
 pub struct RetryContext<'a> {
@@ -299,6 +327,79 @@ impl RetryContext<'_> {
         }
     }
 }
+
+/// The four kinds of retry urllib3's `Retry` counts apart (`connect=`, `read=`, `status=`,
+/// `other=`), so a policy can bound each beside the total
+/// ([`RetryPolicyBuilder::kind_retries`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RetryKind {
+    /// After a transport error before the request reached the server
+    /// ([`TransportErrorKind::reached_server`] is false: DNS, connect, TLS handshake, refused
+    /// stream).
+    Connect,
+    /// After the request was sent and the answer broke off: reset, timeout, malformed response.
+    Read,
+    /// After a response whose status the policy retries (or `retry_if` did).
+    Status,
+    /// After any other transport error ([`TransportErrorKind::Other`]).
+    Other,
+}
+
+impl RetryKind {
+    /// The kind of a retry after `cause`.
+    pub fn of(cause: Cause) -> RetryKind {
+        match cause {
+            Cause::Status(_) => RetryKind::Status,
+            Cause::Error(TransportErrorKind::Other) => RetryKind::Other,
+            Cause::Error(kind) if !kind.reached_server() => RetryKind::Connect,
+            Cause::Error(_) => RetryKind::Read,
+        }
+    }
+
+    /// Every kind, in [`index`](Self::index) order.
+    pub(crate) const ALL: [RetryKind; 4] = [
+        RetryKind::Connect,
+        RetryKind::Read,
+        RetryKind::Status,
+        RetryKind::Other,
+    ];
+
+    pub(crate) const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for RetryKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RetryKind::Connect => "connect",
+            RetryKind::Read => "read",
+            RetryKind::Status => "status",
+            RetryKind::Other => "other",
+        })
+    }
+}
+
+/// What a delay function ([`RetryPolicyBuilder::delay_fn`]) sees before a retry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DelayContext {
+    /// The attempt that just failed (the first retry follows attempt 1).
+    pub attempt: Attempt,
+    /// How it failed.
+    pub cause: Cause,
+    /// The server's `Retry-After`, as a wait from now, when the response had one the policy
+    /// honours (at most `max_retry_after`, or clamped to it).
+    pub retry_after: Option<Duration>,
+    /// What the policy itself would wait: the `Retry-After` (with its spread), or the jittered
+    /// backoff.
+    pub policy_delay: Duration,
+}
+
+/// A delay function: the wait before a retry, or `None` to keep the policy's own
+/// ([`DelayContext::policy_delay`]). A plain `fn`, so a policy stays `Copy`-cheap to share.
+pub type DelayFn = fn(&DelayContext) -> Option<Duration>;
 
 /// `retry_if`: `Some(true)` retries, `Some(false)` does not, `None` defers to the status and
 /// error-kind sets. The idempotency gate still applies after it.
@@ -420,6 +521,9 @@ pub(crate) enum Classification {
 /// | `max_wait` (any one sleep) | unbounded beyond the caps above |
 /// | `retry_after_spread` | 0.1: wait `d + U(0, 0.1·d)` so a herd told the same `d` spreads out |
 /// | `retry_after_exact` | off: a `Retry-After` is a floor; the wait is the longer of it and the backoff |
+/// | `respect_retry_after` | true |
+/// | `kind_retries` (connect, read, status, other) | unbounded beyond `max_attempts` |
+/// | `delay_fn` | none: the backoff and `Retry-After` decide |
 #[derive(Clone)]
 pub struct RetryPolicy {
     pub(crate) max_attempts: u32,
@@ -437,7 +541,14 @@ pub struct RetryPolicy {
     pub(crate) clamp_retry_after: bool,
     pub(crate) retry_after_spread: u64,
     pub(crate) retry_after_exact: bool,
+    pub(crate) respect_retry_after: bool,
+    /// The most retries of each [`RetryKind`], [`NO_LIMIT`] where unbounded.
+    pub(crate) kind_limits: [u16; 4],
+    pub(crate) delay_fn: Option<DelayFn>,
 }
+
+/// A [`RetryPolicy::kind_limits`] entry without a bound.
+pub(crate) const NO_LIMIT: u16 = u16::MAX;
 
 impl fmt::Debug for RetryPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -460,6 +571,9 @@ impl fmt::Debug for RetryPolicy {
                 &Duration::from_nanos(self.max_retry_after),
             )
             .field("clamp_retry_after", &self.clamp_retry_after)
+            .field("respect_retry_after", &self.respect_retry_after)
+            .field("kind_limits", &self.kind_limits)
+            .field("delay_fn", &self.delay_fn.is_some())
             .finish()
     }
 }
@@ -485,6 +599,9 @@ impl Default for RetryPolicy {
             clamp_retry_after: false,
             retry_after_spread: to_fixed(0.1),
             retry_after_exact: false,
+            respect_retry_after: true,
+            kind_limits: [NO_LIMIT; 4],
+            delay_fn: None,
         }
     }
 }
@@ -612,6 +729,9 @@ pub struct RetryPolicyBuilder {
     clamp_retry_after: bool,
     retry_after_spread: f64,
     retry_after_exact: bool,
+    respect_retry_after: bool,
+    kind_limits: [Option<u32>; 4],
+    delay_fn: Option<DelayFn>,
     error: Option<PolicyError>,
 }
 
@@ -645,6 +765,9 @@ impl Default for RetryPolicyBuilder {
             clamp_retry_after: false,
             retry_after_spread: 0.1,
             retry_after_exact: false,
+            respect_retry_after: true,
+            kind_limits: [None; 4],
+            delay_fn: None,
             error: None,
         }
     }
@@ -778,6 +901,57 @@ impl RetryPolicyBuilder {
         self
     }
 
+    /// Whether to wait what a `Retry-After` asks (urllib3's `respect_retry_after_header`).
+    /// Off, the header is ignored and the backoff decides, as if the response had none.
+    pub fn respect_retry_after(mut self, respect: bool) -> Self {
+        self.respect_retry_after = respect;
+        self
+    }
+
+    /// At most `retries` retries after failures of `kind` (urllib3's `connect=`, `read=`,
+    /// `status=`, `other=`), on top of `max_attempts` for all kinds together (urllib3's
+    /// `total=`). 0 retries no failure of that kind; at most 255. A call that would need
+    /// another gives up with [`GiveUpReason::KindExhausted`](crate::GiveUpReason::KindExhausted).
+    ///
+    /// ```
+    /// use resil_core::{RetryKind, RetryPolicy};
+    ///
+    /// // urllib3's Retry(total=5, connect=2, read=0): never re-send after a read error.
+    /// let policy = RetryPolicy::builder()
+    ///     .max_retries(5)
+    ///     .kind_retries(RetryKind::Connect, 2)
+    ///     .kind_retries(RetryKind::Read, 0)
+    ///     .build()?;
+    /// # Ok::<(), resil_core::PolicyError>(())
+    /// ```
+    pub fn kind_retries(mut self, kind: RetryKind, retries: u32) -> Self {
+        self.kind_limits[kind.index()] = Some(retries);
+        self
+    }
+
+    /// Chooses each retry's wait (Polly's `DelayGenerator`, resilience4j's
+    /// `IntervalBiFunction`): `f` sees the failed attempt, how it failed, the server's
+    /// `Retry-After` and the policy's own delay ([`DelayContext`]), and answers a wait or `None`
+    /// to keep the policy's. Its answer is still bounded as any wait is: at most `max_delay`
+    /// (and `max_wait`); after a `Retry-After`, never shorter than the server asked and never
+    /// longer than `max_retry_after`; a wait past the total deadline gives up.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use resil_core::{Cause, DelayContext, RetryPolicy};
+    ///
+    /// // Wait longer after 429 than after anything else.
+    /// fn by_status(ctx: &DelayContext) -> Option<Duration> {
+    ///     (ctx.cause == Cause::Status(429)).then(|| ctx.policy_delay * 4)
+    /// }
+    /// let policy = RetryPolicy::builder().delay_fn(by_status).build()?;
+    /// # Ok::<(), resil_core::PolicyError>(())
+    /// ```
+    pub fn delay_fn(mut self, f: DelayFn) -> Self {
+        self.delay_fn = Some(f);
+        self
+    }
+
     fn fail(&mut self, field: &'static str, problem: &'static str) {
         self.error.get_or_insert(PolicyError::new(field, problem));
     }
@@ -805,6 +979,19 @@ impl RetryPolicyBuilder {
                 "must be at most 64 KiB",
             ));
         }
+        let mut kind_limits = [NO_LIMIT; 4];
+        for (limit, retries) in kind_limits.iter_mut().zip(self.kind_limits) {
+            let Some(retries) = retries else { continue };
+            *limit = match u8::try_from(retries) {
+                Ok(n) => u16::from(n),
+                Err(_) => {
+                    return Err(PolicyError::new(
+                        "kind_retries",
+                        "at most 255 retries of one kind; max_attempts bounds more",
+                    ));
+                }
+            };
+        }
         let schedule = BackoffSchedule::new(self.backoff, self.jitter, self.max_delay)?;
         let nanos_or_max = |d: Option<Duration>| d.map_or(u64::MAX, duration_to_nanos);
         Ok(RetryPolicy {
@@ -823,6 +1010,9 @@ impl RetryPolicyBuilder {
             clamp_retry_after: self.clamp_retry_after,
             retry_after_spread: to_fixed(self.retry_after_spread),
             retry_after_exact: self.retry_after_exact,
+            respect_retry_after: self.respect_retry_after,
+            kind_limits,
+            delay_fn: self.delay_fn,
         })
     }
 }

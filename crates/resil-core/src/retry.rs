@@ -12,11 +12,11 @@ use rand_core::{Rng, SeedableRng};
 
 use crate::attempt::Attempt;
 use crate::backoff::{scale, uniform};
-use crate::breaker::{BreakerState, CallOutcome, CircuitBreaker, Permit, Transition};
+use crate::breaker::{BreakerState, CallOutcome, CircuitBreaker, HeldPermit, Rejected, Transition};
 use crate::budget::RetryBudget;
 use crate::policy::{
-    AttemptOutcome, Classification, RequestInfo, ResponseHead, RetryContext, RetryPolicy,
-    TransportErrorKind,
+    AttemptOutcome, Cause, Classification, DelayContext, NO_LIMIT, RequestInfo, ResponseHead,
+    RetryContext, RetryKind, RetryPolicy, TransportErrorKind,
 };
 use crate::shared::Shared;
 use crate::time::{Instant, duration_to_nanos};
@@ -70,30 +70,18 @@ pub enum Action {
     Fail(GiveUp),
 }
 
-/// What ended an attempt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Cause {
-    /// A response with this status.
-    Status(u16),
-    /// A transport error.
-    Error(TransportErrorKind),
-}
-
-impl fmt::Display for Cause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Cause::Status(s) => write!(f, "status {s}"),
-            Cause::Error(k) => write!(f, "{k}"),
-        }
-    }
-}
-
 /// Why the machine stopped without a final response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum GiveUpReason {
     /// Every allowed attempt was used.
     AttemptsExhausted,
+    /// Every retry the policy allows after failures of this kind was used
+    /// ([`RetryPolicyBuilder::kind_retries`](crate::RetryPolicyBuilder::kind_retries)).
+    KindExhausted {
+        /// The kind of failure that would have been retried again.
+        kind: RetryKind,
+    },
     /// Waiting for another attempt would pass the total deadline.
     DeadlineExceeded,
     /// The server's `Retry-After` asked for longer than the policy waits.
@@ -113,6 +101,9 @@ pub enum GiveUpReason {
     CircuitOpen {
         /// When the breaker may admit calls again ([`Instant::MAX`] while isolated).
         until: Instant,
+        /// The outcome that opened the circuit, when a recorded call's did
+        /// ([`Rejected::opened_by`](crate::Rejected::opened_by)).
+        opened_by: Option<Cause>,
     },
 }
 
@@ -120,6 +111,9 @@ impl fmt::Display for GiveUpReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GiveUpReason::AttemptsExhausted => f.write_str("all attempts were used"),
+            GiveUpReason::KindExhausted { kind } => {
+                write!(f, "all {kind} retries were used")
+            }
             GiveUpReason::DeadlineExceeded => f.write_str("the total deadline would be exceeded"),
             GiveUpReason::RetryAfterTooLong { requested } => write!(
                 f,
@@ -134,6 +128,10 @@ impl fmt::Display for GiveUpReason {
                 f.write_str("the request body was streamed and cannot be sent again")
             }
             GiveUpReason::BudgetExhausted => f.write_str("the retry budget is exhausted"),
+            GiveUpReason::CircuitOpen {
+                opened_by: Some(cause),
+                ..
+            } => write!(f, "the circuit breaker is open, opened by {cause}"),
             GiveUpReason::CircuitOpen { .. } => f.write_str("the circuit breaker is open"),
         }
     }
@@ -195,6 +193,9 @@ pub enum Event {
         delay: Duration,
         /// The server's `Retry-After` that was honoured, if any.
         retry_after: Option<Duration>,
+        /// How long the failed attempt took, from its `Send` to its end (Polly's
+        /// `OnRetryArguments.Duration`).
+        attempt_duration: Duration,
     },
     /// A final response arrived.
     Completed {
@@ -229,6 +230,7 @@ enum Phase {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Reason {
     AttemptsExhausted,
+    KindExhausted,
     DeadlineExceeded,
     RetryAfterTooLong,
     NotRetryable,
@@ -238,9 +240,10 @@ enum Reason {
     CircuitOpen,
 }
 
-/// Events waiting to be polled, oldest first, each packed into a `u16`: kind (3 bits), a
-/// breaker transition (4 bits) and the low byte of the attempt number (the machine never runs
-/// 256 attempts ahead of its poller). The rest of an event's data lives in the machine.
+/// Events waiting to be polled, oldest first, each packed into a `u16`: whether a breaker
+/// transition was enforced (1 bit), kind (3 bits), the transition (4 bits) and the low byte
+/// of the attempt number (the machine never runs 256 attempts ahead of its poller). The rest
+/// of an event's data lives in the machine.
 #[derive(Clone, Copy, Debug, Default)]
 struct EventQueue {
     items: [u16; 4],
@@ -258,7 +261,10 @@ impl EventQueue {
     /// Queues an event; past four unpolled ones the oldest is dropped (each call adds at
     /// most two).
     fn push(&mut self, kind: u16, transition: u16, attempt: u32) {
-        let item = kind << 12 | (transition & 0xf) << 8 | (attempt & 0xff) as u16;
+        let item = (transition & 0x10) << 11
+            | (kind & 0x7) << 12
+            | (transition & 0xf) << 8
+            | (attempt & 0xff) as u16;
         let cap = self.items.len() as u8;
         self.items[usize::from((self.head + self.len) % cap)] = item;
         if self.len == cap {
@@ -268,8 +274,8 @@ impl EventQueue {
         }
     }
 
-    /// The oldest event as (kind, transition, attempt), the attempt rebuilt as the latest
-    /// number up to `current` with the stored low byte.
+    /// The oldest event as (kind, transition with its enforced bit, attempt), the attempt
+    /// rebuilt as the latest number up to `current` with the stored low byte.
     fn pop(&mut self, current: u32) -> Option<(u16, u16, u32)> {
         if self.len == 0 {
             return None;
@@ -279,7 +285,11 @@ impl EventQueue {
         self.len -= 1;
         let low = u32::from(item & 0xff);
         let attempt = current - (current.wrapping_sub(low) & 0xff);
-        Some((item >> 12, (item >> 8) & 0xf, attempt))
+        Some((
+            (item >> 12) & 0x7,
+            (item >> 11) & 0x10 | (item >> 8) & 0xf,
+            attempt,
+        ))
     }
 }
 
@@ -330,7 +340,7 @@ type BudgetRef<'p> = &'p (dyn Shared<RetryBudget> + Sync);
 /// | Ready | poll | otherwise | InFlight until min(now + attempt timeout, deadline) | `Send` |
 /// | InFlight | poll | | InFlight | `Sleep` until the attempt's deadline |
 /// | InFlight | its response or error, or the timer at its deadline | final (policy: not retried, e.g. 2xx, 404) | Done | |
-/// | InFlight | the same | not retryable, or retryable but not replayable (non-idempotent, streamed body), attempts used, `Retry-After` too long, wait past the deadline, breaker open at the wake, budget refused | Failed (that reason) | |
+/// | InFlight | the same | not retryable, or retryable but not replayable (non-idempotent, streamed body), attempts used (or the retries of the failure's kind), `Retry-After` too long, wait past the deadline, breaker open at the wake, budget refused | Failed (that reason) | |
 /// | InFlight | the same | retry after a wait of zero | Ready | |
 /// | InFlight | the same | retry after a wait | Backoff until now + wait | |
 /// | InFlight | an input for another attempt, an early timer | | InFlight | |
@@ -354,14 +364,21 @@ pub struct RetryMachine<'p, R = ChaCha8Rng> {
     now: Instant,
     deadline: Instant,
     phase: Phase,
-    /// The phase's instant: when the in-flight attempt or the backoff ends, or the give-up
-    /// detail.
+    /// The phase's instant: when the in-flight attempt was sent (its deadline follows from
+    /// it), when the backoff ends, or the give-up detail.
     at: Instant,
     /// The last scheduled wait in nanoseconds (decorrelated jitter's "previous").
     delay: u64,
     /// The honoured `Retry-After` in nanoseconds, or `NO_RETRY_AFTER`.
     detail: u64,
-    permit: Option<Permit>,
+    /// How long the last finished attempt took, in nanoseconds.
+    took: u64,
+    /// The breaker permit of the attempt in flight; it was taken when the attempt was sent.
+    permit: Option<HeldPermit>,
+    /// Retries scheduled so far of each [`RetryKind`] (saturating; limits are at most 255).
+    kind_retries: [u8; 4],
+    /// The outcome that opened the breaker that refused this call, for its give-up.
+    opened_by: Option<Cause>,
     attempts: u32,
     request: RequestInfo,
     /// The request was begun by an earlier machine (a redirect's hop, a retry after its body
@@ -419,7 +436,10 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             at: now,
             delay: 0,
             detail: NO_RETRY_AFTER,
+            took: 0,
             permit: None,
+            kind_retries: [0; 4],
+            opened_by: None,
             attempts: 0,
             request,
             continued: false,
@@ -527,7 +547,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             (Phase::InFlight, Input::Error { attempt, kind }) if attempt == current => {
                 self.finish_attempt(AttemptOutcome::Error(kind));
             }
-            (Phase::InFlight, Input::Timer) if self.now >= self.at => {
+            (Phase::InFlight, Input::Timer) if self.now >= self.attempt_deadline() => {
                 self.finish_attempt(AttemptOutcome::Error(TransportErrorKind::Timeout));
             }
             (Phase::Backoff, Input::Timer) if self.now >= self.at => {
@@ -545,26 +565,26 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                 self.poll_action()
             }
             Phase::Ready => match self.acquire_permit() {
-                Err(until) => {
-                    self.fail(Reason::CircuitOpen, until.as_nanos());
+                Err(rejected) => {
+                    self.opened_by = rejected.opened_by;
+                    self.fail(Reason::CircuitOpen, rejected.until.as_nanos());
                     self.poll_action()
                 }
                 Ok(()) => {
                     self.attempts += 1;
-                    let until = self
-                        .now
-                        .saturating_add(Duration::from_nanos(self.policy.attempt_timeout))
-                        .min(self.deadline);
                     self.phase = Phase::InFlight;
-                    self.at = until;
+                    self.at = self.now;
                     self.events.push(EV_STARTED, 0, self.attempts);
                     Action::Send {
                         attempt: Attempt::new(self.attempts),
-                        deadline: until,
+                        deadline: self.attempt_deadline(),
                     }
                 }
             },
-            Phase::InFlight | Phase::Backoff => Action::Sleep { until: self.at },
+            Phase::InFlight => Action::Sleep {
+                until: self.attempt_deadline(),
+            },
+            Phase::Backoff => Action::Sleep { until: self.at },
             Phase::Done => Action::Done {
                 attempt: Attempt::new(self.attempts),
             },
@@ -591,6 +611,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                 delay: Duration::from_nanos(self.delay),
                 retry_after: (self.detail != NO_RETRY_AFTER)
                     .then(|| Duration::from_nanos(self.detail)),
+                attempt_duration: Duration::from_nanos(self.took),
             },
             EV_COMPLETED => match self.last? {
                 Cause::Status(status) => Event::Completed { attempt, status },
@@ -604,6 +625,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                 from: state_from_code(transition >> 2),
                 to: state_from_code(transition),
                 at: self.now,
+                enforced: transition & 0x10 != 0,
             }),
         })
     }
@@ -612,30 +634,39 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
     fn finish_attempt(&mut self, outcome: AttemptOutcome<'_>) {
         let failure = self.policy.is_failure(&outcome);
         let mut rejects_until = None;
-        if let Some(permit) = self.permit.take().filter(|p| failure || !self.quiet_for(p)) {
+        let mut opened_by = None;
+        let sent = self.at;
+        self.took = self.now.as_nanos().saturating_sub(sent.as_nanos());
+        if let Some(held) = self
+            .permit
+            .take()
+            .filter(|p| failure || !self.quiet_for(*p))
+        {
             let call = if failure {
                 CallOutcome::Failure
             } else {
                 CallOutcome::Success
             };
+            let cause = outcome.cause();
             self.with_breaker_mut(|b, now| {
-                b.record(now, permit, call);
+                b.record_with_cause(now, held.permit(sent), call, cause);
                 rejects_until = b.rejects_until();
+                opened_by = b.opened_by();
             });
+            self.opened_by = opened_by;
         }
         // The call's deposit waits for its first outcome, so one lock covers both; no retry
-        // of this call can come sooner.
+        // of this call can come sooner; a request begun by an earlier machine paid it then.
+        // A later attempt tells the budget what the retry before it was for (a retry quota
+        // gives back that retry's cost on success).
         let first = self.attempts == 1 && !self.continued;
-        self.with_budget_mut(|b, now| {
-            if first {
-                b.record_request(now);
-            }
-            b.record_outcome(failure);
+        let retried_after = if self.attempts == 1 { None } else { self.last };
+        self.with_budget_mut(|b, now| match (first, retried_after) {
+            (true, _) => b.record_attempt(now, None, failure),
+            (false, Some(cause)) => b.record_attempt(now, Some(cause), failure),
+            (false, None) => b.record_outcome(failure),
         });
-        self.last = Some(match outcome {
-            AttemptOutcome::Response(head) => Cause::Status(head.status),
-            AttemptOutcome::Error(kind) => Cause::Error(kind),
-        });
+        self.last = Some(outcome.cause());
         let ctx = RetryContext {
             attempt: Attempt::new(self.attempts),
             method: self.request.method,
@@ -675,12 +706,18 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         if self.attempts >= self.policy.max_attempts {
             return self.fail(Reason::AttemptsExhausted, 0);
         }
+        let cause = outcome.cause();
+        let kind = RetryKind::of(cause).index();
+        let limit = self.policy.kind_limits[kind];
+        if limit != NO_LIMIT && u16::from(self.kind_retries[kind]) >= limit {
+            return self.fail(Reason::KindExhausted, kind as u64);
+        }
         let server_ask = match outcome {
-            AttemptOutcome::Response(head) => head
+            AttemptOutcome::Response(head) if self.policy.respect_retry_after => head
                 .retry_after
                 .and_then(|ra| ra.delay(head.wall_clock))
                 .map(duration_to_nanos),
-            AttemptOutcome::Error(_) => None,
+            AttemptOutcome::Response(_) | AttemptOutcome::Error(_) => None,
         };
         let (wait, honoured) = match server_ask {
             Some(asked) => {
@@ -709,6 +746,10 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             }
             None => (self.backoff_delay(), NO_RETRY_AFTER),
         };
+        let wait = match self.policy.delay_fn {
+            None => wait,
+            Some(f) => self.chosen_delay(f, cause, wait, honoured),
+        };
         let wake = self.now.saturating_add(Duration::from_nanos(wait));
         if wake >= self.deadline {
             return self.fail(Reason::DeadlineExceeded, 0);
@@ -719,10 +760,11 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             return self.fail(Reason::CircuitOpen, until.as_nanos());
         }
         let mut granted = true;
-        self.with_budget_mut(|b, now| granted = b.try_withdraw(now));
+        self.with_budget_mut(|b, now| granted = b.try_withdraw_after(now, cause));
         if !granted {
             return self.fail(Reason::BudgetExhausted, 0);
         }
+        self.kind_retries[kind] = self.kind_retries[kind].saturating_add(1);
         self.delay = wait;
         self.detail = honoured;
         self.events.push(EV_RETRY, 0, self.attempts);
@@ -732,6 +774,44 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             self.phase = Phase::Backoff;
             self.at = wake;
         }
+    }
+
+    /// The wait the policy's delay function chooses, bounded as any wait: at most `max_delay`
+    /// and `max_wait`; after a `Retry-After` (`honoured`), from the server's ask up to
+    /// `max_retry_after`. `own` is the policy's own choice.
+    #[cold]
+    fn chosen_delay(
+        &self,
+        f: crate::policy::DelayFn,
+        cause: Cause,
+        own: u64,
+        honoured: u64,
+    ) -> u64 {
+        let ctx = DelayContext {
+            attempt: Attempt::new(self.attempts),
+            cause,
+            retry_after: (honoured != NO_RETRY_AFTER).then(|| Duration::from_nanos(honoured)),
+            policy_delay: Duration::from_nanos(own),
+        };
+        let Some(chosen) = f(&ctx).map(duration_to_nanos) else {
+            return own;
+        };
+        if honoured == NO_RETRY_AFTER {
+            chosen
+                .min(self.policy.schedule.cap_nanos())
+                .min(self.policy.max_wait)
+        } else {
+            let limit = self.policy.max_retry_after.min(self.policy.max_wait);
+            chosen.min(limit).max(honoured)
+        }
+    }
+
+    /// When the attempt in flight is abandoned: its timeout after it was sent, and never past
+    /// the total deadline.
+    fn attempt_deadline(&self) -> Instant {
+        self.at
+            .saturating_add(Duration::from_nanos(self.policy.attempt_timeout))
+            .min(self.deadline)
     }
 
     fn fail(&mut self, reason: Reason, detail: u64) {
@@ -744,6 +824,9 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         let detail = self.at.as_nanos();
         let reason = match reason {
             Reason::AttemptsExhausted => GiveUpReason::AttemptsExhausted,
+            Reason::KindExhausted => GiveUpReason::KindExhausted {
+                kind: RetryKind::ALL[(detail as usize).min(3)],
+            },
             Reason::DeadlineExceeded => GiveUpReason::DeadlineExceeded,
             Reason::RetryAfterTooLong => GiveUpReason::RetryAfterTooLong {
                 requested: Duration::from_nanos(detail),
@@ -754,6 +837,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             Reason::BudgetExhausted => GiveUpReason::BudgetExhausted,
             Reason::CircuitOpen => GiveUpReason::CircuitOpen {
                 until: Instant::from_nanos(detail),
+                opened_by: self.opened_by,
             },
         };
         GiveUp {
@@ -763,15 +847,15 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         }
     }
 
-    /// Takes a breaker permit for the next attempt; `Err(until)` when rejected.
-    fn acquire_permit(&mut self) -> Result<(), Instant> {
+    /// Takes a breaker permit for the next attempt; `Err` when rejected.
+    fn acquire_permit(&mut self) -> Result<(), Rejected> {
         let Some(breaker) = self.breaker else {
             return Ok(());
         };
         let now = self.now;
         #[cfg(target_has_atomic = "64")]
         if let Some(generation) = self.gate.and_then(|g| g.quiet_generation()) {
-            self.permit = Some(Permit::closed(generation, now));
+            self.permit = Some(HeldPermit::closed(generation));
             return Ok(());
         }
         let mut result = None;
@@ -783,19 +867,22 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         self.note_transitions(transitions);
         match result {
             Some(Ok(permit)) => {
-                self.permit = Some(permit);
+                self.permit = Some(permit.hold());
                 Ok(())
             }
-            Some(Err(rejected)) => Err(rejected.until),
+            Some(Err(rejected)) => Err(rejected),
             // A `Shared` impl that never ran the closure: treat the breaker as unreachable
             // rather than calling without its permission.
-            None => Err(now),
+            None => Err(Rejected {
+                until: now,
+                opened_by: None,
+            }),
         }
     }
 
     /// Whether the breaker is quiet in `permit`'s generation, so a success under it would
     /// change nothing.
-    fn quiet_for(&self, permit: &Permit) -> bool {
+    fn quiet_for(&self, permit: HeldPermit) -> bool {
         #[cfg(target_has_atomic = "64")]
         if let Some(gate) = self.gate {
             return !permit.is_probe() && gate.quiet_generation() == Some(permit.generation());
@@ -822,9 +909,10 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         }
     }
 
-    fn note_transitions(&mut self, transitions: [Option<(BreakerState, BreakerState)>; 2]) {
-        for (from, to) in transitions.into_iter().flatten() {
-            let transition = state_code(from) << 2 | state_code(to);
+    fn note_transitions(&mut self, transitions: [Option<Transition>; 2]) {
+        for t in transitions.into_iter().flatten() {
+            let enforced = if t.enforced { 0x10 } else { 0 };
+            let transition = enforced | state_code(t.from) << 2 | state_code(t.to);
             self.events.push(EV_BREAKER, transition, self.attempts);
         }
     }
@@ -839,7 +927,8 @@ impl<R> Drop for RetryMachine<'_, R> {
     /// A machine dropped mid-attempt (a cancelled call) hands its permit back, so a lost
     /// half-open probe frees its slot at once instead of waiting for the probe timeout.
     fn drop(&mut self) {
-        if let (Some(permit), Some(breaker)) = (self.permit.take(), self.breaker) {
+        if let (Some(held), Some(breaker)) = (self.permit.take(), self.breaker) {
+            let permit = held.permit(self.at);
             breaker.with_mut(&mut |b| b.release(permit));
         }
     }
@@ -847,10 +936,10 @@ impl<R> Drop for RetryMachine<'_, R> {
 
 /// Takes the transitions one breaker operation caused; one operation causes at most one,
 /// two slots leave room for one left by a caller that does not drain the log.
-fn drain_transitions(b: &mut CircuitBreaker, out: &mut [Option<(BreakerState, BreakerState)>; 2]) {
+fn drain_transitions(b: &mut CircuitBreaker, out: &mut [Option<Transition>; 2]) {
     let mut i = 0;
     while let Some(t) = b.poll_transition() {
-        out[i.min(1)] = Some((t.from, t.to));
+        out[i.min(1)] = Some(t);
         i += 1;
     }
 }
@@ -1099,7 +1188,10 @@ mod transitions {
         }
         for _ in 0..12 {
             let before = m.phase;
-            let due = m.at;
+            let due = match m.phase {
+                Phase::InFlight => m.attempt_deadline(),
+                _ => m.at,
+            };
             let on = match next(6) {
                 0 | 1 => {
                     let _ = m.poll_action();

@@ -152,14 +152,16 @@ impl rand_core::SeedableRng for ZeroSizedRng {
     }
 }
 
-/// Every call in flight holds one (an async call, in its future). 17 words: the 17th is the
-/// breaker's lock-free gate, which spares a call two lock round trips.
+/// Every call in flight holds one (an async call, in its future). 18 words: the 17th is the
+/// breaker's lock-free gate, which spares a call two lock round trips; the 18th holds what the
+/// peers' controls need (how long the failed attempt took, retries counted by kind, the
+/// outcome that opened the breaker). With its default ChaCha8 RNG the machine stays 464 bytes,
+/// the size it had before that 18th word: the RNG's alignment had room for it.
 #[test]
-fn machine_without_its_rng_fits_in_136_bytes() {
+fn machine_without_its_rng_fits_in_144_bytes() {
     let size = size_of::<RetryMachine<'static, ZeroSizedRng>>();
-    println!(
-        "RetryMachine without RNG: {size} bytes; with ChaCha8: {}",
-        size_of::<RetryMachine<'static>>()
-    );
-    assert!(size <= 136, "{size} bytes");
+    let with_rng = size_of::<RetryMachine<'static>>();
+    println!("RetryMachine without RNG: {size} bytes; with ChaCha8: {with_rng}");
+    assert!(size <= 144, "{size} bytes");
+    assert!(with_rng <= 464, "{with_rng} bytes with ChaCha8");
 }

@@ -449,7 +449,8 @@ fn token_bucket_stops_retries_below_half() {
 fn budget_refusal_is_its_own_give_up_reason() {
     use std::sync::Mutex;
     let policy = RetryPolicy::builder().jitter(Jitter::None).build().unwrap();
-    let budget = Mutex::new(RetryBudget::ratio(0.0, 0, Duration::from_secs(10)).unwrap());
+    // One first attempt at 10 % earns a tenth of a retry: not one.
+    let budget = Mutex::new(RetryBudget::ratio(0.1, 0, Duration::from_secs(10)).unwrap());
     let mut m = resil_core::RetryMachine::new(
         &policy,
         resil_core::RequestInfo::new(resil_core::Method::Get),

@@ -5,9 +5,9 @@ use std::sync::Mutex;
 
 use proptest::prelude::*;
 use resil_core::{
-    Action, Attempt, Backoff, CallOutcome, CircuitBreaker, Input, Instant, Jitter, Method,
-    RequestInfo, ResponseHead, RetryAfter, RetryBudget, RetryMachine, RetryPolicy,
-    TransportErrorKind, TripCondition, UnixTime,
+    Action, Attempt, Backoff, CallOutcome, CircuitBreaker, DelayContext, DelayFn, Input, Instant,
+    Jitter, Method, RequestInfo, ResponseHead, RetryAfter, RetryBudget, RetryKind, RetryMachine,
+    RetryPolicy, TransportErrorKind, TripCondition, UnixTime,
 };
 
 const WALL_ORIGIN: u64 = 1_700_000_000;
@@ -25,11 +25,32 @@ struct PolicySpec {
     clamp: bool,
     spread: f64,
     non_idempotent: bool,
+    /// Which delay function, if any (see `DELAY_FNS`).
+    delay_fn: usize,
+    /// Retries allowed after connect, read, status and other failures, if bounded.
+    kind_limits: [Option<u32>; 4],
 }
+
+fn zero(_: &DelayContext) -> Option<Duration> {
+    Some(Duration::ZERO)
+}
+fn an_hour(_: &DelayContext) -> Option<Duration> {
+    Some(Duration::from_secs(3600))
+}
+fn tripled(ctx: &DelayContext) -> Option<Duration> {
+    Some(ctx.policy_delay * 3)
+}
+fn keep(_: &DelayContext) -> Option<Duration> {
+    None
+}
+
+/// Delay functions at the edges: zero, far too long, a multiple of the policy's, none.
+const DELAY_FNS: [Option<DelayFn>; 5] =
+    [None, Some(zero), Some(an_hour), Some(tripled), Some(keep)];
 
 impl PolicySpec {
     fn build(&self) -> RetryPolicy {
-        RetryPolicy::builder()
+        let builder = RetryPolicy::builder()
             .max_attempts(self.max_attempts)
             .backoff(self.backoff)
             .jitter(self.jitter)
@@ -40,7 +61,23 @@ impl PolicySpec {
             .max_retry_after(self.max_retry_after)
             .clamp_retry_after(self.clamp)
             .retry_after_spread(self.spread)
-            .retry_non_idempotent(self.non_idempotent)
+            .retry_non_idempotent(self.non_idempotent);
+        let mut builder = match DELAY_FNS[self.delay_fn] {
+            Some(f) => builder.delay_fn(f),
+            None => builder,
+        };
+        let kinds = [
+            RetryKind::Connect,
+            RetryKind::Read,
+            RetryKind::Status,
+            RetryKind::Other,
+        ];
+        for (kind, limit) in kinds.into_iter().zip(self.kind_limits) {
+            if let Some(limit) = limit {
+                builder = builder.kind_retries(kind, limit);
+            }
+        }
+        builder
             .build()
             .expect("the strategy only makes valid policies")
     }
@@ -80,12 +117,17 @@ fn policy() -> impl Strategy<Value = PolicySpec> {
             ms(120_000),
         ),
         (any::<bool>(), 0.0..=1.0f64, any::<bool>()),
+        (
+            0..DELAY_FNS.len(),
+            std::array::from_fn(|_| proptest::option::of(0u32..4)),
+        ),
     )
         .prop_map(
             |(
                 (max_attempts, backoff, jitter, max_delay),
                 (attempt_timeout, total_timeout, max_wait, max_retry_after),
                 (clamp, spread, non_idempotent),
+                (delay_fn, kind_limits),
             )| PolicySpec {
                 max_attempts,
                 backoff,
@@ -98,6 +140,8 @@ fn policy() -> impl Strategy<Value = PolicySpec> {
                 clamp,
                 spread,
                 non_idempotent,
+                delay_fn,
+                kind_limits,
             },
         )
 }
@@ -289,7 +333,15 @@ fn drive(spec: &PolicySpec, req: RequestInfo, script: &[(u64, Reply, Noise)], se
                 if let Some(max_wait) = spec.max_wait {
                     assert!(wait <= max_wait, "sleep {wait:?} > max_wait {max_wait:?}");
                 }
+                if asked.is_none() {
+                    assert!(wait <= spec.max_delay, "sleep {wait:?} > max_delay");
+                }
                 if let Some(asked) = asked {
+                    // The ask is a floor under the backoff: the longer of the two.
+                    assert!(
+                        wait <= spec.max_retry_after.max(spec.max_delay),
+                        "sleep {wait:?} after Retry-After {asked:?} > max_retry_after and max_delay"
+                    );
                     let floor = if spec.clamp {
                         asked.min(spec.max_retry_after)
                     } else {
@@ -377,6 +429,8 @@ proptest! {
         requests in 0u32..200,
         asks in 0u32..400,
     ) {
+        // A ratio of 0 with no reserve never grants a retry, and is refused at build.
+        prop_assume!(ratio > 0.0 || min_per_second > 0);
         let mut budget = RetryBudget::ratio(ratio, min_per_second, Duration::from_secs(10)).unwrap();
         let now = Instant::from_secs(5);
         for _ in 0..requests { budget.record_request(now); }

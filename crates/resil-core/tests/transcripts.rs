@@ -469,8 +469,8 @@ fn shared_breaker_opens_half_opens_closes_and_reopens() {
   event: gave up (AttemptsExhausted)
    2010ms fail: gave up after 1 attempt: all attempts were used (last: status 503)
 ---
-   3000ms fail: gave up after 0 attempts: the circuit breaker is open
-  event: gave up (CircuitOpen { until: Instant(32010000000) })
+   3000ms fail: gave up after 0 attempts: the circuit breaker is open, opened by status 503
+  event: gave up (CircuitOpen { until: Instant(32010000000), opened_by: Some(Status(503)) })
 ---
   33000ms send #1 (deadline 43000ms)
   event: breaker open -> half-open
@@ -500,8 +500,8 @@ fn shared_breaker_opens_half_opens_closes_and_reopens() {
   event: gave up (AttemptsExhausted)
   42010ms fail: gave up after 1 attempt: all attempts were used (last: connection refused)
 ---
-  43000ms fail: gave up after 0 attempts: the circuit breaker is open
-  event: gave up (CircuitOpen { until: Instant(72010000000) })";
+  43000ms fail: gave up after 0 attempts: the circuit breaker is open, opened by connection refused
+  event: gave up (CircuitOpen { until: Instant(72010000000), opened_by: Some(Error(Connect)) })";
     let got = common::normalize(&timeline.join("\n---\n"));
     let want = common::normalize(want);
     assert_eq!(got, want, "\n--- got ---\n{got}\n");
@@ -543,8 +543,8 @@ fn a_retry_the_open_breaker_would_refuse_is_not_waited_for() {
           110ms send #2 (deadline 10110ms)
           120ms #2 <- 503
       event: breaker closed -> open
-      event: gave up (CircuitOpen { until: Instant(30120000000) })
-          120ms fail: gave up after 2 attempts: the circuit breaker is open (last: status 503)
+      event: gave up (CircuitOpen { until: Instant(30120000000), opened_by: Some(Status(503)) })
+          120ms fail: gave up after 2 attempts: the circuit breaker is open, opened by status 503 (last: status 503)
         ",
     );
     assert_eq!(

@@ -68,7 +68,9 @@ pub struct Error<B> {
     method: String,
     url: String,
     attempts: u32,
-    give_up: Option<GiveUp>,
+    /// Boxed: an error is made once per failed call, and a `Result` carrying it inline would
+    /// be larger than clippy's `result_large_err` allows.
+    give_up: Option<Box<GiveUp>>,
     response: Option<Box<http::Response<B>>>,
     source: Option<BoxError>,
 }
@@ -123,7 +125,7 @@ impl<B> Error<B> {
     pub fn gave_up(give_up: GiveUp, method: &str, url: &str) -> Error<B> {
         let mut e = Error::new(ErrorKind::from_give_up(&give_up), method, url);
         e.attempts = give_up.attempts;
-        e.give_up = Some(give_up);
+        e.give_up = Some(Box::new(give_up));
         e
     }
 
@@ -166,12 +168,12 @@ impl<B> Error<B> {
 
     /// Why the retry machine gave up, when it did.
     pub fn give_up(&self) -> Option<&GiveUp> {
-        self.give_up.as_ref()
+        self.give_up.as_deref()
     }
 
     /// The status of the last response, if there was one.
     pub fn status(&self) -> Option<u16> {
-        match self.give_up.and_then(|g| g.last) {
+        match self.give_up.as_deref().and_then(|g| g.last) {
             Some(Cause::Status(s)) => Some(s),
             _ => self.response.as_ref().map(|r| r.status().as_u16()),
         }

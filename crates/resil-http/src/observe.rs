@@ -41,7 +41,8 @@ pub trait Hooks: Send + Sync {
     fn on_failure(&self, call: &CallInfo<'_>, give_up: &GiveUp) {
         let _ = (call, give_up);
     }
-    /// The shared circuit breaker changed state during this call.
+    /// The shared circuit breaker changed state during this call (a metrics-only breaker's
+    /// transitions too, with [`Transition::enforced`] false).
     fn on_breaker(&self, call: &CallInfo<'_>, transition: Transition) {
         let _ = (call, transition);
     }
@@ -122,6 +123,9 @@ pub struct RetryInfo {
     pub delay: Duration,
     /// The `Retry-After` the server asked for, when it was honoured.
     pub retry_after: Option<Duration>,
+    /// How long the failed attempt took, from its send to its end (Polly's
+    /// `OnRetryArguments.Duration`).
+    pub attempt_duration: Duration,
 }
 
 /// Why a retry happened, for [`Stats`] counters.
@@ -448,6 +452,8 @@ impl<'a> Observer<'a> {
                 cause,
                 delay,
                 retry_after,
+                attempt_duration,
+                ..
             } => {
                 add(&self.stats.retries[RetryReason::of(cause).index()], 1);
                 add(
@@ -458,13 +464,14 @@ impl<'a> Observer<'a> {
                     add(&self.stats.retry_after_honoured, 1);
                 }
                 #[cfg(feature = "tracing")]
-                tracing::info!(method = call.method, url = call.url, request_id = call.request_id, attempt = after.number(), cause = %cause, delay_ms = delay.as_millis() as u64, retry_after = retry_after.is_some(), "resil: retry scheduled");
+                tracing::info!(method = call.method, url = call.url, request_id = call.request_id, attempt = after.number(), cause = %cause, delay_ms = delay.as_millis() as u64, retry_after = retry_after.is_some(), attempt_ms = attempt_duration.as_millis() as u64, "resil: retry scheduled");
                 if let Some(h) = &self.hooks {
                     let info = RetryInfo {
                         after,
                         cause,
                         delay,
                         retry_after,
+                        attempt_duration,
                     };
                     h.on_retry(call, &info);
                 }
@@ -500,7 +507,7 @@ impl<'a> Observer<'a> {
             Event::Breaker(transition) => {
                 add(&self.stats.breaker_transitions, 1);
                 #[cfg(feature = "tracing")]
-                tracing::warn!(url = call.url, from = %transition.from, to = %transition.to, "resil: circuit breaker transition");
+                tracing::warn!(url = call.url, from = %transition.from, to = %transition.to, enforced = transition.enforced, "resil: circuit breaker transition");
                 if let Some(h) = &self.hooks {
                     h.on_breaker(call, transition);
                 }

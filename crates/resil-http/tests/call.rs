@@ -825,3 +825,95 @@ fn each_hop_reports_to_its_own_origins_breaker() {
         "the 302 was a success at a.test, the 503 a failure at b.test"
     );
 }
+
+/// What hooks saw of the breaker: its transitions (enforced or not) and the causes that
+/// opened the breakers that refused calls.
+#[derive(Default)]
+struct BreakerHooks {
+    seen: std::sync::Mutex<Vec<String>>,
+}
+
+impl resil_http::Hooks for BreakerHooks {
+    fn on_breaker(&self, _: &resil_http::CallInfo<'_>, t: resil_core::Transition) {
+        let line = format!("{} -> {} (enforced: {})", t.from, t.to, t.enforced);
+        self.seen.lock().unwrap().push(line);
+    }
+    fn on_failure(&self, _: &resil_http::CallInfo<'_>, g: &resil_core::GiveUp) {
+        self.seen.lock().unwrap().push(format!("failure: {g}"));
+    }
+}
+
+/// A metrics-only breaker's transitions and an enforcing breaker's rejection reach hooks and
+/// statistics as every driver reports them: through the call's observer.
+#[test]
+fn breaker_modes_and_the_cause_that_opened_it_reach_hooks_and_stats() {
+    use std::sync::{Arc, Mutex};
+
+    use resil_core::{BreakerMode, Cause, CircuitBreaker, GiveUpReason, TripCondition};
+
+    let run_with = |mode: BreakerMode| {
+        let hooks = Arc::new(BreakerHooks::default());
+        let breaker = CircuitBreaker::builder()
+            .trip(TripCondition::ConsecutiveFailures(1))
+            .mode(mode)
+            .build()
+            .unwrap();
+        let mut config = plain();
+        config.max_retries(0);
+        config.breaker(Arc::new(Mutex::new(breaker)));
+        config.hooks(hooks.clone());
+        let core = config.build().unwrap();
+        let mut outcomes = Vec::new();
+        for status in [503, 200] {
+            let draft: RequestDraft<FakeBody> =
+                RequestDraft::new(&core, http::Method::GET, "http://127.0.0.1/x");
+            let (mut parts, _) = draft.finish(&core, Some(0)).unwrap();
+            let mut call =
+                core.start_call::<FakeBody>(None, &mut parts, true, false, Instant::ZERO);
+            let outcome = match call.poll_step(&mut parts) {
+                Step::Send { attempt, .. } => {
+                    call.handle_response(Instant::ZERO, attempt, response(status), wall);
+                    match call.poll_step(&mut parts) {
+                        Step::Done(r) => Ok(r.status().as_u16()),
+                        Step::Fail(e) => Err(e),
+                        _ => panic!("a single attempt"),
+                    }
+                }
+                Step::Fail(e) => Err(e),
+                _ => panic!("expected a send or a refusal"),
+            };
+            outcomes.push(outcome);
+        }
+        let seen = hooks.seen.lock().unwrap().clone();
+        (outcomes, seen, core.stats())
+    };
+
+    let (outcomes, seen, stats) = run_with(BreakerMode::MetricsOnly);
+    assert!(
+        matches!(outcomes[1], Ok(200)),
+        "a metrics-only breaker admits"
+    );
+    assert!(
+        seen.contains(&"closed -> open (enforced: false)".to_owned()),
+        "{seen:?}"
+    );
+    assert_eq!(stats.breaker_transitions, 1);
+    assert_eq!(stats.breaker_rejections, 0);
+
+    let (outcomes, seen, stats) = run_with(BreakerMode::Enforcing);
+    let refused = outcomes[1].as_ref().unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::CircuitOpen);
+    assert!(matches!(
+        refused.give_up().map(|g| g.reason),
+        Some(GiveUpReason::CircuitOpen {
+            opened_by: Some(Cause::Status(503)),
+            ..
+        })
+    ));
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("the circuit breaker is open, opened by status 503")),
+        "{seen:?}"
+    );
+    assert_eq!(stats.breaker_rejections, 1);
+}

@@ -484,6 +484,7 @@ fn exponential(rng: &mut ChaCha8Rng, mean: u64) -> u64 {
 fn reason_name(reason: GiveUpReason) -> &'static str {
     match reason {
         GiveUpReason::AttemptsExhausted => "attempts exhausted",
+        GiveUpReason::KindExhausted { .. } => "kind retries exhausted",
         GiveUpReason::DeadlineExceeded => "deadline",
         GiveUpReason::RetryAfterTooLong { .. } => "retry-after too long",
         GiveUpReason::NotRetryable => "not retryable",

@@ -147,6 +147,7 @@ fn drain(machine: &mut RetryMachine<'_>, lines: &mut Vec<String>) {
                 cause,
                 delay,
                 retry_after,
+                ..
             } => format!(
                 "  event: retry after #{} ({cause}) in {delay:?}{}",
                 after.number(),
