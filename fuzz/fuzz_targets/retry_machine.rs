@@ -177,6 +177,8 @@ fuzz_target!(|data: &[u8]| {
                 terminal = Some(action);
                 in_flight = None;
             }
+            // These policies do not hedge (the `hedging` target drives that).
+            Action::Cancel { .. } => panic!("a policy without hedging cancelled an attempt"),
         }
         // Feed something: the in-flight attempt's answer, a stale answer, a timer, time travel.
         let advance = u.int_in_range(0..=5_000u64).unwrap_or(0) * 1_000_000;

@@ -10,9 +10,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
 static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 static FLAKY: AtomicU64 = AtomicU64::new(0);
+static TAIL: AtomicU64 = AtomicU64::new(0);
+
+/// How long the server sleeps before answering the `n`th request to `/tail`: 2 % of answers
+/// take 50 ms and 0.2 % take 500 ms, the rest none, drawn per request from a fixed seed (so
+/// every client meets the same sequence of slow answers in arrival order).
+pub fn tail_delay(n: u64) -> std::time::Duration {
+    let draw = resil_core::rand::mix(n ^ 0x7461_696c) % 1000;
+    std::time::Duration::from_millis(match draw {
+        0..2 => 500,
+        2..22 => 50,
+        _ => 0,
+    })
+}
 
 /// Runs the server: prints its port, serves `/ok`, `/flaky` (every 5th answer a 503 with an
-/// empty body) and `/stats`, and exits when stdin closes. Binaries call it on `--server`.
+/// empty body), `/tail` (a slow tail, see [`tail_delay`]) and `/stats`, and exits when stdin
+/// closes. Binaries call it on `--server`.
 pub fn server() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     println!("{}", listener.local_addr().expect("addr").port());
@@ -66,6 +80,15 @@ fn serve(stream: TcpStream) {
             "/flaky" if FLAKY.fetch_add(1, Ordering::Relaxed) % 5 == 0 => {
                 REQUESTS.fetch_add(1, Ordering::Relaxed);
                 b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n".to_vec()
+            }
+            "/tail" => {
+                REQUESTS.fetch_add(1, Ordering::Relaxed);
+                let delay = tail_delay(TAIL.fetch_add(1, Ordering::Relaxed));
+                if !delay.is_zero() {
+                    // Only this connection waits: the slow replica of a fan-out service.
+                    std::thread::sleep(delay);
+                }
+                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec()
             }
             _ => {
                 REQUESTS.fetch_add(1, Ordering::Relaxed);

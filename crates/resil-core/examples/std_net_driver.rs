@@ -64,6 +64,8 @@ fn main() -> Result<ExitCode, PolicyError> {
                 thread::sleep(until - Instant::now());
                 Input::Timer
             }
+            // One attempt at a time (this policy does not hedge): nothing is ever cancelled.
+            Action::Cancel { .. } => continue,
             Action::Done { attempt } => {
                 println!("done: {status} on {attempt}, body {body} bytes");
                 return Ok(ExitCode::from(u8::from(!(200..300).contains(&status))));

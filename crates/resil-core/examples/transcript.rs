@@ -78,6 +78,8 @@ fn run(
                 now = until;
                 machine.handle_input(now, Input::Timer);
             }
+            // This policy does not hedge: one attempt at a time, none cancelled.
+            Action::Cancel { attempt } => println!("{at:>9.3?}  cancel {attempt}"),
             Action::Done { attempt } => {
                 println!("{at:>9.3?}  done: {attempt}'s response goes to the caller");
                 break;

@@ -166,13 +166,15 @@ impl LatencySketchBuilder {
             requests: [0; SLOTS],
             hedges: [0; SLOTS],
             counts: [[0; SLOTS]; BUCKETS],
+            cached_delay: None,
+            cached_until: 0,
         })
     }
 }
 
 /// Recent latencies of one backend, the hedge delay they suggest, and the hedge-rate cap.
 ///
-/// A sans-IO quantile sketch over a sliding window, in fixed memory: 4 832 bytes on 64-bit
+/// A sans-IO quantile sketch over a sliding window, in fixed memory: 4 856 bytes on 64-bit
 /// targets, with no allocation ever (not even in [`build`](LatencySketchBuilder::build)).
 /// Time is an input; nothing here reads a clock.
 ///
@@ -271,6 +273,9 @@ pub struct LatencySketch {
     /// Latencies per bucket and slot, bucket-major: a query reads a bucket's slots at once.
     /// A slot's counts never exceed its `samples`, so `u16` cannot overflow.
     counts: [[u16; SLOTS]; BUCKETS],
+    /// The hedge delay last computed, and until when (nanoseconds) it stands.
+    cached_delay: Option<Duration>,
+    cached_until: u64,
 }
 
 // Bounded memory is the point: one sketch per backend, shared, never growing.
@@ -322,6 +327,10 @@ impl LatencySketch {
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         let bucket = bucket_of(micros);
         self.samples[slot] += 1;
+        if self.cached_delay.is_none() {
+            // Not enough samples when last asked: the next request asks again.
+            self.cached_until = 0;
+        }
         let count = &mut self.counts[bucket][slot];
         *count = count.saturating_add(1);
         // `bucket < BUCKETS = 464` fits a u16.
@@ -398,6 +407,20 @@ impl LatencySketch {
     pub fn hedge_delay(&self, now: Instant) -> Option<Duration> {
         self.quantile(now, self.hedge_quantile)
             .map(|d| d.max(self.min_delay).min(self.max_delay))
+    }
+
+    /// Counts one request ([`record_request`](Self::record_request)) and returns the hedge
+    /// delay for it: [`hedge_delay`](Self::hedge_delay), computed again at most every
+    /// sixteenth of a sub-window (a query reads every bucket; a request should not), so it
+    /// may trail the window by that much.
+    pub fn on_request(&mut self, now: Instant) -> Option<Duration> {
+        self.record_request(now);
+        let at = now.as_nanos();
+        if at >= self.cached_until || at.saturating_add(self.sub_window_nanos) < self.cached_until {
+            self.cached_delay = self.hedge_delay(now);
+            self.cached_until = at.saturating_add((self.sub_window_nanos / 16).max(1));
+        }
+        self.cached_delay
     }
 
     /// The quantile hedge delays are taken at.

@@ -9,7 +9,7 @@
 //! ## The driving loop
 //!
 //! A [`RetryMachine`] takes inputs with [`handle_input`](RetryMachine::handle_input) and
-//! answers [`poll_action`](RetryMachine::poll_action) with one of four actions:
+//! answers [`poll_action`](RetryMachine::poll_action) with one of five actions:
 //!
 //! 1. Build a [`RetryPolicy`] once; share it.
 //! 2. Per request, make a machine with the request's [`RequestInfo`], the current
@@ -20,6 +20,8 @@
 //!    - [`Action::Sleep`]: wait until the instant, then feed [`Input::Timer`].
 //!    - [`Action::Done`]: return that attempt's response.
 //!    - [`Action::Fail`]: stop; [`GiveUp`] says why.
+//!    - [`Action::Cancel`]: only when the policy hedges ([`Hedging`]): stop that attempt,
+//!      which lost to another or ran out of time while others are out.
 //! 4. After each call, drain [`poll_event`](RetryMachine::poll_event) for hooks and stats.
 //!
 //! Here the "server" answers 503, 503 (asking for 2 s via `Retry-After`), then 200, and the
@@ -61,6 +63,8 @@
 //!             break;
 //!         }
 //!         Action::Fail(give_up) => panic!("{give_up}"),
+//!         // Only a hedging policy has attempts to cancel (see `Hedging`).
+//!         Action::Cancel { .. } => unreachable!(),
 //!     }
 //!     while let Some(event) = machine.poll_event() {
 //!         if let Event::RetryScheduled { after, cause, delay, .. } = event {
@@ -135,6 +139,7 @@ mod budget;
 pub mod coming_from;
 mod error;
 mod framing;
+mod hedge;
 mod latency;
 mod policy;
 mod redirect;
@@ -156,6 +161,7 @@ pub use breaker::{
 pub use budget::{QuotaCosts, RetryBudget};
 pub use error::PolicyError;
 pub use framing::{FramingError, Http1Framing, MAX_LINE};
+pub use hedge::{HedgeDelay, Hedging, MAX_IN_FLIGHT};
 pub use latency::{LatencySketch, LatencySketchBuilder};
 pub use policy::{
     AttemptOutcome, Cause, DelayContext, DelayFn, HeaderLookup, Method, RequestInfo, ResponseHead,

@@ -545,6 +545,14 @@ pub struct RetryPolicy {
     /// The most retries of each [`RetryKind`], [`NO_LIMIT`] where unbounded.
     pub(crate) kind_limits: [u16; 4],
     pub(crate) delay_fn: Option<DelayFn>,
+    pub(crate) hedging: Option<crate::hedge::Hedging>,
+}
+
+impl RetryPolicy {
+    /// How the policy hedges, if it does.
+    pub fn hedging(&self) -> Option<&crate::hedge::Hedging> {
+        self.hedging.as_ref()
+    }
 }
 
 /// A [`RetryPolicy::kind_limits`] entry without a bound.
@@ -574,6 +582,7 @@ impl fmt::Debug for RetryPolicy {
             .field("respect_retry_after", &self.respect_retry_after)
             .field("kind_limits", &self.kind_limits)
             .field("delay_fn", &self.delay_fn.is_some())
+            .field("hedging", &self.hedging)
             .finish()
     }
 }
@@ -602,6 +611,7 @@ impl Default for RetryPolicy {
             respect_retry_after: true,
             kind_limits: [NO_LIMIT; 4],
             delay_fn: None,
+            hedging: None,
         }
     }
 }
@@ -732,6 +742,7 @@ pub struct RetryPolicyBuilder {
     respect_retry_after: bool,
     kind_limits: [Option<u32>; 4],
     delay_fn: Option<DelayFn>,
+    hedging: Option<crate::hedge::Hedging>,
     error: Option<PolicyError>,
 }
 
@@ -768,6 +779,7 @@ impl Default for RetryPolicyBuilder {
             respect_retry_after: true,
             kind_limits: [None; 4],
             delay_fn: None,
+            hedging: None,
             error: None,
         }
     }
@@ -952,6 +964,27 @@ impl RetryPolicyBuilder {
         self
     }
 
+    /// Hedges the request when it is slower than usual (see [`Hedging`](crate::Hedging) for
+    /// the rules): another copy goes out while the first is still in flight, the first good
+    /// answer wins and the rest are cancelled. Off by default. A delay of zero, more
+    /// attempts in flight than `max_attempts` or than [`MAX_IN_FLIGHT`](crate::MAX_IN_FLIGHT)
+    /// are refused by [`build`](Self::build).
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use resil_core::{Hedging, RetryPolicy};
+    ///
+    /// let policy = RetryPolicy::builder()
+    ///     .hedge(Hedging::adaptive().fallback(Duration::from_millis(50)))
+    ///     .build()?;
+    /// assert!(RetryPolicy::builder().hedge(Hedging::fixed(Duration::ZERO)).build().is_err());
+    /// # Ok::<(), resil_core::PolicyError>(())
+    /// ```
+    pub fn hedge(mut self, hedging: crate::hedge::Hedging) -> Self {
+        self.hedging = Some(hedging);
+        self
+    }
+
     fn fail(&mut self, field: &'static str, problem: &'static str) {
         self.error.get_or_insert(PolicyError::new(field, problem));
     }
@@ -992,6 +1025,9 @@ impl RetryPolicyBuilder {
                 }
             };
         }
+        if let Some(hedging) = &self.hedging {
+            hedging.check(self.max_attempts)?;
+        }
         let schedule = BackoffSchedule::new(self.backoff, self.jitter, self.max_delay)?;
         let nanos_or_max = |d: Option<Duration>| d.map_or(u64::MAX, duration_to_nanos);
         Ok(RetryPolicy {
@@ -1013,6 +1049,7 @@ impl RetryPolicyBuilder {
             respect_retry_after: self.respect_retry_after,
             kind_limits,
             delay_fn: self.delay_fn,
+            hedging: self.hedging,
         })
     }
 }

@@ -14,6 +14,8 @@ use crate::attempt::Attempt;
 use crate::backoff::{scale, uniform};
 use crate::breaker::{BreakerState, CallOutcome, CircuitBreaker, HeldPermit, Rejected, Transition};
 use crate::budget::RetryBudget;
+use crate::hedge::{Flight, Out};
+use crate::latency::LatencySketch;
 use crate::policy::{
     AttemptOutcome, Cause, Classification, DelayContext, NO_LIMIT, RequestInfo, ResponseHead,
     RetryContext, RetryKind, RetryPolicy, TransportErrorKind,
@@ -59,6 +61,13 @@ pub enum Action {
     Sleep {
         /// When to wake.
         until: Instant,
+    },
+    /// Stop `attempt` and drop whatever it brings: it lost to another attempt of a hedging
+    /// call, or its deadline passed while others are still out. Only a hedging call emits it,
+    /// before any other action, once per attempt; an input for it later is ignored.
+    Cancel {
+        /// The attempt to stop.
+        attempt: Attempt,
     },
     /// Hand `attempt`'s response to the caller. Terminal.
     Done {
@@ -204,6 +213,23 @@ pub enum Event {
         /// Its status.
         status: u16,
     },
+    /// A hedge was sent: `attempt` went out while an earlier attempt was still in flight.
+    HedgeSent {
+        /// The hedge.
+        attempt: Attempt,
+    },
+    /// The final response came from a hedge (follows its `Completed`).
+    HedgeWon {
+        /// The hedge that won.
+        attempt: Attempt,
+    },
+    /// An attempt still in flight was abandoned ([`Action::Cancel`]).
+    Cancelled {
+        /// Which.
+        attempt: Attempt,
+        /// It lost to another attempt's answer (else its deadline passed).
+        lost: bool,
+    },
     /// The machine gave up.
     GaveUp(GiveUp),
     /// The shared breaker changed state during one of this machine's calls.
@@ -256,10 +282,13 @@ const EV_RETRY: u16 = 2;
 const EV_COMPLETED: u16 = 3;
 const EV_GAVE_UP: u16 = 4;
 const EV_BREAKER: u16 = 5;
+const EV_HEDGE: u16 = 6;
+const EV_CANCELLED: u16 = 7;
 
 impl EventQueue {
-    /// Queues an event; past four unpolled ones the oldest is dropped (each call adds at
-    /// most two).
+    /// Queues an event; past four unpolled ones the oldest is dropped (an input or a poll
+    /// adds at most four: an attempt's end and a hedge's win, or a hedge sent and started,
+    /// each with up to two breaker transitions).
     fn push(&mut self, kind: u16, transition: u16, attempt: u32) {
         let item = (transition & 0x10) << 11
             | (kind & 0x7) << 12
@@ -315,6 +344,7 @@ const NO_RETRY_AFTER: u64 = u64::MAX;
 
 type BreakerRef<'p> = &'p (dyn Shared<CircuitBreaker> + Sync);
 type BudgetRef<'p> = &'p (dyn Shared<RetryBudget> + Sync);
+type LatencyRef<'p> = &'p (dyn Shared<LatencySketch> + Sync);
 
 /// One logical request across its attempts, as a sans-IO state machine.
 ///
@@ -386,6 +416,14 @@ pub struct RetryMachine<'p, R = ChaCha8Rng> {
     continued: bool,
     last: Option<Cause>,
     events: EventQueue,
+    /// Recent latencies and the hedge-rate cap, shared by the client's calls.
+    latency: Option<LatencyRef<'p>>,
+    /// The policy hedges and this request may be sent twice at once.
+    hedgeable: bool,
+    /// When the next hedge may go out ([`Instant::MAX`]: none).
+    hedge_at: Instant,
+    /// The attempts out at once, from the first hedge on.
+    flight: Option<alloc::boxed::Box<Flight>>,
     /// The per-request seed; expanded into `rng` the first time a delay needs randomness.
     seed: u64,
     rng: Option<R>,
@@ -445,6 +483,14 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             continued: false,
             last: None,
             events: EventQueue::default(),
+            latency: None,
+            hedgeable: policy.hedging.is_some()
+                && request.body_replayable
+                && (request.method.is_idempotent()
+                    || request.has_idempotency_key
+                    || policy.retry_non_idempotent),
+            hedge_at: Instant::MAX,
+            flight: None,
             seed,
             rng: None,
         }
@@ -467,6 +513,19 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
     pub fn with_breaker_gate(mut self, gate: &'p crate::breaker::BreakerGate) -> Self {
         self.gate = Some(gate);
         self
+    }
+
+    /// Feeds this shared latency sketch (successes' and timeouts' latencies, requests,
+    /// hedges) and takes from it the adaptive hedge delay and the hedge-rate cap. Without
+    /// one, an adaptive delay falls back to its fallback and hedges are not capped.
+    pub fn with_latency(mut self, sketch: &'p (dyn Shared<LatencySketch> + Sync)) -> Self {
+        self.latency = Some(sketch);
+        self
+    }
+
+    /// Whether this call hedges: the policy does and the request may be sent twice at once.
+    pub fn hedges(&self) -> bool {
+        self.hedgeable
     }
 
     /// Deposits first attempts in, and asks before every retry of, this shared budget.
@@ -539,6 +598,9 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
     /// terminal action are ignored; `now` earlier than a previous one is clamped.
     pub fn handle_input(&mut self, now: Instant, input: Input<'_>) {
         self.now = self.now.max(now);
+        if self.flight.is_some() {
+            return self.handle_hedged(input);
+        }
         let current = Attempt::new(self.attempts);
         match (self.phase, input) {
             (Phase::InFlight, Input::Response { attempt, head }) if attempt == current => {
@@ -559,6 +621,19 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
 
     /// The next action. `Send` is emitted once per attempt; asking again is always safe.
     pub fn poll_action(&mut self) -> Action {
+        if let Some(flight) = self.flight.as_deref_mut() {
+            if let Some((attempt, lost)) = flight.next_cancel() {
+                let transition = u16::from(lost);
+                self.events.push(EV_CANCELLED, transition, attempt);
+                return Action::Cancel {
+                    attempt: Attempt::new(attempt),
+                };
+            }
+            if flight.len() == 0 && !matches!(self.phase, Phase::Done | Phase::Failed(_)) {
+                // Nothing out and nothing to cancel: one attempt at a time again.
+                self.flight = None;
+            }
+        }
         match self.phase {
             Phase::Ready if self.attempts > 0 && self.now >= self.deadline => {
                 self.fail(Reason::DeadlineExceeded, 0);
@@ -575,18 +650,28 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                     self.phase = Phase::InFlight;
                     self.at = self.now;
                     self.events.push(EV_STARTED, 0, self.attempts);
+                    if self.hedgeable {
+                        self.schedule_hedge(self.attempts == 1 && !self.continued);
+                    }
                     Action::Send {
                         attempt: Attempt::new(self.attempts),
                         deadline: self.attempt_deadline(),
                     }
                 }
             },
+            Phase::InFlight if self.now >= self.hedge_at => match self.try_hedge() {
+                Some(send) => send,
+                None => self.poll_action(),
+            },
+            Phase::InFlight if self.flight.is_some() => Action::Sleep {
+                until: self.next_wake(),
+            },
             Phase::InFlight => Action::Sleep {
-                until: self.attempt_deadline(),
+                until: self.attempt_deadline().min(self.hedge_at),
             },
             Phase::Backoff => Action::Sleep { until: self.at },
             Phase::Done => Action::Done {
-                attempt: Attempt::new(self.attempts),
+                attempt: Attempt::new(self.flight.as_ref().map_or(self.attempts, |f| f.winner)),
             },
             Phase::Failed(reason) => Action::Fail(self.give_up(reason)),
         }
@@ -613,9 +698,15 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                     .then(|| Duration::from_nanos(self.detail)),
                 attempt_duration: Duration::from_nanos(self.took),
             },
+            EV_COMPLETED if transition & 1 == 1 => Event::HedgeWon { attempt },
             EV_COMPLETED => match self.last? {
                 Cause::Status(status) => Event::Completed { attempt, status },
                 Cause::Error(_) => return self.poll_event(),
+            },
+            EV_HEDGE => Event::HedgeSent { attempt },
+            EV_CANCELLED => Event::Cancelled {
+                attempt,
+                lost: transition & 1 == 1,
             },
             EV_GAVE_UP => match self.phase {
                 Phase::Failed(reason) => Event::GaveUp(self.give_up(reason)),
@@ -667,6 +758,9 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             (false, None) => b.record_outcome(failure),
         });
         self.last = Some(outcome.cause());
+        if self.hedgeable {
+            self.record_latency(&outcome, failure);
+        }
         let ctx = RetryContext {
             attempt: Attempt::new(self.attempts),
             method: self.request.method,
@@ -678,7 +772,9 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                 self.events.push(EV_COMPLETED, 0, self.attempts);
             }
             Classification::Fatal => self.fail(Reason::NotRetryable, 0),
-            Classification::Retryable => self.schedule_retry(&outcome, rejects_until),
+            Classification::Retryable => {
+                self.schedule_retry(&outcome, rejects_until, self.attempts);
+            }
         }
     }
 
@@ -696,7 +792,13 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         computed.min(self.policy.max_wait)
     }
 
-    fn schedule_retry(&mut self, outcome: &AttemptOutcome<'_>, rejects_until: Option<Instant>) {
+    /// `after`: the attempt that failed.
+    fn schedule_retry(
+        &mut self,
+        outcome: &AttemptOutcome<'_>,
+        rejects_until: Option<Instant>,
+        after: u32,
+    ) {
         if !self.policy.may_replay(&self.request, outcome) {
             return self.fail(Reason::NonIdempotent, 0);
         }
@@ -767,7 +869,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         self.kind_retries[kind] = self.kind_retries[kind].saturating_add(1);
         self.delay = wait;
         self.detail = honoured;
-        self.events.push(EV_RETRY, 0, self.attempts);
+        self.events.push(EV_RETRY, 0, after);
         if wait == 0 {
             self.phase = Phase::Ready;
         } else {
@@ -923,6 +1025,283 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
     }
 }
 
+/// Hedging: several attempts out at once. Apart from the rest so a call that never hedges
+/// runs none of it (it costs such a call a flag test per input and per action).
+impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
+    /// Sets when the next hedge may go out, the attempt just sent being the latest; on the
+    /// request's first attempt (`first`) the sketch counts the request.
+    fn schedule_hedge(&mut self, first: bool) {
+        let Some(hedging) = self.policy.hedging else {
+            return;
+        };
+        if self.flight.as_ref().is_some_and(|f| f.stopped) {
+            self.hedge_at = Instant::MAX;
+            return;
+        }
+        let now = self.now;
+        let mut sketch = None;
+        if let Some(latency) = self.latency {
+            latency.with_mut(&mut |l| {
+                sketch = if first {
+                    l.on_request(now)
+                } else {
+                    l.hedge_delay(now)
+                };
+            });
+        }
+        self.hedge_at = match hedging.delay_nanos(sketch) {
+            Some(delay) => now.saturating_add(Duration::from_nanos(delay)),
+            None => Instant::MAX,
+        };
+    }
+
+    /// Sends a hedge if the policy, the deadline, the hedge-rate cap, the breaker and the
+    /// budget all allow one; otherwise stops hedging for this call (`None`).
+    fn try_hedge(&mut self) -> Option<Action> {
+        let max_in_flight = self
+            .policy
+            .hedging
+            .map_or(1, |h| usize::from(h.max_in_flight));
+        let out = self.flight.as_ref().map_or(1, |f| f.len());
+        let stopped = self.flight.as_ref().is_some_and(|f| f.stopped);
+        let now = self.now;
+        if out >= max_in_flight {
+            // Full: the next hedge waits for an attempt to fail.
+            self.hedge_at = Instant::MAX;
+            return None;
+        }
+        if stopped || self.attempts >= self.policy.max_attempts || now >= self.deadline {
+            return self.stop_hedging();
+        }
+        if let Some(latency) = self.latency {
+            let mut allowed = false;
+            latency.with_mut(&mut |l| allowed = l.try_hedge(now));
+            if !allowed {
+                return self.stop_hedging();
+            }
+        }
+        // The attempt out so far moves into the flight; the hedge becomes the latest.
+        let flight = self.flight.get_or_insert_with(Default::default);
+        if flight.len() == 0 {
+            flight.add(Out {
+                attempt: self.attempts,
+                sent: self.at,
+                permit: self.permit.take(),
+                hedge: false,
+            });
+        }
+        if self.acquire_permit().is_err() {
+            return self.stop_hedging();
+        }
+        let mut granted = true;
+        self.with_budget_mut(|b, now| granted = b.try_withdraw(now));
+        if !granted {
+            if let (Some(held), Some(breaker)) = (self.permit.take(), self.breaker) {
+                let permit = held.permit(now);
+                breaker.with_mut(&mut |b| b.release(permit));
+            }
+            return self.stop_hedging();
+        }
+        self.attempts += 1;
+        self.at = now;
+        let hedge = Out {
+            attempt: self.attempts,
+            sent: now,
+            permit: self.permit.take(),
+            hedge: true,
+        };
+        if let Some(flight) = self.flight.as_deref_mut() {
+            flight.add(hedge);
+        }
+        self.events.push(EV_STARTED, 0, self.attempts);
+        self.events.push(EV_HEDGE, 0, self.attempts);
+        self.schedule_hedge(false);
+        Some(Action::Send {
+            attempt: Attempt::new(self.attempts),
+            deadline: self.attempt_deadline(),
+        })
+    }
+
+    /// No more hedges in this call.
+    fn stop_hedging(&mut self) -> Option<Action> {
+        self.hedge_at = Instant::MAX;
+        if let Some(flight) = self.flight.as_deref_mut() {
+            flight.stopped = true;
+        }
+        None
+    }
+
+    /// When the machine must next be woken while attempts are out: the earliest deadline of
+    /// those out, or the next hedge.
+    fn next_wake(&self) -> Instant {
+        let timeout = Duration::from_nanos(self.policy.attempt_timeout);
+        let earliest = self.flight.as_ref().and_then(|f| {
+            f.out
+                .iter()
+                .flatten()
+                .map(|o| o.sent.saturating_add(timeout))
+                .min()
+        });
+        earliest
+            .unwrap_or(Instant::MAX)
+            .min(self.deadline)
+            .min(self.hedge_at)
+    }
+
+    /// Feeds the sketch a finished attempt's latency: a success's, or a timeout's (the time
+    /// it was given); never a fast failure, which would pull the hedge delay down.
+    fn record_latency(&mut self, outcome: &AttemptOutcome<'_>, failure: bool) {
+        let timeout = matches!(outcome, AttemptOutcome::Error(TransportErrorKind::Timeout));
+        if failure && !timeout {
+            return;
+        }
+        let (Some(latency), now) = (self.latency, self.now) else {
+            return;
+        };
+        let took = Duration::from_nanos(self.took);
+        latency.with_mut(&mut |l| l.record(now, took));
+    }
+
+    /// An input while attempts are out at once.
+    fn handle_hedged(&mut self, input: Input<'_>) {
+        if self.phase != Phase::InFlight {
+            return;
+        }
+        match input {
+            Input::Response { attempt, head } => {
+                self.finish_out(attempt.number(), AttemptOutcome::Response(head));
+            }
+            Input::Error { attempt, kind } => {
+                self.finish_out(attempt.number(), AttemptOutcome::Error(kind));
+            }
+            Input::Timer => {
+                let timeout = Duration::from_nanos(self.policy.attempt_timeout);
+                let (now, deadline) = (self.now, self.deadline);
+                let mut expired = [0u32; crate::hedge::MAX_IN_FLIGHT as usize];
+                if let Some(flight) = self.flight.as_deref() {
+                    for (slot, out) in expired.iter_mut().zip(&flight.out) {
+                        if let Some(o) =
+                            out.filter(|o| now >= o.sent.saturating_add(timeout).min(deadline))
+                        {
+                            *slot = o.attempt;
+                        }
+                    }
+                }
+                for attempt in expired.into_iter().filter(|&a| a != 0) {
+                    if self.phase != Phase::InFlight {
+                        break;
+                    }
+                    if let Some(flight) = self.flight.as_deref_mut() {
+                        flight.abandon(attempt, false);
+                    }
+                    self.finish_out(attempt, AttemptOutcome::Error(TransportErrorKind::Timeout));
+                }
+            }
+        }
+    }
+
+    /// Attempt `attempt`'s outcome while attempts are out at once; ignored unless it is out.
+    fn finish_out(&mut self, attempt: u32, outcome: AttemptOutcome<'_>) {
+        let Some(out) = self.flight.as_deref_mut().and_then(|f| f.take(attempt)) else {
+            return;
+        };
+        let failure = self.policy.is_failure(&outcome);
+        // The breaker and the budget hear it as any attempt's.
+        let mut rejects_until = None;
+        self.took = self.now.as_nanos().saturating_sub(out.sent.as_nanos());
+        if let Some(held) = out.permit.filter(|p| failure || !self.quiet_for(*p)) {
+            let call = if failure {
+                CallOutcome::Failure
+            } else {
+                CallOutcome::Success
+            };
+            let cause = outcome.cause();
+            let mut opened_by = None;
+            self.with_breaker_mut(|b, now| {
+                b.record_with_cause(now, held.permit(out.sent), call, cause);
+                rejects_until = b.rejects_until();
+                opened_by = b.opened_by();
+            });
+            self.opened_by = opened_by;
+        }
+        // The call's first outcome deposits its request, whichever attempt brings it.
+        let first = !self.continued && self.last.is_none();
+        self.with_budget_mut(|b, now| {
+            if first {
+                b.record_attempt(now, None, failure);
+            } else {
+                b.record_outcome(failure);
+            }
+        });
+        self.last = Some(outcome.cause());
+        self.record_latency(&outcome, failure);
+        let ctx = RetryContext {
+            attempt: Attempt::new(attempt),
+            method: self.request.method,
+            outcome,
+        };
+        match self.policy.classify(&ctx) {
+            Classification::Final => {
+                self.phase = Phase::Done;
+                self.events.push(EV_COMPLETED, 0, attempt);
+                if out.hedge {
+                    self.events.push(EV_COMPLETED, 1, attempt);
+                }
+                self.end_flight(attempt);
+            }
+            Classification::Fatal => {
+                self.fail(Reason::NotRetryable, 0);
+                self.end_flight(attempt);
+            }
+            Classification::Retryable if self.flight.as_ref().is_some_and(|f| f.len() > 0) => {
+                // Others are still out: the next hedge goes at once, unless the server pushed
+                // back or this request may not be sent again.
+                let pushback =
+                    matches!(outcome, AttemptOutcome::Response(h) if h.retry_after.is_some());
+                let stopped = self.flight.as_ref().is_some_and(|f| f.stopped);
+                if pushback
+                    || !self.policy.may_replay(&self.request, &outcome)
+                    || self.attempts >= self.policy.max_attempts
+                {
+                    self.stop_hedging();
+                } else if !stopped {
+                    self.hedge_at = self.now;
+                }
+            }
+            Classification::Retryable => {
+                // It was the last one out: the call retries as without hedging (the flight
+                // goes once its cancellations are polled out).
+                self.schedule_retry(&outcome, rejects_until, attempt);
+            }
+        }
+    }
+
+    /// The call ended with `winner`'s outcome: every other attempt out is cancelled, its
+    /// permit handed back (it counts as neither success nor failure), its time so far fed to
+    /// the sketch (it ran at least that long).
+    fn end_flight(&mut self, winner: u32) {
+        self.hedge_at = Instant::MAX;
+        let Some(mut flight) = self.flight.take() else {
+            return;
+        };
+        flight.winner = winner;
+        let now = self.now;
+        let outs = core::mem::take(&mut flight.out);
+        for out in outs.into_iter().flatten() {
+            if let (Some(held), Some(breaker)) = (out.permit, self.breaker) {
+                let permit = held.permit(out.sent);
+                breaker.with_mut(&mut |b| b.release(permit));
+            }
+            if let Some(latency) = self.latency {
+                let ran = Duration::from_nanos(now.as_nanos().saturating_sub(out.sent.as_nanos()));
+                latency.with_mut(&mut |l| l.record(now, ran));
+            }
+            flight.abandon(out.attempt, true);
+        }
+        self.flight = Some(flight);
+    }
+}
+
 impl<R> Drop for RetryMachine<'_, R> {
     /// A machine dropped mid-attempt (a cancelled call) hands its permit back, so a lost
     /// half-open probe frees its slot at once instead of waiting for the probe timeout.
@@ -930,6 +1309,15 @@ impl<R> Drop for RetryMachine<'_, R> {
         if let (Some(held), Some(breaker)) = (self.permit.take(), self.breaker) {
             let permit = held.permit(self.at);
             breaker.with_mut(&mut |b| b.release(permit));
+        }
+        // A hedging call's attempts still out, likewise.
+        if let (Some(flight), Some(breaker)) = (self.flight.as_deref_mut(), self.breaker) {
+            for out in flight.out.iter_mut().filter_map(Option::take) {
+                if let Some(held) = out.permit {
+                    let permit = held.permit(out.sent);
+                    breaker.with_mut(&mut |b| b.release(permit));
+                }
+            }
         }
     }
 }

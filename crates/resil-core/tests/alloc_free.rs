@@ -65,6 +65,7 @@ fn three_attempts(
                 m.handle_input(now, Input::Timer);
             }
             Action::Done { attempt } => return attempt.number() + events,
+            Action::Cancel { .. } => panic!("nothing hedges here"),
             Action::Fail(g) => panic!("{g}"),
         }
         while m.poll_event().is_some() {
@@ -152,16 +153,16 @@ impl rand_core::SeedableRng for ZeroSizedRng {
     }
 }
 
-/// Every call in flight holds one (an async call, in its future). 18 words: the 17th is the
+/// Every call in flight holds one (an async call, in its future). 23 words: the 17th is the
 /// breaker's lock-free gate, which spares a call two lock round trips; the 18th holds what the
 /// peers' controls need (how long the failed attempt took, retries counted by kind, the
-/// outcome that opened the breaker). With its default ChaCha8 RNG the machine stays 464 bytes,
-/// the size it had before that 18th word: the RNG's alignment had room for it.
+/// outcome that opened the breaker); the last five are hedging's (the shared latency sketch,
+/// when the next hedge goes, the attempts out at once, boxed until a call hedges).
 #[test]
-fn machine_without_its_rng_fits_in_144_bytes() {
+fn machine_without_its_rng_fits_in_184_bytes() {
     let size = size_of::<RetryMachine<'static, ZeroSizedRng>>();
     let with_rng = size_of::<RetryMachine<'static>>();
     println!("RetryMachine without RNG: {size} bytes; with ChaCha8: {with_rng}");
-    assert!(size <= 144, "{size} bytes");
-    assert!(with_rng <= 464, "{with_rng} bytes with ChaCha8");
+    assert!(size <= 184, "{size} bytes");
+    assert!(with_rng <= 496, "{with_rng} bytes with ChaCha8");
 }

@@ -78,6 +78,7 @@ fn call(
                 delay: Duration::ZERO,
             }),
             Action::Done { .. } => steps.push(Step::Success { quota: quota() }),
+            Action::Cancel { .. } => panic!("nothing hedges here"),
             Action::Fail(g) => steps.push(match g.reason {
                 GiveUpReason::AttemptsExhausted => Step::MaxAttemptsExceeded { quota: quota() },
                 GiveUpReason::BudgetExhausted => Step::RetryQuotaExceeded { quota: quota() },

@@ -356,6 +356,7 @@ fn drive(spec: &PolicySpec, req: RequestInfo, script: &[(u64, Reply, Noise)], se
                 now = until;
                 m.handle_input(now, Input::Timer);
             }
+            Action::Cancel { .. } => panic!("a policy without hedging cancelled an attempt"),
             Action::Done { .. } | Action::Fail(_) => {
                 // Sticky.
                 m.handle_input(now + Duration::from_secs(1), Input::Timer);
@@ -464,7 +465,7 @@ proptest! {
                         m.handle_input(now, Input::Response { attempt, head: ResponseHead::new(status) });
                     }
                     Action::Sleep { until } => { now = until; m.handle_input(now, Input::Timer); }
-                    Action::Done { .. } | Action::Fail(_) => break,
+                    Action::Done { .. } | Action::Fail(_) | Action::Cancel { .. } => break,
                 }
                 while m.poll_event().is_some() {}
             }

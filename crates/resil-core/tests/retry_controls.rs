@@ -318,6 +318,7 @@ fn the_retry_event_carries_the_failed_attempts_duration() {
             }
             Action::Done { .. } => break,
             Action::Fail(g) => panic!("{g}"),
+            Action::Cancel { .. } => panic!("nothing hedges here"),
         }
         while let Some(e) = m.poll_event() {
             if let Event::RetryScheduled {

@@ -111,6 +111,11 @@ pub fn drive(machine: &mut RetryMachine<'_>, start: Instant, script: &[Reply]) -
                 machine.handle_input(now, Input::Timer);
                 false
             }
+            Action::Cancel { attempt } => {
+                write!(line, "cancel #{}", attempt.number()).unwrap();
+                lines.push(line);
+                false
+            }
             Action::Done { attempt } => {
                 write!(line, "done #{}", attempt.number()).unwrap();
                 lines.push(line);
