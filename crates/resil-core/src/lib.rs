@@ -88,6 +88,7 @@
 //! | [`RetryBudget`] | Finagle ratio budget and gRPC token bucket |
 //! | [`RedirectPolicy`] | whether a 3xx is followed, with which method, body and credentials |
 //! | [`Http1Framing`] | the framing of the responses on one HTTP/1.1 connection, checked |
+//! | [`ServerQuota`], [`RateLimitField`] | the server's own numbers (`RateLimit`/`RateLimit-Policy`, `X-RateLimit-*`), parsed |
 //! | [`Shared`] | the lock through which machines share a breaker or budget |
 //!
 //! ## Safety rules the machine enforces
@@ -129,6 +130,7 @@ mod breaker;
 mod budget;
 mod error;
 mod framing;
+mod limiter;
 mod policy;
 mod redirect;
 mod retry;
@@ -148,6 +150,9 @@ pub use breaker::{
 pub use budget::RetryBudget;
 pub use error::PolicyError;
 pub use framing::{FramingError, Http1Framing, MAX_LINE};
+pub use limiter::{
+    QuotaPolicy, QuotaUnit, RateLimitField, RateLimitPolicyField, ServerQuota, ServiceLimit,
+};
 pub use policy::{
     AttemptOutcome, HeaderLookup, Method, RequestInfo, ResponseHead, RetryContext, RetryPolicy,
     RetryPolicyBuilder, RetryPredicate, StatusSet, TransportErrorKind, TransportErrorKinds,
