@@ -1,9 +1,10 @@
 //! # resil-core
 //!
 //! The decisions behind resilient HTTP calls — retry, backoff and jitter, `Retry-After`,
-//! deadlines, circuit breaking and retry budgets — as **sans-IO state machines** in
-//! `no_std + alloc` Rust. Core never reads a clock, opens a socket or spawns a thread: time and
-//! randomness are inputs, so every behaviour replays bit for bit from a seed on a fake clock.
+//! deadlines, circuit breaking, retry budgets and overload control (rate, concurrency and
+//! server-quota limits) — as **sans-IO state machines** in `no_std + alloc` Rust. Core never
+//! reads a clock, opens a socket or spawns a thread: time and randomness are inputs, so every
+//! behaviour replays bit for bit from a seed on a fake clock.
 //! The drivers (`resil-blocking`, `resil-tokio`, `resil-isahc`) only move bytes and keep time.
 //!
 //! ## The driving loop
@@ -88,8 +89,10 @@
 //! | [`RetryBudget`] | Finagle ratio budget and gRPC token bucket |
 //! | [`RedirectPolicy`] | whether a 3xx is followed, with which method, body and credentials |
 //! | [`Http1Framing`] | the framing of the responses on one HTTP/1.1 connection, checked |
+//! | [`Admission`] | the one shape of every limiter below: acquire, claim, record, release |
+//! | [`RateLimiter`] | a static rate with a burst (token bucket); waiting for a token is an action |
 //! | [`ServerQuota`], [`RateLimitField`] | the server's own numbers (`RateLimit`/`RateLimit-Policy`, `X-RateLimit-*`), parsed |
-//! | [`Shared`] | the lock through which machines share a breaker or budget |
+//! | [`Shared`] | the lock through which machines share a breaker, budget or limiter |
 //!
 //! ## Safety rules the machine enforces
 //!
@@ -107,7 +110,7 @@
 //!
 //! ## Features
 //!
-//! - `std`: [`Shared`] for `std::sync::Mutex`, [`Instant::now`] (on a process-wide origin,
+//! - `std`: [`Shared`] for `std::sync::Mutex`, `Instant::now` (on a process-wide origin,
 //!   so every driver in a process agrees on time), and nothing else. Core's decisions never
 //!   read a clock, the environment or a process id under any feature; the HTTP half every
 //!   client shares (errors, configuration, hooks, the `Call` bookkeeping) is `resil-http`'s.
@@ -151,7 +154,9 @@ pub use budget::RetryBudget;
 pub use error::PolicyError;
 pub use framing::{FramingError, Http1Framing, MAX_LINE};
 pub use limiter::{
-    QuotaPolicy, QuotaUnit, RateLimitField, RateLimitPolicyField, ServerQuota, ServiceLimit,
+    Admission, Admit, Ask, AttemptKind, Feedback, Grant, LocalRejection, QuotaPolicy, QuotaUnit,
+    RateLimitField, RateLimitPolicyField, RateLimiter, RateLimiterBuilder, ServerQuota,
+    ServiceLimit, Ticket, Wake,
 };
 pub use policy::{
     AttemptOutcome, HeaderLookup, Method, RequestInfo, ResponseHead, RetryContext, RetryPolicy,

@@ -1,0 +1,199 @@
+//! The overload-control machines through their public API, on a fake clock.
+
+use core::time::Duration;
+
+use resil_core::{
+    Admission, Admit, Ask, AttemptKind, Feedback, Grant, Instant, LocalRejection, PolicyError,
+    Ticket, TransportErrorKind,
+};
+
+fn t(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+const FIRST: Ask = Ask::new(AttemptKind::First);
+
+fn now_grant(admit: Admit) -> Grant {
+    match admit {
+        Admit::Now(grant) => grant,
+        other => panic!("expected Now, got {other:?}"),
+    }
+}
+
+fn wait_ticket(admit: Admit) -> (Instant, Ticket) {
+    match admit {
+        Admit::Wait { until, ticket } | Admit::Queued { until, ticket } => (until, ticket),
+        other => panic!("expected a wait, got {other:?}"),
+    }
+}
+
+fn rejection(admit: Admit) -> LocalRejection {
+    match admit {
+        Admit::Reject(r) => r,
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------- the common shape
+
+/// Each builder result must be an error naming `field`.
+fn refused<T: core::fmt::Debug>(
+    cases: impl IntoIterator<Item = (Result<T, PolicyError>, &'static str)>,
+) {
+    for (i, (result, field)) in cases.into_iter().enumerate() {
+        let err = result.expect_err(&format!("case {i} ({field}) built"));
+        assert_eq!(err.field(), field, "case {i}: {err}");
+        assert!(err.to_string().contains(field), "{err}");
+    }
+}
+
+#[test]
+fn back_pressure_is_429_503_retry_after_and_timeouts() {
+    assert_eq!(Feedback::for_status(429, false), Feedback::BackPressure);
+    assert_eq!(Feedback::for_status(503, false), Feedback::BackPressure);
+    assert_eq!(Feedback::for_status(500, true), Feedback::BackPressure);
+    assert_eq!(Feedback::for_status(500, false), Feedback::Accepted);
+    assert_eq!(Feedback::for_status(200, false), Feedback::Accepted);
+    assert_eq!(
+        Feedback::for_error(TransportErrorKind::Timeout),
+        Feedback::BackPressure
+    );
+    assert_eq!(
+        Feedback::for_error(TransportErrorKind::ConnectTimeout),
+        Feedback::BackPressure
+    );
+    assert_eq!(
+        Feedback::for_error(TransportErrorKind::Connect),
+        Feedback::TransportError
+    );
+}
+
+#[test]
+fn local_rejections_read_as_sentences() {
+    let cases = [
+        (
+            LocalRejection::RateLimited { wait: ms(1500) },
+            "the client-side rate limit would delay the attempt by 1.5s, longer than allowed",
+        ),
+        (
+            LocalRejection::Throttled {
+                probability_ppm: 425_000,
+            },
+            "adaptive throttling rejected the attempt locally: the backend accepted too few \
+             recent requests (42.5 % are being rejected)",
+        ),
+        (
+            LocalRejection::ConcurrencyLimited { limit: 8 },
+            "all 8 concurrency slots are in use",
+        ),
+        (
+            LocalRejection::QueueFull {
+                limit: 8,
+                queued: 16,
+            },
+            "all 8 concurrency slots are in use and 16 callers are already queued",
+        ),
+        (
+            LocalRejection::QueueTimeout { waited: ms(250) },
+            "waited 250ms in the queue without a concurrency slot",
+        ),
+        (
+            LocalRejection::QuotaExhausted {
+                wait: Duration::from_secs(42),
+            },
+            "the server's rate-limit quota is used up for another 42s, longer than allowed",
+        ),
+    ];
+    for (rejection, text) in cases {
+        assert_eq!(rejection.to_string(), text);
+    }
+}
+
+// ---------------------------------------------------------------- RateLimiter
+
+use resil_core::RateLimiter;
+
+#[test]
+fn token_bucket_settings_are_validated() {
+    let rate = |r: f64| RateLimiter::builder().rate(r).build();
+    refused([
+        (RateLimiter::builder().build(), "rate"),
+        (rate(0.0), "rate"),
+        (rate(-5.0), "rate"),
+        (rate(f64::NAN), "rate"),
+        (rate(f64::INFINITY), "rate"),
+        (rate(1e-30), "rate"),
+        (rate(2e9), "rate"),
+        (RateLimiter::builder().rate(1.0).burst(0).build(), "burst"),
+    ]);
+}
+
+#[test]
+fn a_token_bucket_admits_its_burst_then_spaces_attempts_by_the_rate() {
+    let mut limiter = RateLimiter::builder().rate(10.0).burst(3).build().unwrap();
+    for _ in 0..3 {
+        let _ = now_grant(limiter.acquire(t(0), FIRST));
+    }
+    let starts: Vec<_> = (0..3)
+        .map(|_| wait_ticket(limiter.acquire(t(0), FIRST)).0)
+        .collect();
+    assert_eq!(starts, [t(100), t(200), t(300)], "each wait is reserved");
+    assert_eq!(limiter.available(t(300)), 0);
+    assert_eq!(limiter.available(t(1000)), 3);
+}
+
+#[test]
+fn a_reserved_start_is_claimed_then_and_not_before() {
+    let mut limiter = RateLimiter::builder().rate(1.0).burst(1).build().unwrap();
+    let _ = now_grant(limiter.acquire(t(0), FIRST));
+    let (until, ticket) = wait_ticket(limiter.acquire(t(0), FIRST));
+    assert_eq!(until, t(1000));
+    // An early timer is a no-op: the same wait again.
+    assert_eq!(limiter.claim(t(400), ticket), Admit::Wait { until, ticket });
+    let grant = now_grant(limiter.claim(until, ticket));
+    assert_eq!(grant.issued_at(), until);
+}
+
+#[test]
+fn a_cancelled_reservation_gives_its_start_back() {
+    let mut limiter = RateLimiter::builder().rate(1.0).burst(1).build().unwrap();
+    let _ = now_grant(limiter.acquire(t(0), FIRST));
+    let (_, ticket) = wait_ticket(limiter.acquire(t(0), FIRST));
+    let _ = limiter.cancel(t(10), ticket);
+    assert_eq!(wait_ticket(limiter.acquire(t(10), FIRST)).0, t(1000));
+}
+
+#[test]
+fn a_wait_past_the_deadline_or_max_wait_is_a_rejection_that_reserves_nothing() {
+    let mut limiter = RateLimiter::builder()
+        .rate(1.0)
+        .burst(1)
+        .max_wait(ms(1500))
+        .build()
+        .unwrap();
+    let _ = now_grant(limiter.acquire(t(0), FIRST));
+    let deadline = FIRST.not_after(t(500));
+    assert_eq!(
+        rejection(limiter.acquire(t(0), deadline)),
+        LocalRejection::RateLimited { wait: ms(1000) }
+    );
+    let _ = wait_ticket(limiter.acquire(t(0), FIRST));
+    assert_eq!(
+        rejection(limiter.acquire(t(0), FIRST)),
+        LocalRejection::RateLimited { wait: ms(2000) },
+        "beyond max_wait"
+    );
+    assert_eq!(wait_ticket(limiter.acquire(t(1000), FIRST)).0, t(2000));
+}
+
+#[test]
+fn time_going_backwards_is_clamped() {
+    let mut limiter = RateLimiter::builder().rate(1.0).burst(1).build().unwrap();
+    let _ = now_grant(limiter.acquire(t(5000), FIRST));
+    let (until, _) = wait_ticket(limiter.acquire(t(0), FIRST));
+    assert_eq!(until, t(6000), "the clock never runs back below t+5s");
+}
