@@ -197,3 +197,167 @@ fn time_going_backwards_is_clamped() {
     let (until, _) = wait_ticket(limiter.acquire(t(0), FIRST));
     assert_eq!(until, t(6000), "the clock never runs back below t+5s");
 }
+
+// ---------------------------------------------------------------- AdaptiveRateLimiter
+
+use resil_core::AdaptiveRateLimiter;
+
+#[test]
+fn adaptive_rate_settings_are_validated() {
+    let bounds = |min: f64, max: f64| AdaptiveRateLimiter::builder().rate_bounds(min, max).build();
+    refused([
+        (bounds(0.0, 10.0), "rate_bounds"),
+        (bounds(-1.0, 10.0), "rate_bounds"),
+        (bounds(f64::INFINITY, f64::INFINITY), "rate_bounds"),
+        (bounds(5.0, 1.0), "rate_bounds"),
+        (bounds(1.0, f64::NAN), "rate_bounds"),
+        (AdaptiveRateLimiter::builder().beta(1.0).build(), "beta"),
+        (AdaptiveRateLimiter::builder().beta(0.0).build(), "beta"),
+        (
+            AdaptiveRateLimiter::builder().scale_constant(-0.4).build(),
+            "scale_constant",
+        ),
+    ]);
+}
+
+fn close(expected: f64, actual: f64, what: &str) {
+    let tolerance = 1e-12 * expected.abs().max(1.0);
+    assert!(
+        (expected - actual).abs() <= tolerance,
+        "{what}: expected {expected}, got {actual}"
+    );
+}
+
+/// The Go v2 SDK's `TestAdaptiveRateLimit_Update` (also smithy-rs's
+/// `test_client_sending_rates`): one answer every 200 ms, two of them throttles.
+#[test]
+fn measured_and_fill_rates_match_the_sdk_vectors() {
+    let vectors: [(u64, bool, f64, f64); 17] = [
+        (200, false, 0.0, 0.5),
+        (400, false, 0.0, 0.5),
+        (600, false, 4.8, 0.5),
+        (800, false, 4.8, 0.5),
+        (1000, false, 4.16, 0.5),
+        (1200, false, 4.16, 0.6912),
+        (1400, false, 4.16, 1.0976),
+        (1600, false, 5.632, 1.6384),
+        (1800, false, 5.632, 2.3328),
+        (2000, true, 4.3264, 3.02848),
+        (2200, false, 4.3264, 3.4866391734702598),
+        (2400, false, 4.3264, 3.8218744160402554),
+        (2600, false, 5.66528, 4.053385727709987),
+        (2800, false, 5.66528, 4.200373108479455),
+        (3000, false, 4.333056, 4.282036558348658),
+        (3200, true, 4.333056, 2.99742559084406),
+        (3400, false, 4.333056, 3.4522263943863463),
+    ];
+    let mut limiter = AdaptiveRateLimiter::builder().build().unwrap();
+    // The vectors feed answers only: one grant, taken while nothing is limited, stands for all.
+    let grant = now_grant(limiter.acquire(t(0), FIRST));
+    for (at, throttled, measured, fill) in vectors {
+        let feedback = if throttled {
+            Feedback::BackPressure
+        } else {
+            Feedback::Accepted
+        };
+        let _ = limiter.record(t(at), grant, feedback);
+        close(
+            measured,
+            limiter.measured_rate(),
+            &format!("measured at {at} ms"),
+        );
+        close(fill, limiter.fill_rate(), &format!("fill at {at} ms"));
+    }
+}
+
+#[test]
+fn the_adaptive_bucket_admits_everything_until_the_first_throttle() {
+    let mut limiter = AdaptiveRateLimiter::builder().build().unwrap();
+    for i in 0..1000 {
+        let g = now_grant(limiter.acquire(t(i), Ask::new(AttemptKind::RetryAfterTimeout)));
+        let _ = limiter.record(t(i), g, Feedback::Accepted);
+    }
+    assert!(!limiter.is_enabled());
+    let g = now_grant(limiter.acquire(t(1000), FIRST));
+    let _ = limiter.record(t(1000), g, Feedback::BackPressure);
+    assert!(limiter.is_enabled());
+    // Now the bucket is empty: even a first attempt waits for its token, already reserved.
+    let (until, ticket) = wait_ticket(limiter.acquire(t(1000), FIRST));
+    assert!(until > t(1000));
+    let _ = now_grant(limiter.claim(until, ticket));
+}
+
+#[test]
+fn retries_cost_five_tokens_and_retries_after_timeouts_ten() {
+    let mut limiter = AdaptiveRateLimiter::builder()
+        .max_wait(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let g = now_grant(limiter.acquire(t(0), FIRST));
+    let _ = limiter.record(t(0), g, Feedback::BackPressure);
+    // Measured rate 0: the fill rate is the floor, 0.5 tokens per second.
+    assert_eq!(limiter.fill_rate(), 0.5);
+    let wait = |l: &mut AdaptiveRateLimiter, kind| {
+        let (until, ticket) = wait_ticket(l.acquire(t(0), Ask::new(kind)));
+        let _ = l.cancel(t(0), ticket);
+        until.saturating_duration_since(t(0))
+    };
+    assert_eq!(
+        wait(&mut limiter, AttemptKind::First),
+        Duration::from_secs(2)
+    );
+    assert_eq!(
+        wait(&mut limiter, AttemptKind::Retry),
+        Duration::from_secs(10)
+    );
+    assert_eq!(
+        wait(&mut limiter, AttemptKind::RetryAfterTimeout),
+        Duration::from_secs(20)
+    );
+}
+
+#[test]
+fn an_adaptive_wait_past_the_bound_is_rejected() {
+    let mut limiter = AdaptiveRateLimiter::builder().build().unwrap();
+    let g = now_grant(limiter.acquire(t(0), FIRST));
+    let _ = limiter.record(t(0), g, Feedback::BackPressure);
+    let ask = Ask::new(AttemptKind::Retry).not_after(t(1000));
+    assert_eq!(
+        rejection(limiter.acquire(t(0), ask)),
+        LocalRejection::RateLimited {
+            wait: Duration::from_secs(10)
+        }
+    );
+}
+
+#[test]
+fn the_adaptive_rate_stays_within_its_bounds() {
+    let mut limiter = AdaptiveRateLimiter::builder()
+        .rate_bounds(2.0, 50.0)
+        .max_wait(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let mut now = t(0);
+    for i in 0..20_000u64 {
+        now = now + ms(1 + i % 7);
+        let feedback = if i % 97 == 0 {
+            Feedback::BackPressure
+        } else {
+            Feedback::Accepted
+        };
+        let grant = match limiter.acquire(now, FIRST) {
+            Admit::Now(g) => g,
+            Admit::Wait { until, ticket } | Admit::Queued { until, ticket } => {
+                now = until;
+                now_grant(limiter.claim(now, ticket))
+            }
+            Admit::Reject(r) => panic!("{r}"),
+        };
+        let _ = limiter.record(now, grant, feedback);
+        assert!(
+            (2.0..=50.0).contains(&limiter.fill_rate()),
+            "{}",
+            limiter.fill_rate()
+        );
+    }
+}

@@ -7,10 +7,12 @@
 //! | machine | decides from |
 //! |---|---|
 //! | [`RateLimiter`] | a fixed rate and burst (a token bucket) |
+//! | [`AdaptiveRateLimiter`] | the AWS SDKs' adaptive mode: throttles cut the rate, successes grow it on a cubic curve |
 //!
 //! [`Admission`] documents the protocol: what to call before a send, after an outcome and
 //! when an attempt is abandoned.
 
+mod adaptive_rate;
 mod rate;
 mod rate_limit_headers;
 
@@ -20,6 +22,7 @@ use core::time::Duration;
 use crate::policy::TransportErrorKind;
 use crate::time::Instant;
 
+pub use adaptive_rate::{AdaptiveRateLimiter, AdaptiveRateLimiterBuilder};
 pub use rate::{RateLimiter, RateLimiterBuilder};
 pub use rate_limit_headers::{
     QuotaPolicy, QuotaUnit, RateLimitField, RateLimitPolicyField, ServerQuota, ServiceLimit,
@@ -300,7 +303,7 @@ impl fmt::Display for LocalRejection {
 impl core::error::Error for LocalRejection {}
 
 /// The shape every limiter shares, so the retry machine consults them uniformly:
-/// [`RateLimiter`], `AdaptiveRateLimiter`, `AdaptiveThrottle`, `ConcurrencyLimiter` and
+/// [`RateLimiter`], [`AdaptiveRateLimiter`], `AdaptiveThrottle`, `ConcurrencyLimiter` and
 /// `QuotaPacer`.
 ///
 /// # The protocol
