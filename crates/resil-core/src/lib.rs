@@ -92,6 +92,7 @@
 //! | [`Admission`] | the one shape of every limiter below: acquire, claim, record, release |
 //! | [`RateLimiter`] | a static rate with a burst (token bucket); waiting for a token is an action |
 //! | [`AdaptiveRateLimiter`] | AWS adaptive mode: throttles cut the rate, successes grow it on a cubic curve |
+//! | [`AdaptiveThrottle`] | Google SRE client-side throttling from requests and accepts (K = 2) |
 //! | [`ServerQuota`], [`RateLimitField`] | the server's own numbers (`RateLimit`/`RateLimit-Policy`, `X-RateLimit-*`), parsed |
 //! | [`Shared`] | the lock through which machines share a breaker, budget or limiter |
 //!
@@ -155,9 +156,10 @@ pub use budget::RetryBudget;
 pub use error::PolicyError;
 pub use framing::{FramingError, Http1Framing, MAX_LINE};
 pub use limiter::{
-    AdaptiveRateLimiter, AdaptiveRateLimiterBuilder, Admission, Admit, Ask, AttemptKind, Feedback,
-    Grant, LocalRejection, QuotaPolicy, QuotaUnit, RateLimitField, RateLimitPolicyField,
-    RateLimiter, RateLimiterBuilder, ServerQuota, ServiceLimit, Ticket, Wake,
+    AdaptiveRateLimiter, AdaptiveRateLimiterBuilder, AdaptiveThrottle, AdaptiveThrottleBuilder,
+    Admission, Admit, Ask, AttemptKind, Feedback, Grant, LocalRejection, QuotaPolicy, QuotaUnit,
+    RateLimitField, RateLimitPolicyField, RateLimiter, RateLimiterBuilder, ServerQuota,
+    ServiceLimit, Ticket, Wake,
 };
 pub use policy::{
     AttemptOutcome, HeaderLookup, Method, RequestInfo, ResponseHead, RetryContext, RetryPolicy,

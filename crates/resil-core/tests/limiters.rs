@@ -361,3 +361,116 @@ fn the_adaptive_rate_stays_within_its_bounds() {
         );
     }
 }
+
+// ---------------------------------------------------------------- AdaptiveThrottle
+
+use resil_core::AdaptiveThrottle;
+
+#[test]
+fn sre_throttle_settings_are_validated() {
+    refused([
+        (AdaptiveThrottle::builder().k(0.5).build(), "k"),
+        (AdaptiveThrottle::builder().k(-2.0).build(), "k"),
+        (AdaptiveThrottle::builder().k(f64::NAN).build(), "k"),
+        (AdaptiveThrottle::builder().window(ms(1)).build(), "window"),
+    ]);
+}
+
+/// Offers `offered` attempts per second for `secs` seconds to a backend that accepts at most
+/// `capacity` per second; returns attempts sent and accepted per second over the second half.
+fn throttle_steady_state(k: f64, offered: u64, capacity: u64, secs: u64) -> (f64, f64) {
+    let mut throttle = AdaptiveThrottle::builder().k(k).seed(7).build().unwrap();
+    let step = 1_000_000_000 / offered;
+    let (mut sent, mut accepted) = (0u64, 0u64);
+    let mut second = u64::MAX;
+    let mut accepted_this_second = 0;
+    for i in 0..offered * secs {
+        let now = Instant::from_nanos(i * step);
+        if now.as_nanos() / 1_000_000_000 != second {
+            second = now.as_nanos() / 1_000_000_000;
+            accepted_this_second = 0;
+        }
+        let Admit::Now(grant) = throttle.acquire(now, FIRST) else {
+            continue;
+        };
+        let ok = accepted_this_second < capacity;
+        accepted_this_second += u64::from(ok);
+        if second >= secs / 2 {
+            sent += 1;
+            accepted += u64::from(ok);
+        }
+        let feedback = if ok {
+            Feedback::Accepted
+        } else {
+            Feedback::BackPressure
+        };
+        let _ = throttle.record(now, grant, feedback);
+    }
+    let span = (secs - secs / 2) as f64;
+    (sent as f64 / span, accepted as f64 / span)
+}
+
+#[test]
+fn sre_throttling_settles_at_k_times_what_the_backend_accepts() {
+    // K = 2 (the default): the backend sees about twice its capacity, half of it accepted.
+    let (sent, accepted) = throttle_steady_state(2.0, 1000, 100, 600);
+    assert!((190.0..=210.0).contains(&sent), "sent {sent}/s");
+    assert!((98.0..=100.0).contains(&accepted), "accepted {accepted}/s");
+    // Offering twice as much changes nothing: local rejections count as requests.
+    let (sent, _) = throttle_steady_state(2.0, 2000, 100, 600);
+    assert!(
+        (190.0..=210.0).contains(&sent),
+        "sent {sent}/s at double the offer"
+    );
+    // A smaller K (failsafe-go's ~1.1) wastes less and reacts sooner.
+    let (sent, _) = throttle_steady_state(1.1, 1000, 100, 600);
+    assert!(
+        (104.0..=116.0).contains(&sent),
+        "sent {sent}/s with K = 1.1"
+    );
+}
+
+#[test]
+fn sre_throttling_rejects_nothing_while_half_the_answers_are_accepted() {
+    let mut throttle = AdaptiveThrottle::builder().build().unwrap();
+    for i in 0..10_000u64 {
+        let now = t(i);
+        let grant = now_grant(throttle.acquire(now, FIRST));
+        let feedback = if i % 2 == 0 {
+            Feedback::Accepted
+        } else {
+            Feedback::BackPressure
+        };
+        let _ = throttle.record(now, grant, feedback);
+    }
+    assert_eq!(throttle.reject_probability(t(10_000)), 0.0);
+}
+
+#[test]
+fn sre_throttling_waits_for_min_requests_and_forgets_after_the_window() {
+    let mut throttle = AdaptiveThrottle::builder()
+        .min_requests(5)
+        .window(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    for _ in 0..4 {
+        let g = now_grant(throttle.acquire(t(0), FIRST));
+        let _ = throttle.record(t(0), g, Feedback::BackPressure);
+    }
+    assert_eq!(throttle.reject_probability(t(0)), 0.0, "4 < min_requests");
+    let g = now_grant(throttle.acquire(t(0), FIRST));
+    let _ = throttle.record(t(0), g, Feedback::BackPressure);
+    assert!(throttle.reject_probability(t(0)) > 0.8);
+    assert_eq!(throttle.counts(t(11_000)), (0, 0), "the window moved on");
+    assert_eq!(throttle.reject_probability(t(11_000)), 0.0);
+}
+
+#[test]
+fn an_abandoned_attempt_counts_for_nothing_in_sre_throttling() {
+    let mut throttle = AdaptiveThrottle::builder().build().unwrap();
+    for _ in 0..100 {
+        let g = now_grant(throttle.acquire(t(0), FIRST));
+        let _ = throttle.release(t(1), g);
+    }
+    assert_eq!(throttle.counts(t(1)), (0, 0));
+}

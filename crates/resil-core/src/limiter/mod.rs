@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`RateLimiter`] | a fixed rate and burst (a token bucket) |
 //! | [`AdaptiveRateLimiter`] | the AWS SDKs' adaptive mode: throttles cut the rate, successes grow it on a cubic curve |
+//! | [`AdaptiveThrottle`] | Google SRE client-side throttling: how many recent requests the backend accepted |
 //!
 //! [`Admission`] documents the protocol: what to call before a send, after an outcome and
 //! when an attempt is abandoned.
@@ -15,6 +16,7 @@
 mod adaptive_rate;
 mod rate;
 mod rate_limit_headers;
+mod throttle;
 
 use core::fmt;
 use core::time::Duration;
@@ -27,6 +29,7 @@ pub use rate::{RateLimiter, RateLimiterBuilder};
 pub use rate_limit_headers::{
     QuotaPolicy, QuotaUnit, RateLimitField, RateLimitPolicyField, ServerQuota, ServiceLimit,
 };
+pub use throttle::{AdaptiveThrottle, AdaptiveThrottleBuilder};
 
 /// The longest a limiter lets one attempt wait unless its builder says otherwise: the
 /// default total deadline of a call.
@@ -303,7 +306,7 @@ impl fmt::Display for LocalRejection {
 impl core::error::Error for LocalRejection {}
 
 /// The shape every limiter shares, so the retry machine consults them uniformly:
-/// [`RateLimiter`], [`AdaptiveRateLimiter`], `AdaptiveThrottle`, `ConcurrencyLimiter` and
+/// [`RateLimiter`], [`AdaptiveRateLimiter`], [`AdaptiveThrottle`], `ConcurrencyLimiter` and
 /// `QuotaPacer`.
 ///
 /// # The protocol
@@ -314,7 +317,7 @@ impl core::error::Error for LocalRejection {}
 /// for one method call at a time, never across a wait:
 ///
 /// 1. **Before each send**, after the breaker and the budget said yes, ask every limiter in
-///    this order — those that only refuse (`AdaptiveThrottle`, `QuotaPacer`), then those that
+///    this order — those that only refuse ([`AdaptiveThrottle`], `QuotaPacer`), then those that
 ///    reserve a start time (rate limiters), then `ConcurrencyLimiter`, so a slot is held only
 ///    while an attempt is really out — with [`Admission::acquire`] and an [`Ask`] whose
 ///    `not_after` is the latest start the caller accepts (its deadline, and its `max_wait` from
