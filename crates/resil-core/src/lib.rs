@@ -93,6 +93,7 @@
 //! | [`RateLimiter`] | a static rate with a burst (token bucket); waiting for a token is an action |
 //! | [`AdaptiveRateLimiter`] | AWS adaptive mode: throttles cut the rate, successes grow it on a cubic curve |
 //! | [`AdaptiveThrottle`] | Google SRE client-side throttling from requests and accepts (K = 2) |
+//! | [`ConcurrencyLimiter`] | a bulkhead with a bounded queue; static, AIMD or latency-gradient limit |
 //! | [`ServerQuota`], [`RateLimitField`] | the server's own numbers (`RateLimit`/`RateLimit-Policy`, `X-RateLimit-*`), parsed |
 //! | [`Shared`] | the lock through which machines share a breaker, budget or limiter |
 //!
@@ -157,9 +158,9 @@ pub use error::PolicyError;
 pub use framing::{FramingError, Http1Framing, MAX_LINE};
 pub use limiter::{
     AdaptiveRateLimiter, AdaptiveRateLimiterBuilder, AdaptiveThrottle, AdaptiveThrottleBuilder,
-    Admission, Admit, Ask, AttemptKind, Feedback, Grant, LocalRejection, QuotaPolicy, QuotaUnit,
-    RateLimitField, RateLimitPolicyField, RateLimiter, RateLimiterBuilder, ServerQuota,
-    ServiceLimit, Ticket, Wake,
+    Admission, Admit, Ask, AttemptKind, ConcurrencyLimiter, ConcurrencyLimiterBuilder, Feedback,
+    Grant, LimitAlgorithm, LocalRejection, QuotaPolicy, QuotaUnit, RateLimitField,
+    RateLimitPolicyField, RateLimiter, RateLimiterBuilder, ServerQuota, ServiceLimit, Ticket, Wake,
 };
 pub use policy::{
     AttemptOutcome, HeaderLookup, Method, RequestInfo, ResponseHead, RetryContext, RetryPolicy,

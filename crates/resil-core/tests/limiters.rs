@@ -474,3 +474,317 @@ fn an_abandoned_attempt_counts_for_nothing_in_sre_throttling() {
     }
     assert_eq!(throttle.counts(t(1)), (0, 0));
 }
+
+// ---------------------------------------------------------------- ConcurrencyLimiter
+
+use resil_core::{ConcurrencyLimiter, LimitAlgorithm};
+
+#[test]
+fn bulkhead_settings_are_validated() {
+    let adaptive = || ConcurrencyLimiter::builder().algorithm(LimitAlgorithm::aimd());
+    refused([
+        (ConcurrencyLimiter::builder().limit(0).build(), "limit"),
+        (
+            ConcurrencyLimiter::builder().queue(0, ms(100)).build(),
+            "queue",
+        ),
+        (
+            ConcurrencyLimiter::builder()
+                .queue(100_000, ms(100))
+                .build(),
+            "queue",
+        ),
+        (
+            ConcurrencyLimiter::builder()
+                .queue(4, Duration::ZERO)
+                .build(),
+            "queue",
+        ),
+        (
+            ConcurrencyLimiter::builder()
+                .max_latency(Duration::ZERO)
+                .build(),
+            "max_latency",
+        ),
+        (adaptive().bounds(0, 10).build(), "bounds"),
+        (adaptive().bounds(10, 5).build(), "bounds"),
+        (adaptive().limit(50).bounds(1, 10).build(), "limit"),
+        (
+            ConcurrencyLimiter::builder()
+                .algorithm(LimitAlgorithm::Aimd { backoff_ratio: 1.0 })
+                .build(),
+            "algorithm",
+        ),
+        (
+            ConcurrencyLimiter::builder()
+                .algorithm(LimitAlgorithm::Gradient {
+                    tolerance: 0.5,
+                    smoothing: 0.2,
+                    headroom: 4,
+                })
+                .build(),
+            "algorithm",
+        ),
+        (
+            ConcurrencyLimiter::builder()
+                .algorithm(LimitAlgorithm::Gradient {
+                    tolerance: 1.5,
+                    smoothing: 0.0,
+                    headroom: 4,
+                })
+                .build(),
+            "algorithm",
+        ),
+    ]);
+}
+
+#[test]
+fn a_bulkhead_without_a_queue_rejects_at_the_limit() {
+    let mut bulkhead = ConcurrencyLimiter::builder().limit(2).build().unwrap();
+    let a = now_grant(bulkhead.acquire(t(0), FIRST));
+    let _b = now_grant(bulkhead.acquire(t(0), FIRST));
+    assert_eq!(
+        rejection(bulkhead.acquire(t(0), FIRST)),
+        LocalRejection::ConcurrencyLimited { limit: 2 }
+    );
+    let _ = bulkhead.release(t(1), a);
+    let _ = now_grant(bulkhead.acquire(t(1), FIRST));
+}
+
+#[test]
+fn a_freed_slot_goes_to_the_oldest_waiter_not_to_a_newcomer() {
+    let mut bulkhead = ConcurrencyLimiter::builder()
+        .limit(1)
+        .queue(4, ms(1000))
+        .build()
+        .unwrap();
+    let a = now_grant(bulkhead.acquire(t(0), FIRST));
+    let (_, first) = wait_ticket(bulkhead.acquire(t(1), FIRST));
+    let (_, second) = wait_ticket(bulkhead.acquire(t(2), FIRST));
+    let wake = bulkhead.record(t(10), a, Feedback::Accepted);
+    assert_eq!(wake.count(), 1);
+    assert!(
+        matches!(bulkhead.acquire(t(10), FIRST), Admit::Queued { .. }),
+        "a newcomer queues behind the waiters"
+    );
+    // The second waiter, woken too, finds no slot yet and waits on.
+    assert!(matches!(
+        bulkhead.claim(t(10), second),
+        Admit::Queued { .. }
+    ));
+    let grant = now_grant(bulkhead.claim(t(11), first));
+    assert_eq!(grant.issued_at(), t(11), "latency counts from the claim");
+    assert_eq!(bulkhead.inflight(), 1);
+}
+
+#[test]
+fn a_queued_caller_times_out_with_how_long_it_waited() {
+    let mut bulkhead = ConcurrencyLimiter::builder()
+        .limit(1)
+        .queue(1, ms(100))
+        .build()
+        .unwrap();
+    let _a = now_grant(bulkhead.acquire(t(0), FIRST));
+    let (until, ticket) = wait_ticket(bulkhead.acquire(t(0), FIRST));
+    assert_eq!(until, t(100));
+    assert_eq!(
+        rejection(bulkhead.acquire(t(0), FIRST)),
+        LocalRejection::QueueFull {
+            limit: 1,
+            queued: 1
+        }
+    );
+    assert_eq!(
+        rejection(bulkhead.claim(until, ticket)),
+        LocalRejection::QueueTimeout { waited: ms(100) }
+    );
+    assert_eq!(bulkhead.queued(), 0);
+}
+
+#[test]
+fn the_queue_wait_never_outlasts_the_callers_deadline() {
+    let mut bulkhead = ConcurrencyLimiter::builder()
+        .limit(1)
+        .queue(4, Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let _a = now_grant(bulkhead.acquire(t(0), FIRST));
+    let (until, _) = wait_ticket(bulkhead.acquire(t(0), FIRST.not_after(t(250))));
+    assert_eq!(until, t(250));
+    assert_eq!(
+        rejection(bulkhead.acquire(t(300), FIRST.not_after(t(300)))),
+        LocalRejection::ConcurrencyLimited { limit: 1 },
+        "no time left to wait"
+    );
+}
+
+#[test]
+fn a_slot_held_for_a_waiter_that_never_claims_is_reclaimed() {
+    let mut bulkhead = ConcurrencyLimiter::builder()
+        .limit(1)
+        .queue(2, ms(100))
+        .build()
+        .unwrap();
+    let a = now_grant(bulkhead.acquire(t(0), FIRST));
+    let (_, _lost) = wait_ticket(bulkhead.acquire(t(0), FIRST));
+    let _ = bulkhead.release(t(10), a);
+    assert_eq!(bulkhead.inflight(), 1, "held for the waiter");
+    let _ = now_grant(bulkhead.acquire(t(101), FIRST));
+    assert_eq!(bulkhead.inflight(), 1);
+}
+
+#[test]
+fn cancelling_a_queued_ticket_frees_its_place_and_any_slot_it_held() {
+    let mut bulkhead = ConcurrencyLimiter::builder()
+        .limit(1)
+        .queue(2, ms(100))
+        .build()
+        .unwrap();
+    let a = now_grant(bulkhead.acquire(t(0), FIRST));
+    let (_, first) = wait_ticket(bulkhead.acquire(t(0), FIRST));
+    let (_, second) = wait_ticket(bulkhead.acquire(t(0), FIRST));
+    let _ = bulkhead.release(t(5), a);
+    // The first waiter held the slot; cancelling hands it to the second.
+    assert_eq!(bulkhead.cancel(t(6), first).count(), 1);
+    let _ = now_grant(bulkhead.claim(t(6), second));
+}
+
+fn aimd(limit: u32) -> ConcurrencyLimiter {
+    ConcurrencyLimiter::builder()
+        .algorithm(LimitAlgorithm::aimd())
+        .limit(limit)
+        .bounds(1, 100)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn aimd_never_grows_while_the_client_is_far_below_its_limit() {
+    let mut limiter = aimd(20);
+    for i in 0..10_000 {
+        let g = now_grant(limiter.acquire(t(i), FIRST));
+        let _ = limiter.record(t(i) + ms(1), g, Feedback::Accepted);
+    }
+    assert_eq!(limiter.limit(), 20);
+}
+
+#[test]
+fn aimd_grows_by_about_one_per_round_when_busy_and_cuts_once_per_round() {
+    let mut limiter = aimd(10);
+    let mut now = t(0);
+    for _round in 0..5 {
+        let grants: Vec<_> = (0..limiter.limit())
+            .map(|_| now_grant(limiter.acquire(now, FIRST)))
+            .collect();
+        now = now + ms(10);
+        for g in grants {
+            let _ = limiter.record(now, g, Feedback::Accepted);
+        }
+    }
+    assert_eq!(limiter.limit(), 14, "+1 per full round, roughly");
+    let grants: Vec<_> = (0..14)
+        .map(|_| now_grant(limiter.acquire(now, FIRST)))
+        .collect();
+    now = now + ms(10);
+    for g in grants {
+        let _ = limiter.record(now, g, Feedback::BackPressure);
+    }
+    assert_eq!(limiter.limit(), 13, "14 × 0.9 once, not 0.9^14");
+}
+
+#[test]
+fn an_absolute_latency_bound_counts_as_back_pressure() {
+    let mut limiter = ConcurrencyLimiter::builder()
+        .algorithm(LimitAlgorithm::aimd())
+        .limit(10)
+        .max_latency(ms(200))
+        .build()
+        .unwrap();
+    let g = now_grant(limiter.acquire(t(0), FIRST));
+    let _ = limiter.record(t(500), g, Feedback::Accepted);
+    assert_eq!(limiter.limit(), 9);
+}
+
+#[test]
+fn an_abandoned_attempt_frees_its_slot_and_moves_no_limit() {
+    let mut limiter = aimd(2);
+    let a = now_grant(limiter.acquire(t(0), FIRST));
+    let b = now_grant(limiter.acquire(t(0), FIRST));
+    let _ = limiter.release(t(10_000), a);
+    let _ = limiter.release(t(10_000), b);
+    assert_eq!((limiter.inflight(), limiter.limit()), (0, 2));
+}
+
+fn gradient(limit: u32) -> ConcurrencyLimiter {
+    ConcurrencyLimiter::builder()
+        .algorithm(LimitAlgorithm::gradient())
+        .limit(limit)
+        .bounds(4, 200)
+        .build()
+        .unwrap()
+}
+
+/// Keeps the limiter full for `rounds` rounds of `rtt(limit)` each.
+fn run_busy(
+    limiter: &mut ConcurrencyLimiter,
+    now: &mut Instant,
+    rounds: u32,
+    rtt: impl Fn(u32) -> Duration,
+) {
+    for _ in 0..rounds {
+        let n = limiter.limit();
+        let grants: Vec<_> = (0..n)
+            .map(|_| now_grant(limiter.acquire(*now, FIRST)))
+            .collect();
+        *now = *now + rtt(n);
+        for g in grants {
+            let _ = limiter.record(*now, g, Feedback::Accepted);
+        }
+    }
+}
+
+#[test]
+fn the_gradient_never_grows_while_the_client_is_far_below_its_limit() {
+    let mut limiter = gradient(50);
+    for i in 0..10_000 {
+        let g = now_grant(limiter.acquire(t(i), FIRST));
+        let _ = limiter.record(t(i) + ms(1), g, Feedback::Accepted);
+    }
+    assert_eq!(limiter.limit(), 50);
+}
+
+#[test]
+fn the_gradient_grows_while_latency_holds_and_shrinks_when_it_climbs() {
+    let mut limiter = gradient(10);
+    let mut now = t(0);
+    run_busy(&mut limiter, &mut now, 20, |_| ms(10));
+    let grown = limiter.limit();
+    assert!(grown > 100, "flat latency: grew to {grown}");
+    // The server starts queueing: five times slower.
+    run_busy(&mut limiter, &mut now, 1, |_| ms(50));
+    let shrunk = limiter.limit();
+    assert!(
+        shrunk < grown / 4,
+        "queueing latency: shrank to {shrunk} from {grown}"
+    );
+    assert!(shrunk >= 4, "never below the minimum");
+}
+
+use resil_core::Shared;
+use std::sync::Mutex;
+
+#[test]
+fn limiters_of_every_kind_share_one_dyn_shape() {
+    let rate = Mutex::new(RateLimiter::builder().rate(10.0).build().unwrap());
+    let bulkhead = Mutex::new(ConcurrencyLimiter::builder().limit(2).build().unwrap());
+    let throttle = Mutex::new(AdaptiveThrottle::builder().build().unwrap());
+    let gates: [&(dyn Shared<dyn Admission + Send> + Sync); 3] = [&throttle, &rate, &bulkhead];
+    let mut grants = Vec::new();
+    for gate in gates {
+        gate.with_mut(&mut |l| grants.push(now_grant(l.acquire(t(0), FIRST))));
+    }
+    for (gate, grant) in gates.into_iter().zip(grants) {
+        gate.with_mut(&mut |l| assert!(!l.record(t(5), grant, Feedback::Accepted).any()));
+    }
+    assert_eq!(bulkhead.lock().unwrap().inflight(), 0);
+}

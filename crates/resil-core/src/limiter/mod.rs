@@ -9,11 +9,13 @@
 //! | [`RateLimiter`] | a fixed rate and burst (a token bucket) |
 //! | [`AdaptiveRateLimiter`] | the AWS SDKs' adaptive mode: throttles cut the rate, successes grow it on a cubic curve |
 //! | [`AdaptiveThrottle`] | Google SRE client-side throttling: how many recent requests the backend accepted |
+//! | [`ConcurrencyLimiter`] | attempts in flight, with a bounded queue; a static, AIMD or latency-gradient limit |
 //!
 //! [`Admission`] documents the protocol: what to call before a send, after an outcome and
 //! when an attempt is abandoned.
 
 mod adaptive_rate;
+mod concurrency;
 mod rate;
 mod rate_limit_headers;
 mod throttle;
@@ -25,6 +27,7 @@ use crate::policy::TransportErrorKind;
 use crate::time::Instant;
 
 pub use adaptive_rate::{AdaptiveRateLimiter, AdaptiveRateLimiterBuilder};
+pub use concurrency::{ConcurrencyLimiter, ConcurrencyLimiterBuilder, LimitAlgorithm};
 pub use rate::{RateLimiter, RateLimiterBuilder};
 pub use rate_limit_headers::{
     QuotaPolicy, QuotaUnit, RateLimitField, RateLimitPolicyField, ServerQuota, ServiceLimit,
@@ -99,6 +102,10 @@ impl Grant {
     pub fn issued_at(&self) -> Instant {
         self.issued_at
     }
+
+    pub(crate) fn inflight(&self) -> u32 {
+        self.inflight
+    }
 }
 
 /// A place in line: a reserved start time or a queue position. Hand it back with
@@ -138,6 +145,10 @@ impl Ticket {
     /// When the caller started waiting.
     pub fn since(&self) -> Instant {
         self.since
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     pub(crate) fn cost(&self) -> u32 {
@@ -216,6 +227,10 @@ pub struct Wake(u32);
 impl Wake {
     /// Nobody to wake.
     pub const NONE: Wake = Wake(0);
+
+    pub(crate) const fn granted(n: u32) -> Wake {
+        Wake(n)
+    }
 
     /// Whether a queued caller must be woken.
     pub fn any(self) -> bool {
@@ -306,7 +321,7 @@ impl fmt::Display for LocalRejection {
 impl core::error::Error for LocalRejection {}
 
 /// The shape every limiter shares, so the retry machine consults them uniformly:
-/// [`RateLimiter`], [`AdaptiveRateLimiter`], [`AdaptiveThrottle`], `ConcurrencyLimiter` and
+/// [`RateLimiter`], [`AdaptiveRateLimiter`], [`AdaptiveThrottle`], [`ConcurrencyLimiter`] and
 /// `QuotaPacer`.
 ///
 /// # The protocol
@@ -318,7 +333,7 @@ impl core::error::Error for LocalRejection {}
 ///
 /// 1. **Before each send**, after the breaker and the budget said yes, ask every limiter in
 ///    this order — those that only refuse ([`AdaptiveThrottle`], `QuotaPacer`), then those that
-///    reserve a start time (rate limiters), then `ConcurrencyLimiter`, so a slot is held only
+///    reserve a start time (rate limiters), then [`ConcurrencyLimiter`], so a slot is held only
 ///    while an attempt is really out — with [`Admission::acquire`] and an [`Ask`] whose
 ///    `not_after` is the latest start the caller accepts (its deadline, and its `max_wait` from
 ///    now):
@@ -348,6 +363,41 @@ impl core::error::Error for LocalRejection {}
 /// hold a slot, and the owner of the limiter wakes its waiters (a `Notify` beside the lock).
 /// Time is always an input and may go backwards: every machine clamps it to the latest instant
 /// it saw. No method allocates; a queue's storage is reserved when it is built.
+///
+/// One attempt through a throttle and a bulkhead, on a fake clock:
+///
+/// ```
+/// use core::time::Duration;
+/// use resil_core::{
+///     AdaptiveThrottle, Admission, Admit, Ask, AttemptKind, ConcurrencyLimiter, Feedback,
+///     Instant,
+/// };
+///
+/// let mut throttle = AdaptiveThrottle::builder().build()?;
+/// let mut bulkhead = ConcurrencyLimiter::builder().limit(4).build()?;
+/// let mut limiters: [&mut dyn Admission; 2] = [&mut throttle, &mut bulkhead];
+/// let now = Instant::from_secs(1);
+/// let deadline = now + Duration::from_secs(30);
+/// // 1. Before the send: every limiter, in order.
+/// let ask = Ask::new(AttemptKind::First).not_after(deadline);
+/// let mut grants = Vec::new();
+/// for limiter in limiters.iter_mut() {
+///     match limiter.acquire(now, ask) {
+///         Admit::Now(grant) => grants.push(grant),
+///         Admit::Wait { .. } | Admit::Queued { .. } => unreachable!("nothing is busy"),
+///         Admit::Reject(reason) => panic!("gave up: {reason}"),
+///     }
+/// }
+/// // 2. The attempt answered 503 after 40 ms: back pressure, to every limiter.
+/// let answered = now + Duration::from_millis(40);
+/// let feedback = Feedback::for_status(503, false);
+/// for (limiter, grant) in limiters.iter_mut().zip(grants) {
+///     let wake = limiter.record(answered, grant, feedback);
+///     assert!(!wake.any(), "nobody was queued");
+/// }
+/// assert_eq!(throttle.counts(answered), (1, 0));
+/// # Ok::<(), resil_core::PolicyError>(())
+/// ```
 pub trait Admission {
     /// Asks to send one attempt at `now`.
     fn acquire(&mut self, now: Instant, ask: Ask) -> Admit;
