@@ -94,7 +94,7 @@
 //! | [`AdaptiveRateLimiter`] | AWS adaptive mode: throttles cut the rate, successes grow it on a cubic curve |
 //! | [`AdaptiveThrottle`] | Google SRE client-side throttling from requests and accepts (K = 2) |
 //! | [`ConcurrencyLimiter`] | a bulkhead with a bounded queue; static, AIMD or latency-gradient limit |
-//! | [`ServerQuota`], [`RateLimitField`] | the server's own numbers (`RateLimit`/`RateLimit-Policy`, `X-RateLimit-*`), parsed |
+//! | [`QuotaPacer`], [`ServerQuota`] | pacing by `RateLimit`/`RateLimit-Policy`, `X-RateLimit-*` and `Retry-After` |
 //! | [`Shared`] | the lock through which machines share a breaker, budget or limiter |
 //!
 //! ## Safety rules the machine enforces
@@ -159,8 +159,9 @@ pub use framing::{FramingError, Http1Framing, MAX_LINE};
 pub use limiter::{
     AdaptiveRateLimiter, AdaptiveRateLimiterBuilder, AdaptiveThrottle, AdaptiveThrottleBuilder,
     Admission, Admit, Ask, AttemptKind, ConcurrencyLimiter, ConcurrencyLimiterBuilder, Feedback,
-    Grant, LimitAlgorithm, LocalRejection, QuotaPolicy, QuotaUnit, RateLimitField,
-    RateLimitPolicyField, RateLimiter, RateLimiterBuilder, ServerQuota, ServiceLimit, Ticket, Wake,
+    Grant, LimitAlgorithm, LocalRejection, QuotaPacer, QuotaPacerBuilder, QuotaPolicy, QuotaUnit,
+    RateLimitField, RateLimitPolicyField, RateLimiter, RateLimiterBuilder, ServerQuota,
+    ServiceLimit, Ticket, Wake,
 };
 pub use policy::{
     AttemptOutcome, HeaderLookup, Method, RequestInfo, ResponseHead, RetryContext, RetryPolicy,

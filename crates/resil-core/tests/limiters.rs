@@ -788,3 +788,101 @@ fn limiters_of_every_kind_share_one_dyn_shape() {
     }
     assert_eq!(bulkhead.lock().unwrap().inflight(), 0);
 }
+
+// ---------------------------------------------------------------- QuotaPacer
+
+use resil_core::{QuotaPacer, ServerQuota};
+
+#[test]
+fn pacer_settings_are_validated() {
+    refused([
+        (QuotaPacer::builder().jitter(1.5).build(), "jitter"),
+        (QuotaPacer::builder().jitter(-0.1).build(), "jitter"),
+        (QuotaPacer::builder().jitter(f64::NAN).build(), "jitter"),
+        (QuotaPacer::builder().max_block(ms(10)).build(), "max_block"),
+    ]);
+}
+
+fn pacer() -> QuotaPacer {
+    QuotaPacer::builder()
+        .max_wait(Duration::from_secs(3600))
+        .seed(3)
+        .build()
+        .unwrap()
+}
+
+fn quota(remaining: u64, reset_secs: u64) -> Option<ServerQuota> {
+    Some(ServerQuota {
+        remaining,
+        reset: Duration::from_secs(reset_secs),
+    })
+}
+
+#[test]
+fn a_used_up_quota_waits_for_the_reset_with_jitter_above_it() {
+    let mut pacer = pacer();
+    pacer.observe(t(0), quota(0, 30), None);
+    let mut waits = Vec::new();
+    for _ in 0..50 {
+        let (until, ticket) = wait_ticket(pacer.acquire(t(0), FIRST));
+        assert!(until >= t(30_000) && until <= t(33_000), "{until}");
+        waits.push(until);
+        let _ = pacer.cancel(t(0), ticket);
+    }
+    waits.sort();
+    waits.dedup();
+    assert!(waits.len() > 40, "waiters are spread out");
+}
+
+#[test]
+fn the_pacer_counts_its_own_requests_against_the_remaining_quota() {
+    let mut pacer = QuotaPacer::builder().jitter(0.0).build().unwrap();
+    pacer.observe(t(0), quota(2, 10), None);
+    let _ = now_grant(pacer.acquire(t(1), FIRST));
+    let _ = now_grant(pacer.acquire(t(2), FIRST));
+    assert_eq!(wait_ticket(pacer.acquire(t(3), FIRST)).0, t(10_000));
+    // After the window, nothing is known: attempts go until the server says more.
+    let _ = now_grant(pacer.acquire(t(10_000), FIRST));
+    assert_eq!(pacer.remaining(), None);
+}
+
+#[test]
+fn retry_after_wins_over_the_rate_limit_fields() {
+    let mut pacer = QuotaPacer::builder().jitter(0.0).build().unwrap();
+    pacer.observe(t(0), quota(50, 60), Some(Duration::from_secs(5)));
+    assert_eq!(pacer.blocked_until(), Some(t(5000)));
+    assert_eq!(wait_ticket(pacer.acquire(t(0), FIRST)).0, t(5000));
+}
+
+#[test]
+fn a_reset_past_the_callers_bound_is_a_precise_rejection() {
+    let mut pacer = pacer();
+    pacer.observe(t(0), quota(0, 120), None);
+    assert_eq!(
+        rejection(pacer.acquire(t(0), FIRST.not_after(t(30_000)))),
+        LocalRejection::QuotaExhausted {
+            wait: Duration::from_secs(120)
+        }
+    );
+}
+
+#[test]
+fn an_enormous_reset_is_believed_only_up_to_max_block() {
+    let mut pacer = QuotaPacer::builder()
+        .max_block(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    pacer.observe(t(0), quota(0, 999_999_999_999_999), None);
+    assert_eq!(pacer.blocked_until(), Some(t(600_000)));
+    pacer.observe(t(0), None, Some(Duration::MAX));
+    assert_eq!(pacer.blocked_until(), Some(t(600_000)));
+    let _ = now_grant(pacer.acquire(t(600_000), FIRST));
+}
+
+#[test]
+fn a_later_answer_with_quota_left_lifts_the_block() {
+    let mut pacer = QuotaPacer::builder().jitter(0.0).build().unwrap();
+    pacer.observe(t(0), quota(0, 60), None);
+    pacer.observe(t(1000), quota(10, 59), None);
+    let _ = now_grant(pacer.acquire(t(1000), FIRST));
+}

@@ -10,12 +10,14 @@
 //! | [`AdaptiveRateLimiter`] | the AWS SDKs' adaptive mode: throttles cut the rate, successes grow it on a cubic curve |
 //! | [`AdaptiveThrottle`] | Google SRE client-side throttling: how many recent requests the backend accepted |
 //! | [`ConcurrencyLimiter`] | attempts in flight, with a bounded queue; a static, AIMD or latency-gradient limit |
+//! | [`QuotaPacer`] | the server's own numbers: `RateLimit`, `X-RateLimit-*`, `Retry-After` |
 //!
 //! [`Admission`] documents the protocol: what to call before a send, after an outcome and
 //! when an attempt is abandoned.
 
 mod adaptive_rate;
 mod concurrency;
+mod pacer;
 mod rate;
 mod rate_limit_headers;
 mod throttle;
@@ -28,6 +30,7 @@ use crate::time::Instant;
 
 pub use adaptive_rate::{AdaptiveRateLimiter, AdaptiveRateLimiterBuilder};
 pub use concurrency::{ConcurrencyLimiter, ConcurrencyLimiterBuilder, LimitAlgorithm};
+pub use pacer::{QuotaPacer, QuotaPacerBuilder};
 pub use rate::{RateLimiter, RateLimiterBuilder};
 pub use rate_limit_headers::{
     QuotaPolicy, QuotaUnit, RateLimitField, RateLimitPolicyField, ServerQuota, ServiceLimit,
@@ -149,6 +152,10 @@ impl Ticket {
 
     pub(crate) fn id(&self) -> u64 {
         self.id
+    }
+
+    pub(crate) fn not_after(&self) -> Instant {
+        self.not_after
     }
 
     pub(crate) fn cost(&self) -> u32 {
@@ -322,7 +329,7 @@ impl core::error::Error for LocalRejection {}
 
 /// The shape every limiter shares, so the retry machine consults them uniformly:
 /// [`RateLimiter`], [`AdaptiveRateLimiter`], [`AdaptiveThrottle`], [`ConcurrencyLimiter`] and
-/// `QuotaPacer`.
+/// [`QuotaPacer`].
 ///
 /// # The protocol
 ///
@@ -332,7 +339,7 @@ impl core::error::Error for LocalRejection {}
 /// for one method call at a time, never across a wait:
 ///
 /// 1. **Before each send**, after the breaker and the budget said yes, ask every limiter in
-///    this order — those that only refuse ([`AdaptiveThrottle`], `QuotaPacer`), then those that
+///    this order — those that only refuse ([`AdaptiveThrottle`], [`QuotaPacer`]), then those that
 ///    reserve a start time (rate limiters), then [`ConcurrencyLimiter`], so a slot is held only
 ///    while an attempt is really out — with [`Admission::acquire`] and an [`Ask`] whose
 ///    `not_after` is the latest start the caller accepts (its deadline, and its `max_wait` from
@@ -351,7 +358,7 @@ impl core::error::Error for LocalRejection {}
 ///    ([`Feedback::for_status`], [`Feedback::for_error`]). A 429, a 503, a `Retry-After` or a
 ///    timeout is back pressure even when a later attempt succeeds. The latency sample is the
 ///    time since the grant was issued, so backoff and queue waits never count. Feed the
-///    response's quota headers to a `QuotaPacer` with `QuotaPacer::observe` too.
+///    response's quota headers to a [`QuotaPacer`] with [`QuotaPacer::observe`] too.
 ///    An attempt that ran into its own timeout has an outcome too: back pressure
 ///    (`Feedback::for_error(TransportErrorKind::Timeout)`).
 /// 3. **When an attempt is abandoned** without an outcome (a hedge lost the race, the call
