@@ -1,9 +1,10 @@
 //! # resil-core
 //!
 //! The decisions behind resilient HTTP calls — retry, backoff and jitter, `Retry-After`,
-//! deadlines, circuit breaking and retry budgets — as **sans-IO state machines** in
-//! `no_std + alloc` Rust. Core never reads a clock, opens a socket or spawns a thread: time and
-//! randomness are inputs, so every behaviour replays bit for bit from a seed on a fake clock.
+//! deadlines, circuit breaking, retry budgets and overload control (rate, concurrency and
+//! server-quota limits) — as **sans-IO state machines** in `no_std + alloc` Rust. Core never
+//! reads a clock, opens a socket or spawns a thread: time and randomness are inputs, so every
+//! behaviour replays bit for bit from a seed on a fake clock.
 //! The drivers (`resil-blocking`, `resil-tokio`, `resil-isahc`) only move bytes and keep time.
 //!
 //! ## The driving loop
@@ -93,7 +94,13 @@
 //! | [`LatencySketch`] | recent latencies in fixed memory: adaptive hedge delays and the hedge-rate cap |
 //! | [`RedirectPolicy`] | whether a 3xx is followed, with which method, body and credentials |
 //! | [`Http1Framing`] | the framing of the responses on one HTTP/1.1 connection, checked |
-//! | [`Shared`] | the lock through which machines share a breaker, budget or latency sketch |
+//! | [`Admission`] | the one shape of every limiter below: acquire, claim, record, release |
+//! | [`RateLimiter`] | a static rate with a burst (token bucket); waiting for a token is an action |
+//! | [`AdaptiveRateLimiter`] | AWS adaptive mode: throttles cut the rate, successes grow it on a cubic curve |
+//! | [`AdaptiveThrottle`] | Google SRE client-side throttling from requests and accepts (K = 2) |
+//! | [`ConcurrencyLimiter`] | a bulkhead with a bounded queue; static, AIMD or latency-gradient limit |
+//! | [`QuotaPacer`], [`ServerQuota`] | pacing by `RateLimit`/`RateLimit-Policy`, `X-RateLimit-*` and `Retry-After` |
+//! | [`Shared`] | the lock through which machines share a breaker, budget, latency sketch or limiter |
 //!
 //! Coming from Polly, resilience4j, gobreaker, urllib3, tenacity or stamina, backon,
 //! reqwest-retry, tower-resilience, gRPC or an AWS SDK? [`coming_from`] maps their options to
@@ -115,7 +122,7 @@
 //!
 //! ## Features
 //!
-//! - `std`: [`Shared`] for `std::sync::Mutex`, [`Instant::now`] (on a process-wide origin,
+//! - `std`: [`Shared`] for `std::sync::Mutex`, `Instant::now` (on a process-wide origin,
 //!   so every driver in a process agrees on time), and nothing else. Core's decisions never
 //!   read a clock, the environment or a process id under any feature; the HTTP half every
 //!   client shares (errors, configuration, hooks, the `Call` bookkeeping) is `resil-http`'s.
@@ -141,6 +148,7 @@ mod error;
 mod framing;
 mod hedge;
 mod latency;
+mod limiter;
 mod policy;
 mod redirect;
 mod retry;
@@ -163,6 +171,13 @@ pub use error::PolicyError;
 pub use framing::{FramingError, Http1Framing, MAX_LINE};
 pub use hedge::{HedgeDelay, Hedging, MAX_IN_FLIGHT};
 pub use latency::{LatencySketch, LatencySketchBuilder};
+pub use limiter::{
+    AdaptiveRateLimiter, AdaptiveRateLimiterBuilder, AdaptiveThrottle, AdaptiveThrottleBuilder,
+    Admission, Admit, Ask, AttemptKind, ConcurrencyLimiter, ConcurrencyLimiterBuilder, Feedback,
+    Grant, LimitAlgorithm, LocalRejection, QuotaPacer, QuotaPacerBuilder, QuotaPolicy, QuotaUnit,
+    RateLimitField, RateLimitPolicyField, RateLimiter, RateLimiterBuilder, ServerQuota,
+    ServiceLimit, Ticket, Wake,
+};
 pub use policy::{
     AttemptOutcome, Cause, DelayContext, DelayFn, HeaderLookup, Method, RequestInfo, ResponseHead,
     RetryContext, RetryKind, RetryPolicy, RetryPolicyBuilder, RetryPredicate, StatusSet,
