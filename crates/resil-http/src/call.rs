@@ -361,6 +361,10 @@ impl<'p, B: CallBody> Call<'p, B> {
     /// rewrites when it follows a redirect); reports every event to the hooks and counters on
     /// the way.
     pub fn poll_step(&mut self, request: &mut http::request::Parts) -> Step<B> {
+        if !self.otel.is_on() {
+            // Straight through: the step is built in the caller's slot, never moved.
+            return self.next_step(request);
+        }
         let step = self.next_step(request);
         self.otel.step(&step, request, self.machine.now());
         step

@@ -41,6 +41,10 @@ mod off {
             CallTelemetry(core::marker::PhantomData)
         }
         #[inline(always)]
+        pub(crate) fn is_on(&self) -> bool {
+            false
+        }
+        #[inline(always)]
         pub(crate) fn event(&mut self, _: &Event, _: Instant) {}
         #[inline(always)]
         pub(crate) fn step<B>(&mut self, _: &Step<B>, _: &http::request::Parts, _: Instant) {}
@@ -58,6 +62,7 @@ mod off {
 #[cfg(feature = "otel")]
 mod on {
     use std::borrow::Cow;
+    use std::boxed::Box;
     use std::fmt;
     use std::string::String;
     use std::sync::{Mutex, OnceLock, PoisonError};
@@ -249,8 +254,102 @@ mod on {
         scheme: &'static str,
     }
 
-    /// One call's spans and what its metrics need.
-    pub(crate) struct CallTelemetry<'p> {
+    /// One call's spans and what its metrics need: nothing (a null pointer) when, as the call
+    /// started, no subscriber could want a span and the client's instruments are no-ops; then
+    /// every method returns at its first instruction and a call carries one word more.
+    pub(crate) struct CallTelemetry<'p>(Option<Box<Inner<'p>>>);
+
+    impl fmt::Debug for CallTelemetry<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_tuple("CallTelemetry").field(&self.0).finish()
+        }
+    }
+
+    impl<'p> CallTelemetry<'p> {
+        /// The call `request` starts at `now` (`failed`: it goes on after a body failed).
+        #[inline]
+        pub(crate) fn start(
+            core: &'p ClientCore,
+            request: &http::request::Parts,
+            now: Instant,
+            failed: Option<&BodyFailure>,
+        ) -> CallTelemetry<'p> {
+            // One atomic load each: tracing's global maximum level (OFF without any
+            // subscriber), and whether the client's instruments are real.
+            let spans = tracing::level_enabled!(tracing::Level::INFO);
+            if !spans && core.telemetry().instruments().is_none() {
+                return CallTelemetry(None);
+            }
+            CallTelemetry(Some(Box::new(Inner::start(core, request, now, failed))))
+        }
+
+        /// Whether the call records anything.
+        #[inline]
+        pub(crate) fn is_on(&self) -> bool {
+            self.0.is_some()
+        }
+
+        /// A retry machine event.
+        #[inline]
+        pub(crate) fn event(&mut self, event: &Event, now: Instant) {
+            if let Some(inner) = &mut self.0 {
+                inner.event(event, now);
+            }
+        }
+
+        /// A step the call hands its driver.
+        #[inline]
+        pub(crate) fn step<B>(
+            &mut self,
+            step: &Step<B>,
+            request: &http::request::Parts,
+            now: Instant,
+        ) {
+            if let Some(inner) = &mut self.0 {
+                inner.step(step, request, now);
+            }
+        }
+
+        /// An attempt's response head.
+        #[inline]
+        pub(crate) fn response<B>(
+            &mut self,
+            now: Instant,
+            attempt: Attempt,
+            response: &http::Response<B>,
+        ) {
+            if let Some(inner) = &mut self.0 {
+                inner.response(now, attempt, response.status(), response.version());
+            }
+        }
+
+        /// An attempt's transport failure.
+        #[inline]
+        pub(crate) fn error(&mut self, now: Instant, attempt: Attempt, kind: TransportErrorKind) {
+            if let Some(inner) = &mut self.0 {
+                inner.error(now, attempt, kind);
+            }
+        }
+
+        /// A timer fired.
+        #[inline]
+        pub(crate) fn timeout(&mut self, now: Instant, is_out: impl Fn(Attempt) -> bool) {
+            if let Some(inner) = &mut self.0 {
+                inner.timeout(now, is_out);
+            }
+        }
+
+        /// The trace context of the attempt sent last, on its request.
+        #[inline]
+        pub(crate) fn inject(&self, headers: &mut http::HeaderMap) {
+            if let Some(inner) = &self.0 {
+                inner.inject(headers);
+            }
+        }
+    }
+
+    /// What a call with telemetry on keeps.
+    struct Inner<'p> {
         core: &'p ClientCore,
         /// The call's span, `None` when no subscriber wants it.
         span: Option<Span>,
@@ -276,7 +375,7 @@ mod on {
         finished: bool,
     }
 
-    impl fmt::Debug for CallTelemetry<'_> {
+    impl fmt::Debug for Inner<'_> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.debug_struct("CallTelemetry")
                 .field("sent", &self.sent)
@@ -496,14 +595,15 @@ mod on {
         to.saturating_duration_since(from).as_secs_f64()
     }
 
-    impl<'p> CallTelemetry<'p> {
+    impl<'p> Inner<'p> {
         /// The call `request` starts at `now` (`failed`: it goes on after a body failed).
-        pub(crate) fn start(
+        #[inline(never)]
+        fn start(
             core: &'p ClientCore,
             request: &http::request::Parts,
             now: Instant,
             failed: Option<&BodyFailure>,
-        ) -> CallTelemetry<'p> {
+        ) -> Inner<'p> {
             let uri = &request.uri;
             let method = method_name(&request.method);
             let span = tracing::info_span!(
@@ -534,7 +634,7 @@ mod on {
                     span.record("resil.resumed_at_byte", failure.at_byte);
                 }
             }
-            CallTelemetry {
+            Inner {
                 core,
                 span,
                 started: now,
@@ -586,7 +686,8 @@ mod on {
 
         /// One of the retry machine's events, as the observer gets it; `now` is the latest
         /// instant the machine was given.
-        pub(crate) fn event(&mut self, event: &Event, now: Instant) {
+        #[inline(never)]
+        fn event(&mut self, event: &Event, now: Instant) {
             match *event {
                 Event::RetryScheduled {
                     after,
@@ -694,12 +795,8 @@ mod on {
         /// A step the call hands its driver: a `Send` starts an attempt's span, a `Redirect`
         /// marks the next attempt, `Done` and `Fail` end the call. `now` is the latest instant
         /// the call was given.
-        pub(crate) fn step<B>(
-            &mut self,
-            step: &Step<B>,
-            request: &http::request::Parts,
-            now: Instant,
-        ) {
+        #[inline(never)]
+        fn step<B>(&mut self, step: &Step<B>, request: &http::request::Parts, now: Instant) {
             match step {
                 Step::Send { attempt, .. } => self.send(*attempt, request, now),
                 Step::Redirect { .. } => {
@@ -932,26 +1029,30 @@ mod on {
         }
 
         /// Attempt `attempt`'s response head came at `now`.
-        pub(crate) fn response<B>(
+        #[inline(never)]
+        fn response(
             &mut self,
             now: Instant,
             attempt: Attempt,
-            response: &http::Response<B>,
+            status: http::StatusCode,
+            version: http::Version,
         ) {
             let ending = Ending::Response {
-                status: response.status().as_u16(),
-                version: version_name(response.version()),
+                status: status.as_u16(),
+                version: version_name(version),
             };
             self.end(attempt, now, ending);
         }
 
         /// Attempt `attempt` failed at `now` with `kind`.
-        pub(crate) fn error(&mut self, now: Instant, attempt: Attempt, kind: TransportErrorKind) {
+        #[inline(never)]
+        fn error(&mut self, now: Instant, attempt: Attempt, kind: TransportErrorKind) {
             self.end(attempt, now, Ending::Error(kind));
         }
 
         /// A timer fired at `now`: attempts no longer out (`is_out`) timed out.
-        pub(crate) fn timeout(&mut self, now: Instant, is_out: impl Fn(Attempt) -> bool) {
+        #[inline(never)]
+        fn timeout(&mut self, now: Instant, is_out: impl Fn(Attempt) -> bool) {
             let first = self.open.as_ref().map(|o| o.attempt);
             let timed_out = first
                 .into_iter()
@@ -966,7 +1067,8 @@ mod on {
 
         /// Puts the trace context of the attempt sent last on its request's `headers`,
         /// through the global propagator.
-        pub(crate) fn inject(&self, headers: &mut http::HeaderMap) {
+        #[inline(never)]
+        fn inject(&self, headers: &mut http::HeaderMap) {
             let current = self.current;
             let open = self
                 .open
@@ -1077,7 +1179,7 @@ mod on {
         Replaced,
     }
 
-    impl Drop for CallTelemetry<'_> {
+    impl Drop for Inner<'_> {
         /// A call dropped before its end (its future was, or its driver returned early):
         /// attempts still out end as abandoned, and are counted.
         fn drop(&mut self) {
