@@ -23,6 +23,7 @@ fn scenario_table_reports_the_same_telemetry_through_the_blocking_client() {
         let telemetry = Telemetry::new();
         let transcript = Arc::new(Transcript::default());
         let client = builder(&ManualClock::new())
+            .policy(scenario.policy())
             .hooks(transcript.clone())
             .otel_meter(telemetry.meter())
             .build()

@@ -351,6 +351,14 @@ impl<'p, B: CallBody> Call<'p, B> {
         self.machine.hedges()
     }
 
+    /// When the next hedge may go out ([`Instant::MAX`]: none is due). A driver may send a
+    /// hedging call's first attempt as any other, waiting for its answer or this instant,
+    /// whichever comes first, and keep attempts side by side only once it passes: a call
+    /// answered before its hedge is due then costs what an unhedged one does.
+    pub fn next_hedge(&self) -> Instant {
+        self.machine.next_hedge()
+    }
+
     /// Whether the driver adds its credentials (an auth provider's) to the requests it
     /// sends: not after a redirect to another origin, for the rest of the call.
     pub fn sends_credentials(&self) -> bool {

@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use resil_isahc::Client;
 use resil_tests::{
-    CANARY_HEADER, CANARY_HEADER_NAME, Telemetry, Transcript, scenario_policy, scenarios,
-    shared_load,
+    CANARY_HEADER, CANARY_HEADER_NAME, Telemetry, Transcript, scenarios, shared_load,
 };
 use tracing::instrument::WithSubscriber;
 
@@ -25,7 +24,7 @@ fn scenario_table_reports_the_same_telemetry_through_the_isahc_client() {
         let telemetry = Telemetry::new();
         let transcript = Arc::new(Transcript::default());
         let client = Client::builder()
-            .policy(scenario_policy())
+            .policy(scenario.policy())
             .hooks(transcript.clone())
             .otel_meter(telemetry.meter())
             .seed(7)

@@ -26,6 +26,8 @@ pub struct Scenario {
     pub budget: Option<(RetryBudget, Scope)>,
     /// The server the fleet calls.
     pub server: ServerProfile,
+    /// The latency sketch each client keeps when the policy hedges (`None`: the defaults).
+    pub sketch: Option<resil_core::LatencySketchBuilder>,
 }
 
 /// Whether a breaker or budget is one for the fleet or one per client.
@@ -167,6 +169,7 @@ impl Scenario {
             breaker: None,
             budget: None,
             server: ServerProfile::default(),
+            sketch: None,
         }
     }
 

@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use common::plain_hyper;
 use resil_tests::{
-    CANARY_HEADER, CANARY_HEADER_NAME, Telemetry, Transcript, scenario_policy, scenarios,
-    shared_load,
+    CANARY_HEADER, CANARY_HEADER_NAME, Telemetry, Transcript, scenarios, shared_load,
 };
 use resil_tokio::{Client, ClientConfig, ResilLayer};
 use tower_layer::Layer;
@@ -28,7 +27,7 @@ async fn scenario_table_reports_the_same_telemetry_through_the_tokio_client() {
         let telemetry = Telemetry::new();
         let transcript = Arc::new(Transcript::default());
         let client = Client::builder()
-            .policy(scenario_policy())
+            .policy(scenario.policy())
             .hooks(transcript.clone())
             .otel_meter(telemetry.meter())
             .seed(7)
@@ -56,7 +55,7 @@ async fn scenario_table_reports_the_same_telemetry_through_the_tower_layer() {
         let telemetry = Telemetry::new();
         let transcript = Arc::new(Transcript::default());
         let mut config = ClientConfig::default();
-        config.policy(scenario_policy());
+        config.policy(scenario.policy());
         config.hooks(transcript.clone());
         config.otel_meter(telemetry.meter());
         config.seed(7);
