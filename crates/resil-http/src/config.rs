@@ -395,7 +395,7 @@ impl ClientConfig {
         #[cfg(feature = "otel")]
         let telemetry = ClientTelemetry::new(self.otel_meter);
         #[cfg(not(feature = "otel"))]
-        let telemetry = ClientTelemetry;
+        let telemetry = ClientTelemetry::default();
         Ok(ClientCore {
             telemetry,
             base_url,

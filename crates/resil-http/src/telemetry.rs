@@ -22,9 +22,9 @@ mod off {
     use crate::call::Step;
     use crate::config::ClientCore;
 
-    /// Nothing to keep without the feature.
+    /// Nothing to keep without the feature (a field, so both builds construct it by `default()`).
     #[derive(Debug, Default)]
-    pub(crate) struct ClientTelemetry;
+    pub(crate) struct ClientTelemetry(());
 
     /// Nothing to keep without the feature.
     #[derive(Debug)]
