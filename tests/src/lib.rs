@@ -15,7 +15,9 @@
 //! - `h2c`: an HTTP/2 server without TLS;
 //! - `proxy`: an HTTP and a SOCKS5 proxy, and the proxy checks;
 //! - `redirects`: three origins and the redirect cases every driver runs;
-//! - `child`: running a test again in a child process with an environment of its own.
+//! - `child`: running a test again in a child process with an environment of its own;
+//! - `otel`: one test's OpenTelemetry pipeline (in-memory exporters), the telemetry check of
+//!   the scenario table, canary secrets, and a loopback OTLP/HTTP receiver.
 
 mod body_faults;
 mod check;
@@ -23,6 +25,7 @@ mod child;
 mod framing;
 mod h2c;
 mod hedging;
+mod otel;
 mod proxy;
 mod redirects;
 mod scenarios;
@@ -47,6 +50,10 @@ pub use child::{PROXY_VARIABLES, is_child, run_child};
 pub use framing::{BAD_CHUNK_SIZES, FramingWorld};
 pub use h2c::{H2cServer, PAD_RESPONSE};
 pub use hedging::{HEDGE_AFTER, HedgeCase, HedgeWorld, SLOW, hedge_policy, open_sketch};
+pub use otel::{
+    CANARY_HEADER, CANARY_HEADER_NAME, CANARY_PASSWORD, CANARY_QUERY, MetricPoint, OtlpPost,
+    OtlpReceiver, SpanRecord, Telemetry, TelemetryRecord, canary_url,
+};
 pub use proxy::{
     FakeProxy, FakeSocks5, LOOPBACK_NO_PROXY, PROXY_CREDENTIALS, PROXY_RULE_ATTEMPTS,
     ProxyAuthAnswer, ProxyRequest, REFUSED_PROXY, SOCKS_CREDENTIALS, SocksRequest, SocksTarget,

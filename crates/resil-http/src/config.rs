@@ -29,6 +29,7 @@ use crate::headers::{check_request_headers, declare_empty_body, merge_default_he
 use crate::observe::{BodyFailure, Hooks, Observer, Stats, StatsSnapshot};
 use crate::origins::OriginBreakers;
 use crate::proxy::{Proxy, check_proxy_url};
+use crate::telemetry::ClientTelemetry;
 use crate::url::{UrlError, check_url, join_url, redact_url, redact_url_str, take_url_credentials};
 
 const UNBOUNDED: Duration = Duration::from_nanos(u64::MAX);
@@ -65,6 +66,8 @@ pub struct ClientConfig {
     sensitive_headers: Vec<HeaderName>,
     hedging: Option<Hedging>,
     latency: Option<Arc<Mutex<LatencySketch>>>,
+    #[cfg(feature = "otel")]
+    otel_meter: Option<opentelemetry::metrics::Meter>,
 }
 
 impl fmt::Debug for ClientConfig {
@@ -99,6 +102,8 @@ impl Default for ClientConfig {
             sensitive_headers: Vec::new(),
             hedging: None,
             latency: None,
+            #[cfg(feature = "otel")]
+            otel_meter: None,
         }
     }
 }
@@ -210,6 +215,13 @@ impl ClientConfig {
     /// Seeds jitter (and generated request ids), for reproducible runs.
     pub fn seed(&mut self, seed: u64) {
         self.seed = Some(seed);
+    }
+    /// The meter the client's metrics are recorded with (feature `otel`; default: the
+    /// global meter provider's `resil` meter, taken on the client's first call). See
+    /// [`otel`](crate::otel).
+    #[cfg(feature = "otel")]
+    pub fn otel_meter(&mut self, meter: opentelemetry::metrics::Meter) {
+        self.otel_meter = Some(meter);
     }
     /// How redirects are followed (default: up to 10 hops, never from `https` to `http`; see
     /// [`RedirectPolicy`]).
@@ -380,7 +392,12 @@ impl ClientConfig {
                 .map_or(0, |d| d.as_nanos() as u64);
             mix(t ^ u64::from(std::process::id()))
         });
+        #[cfg(feature = "otel")]
+        let telemetry = ClientTelemetry::new(self.otel_meter);
+        #[cfg(not(feature = "otel"))]
+        let telemetry = ClientTelemetry::default();
         Ok(ClientCore {
+            telemetry,
             base_url,
             default_headers: self.default_headers,
             request_id_header: self.request_id_header,
@@ -419,6 +436,9 @@ pub struct ClientCore {
     sensitive_headers: Vec<HeaderName>,
     /// Recent latencies, for hedge delays and the hedge-rate cap.
     latency: Arc<Mutex<LatencySketch>>,
+    /// OpenTelemetry instruments (feature `otel`).
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
+    telemetry: ClientTelemetry,
 }
 
 impl fmt::Debug for ClientCore {
@@ -466,7 +486,15 @@ impl ClientCore {
             redirects: RedirectPolicy::default(),
             sensitive_headers: Vec::new(),
             latency: Arc::new(Mutex::new(LatencySketch::default())),
+            telemetry: ClientTelemetry::default(),
         }
+    }
+
+    /// The client's OpenTelemetry instruments.
+    #[cfg(feature = "otel")]
+    #[inline]
+    pub(crate) fn telemetry(&self) -> &ClientTelemetry {
+        &self.telemetry
     }
 
     /// The latency sketch the client's calls feed (see [`ClientConfig::latency_sketch`]).
@@ -596,7 +624,7 @@ impl ClientCore {
     ) -> Call<'p, B> {
         merge_default_headers(&mut request.headers, &self.default_headers);
         // Only hooks and `tracing` read a caller's own id back; a copy costs an allocation.
-        let observed = self.hooks.is_some() || cfg!(feature = "tracing");
+        let observed = self.hooks.is_some() || crate::observe::tracing_on();
         let id = self.call_id(&request.headers, observed);
         let shared = self.shared_for(&request.uri);
         Call::start(
@@ -630,7 +658,7 @@ impl ClientCore {
         failed: &BodyFailure,
     ) -> Call<'p, B> {
         // Defaults and the request id are in `request` already, from the first call.
-        let observed = self.hooks.is_some() || cfg!(feature = "tracing");
+        let observed = self.hooks.is_some() || crate::observe::tracing_on();
         let id = self.call_id(&request.headers, observed);
         let shared = self.shared_for(&request.uri);
         Call::start(

@@ -181,6 +181,8 @@ fn run(
 
 fn main() {
     let (requests, rounds) = resil_bench::requests_and_rounds(20_000, 5);
+    #[cfg(feature = "otel")]
+    let _otel = resil_bench::install_otel_sdk();
     // One runtime per client: a timer one client leaves pending (resil-tokio's attempt timer,
     // a pool's idle sweep) would otherwise make every other client's waits for the socket
     // timed `epoll_wait`s too: ~0.15 µs more per request here (hyper-util with a pool timer
