@@ -287,7 +287,7 @@ async fn cancelled_probe_does_not_wedge_the_breaker() {
             .unwrap(),
     ));
     let script = Script::new(vec![
-        Fake::Status(503, None),
+        Fake::Status(500, None),
         Fake::Hang,
         Fake::Status(200, None),
     ]);
@@ -314,7 +314,7 @@ async fn cancelled_probe_does_not_wedge_the_breaker() {
 /// Dropping a call mid-backoff leaves nothing running and counts nothing against the breaker.
 #[tokio::test(start_paused = true)]
 async fn cancelled_during_backoff_leaks_nothing() {
-    let script = Script::new(vec![Fake::Status(503, None), Fake::Status(200, None)]);
+    let script = Script::new(vec![Fake::Status(500, None), Fake::Status(200, None)]);
     let client = client(
         &script,
         plain()
