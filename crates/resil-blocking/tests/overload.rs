@@ -88,11 +88,19 @@ fn a_rate_limited_call_waits_for_its_turn_then_goes() {
     }
     let stats = client.stats();
     assert_eq!(stats.limiter_waits, 1);
-    assert!(stats.limiter_wait > std::time::Duration::from_millis(500), "{stats}");
-    assert!(clock.slept() > std::time::Duration::from_millis(500), "the wait was slept");
+    assert!(
+        stats.limiter_wait > std::time::Duration::from_millis(500),
+        "{stats}"
+    );
+    assert!(
+        clock.slept() > std::time::Duration::from_millis(500),
+        "the wait was slept"
+    );
     assert_eq!(server.hits("/"), 2);
     assert!(matches!(
         client.current_limits()[..],
-        [resil_blocking::CurrentLimit::Rate { per_1000_seconds: 1000 }]
+        [resil_blocking::CurrentLimit::Rate {
+            per_1000_seconds: 1000
+        }]
     ));
 }
