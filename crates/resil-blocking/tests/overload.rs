@@ -4,12 +4,33 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::{ManualClock, builder};
-use resil_blocking::{ErrorKind, LocalRejection, RateLimiter};
+use resil_blocking::{Attempt, CallInfo, ErrorKind, Hooks, LocalRejection, RateLimiter};
 use resil_core::BreakerState;
 use resil_tests::{Reply, TestServer, shared_load};
+
+/// Counts the limiter hooks.
+#[derive(Default)]
+struct LimiterHooks {
+    waits: AtomicU64,
+    rejections: AtomicU64,
+}
+
+impl Hooks for LimiterHooks {
+    fn on_limiter_wait(&self, _: &CallInfo<'_>, attempt: Attempt, wait: Duration) {
+        assert_eq!(attempt.number(), 1);
+        assert!(wait > Duration::ZERO);
+        self.waits.fetch_add(1, Ordering::SeqCst);
+    }
+    fn on_rejected_locally(&self, _: &CallInfo<'_>, reason: LocalRejection) {
+        assert!(matches!(reason, LocalRejection::RateLimited { .. }));
+        self.rejections.fetch_add(1, Ordering::SeqCst);
+    }
+}
 
 /// The first six answers are 429, more in a row than the default breaker's five, then 200.
 fn storm() -> TestServer {
@@ -49,8 +70,10 @@ fn a_limiter_refusal_fails_the_call_before_anything_is_sent() {
     server.script("/", vec![Reply::status(200)]);
     // One call per 1,000 s: the second would wait past its deadline.
     let limiter = RateLimiter::builder().rate(0.001).burst(1).build().unwrap();
+    let hooks = Arc::new(LimiterHooks::default());
     let client = builder(&ManualClock::new())
         .limiter(Arc::new(Mutex::new(limiter)))
+        .hooks(hooks.clone())
         .build()
         .unwrap();
     assert_eq!(client.get(&server.url("/")).send().unwrap().status(), 200);
@@ -67,6 +90,7 @@ fn a_limiter_refusal_fails_the_call_before_anything_is_sent() {
     assert_eq!(server.hits("/"), 1, "nothing sent for the refused call");
     let stats = client.stats();
     assert_eq!((stats.local_rejections, stats.failures), (1, 1));
+    assert_eq!(hooks.rejections.load(Ordering::SeqCst), 1);
 }
 
 #[test]
@@ -78,9 +102,11 @@ fn a_rate_limited_call_waits_for_its_turn_then_goes() {
     let limiter = Arc::new(Mutex::new(
         RateLimiter::builder().rate(1.0).burst(1).build().unwrap(),
     ));
+    let hooks = Arc::new(LimiterHooks::default());
     let client = builder(&clock)
         .policy(resil_core::RetryPolicy::default())
         .limiter(limiter.clone())
+        .hooks(hooks.clone())
         .build()
         .unwrap();
     for _ in 0..2 {
