@@ -22,6 +22,7 @@ mod check;
 mod child;
 mod framing;
 mod h2c;
+mod hedging;
 mod proxy;
 mod redirects;
 mod scenarios;
@@ -45,6 +46,7 @@ pub use check::{
 pub use child::{PROXY_VARIABLES, is_child, run_child};
 pub use framing::{BAD_CHUNK_SIZES, FramingWorld};
 pub use h2c::{H2cServer, PAD_RESPONSE};
+pub use hedging::{HEDGE_AFTER, HedgeCase, HedgeWorld, SLOW, hedge_policy, open_sketch};
 pub use proxy::{
     FakeProxy, FakeSocks5, LOOPBACK_NO_PROXY, PROXY_CREDENTIALS, PROXY_RULE_ATTEMPTS,
     ProxyAuthAnswer, ProxyRequest, REFUSED_PROXY, SOCKS_CREDENTIALS, SocksRequest, SocksTarget,

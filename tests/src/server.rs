@@ -54,9 +54,16 @@ pub enum Reply {
     Bytes(Vec<u8>),
     /// These bytes, then nothing for this long, then close: a body that stalls partway.
     BytesThenStall(Vec<u8>, Duration),
+    /// Wait this long, then answer with the reply: a slow replica.
+    Late(Duration, Box<Reply>),
 }
 
 impl Reply {
+    /// This reply after `wait`.
+    pub fn late(wait: Duration, reply: Reply) -> Reply {
+        Reply::Late(wait, Box::new(reply))
+    }
+
     /// A response with this status, no body.
     pub fn status(status: u16) -> Reply {
         Reply::Status {
@@ -513,6 +520,10 @@ fn read_chunked(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
 /// Writes the reply; `false` when the connection must not be reused.
 fn send(stream: &mut TcpStream, reply: Reply) -> bool {
     match reply {
+        Reply::Late(wait, reply) => {
+            thread::sleep(wait);
+            send(stream, *reply)
+        }
         Reply::Status {
             status,
             headers,

@@ -210,7 +210,7 @@ impl<R: Runtime> ClientExchange<'_, R> {
     }
 }
 
-impl<R: Runtime> Exchange for ClientExchange<'_, R> {
+impl<'a, R: Runtime> Exchange for ClientExchange<'a, R> {
     fn enforces_deadline(&self) -> bool {
         self.inner.transport.enforces_deadline()
     }
@@ -220,7 +220,7 @@ impl<R: Runtime> Exchange for ClientExchange<'_, R> {
         call: &Call<'_, Body>,
         parts: &http::request::Parts,
         deadline: Instant,
-    ) -> impl Future<Output = Result<Response, AttemptError>> + Send {
+    ) -> impl Future<Output = Result<Response, AttemptError>> + Send + use<'a, R> {
         let inner = self.inner;
         let request = self.prepare(call, parts, deadline);
         async move {

@@ -37,13 +37,14 @@ pub trait Exchange {
     }
 
     /// Sends the request [`Call::request`] makes of `parts` for the running attempt, which
-    /// must be over by `deadline`; the response's body is still to be read.
+    /// must be over by `deadline`; the response's body is still to be read. The future
+    /// borrows neither the exchange nor the call, so a hedging call has several out at once.
     fn send(
         &mut self,
         call: &Call<'_, Body>,
         parts: &http::request::Parts,
         deadline: Instant,
-    ) -> impl Future<Output = Result<Response, AttemptError>> + Send;
+    ) -> impl Future<Output = Result<Response, AttemptError>> + Send + use<Self>;
 
     /// Sends no body from now on: a redirect turned the request into a GET.
     fn drop_body(&mut self);
@@ -81,6 +82,10 @@ pub async fn drive<R: Runtime, X: Exchange>(
     parts: &mut http::request::Parts,
     exchange: &mut X,
 ) -> Result<Response, Error> {
+    if call.hedges() {
+        // In a box: its attempts out and their slots would grow every call's future.
+        return Box::pin(drive_hedged::<R, X>(call, parts, exchange)).await;
+    }
     loop {
         match call.poll_step(parts) {
             Step::Redirect { drop_body } => {
@@ -142,12 +147,114 @@ pub async fn drive<R: Runtime, X: Exchange>(
                 R::sleep_until(until).await;
                 call.handle_timeout(R::now());
             }
-            Step::Done(mut response) => {
-                let method = std::mem::take(&mut parts.method);
-                let uri = std::mem::take(&mut parts.uri);
-                response.body_mut().name_call(method, uri);
-                return Ok(response);
+            // Only a hedging call cancels (see `drive_hedged`).
+            Step::Cancel { .. } => {}
+            Step::Done(response) => return Ok(named(response, parts)),
+            Step::Fail(error) => return Err(error),
+        }
+    }
+}
+
+/// The call's response, its body naming the call for its errors.
+fn named(mut response: Response, parts: &mut http::request::Parts) -> Response {
+    let method = std::mem::take(&mut parts.method);
+    let uri = std::mem::take(&mut parts.uri);
+    response.body_mut().name_call(method, uri);
+    response
+}
+
+/// [`drive`] for a call that hedges: its attempts stay out side by side until one answers,
+/// the machine's timer fires (a hedge is due, or an attempt's deadline passed) or a
+/// [`Step::Cancel`] drops one. The first attempt out is polled in place; hedges are boxed.
+/// Nothing outlives the call: returning drops every attempt still out.
+async fn drive_hedged<'e, R: Runtime, X: Exchange + 'e>(
+    call: &mut Call<'_, Body>,
+    parts: &mut http::request::Parts,
+    exchange: &'e mut X,
+) -> Result<Response, Error> {
+    type Sending<'e> = Pin<Box<dyn Future<Output = Result<Response, AttemptError>> + Send + 'e>>;
+    let mut first = pin!(None);
+    let mut first_attempt = None;
+    let mut hedges: Vec<(resil_core::Attempt, Sending<'e>)> = Vec::new();
+    loop {
+        match call.poll_step(parts) {
+            Step::Send { attempt, deadline } => {
+                let sending = exchange.send(call, parts, deadline);
+                if first_attempt.is_none() {
+                    first.set(Some(sending));
+                    first_attempt = Some(attempt);
+                } else {
+                    hedges.push((attempt, Box::pin(sending)));
+                }
             }
+            Step::Cancel { attempt } => {
+                if first_attempt == Some(attempt) {
+                    first.set(None);
+                    first_attempt = None;
+                } else {
+                    hedges.retain(|(a, _)| *a != attempt);
+                }
+            }
+            Step::Sleep { until } => {
+                let mut timer = pin!(R::sleep_until(until));
+                let answered = std::future::poll_fn(|cx| {
+                    if let Some(sending) = first.as_mut().as_pin_mut() {
+                        if let Poll::Ready(outcome) = sending.poll(cx) {
+                            return Poll::Ready(first_attempt.map(|a| (a, None, outcome)));
+                        }
+                    }
+                    for (i, (attempt, sending)) in hedges.iter_mut().enumerate() {
+                        if let Poll::Ready(outcome) = sending.as_mut().poll(cx) {
+                            return Poll::Ready(Some((*attempt, Some(i), outcome)));
+                        }
+                    }
+                    match timer.as_mut().poll(cx) {
+                        Poll::Ready(_) => Poll::Ready(None),
+                        Poll::Pending => Poll::Pending,
+                    }
+                })
+                .await;
+                let now = R::now();
+                let Some((attempt, hedge, outcome)) = answered else {
+                    call.handle_timeout(now);
+                    continue;
+                };
+                match hedge {
+                    Some(i) => drop(hedges.swap_remove(i)),
+                    None => {
+                        first.set(None);
+                        first_attempt = None;
+                    }
+                }
+                match outcome {
+                    Ok(response) => {
+                        call.handle_response(now, attempt, response, driver::unix_now);
+                    }
+                    Err(AttemptError::Transport(e)) => {
+                        call.handle_error(now, attempt, e.kind(), e.into_source());
+                    }
+                    Err(AttemptError::Unsendable(e)) => return Err(e),
+                }
+            }
+            Step::Redirect { drop_body } => {
+                if drop_body {
+                    exchange.drop_body();
+                }
+            }
+            Step::Release(mut stale) => stale.body_mut().drain(driver::DRAIN_LIMIT).await,
+            Step::Refresh { deadline } => {
+                let refreshed = match exchange.refresh() {
+                    Some(mut refresh) => {
+                        let fresh = until::<R, _>(deadline, refresh.as_mut()).await;
+                        matches!(fresh, Some(Ok(())))
+                    }
+                    None => false,
+                };
+                call.handle_refreshed(R::now(), refreshed);
+            }
+            // A hedging policy reads no body prefix (its builder refuses one).
+            Step::ReadPrefix { .. } => call.handle_prefix(R::now(), &[]),
+            Step::Done(response) => return Ok(named(response, parts)),
             Step::Fail(error) => return Err(error),
         }
     }

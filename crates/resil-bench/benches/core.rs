@@ -136,7 +136,8 @@ fn three_attempts(policy: &RetryPolicy, seed: u64) -> u32 {
                 m.handle_input(now, Input::Timer);
             }
             Action::Done { attempt } => return attempt.number(),
-            Action::Fail(_) => return 0,
+            // This policy does not hedge: nothing is cancelled.
+            Action::Fail(_) | Action::Cancel { .. } => return 0,
         }
     }
 }

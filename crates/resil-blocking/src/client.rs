@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use resil_core::{Instant, RetryPolicy, UnixTime};
+use resil_core::{Attempt, Instant, RetryPolicy, UnixTime};
 use resil_http::driver;
 use resil_http::{BodyFailure, Call, CallLabel, ClientConfig, ClientCore, ResumePoint, Step};
 
@@ -161,21 +161,16 @@ impl Client {
         // measured from here without reading the clock again.
         mut now: Instant,
     ) -> Result<Done, Error> {
+        if call.hedges() {
+            return self.run_hedged(call, parts, body);
+        }
         let inner = &*self.inner;
         let clock = &*inner.clock;
         let replayable = body.is_replayable();
         loop {
             match call.poll_step(parts) {
                 Step::Send { attempt, deadline } => {
-                    let mut request = call.request(parts, body.take_for_attempt());
-                    if let Some(auth) = inner.auth.as_ref().filter(|_| call.sends_credentials()) {
-                        auth.authorize(request.headers_mut())
-                            .map_err(|e| driver::auth_error(parts, e))?;
-                    }
-                    inner
-                        .transport
-                        .check_request(&request)
-                        .map_err(|e| driver::unsendable_request(parts, e))?;
+                    let request = self.prepare(&call, parts, &mut body)?;
                     let sent = inner
                         .transport
                         .send(request, driver::attempt_budget(deadline, now));
@@ -222,6 +217,119 @@ impl Client {
                     }
                     now = clock.now();
                     call.handle_timeout(now);
+                }
+                // Only a hedging call cancels (see `run_hedged`).
+                Step::Cancel { .. } => {}
+                Step::Done(response) => {
+                    let kept = body.kept(replayable);
+                    return Ok((response, call.attempts(), call.deadline(), kept));
+                }
+                Step::Fail(error) => return Err(error),
+            }
+        }
+    }
+
+    /// The attempt's request for `call`, with its credentials, once the transport agrees it
+    /// can send it; a request that cannot be sent ends the call.
+    fn prepare(
+        &self,
+        call: &Call<'_, crate::Body>,
+        parts: &http::request::Parts,
+        body: &mut RequestBody,
+    ) -> Result<http::Request<RequestBody>, Error> {
+        let inner = &*self.inner;
+        let mut request = call.request(parts, body.take_for_attempt());
+        if let Some(auth) = inner.auth.as_ref().filter(|_| call.sends_credentials()) {
+            auth.authorize(request.headers_mut())
+                .map_err(|e| driver::auth_error(parts, e))?;
+        }
+        inner
+            .transport
+            .check_request(&request)
+            .map_err(|e| driver::unsendable_request(parts, e))?;
+        Ok(request)
+    }
+
+    /// [`run`](Self::run) for a call that hedges: each attempt runs on a thread of its own
+    /// and reports through a channel, and the call waits for the first answer or its timer
+    /// (on the real clock: hedge delays are real time even under a manual [`Clock`]). A
+    /// cancelled attempt's thread ends by its attempt's deadline; its response, if one comes,
+    /// is dropped unread, which closes its connection (ureq pools only a body read to its
+    /// end). No thread outlives the call's deadline.
+    fn run_hedged(
+        &self,
+        mut call: Call<'_, crate::Body>,
+        parts: &mut http::request::Parts,
+        mut body: RequestBody,
+    ) -> Result<Done, Error> {
+        type Answer = (Attempt, Result<Response, crate::transport::TransportError>);
+        let inner = &*self.inner;
+        let clock = &*inner.clock;
+        let replayable = body.is_replayable();
+        let (answers, answered) = std::sync::mpsc::channel::<Answer>();
+        let mut out: Vec<Attempt> = Vec::new();
+        loop {
+            match call.poll_step(parts) {
+                Step::Send { attempt, deadline } => {
+                    let request = self.prepare(&call, parts, &mut body)?;
+                    let transport = inner.transport.clone();
+                    let budget = driver::attempt_budget(deadline, clock.now());
+                    let answers = answers.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name("resil-attempt".into())
+                        .spawn(move || {
+                            let sent = transport.send(request, budget);
+                            // The call may be over: then the answer is dropped, unread.
+                            let _ = answers.send((attempt, sent));
+                        });
+                    match spawned {
+                        Ok(_) => out.push(attempt),
+                        Err(e) => {
+                            // Nothing was sent.
+                            let kind = resil_core::TransportErrorKind::Connect;
+                            call.handle_error(clock.now(), attempt, kind, e.into());
+                        }
+                    }
+                }
+                Step::Cancel { attempt } => out.retain(|a| *a != attempt),
+                Step::Sleep { until } if out.is_empty() => {
+                    let left = until.saturating_duration_since(clock.now());
+                    if !left.is_zero() {
+                        clock.sleep(left);
+                    }
+                    call.handle_timeout(clock.now());
+                }
+                Step::Sleep { until } => {
+                    let left = until.saturating_duration_since(clock.now());
+                    match answered.recv_timeout(left) {
+                        Ok((attempt, sent)) if out.contains(&attempt) => {
+                            out.retain(|a| *a != attempt);
+                            let now = clock.now();
+                            match sent {
+                                Ok(response) => {
+                                    call.handle_response(now, attempt, response, || clock.wall());
+                                }
+                                Err(e) => {
+                                    call.handle_error(now, attempt, e.kind(), e.into_source());
+                                }
+                            }
+                        }
+                        // A cancelled attempt's late answer: dropped, its connection closed.
+                        Ok(_) => {}
+                        Err(_) => call.handle_timeout(clock.now()),
+                    }
+                }
+                Step::Release(mut stale) => stale.body_mut().drain(driver::DRAIN_LIMIT),
+                Step::Refresh { .. } => {
+                    let refreshed = inner.auth.as_ref().is_some_and(|a| a.refresh().is_ok());
+                    call.handle_refreshed(clock.now(), refreshed);
+                }
+                // A hedging policy reads no body prefix (its builder refuses one).
+                Step::ReadPrefix { .. } => call.handle_prefix(clock.now(), &[]),
+                Step::Redirect { drop_body } => {
+                    if drop_body {
+                        body = RequestBody::Empty;
+                    }
                 }
                 Step::Done(response) => {
                     let kept = body.kept(replayable);

@@ -149,7 +149,12 @@ impl LatencySketchBuilder {
                 "must not be less than min_delay",
             ));
         }
-        Ok(LatencySketch {
+        Ok(self.assemble(window, hedge_quantile))
+    }
+
+    /// The sketch of settings already checked.
+    fn assemble(self, window: u64, hedge_quantile: f64) -> LatencySketch {
+        LatencySketch {
             sub_window_nanos: window / u64::from(self.sub_windows),
             sub_windows: self.sub_windows as usize,
             hedge_quantile,
@@ -168,7 +173,17 @@ impl LatencySketchBuilder {
             counts: [[0; SLOTS]; BUCKETS],
             cached_delay: None,
             cached_until: 0,
-        })
+        }
+    }
+}
+
+impl Default for LatencySketch {
+    /// The defaults listed on [`LatencySketchBuilder`] (p95 over 10 s, at most 5 % extra).
+    fn default() -> LatencySketch {
+        let defaults = LatencySketchBuilder::default();
+        let window = duration_to_nanos(defaults.window);
+        let quantile = 1.0 - defaults.max_extra_load;
+        defaults.assemble(window, quantile)
     }
 }
 

@@ -670,11 +670,35 @@ impl RetryPolicy {
         if total_timeout == Some(Duration::ZERO) {
             return Err(PolicyError::new("total_timeout", "must not be zero"));
         }
+        if let Some(hedging) = &self.hedging {
+            hedging.check(max_attempts)?;
+        }
         let nanos_or_max = |d: Option<Duration>| d.map_or(u64::MAX, duration_to_nanos);
         Ok(RetryPolicy {
             max_attempts,
             total_timeout: nanos_or_max(total_timeout),
             attempt_timeout: nanos_or_max(attempt_timeout),
+            ..self.clone()
+        })
+    }
+
+    /// The same policy hedging as `hedging` says (`None`: not at all), checked as
+    /// [`RetryPolicyBuilder::hedge`] is.
+    pub fn with_hedging(
+        &self,
+        hedging: Option<crate::hedge::Hedging>,
+    ) -> Result<RetryPolicy, PolicyError> {
+        if let Some(h) = &hedging {
+            h.check(self.max_attempts)?;
+            if self.body_prefix > 0 {
+                return Err(PolicyError::new(
+                    "hedge",
+                    "a policy that reads a body prefix (retry_if_body_prefix) cannot hedge",
+                ));
+            }
+        }
+        Ok(RetryPolicy {
+            hedging,
             ..self.clone()
         })
     }
@@ -1027,6 +1051,13 @@ impl RetryPolicyBuilder {
         }
         if let Some(hedging) = &self.hedging {
             hedging.check(self.max_attempts)?;
+            if self.body_prefix > 0 {
+                // Several answers would each hold their body back for `retry_if`.
+                return Err(PolicyError::new(
+                    "hedge",
+                    "a policy that reads a body prefix (retry_if_body_prefix) cannot hedge",
+                ));
+            }
         }
         let schedule = BackoffSchedule::new(self.backoff, self.jitter, self.max_delay)?;
         let nanos_or_max = |d: Option<Duration>| d.map_or(u64::MAX, duration_to_nanos);

@@ -528,6 +528,28 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         self.hedgeable
     }
 
+    /// Attempts out now, waiting for an answer.
+    pub fn attempts_out(&self) -> usize {
+        match (&self.flight, self.phase) {
+            (Some(flight), _) => flight.len(),
+            (None, Phase::InFlight) => 1,
+            (None, _) => 0,
+        }
+    }
+
+    /// Whether `attempt` is out, waiting for an answer (an answer for any other is ignored).
+    pub fn is_out(&self, attempt: Attempt) -> bool {
+        match (&self.flight, self.phase) {
+            (Some(flight), Phase::InFlight) => flight
+                .out
+                .iter()
+                .flatten()
+                .any(|o| o.attempt == attempt.number()),
+            (None, Phase::InFlight) => attempt.number() == self.attempts,
+            _ => false,
+        }
+    }
+
     /// Deposits first attempts in, and asks before every retry of, this shared budget.
     pub fn with_budget(mut self, budget: &'p (dyn Shared<RetryBudget> + Sync)) -> Self {
         self.budget = Some(budget);

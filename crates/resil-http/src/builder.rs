@@ -20,6 +20,28 @@ macro_rules! client_builder_setters {
             self
         }
 
+        /// Hedges the client's calls when they are slower than usual: another copy goes out
+        /// while the first is still out, the first good answer wins, the rest are cancelled
+        /// (see [`Hedging`](resil_core::Hedging) for the rules: never a request that may not be
+        /// sent twice, every hedge within the attempts, deadline, breaker, budget and a
+        /// hedge-rate cap). Overrides the policy's own hedging; `Hedging::adaptive()` hedges
+        /// at p95 of recent latencies, `Hedging::fixed(d)` after `d`.
+        pub fn hedge(mut self, hedging: $crate::__private::Hedging) -> Self {
+            self.$config.hedge(hedging);
+            self
+        }
+
+        /// The latency sketch the client's calls feed and take adaptive hedge delays and
+        /// the hedge-rate cap from (default: p95 over 10 s, at most 5 % extra attempts);
+        /// share one (an `Arc`) between clients of the same backend.
+        pub fn latency_sketch(
+            mut self,
+            sketch: ::std::sync::Arc<::std::sync::Mutex<$crate::__private::LatencySketch>>,
+        ) -> Self {
+            self.$config.latency_sketch(sketch);
+            self
+        }
+
         /// Overrides the policy's total deadline per call.
         pub fn timeout(mut self, total: ::core::time::Duration) -> Self {
             self.$config.total_timeout(total);

@@ -9,8 +9,9 @@ use http::HeaderValue;
 
 use resil_core::rand::SplitMix64;
 use resil_core::{
-    Action, Attempt, BreakerGate, CircuitBreaker, Event, Input, Instant, RedirectDecision,
-    RedirectInput, RetryBudget, RetryMachine, RetryPolicy, Shared, TransportErrorKind, UnixTime,
+    Action, Attempt, BreakerGate, CircuitBreaker, Event, Input, Instant, LatencySketch,
+    RedirectDecision, RedirectInput, RetryBudget, RetryMachine, RetryPolicy, Shared,
+    TransportErrorKind, UnixTime,
 };
 
 use crate::attempt::{AttemptId, ResponseHeaders, attempt_request, request_info, response_head};
@@ -103,6 +104,8 @@ pub(crate) struct CallShared<'p> {
     pub(crate) breaker_gate: Option<&'p BreakerGate>,
     /// The retry budget, if any.
     pub(crate) budget: Option<&'p (dyn Shared<RetryBudget> + Sync)>,
+    /// Recent latencies, fed by a hedging policy's calls.
+    pub(crate) latency: &'p (dyn Shared<LatencySketch> + Sync),
 }
 
 /// Bytes a driver reads from a response it discards (a retried one, a 401 before its resend)
@@ -152,7 +155,14 @@ pub enum Step<B> {
         /// The next hop is a GET without a body: send none (an empty one) from now on.
         drop_body: bool,
     },
-    /// Wait until `until`.
+    /// Stop attempt `attempt` and drop whatever it brings (a hedging call: it lost to
+    /// another attempt, or its deadline passed while others are out). The driver never
+    /// waits for it to finish; on HTTP/1.1 its connection is closed, not reused.
+    Cancel {
+        /// The attempt to stop.
+        attempt: Attempt,
+    },
+    /// Wait until `until` (while attempts are out: until one of them answers, or `until`).
     Sleep {
         /// When the wait ends.
         until: Instant,
@@ -326,6 +336,14 @@ impl<'p, B: CallBody> Call<'p, B> {
         self.machine.deadline()
     }
 
+    /// Whether the call hedges (its policy does and its request may be sent twice at once):
+    /// several attempts may then be out at once. A driver runs such a call in a loop that
+    /// keeps each attempt out until it answers or a [`Step::Cancel`] stops it, and feeds each
+    /// answer with its attempt.
+    pub fn hedges(&self) -> bool {
+        self.machine.hedges()
+    }
+
     /// Whether the driver adds its credentials (an auth provider's) to the requests it
     /// sends: not after a redirect to another origin, for the rest of the call.
     pub fn sends_credentials(&self) -> bool {
@@ -379,6 +397,8 @@ impl<'p, B: CallBody> Call<'p, B> {
                 }
                 Step::Send { attempt, deadline }
             }
+            // The response held is the winner's (a cancel comes before the `Done`).
+            Action::Cancel { attempt } => Step::Cancel { attempt },
             Action::Sleep { until } => match self.response.take() {
                 Some(stale) => {
                     self.next = Some(action);
@@ -583,7 +603,7 @@ impl<'p, B: CallBody> Call<'p, B> {
         response: http::Response<B>,
         wall_clock: impl FnOnce() -> UnixTime,
     ) {
-        if attempt != self.attempt || self.hold != Hold::None {
+        if self.hold != Hold::None || (attempt != self.attempt && !self.machine.is_out(attempt)) {
             // A late answer of an abandoned attempt: the machine would ignore it too.
             return;
         }
@@ -595,12 +615,16 @@ impl<'p, B: CallBody> Call<'p, B> {
         }
         let status = response.status();
         let wall = (!status.is_success()).then(wall_clock);
-        if status == http::StatusCode::UNAUTHORIZED && self.refresh == Refresh::Allowed {
+        // While a hedging call has others out, a 401 is reported as it is (no refresh).
+        if status == http::StatusCode::UNAUTHORIZED
+            && self.refresh == Refresh::Allowed
+            && self.machine.attempts_out() <= 1
+        {
             self.hold_back(response, wall, Hold::Refresh);
         } else if self.body_prefix > 0 {
             self.hold_back(response, wall, Hold::Prefix);
         } else {
-            self.report(now, response, wall, None);
+            self.report(now, attempt, response, wall, None);
         }
     }
 
@@ -615,6 +639,7 @@ impl<'p, B: CallBody> Call<'p, B> {
     fn report(
         &mut self,
         now: Instant,
+        attempt: Attempt,
         response: http::Response<B>,
         wall: Option<UnixTime>,
         body_prefix: Option<&[u8]>,
@@ -624,7 +649,6 @@ impl<'p, B: CallBody> Call<'p, B> {
         if let Some(prefix) = body_prefix {
             head = head.with_body_prefix(&prefix[..prefix.len().min(self.body_prefix)]);
         }
-        let attempt = self.attempt;
         self.machine
             .handle_input(now, Input::Response { attempt, head });
         self.response = Some(response);
@@ -647,7 +671,7 @@ impl<'p, B: CallBody> Call<'p, B> {
         }
         self.hold = Hold::None;
         if let Some(response) = self.response.take() {
-            self.report(now, response, self.wall, Some(prefix));
+            self.report(now, self.attempt, response, self.wall, Some(prefix));
         }
     }
 
@@ -668,7 +692,7 @@ impl<'p, B: CallBody> Call<'p, B> {
             if self.body_prefix > 0 {
                 self.hold_back(unauthorized, self.wall, Hold::Prefix);
             } else {
-                self.report(now, unauthorized, self.wall, None);
+                self.report(now, self.attempt, unauthorized, self.wall, None);
             }
         }
     }
@@ -682,7 +706,7 @@ impl<'p, B: CallBody> Call<'p, B> {
         kind: TransportErrorKind,
         error: BoxError,
     ) {
-        if self.hold != Hold::None {
+        if self.hold != Hold::None && attempt == self.attempt {
             self.hold = Hold::None;
             self.response = None;
         }
@@ -737,6 +761,9 @@ fn machine_for<'p>(
     }
     if let Some(budget) = shared.budget {
         machine = machine.with_budget(budget);
+    }
+    if policy.hedging().is_some() {
+        machine = machine.with_latency(shared.latency);
     }
     machine
 }

@@ -87,6 +87,7 @@
 //!         Step::Refresh { .. } => call.handle_refreshed(now, false), // no credentials here
 //!         Step::ReadPrefix { .. } => call.handle_prefix(now, b""), // no retry_if prefix here
 //!         Step::Redirect { .. } => {} // a real driver drops its body when told
+//!         Step::Cancel { .. } => {} // a hedging call's loser: a real driver drops it
 //!         Step::Sleep { until } => {
 //!             now = until; // a real driver sleeps
 //!             call.handle_timeout(now);
@@ -99,3 +100,9 @@
 //! assert_eq!(now, Instant::from_millis(110)); // 5 ms, 100 ms of backoff, 5 ms
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! A call whose policy hedges ([`Call::hedges`](crate::Call::hedges)) has several attempts
+//! out at once: its driver keeps every `Send` out until it answers (fed back with its
+//! attempt) or a `Cancel` drops it, and a `Sleep` waits for the first answer or the instant,
+//! whichever comes first. resil-async's `drive` and resil-blocking's client each have that
+//! loop beside the one-attempt loop above.

@@ -54,7 +54,7 @@ pub use env::{EnvConfig, EnvError, TransportEnv};
 pub use error::{BoxError, ConfigError, Error, ErrorKind, IncompleteBody, TransportError};
 pub use headers::BearerToken;
 pub use observe::{
-    BodyFailure, CallInfo, Hooks, Observer, RedirectInfo, RetryInfo, RetryReason, Stats,
+    BodyFailure, CallInfo, HedgeInfo, Hooks, Observer, RedirectInfo, RetryInfo, RetryReason, Stats,
     StatsSnapshot,
 };
 pub use proxy::Proxy;
@@ -81,15 +81,16 @@ pub mod driver {
 /// their own `Error` (this crate's [`Error`] with their body) beside them.
 pub mod prelude {
     pub use crate::{
-        BearerToken, CallInfo, ClientConfig, ConfigError, EnvConfig, EnvError, ErrorKind, Hooks,
-        IncompleteBody, Proxy, RedirectError, RedirectInfo, RetryInfo, RetryReason, StatsSnapshot,
-        TransportError,
+        BearerToken, CallInfo, ClientConfig, ConfigError, EnvConfig, EnvError, ErrorKind,
+        HedgeInfo, Hooks, IncompleteBody, Proxy, RedirectError, RedirectInfo, RetryInfo,
+        RetryReason, StatsSnapshot, TransportError,
     };
     pub use resil_core::{
         Attempt, AttemptOutcome, Backoff, BreakerState, Cause, CircuitBreaker,
-        CircuitBreakerBuilder, GiveUp, GiveUpReason, Jitter, PolicyError, RedirectPolicy,
-        RedirectRefusal, RetryBudget, RetryContext, RetryPolicy, RetryPolicyBuilder, SlowCalls,
-        Transition, TransportErrorKind, TransportErrorKinds, TripCondition, Window,
+        CircuitBreakerBuilder, GiveUp, GiveUpReason, HedgeDelay, Hedging, Jitter, LatencySketch,
+        PolicyError, RedirectPolicy, RedirectRefusal, RetryBudget, RetryContext, RetryPolicy,
+        RetryPolicyBuilder, SlowCalls, Transition, TransportErrorKind, TransportErrorKinds,
+        TripCondition, Window,
     };
 }
 
@@ -99,8 +100,8 @@ pub mod __private {
     pub use bytes::Bytes;
     pub use http::Method;
     pub use resil_core::{
-        BreakerState, CircuitBreaker, CircuitBreakerBuilder, RedirectPolicy, RetryBudget,
-        RetryPolicy,
+        BreakerState, CircuitBreaker, CircuitBreakerBuilder, Hedging, LatencySketch,
+        RedirectPolicy, RetryBudget, RetryPolicy,
     };
 }
 

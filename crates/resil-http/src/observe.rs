@@ -56,6 +56,34 @@ pub trait Hooks: Send + Sync {
     fn on_body_failure(&self, call: &CallInfo<'_>, failure: &BodyFailure) {
         let _ = (call, failure);
     }
+    /// A hedging call sent a hedge, a hedge won, or an attempt still out was cancelled.
+    fn on_hedge(&self, call: &CallInfo<'_>, hedge: &HedgeInfo) {
+        let _ = (call, hedge);
+    }
+}
+
+/// What a hedging call did, as hooks see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HedgeInfo {
+    /// `attempt` went out while an earlier attempt was still out.
+    Sent {
+        /// The hedge.
+        attempt: Attempt,
+    },
+    /// The final response came from the hedge `attempt`.
+    Won {
+        /// The hedge.
+        attempt: Attempt,
+    },
+    /// `attempt` was stopped: it lost to another's answer (`lost`), or its deadline passed
+    /// while others were out.
+    Cancelled {
+        /// The attempt.
+        attempt: Attempt,
+        /// It lost (else it timed out).
+        lost: bool,
+    },
 }
 
 /// Shared hooks: keep an `Arc` to read what they recorded.
@@ -80,6 +108,9 @@ impl<H: Hooks + ?Sized> Hooks for Arc<H> {
     }
     fn on_body_failure(&self, call: &CallInfo<'_>, failure: &BodyFailure) {
         (**self).on_body_failure(call, failure);
+    }
+    fn on_hedge(&self, call: &CallInfo<'_>, hedge: &HedgeInfo) {
+        (**self).on_hedge(call, hedge);
     }
 }
 
@@ -209,6 +240,9 @@ pub struct Stats {
     backoff_nanos: AtomicU64,
     redirects: AtomicU64,
     body_failures: AtomicU64,
+    hedges: AtomicU64,
+    hedge_wins: AtomicU64,
+    cancelled: AtomicU64,
 }
 
 /// A copy of [`Stats`] at one moment.
@@ -238,6 +272,13 @@ pub struct StatsSnapshot {
     pub redirects: u64,
     /// Response bodies that failed while they were read and whose call went on.
     pub body_failures: u64,
+    /// Hedges sent (attempts sent while an earlier one of the same call was out).
+    pub hedges: u64,
+    /// Calls whose final response came from a hedge.
+    pub hedge_wins: u64,
+    /// Attempts cancelled while out: they lost to a hedge (or it to them), or ran out of time
+    /// while others were out.
+    pub cancelled: u64,
 }
 
 impl StatsSnapshot {
@@ -324,6 +365,9 @@ impl fmt::Display for StatsSnapshot {
             ),
             (self.redirects, "redirect", "redirects"),
             (self.body_failures, "body failure", "body failures"),
+            (self.hedges, "hedge", "hedges"),
+            (self.hedge_wins, "hedge win", "hedge wins"),
+            (self.cancelled, "attempt cancelled", "attempts cancelled"),
         ];
         for (n, one, many) in rest {
             if n > 0 {
@@ -357,6 +401,9 @@ impl Stats {
             backoff: Duration::from_nanos(load(&self.backoff_nanos)),
             redirects: load(&self.redirects),
             body_failures: load(&self.body_failures),
+            hedges: load(&self.hedges),
+            hedge_wins: load(&self.hedge_wins),
+            cancelled: load(&self.cancelled),
         }
     }
 }
@@ -510,6 +557,49 @@ impl<'a> Observer<'a> {
                 tracing::warn!(url = call.url, from = %transition.from, to = %transition.to, enforced = transition.enforced, "resil: circuit breaker transition");
                 if let Some(h) = &self.hooks {
                     h.on_breaker(call, transition);
+                }
+            }
+            Event::HedgeSent { attempt } => {
+                add(&self.stats.hedges, 1);
+                #[cfg(feature = "tracing")]
+                tracing::info!(
+                    method = call.method,
+                    url = call.url,
+                    request_id = call.request_id,
+                    attempt = attempt.number(),
+                    "resil: hedge sent"
+                );
+                if let Some(h) = &self.hooks {
+                    h.on_hedge(call, &HedgeInfo::Sent { attempt });
+                }
+            }
+            Event::HedgeWon { attempt } => {
+                add(&self.stats.hedge_wins, 1);
+                #[cfg(feature = "tracing")]
+                tracing::info!(
+                    method = call.method,
+                    url = call.url,
+                    request_id = call.request_id,
+                    attempt = attempt.number(),
+                    "resil: hedge won"
+                );
+                if let Some(h) = &self.hooks {
+                    h.on_hedge(call, &HedgeInfo::Won { attempt });
+                }
+            }
+            Event::Cancelled { attempt, lost } => {
+                add(&self.stats.cancelled, 1);
+                #[cfg(feature = "tracing")]
+                tracing::debug!(
+                    method = call.method,
+                    url = call.url,
+                    request_id = call.request_id,
+                    attempt = attempt.number(),
+                    lost,
+                    "resil: attempt cancelled"
+                );
+                if let Some(h) = &self.hooks {
+                    h.on_hedge(call, &HedgeInfo::Cancelled { attempt, lost });
                 }
             }
             // Events added to the machine later are not reported until this learns them.

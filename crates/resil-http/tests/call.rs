@@ -109,6 +109,7 @@ impl FakeDriver {
                     assert!(self.now <= deadline, "the fake server is fast");
                 }
                 Step::Release(r) => self.log.push(format!("release {}", r.status().as_u16())),
+                Step::Cancel { attempt } => self.log.push(format!("cancel {attempt}")),
                 Step::Refresh { deadline } => {
                     let Script::Refresh(takes, ok) = self.next("refresh") else {
                         panic!("expected a refresh");

@@ -9,8 +9,9 @@ use std::time::Duration;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use resil_core::{
-    Action, Attempt, BreakerState, CircuitBreaker, Event, GiveUpReason, Input, Instant, Method,
-    RequestInfo, ResponseHead, RetryAfter, RetryBudget, RetryMachine, TransportErrorKind, UnixTime,
+    Action, Attempt, BreakerState, CircuitBreaker, Event, GiveUpReason, Input, Instant,
+    LatencySketch, Method, RequestInfo, ResponseHead, RetryAfter, RetryBudget, RetryMachine,
+    TransportErrorKind, UnixTime,
 };
 
 use crate::report::Report;
@@ -71,8 +72,29 @@ struct Request<'a> {
     client: u32,
     started: u64,
     timer_at: Option<u64>,
-    /// When the in-flight attempt's reply arrives, if it does.
-    reply_at: Option<u64>,
+    /// When each attempt out gets its reply, for those that get one before their deadline
+    /// (a hedging call has several out).
+    replies: [Option<(u32, u64)>; 4],
+}
+
+impl Request<'_> {
+    fn reply_at(&self) -> Option<u64> {
+        self.replies.iter().flatten().map(|(_, at)| *at).min()
+    }
+
+    fn forget_reply(&mut self, attempt: u32) {
+        for slot in &mut self.replies {
+            if slot.is_some_and(|(a, _)| a == attempt) {
+                *slot = None;
+            }
+        }
+    }
+
+    fn expect_reply(&mut self, attempt: u32, at: u64) {
+        if let Some(slot) = self.replies.iter_mut().find(|s| s.is_none()) {
+            *slot = Some((attempt, at));
+        }
+    }
 }
 
 /// The server's mutable state.
@@ -104,6 +126,22 @@ impl Server<'_> {
                 lo + ((u128::from(rng.next_u64()) * (u128::from(hi - lo) + 1)) >> 64) as u64
             }
             Latency::Exponential(mean) => exponential(rng, nanos(mean)),
+            Latency::SlowTail {
+                fast,
+                slow,
+                slow_fraction,
+                slowest,
+                slowest_fraction,
+            } => {
+                let draw = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+                if draw < slowest_fraction {
+                    nanos(slowest)
+                } else if draw < slowest_fraction + slow_fraction {
+                    nanos(slow)
+                } else {
+                    nanos(fast)
+                }
+            }
         }
     }
 
@@ -199,6 +237,14 @@ pub fn run(scenario: &Scenario) -> Report {
             .unwrap_or_default(),
         None => Vec::new(),
     };
+    // A hedging policy's latency sketch: one per client, as each process keeps its own.
+    let sketches: Vec<Mutex<LatencySketch>> = if policy.hedging().is_some() {
+        (0..scenario.clients.max(1))
+            .map(|_| Mutex::new(LatencySketch::default()))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let budgets: Vec<Mutex<RetryBudget>> = match &scenario.budget {
         Some((budget, scope)) => (0..scopes(*scope))
             .map(|_| Mutex::new(budget.clone()))
@@ -288,12 +334,15 @@ pub fn run(scenario: &Scenario) -> Report {
                 if let Some(i) = pick(budgets.len()) {
                     machine = machine.with_budget(&budgets[i]);
                 }
+                if let Some(i) = pick(sketches.len()) {
+                    machine = machine.with_latency(&sketches[i]);
+                }
                 let request = Request {
                     machine,
                     client,
                     started: now,
                     timer_at: None,
-                    reply_at: None,
+                    replies: [None; 4],
                 };
                 report.logical_requests += 1;
                 let id = match free.pop() {
@@ -316,9 +365,7 @@ pub fn run(scenario: &Scenario) -> Report {
                 let Some(Some(r)) = requests.get_mut(req as usize) else {
                     continue;
                 };
-                if r.reply_at == Some(now) {
-                    r.reply_at = None;
-                }
+                r.forget_reply(attempt.number());
                 let (code, head_status) = match reply {
                     Reply::Status(s) => (u64::from(s), Some(s)),
                     Reply::RateLimited => (429, Some(429)),
@@ -393,6 +440,9 @@ pub fn run(scenario: &Scenario) -> Report {
                     Event::GaveUp(g) => {
                         *report.give_ups.entry(reason_name(g.reason)).or_default() += 1
                     }
+                    Event::HedgeSent { .. } => report.hedges += 1,
+                    Event::HedgeWon { .. } => report.hedge_wins += 1,
+                    Event::Cancelled { .. } => report.cancelled += 1,
                     _ => {}
                 }
             }
@@ -403,7 +453,6 @@ pub fn run(scenario: &Scenario) -> Report {
                         bucket.attempts += 1;
                     }
                     hash.add(&[now, 4, u64::from(req), u64::from(attempt.number())]);
-                    r.reply_at = None;
                     if let Some((done, reply)) = server.admit(now, &mut rng) {
                         // A reply after the deadline still loads the server; the machine
                         // ignores it as the answer of an abandoned attempt.
@@ -417,15 +466,20 @@ pub fn run(scenario: &Scenario) -> Report {
                             },
                         );
                         if done < deadline.as_nanos() {
-                            r.reply_at = Some(done);
+                            r.expect_reply(attempt.number(), done);
                         }
                     }
+                }
+                // The server still does the work; the machine ignores the late reply.
+                Action::Cancel { attempt } => {
+                    hash.add(&[now, 5, u64::from(req), u64::from(attempt.number())]);
+                    r.forget_reply(attempt.number());
                 }
                 Action::Sleep { until } => {
                     let until = until.as_nanos();
                     // The reply comes before the deadline: it wakes the machine, and a timer
                     // would only sit in the heap (a million of them at 100k requests/s).
-                    if r.reply_at.is_some_and(|t| t <= until) {
+                    if r.reply_at().is_some_and(|t| t <= until) {
                         break;
                     }
                     if r.timer_at != Some(until) && until != u64::MAX {
@@ -468,6 +522,10 @@ pub fn run(scenario: &Scenario) -> Report {
     };
     report.p50 = pct(0.5);
     report.p99 = pct(0.99);
+    report.p999 = pct(0.999);
+    report.max = latencies
+        .last()
+        .map_or(Duration::ZERO, |n| Duration::from_nanos(*n));
     report.log_hash = hash.0;
     report
 }

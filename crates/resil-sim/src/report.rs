@@ -60,6 +60,16 @@ pub struct Report {
     pub p50: Duration,
     /// 99th percentile logical-request latency.
     pub p99: Duration,
+    /// 99.9th percentile logical-request latency.
+    pub p999: Duration,
+    /// The slowest logical request.
+    pub max: Duration,
+    /// Hedges sent.
+    pub hedges: u64,
+    /// Calls whose answer came from a hedge.
+    pub hedge_wins: u64,
+    /// Attempts cancelled while out (lost to another, or timed out while others were out).
+    pub cancelled: u64,
     /// Fingerprint of the event log: equal for equal scenarios.
     pub log_hash: u64,
 }
@@ -136,7 +146,18 @@ impl fmt::Display for Report {
             writeln!(f, "gave up: {reason:<18} {n}")?;
         }
         writeln!(f, "breaker transitions {}", self.transitions.len())?;
-        writeln!(f, "latency p50 / p99  {:?} / {:?}", self.p50, self.p99)?;
+        if self.hedges > 0 {
+            writeln!(
+                f,
+                "hedges             {} ({} won, {} attempts cancelled)",
+                self.hedges, self.hedge_wins, self.cancelled
+            )?;
+        }
+        writeln!(
+            f,
+            "latency p50 / p99 / p99.9 / max  {:?} / {:?} / {:?} / {:?}",
+            self.p50, self.p99, self.p999, self.max
+        )?;
         write!(f, "event log hash     {:016x}", self.log_hash)
     }
 }

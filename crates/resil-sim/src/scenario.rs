@@ -58,6 +58,20 @@ pub enum Latency {
     Uniform(Duration, Duration),
     /// Exponential with this mean.
     Exponential(Duration),
+    /// `fast` but for a slow tail: a `slow_fraction` of answers take `slow`, and a
+    /// `slowest_fraction` take `slowest` (a replica that stalls: "The Tail at Scale").
+    SlowTail {
+        /// The common answer.
+        fast: Duration,
+        /// The slow answer.
+        slow: Duration,
+        /// Its share, in [0, 1].
+        slow_fraction: f64,
+        /// The slowest answer.
+        slowest: Duration,
+        /// Its share, in [0, 1].
+        slowest_fraction: f64,
+    },
 }
 
 /// How a failed attempt fails.

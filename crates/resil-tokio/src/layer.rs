@@ -279,7 +279,7 @@ struct ServiceExchange<S, ReqB> {
 
 impl<S, ReqB, ResB> Exchange for ServiceExchange<S, ReqB>
 where
-    S: Service<http::Request<ReqB>, Response = http::Response<ResB>> + Send,
+    S: Service<http::Request<ReqB>, Response = http::Response<ResB>> + Clone + Send + 'static,
     S::Future: Send,
     S::Error: Into<BoxError>,
     ReqB: Clone + Default + Send,
@@ -295,14 +295,17 @@ where
         call: &Call<'_, Body>,
         parts: &http::request::Parts,
         deadline: Instant,
-    ) -> impl Future<Output = Result<Response, AttemptError>> + Send {
+    ) -> impl Future<Output = Result<Response, AttemptError>> + Send + use<S, ReqB, ResB> {
         let mut request = call.request(parts, self.body.clone());
         *request.extensions_mut() = parts.extensions.clone();
         let read_timeout = self.read_timeout;
         // The read timeout needs a timer of its own only when it ends first.
         let stalled = driver::read_deadline(read_timeout, now, deadline);
-        let service = &mut self.service;
+        // Each attempt gets a clone, readied on its own (tower's rule for a service used from
+        // several futures at once: a hedging call's attempts are).
+        let mut service = self.service.clone();
         async move {
+            let service = &mut service;
             let head = async {
                 poll_fn(|cx| service.poll_ready(cx))
                     .await
