@@ -25,6 +25,7 @@ use crate::attempt::AttemptId;
 use crate::call::{Call, CallBody, CallId, CallShared};
 use crate::env::{EnvConfig, EnvError, TransportEnv};
 use crate::error::{BoxError, ConfigError, Error, ErrorKind};
+use crate::fleet::{FleetLink, FleetMember, FleetMembership};
 use crate::headers::{check_request_headers, declare_empty_body, merge_default_headers};
 use crate::observe::{BodyFailure, Hooks, Observer, Stats, StatsSnapshot};
 use crate::origins::OriginBreakers;
@@ -65,6 +66,7 @@ pub struct ClientConfig {
     sensitive_headers: Vec<HeaderName>,
     hedging: Option<Hedging>,
     latency: Option<Arc<Mutex<LatencySketch>>>,
+    fleet: Option<Arc<dyn FleetLink>>,
 }
 
 impl fmt::Debug for ClientConfig {
@@ -99,6 +101,7 @@ impl Default for ClientConfig {
             sensitive_headers: Vec::new(),
             hedging: None,
             latency: None,
+            fleet: None,
         }
     }
 }
@@ -161,6 +164,12 @@ impl ClientConfig {
     /// No retry budget.
     pub fn no_budget(&mut self) {
         self.budget = None;
+    }
+    /// Shares the circuit breaker and retry budget with the other processes of a fleet
+    /// through `link` (resil-redis's `RedisFleet`, say), joined at [`build`](Self::build).
+    /// Needs the client's one breaker, not [`breaker_per_origin`](Self::breaker_per_origin).
+    pub fn fleet(&mut self, link: Arc<dyn FleetLink>) {
+        self.fleet = Some(link);
     }
     /// Relative URLs are joined to this one.
     pub fn base_url(&mut self, url: &str) {
@@ -373,6 +382,11 @@ impl ClientConfig {
             ),
             BreakerChoice::None => (None, None),
         };
+        if self.fleet.is_some() && origins.is_some() {
+            return Err(ConfigError::invalid(
+                "fleet: shares the client's one breaker, not a breaker per origin",
+            ));
+        }
         let redirects = self.redirects.check().map_err(ConfigError::invalid)?;
         let seed = self.seed.unwrap_or_else(|| {
             let t = std::time::SystemTime::now()
@@ -380,6 +394,18 @@ impl ClientConfig {
                 .map_or(0, |d| d.as_nanos() as u64);
             mix(t ^ u64::from(std::process::id()))
         });
+        let mut core = ClientCore::new(policy, breaker, self.budget, self.hooks, seed);
+        if let Some(link) = self.fleet {
+            let member = FleetMember {
+                breaker: core.breaker.clone(),
+                budget: core.budget.clone(),
+                stats: core.stats.clone(),
+            };
+            let membership = link
+                .join(member)
+                .map_err(|e| ConfigError::invalid(format!("fleet: {e}")))?;
+            core.fleet = Some(membership);
+        }
         Ok(ClientCore {
             base_url,
             default_headers: self.default_headers,
@@ -390,7 +416,7 @@ impl ClientConfig {
             redirects,
             sensitive_headers: self.sensitive_headers,
             latency,
-            ..ClientCore::new(policy, breaker, self.budget, self.hooks, seed)
+            ..core
         })
     }
 }
@@ -419,6 +445,8 @@ pub struct ClientCore {
     sensitive_headers: Vec<HeaderName>,
     /// Recent latencies, for hedge delays and the hedge-rate cap.
     latency: Arc<Mutex<LatencySketch>>,
+    /// The fleet this client shares its breaker and budget with, if any.
+    fleet: Option<Arc<dyn FleetMembership>>,
 }
 
 impl fmt::Debug for ClientCore {
@@ -429,6 +457,7 @@ impl fmt::Debug for ClientCore {
             .field("breaker", &self.breaker.is_some())
             .field("breaker_per_origin", &self.origins.is_some())
             .field("budget", &self.budget.is_some())
+            .field("fleet", &self.fleet.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -466,6 +495,7 @@ impl ClientCore {
             redirects: RedirectPolicy::default(),
             sensitive_headers: Vec::new(),
             latency: Arc::new(Mutex::new(LatencySketch::default())),
+            fleet: None,
         }
     }
 
@@ -474,10 +504,11 @@ impl ClientCore {
         &self.latency
     }
 
-    /// What feeds the client's hooks and counters.
+    /// What feeds the client's hooks and counters (and wakes its fleet link on a breaker
+    /// transition).
     #[inline]
     pub(crate) fn observer(&self) -> Observer<'_> {
-        Observer::new(&self.stats, self.hooks.as_deref())
+        Observer::new(&self.stats, self.hooks.as_deref()).with_fleet(self.fleet.as_deref())
     }
 
     /// The limit put on the body of a response a call returns.
