@@ -301,7 +301,6 @@ pub enum LeaseRequest {
 /// The fleet's ratio-budget rule, applied by the store to the fleet's totals: over the last
 /// `window`, leased retries ≤ `ratio_ppm`/10⁶ · first attempts + `reserve_micro`/10⁶.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct BudgetRule {
     /// Retries earned per first attempt, in parts per million.
     pub ratio_ppm: u64,
@@ -991,8 +990,8 @@ pub struct MemoryStore {
     recoveries: u64,
     /// Per bucket: (tick, first attempts, leased retries).
     budget: [(u64, u64, u64); BUCKETS as usize],
-    touched: u64,
-    keep: u64,
+    /// The last write.
+    touched: Option<u64>,
 }
 
 impl MemoryStore {
@@ -1014,7 +1013,8 @@ impl MemoryStore {
     pub fn exchange(&mut self, now_ms: u64, batch: &FleetBatch) -> FleetReply {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         self.expire(now_ms);
-        if self.keep != 0 && now_ms >= self.touched.saturating_add(self.keep) {
+        let keep = ms(batch.keep).max(1);
+        if self.touched.is_some_and(|t| now_ms >= t.saturating_add(keep)) {
             // Every key but the open period and the lease (which have their own time to
             // live) expired.
             *self = MemoryStore {
@@ -1040,9 +1040,11 @@ impl MemoryStore {
         } else {
             self.failing.remove(&node);
         }
-        let horizon = now_ms.saturating_sub(window);
-        self.nodes.retain(|_, t| *t > horizon);
-        self.failing.retain(|_, t| *t > horizon);
+        if now_ms >= window {
+            let horizon = now_ms - window;
+            self.nodes.retain(|_, t| *t > horizon);
+            self.failing.retain(|_, t| *t > horizon);
+        }
         // The window's buckets.
         let tick = now_ms / bucket;
         let slot = (tick % BUCKETS) as usize;
@@ -1126,8 +1128,7 @@ impl MemoryStore {
                 failures += f;
             }
         }
-        self.touched = now_ms;
-        self.keep = ms(batch.keep).max(1);
+        self.touched = Some(now_ms);
         FleetReply {
             calls,
             failures,
