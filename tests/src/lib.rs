@@ -17,6 +17,8 @@
 //! - `redirects`: three origins and the redirect cases every driver runs;
 //! - `child`: running a test again in a child process with an environment of its own;
 //! - `redis`: a real `redis-server` on a free loopback port, stopped by its pid.
+//! - `otel`: one test's OpenTelemetry pipeline (in-memory exporters), the telemetry check of
+//!   the scenario table, canary secrets, and a loopback OTLP/HTTP receiver.
 
 mod body_faults;
 mod check;
@@ -24,6 +26,7 @@ mod child;
 mod framing;
 mod h2c;
 mod hedging;
+mod otel;
 mod proxy;
 mod redirects;
 mod redis;
@@ -49,6 +52,10 @@ pub use child::{PROXY_VARIABLES, finish_child, is_child, run_child, spawn_child}
 pub use framing::{BAD_CHUNK_SIZES, FramingWorld};
 pub use h2c::{H2cServer, PAD_RESPONSE};
 pub use hedging::{HEDGE_AFTER, HedgeCase, HedgeWorld, SLOW, hedge_policy, open_sketch};
+pub use otel::{
+    CANARY_HEADER, CANARY_HEADER_NAME, CANARY_PASSWORD, CANARY_QUERY, MetricPoint, OtlpPost,
+    OtlpReceiver, SpanRecord, Telemetry, TelemetryRecord, canary_url,
+};
 pub use proxy::{
     FakeProxy, FakeSocks5, LOOPBACK_NO_PROXY, PROXY_CREDENTIALS, PROXY_RULE_ATTEMPTS,
     ProxyAuthAnswer, ProxyRequest, REFUSED_PROXY, SOCKS_CREDENTIALS, SocksRequest, SocksTarget,

@@ -27,9 +27,23 @@ pub struct Scenario {
     pub server_hits: usize,
     /// The hooks transcript every driver must produce (see [`Transcript`]).
     pub transcript: Vec<&'static str>,
+    /// Hedge after this long (see [`policy`](Self::policy)).
+    pub hedge: Option<Duration>,
 }
 
 impl Scenario {
+    /// The policy to run this scenario with: [`scenario_policy`], hedging if the scenario
+    /// does.
+    pub fn policy(&self) -> resil_core::RetryPolicy {
+        let policy = scenario_policy();
+        match self.hedge {
+            None => policy,
+            Some(delay) => policy
+                .with_hedging(Some(resil_core::Hedging::fixed(delay)))
+                .unwrap_or_else(|e| panic!("{}: {e}", self.name)),
+        }
+    }
+
     /// Starts a server scripted with this scenario's replies at `/s`; returns it and the URL
     /// to call (a port where nothing listens when the scenario wants a refused connection).
     pub fn serve(&self) -> (TestServer, String) {
@@ -141,6 +155,21 @@ impl resil_http::Hooks for Transcript {
             Some(why) => self.push(format!("redirect {} {} refused: {why}", r.hop, r.status)),
         }
     }
+    fn on_hedge(&self, _: &resil_http::CallInfo<'_>, h: &resil_http::HedgeInfo) {
+        match *h {
+            resil_http::HedgeInfo::Sent { attempt } => {
+                self.push(format!("hedge {}", attempt.number()));
+            }
+            resil_http::HedgeInfo::Won { attempt } => {
+                self.push(format!("hedge {} won", attempt.number()));
+            }
+            resil_http::HedgeInfo::Cancelled { attempt, lost } => {
+                let why = if lost { "lost" } else { "timed out" };
+                self.push(format!("cancel {} ({why})", attempt.number()));
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The scenario table; run it with [`scenario_policy`].
@@ -154,6 +183,7 @@ pub fn scenarios() -> Vec<Scenario> {
         expect,
         server_hits: hits,
         transcript,
+        hedge: None,
     };
     // A response no driver may read as anything but malformed: final, whatever the method.
     let malformed = |name, raw: &'static [u8]| {
@@ -339,6 +369,7 @@ pub fn scenarios() -> Vec<Scenario> {
             expect: Expect::Error("NotReplayed"),
             server_hits: 1,
             transcript: vec!["send 1", "fail NonIdempotent"],
+            hedge: None,
         },
         Scenario {
             name: "POST with Idempotency-Key, 503 then 201",
@@ -354,6 +385,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 "send 2",
                 "done 2 201",
             ],
+            hedge: None,
         },
         Scenario {
             name: "POST 503 without a key is not replayed",
@@ -364,6 +396,7 @@ pub fn scenarios() -> Vec<Scenario> {
             expect: Expect::Error("NotReplayed"),
             server_hits: 1,
             transcript: vec!["send 1", "fail NonIdempotent"],
+            hedge: None,
         },
         Scenario {
             name: "a method of an HTTP extension (WebDAV) is sent, and not replayed",
@@ -374,6 +407,7 @@ pub fn scenarios() -> Vec<Scenario> {
             expect: Expect::Error("NotReplayed"),
             server_hits: 1,
             transcript: vec!["send 1", "fail NonIdempotent"],
+            hedge: None,
         },
         Scenario {
             name: "POST to a refused port is retried until attempts run out",
@@ -393,6 +427,38 @@ pub fn scenarios() -> Vec<Scenario> {
                 "send 4",
                 "fail AttemptsExhausted",
             ],
+            hedge: None,
+        },
+        Scenario {
+            hedge: Some(Duration::from_millis(20)),
+            ..get(
+                "a slow answer is hedged and the hedge wins",
+                vec![
+                    Reply::late(Duration::from_millis(500), Reply::status(200)),
+                    Reply::status(200),
+                ],
+                Expect::Response(200),
+                2,
+                vec![
+                    "send 1",
+                    "send 2",
+                    "hedge 2",
+                    "done 2 200",
+                    "hedge 2 won",
+                    "cancel 1 (lost)",
+                ],
+            )
+        },
+        Scenario {
+            method: "POST",
+            hedge: Some(Duration::from_millis(20)),
+            ..get(
+                "a POST is never hedged",
+                vec![Reply::late(Duration::from_millis(50), Reply::status(200))],
+                Expect::Response(200),
+                1,
+                vec!["send 1", "done 1 200"],
+            )
         },
         get(
             "stall past the attempt timeout, then 200",

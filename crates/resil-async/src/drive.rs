@@ -82,10 +82,6 @@ pub async fn drive<R: Runtime, X: Exchange>(
     parts: &mut http::request::Parts,
     exchange: &mut X,
 ) -> Result<Response, Error> {
-    if call.hedges() {
-        // In a box: its attempts out and their slots would grow every call's future.
-        return Box::pin(drive_hedged::<R, X>(call, parts, exchange)).await;
-    }
     loop {
         match call.poll_step(parts) {
             Step::Redirect { drop_body } => {
@@ -95,16 +91,28 @@ pub async fn drive<R: Runtime, X: Exchange>(
             }
             Step::Send { attempt, deadline } => {
                 let enforced = exchange.enforces_deadline();
+                // A hedging call's first attempt goes as any other until its hedge is due.
+                let hedge_at = call.next_hedge();
+                let wake = if enforced {
+                    hedge_at
+                } else {
+                    deadline.min(hedge_at)
+                };
                 // The exchange reads the call while it sends: the call is updated after.
-                let outcome = {
-                    let mut sending = pin!(exchange.send(call, parts, deadline));
-                    if enforced {
-                        Some(sending.as_mut().await)
-                    } else {
-                        until::<R, _>(deadline, sending.as_mut()).await
-                    }
+                let mut sending = pin!(exchange.send(call, parts, deadline));
+                let outcome = if wake == Instant::MAX {
+                    Some(sending.as_mut().await)
+                } else {
+                    until::<R, _>(wake, sending.as_mut()).await
                 };
                 let now = R::now();
+                if outcome.is_none() && wake == hedge_at && hedge_at != Instant::MAX {
+                    // The hedge is due: from here on, attempts side by side (in a box, so
+                    // their slots do not grow every call's future).
+                    call.handle_timeout(now);
+                    let first = (attempt, sending);
+                    return Box::pin(drive_hedged::<R, X, _>(call, parts, exchange, first)).await;
+                }
                 match outcome {
                     Some(Ok(response)) => {
                         call.handle_response(now, attempt, response, driver::unix_now);
@@ -163,33 +171,33 @@ fn named(mut response: Response, parts: &mut http::request::Parts) -> Response {
     response
 }
 
-/// [`drive`] for a call that hedges: its attempts stay out side by side until one answers,
-/// the machine's timer fires (a hedge is due, or an attempt's deadline passed) or a
-/// [`Step::Cancel`] drops one. The first attempt out is polled in place; hedges are boxed.
-/// Nothing outlives the call: returning drops every attempt still out.
-async fn drive_hedged<'e, R: Runtime, X: Exchange + 'e>(
+/// [`drive`] for a hedging call once its first hedge is due: its attempts stay out side by
+/// side until one answers, the machine's timer fires (a hedge is due, or an attempt's
+/// deadline passed) or a [`Step::Cancel`] drops one. The attempt already out (`first`) is
+/// polled where `drive` pinned it; the others are boxed. Nothing outlives the call:
+/// returning drops every attempt still out.
+async fn drive_hedged<'e, R: Runtime, X: Exchange + 'e, F>(
     call: &mut Call<'_, Body>,
     parts: &mut http::request::Parts,
     exchange: &'e mut X,
-) -> Result<Response, Error> {
+    (attempt, sending): (resil_core::Attempt, Pin<&mut F>),
+) -> Result<Response, Error>
+where
+    F: Future<Output = Result<Response, AttemptError>> + Send,
+{
     type Sending<'e> = Pin<Box<dyn Future<Output = Result<Response, AttemptError>> + Send + 'e>>;
-    let mut first = pin!(None);
-    let mut first_attempt = None;
+    let mut first = Some(sending);
+    let mut first_attempt = Some(attempt);
     let mut hedges: Vec<(resil_core::Attempt, Sending<'e>)> = Vec::new();
     loop {
         match call.poll_step(parts) {
             Step::Send { attempt, deadline } => {
                 let sending = exchange.send(call, parts, deadline);
-                if first_attempt.is_none() {
-                    first.set(Some(sending));
-                    first_attempt = Some(attempt);
-                } else {
-                    hedges.push((attempt, Box::pin(sending)));
-                }
+                hedges.push((attempt, Box::pin(sending)));
             }
             Step::Cancel { attempt } => {
                 if first_attempt == Some(attempt) {
-                    first.set(None);
+                    first = None;
                     first_attempt = None;
                 } else {
                     hedges.retain(|(a, _)| *a != attempt);
@@ -198,8 +206,8 @@ async fn drive_hedged<'e, R: Runtime, X: Exchange + 'e>(
             Step::Sleep { until } => {
                 let mut timer = pin!(R::sleep_until(until));
                 let answered = std::future::poll_fn(|cx| {
-                    if let Some(sending) = first.as_mut().as_pin_mut() {
-                        if let Poll::Ready(outcome) = sending.poll(cx) {
+                    if let Some(sending) = first.as_mut() {
+                        if let Poll::Ready(outcome) = sending.as_mut().poll(cx) {
                             return Poll::Ready(first_attempt.map(|a| (a, None, outcome)));
                         }
                     }
@@ -222,7 +230,7 @@ async fn drive_hedged<'e, R: Runtime, X: Exchange + 'e>(
                 match hedge {
                     Some(i) => drop(hedges.swap_remove(i)),
                     None => {
-                        first.set(None);
+                        first = None;
                         first_attempt = None;
                     }
                 }

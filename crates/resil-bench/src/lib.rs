@@ -225,3 +225,65 @@ pub fn print_rounds(names: &[&str], cpu: &[Vec<f64>], rps: &[Vec<f64>]) {
         );
     }
 }
+
+/// With the `otel` feature and `OTEL_SDK=1` in the environment: installs the OpenTelemetry SDK
+/// as an application would (a global `tracing` subscriber with tracing-opentelemetry over an
+/// SDK tracer provider, a global meter provider, the W3C propagator), every exporter a no-op,
+/// so what is measured is resil's instrumentation and the SDK's recording, not an export.
+/// Keep the guard for the run.
+#[cfg(feature = "otel")]
+pub fn install_otel_sdk() -> Option<impl Sized> {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    #[derive(Debug)]
+    struct NoSpans;
+    impl opentelemetry_sdk::trace::SpanExporter for NoSpans {
+        fn export(
+            &self,
+            _: Vec<opentelemetry_sdk::trace::SpanData>,
+        ) -> impl std::future::Future<Output = opentelemetry_sdk::error::OTelSdkResult> + Send
+        {
+            std::future::ready(Ok(()))
+        }
+    }
+    struct NoMetrics;
+    impl opentelemetry_sdk::metrics::exporter::PushMetricExporter for NoMetrics {
+        fn export(
+            &self,
+            _: &opentelemetry_sdk::metrics::data::ResourceMetrics,
+        ) -> impl std::future::Future<Output = opentelemetry_sdk::error::OTelSdkResult> + Send
+        {
+            std::future::ready(Ok(()))
+        }
+        fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+            Ok(())
+        }
+        fn shutdown_with_timeout(
+            &self,
+            _: std::time::Duration,
+        ) -> opentelemetry_sdk::error::OTelSdkResult {
+            Ok(())
+        }
+        fn temporality(&self) -> opentelemetry_sdk::metrics::Temporality {
+            opentelemetry_sdk::metrics::Temporality::Cumulative
+        }
+    }
+
+    if std::env::var_os("OTEL_SDK").is_none_or(|v| v != "1") {
+        return None;
+    }
+    let tracer_provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(NoSpans)
+        .build();
+    let layer = tracing_opentelemetry::layer().with_tracer(tracer_provider.tracer("bench"));
+    let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer));
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    let meter_provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+        .with_periodic_exporter(NoMetrics)
+        .build();
+    opentelemetry::global::set_meter_provider(meter_provider.clone());
+    Some((tracer_provider, meter_provider))
+}

@@ -316,7 +316,14 @@ impl Client {
                         }
                         // A cancelled attempt's late answer: dropped, its connection closed.
                         Ok(_) => {}
-                        Err(_) => call.handle_timeout(clock.now()),
+                        Err(_) => {
+                            // A manual clock did not move while the channel waited.
+                            let behind = until.saturating_duration_since(clock.now());
+                            if !behind.is_zero() {
+                                clock.sleep(behind);
+                            }
+                            call.handle_timeout(clock.now());
+                        }
                     }
                 }
                 Step::Release(mut stale) => stale.body_mut().drain(driver::DRAIN_LIMIT),

@@ -20,6 +20,8 @@ fn scenario_table_through_the_blocking_client() {
         let (server, url) = scenario.serve();
         let transcript = Arc::new(Transcript::default());
         let client = builder(&ManualClock::new())
+            .policy(scenario.policy())
+            .latency_sketch(resil_tests::open_sketch())
             .hooks(transcript.clone())
             .build()
             .unwrap();

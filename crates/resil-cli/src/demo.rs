@@ -249,6 +249,121 @@ fn run_tokio(requests: u32, workers: u32, seed: u64, quiet: bool) -> Result<Summ
     })
 }
 
+/// Requests and workers of the tail-latency section.
+const TAIL_REQUESTS: usize = 2_000;
+const TAIL_WORKERS: usize = 16;
+
+/// The tail server's answer to its n-th request: at once, but 2 % after 50 ms and 0.2 %
+/// after 300 ms (a replica that stalls now and then).
+fn slow_tail(n: usize) -> Reply {
+    let ok = Reply::body(200, "{\"ok\":true}");
+    match n % 500 {
+        123 => Reply::late(Duration::from_millis(300), ok),
+        k if k % 50 == 7 => Reply::late(Duration::from_millis(50), ok),
+        _ => ok,
+    }
+}
+
+/// One tail run: every latency (sorted) and the client's counts.
+struct Tail {
+    latencies: Vec<Duration>,
+    stats: StatsSnapshot,
+}
+
+impl Tail {
+    fn at(&self, p: f64) -> Duration {
+        let rank = ((self.latencies.len() as f64 * p).ceil() as usize).max(1);
+        self.latencies.get(rank - 1).copied().unwrap_or_default()
+    }
+}
+
+/// [`TAIL_REQUESTS`] GETs through resil-tokio to a server with a slow tail, hedged at p97
+/// of recent latencies (after 5 ms until there are enough) or not.
+fn run_tail(hedged: bool, seed: u64) -> Result<Tail, String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let server = TestServer::start();
+        server.handle("/api/tail", |_, n| slow_tail(n));
+        let mut builder = resil_tokio::Client::builder()
+            .no_proxy()
+            .base_url(&server.url("/api"))
+            .seed(seed);
+        if hedged {
+            let sketch = resil_core::LatencySketch::builder()
+                .hedge_quantile(0.97)
+                .build()
+                .map_err(|e| e.to_string())?;
+            builder = builder
+                .hedge(resil_core::Hedging::adaptive().fallback(Duration::from_millis(5)))
+                .latency_sketch(Arc::new(Mutex::new(sketch)));
+        }
+        let client = builder.build().map_err(|e| format!("{e:#}"))?;
+        let next = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..TAIL_WORKERS {
+            let (client, next) = (client.clone(), next.clone());
+            tasks.push(tokio::spawn(async move {
+                use resil_tokio::ResponseExt;
+                let mut latencies = Vec::new();
+                while next.fetch_add(1, Ordering::SeqCst) < TAIL_REQUESTS as u64 {
+                    let start = Instant::now();
+                    if let Ok(r) = client.get("tail").send().await {
+                        let _ = r.text().await;
+                    }
+                    latencies.push(start.elapsed());
+                }
+                latencies
+            }));
+        }
+        let mut latencies = Vec::new();
+        for task in tasks {
+            latencies.extend(task.await.map_err(|e| e.to_string())?);
+        }
+        latencies.sort();
+        Ok(Tail {
+            latencies,
+            stats: client.stats(),
+        })
+    })
+}
+
+/// The tail-latency section: the same GETs hedged and not, side by side.
+fn tail_section(seed: u64) -> Result<(), String> {
+    let plain = run_tail(false, seed)?;
+    let hedged = run_tail(true, seed)?;
+    say!(
+        "\nTail latency: {TAIL_REQUESTS} GETs from {TAIL_WORKERS} tasks through resil-tokio to a server that answers at once\n\
+         but 2 % after 50 ms and 0.2 % after 300 ms, without and with hedging (at p97 of recent latencies)."
+    );
+    say!("\n| | no hedging | hedging |");
+    say!("|---|---|---|");
+    let row = |name: &str, f: &dyn Fn(&Tail) -> String| {
+        say!("| {name} | {} | {} |", f(&plain), f(&hedged));
+    };
+    row("tail latency p50 / p99 / p99.9", &|t| {
+        format!(
+            "{:.1?} / {:.1?} / {:.1?}",
+            t.at(0.5),
+            t.at(0.99),
+            t.at(0.999)
+        )
+    });
+    row("tail attempts per request", &|t| {
+        format!(
+            "{:.3}",
+            t.stats.attempts as f64 / t.stats.requests.max(1) as f64
+        )
+    });
+    row("hedges sent / won", &|t| {
+        format!("{} / {}", t.stats.hedges, t.stats.hedge_wins)
+    });
+    Ok(())
+}
+
 pub fn run(requests: u32, workers: u32, seed: u64, quiet: bool) -> ExitCode {
     say!(
         "resil demo: {requests} GETs from {workers} workers, through the blocking and then the tokio client,\n\
@@ -325,6 +440,10 @@ pub fn run(requests: u32, workers: u32, seed: u64, quiet: bool) -> ExitCode {
         } else {
             say!("{name} breaker: {}", story.join(", "));
         }
+    }
+    if let Err(e) = tail_section(seed) {
+        note!("resil demo: {e}");
+        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }

@@ -10,7 +10,9 @@ use resil_blocking::{Client, ErrorKind};
 use resil_core::{
     Attempt, Backoff, CircuitBreaker, GiveUp, Jitter, RetryBudget, RetryPolicy, TripCondition,
 };
-use resil_http::{BodyFailure, CallInfo, EnvConfig, Hooks, RedirectInfo, RetryInfo};
+use resil_http::{BodyFailure, CallInfo, EnvConfig, HedgeInfo, Hooks, RedirectInfo, RetryInfo};
+
+use crate::hedge::HedgeSpec;
 
 /// Options shared by the request commands.
 #[derive(Args, Debug)]
@@ -75,7 +77,16 @@ pub struct RequestArgs {
     /// file (and an existing FILE as it was).
     #[arg(short = 'o', long = "output")]
     output: Option<PathBuf>,
+    /// Hedge a GET (or another request that may be sent twice) that is slower than this:
+    /// `20ms` sends a second copy after 20 ms and takes the first good answer; `p95` after
+    /// the 95th percentile of recent latencies, which one call does not have, so after
+    /// 100 ms. Each hedge counts as an attempt.
+    #[arg(long)]
+    hedge: Option<String>,
 }
+
+/// The delay `--hedge pNN` starts from: one call has no latencies to take a percentile of.
+const HEDGE_FALLBACK: Duration = Duration::from_millis(100);
 
 /// How much of a body is held in memory before any of it is written to stdout: a body that
 /// fails before then is asked for again from its first byte (unless the server allows a
@@ -123,6 +134,32 @@ impl Hooks for Narrator {
             f.at_byte,
             f.kind
         );
+    }
+    fn on_hedge(&self, _: &CallInfo<'_>, h: &HedgeInfo) {
+        match *h {
+            HedgeInfo::Sent { attempt } => {
+                note!(
+                    "resil: attempt {} is a hedge: an earlier one is slow",
+                    attempt.number()
+                );
+            }
+            HedgeInfo::Won { attempt } => {
+                note!("resil: the hedge, attempt {}, won", attempt.number())
+            }
+            HedgeInfo::Cancelled {
+                attempt,
+                lost: true,
+            } => {
+                note!("resil: attempt {} lost and was cancelled", attempt.number());
+            }
+            HedgeInfo::Cancelled { attempt, .. } => {
+                note!(
+                    "resil: attempt {} timed out and was cancelled",
+                    attempt.number()
+                );
+            }
+            _ => {}
+        }
     }
     fn on_redirect(&self, _: &CallInfo<'_>, r: &RedirectInfo) {
         match r.refused {
@@ -257,6 +294,21 @@ pub fn run(method: http::Method, args: &RequestArgs) -> ExitCode {
     }
     if let Some(timeout) = read {
         builder = builder.read_timeout(timeout);
+    }
+    if let Some(spec) = &args.hedge {
+        let hedging = match HedgeSpec::parse(spec) {
+            Ok(spec) => spec.hedging(Some(HEDGE_FALLBACK)),
+            Err(message) => return usage(&message),
+        };
+        if let Some((hedging, sketch)) = hedging {
+            let sketch = match sketch.build() {
+                Ok(sketch) => sketch,
+                Err(e) => return usage(&format!("--hedge: {e}")),
+            };
+            builder = builder
+                .hedge(hedging)
+                .latency_sketch(std::sync::Arc::new(std::sync::Mutex::new(sketch)));
+        }
     }
     if let Some(proxy) = &args.proxy {
         builder = builder.proxy(proxy);

@@ -34,6 +34,7 @@ macro_rules! say {
 
 mod demo;
 mod get;
+mod hedge;
 mod sim;
 
 #[derive(Parser, Debug)]

@@ -16,6 +16,8 @@ use resil_sim::{
 };
 use serde::Deserialize;
 
+use crate::hedge::HedgeSpec;
+
 /// The scenario file. Durations are in milliseconds unless the key says `_secs`.
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +39,9 @@ struct File {
     /// Run the scenario once per budget kind named here (`finagle`, `aws`, `aws_2026`, `grpc`,
     /// `none`) and compare them; `[budget]` then only gives the scope and gRPC's settings.
     compare_budgets: Option<Vec<String>>,
+    /// Run the scenario once per hedge setting named here (`none`, `20ms`, `p97`) and compare
+    /// their latency tails; `[policy] hedge` is then ignored.
+    compare_hedging: Option<Vec<String>>,
     /// Per-client breakers and budgets shared through a fleet store (resil-redis's model).
     fleet: Option<FleetFile>,
     server: ServerFile,
@@ -70,6 +75,8 @@ struct PolicyFile {
     total_timeout_ms: Option<u64>,
     max_retry_after_ms: Option<u64>,
     retry_statuses: Option<Vec<u16>>,
+    /// `none`, a delay (`20ms`) or a percentile of recent latencies (`p97`).
+    hedge: Option<String>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -145,6 +152,12 @@ fn budget(kind: &str, b: &BudgetFile) -> Result<Option<RetryBudget>, String> {
 struct ServerFile {
     latency_ms: Option<u64>,
     latency_max_ms: Option<u64>,
+    /// A slow tail on top of `latency_ms`: this share of answers takes `slow_ms`...
+    slow_fraction: Option<f64>,
+    slow_ms: Option<u64>,
+    /// ...and this share `slowest_ms`.
+    slowest_fraction: Option<f64>,
+    slowest_ms: Option<u64>,
     failure_probability: Option<f64>,
     /// `503` (any status) or `reset`, `refused`, `stall`.
     failure: Option<String>,
@@ -159,6 +172,24 @@ struct ServerFile {
 
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
+}
+
+/// Sets the scenario's hedging from a `hedge` setting (`none` takes it away).
+fn hedge(s: &mut Scenario, spec: &str) -> Result<(), String> {
+    let spec = HedgeSpec::parse(spec)?;
+    let (hedging, sketch) = match spec.hedging(None) {
+        Some((hedging, sketch)) => (Some(hedging), Some(sketch)),
+        None => (None, None),
+    };
+    if let Some(sketch) = sketch {
+        sketch.build().map_err(|e| format!("policy.hedge: {e}"))?;
+    }
+    s.policy = s
+        .policy
+        .with_hedging(hedging)
+        .map_err(|e| format!("policy.hedge: {e}"))?;
+    s.sketch = sketch;
+    Ok(())
 }
 
 fn scope(s: Option<&str>) -> Result<Scope, String> {
@@ -227,6 +258,9 @@ fn scenario(file: &File) -> Result<Scenario, String> {
         policy = policy.retry_statuses(statuses);
     }
     s.policy = policy.build().map_err(|e| format!("policy: {e}"))?;
+    if let Some(spec) = &p.hedge {
+        hedge(&mut s, spec)?;
+    }
     if let Some(b) = &file.breaker {
         let half_open = match b.half_open.as_deref().unwrap_or("probes") {
             "probes" => HalfOpen::Probes(1),
@@ -258,9 +292,29 @@ fn scenario(file: &File) -> Result<Scenario, String> {
     }
     let v = &file.server;
     let lo = ms(v.latency_ms.unwrap_or(10));
-    s.server.latency = match v.latency_max_ms {
-        Some(hi) => Latency::Uniform(lo, ms(hi)),
-        None => Latency::Constant(lo),
+    s.server.latency = match (v.latency_max_ms, v.slow_fraction, v.slowest_fraction) {
+        (_, slow, slowest) if slow.is_some() || slowest.is_some() => {
+            let (slow, slowest) = (slow.unwrap_or(0.0), slowest.unwrap_or(0.0));
+            if !(0.0..=1.0).contains(&slow)
+                || !(0.0..=1.0).contains(&slowest)
+                || slow + slowest > 1.0
+            {
+                return Err(
+                    "server.slow_fraction and slowest_fraction must be in [0, 1] and add \
+                     up to at most 1"
+                        .to_owned(),
+                );
+            }
+            Latency::SlowTail {
+                fast: lo,
+                slow: ms(v.slow_ms.unwrap_or(50)),
+                slow_fraction: slow,
+                slowest: ms(v.slowest_ms.unwrap_or(500)),
+                slowest_fraction: slowest,
+            }
+        }
+        (Some(hi), _, _) => Latency::Uniform(lo, ms(hi)),
+        (None, _, _) => Latency::Constant(lo),
     };
     let p = v.failure_probability.unwrap_or(0.0);
     if !(0.0..=1.0).contains(&p) {
@@ -523,6 +577,115 @@ fn compare_budgets(
     }
 }
 
+/// Runs `base` once per hedge setting and prints each run's latency tail and extra attempts;
+/// the chart plots p50, p99, p99.9 and the slowest request, a line per setting.
+fn compare_hedging(
+    base: Scenario,
+    settings: &[String],
+    name: &str,
+    out: &Path,
+) -> Result<ExitCode, String> {
+    if settings.is_empty() || settings.len() > MAX_COMPARED {
+        return Err(format!(
+            "compare_hedging names 1 to {MAX_COMPARED} hedge settings"
+        ));
+    }
+    let mut runs = Vec::new();
+    for spec in settings {
+        let mut s = base.clone();
+        hedge(&mut s, spec)?;
+        runs.push((spec.clone(), simulate(&s)));
+    }
+    say!("scenario           {name}");
+    say!("hedge     p50 ms   p99 ms   p99.9 ms   max ms   attempts/request   hedges   won");
+    let msf = |d: Duration| d.as_secs_f64() * 1e3;
+    for (spec, r) in &runs {
+        say!(
+            "{:<8} {:>7.2}  {:>7.2}  {:>9.2}  {:>7.2}  {:>17.4}  {:>7}  {:>4}",
+            spec,
+            msf(r.p50),
+            msf(r.p99),
+            msf(r.p999),
+            msf(r.max),
+            r.amplification(),
+            r.hedges,
+            r.hedge_wins
+        );
+    }
+    match tail_chart(&runs, name, out) {
+        Ok(()) => {
+            say!("chart              {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            note!("resil sim: writing {}: {e}", out.display());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// Latency at p50, p99, p99.9 and the slowest request (milliseconds, log scale), a line per
+/// hedge setting.
+fn tail_chart(runs: &[(String, Report)], title: &str, path: &Path) -> Result<(), String> {
+    let points =
+        |r: &Report| [r.p50, r.p99, r.p999, r.max].map(|d| (d.as_secs_f64() * 1e3).max(0.01));
+    let top = runs
+        .iter()
+        .flat_map(|(_, r)| points(r))
+        .fold(1.0f64, f64::max)
+        * 2.0;
+    let root = SVGBackend::new(path, (960, 480)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let labels = ["p50", "p99", "p99.9", "max"];
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d(-0.2f64..3.2f64, (0.01f64..top).log_scale())
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_labels(4)
+        .x_label_formatter(&|x| {
+            let i = x.round() as usize;
+            labels.get(i).copied().unwrap_or("").to_owned()
+        })
+        .x_desc("latency percentile")
+        .y_desc("milliseconds (log)")
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let colors = [BLUE, RGBColor(0, 140, 0), RED, MAGENTA, BLACK, CYAN];
+    for ((spec, report), color) in runs.iter().zip(colors) {
+        let series: Vec<(f64, f64)> = points(report)
+            .into_iter()
+            .enumerate()
+            .map(|(i, ms)| (i as f64, ms))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(series.clone(), color.stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label(format!("hedge {spec}"))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(
+                series
+                    .into_iter()
+                    .map(|p| Circle::new(p, 4, color.filled())),
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
 /// Runs `base` with every client alone and again with the fleet sharing their breakers and
 /// budgets, and prints what the issue asks of a fleet: attempts that reached the server during
 /// the outage, half-open probes during it and at the recovery (from the outage's end until
@@ -720,8 +883,14 @@ pub fn run(path: &Path, svg: Option<&Path>) -> ExitCode {
         .fleet
         .as_ref()
         .is_some_and(|f| f.compare_local.unwrap_or(true));
-    if compare_fleet && file.compare_budgets.is_none() {
+    if compare_fleet && file.compare_budgets.is_none() && file.compare_hedging.is_none() {
         return compare_fleet_sharing(scenario, &name, &out).unwrap_or_else(|e| {
+            note!("resil sim: {}: {e}", path.display());
+            ExitCode::from(2)
+        });
+    }
+    if let Some(settings) = &file.compare_hedging {
+        return compare_hedging(scenario, settings, &name, &out).unwrap_or_else(|e| {
             note!("resil sim: {}: {e}", path.display());
             ExitCode::from(2)
         });

@@ -31,6 +31,9 @@ fn demo_runs_offline_and_summarises() {
         "| breaker transitions |",
         "| success rate |",
         "| latency p50 / p99 |",
+        "| tail latency p50 / p99 / p99.9 |",
+        "| tail attempts per request |",
+        "| hedges sent / won |",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
     }
@@ -692,4 +695,64 @@ impl Drop for ScratchDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+#[test]
+fn get_hedges_a_slow_answer_and_says_so() {
+    let _load = shared_load();
+    let server = TestServer::start();
+    server.script(
+        "/slow",
+        vec![
+            Reply::late(Duration::from_millis(800), Reply::body(200, "first")),
+            Reply::body(200, "hedge"),
+        ],
+    );
+    let out = resil()
+        .args(["get", &server.url("/slow"), "--hedge", "30ms"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "hedge");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("attempt 2 is a hedge"), "{stderr}");
+    assert!(stderr.contains("the hedge, attempt 2, won"), "{stderr}");
+    for bad in ["0ms", "p100", "soon"] {
+        let out = resil()
+            .args(["get", &server.url("/slow"), "--hedge", bad])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn the_tail_at_scale_scenario_cuts_the_tail_tenfold() {
+    let dir = ScratchDir::new("tail");
+    let svg = dir.0.join("tail.svg");
+    let out = resil()
+        .args(["sim"])
+        .arg(scenario("tail-at-scale.toml"))
+        .arg("--svg")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    // hedge, p50, p99, p99.9, max, attempts/request, ...
+    let row = |name: &str| -> Vec<f64> {
+        let line = stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} row in\n{stdout}"));
+        line.split_whitespace()
+            .skip(1)
+            .map(|v| v.parse().unwrap())
+            .collect()
+    };
+    let (none, p97) = (row("none"), row("p97"));
+    assert!(none[1] >= 10.0 * p97[1], "p99: {none:?} vs {p97:?}");
+    assert!(none[2] >= 10.0 * p97[2], "p99.9: {none:?} vs {p97:?}");
+    assert!(p97[4] <= 1.05, "extra attempts: {p97:?}");
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
 }

@@ -47,6 +47,13 @@ pub enum HedgeDelay {
 /// - Never hedged: a request that may not be replayed (not idempotent, unless it carries an
 ///   `Idempotency-Key` or the policy retries non-idempotent requests) or whose body cannot be
 ///   sent again.
+/// - A cancelled attempt is abandoned: its breaker permit is handed back (it counts as neither
+///   success nor failure; the attempts that did answer are the breaker's outcomes, so an
+///   endpoint whose every attempt fails still opens it), its budget withdrawal stands (it was
+///   sent), and the time it ran is a latency sample (it took at least that long).
+/// - The drivers send a hedge as any attempt: on a connection the pool has free (over
+///   HTTP/1.1 the busy one is not free, so a hedge goes out on another), not to a chosen other
+///   address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hedging {
     pub(crate) delay: HedgeDelay,

@@ -336,6 +336,10 @@ impl LatencySketch {
     /// which attempts to count.
     pub fn record(&mut self, now: Instant, latency: Duration) {
         let slot = self.slot(now);
+        self.record_in(slot, latency);
+    }
+
+    fn record_in(&mut self, slot: usize, latency: Duration) {
         if self.samples[slot] == u16::MAX {
             return;
         }
@@ -424,18 +428,27 @@ impl LatencySketch {
             .map(|d| d.max(self.min_delay).min(self.max_delay))
     }
 
-    /// Counts one request ([`record_request`](Self::record_request)) and returns the hedge
-    /// delay for it: [`hedge_delay`](Self::hedge_delay), computed again at most every
-    /// sixteenth of a sub-window (a query reads every bucket; a request should not), so it
-    /// may trail the window by that much.
-    pub fn on_request(&mut self, now: Instant) -> Option<Duration> {
-        self.record_request(now);
+    /// [`hedge_delay`](Self::hedge_delay), computed again at most every sixteenth of a
+    /// sub-window (a query reads every bucket; a request should not), so it may trail the
+    /// window by that much; at once while the window knew too little.
+    pub fn current_hedge_delay(&mut self, now: Instant) -> Option<Duration> {
         let at = now.as_nanos();
         if at >= self.cached_until || at.saturating_add(self.sub_window_nanos) < self.cached_until {
             self.cached_delay = self.hedge_delay(now);
             self.cached_until = at.saturating_add((self.sub_window_nanos / 16).max(1));
         }
         self.cached_delay
+    }
+
+    /// Counts one finished request ([`record_request`](Self::record_request)) and, if it
+    /// is one to count ([`record`](Self::record)), its latency: one call for what a request
+    /// adds when it ends.
+    pub fn record_call(&mut self, now: Instant, latency: Option<Duration>) {
+        let slot = self.slot(now);
+        self.requests[slot] = self.requests[slot].saturating_add(1);
+        if let Some(latency) = latency {
+            self.record_in(slot, latency);
+        }
     }
 
     /// The quantile hedge delays are taken at.

@@ -528,6 +528,13 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         self.hedgeable
     }
 
+    /// When the next hedge may go out, if one may ([`Instant::MAX`] when none is due): a
+    /// driver that sends one attempt at a time can wait for the first of its answer and this
+    /// instant, and only then run the attempts side by side.
+    pub fn next_hedge(&self) -> Instant {
+        self.hedge_at
+    }
+
     /// Attempts out now, waiting for an answer.
     pub fn attempts_out(&self) -> usize {
         match (&self.flight, self.phase) {
@@ -673,7 +680,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                     self.at = self.now;
                     self.events.push(EV_STARTED, 0, self.attempts);
                     if self.hedgeable {
-                        self.schedule_hedge(self.attempts == 1 && !self.continued);
+                        self.schedule_hedge();
                     }
                     Action::Send {
                         attempt: Attempt::new(self.attempts),
@@ -780,9 +787,6 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             (false, None) => b.record_outcome(failure),
         });
         self.last = Some(outcome.cause());
-        if self.hedgeable {
-            self.record_latency(&outcome, failure);
-        }
         let ctx = RetryContext {
             attempt: Attempt::new(self.attempts),
             method: self.request.method,
@@ -797,6 +801,10 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             Classification::Retryable => {
                 self.schedule_retry(&outcome, rejects_until, self.attempts);
             }
+        }
+        if self.hedgeable {
+            let ends = matches!(self.phase, Phase::Done | Phase::Failed(_));
+            self.record_latency(&outcome, failure, ends);
         }
     }
 
@@ -1050,9 +1058,8 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
 /// Hedging: several attempts out at once. Apart from the rest so a call that never hedges
 /// runs none of it (it costs such a call a flag test per input and per action).
 impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
-    /// Sets when the next hedge may go out, the attempt just sent being the latest; on the
-    /// request's first attempt (`first`) the sketch counts the request.
-    fn schedule_hedge(&mut self, first: bool) {
+    /// Sets when the next hedge may go out, the attempt just sent being the latest.
+    fn schedule_hedge(&mut self) {
         let Some(hedging) = self.policy.hedging else {
             return;
         };
@@ -1063,13 +1070,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         let now = self.now;
         let mut sketch = None;
         if let Some(latency) = self.latency {
-            latency.with_mut(&mut |l| {
-                sketch = if first {
-                    l.on_request(now)
-                } else {
-                    l.hedge_delay(now)
-                };
-            });
+            latency.with_mut(&mut |l| sketch = l.current_hedge_delay(now));
         }
         self.hedge_at = match hedging.delay_nanos(sketch) {
             Some(delay) => now.saturating_add(Duration::from_nanos(delay)),
@@ -1137,7 +1138,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         }
         self.events.push(EV_STARTED, 0, self.attempts);
         self.events.push(EV_HEDGE, 0, self.attempts);
-        self.schedule_hedge(false);
+        self.schedule_hedge();
         Some(Action::Send {
             attempt: Attempt::new(self.attempts),
             deadline: self.attempt_deadline(),
@@ -1170,18 +1171,20 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             .min(self.hedge_at)
     }
 
-    /// Feeds the sketch a finished attempt's latency: a success's, or a timeout's (the time
-    /// it was given); never a fast failure, which would pull the hedge delay down.
-    fn record_latency(&mut self, outcome: &AttemptOutcome<'_>, failure: bool) {
+    /// Feeds the sketch a finished attempt: its latency if it was a success or a timeout
+    /// (the time it was given), never a fast failure, which would pull the hedge delay down;
+    /// and the request, if the attempt ended it (`ends`). One lock either way.
+    fn record_latency(&mut self, outcome: &AttemptOutcome<'_>, failure: bool, ends: bool) {
         let timeout = matches!(outcome, AttemptOutcome::Error(TransportErrorKind::Timeout));
-        if failure && !timeout {
-            return;
-        }
+        let took = (!failure || timeout).then(|| Duration::from_nanos(self.took));
         let (Some(latency), now) = (self.latency, self.now) else {
             return;
         };
-        let took = Duration::from_nanos(self.took);
-        latency.with_mut(&mut |l| l.record(now, took));
+        match (took, ends) {
+            (took, true) => latency.with_mut(&mut |l| l.record_call(now, took)),
+            (Some(took), false) => latency.with_mut(&mut |l| l.record(now, took)),
+            (None, false) => {}
+        }
     }
 
     /// An input while attempts are out at once.
@@ -1256,7 +1259,6 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             }
         });
         self.last = Some(outcome.cause());
-        self.record_latency(&outcome, failure);
         let ctx = RetryContext {
             attempt: Attempt::new(attempt),
             method: self.request.method,
@@ -1296,6 +1298,8 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                 self.schedule_retry(&outcome, rejects_until, attempt);
             }
         }
+        let ends = matches!(self.phase, Phase::Done | Phase::Failed(_));
+        self.record_latency(&outcome, failure, ends);
     }
 
     /// The call ended with `winner`'s outcome: every other attempt out is cancelled, its

@@ -211,6 +211,15 @@ macro_rules! client_builder_setters {
             self
         }
 
+        /// The meter the client's OpenTelemetry metrics are recorded with (feature `otel`;
+        /// default: the global meter provider's `resil` meter, taken at the client's first
+        /// call). See [`resil_http::otel`](resil_http::otel).
+        #[cfg(feature = "otel")]
+        pub fn otel_meter(mut self, meter: $crate::__private::Meter) -> Self {
+            self.$config.otel_meter(meter);
+            self
+        }
+
         /// Seeds the jitter (and generated request ids), for reproducible runs (default:
         /// from the clock).
         pub fn seed(mut self, seed: u64) -> Self {

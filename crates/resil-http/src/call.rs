@@ -19,6 +19,7 @@ use crate::config::ClientCore;
 use crate::error::{Error, ErrorKind};
 use crate::observe::{BodyFailure, CallInfo, Hooks, RedirectInfo};
 use crate::redirect::{self, Chain, RedirectError};
+use crate::telemetry::CallTelemetry;
 use crate::url::redact_url;
 
 type BoxError = Box<dyn core::error::Error + Send + Sync>;
@@ -237,6 +238,8 @@ pub struct Call<'p, B> {
     refreshable: bool,
     /// Redirects followed so far, from the first.
     chain: Option<Box<Chain>>,
+    /// Spans, metrics and trace context (feature `otel`; empty without it).
+    otel: CallTelemetry<'p>,
 }
 
 impl<B> core::fmt::Debug for Call<'_, B> {
@@ -266,13 +269,14 @@ impl<'p, B: CallBody> Call<'p, B> {
         seed: u64,
         failed: Option<&BodyFailure>,
     ) -> Call<'p, B> {
-        let observed = shared.hooks.is_some() || cfg!(feature = "tracing");
+        let observed = shared.hooks.is_some() || crate::observe::tracing_on();
         let hook_url = if observed {
             redact_url(&request.uri)
         } else {
             String::new()
         };
         let mut machine = machine_for(policy, request, body_replayable, &shared, now, seed);
+        let otel = CallTelemetry::start(core, request, now, failed);
         match failed {
             None => core.observer().call_started(),
             Some(failure) => {
@@ -304,6 +308,7 @@ impl<'p, B: CallBody> Call<'p, B> {
             last_error: None,
             refreshable,
             chain: None,
+            otel,
         }
     }
 
@@ -317,10 +322,12 @@ impl<'p, B: CallBody> Call<'p, B> {
     fn report_events(&mut self, method: &str, redirected: bool) {
         let call = call_info(&self.hook_url, &self.id, method);
         let observer = self.core.observer();
+        let now = self.machine.now();
         while let Some(event) = self.machine.poll_event() {
             if redirected && matches!(event, Event::Completed { .. }) {
                 continue;
             }
+            self.otel.event(&event, now);
             observer.observe(&call, event);
         }
     }
@@ -344,6 +351,14 @@ impl<'p, B: CallBody> Call<'p, B> {
         self.machine.hedges()
     }
 
+    /// When the next hedge may go out ([`Instant::MAX`]: none is due). A driver may send a
+    /// hedging call's first attempt as any other, waiting for its answer or this instant,
+    /// whichever comes first, and keep attempts side by side only once it passes: a call
+    /// answered before its hedge is due then costs what an unhedged one does.
+    pub fn next_hedge(&self) -> Instant {
+        self.machine.next_hedge()
+    }
+
     /// Whether the driver adds its credentials (an auth provider's) to the requests it
     /// sends: not after a redirect to another origin, for the rest of the call.
     pub fn sends_credentials(&self) -> bool {
@@ -354,6 +369,17 @@ impl<'p, B: CallBody> Call<'p, B> {
     /// rewrites when it follows a redirect); reports every event to the hooks and counters on
     /// the way.
     pub fn poll_step(&mut self, request: &mut http::request::Parts) -> Step<B> {
+        if !self.otel.is_on() {
+            // Straight through: the step is built in the caller's slot, never moved.
+            return self.next_step(request);
+        }
+        let step = self.next_step(request);
+        self.otel.step(&step, request, self.machine.now());
+        step
+    }
+
+    #[inline]
+    fn next_step(&mut self, request: &mut http::request::Parts) -> Step<B> {
         match self.hold {
             Hold::None => {}
             Hold::Refresh => {
@@ -582,7 +608,10 @@ impl<'p, B: CallBody> Call<'p, B> {
     /// its extensions), plus the call's request id if it makes one, around `body`.
     #[inline]
     pub fn request<T>(&self, parts: &http::request::Parts, body: T) -> http::Request<T> {
-        attempt_request(parts, self.attempt_id(), body)
+        let mut request = attempt_request(parts, self.attempt_id(), body);
+        // W3C trace context of this attempt's span (feature `otel`, when a subscriber wants it).
+        self.otel.inject(request.headers_mut());
+        request
     }
 
     /// The request id every attempt must carry; `None` when ids are off or the request
@@ -613,6 +642,7 @@ impl<'p, B: CallBody> Call<'p, B> {
             self.handle_error(now, attempt, TransportErrorKind::Protocol, problem.into());
             return;
         }
+        self.otel.response(now, attempt, &response);
         let status = response.status();
         let wall = (!status.is_success()).then(wall_clock);
         // While a hedging call has others out, a 401 is reported as it is (no refresh).
@@ -710,6 +740,7 @@ impl<'p, B: CallBody> Call<'p, B> {
             self.hold = Hold::None;
             self.response = None;
         }
+        self.otel.error(now, attempt, kind);
         self.machine
             .handle_input(now, Input::Error { attempt, kind });
         self.last_error = Some(error);
@@ -723,6 +754,7 @@ impl<'p, B: CallBody> Call<'p, B> {
             self.response = None;
         }
         self.machine.handle_input(now, Input::Timer);
+        self.otel.timeout(now, |a| self.machine.is_out(a));
     }
 }
 

@@ -30,6 +30,7 @@ use crate::headers::{check_request_headers, declare_empty_body, merge_default_he
 use crate::observe::{BodyFailure, Hooks, Observer, Stats, StatsSnapshot};
 use crate::origins::OriginBreakers;
 use crate::proxy::{Proxy, check_proxy_url};
+use crate::telemetry::ClientTelemetry;
 use crate::url::{UrlError, check_url, join_url, redact_url, redact_url_str, take_url_credentials};
 
 const UNBOUNDED: Duration = Duration::from_nanos(u64::MAX);
@@ -67,6 +68,8 @@ pub struct ClientConfig {
     hedging: Option<Hedging>,
     latency: Option<Arc<Mutex<LatencySketch>>>,
     fleet: Option<Arc<dyn FleetLink>>,
+    #[cfg(feature = "otel")]
+    otel_meter: Option<opentelemetry::metrics::Meter>,
 }
 
 impl fmt::Debug for ClientConfig {
@@ -102,6 +105,8 @@ impl Default for ClientConfig {
             hedging: None,
             latency: None,
             fleet: None,
+            #[cfg(feature = "otel")]
+            otel_meter: None,
         }
     }
 }
@@ -219,6 +224,13 @@ impl ClientConfig {
     /// Seeds jitter (and generated request ids), for reproducible runs.
     pub fn seed(&mut self, seed: u64) {
         self.seed = Some(seed);
+    }
+    /// The meter the client's metrics are recorded with (feature `otel`; default: the
+    /// global meter provider's `resil` meter, taken on the client's first call). See
+    /// [`otel`](crate::otel).
+    #[cfg(feature = "otel")]
+    pub fn otel_meter(&mut self, meter: opentelemetry::metrics::Meter) {
+        self.otel_meter = Some(meter);
     }
     /// How redirects are followed (default: up to 10 hops, never from `https` to `http`; see
     /// [`RedirectPolicy`]).
@@ -406,7 +418,12 @@ impl ClientConfig {
                 .map_err(|e| ConfigError::invalid(format!("fleet: {e}")))?;
             core.fleet = Some(membership);
         }
+        #[cfg(feature = "otel")]
+        let telemetry = ClientTelemetry::new(self.otel_meter);
+        #[cfg(not(feature = "otel"))]
+        let telemetry = ClientTelemetry::default();
         Ok(ClientCore {
+            telemetry,
             base_url,
             default_headers: self.default_headers,
             request_id_header: self.request_id_header,
@@ -447,6 +464,9 @@ pub struct ClientCore {
     latency: Arc<Mutex<LatencySketch>>,
     /// The fleet this client shares its breaker and budget with, if any.
     fleet: Option<Arc<dyn FleetMembership>>,
+    /// OpenTelemetry instruments (feature `otel`).
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
+    telemetry: ClientTelemetry,
 }
 
 impl fmt::Debug for ClientCore {
@@ -496,7 +516,15 @@ impl ClientCore {
             sensitive_headers: Vec::new(),
             latency: Arc::new(Mutex::new(LatencySketch::default())),
             fleet: None,
+            telemetry: ClientTelemetry::default(),
         }
+    }
+
+    /// The client's OpenTelemetry instruments.
+    #[cfg(feature = "otel")]
+    #[inline]
+    pub(crate) fn telemetry(&self) -> &ClientTelemetry {
+        &self.telemetry
     }
 
     /// The latency sketch the client's calls feed (see [`ClientConfig::latency_sketch`]).
@@ -627,7 +655,7 @@ impl ClientCore {
     ) -> Call<'p, B> {
         merge_default_headers(&mut request.headers, &self.default_headers);
         // Only hooks and `tracing` read a caller's own id back; a copy costs an allocation.
-        let observed = self.hooks.is_some() || cfg!(feature = "tracing");
+        let observed = self.hooks.is_some() || crate::observe::tracing_on();
         let id = self.call_id(&request.headers, observed);
         let shared = self.shared_for(&request.uri);
         Call::start(
@@ -661,7 +689,7 @@ impl ClientCore {
         failed: &BodyFailure,
     ) -> Call<'p, B> {
         // Defaults and the request id are in `request` already, from the first call.
-        let observed = self.hooks.is_some() || cfg!(feature = "tracing");
+        let observed = self.hooks.is_some() || crate::observe::tracing_on();
         let id = self.call_id(&request.headers, observed);
         let shared = self.shared_for(&request.uri);
         Call::start(

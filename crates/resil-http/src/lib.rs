@@ -41,9 +41,11 @@ pub mod guide;
 mod headers;
 mod observe;
 mod origins;
+pub mod otel;
 mod proxy;
 mod redirect;
 mod resume;
+mod telemetry;
 mod time;
 mod url;
 
@@ -102,6 +104,8 @@ pub mod prelude {
 pub mod __private {
     pub use bytes::Bytes;
     pub use http::Method;
+    #[cfg(feature = "otel")]
+    pub use opentelemetry::metrics::Meter;
     pub use resil_core::{
         BreakerState, CircuitBreaker, CircuitBreakerBuilder, Hedging, LatencySketch,
         RedirectPolicy, RetryBudget, RetryPolicy,

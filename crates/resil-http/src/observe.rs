@@ -15,6 +15,17 @@ use resil_core::{
 
 use crate::fleet::FleetMembership;
 
+/// Whether any `tracing` subscriber could want an event (feature `tracing`): one atomic load
+/// of `tracing`'s global maximum level. Without a subscriber the redacted URL and the request
+/// id that events carry are not made.
+#[inline]
+pub(crate) fn tracing_on() -> bool {
+    #[cfg(feature = "tracing")]
+    return tracing::level_enabled!(tracing::Level::ERROR);
+    #[cfg(not(feature = "tracing"))]
+    return false;
+}
+
 /// The call an event belongs to.
 #[derive(Clone, Copy, Debug)]
 pub struct CallInfo<'a> {

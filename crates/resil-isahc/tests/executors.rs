@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use resil_isahc::Client;
-use resil_tests::{Transcript, scenario_policy, scenarios, shared_load};
+use resil_tests::{Transcript, scenarios, shared_load};
 
 /// One call's outcome.
 type Outcome = Result<resil_isahc::Response, resil_isahc::Error>;
@@ -19,14 +19,16 @@ fn run_table(
     for scenario in scenarios() {
         let (server, url) = scenario.serve();
         let transcript = Arc::new(Transcript::default());
-        let (method, headers, lines) = (
+        let (method, headers, lines, policy) = (
             scenario.http_method(),
             scenario.headers.clone(),
             transcript.clone(),
+            scenario.policy(),
         );
         let result = block_on(Box::pin(async move {
             let client = Client::builder()
-                .policy(scenario_policy())
+                .policy(policy)
+                .latency_sketch(resil_tests::open_sketch())
                 .hooks(lines)
                 .seed(7)
                 .build()

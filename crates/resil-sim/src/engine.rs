@@ -277,9 +277,15 @@ pub fn run(scenario: &Scenario) -> Report {
         None => Vec::new(),
     };
     // A hedging policy's latency sketch: one per client, as each process keeps its own.
+    let sketch = || {
+        scenario
+            .sketch
+            .and_then(|b| b.build().ok())
+            .unwrap_or_default()
+    };
     let sketches: Vec<Mutex<LatencySketch>> = if policy.hedging().is_some() {
         (0..scenario.clients.max(1))
-            .map(|_| Mutex::new(LatencySketch::default()))
+            .map(|_| Mutex::new(sketch()))
             .collect()
     } else {
         Vec::new()

@@ -35,6 +35,8 @@ pub struct Scenario {
     /// The first `n` clients send at this pace instead of `arrivals` (quiet processes, which
     /// alone take long to see an outage).
     pub quiet_clients: Option<(u32, Arrivals)>,
+    /// The latency sketch each client keeps when the policy hedges (`None`: the defaults).
+    pub sketch: Option<resil_core::LatencySketchBuilder>,
 }
 
 /// Per-client breakers and budgets shared through a store, with the delay a sync takes: each
@@ -204,6 +206,7 @@ impl Scenario {
             server: ServerProfile::default(),
             fleet: None,
             quiet_clients: None,
+            sketch: None,
         }
     }
 

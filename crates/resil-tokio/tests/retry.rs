@@ -19,7 +19,8 @@ async fn scenario_table_through_the_tokio_client_matches_the_blocking_transcript
         let (server, url) = scenario.serve();
         let transcript = Arc::new(Transcript::default());
         let client = Client::builder()
-            .policy(scenario_policy())
+            .policy(scenario.policy())
+            .latency_sketch(resil_tests::open_sketch())
             .hooks(transcript.clone())
             .seed(7)
             .build()

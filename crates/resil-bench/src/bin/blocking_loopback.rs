@@ -21,6 +21,8 @@ use resil_core::{Backoff, Jitter, RetryPolicy};
 
 fn main() {
     let (requests, rounds) = resil_bench::requests_and_rounds(20_000, 7);
+    #[cfg(feature = "otel")]
+    let _otel = resil_bench::install_otel_sdk();
     if let Ok(only) = std::env::var("ONLY") {
         return only_one(&only, requests);
     }

@@ -36,6 +36,7 @@ enum Kind {
     HandLoop,
     Resil,
     ResilLean,
+    ResilHedged,
     ReqwestRetry,
     ReqwestBackon,
 }
@@ -50,6 +51,7 @@ impl Kind {
             Kind::HandLoop => "hyper-util + hand-written retry loop",
             Kind::Resil => "resil-tokio",
             Kind::ResilLean => "resil-tokio without breaker and budget",
+            Kind::ResilHedged => "resil-tokio hedging (adaptive, p95), never slow enough to hedge",
             Kind::ReqwestRetry => "reqwest 0.13 + reqwest-middleware + reqwest-retry",
             Kind::ReqwestBackon => "reqwest 0.13 + backon",
         }
@@ -64,6 +66,9 @@ struct Clients {
     resil: resil_tokio::Client,
     /// The same loop without the default breaker and budget.
     lean: resil_tokio::Client,
+    /// The default client, hedging: on a fast endpoint it never hedges, so it measures what
+    /// hedging costs a request that is not hedged.
+    hedged: resil_tokio::Client,
     reqwest: reqwest::Client,
     middleware: reqwest_middleware::ClientWithMiddleware,
 }
@@ -96,10 +101,10 @@ async fn one(kind: Kind, clients: &Clients, url: &str) -> u16 {
             }
             status
         }
-        Kind::Resil | Kind::ResilLean => match if matches!(kind, Kind::Resil) {
-            &clients.resil
-        } else {
-            &clients.lean
+        Kind::Resil | Kind::ResilLean | Kind::ResilHedged => match match kind {
+            Kind::Resil => &clients.resil,
+            Kind::ResilHedged => &clients.hedged,
+            _ => &clients.lean,
         }
         .get(url)
         .send()
@@ -176,6 +181,8 @@ fn run(
 
 fn main() {
     let (requests, rounds) = resil_bench::requests_and_rounds(20_000, 5);
+    #[cfg(feature = "otel")]
+    let _otel = resil_bench::install_otel_sdk();
     // One runtime per client: a timer one client leaves pending (resil-tokio's attempt timer,
     // a pool's idle sweep) would otherwise make every other client's waits for the socket
     // timed `epoll_wait`s too: ~0.15 µs more per request here (hyper-util with a pool timer
@@ -231,6 +238,10 @@ fn main() {
             .no_breaker()
             .build()
             .expect("lean resil client");
+        let hedged = resil_tokio::Client::builder()
+            .hedge(resil_core::Hedging::adaptive())
+            .build()
+            .expect("hedging resil client");
         let reqwest = reqwest::Client::builder().build().expect("reqwest");
         let retry = ExponentialBackoff::builder()
             .retry_bounds(Duration::ZERO, Duration::ZERO)
@@ -248,18 +259,20 @@ fn main() {
                 .build_http(),
             resil,
             lean,
+            hedged,
             reqwest,
             middleware,
         })
     };
     let ok_clients = make(false);
     let flaky_clients = make(true);
-    // Profiling aid: `ONLY=hyper|timed|resil|lean|loop` runs one client and nothing else, on /ok
+    // Profiling aid: `ONLY=hyper|timed|resil|lean|hedged|loop` runs one client and nothing else, on /ok
     // with 1 in flight unless `FLAKY=1` (the flaky endpoint) or `IN_FLIGHT=n` say otherwise.
     if let Ok(only) = std::env::var("ONLY") {
         let kind = match only.as_str() {
             "resil" => Kind::Resil,
             "lean" => Kind::ResilLean,
+            "hedged" => Kind::ResilHedged,
             "loop" => Kind::HandLoop,
             "timed" => Kind::HyperTimed,
             _ => Kind::Hyper,
@@ -292,6 +305,7 @@ fn main() {
                     Kind::HyperTimed,
                     Kind::Resil,
                     Kind::ResilLean,
+                    Kind::ResilHedged,
                     Kind::ReqwestRetry,
                     Kind::ReqwestBackon,
                 ],
