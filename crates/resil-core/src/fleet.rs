@@ -1014,7 +1014,10 @@ impl MemoryStore {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         self.expire(now_ms);
         let keep = ms(batch.keep).max(1);
-        if self.touched.is_some_and(|t| now_ms >= t.saturating_add(keep)) {
+        if self
+            .touched
+            .is_some_and(|t| now_ms >= t.saturating_add(keep))
+        {
             // Every key but the open period and the lease (which have their own time to
             // live) expired.
             *self = MemoryStore {

@@ -19,14 +19,14 @@ use resil_redis::{FleetPolicy, RedisFleet};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let redis = args
-        .next()
-        .ok_or("usage: fleet REDIS_URL [BACKEND_URL]")?;
+    let redis = args.next().ok_or("usage: fleet REDIS_URL [BACKEND_URL]")?;
     let backend = args.next().unwrap_or_else(|| "http://127.0.0.1:1".into());
     // A fleet of two: failures from both are not needed to open it (min_nodes 1), so one
     // process's trip opens the other.
     let policy = FleetPolicy::builder().min_nodes(1).build()?;
-    let fleet = RedisFleet::builder(&redis, "resil-example").policy(policy).build()?;
+    let fleet = RedisFleet::builder(&redis, "resil-example")
+        .policy(policy)
+        .build()?;
     let client = || -> Result<(Client, Arc<Mutex<CircuitBreaker>>), Box<dyn std::error::Error>> {
         let breaker = CircuitBreaker::builder()
             .open_for(Duration::from_secs(5))
@@ -44,7 +44,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let (busy, _) = client()?;
     let (quiet, quiet_breaker) = client()?;
-    let state = || quiet_breaker.lock().map(|b| b.state()).unwrap_or(BreakerState::Closed);
+    let state = || {
+        quiet_breaker
+            .lock()
+            .map(|b| b.state())
+            .unwrap_or(BreakerState::Closed)
+    };
 
     // Both clients' first sync.
     let start = Instant::now();
