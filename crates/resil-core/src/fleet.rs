@@ -23,7 +23,8 @@
 //!   one; the store adds them to buckets on *its* clock (Redis server time) and answers the
 //!   fleet's totals over the window, so no two hosts' wall clocks are ever compared. The fleet
 //!   trips this process's breaker on the same kind of condition the breaker has: a failure
-//!   ratio with a minimum of calls, or a run of failures since the fleet's last success
+//!   ratio with a minimum of calls, or the processes' runs of failures, each since its own last
+//!   success, summed (one process's older success must not end another's run)
 //!   ([`FleetTrip`]).
 //! - **One bad node does not open everyone's breaker.** A trip needs failures seen by at
 //!   least [`min_nodes`](FleetPolicyBuilder::min_nodes) distinct processes (or all of them, in
@@ -94,7 +95,7 @@
 //! # Ok::<(), Box<dyn core::error::Error>>(())
 //! ```
 
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::{BTreeMap, VecDeque};
 use core::fmt;
 use core::time::Duration;
 
@@ -381,9 +382,9 @@ pub struct FleetReply {
     pub nodes: u32,
     /// Of those, processes whose last batch said `failing`.
     pub failing_nodes: u32,
-    /// Failures since any process last reported a success.
+    /// Failures in the live processes' runs, each since that process's own last success.
     pub streak_failures: u64,
-    /// Processes that reported those failures.
+    /// Processes whose run is not empty.
     pub streak_nodes: u32,
     /// The fleet's open period, if it is open.
     pub open: Option<FleetOpen>,
@@ -978,8 +979,8 @@ fn reaches(count: u64, calls: u64, ratio: u64) -> bool {
 pub struct MemoryStore {
     /// Per bucket: (tick, calls, failures).
     window: [(u64, u64, u64); BUCKETS as usize],
-    streak_failures: u64,
-    streak_nodes: BTreeSet<u64>,
+    /// Each process's run of failures since its own last success.
+    streak: BTreeMap<u64, u64>,
     nodes: BTreeMap<u64, u64>,
     failing: BTreeMap<u64, u64>,
     /// (generation, expires at).
@@ -1056,16 +1057,16 @@ impl MemoryStore {
         }
         self.window[slot].1 += u64::from(batch.calls);
         self.window[slot].2 += u64::from(batch.failures);
-        // The run of failures since the fleet's last success.
+        // Each process's run since its own last success: batches cover the same interval,
+        // so one process's success must not end another's run (it may be older).
         if batch.successes > 0 {
-            self.streak_failures = u64::from(batch.trailing_failures);
-            self.streak_nodes.clear();
             if batch.trailing_failures > 0 {
-                self.streak_nodes.insert(node);
+                self.streak.insert(node, u64::from(batch.trailing_failures));
+            } else {
+                self.streak.remove(&node);
             }
         } else if batch.failures > 0 {
-            self.streak_failures += u64::from(batch.failures);
-            self.streak_nodes.insert(node);
+            *self.streak.entry(node).or_default() += u64::from(batch.failures);
         }
         // The probe lease returned.
         if let LeaseRequest::Release { token, passed } = batch.lease {
@@ -1131,14 +1132,15 @@ impl MemoryStore {
                 failures += f;
             }
         }
+        self.streak.retain(|n, _| self.nodes.contains_key(n));
         self.touched = Some(now_ms);
         FleetReply {
             calls,
             failures,
             nodes: self.nodes.len() as u32,
             failing_nodes: self.failing.len() as u32,
-            streak_failures: self.streak_failures,
-            streak_nodes: self.streak_nodes.len() as u32,
+            streak_failures: self.streak.values().sum(),
+            streak_nodes: self.streak.values().filter(|r| **r > 0).count() as u32,
             open: self.open.map(|(generation, until)| FleetOpen {
                 generation,
                 remaining: Duration::from_millis(until - now_ms),
@@ -1162,8 +1164,7 @@ impl MemoryStore {
     /// Counts from before an open or a recovery must not trip anyone after it.
     fn reset_counts(&mut self) {
         self.window = [(u64::MAX, 0, 0); BUCKETS as usize];
-        self.streak_failures = 0;
-        self.streak_nodes.clear();
+        self.streak.clear();
         self.failing.clear();
     }
 }

@@ -2,9 +2,9 @@
 -- The rules are resil-core's MemoryStore, step for step (resil-redis's tests compare them).
 -- Every key is resil:{name}:..., one hash slot, so the script runs on Redis Cluster too.
 --
--- KEYS: 1 window (hash: buckets t0..t9 c0..c9 f0..f9, the run of failures sf, last write at)
+-- KEYS: 1 window (hash: buckets t0..t9 c0..c9 f0..f9, last write at)
 --       2 nodes (zset: process -> last sync)   3 failing (zset: process -> last sync)
---       4 streak (set: processes with failures in the run)   5 open ("generation:until")
+--       4 streak (hash: process -> its run of failures)   5 open ("generation:until")
 --       6 generation (counter)   7 lease ("token:until")   8 recoveries (counter)
 --       9 budget (hash: buckets t0..t9 d0..d9 w0..w9)   10 clock (tests only)
 -- ARGV: 1 process  2 window ms  3 keep ms  4 calls  5 failures  6 successes  7 trailing
@@ -23,7 +23,7 @@ local function kind(key, want)
     repaired = 1
   end
 end
-kind(KEYS[1], 'hash'); kind(KEYS[2], 'zset'); kind(KEYS[3], 'zset'); kind(KEYS[4], 'set')
+kind(KEYS[1], 'hash'); kind(KEYS[2], 'zset'); kind(KEYS[3], 'zset'); kind(KEYS[4], 'hash')
 kind(KEYS[5], 'string'); kind(KEYS[6], 'string'); kind(KEYS[7], 'string')
 kind(KEYS[8], 'string'); kind(KEYS[9], 'hash')
 
@@ -123,17 +123,18 @@ if w['t' .. slot] ~= tick then
 end
 w['c' .. slot] = (w['c' .. slot] or 0) + calls
 w['f' .. slot] = (w['f' .. slot] or 0) + failures
--- The run of failures since the fleet's last success.
-local sf = w['sf'] or 0
+-- Each process's run of failures since its own last success. Batches cover the same
+-- interval, so one process's success must not end another's run (it may be older).
 if successes > 0 then
-  sf = trailing
-  redis.call('DEL', KEYS[4])
-  if trailing > 0 then redis.call('SADD', KEYS[4], node) end
+  if trailing > 0 then
+    redis.call('HSET', KEYS[4], node, trailing)
+  else
+    redis.call('HDEL', KEYS[4], node)
+  end
 elseif failures > 0 then
-  sf = sf + failures
-  redis.call('SADD', KEYS[4], node)
+  local run = whole(redis.call('HGET', KEYS[4], node)) or 0
+  redis.call('HSET', KEYS[4], node, run + failures)
 end
-w['sf'] = sf
 
 -- Counts from before an open or a recovery must not trip anyone after it.
 local function reset_counts()
@@ -213,7 +214,18 @@ for i = 0, 9 do
     sum_failures = sum_failures + (w['f' .. i] or 0)
   end
 end
-local flat = {'at', now, 'sf', w['sf'] or 0}
+-- The fleet's run: every live process's own, summed.
+local streak, streak_nodes = 0, 0
+for n, run in pairs(hash(KEYS[4])) do
+  if redis.call('ZSCORE', KEYS[2], n) then
+    if run > 0 then
+      streak, streak_nodes = streak + run, streak_nodes + 1
+    end
+  else
+    redis.call('HDEL', KEYS[4], n)
+  end
+end
+local flat = {'at', now}
 for i = 0, 9 do
   if w['t' .. i] then
     table.insert(flat, 't' .. i); table.insert(flat, w['t' .. i])
@@ -229,7 +241,7 @@ for _, k in ipairs({KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[9]}) do
 end
 return {
   sum_calls, sum_failures, redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]),
-  w['sf'] or 0, redis.call('SCARD', KEYS[4]),
+  streak, streak_nodes,
   tonumber(open_gen or 0), open_gen and (open_until - now) or 0, recoveries,
   lease, lease_left, retries, repaired,
 }
