@@ -321,7 +321,7 @@ pub struct FleetBatch {
     pub calls: u32,
     /// Of those, failures.
     pub failures: u32,
-    /// Of those, successes (a success anywhere ends the fleet's run of failures).
+    /// Of those, successes (a success ends this process's run of failures).
     pub successes: u32,
     /// Failures after the last success (all failures when there was no success).
     pub trailing_failures: u32,

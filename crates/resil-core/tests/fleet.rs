@@ -549,3 +549,30 @@ fn a_fleet_trip_condition_can_be_set_apart_from_the_breakers() {
             .is_err()
     );
 }
+
+#[test]
+fn one_processes_older_success_does_not_end_anothers_run_of_failures() {
+    // Three busy processes' batches for the same interval: successes, then five failures
+    // each (the outage began mid-interval). Each run counts; the fleet's is fifteen.
+    let mut store = MemoryStore::new();
+    let batch = |node, successes, trailing| {
+        let mut b = FleetBatch::default();
+        b.node = node;
+        b.window = Duration::from_secs(10);
+        b.keep = Duration::from_secs(20);
+        b.calls = successes + trailing;
+        b.failures = trailing;
+        b.successes = successes;
+        b.trailing_failures = trailing;
+        b.failing = trailing > 0;
+        b
+    };
+    let mut reply = FleetReply::default();
+    for node in 1..=3 {
+        reply = store.exchange(1_000, &batch(node, 100, 5));
+    }
+    assert_eq!((reply.streak_failures, reply.streak_nodes), (15, 3));
+    // A success ends only its own process's run.
+    let reply = store.exchange(1_050, &batch(2, 1, 0));
+    assert_eq!((reply.streak_failures, reply.streak_nodes), (10, 2));
+}
