@@ -32,7 +32,7 @@
 //!   leases a few retries at a time from a bucket that applies the same rule to the fleet's
 //!   totals, and returns its first attempts as deposits.
 //!
-//! The rules are resil-core's ([`FleetSync`](resil_core::FleetSync), whose docs say more);
+//! The rules are resil-core's ([`FleetSync`], whose docs say more);
 //! this crate only moves their values: one Lua script (`EVALSHA`) applies a process's batch
 //! and answers the fleet's view, atomically.
 //!

@@ -367,7 +367,7 @@ pub fn run(scenario: &Scenario) -> Report {
     if let Some(f) = &mut fleet {
         // Processes start at different times, so their syncs are out of step. Drawn from an
         // RNG of their own: the calls' draws are those of a run without a fleet.
-        let mut phases = ChaCha8Rng::seed_from_u64(scenario.seed ^ 0x666c_6565_74);
+        let mut phases = ChaCha8Rng::seed_from_u64(scenario.seed ^ 0x0066_6c65_6574);
         let interval = nanos(f.sharing.policy.sync_interval()).max(1);
         for client in 0..clients {
             let at = ((u128::from(phases.next_u64()) * u128::from(interval)) >> 64) as u64;
