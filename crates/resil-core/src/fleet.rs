@@ -498,8 +498,10 @@ impl OwnWindow {
     }
 }
 
-/// The sans-IO machine that shares one breaker (and budget) with a fleet: see the
-/// [module docs](self) for the loop a driver runs around it.
+/// The sans-IO machine that shares one breaker (and budget) with a fleet. Its driver takes a
+/// batch with [`prepare`](Self::prepare) at [`poll_timeout`](Self::poll_timeout), sends it to
+/// the store, and hands the answer to [`apply`](Self::apply) (or reports
+/// [`failed`](Self::failed)).
 #[derive(Clone, Debug)]
 pub struct FleetSync {
     policy: FleetPolicy,

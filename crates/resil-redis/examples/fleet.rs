@@ -17,6 +17,9 @@ use resil_blocking::{BreakerState, CircuitBreaker, Client, RetryPolicy};
 use resil_core::HalfOpen;
 use resil_redis::{FleetPolicy, RedisFleet};
 
+/// A client's breaker, watched from outside.
+type SharedBreaker = Arc<Mutex<CircuitBreaker>>;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let redis = args.next().ok_or("usage: fleet REDIS_URL [BACKEND_URL]")?;
@@ -27,7 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fleet = RedisFleet::builder(&redis, "resil-example")
         .policy(policy)
         .build()?;
-    let client = || -> Result<(Client, Arc<Mutex<CircuitBreaker>>), Box<dyn std::error::Error>> {
+    let client = || -> Result<(Client, SharedBreaker), Box<dyn std::error::Error>> {
         let breaker = CircuitBreaker::builder()
             .open_for(Duration::from_secs(5))
             .half_open(HalfOpen::Progressive { failure_ratio: 0.5 })
