@@ -2,6 +2,7 @@
 //! sharing them through a fleet store with a propagation delay.
 #![allow(clippy::unwrap_used)]
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use resil_core::{CircuitBreaker, FleetPolicy, HalfOpen, RetryBudget};
@@ -37,6 +38,17 @@ fn shared() -> FleetSharing {
     )
 }
 
+/// Each run is a thousand clients for 30 s: the tests share them.
+fn alone() -> Report {
+    static RUN: OnceLock<Report> = OnceLock::new();
+    RUN.get_or_init(|| outage(None)).clone()
+}
+
+fn fleet() -> Report {
+    static RUN: OnceLock<Report> = OnceLock::new();
+    RUN.get_or_init(|| outage(Some(shared()))).clone()
+}
+
 fn probes_in_outage(r: &Report) -> u64 {
     r.seconds[OUTAGE.0 as usize..OUTAGE.1 as usize]
         .iter()
@@ -46,7 +58,7 @@ fn probes_in_outage(r: &Report) -> u64 {
 
 #[test]
 fn a_shared_fleet_sends_a_fraction_of_the_attempts_and_one_probe_per_open_period() {
-    let (alone, fleet) = (outage(None), outage(Some(shared())));
+    let (alone, fleet) = (alone(), fleet());
     let attempts = |r: &Report| r.attempts_between(OUTAGE.0 as usize, OUTAGE.1 as usize);
     assert!(
         attempts(&fleet) * 4 <= attempts(&alone),
@@ -68,7 +80,7 @@ fn a_shared_fleet_sends_a_fraction_of_the_attempts_and_one_probe_per_open_period
 
 #[test]
 fn the_quiet_client_opens_with_the_fleet_within_one_sync_interval_and_a_round_trip() {
-    let (alone, fleet) = (outage(None), outage(Some(shared())));
+    let (alone, fleet) = (alone(), fleet());
     let start = Duration::from_secs(OUTAGE.0);
     let first = fleet.first_open.iter().flatten().min().copied().unwrap();
     let quiet = fleet.first_open[0].unwrap();
@@ -93,16 +105,15 @@ fn with_the_store_down_every_client_judges_alone_and_fleet_runs_replay() {
         start: Duration::ZERO,
         end: Duration::from_secs(60),
     }];
-    let (alone, down) = (outage(None), outage(Some(sharing)));
+    let (alone, down) = (alone(), outage(Some(sharing)));
     assert_eq!(
         down.attempts, alone.attempts,
         "no store: the same as no fleet"
     );
     assert!(down.fleet_syncs.1 > 0);
-    let again = outage(Some(shared()));
     assert_eq!(
-        again.log_hash,
         outage(Some(shared())).log_hash,
+        fleet().log_hash,
         "same seed, same run"
     );
 }
