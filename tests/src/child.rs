@@ -47,3 +47,39 @@ pub fn run_child(test: &str, vars: &[(&str, &str)]) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Starts the test `test` of this test binary in a child process, as [`run_child`] does, but
+/// without waiting for it: several run side by side. Read its outcome with
+/// [`finish_child`].
+pub fn spawn_child(test: &str, vars: &[(&str, &str)]) -> std::process::Child {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+    let mut command = std::process::Command::new(exe);
+    command.args([test, "--exact", "--nocapture", "--test-threads=1"]);
+    for name in PROXY_VARIABLES {
+        command.env_remove(name);
+    }
+    command
+        .envs(vars.iter().copied())
+        .env(CHILD_MARK, test)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    command
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {test} in a child process: {e}"))
+}
+
+/// Waits for a child from [`spawn_child`]; panics with its output unless it passed, and
+/// returns what it printed on stdout.
+pub fn finish_child(child: std::process::Child) -> String {
+    let output = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("waiting for a child process: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "child process: {}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}

@@ -16,6 +16,7 @@
 //! - `proxy`: an HTTP and a SOCKS5 proxy, and the proxy checks;
 //! - `redirects`: three origins and the redirect cases every driver runs;
 //! - `child`: running a test again in a child process with an environment of its own;
+//! - `redis`: a real `redis-server` on a free loopback port, stopped by its pid.
 //! - `otel`: one test's OpenTelemetry pipeline (in-memory exporters), the telemetry check of
 //!   the scenario table, canary secrets, and a loopback OTLP/HTTP receiver.
 
@@ -28,6 +29,7 @@ mod hedging;
 mod otel;
 mod proxy;
 mod redirects;
+mod redis;
 mod scenarios;
 mod server;
 
@@ -46,7 +48,7 @@ pub use check::{
     error_body_replies, methods_seen, never_timing_out, ok_twice, trips_after_two,
     url_with_credentials,
 };
-pub use child::{PROXY_VARIABLES, is_child, run_child};
+pub use child::{PROXY_VARIABLES, finish_child, is_child, run_child, spawn_child};
 pub use framing::{BAD_CHUNK_SIZES, FramingWorld};
 pub use h2c::{H2cServer, PAD_RESPONSE};
 pub use hedging::{HEDGE_AFTER, HedgeCase, HedgeWorld, SLOW, hedge_policy, open_sketch};
@@ -62,6 +64,7 @@ pub use proxy::{
     proxy_rule_policy,
 };
 pub use redirects::{CREDENTIALS, CaseBody, Outcome, RedirectCase, RedirectWorld, SENSITIVE};
+pub use redis::RedisServer;
 pub use scenarios::{Expect, Scenario, Transcript, scenario_policy, scenarios};
 pub use server::{
     LOAD, Recorded, Reply, TestServer, UnansweredListener, dripping_body, exclusive_load,

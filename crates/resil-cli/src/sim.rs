@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use plotters::prelude::*;
 use resil_core::{
-    Backoff, BreakerState, CircuitBreaker, Jitter, QuotaCosts, RetryBudget, RetryPolicy,
-    TransportErrorKind, TripCondition,
+    Backoff, BreakerState, CircuitBreaker, FleetPolicy, HalfOpen, Jitter, QuotaCosts, RetryBudget,
+    RetryPolicy, TransportErrorKind, TripCondition,
 };
 use resil_sim::{
-    Arrivals, Capacity, Failure, Latency, Outage, RateLimit, Report, Scenario, Scope,
+    Arrivals, Capacity, Failure, FleetSharing, Latency, Outage, RateLimit, Report, Scenario, Scope,
     run as simulate,
 };
 use serde::Deserialize;
@@ -30,6 +30,9 @@ struct File {
     arrivals: String,
     interval_ms: Option<u64>,
     requests_per_client: Option<u32>,
+    /// The first `quiet_clients` clients call every `quiet_interval_ms` instead (fixed pace).
+    quiet_clients: Option<u32>,
+    quiet_interval_ms: Option<u64>,
     policy: PolicyFile,
     breaker: Option<BreakerFile>,
     budget: Option<BudgetFile>,
@@ -39,7 +42,22 @@ struct File {
     /// Run the scenario once per hedge setting named here (`none`, `20ms`, `p97`) and compare
     /// their latency tails; `[policy] hedge` is then ignored.
     compare_hedging: Option<Vec<String>>,
+    /// Per-client breakers and budgets shared through a fleet store (resil-redis's model).
+    fleet: Option<FleetFile>,
     server: ServerFile,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct FleetFile {
+    /// One way, client to store or back (default 1 ms).
+    propagation_ms: Option<u64>,
+    /// Default 100 ms, resil-redis's.
+    sync_interval_ms: Option<u64>,
+    /// Distinct processes whose failures a fleet trip needs (default 3).
+    min_nodes: Option<u32>,
+    /// Run once with every client alone and once fleet-shared, and compare (default true).
+    compare_local: Option<bool>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -66,6 +84,11 @@ struct PolicyFile {
 struct BreakerFile {
     consecutive_failures: u32,
     open_ms: u64,
+    /// `probes` (one probe, the default) or `progressive` (seatbelt's stages, failure ratio
+    /// 0.5).
+    half_open: Option<String>,
+    /// Adds `U(0, f · open_ms)` to each open period, `f` in `[0, 1]`.
+    open_jitter: Option<f64>,
     /// `fleet` (default) or `client`.
     scope: Option<String>,
 }
@@ -183,6 +206,10 @@ fn scenario(file: &File) -> Result<Scenario, String> {
     s.clients = file.clients;
     s.requests_per_client = file.requests_per_client;
     let interval = ms(file.interval_ms.unwrap_or(1_000));
+    if let Some(n) = file.quiet_clients {
+        let every = ms(file.quiet_interval_ms.unwrap_or(5_000)).max(Duration::from_millis(1));
+        s.quiet_clients = Some((n.min(file.clients), Arrivals::Fixed(every)));
+    }
     s.arrivals = match file.arrivals.as_str() {
         "fixed" => Arrivals::Fixed(interval),
         "poisson" => Arrivals::Poisson(interval),
@@ -235,9 +262,22 @@ fn scenario(file: &File) -> Result<Scenario, String> {
         hedge(&mut s, spec)?;
     }
     if let Some(b) = &file.breaker {
-        let builder = CircuitBreaker::builder()
+        let half_open = match b.half_open.as_deref().unwrap_or("probes") {
+            "probes" => HalfOpen::Probes(1),
+            "progressive" => HalfOpen::Progressive { failure_ratio: 0.5 },
+            other => {
+                return Err(format!(
+                    "breaker.half_open {other:?} is not probes or progressive"
+                ));
+            }
+        };
+        let mut builder = CircuitBreaker::builder()
             .trip(TripCondition::ConsecutiveFailures(b.consecutive_failures))
-            .open_for(ms(b.open_ms));
+            .open_for(ms(b.open_ms))
+            .half_open(half_open);
+        if let Some(f) = b.open_jitter {
+            builder = builder.open_jitter(f, file.seed);
+        }
         builder
             .clone()
             .build()
@@ -314,6 +354,21 @@ fn scenario(file: &File) -> Result<Scenario, String> {
         max_queue_wait: ms(v.max_queue_wait_ms.unwrap_or(100)),
     });
     s.server.optimistic_concurrency = v.optimistic_concurrency.unwrap_or(false);
+    if let Some(f) = &file.fleet {
+        let mut policy = FleetPolicy::builder();
+        if let Some(i) = f.sync_interval_ms {
+            policy = policy.sync_interval(ms(i));
+        }
+        if let Some(n) = f.min_nodes {
+            policy = policy.min_nodes(n);
+        }
+        let policy = policy.build().map_err(|e| format!("fleet: {e}"))?;
+        let propagation = ms(f.propagation_ms.unwrap_or(1));
+        if propagation > Duration::from_secs(60) {
+            return Err("fleet.propagation_ms must be at most 60000".to_owned());
+        }
+        s.fleet = Some(FleetSharing::new(policy, propagation));
+    }
     check_size(&s)?;
     Ok(s)
 }
@@ -631,6 +686,98 @@ fn tail_chart(runs: &[(String, Report)], title: &str, path: &Path) -> Result<(),
     root.present().map_err(|e| e.to_string())
 }
 
+/// Runs `base` with every client alone and again with the fleet sharing their breakers and
+/// budgets, and prints what the issue asks of a fleet: attempts that reached the server during
+/// the outage, half-open probes during it and at the recovery (from the outage's end until
+/// the last breaker closed), when the first and the quiet client (client 0) opened, and how
+/// long after the outage the median and the last breaker closed. The chart plots attempts per second.
+fn compare_fleet_sharing(base: Scenario, name: &str, out: &Path) -> Result<ExitCode, String> {
+    if base
+        .breaker
+        .as_ref()
+        .is_none_or(|(_, s)| *s != Scope::PerClient)
+    {
+        return Err("a fleet shares per-client breakers: set breaker.scope = \"client\"".into());
+    }
+    let (start, end) = base
+        .server
+        .outages
+        .iter()
+        .map(|o| (o.start, o.end))
+        .max_by_key(|(_, end)| *end)
+        .ok_or("a fleet comparison needs an outage (server.outages)")?;
+    let (from, to) = (start.as_secs() as usize, end.as_secs() as usize);
+    let mut alone = base.clone();
+    alone.fleet = None;
+    let mut runs = Vec::new();
+    for (kind, s) in [("local-only", alone), ("fleet-shared", base)] {
+        let report = simulate(&s);
+        runs.push(Compared {
+            kind: kind.to_owned(),
+            report,
+            recovered_after: None,
+        });
+    }
+    let ms =
+        |d: Option<Duration>| d.map_or("never".to_owned(), |d| format!("{} ms", d.as_millis()));
+    say!("scenario           {name}");
+    say!(
+        "state          attempts in outage  probes in outage  probes at recovery  \
+         first open  quiet open  closed (median / last)  syncs (failed)"
+    );
+    for run in &runs {
+        let r = &run.report;
+        let probes = |a: usize, b: usize| -> u64 {
+            r.seconds.iter().take(b).skip(a).map(|s| s.probes).sum()
+        };
+        let mut closes: Vec<Duration> = r.last_close.iter().flatten().copied().collect();
+        closes.sort_unstable();
+        let closed_by = closes.last().copied().filter(|c| *c >= end);
+        let median = closes.get(closes.len() / 2).copied().filter(|c| *c >= end);
+        let after = |c: Option<Duration>| {
+            c.map_or("never".to_owned(), |c| {
+                format!("+{:.1} s", (c - end).as_secs_f64())
+            })
+        };
+        let recovery_end = closed_by.map_or(r.seconds.len(), |c| c.as_secs() as usize + 1);
+        let first = r
+            .first_open
+            .iter()
+            .flatten()
+            .filter(|t| **t >= start)
+            .min()
+            .copied();
+        let quiet = r.first_open.first().copied().flatten();
+        say!(
+            "{:<13} {:>19}  {:>16}  {:>18}  {:>10}  {:>10}  {:>23}  {} ({})",
+            run.kind,
+            r.attempts_between(from, to),
+            probes(from, to),
+            probes(to, recovery_end),
+            ms(first.map(|t| t - start)),
+            ms(quiet.filter(|t| *t >= start).map(|t| t - start)),
+            format!("{} / {}", after(median), after(closed_by)),
+            r.fleet_syncs.0,
+            r.fleet_syncs.1
+        );
+    }
+    say!(
+        "logical requests   {} (each run; open times from the outage's start, client 0 is \
+         the quiet one)",
+        runs[0].report.logical_requests
+    );
+    match comparison_chart(&runs, Some((from, to)), name, out) {
+        Ok(()) => {
+            say!("chart              {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            note!("resil sim: writing {}: {e}", out.display());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
 /// Attempts per second, a line per budget, the outage as a band.
 fn comparison_chart(
     runs: &[Compared],
@@ -732,6 +879,16 @@ pub fn run(path: &Path, svg: Option<&Path>) -> ExitCode {
     let out = svg
         .map(Path::to_path_buf)
         .unwrap_or_else(|| path.with_extension("svg"));
+    let compare_fleet = file
+        .fleet
+        .as_ref()
+        .is_some_and(|f| f.compare_local.unwrap_or(true));
+    if compare_fleet && file.compare_budgets.is_none() && file.compare_hedging.is_none() {
+        return compare_fleet_sharing(scenario, &name, &out).unwrap_or_else(|e| {
+            note!("resil sim: {}: {e}", path.display());
+            ExitCode::from(2)
+        });
+    }
     if let Some(settings) = &file.compare_hedging {
         return compare_hedging(scenario, settings, &name, &out).unwrap_or_else(|e| {
             note!("resil sim: {}: {e}", path.display());

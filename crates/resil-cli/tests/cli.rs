@@ -299,6 +299,7 @@ fn sim_runs_every_shipped_scenario_and_writes_well_formed_svg() {
         "rate-limit-storm.toml",
         "jitter-comparison.toml",
         "budget-comparison.toml",
+        "fleet-sharing.toml",
     ] {
         let svg = dir.join(name).with_extension("svg");
         let out = resil()

@@ -655,6 +655,7 @@ impl CircuitBreakerBuilder {
             transitions: TransitionLog::default(),
             #[cfg(target_has_atomic = "64")]
             gate: GateHandle::default(),
+            fleet: None,
         };
         if breaker.state == BreakerState::HalfOpen {
             breaker.probes.stage_pending = true;
@@ -721,6 +722,9 @@ pub struct CircuitBreaker {
     transitions: TransitionLog,
     #[cfg(target_has_atomic = "64")]
     gate: GateHandle,
+    /// What the breaker keeps for a fleet it shares its state with ([`FleetSync`](crate::FleetSync));
+    /// `None`, and nothing changes on any path, without one.
+    fleet: Option<FleetSide>,
 }
 
 /// [`HalfOpen`], validated.
@@ -965,8 +969,31 @@ impl CircuitBreaker {
         let verdict = match self.state {
             BreakerState::Closed => return Ok(self.permit(now, false)),
             BreakerState::Isolated => Err(self.rejected(Instant::MAX)),
-            BreakerState::Open if now < self.open_until => Err(self.rejected(self.open_until)),
+            BreakerState::Open if now < self.open_until => {
+                if let Some(f) = &mut self.fleet {
+                    f.rejected = f.rejected.saturating_add(1);
+                }
+                Err(self.rejected(self.open_until))
+            }
+            // With a fleet, the open period ends for one process at a time: the one holding
+            // the fleet's probe lease.
+            BreakerState::Open
+                if self
+                    .fleet
+                    .as_ref()
+                    .is_some_and(|f| f.gate == LeaseGate::Wait) =>
+            {
+                if let Some(f) = &mut self.fleet {
+                    f.rejected = f.rejected.saturating_add(1);
+                }
+                Err(self.rejected(self.open_until))
+            }
             BreakerState::Open => {
+                if let Some(f) = &mut self.fleet {
+                    if f.gate == LeaseGate::Granted {
+                        f.gate = LeaseGate::Wait;
+                    }
+                }
                 self.enter(now, BreakerState::HalfOpen);
                 self.admit_probe(now)
             }
@@ -1210,6 +1237,9 @@ impl CircuitBreaker {
     }
 
     fn record_closed(&mut self, now: Instant, failure: bool, slow: bool, cause: Option<Cause>) {
+        if let Some(f) = &mut self.fleet {
+            f.count(failure);
+        }
         self.consecutive = if failure {
             self.consecutive.saturating_add(1)
         } else {
@@ -1261,6 +1291,7 @@ impl CircuitBreaker {
                 if failure || slow {
                     self.reopen(now, bad, calls, cause);
                 } else if calls >= k {
+                    self.probe_passed();
                     self.close(now);
                 }
             }
@@ -1274,6 +1305,7 @@ impl CircuitBreaker {
                 if reaches(failures, calls, ratio) || slow_fails {
                     self.reopen(now, failures, calls, cause);
                 } else {
+                    self.probe_passed();
                     self.close(now);
                 }
             }
@@ -1281,6 +1313,7 @@ impl CircuitBreaker {
                 if failure || slow {
                     self.reopen(now, bad, calls, cause);
                 } else {
+                    self.probe_passed();
                     self.next_stage(now);
                 }
             }
@@ -1314,6 +1347,9 @@ impl CircuitBreaker {
 
     /// Trips (or reopens) for the open period, `failures` of `calls` having opened it.
     fn open(&mut self, now: Instant, failures: u32, calls: u32, cause: Option<Cause>) {
+        if let Some(f) = &mut self.fleet {
+            f.opened = true;
+        }
         let period = self.open_period(failures, calls);
         self.opened_by = cause;
         self.open_until = now.saturating_add(Duration::from_nanos(period));
@@ -1390,7 +1426,9 @@ impl CircuitBreaker {
     fn publish(&self) {
         #[cfg(target_has_atomic = "64")]
         {
+            // With a fleet every outcome is counted for it, so none may skip the lock.
             let quiet = self.state == BreakerState::Closed
+                && self.fleet.is_none()
                 && self.consecutive == 0
                 && matches!(self.trip, Trip::Consecutive(_))
                 && self.slow.is_none()
@@ -1421,6 +1459,215 @@ impl CircuitBreaker {
                 WindowState::Calls(ring) => ring.clear(),
                 WindowState::Time(ring) => ring.clear(),
             }
+        }
+    }
+}
+
+/// Whether the open period may end for this process (see [`CircuitBreaker::apply_fleet`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum LeaseGate {
+    /// No fleet to ask (never joined, or unreachable): the open period ends as usual.
+    #[default]
+    Local,
+    /// The fleet decides: stay open past the open period until it grants the probe lease.
+    Wait,
+    /// The fleet granted this process the probe: the open period ends as usual, once.
+    Granted,
+}
+
+/// What a breaker keeps for its fleet between two syncs.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct FleetSide {
+    counts: FleetCounts,
+    gate: LeaseGate,
+    /// Calls rejected while open since the last report: demand for a probe.
+    rejected: u32,
+    /// It opened by its own judgement (a trip, a failed probe) since the last report.
+    opened: bool,
+    /// A half-open probe (the first, for a progressive half-open) passed since the last report.
+    probe_passed: bool,
+}
+
+impl FleetSide {
+    fn count(&mut self, failure: bool) {
+        let c = &mut self.counts;
+        c.calls = c.calls.saturating_add(1);
+        if failure {
+            c.failures = c.failures.saturating_add(1);
+            c.trailing_failures = c.trailing_failures.saturating_add(1);
+        } else {
+            c.successes = c.successes.saturating_add(1);
+            c.trailing_failures = 0;
+        }
+    }
+}
+
+/// Outcomes a closed breaker counted since the last report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct FleetCounts {
+    pub(crate) calls: u32,
+    pub(crate) failures: u32,
+    pub(crate) successes: u32,
+    /// Failures after the last success (all of them without a success).
+    pub(crate) trailing_failures: u32,
+}
+
+/// What a fleet-shared breaker tells its [`FleetSync`](crate::FleetSync) before each sync.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BreakerReport {
+    pub(crate) counts: FleetCounts,
+    pub(crate) state: BreakerState,
+    /// Until when it is open (meaningful while open).
+    pub(crate) open_until: Instant,
+    pub(crate) rejected: u32,
+    pub(crate) opened: bool,
+    pub(crate) probe_passed: bool,
+    /// Whether it is still waiting for the probe lease it was granted.
+    pub(crate) granted: bool,
+}
+
+/// What a [`FleetSync`](crate::FleetSync) tells a fleet-shared breaker after each sync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FleetOrder {
+    /// Whether the fleet can be asked (its store answered) or not (local judgement only).
+    Connected(bool),
+    /// The fleet is open until then: open (or stay open at least) until `until`.
+    OpenUntil(Instant),
+    /// Another process holds the probe lease until then: stay open at least that long.
+    Hold(Instant),
+    /// The fleet's probe lease is this process's: its open period may end.
+    GrantProbe,
+    /// The lease granted went back unused: wait for the fleet again.
+    Revoke,
+    /// A probe passed somewhere in the fleet: leave open without a probe of its own, for the
+    /// first share of a progressive half-open, or closed for the other half-open modes.
+    Recovered,
+    /// The fleet's counts trip the breaker, as its own would.
+    Trip,
+}
+
+/// The fleet's side of the breaker: only [`FleetSync`](crate::FleetSync) calls these.
+impl CircuitBreaker {
+    /// Starts keeping counts for a fleet. From now on every outcome takes the breaker's lock
+    /// (the quiet gate stays shut), so that successes are counted too.
+    pub(crate) fn enable_fleet(&mut self) {
+        if self.fleet.is_none() {
+            self.fleet = Some(FleetSide::default());
+            self.publish();
+        }
+    }
+
+    /// The trip condition, for a fleet's default: (consecutive failures) or (ratio in ppm,
+    /// minimum calls, time window span in nanoseconds if time-based).
+    pub(crate) fn trip_shape(&self) -> Result<u32, (u64, u32, Option<u64>)> {
+        match &self.trip {
+            Trip::Consecutive(n) => Ok(*n),
+            Trip::Ratio {
+                ratio,
+                min_calls,
+                window,
+            } => {
+                let span = match window {
+                    WindowState::Calls(_) => None,
+                    WindowState::Time(ring) => {
+                        Some(ring.bucket_nanos.saturating_mul(BUCKETS as u64))
+                    }
+                };
+                Err((*ratio, *min_calls, span))
+            }
+        }
+    }
+
+    /// The first open period (`open_for`).
+    pub(crate) fn first_open_period(&self) -> Duration {
+        Duration::from_nanos(self.open_for)
+    }
+
+    /// Takes what happened since the last report.
+    pub(crate) fn take_fleet_report(&mut self, now: Instant) -> BreakerReport {
+        let now = self.observe(now);
+        self.advance(now);
+        let side = self.fleet.as_mut().map(core::mem::take).unwrap_or_default();
+        if let Some(f) = &mut self.fleet {
+            f.gate = side.gate;
+        }
+        BreakerReport {
+            counts: side.counts,
+            state: self.state,
+            open_until: self.open_until,
+            rejected: side.rejected,
+            opened: side.opened,
+            probe_passed: side.probe_passed,
+            granted: side.gate == LeaseGate::Granted,
+        }
+    }
+
+    /// Carries out what the fleet decided. A disabled or isolated breaker ignores every order
+    /// but [`FleetOrder::Connected`].
+    pub(crate) fn apply_fleet(&mut self, now: Instant, order: FleetOrder) {
+        let now = self.observe(now);
+        let Some(side) = self.fleet.as_mut() else {
+            return;
+        };
+        if let FleetOrder::Connected(up) = order {
+            side.gate = match (up, side.gate) {
+                (false, _) => LeaseGate::Local,
+                (true, LeaseGate::Granted) => LeaseGate::Granted,
+                (true, _) => LeaseGate::Wait,
+            };
+            return;
+        }
+        if self.mode == BreakerMode::Disabled || self.state == BreakerState::Isolated {
+            return;
+        }
+        match order {
+            FleetOrder::Connected(_) => {}
+            FleetOrder::OpenUntil(until) => {
+                self.open_pending = false;
+                if self.state == BreakerState::Open {
+                    self.open_until = self.open_until.max(until);
+                    self.publish();
+                } else {
+                    self.opened_by = None;
+                    self.open_until = until;
+                    self.enter(now, BreakerState::Open);
+                }
+            }
+            FleetOrder::Hold(until) => {
+                if self.state == BreakerState::Open {
+                    self.open_until = self.open_until.max(until);
+                }
+            }
+            FleetOrder::GrantProbe => side.gate = LeaseGate::Granted,
+            FleetOrder::Revoke => {
+                if side.gate == LeaseGate::Granted {
+                    side.gate = LeaseGate::Wait;
+                }
+            }
+            FleetOrder::Recovered => {
+                if self.state != BreakerState::Open {
+                    return;
+                }
+                if let Rule::Progressive { .. } = self.half_open {
+                    self.enter(now, BreakerState::HalfOpen);
+                    self.next_stage(now);
+                } else {
+                    self.close(now);
+                }
+            }
+            FleetOrder::Trip => {
+                if self.state == BreakerState::Closed {
+                    self.reopens = 0;
+                    let (failures, calls) = (self.consecutive, self.consecutive);
+                    self.open(now, failures, calls, None);
+                }
+            }
+        }
+    }
+
+    fn probe_passed(&mut self) {
+        if let Some(f) = &mut self.fleet {
+            f.probe_passed = true;
         }
     }
 }

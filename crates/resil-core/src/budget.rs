@@ -38,6 +38,30 @@ pub(crate) fn to_ppm(f: f64) -> u64 {
 #[derive(Clone, Debug)]
 pub struct RetryBudget {
     kind: Kind,
+    /// Retries leased from a fleet's bucket ([`FleetSync`](crate::FleetSync)); `None`, and
+    /// nothing changes on any path, without a fleet.
+    fleet: Option<FleetTokens>,
+}
+
+/// What a budget keeps for the fleet whose bucket it leases retries from.
+#[derive(Clone, Copy, Debug, Default)]
+struct FleetTokens {
+    /// The fleet's store answered the last sync: retries come from the lease alone.
+    connected: bool,
+    /// Leased retries not spent yet.
+    tokens: u32,
+    /// First attempts since the last report (the fleet's bucket earns from them).
+    deposits: u32,
+    /// Leased retries spent since the last report.
+    spent: u32,
+}
+
+/// What a fleet-shared budget tells its [`FleetSync`](crate::FleetSync) before each sync.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct BudgetReport {
+    pub(crate) deposits: u32,
+    pub(crate) tokens: u32,
+    pub(crate) spent: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -141,6 +165,7 @@ impl RetryBudget {
     /// percentCanRetry = 0.2)`). The default budget of every resil client.
     pub fn finagle() -> RetryBudget {
         RetryBudget {
+            fleet: None,
             kind: Kind::Ratio(RatioBudget::new(to_ppm(0.2), 10, 10_000_000_000)),
         }
     }
@@ -182,6 +207,7 @@ impl RetryBudget {
             ));
         }
         Ok(RetryBudget {
+            fleet: None,
             kind: Kind::Ratio(RatioBudget::new(to_ppm(ratio), min_per_second, ttl)),
         })
     }
@@ -203,6 +229,7 @@ impl RetryBudget {
         }
         let max = u64::from(max_tokens) * ONE;
         Ok(RetryBudget {
+            fleet: None,
             kind: Kind::Bucket(TokenBucket {
                 max,
                 ratio: to_ppm(token_ratio),
@@ -270,6 +297,7 @@ impl RetryBudget {
             ));
         }
         Ok(RetryBudget {
+            fleet: None,
             kind: Kind::Quota(RetryQuota {
                 capacity,
                 tokens: capacity,
@@ -298,6 +326,7 @@ impl RetryBudget {
     /// ```
     pub fn aws_standard() -> RetryBudget {
         RetryBudget {
+            fleet: None,
             kind: Kind::Quota(RetryQuota {
                 capacity: 500,
                 tokens: 500,
@@ -311,6 +340,7 @@ impl RetryBudget {
     /// throttling error; timeouts are no longer special).
     pub fn aws_standard_2026() -> RetryBudget {
         RetryBudget {
+            fleet: None,
             kind: Kind::Quota(RetryQuota {
                 capacity: 500,
                 tokens: 500,
@@ -324,6 +354,7 @@ impl RetryBudget {
     /// change starts `new` afresh.
     pub fn reconfigure(&mut self, new: RetryBudget) {
         let mut new = new;
+        new.fleet = self.fleet;
         if let (Kind::Bucket(old), Kind::Bucket(b)) = (&self.kind, &mut new.kind) {
             let scaled = u128::from(old.tokens) * u128::from(b.max) / u128::from(old.max.max(1));
             b.tokens = u64::try_from(scaled).unwrap_or(u64::MAX).min(b.max);
@@ -333,6 +364,9 @@ impl RetryBudget {
 
     /// A call made its first attempt (ratio budgets earn their share here).
     pub fn record_request(&mut self, now: Instant) {
+        if let Some(f) = &mut self.fleet {
+            f.deposits = f.deposits.saturating_add(1);
+        }
         if let Kind::Ratio(r) = &mut self.kind {
             let slot = r.slot(now);
             r.deposits[slot] = r.deposits[slot].saturating_add(1);
@@ -385,6 +419,14 @@ impl RetryBudget {
     /// granted (and, where the kind spends, spent). A retry quota charges by the cause
     /// ([`QuotaCosts::of`]); the other kinds do not look at it.
     pub fn try_withdraw_after(&mut self, now: Instant, cause: Cause) -> bool {
+        if let Some(f) = self.fleet.as_mut().filter(|f| f.connected) {
+            if f.tokens == 0 {
+                return false;
+            }
+            f.tokens -= 1;
+            f.spent = f.spent.saturating_add(1);
+            return true;
+        }
         match &mut self.kind {
             Kind::Ratio(r) => {
                 let slot = r.slot(now);
@@ -412,6 +454,9 @@ impl RetryBudget {
     /// Retries the budget would grant right now (rounded down; for a token bucket, 1 or 0;
     /// for a retry quota, at the plain retry cost).
     pub fn available(&mut self, now: Instant) -> u64 {
+        if let Some(f) = self.fleet.filter(|f| f.connected) {
+            return u64::from(f.tokens);
+        }
         match &mut self.kind {
             Kind::Ratio(r) => {
                 r.slot(now);
@@ -432,6 +477,52 @@ impl RetryBudget {
             Kind::Ratio(_) => None,
             Kind::Bucket(b) => Some(b.tokens as f64 / ONE as f64),
             Kind::Quota(q) => Some(f64::from(q.tokens)),
+        }
+    }
+}
+
+/// The fleet's side of the budget: only [`FleetSync`](crate::FleetSync) calls these.
+impl RetryBudget {
+    /// The ratio rule a fleet's bucket applies for this budget: (ratio in ppm, reserve in
+    /// millionths of a retry per window, window in nanoseconds); `None` for the kinds a fleet
+    /// does not share (token bucket, retry quota), which stay local.
+    pub(crate) fn fleet_rule(&self) -> Option<(u64, u64, u64)> {
+        match &self.kind {
+            Kind::Ratio(r) => Some((
+                r.ratio,
+                r.reserve,
+                r.bucket_nanos.saturating_mul(BUCKETS as u64),
+            )),
+            Kind::Bucket(_) | Kind::Quota(_) => None,
+        }
+    }
+
+    /// Starts keeping deposits for a fleet (retries still follow the local rule until the
+    /// fleet answers).
+    pub(crate) fn enable_fleet(&mut self) {
+        self.fleet.get_or_insert_with(FleetTokens::default);
+    }
+
+    /// Takes the deposits and spending since the last report.
+    pub(crate) fn take_fleet_report(&mut self) -> BudgetReport {
+        let Some(f) = &mut self.fleet else {
+            return BudgetReport::default();
+        };
+        let report = BudgetReport {
+            deposits: f.deposits,
+            tokens: f.tokens,
+            spent: f.spent,
+        };
+        f.deposits = 0;
+        f.spent = 0;
+        report
+    }
+
+    /// The fleet answered (`Some`, with the retries it leased) or could not be reached.
+    pub(crate) fn apply_fleet(&mut self, leased: Option<u32>) {
+        if let Some(f) = &mut self.fleet {
+            f.connected = leased.is_some();
+            f.tokens = f.tokens.saturating_add(leased.unwrap_or(0));
         }
     }
 }

@@ -100,6 +100,7 @@
 //! | [`AdaptiveThrottle`] | Google SRE client-side throttling from requests and accepts (K = 2) |
 //! | [`ConcurrencyLimiter`] | a bulkhead with a bounded queue; static, AIMD or latency-gradient limit |
 //! | [`QuotaPacer`], [`ServerQuota`] | pacing by `RateLimit`/`RateLimit-Policy`, `X-RateLimit-*` and `Retry-After` |
+//! | [`FleetSync`], [`MemoryStore`] | a breaker and budget shared by a fleet of processes through a store (resil-redis: Redis) |
 //! | [`Shared`] | the lock through which machines share a breaker, budget, latency sketch or limiter |
 //!
 //! A [`RetryMachine`] asks its limiters ([`RetryMachine::with_limiters`]) before every attempt,
@@ -151,6 +152,7 @@ mod breaker;
 mod budget;
 pub mod coming_from;
 mod error;
+mod fleet;
 mod framing;
 mod hedge;
 mod latency;
@@ -174,6 +176,10 @@ pub use breaker::{
 };
 pub use budget::{QuotaCosts, RetryBudget};
 pub use error::PolicyError;
+pub use fleet::{
+    BudgetRule, FleetBatch, FleetEvent, FleetOpen, FleetPolicy, FleetPolicyBuilder, FleetReply,
+    FleetSync, FleetTrip, LeaseAnswer, LeaseRequest, MAX_FLEET_OPEN, MemoryStore,
+};
 pub use framing::{FramingError, Http1Framing, MAX_LINE};
 pub use hedge::{HedgeDelay, Hedging, MAX_IN_FLIGHT};
 pub use latency::{LatencySketch, LatencySketchBuilder};

@@ -168,6 +168,18 @@ macro_rules! client_builder_setters {
             self
         }
 
+        /// Shares the circuit breaker and retry budget with the other processes of a fleet
+        /// through `link` (e.g. `resil_redis::RedisFleet`): the fleet's failures trip this
+        /// client's breaker, an open reaches every process, one probe goes out for the whole
+        /// fleet, and retries come from the fleet's budget. Calls never wait for the fleet;
+        /// with its store down the client judges alone. Needs the client's one breaker (not
+        /// [`breaker_per_origin`](Self::breaker_per_origin)); see
+        /// [`FleetLink`](resil_http::FleetLink).
+        pub fn fleet(mut self, link: impl $crate::FleetLink + 'static) -> Self {
+            self.$config.fleet(::std::sync::Arc::new(link));
+            self
+        }
+
         /// Relative request URLs are appended to this one.
         pub fn base_url(mut self, url: &str) -> Self {
             self.$config.base_url(url);

@@ -26,6 +26,7 @@ use crate::attempt::AttemptId;
 use crate::call::{Call, CallBody, CallId, CallShared};
 use crate::env::{EnvConfig, EnvError, TransportEnv};
 use crate::error::{BoxError, ConfigError, Error, ErrorKind};
+use crate::fleet::{FleetLink, FleetMember, FleetMembership};
 use crate::headers::{check_request_headers, declare_empty_body, merge_default_headers};
 use crate::observe::{BodyFailure, Hooks, Observer, Stats, StatsSnapshot};
 use crate::origins::OriginBreakers;
@@ -84,6 +85,7 @@ pub struct ClientConfig {
     hedging: Option<Hedging>,
     latency: Option<Arc<Mutex<LatencySketch>>>,
     limiters: LimiterChoice,
+    fleet: Option<Arc<dyn FleetLink>>,
     #[cfg(feature = "otel")]
     otel_meter: Option<opentelemetry::metrics::Meter>,
 }
@@ -121,6 +123,7 @@ impl Default for ClientConfig {
             hedging: None,
             latency: None,
             limiters: LimiterChoice::Default,
+            fleet: None,
             #[cfg(feature = "otel")]
             otel_meter: None,
         }
@@ -211,6 +214,12 @@ impl ClientConfig {
     /// sent at once.
     pub fn no_limiters(&mut self) {
         self.limiters = LimiterChoice::None;
+    }
+    /// Shares the circuit breaker and retry budget with the other processes of a fleet
+    /// through `link` (resil-redis's `RedisFleet`, say), joined at [`build`](Self::build).
+    /// Needs the client's one breaker, not [`breaker_per_origin`](Self::breaker_per_origin).
+    pub fn fleet(&mut self, link: Arc<dyn FleetLink>) {
+        self.fleet = Some(link);
     }
     /// Relative URLs are joined to this one.
     pub fn base_url(&mut self, url: &str) {
@@ -430,6 +439,11 @@ impl ClientConfig {
             ),
             BreakerChoice::None => (None, None),
         };
+        if self.fleet.is_some() && origins.is_some() {
+            return Err(ConfigError::invalid(
+                "fleet: shares the client's one breaker, not a breaker per origin",
+            ));
+        }
         let redirects = self.redirects.check().map_err(ConfigError::invalid)?;
         let limiters = match self.limiters {
             LimiterChoice::Default => {
@@ -454,6 +468,18 @@ impl ClientConfig {
                 .map_or(0, |d| d.as_nanos() as u64);
             mix(t ^ u64::from(std::process::id()))
         });
+        let mut core = ClientCore::new(policy, breaker, self.budget, self.hooks, seed);
+        if let Some(link) = self.fleet {
+            let member = FleetMember {
+                breaker: core.breaker.clone(),
+                budget: core.budget.clone(),
+                stats: core.stats.clone(),
+            };
+            let membership = link
+                .join(member)
+                .map_err(|e| ConfigError::invalid(format!("fleet: {e}")))?;
+            core.fleet = Some(membership);
+        }
         #[cfg(feature = "otel")]
         let telemetry = ClientTelemetry::new(self.otel_meter);
         #[cfg(not(feature = "otel"))]
@@ -470,7 +496,7 @@ impl ClientConfig {
             sensitive_headers: self.sensitive_headers,
             latency,
             limiters,
-            ..ClientCore::new(policy, breaker, self.budget, self.hooks, seed)
+            ..core
         })
     }
 }
@@ -501,6 +527,8 @@ pub struct ClientCore {
     latency: Arc<Mutex<LatencySketch>>,
     /// The client-side limiters every attempt asks, in order.
     limiters: LimiterList,
+    /// The fleet this client shares its breaker and budget with, if any.
+    fleet: Option<Arc<dyn FleetMembership>>,
     /// OpenTelemetry instruments (feature `otel`).
     #[cfg_attr(not(feature = "otel"), allow(dead_code))]
     telemetry: ClientTelemetry,
@@ -514,6 +542,7 @@ impl fmt::Debug for ClientCore {
             .field("breaker", &self.breaker.is_some())
             .field("breaker_per_origin", &self.origins.is_some())
             .field("budget", &self.budget.is_some())
+            .field("fleet", &self.fleet.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -552,6 +581,7 @@ impl ClientCore {
             sensitive_headers: Vec::new(),
             latency: Arc::new(Mutex::new(LatencySketch::default())),
             limiters: Vec::new(),
+            fleet: None,
             telemetry: ClientTelemetry::default(),
         }
     }
@@ -596,10 +626,11 @@ impl ClientCore {
         &self.latency
     }
 
-    /// What feeds the client's hooks and counters.
+    /// What feeds the client's hooks and counters (and wakes its fleet link on a breaker
+    /// transition).
     #[inline]
     pub(crate) fn observer(&self) -> Observer<'_> {
-        Observer::new(&self.stats, self.hooks.as_deref())
+        Observer::new(&self.stats, self.hooks.as_deref()).with_fleet(self.fleet.as_deref())
     }
 
     /// The limit put on the body of a response a call returns.

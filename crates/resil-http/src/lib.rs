@@ -3,7 +3,8 @@
 //! The IO-free half every resil HTTP client shares: one call's bookkeeping ([`Call`]), the
 //! error a call ends with ([`Error`]), a client's settings checked once ([`ClientConfig`]),
 //! the request a builder collects ([`RequestDraft`]), hooks and statistics ([`Hooks`],
-//! [`Stats`]) and the `RESIL_*` environment ([`EnvConfig`]).
+//! [`Stats`]), the `RESIL_*` environment ([`EnvConfig`]) and the link through which a client
+//! shares its breaker and budget with a fleet of processes ([`FleetLink`]).
 //!
 //! **You want a driver, not this crate**, unless you are writing one: `resil-blocking`
 //! (ureq), `resil-tokio` (hyper-util, tower) or `resil-isahc` (curl, any executor). Each
@@ -35,6 +36,7 @@ mod config;
 mod draft;
 mod env;
 mod error;
+mod fleet;
 pub mod guide;
 mod headers;
 mod observe;
@@ -54,6 +56,7 @@ pub use config::{ClientConfig, ClientCore, SharedLimiter};
 pub use draft::RequestDraft;
 pub use env::{EnvConfig, EnvError, TransportEnv};
 pub use error::{BoxError, ConfigError, Error, ErrorKind, IncompleteBody, TransportError};
+pub use fleet::{FleetLink, FleetMember, FleetMembership};
 pub use headers::BearerToken;
 pub use observe::{
     BodyFailure, CallInfo, HedgeInfo, Hooks, Observer, RedirectInfo, RetryInfo, RetryReason, Stats,
@@ -84,7 +87,7 @@ pub mod driver {
 pub mod prelude {
     pub use crate::{
         BearerToken, CallInfo, ClientConfig, ConfigError, EnvConfig, EnvError, ErrorKind,
-        HedgeInfo, Hooks, IncompleteBody, Proxy, RedirectError, RedirectInfo, RetryInfo,
+        FleetLink, HedgeInfo, Hooks, IncompleteBody, Proxy, RedirectError, RedirectInfo, RetryInfo,
         RetryReason, SharedLimiter, StatsSnapshot, TransportError,
     };
     pub use resil_core::{

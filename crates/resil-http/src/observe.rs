@@ -10,8 +10,11 @@ use std::vec::Vec;
 use std::string::String;
 
 use resil_core::{
-    Attempt, Cause, Event, GiveUp, GiveUpReason, LocalRejection, RedirectRefusal, Transition,
+    Attempt, Cause, Event, FleetEvent, GiveUp, GiveUpReason, LocalRejection, RedirectRefusal,
+    Transition,
 };
+
+use crate::fleet::FleetMembership;
 
 /// Whether any `tracing` subscriber could want an event (feature `tracing`): one atomic load
 /// of `tracing`'s global maximum level. Without a subscriber the redacted URL and the request
@@ -275,6 +278,11 @@ pub struct Stats {
     local_rejections: AtomicU64,
     limiter_waits: AtomicU64,
     limiter_wait_nanos: AtomicU64,
+    fleet_syncs: AtomicU64,
+    fleet_sync_failures: AtomicU64,
+    fleet_degraded: AtomicU64,
+    fleet_opens: AtomicU64,
+    fleet_probes: AtomicU64,
 }
 
 /// A copy of [`Stats`] at one moment.
@@ -318,6 +326,17 @@ pub struct StatsSnapshot {
     pub limiter_waits: u64,
     /// Time scheduled in those waits.
     pub limiter_wait: Duration,
+    /// Syncs with the fleet that succeeded (with a fleet: see the client builder's `fleet`).
+    pub fleet_syncs: u64,
+    /// Syncs with the fleet that failed (its store unreachable, slow, or answering garbage).
+    pub fleet_sync_failures: u64,
+    /// Times the client went on alone because the fleet's store failed (once per outage of
+    /// the store).
+    pub fleet_degraded: u64,
+    /// Times the fleet opened (or tripped) the client's breaker.
+    pub fleet_opens: u64,
+    /// Times this client held the fleet's probe lease.
+    pub fleet_probes: u64,
 }
 
 impl StatsSnapshot {
@@ -409,6 +428,19 @@ impl fmt::Display for StatsSnapshot {
             (self.cancelled, "attempt cancelled", "attempts cancelled"),
             (self.local_rejections, "local rejection", "local rejections"),
             (self.limiter_waits, "limiter wait", "limiter waits"),
+            (self.fleet_syncs, "fleet sync", "fleet syncs"),
+            (
+                self.fleet_sync_failures,
+                "failed fleet sync",
+                "failed fleet syncs",
+            ),
+            (
+                self.fleet_degraded,
+                "time alone without the fleet",
+                "times alone without the fleet",
+            ),
+            (self.fleet_opens, "open by the fleet", "opens by the fleet"),
+            (self.fleet_probes, "fleet probe lease", "fleet probe leases"),
         ];
         for (n, one, many) in rest {
             if n > 0 {
@@ -451,7 +483,33 @@ impl Stats {
             local_rejections: load(&self.local_rejections),
             limiter_waits: load(&self.limiter_waits),
             limiter_wait: Duration::from_nanos(load(&self.limiter_wait_nanos)),
+            fleet_syncs: load(&self.fleet_syncs),
+            fleet_sync_failures: load(&self.fleet_sync_failures),
+            fleet_degraded: load(&self.fleet_degraded),
+            fleet_opens: load(&self.fleet_opens),
+            fleet_probes: load(&self.fleet_probes),
         }
+    }
+
+    /// A fleet link synced (`ok`), or failed to.
+    pub fn fleet_sync(&self, ok: bool) {
+        let counter = if ok {
+            &self.fleet_syncs
+        } else {
+            &self.fleet_sync_failures
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A fleet link reports what happened to the client's breaker and budget.
+    pub fn fleet_event(&self, event: &FleetEvent) {
+        let counter = match event {
+            FleetEvent::Degraded => &self.fleet_degraded,
+            FleetEvent::Opened { .. } | FleetEvent::Tripped => &self.fleet_opens,
+            FleetEvent::ProbeGranted => &self.fleet_probes,
+            _ => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -462,6 +520,7 @@ impl Stats {
 pub struct Observer<'a> {
     hooks: Option<&'a dyn Hooks>,
     stats: &'a Stats,
+    fleet: Option<&'a dyn FleetMembership>,
 }
 
 impl fmt::Debug for Observer<'_> {
@@ -476,7 +535,18 @@ impl fmt::Debug for Observer<'_> {
 impl<'a> Observer<'a> {
     /// An observer that updates `stats` and calls `hooks`.
     pub fn new(stats: &'a Stats, hooks: Option<&'a dyn Hooks>) -> Observer<'a> {
-        Observer { hooks, stats }
+        Observer {
+            hooks,
+            stats,
+            fleet: None,
+        }
+    }
+
+    /// The same observer, also waking `fleet` on every breaker transition so that it is
+    /// published at once.
+    pub fn with_fleet(mut self, fleet: Option<&'a dyn FleetMembership>) -> Observer<'a> {
+        self.fleet = fleet;
+        self
     }
 
     /// The counters.
@@ -608,6 +678,9 @@ impl<'a> Observer<'a> {
             }
             Event::Breaker(transition) => {
                 add(&self.stats.breaker_transitions, 1);
+                if let Some(fleet) = self.fleet {
+                    fleet.wake();
+                }
                 #[cfg(feature = "tracing")]
                 tracing::warn!(url = call.url, from = %transition.from, to = %transition.to, enforced = transition.enforced, "resil: circuit breaker transition");
                 if let Some(h) = &self.hooks {

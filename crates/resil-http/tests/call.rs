@@ -924,3 +924,88 @@ fn breaker_modes_and_the_cause_that_opened_it_reach_hooks_and_stats() {
     );
     assert_eq!(stats.breaker_rejections, 1);
 }
+
+/// A fleet link that records what it was given and how often it was woken.
+#[derive(Debug, Default)]
+struct FakeFleet {
+    joined: std::sync::Mutex<Vec<resil_http::FleetMember>>,
+    wakes: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    refuse: bool,
+}
+
+#[derive(Debug)]
+struct FakeMembership(std::sync::Arc<std::sync::atomic::AtomicU32>);
+
+impl resil_http::FleetMembership for FakeMembership {
+    fn wake(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl resil_http::FleetLink for FakeFleet {
+    fn join(
+        &self,
+        member: resil_http::FleetMember,
+    ) -> Result<std::sync::Arc<dyn resil_http::FleetMembership>, resil_http::BoxError> {
+        if self.refuse {
+            return Err("no such fleet".into());
+        }
+        self.joined.lock().unwrap().push(member);
+        Ok(std::sync::Arc::new(FakeMembership(self.wakes.clone())))
+    }
+}
+
+#[test]
+fn a_fleet_is_joined_with_the_breaker_and_budget_and_woken_on_each_transition() {
+    let fleet = std::sync::Arc::new(FakeFleet::default());
+    let breaker = resil_core::CircuitBreaker::builder()
+        .trip(resil_core::TripCondition::ConsecutiveFailures(2))
+        .build()
+        .unwrap();
+    let breaker = std::sync::Arc::new(std::sync::Mutex::new(breaker));
+    let mut config = ClientConfig::default();
+    config.policy(policy());
+    config.breaker(breaker.clone());
+    config.seed(1);
+    config.fleet(fleet.clone());
+    let (result, _) = run(config, answers(&[503, 503]), false);
+    assert!(result.is_err());
+    let joined = fleet.joined.lock().unwrap();
+    assert_eq!(joined.len(), 1);
+    assert!(std::sync::Arc::ptr_eq(
+        joined[0].breaker.as_ref().unwrap(),
+        &breaker
+    ));
+    assert!(
+        joined[0].budget.is_some(),
+        "the default budget is shared too"
+    );
+    assert_eq!(
+        fleet.wakes.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "woken once, by the trip"
+    );
+    joined[0].stats.fleet_sync(false);
+    joined[0]
+        .stats
+        .fleet_event(&resil_core::FleetEvent::Degraded);
+    let stats = joined[0].stats.snapshot();
+    assert_eq!((stats.fleet_sync_failures, stats.fleet_degraded), (1, 1));
+    assert!(stats.to_string().contains("1 time alone without the fleet"));
+}
+
+#[test]
+fn a_fleet_refuses_a_breaker_per_origin_and_build_names_a_link_that_refuses() {
+    let mut config = ClientConfig::default();
+    config.breaker_per_origin(resil_core::CircuitBreaker::builder());
+    config.fleet(std::sync::Arc::new(FakeFleet::default()));
+    let e = config.build().unwrap_err();
+    assert!(e.to_string().contains("fleet"), "{e}");
+    let mut config = ClientConfig::default();
+    config.fleet(std::sync::Arc::new(FakeFleet {
+        refuse: true,
+        ..FakeFleet::default()
+    }));
+    let e = config.build().unwrap_err();
+    assert!(e.to_string().contains("fleet: no such fleet"), "{e}");
+}

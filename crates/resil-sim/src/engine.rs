@@ -9,13 +9,13 @@ use std::time::Duration;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use resil_core::{
-    Action, Attempt, BreakerState, CircuitBreaker, Event, GiveUpReason, Input, Instant,
-    LatencySketch, Method, RequestInfo, ResponseHead, RetryAfter, RetryBudget, RetryMachine,
-    TransportErrorKind, UnixTime,
+    Action, Attempt, BreakerState, CircuitBreaker, Event, FleetBatch, FleetReply, FleetSync,
+    GiveUpReason, Input, Instant, LatencySketch, MemoryStore, Method, RequestInfo, ResponseHead,
+    RetryAfter, RetryBudget, RetryMachine, Shared, TransportErrorKind, UnixTime,
 };
 
 use crate::report::Report;
-use crate::scenario::{Arrivals, Failure, Latency, Scenario, Scope, ServerProfile};
+use crate::scenario::{Arrivals, Failure, FleetSharing, Latency, Scenario, Scope, ServerProfile};
 
 /// What the server did with one attempt, decided when it is sent (or, for optimistic
 /// concurrency, when it completes).
@@ -41,6 +41,45 @@ enum Ev {
     Timer {
         req: u32,
     },
+    /// A client's fleet sync is due: its batch leaves for the store.
+    FleetSync {
+        client: u32,
+    },
+    /// The batch reaches the store.
+    FleetAtStore {
+        client: u32,
+    },
+    /// The store's answer (or the lack of one) reaches the client.
+    FleetAnswer {
+        client: u32,
+    },
+}
+
+/// The fleet's side of a run: one `FleetSync` per client, one store.
+struct Fleet<'s> {
+    sharing: &'s FleetSharing,
+    store: MemoryStore,
+    syncs: Vec<FleetSync>,
+    /// When each client's next sync is scheduled (`u64::MAX`: none).
+    sync_at: Vec<u64>,
+    in_flight: Vec<Option<FleetBatch>>,
+    answers: Vec<Option<FleetReply>>,
+    /// A breaker transition asked for a sync while one was out.
+    wake: Vec<bool>,
+}
+
+/// The store's clock is its own: an origin far from the clients' shows that no two clocks are
+/// ever compared.
+const STORE_ORIGIN_MS: u64 = 1_700_000_000_000;
+
+impl Fleet<'_> {
+    fn store_up(&self, now: u64) -> bool {
+        !self
+            .sharing
+            .store_outages
+            .iter()
+            .any(|o| (nanos(o.start)..nanos(o.end)).contains(&now))
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -257,6 +296,48 @@ pub fn run(scenario: &Scenario) -> Report {
             .collect(),
         None => Vec::new(),
     };
+    // Each client's own breaker and budget, shared through the store.
+    let per_client = |n: usize| n > 1 || scenario.clients == 1;
+    let mut fleet = scenario
+        .fleet
+        .as_ref()
+        .filter(|_| per_client(breakers.len()) || per_client(budgets.len()))
+        .map(|sharing| {
+            let n = scenario.clients as usize;
+            let syncs = (0..n)
+                .map(|i| {
+                    let mut sync = FleetSync::new(&sharing.policy, i as u64 + 1);
+                    let breaker = breakers.get(i).filter(|_| per_client(breakers.len()));
+                    let budget = budgets.get(i).filter(|_| per_client(budgets.len()));
+                    sync.attach(
+                        breaker.map(|b| b as &dyn Shared<CircuitBreaker>),
+                        budget.map(|b| b as &dyn Shared<RetryBudget>),
+                    );
+                    sync
+                })
+                .collect();
+            Fleet {
+                sharing,
+                store: MemoryStore::new(),
+                syncs,
+                sync_at: vec![u64::MAX; n],
+                in_flight: vec![None; n],
+                answers: vec![None; n],
+                wake: vec![false; n],
+            }
+        });
+    let fleet_breaker = |i: u32| {
+        breakers
+            .get(i as usize)
+            .filter(|_| per_client(breakers.len()))
+            .map(|b| b as &dyn Shared<CircuitBreaker>)
+    };
+    let fleet_budget = |i: u32| {
+        budgets
+            .get(i as usize)
+            .filter(|_| per_client(budgets.len()))
+            .map(|b| b as &dyn Shared<RetryBudget>)
+    };
     let mut server = Server {
         profile: &scenario.server,
         workers: (0..scenario.server.capacity.map_or(0, |c| c.workers))
@@ -283,8 +364,19 @@ pub fn run(scenario: &Scenario) -> Report {
     } else {
         scenario.clients
     };
+    if let Some(f) = &mut fleet {
+        // Processes start at different times, so their syncs are out of step. Drawn from an
+        // RNG of their own: the calls' draws are those of a run without a fleet.
+        let mut phases = ChaCha8Rng::seed_from_u64(scenario.seed ^ 0x0066_6c65_6574);
+        let interval = nanos(f.sharing.policy.sync_interval()).max(1);
+        for client in 0..clients {
+            let at = ((u128::from(phases.next_u64()) * u128::from(interval)) >> 64) as u64;
+            f.sync_at[client as usize] = at;
+            push(&mut heap, at, Ev::FleetSync { client });
+        }
+    }
     for client in 0..clients {
-        let first = match scenario.arrivals {
+        let first = match scenario.arrivals_of(client) {
             Arrivals::Fixed(d) => {
                 let d = nanos(d).max(1);
                 ((u128::from(rng.next_u64()) * u128::from(d)) >> 64) as u64
@@ -312,7 +404,7 @@ pub fn run(scenario: &Scenario) -> Report {
                 *count = count.saturating_add(1);
                 let more = scenario.request_limit().is_none_or(|n| *count < n);
                 if more {
-                    let next = match scenario.arrivals {
+                    let next = match scenario.arrivals_of(client) {
                         Arrivals::Fixed(d) => Some(now.saturating_add(nanos(d).max(1))),
                         Arrivals::Poisson(mean) => {
                             Some(now.saturating_add(exponential(&mut rng, nanos(mean))))
@@ -362,6 +454,89 @@ pub fn run(scenario: &Scenario) -> Report {
                     }
                 };
                 Some(id)
+            }
+            Ev::FleetSync { client } => {
+                let c = client as usize;
+                let Some(f) = fleet.as_mut().filter(|f| f.sync_at[c] == now) else {
+                    continue;
+                };
+                f.sync_at[c] = u64::MAX;
+                // Syncs would go on for ever: they stop once no call arrives or is out.
+                if now >= end_of_arrivals && requests.len() == free.len() {
+                    continue;
+                }
+                if f.in_flight[c].is_some() {
+                    f.wake[c] = true;
+                    continue;
+                }
+                hash.add(&[now, 6, u64::from(client)]);
+                let batch = f.syncs[c].prepare(
+                    Instant::from_nanos(now),
+                    fleet_breaker(client),
+                    fleet_budget(client),
+                );
+                f.in_flight[c] = Some(batch);
+                let at = now.saturating_add(nanos(f.sharing.propagation));
+                push(&mut heap, at, Ev::FleetAtStore { client });
+                None
+            }
+            Ev::FleetAtStore { client } => {
+                let c = client as usize;
+                let Some(f) = fleet.as_mut() else { continue };
+                let Some(batch) = f.in_flight[c] else {
+                    continue;
+                };
+                f.answers[c] = f
+                    .store_up(now)
+                    .then(|| f.store.exchange(STORE_ORIGIN_MS + now / 1_000_000, &batch));
+                let at = now.saturating_add(nanos(f.sharing.propagation));
+                push(&mut heap, at, Ev::FleetAnswer { client });
+                None
+            }
+            Ev::FleetAnswer { client } => {
+                let c = client as usize;
+                let Some(f) = fleet.as_mut() else { continue };
+                f.in_flight[c] = None;
+                let t = Instant::from_nanos(now);
+                let (breaker, budget) = (fleet_breaker(client), fleet_budget(client));
+                match f.answers[c].take() {
+                    Some(reply) => {
+                        hash.add(&[now, 7, u64::from(client), 1]);
+                        f.syncs[c].apply(t, &reply, breaker, budget);
+                        report.fleet_syncs.0 += 1;
+                    }
+                    None => {
+                        hash.add(&[now, 7, u64::from(client), 0]);
+                        f.syncs[c].failed(t, breaker, budget);
+                        report.fleet_syncs.0 += 1;
+                        report.fleet_syncs.1 += 1;
+                    }
+                }
+                while f.syncs[c].poll_event().is_some() {}
+                // What the fleet did to the breaker (calls report what they did).
+                if let Some(b) = breaker {
+                    let mut moved = Vec::new();
+                    b.with_mut(&mut |b| {
+                        while let Some(t) = b.poll_transition() {
+                            moved.push(t);
+                        }
+                    });
+                    for t in moved {
+                        let at = Duration::from_nanos(now);
+                        report.breaker_moved(client, at, t.from, t.to, false);
+                        if client == 0 {
+                            breaker_state = t.to;
+                            report.transitions.push((at, t.from, t.to));
+                        }
+                    }
+                }
+                let mut next = f.syncs[c].poll_timeout().as_nanos().max(now);
+                if std::mem::take(&mut f.wake[c]) && f.syncs[c].is_connected() {
+                    next = now;
+                }
+                f.sync_at[c] = next;
+                push(&mut heap, next, Ev::FleetSync { client });
+                None
             }
             Ev::Complete {
                 req,
@@ -437,11 +612,24 @@ pub fn run(scenario: &Scenario) -> Report {
                             report.retry_after_honoured += 1;
                         }
                     }
-                    Event::Breaker(t) if r.client == 0 || breakers.len() == 1 => {
-                        breaker_state = t.to;
-                        report
-                            .transitions
-                            .push((Duration::from_nanos(now), t.from, t.to));
+                    Event::Breaker(t) => {
+                        let at = Duration::from_nanos(now);
+                        let owner = if breakers.len() > 1 { r.client } else { 0 };
+                        report.breaker_moved(owner, at, t.from, t.to, true);
+                        if owner == 0 {
+                            breaker_state = t.to;
+                            report.transitions.push((at, t.from, t.to));
+                        }
+                        // A trip is published at once, as a client's call wakes its link.
+                        if let Some(f) = fleet.as_mut() {
+                            let c = r.client as usize;
+                            if f.in_flight[c].is_some() {
+                                f.wake[c] = true;
+                            } else if f.syncs[c].is_connected() && f.sync_at[c] > now {
+                                f.sync_at[c] = now;
+                                push(&mut heap, now, Ev::FleetSync { client: r.client });
+                            }
+                        }
                     }
                     Event::GaveUp(g) => {
                         *report.give_ups.entry(reason_name(g.reason)).or_default() += 1

@@ -4,7 +4,9 @@
 //! machines — with shared circuit breakers and retry budgets — against simulated servers with
 //! faults: independent failures, outages with slow recovery, latency distributions, limited
 //! capacity with queueing and load shedding, rate limits answering 429 + `Retry-After`,
-//! optimistic-concurrency conflicts, and scripted timelines.
+//! optimistic-concurrency conflicts, and scripted timelines. Per-client breakers and budgets can
+//! be shared through a fleet store with a propagation delay ([`FleetSharing`]), running
+//! resil-core's `FleetSync` against its `MemoryStore` as resil-redis runs it against Redis.
 //!
 //! The clock is a number that jumps to the next event, so a simulated hour takes
 //! milliseconds, and the same [`Scenario`] (seed included) gives the same [`Report`], down to
@@ -33,5 +35,6 @@ mod scenario;
 pub use engine::run;
 pub use report::{Report, SECONDS_KEPT, Second};
 pub use scenario::{
-    Arrivals, Capacity, Failure, Latency, Outage, RateLimit, Scenario, Scope, ServerProfile,
+    Arrivals, Capacity, Failure, FleetSharing, Latency, Outage, RateLimit, Scenario, Scope,
+    ServerProfile,
 };

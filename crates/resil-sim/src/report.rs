@@ -17,6 +17,8 @@ pub struct Second {
     pub failed: u64,
     /// Logical requests the breaker rejected without an attempt.
     pub rejected: u64,
+    /// Half-open probes sent (every client's; see [`Report::probes`]).
+    pub probes: u64,
     /// The breaker's state at the end of the second (of the fleet's breaker, or client 0's).
     pub breaker: BreakerState,
 }
@@ -28,6 +30,7 @@ impl Default for Second {
             ok: 0,
             failed: 0,
             rejected: 0,
+            probes: 0,
             breaker: BreakerState::Closed,
         }
     }
@@ -70,6 +73,16 @@ pub struct Report {
     pub hedge_wins: u64,
     /// Attempts cancelled while out (lost to another, or timed out while others were out).
     pub cancelled: u64,
+    /// Half-open probes: calls admitted by a breaker leaving open (the first call of each
+    /// half-open period, every client's; a progressive half-open's later shares not counted).
+    pub probes: u64,
+    /// Per client, when its breaker first opened (by itself or by the fleet).
+    pub first_open: Vec<Option<Duration>>,
+    /// Per client, when its breaker last closed.
+    pub last_close: Vec<Option<Duration>>,
+    /// Syncs with the fleet store (with [`FleetSharing`](crate::FleetSharing)), and how many
+    /// failed.
+    pub fleet_syncs: (u64, u64),
     /// Fingerprint of the event log: equal for equal scenarios.
     pub log_hash: u64,
 }
@@ -110,6 +123,35 @@ impl Report {
         self.succeeded as f64 / self.logical_requests.max(1) as f64
     }
 
+    /// Probes and breaker openings are counted per client: record a transition of client
+    /// `client`'s breaker at `at`.
+    pub(crate) fn breaker_moved(
+        &mut self,
+        client: u32,
+        at: Duration,
+        from: BreakerState,
+        to: BreakerState,
+        by_call: bool,
+    ) {
+        let i = client as usize;
+        if self.first_open.len() <= i {
+            self.first_open.resize(i + 1, None);
+            self.last_close.resize(i + 1, None);
+        }
+        if by_call && from == BreakerState::Open && to == BreakerState::HalfOpen {
+            self.probes += 1;
+            if let Some(second) = self.second(at.as_secs() as usize) {
+                second.probes += 1;
+            }
+        }
+        if to == BreakerState::Open && self.first_open[i].is_none() {
+            self.first_open[i] = Some(at);
+        }
+        if to == BreakerState::Closed {
+            self.last_close[i] = Some(at);
+        }
+    }
+
     /// Attempts sent during seconds `from..to`.
     pub fn attempts_between(&self, from: usize, to: usize) -> u64 {
         self.seconds
@@ -146,6 +188,16 @@ impl fmt::Display for Report {
             writeln!(f, "gave up: {reason:<18} {n}")?;
         }
         writeln!(f, "breaker transitions {}", self.transitions.len())?;
+        if self.probes > 0 {
+            writeln!(f, "half-open probes   {}", self.probes)?;
+        }
+        if self.fleet_syncs.0 > 0 {
+            writeln!(
+                f,
+                "fleet syncs        {} ({} failed)",
+                self.fleet_syncs.0, self.fleet_syncs.1
+            )?;
+        }
         if self.hedges > 0 {
             writeln!(
                 f,

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use resil_core::{CircuitBreakerBuilder, RetryBudget, RetryPolicy, TransportErrorKind};
+use resil_core::{
+    CircuitBreakerBuilder, FleetPolicy, RetryBudget, RetryPolicy, TransportErrorKind,
+};
 
 /// One simulation run. Same scenario (seed included), same report, bit for bit.
 #[derive(Clone, Debug)]
@@ -26,8 +28,41 @@ pub struct Scenario {
     pub budget: Option<(RetryBudget, Scope)>,
     /// The server the fleet calls.
     pub server: ServerProfile,
+    /// Each client's own breaker and budget ([`Scope::PerClient`]) shared through a fleet
+    /// store, as resil-redis shares them: `None` for breakers and budgets that never hear of
+    /// each other.
+    pub fleet: Option<FleetSharing>,
+    /// The first `n` clients send at this pace instead of `arrivals` (quiet processes, which
+    /// alone take long to see an outage).
+    pub quiet_clients: Option<(u32, Arrivals)>,
     /// The latency sketch each client keeps when the policy hedges (`None`: the defaults).
     pub sketch: Option<resil_core::LatencySketchBuilder>,
+}
+
+/// Per-client breakers and budgets shared through a store, with the delay a sync takes: each
+/// client runs resil-core's [`FleetSync`](resil_core::FleetSync) against one
+/// [`MemoryStore`](resil_core::MemoryStore) (the model of resil-redis's script), so the
+/// simulated fleet follows the same rules as a real one.
+#[derive(Clone, Debug)]
+pub struct FleetSharing {
+    /// How the fleet shares (sync interval, trip condition, minimum processes).
+    pub policy: FleetPolicy,
+    /// One way, from a client to the store or back: a sync's answer arrives twice this after
+    /// it left.
+    pub propagation: Duration,
+    /// Periods in which the store cannot be reached: syncs fail, and each client judges alone.
+    pub store_outages: Vec<Outage>,
+}
+
+impl FleetSharing {
+    /// Sharing under `policy` with a one-way delay of `propagation`, the store always up.
+    pub fn new(policy: FleetPolicy, propagation: Duration) -> FleetSharing {
+        FleetSharing {
+            policy,
+            propagation,
+            store_outages: Vec::new(),
+        }
+    }
 }
 
 /// Whether a breaker or budget is one for the fleet or one per client.
@@ -169,7 +204,17 @@ impl Scenario {
             breaker: None,
             budget: None,
             server: ServerProfile::default(),
+            fleet: None,
+            quiet_clients: None,
             sketch: None,
+        }
+    }
+
+    /// How client `client` issues logical requests.
+    pub fn arrivals_of(&self, client: u32) -> Arrivals {
+        match self.quiet_clients {
+            Some((n, quiet)) if client < n => quiet,
+            _ => self.arrivals,
         }
     }
 
