@@ -27,10 +27,14 @@
 #![deny(missing_docs)]
 
 mod engine;
+mod overload;
 mod report;
 mod scenario;
 
 pub use engine::run;
+pub use overload::{
+    OverloadClient, OverloadReport, OverloadScenario, OverloadSecond, Rejection, run_overload,
+};
 pub use report::{Report, SECONDS_KEPT, Second};
 pub use scenario::{
     Arrivals, Capacity, Failure, Latency, Outage, RateLimit, Scenario, Scope, ServerProfile,
