@@ -73,6 +73,8 @@ pub extern "C" fn resil_smoke_run(seed: u64) -> u32 {
                 now = until;
                 machine.handle_input(now, Input::Timer);
             }
+            // Only hedging cancels, and this policy does not hedge; nothing is out to cancel.
+            Action::Cancel { .. } => {}
             Action::Done { attempt } => return attempt.number(),
             Action::Fail(_) => return 0,
         }

@@ -9,6 +9,7 @@ use core::time::Duration;
 
 use crate::breaker::HeldPermit;
 use crate::error::PolicyError;
+use crate::limiter::held::Grants;
 use crate::time::{Instant, duration_to_nanos};
 
 /// The most attempts a hedging call has in flight at once (gRPC caps a hedging policy at 5
@@ -150,6 +151,8 @@ pub(crate) struct Out {
     pub(crate) permit: Option<HeldPermit>,
     /// Sent while an earlier attempt was out.
     pub(crate) hedge: bool,
+    /// What the limiters granted it.
+    pub(crate) grants: Grants,
 }
 
 /// The attempts a hedging call has out, and those the driver must cancel. Made when the first

@@ -173,10 +173,10 @@ pub use hedge::{HedgeDelay, Hedging, MAX_IN_FLIGHT};
 pub use latency::{LatencySketch, LatencySketchBuilder};
 pub use limiter::{
     AdaptiveRateLimiter, AdaptiveRateLimiterBuilder, AdaptiveThrottle, AdaptiveThrottleBuilder,
-    Admission, Admit, Ask, AttemptKind, ConcurrencyLimiter, ConcurrencyLimiterBuilder, Feedback,
-    Grant, LimitAlgorithm, LocalRejection, QuotaPacer, QuotaPacerBuilder, QuotaPolicy, QuotaUnit,
-    RateLimitField, RateLimitPolicyField, RateLimiter, RateLimiterBuilder, ServerQuota,
-    ServiceLimit, Ticket, Wake,
+    Admission, Admit, Ask, AttemptKind, ConcurrencyLimiter, ConcurrencyLimiterBuilder,
+    CurrentLimit, Feedback, Grant, LimitAlgorithm, LimiterRef, Limiters, LocalRejection,
+    MAX_LIMITERS, QuotaPacer, QuotaPacerBuilder, QuotaPolicy, QuotaUnit, RateLimitField,
+    RateLimitPolicyField, RateLimiter, RateLimiterBuilder, ServerQuota, ServiceLimit, Ticket, Wake,
 };
 pub use policy::{
     AttemptOutcome, Cause, DelayContext, DelayFn, HeaderLookup, Method, RequestInfo, ResponseHead,

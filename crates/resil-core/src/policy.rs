@@ -522,6 +522,7 @@ pub(crate) enum Classification {
 /// | `retry_after_spread` | 0.1: wait `d + U(0, 0.1·d)` so a herd told the same `d` spreads out |
 /// | `retry_after_exact` | off: a `Retry-After` is a floor; the wait is the longer of it and the backoff |
 /// | `respect_retry_after` | true |
+/// | `back_pressure_trips_breaker` | false: a 429 or a `Retry-After` (and, with limiters, a 503) is no breaker failure |
 /// | `kind_retries` (connect, read, status, other) | unbounded beyond `max_attempts` |
 /// | `delay_fn` | none: the backoff and `Retry-After` decide |
 #[derive(Clone)]
@@ -542,6 +543,9 @@ pub struct RetryPolicy {
     pub(crate) retry_after_spread: u64,
     pub(crate) retry_after_exact: bool,
     pub(crate) respect_retry_after: bool,
+    /// Back pressure (429, 503, `Retry-After`) counts toward the breaker even when limiters
+    /// take it.
+    pub(crate) back_pressure_trips_breaker: bool,
     /// The most retries of each [`RetryKind`], [`NO_LIMIT`] where unbounded.
     pub(crate) kind_limits: [u16; 4],
     pub(crate) delay_fn: Option<DelayFn>,
@@ -580,6 +584,10 @@ impl fmt::Debug for RetryPolicy {
             )
             .field("clamp_retry_after", &self.clamp_retry_after)
             .field("respect_retry_after", &self.respect_retry_after)
+            .field(
+                "back_pressure_trips_breaker",
+                &self.back_pressure_trips_breaker,
+            )
             .field("kind_limits", &self.kind_limits)
             .field("delay_fn", &self.delay_fn.is_some())
             .field("hedging", &self.hedging)
@@ -609,6 +617,7 @@ impl Default for RetryPolicy {
             retry_after_spread: to_fixed(0.1),
             retry_after_exact: false,
             respect_retry_after: true,
+            back_pressure_trips_breaker: false,
             kind_limits: [NO_LIMIT; 4],
             delay_fn: None,
             hedging: None,
@@ -764,6 +773,7 @@ pub struct RetryPolicyBuilder {
     retry_after_spread: f64,
     retry_after_exact: bool,
     respect_retry_after: bool,
+    back_pressure_trips_breaker: bool,
     kind_limits: [Option<u32>; 4],
     delay_fn: Option<DelayFn>,
     hedging: Option<crate::hedge::Hedging>,
@@ -801,6 +811,7 @@ impl Default for RetryPolicyBuilder {
             retry_after_spread: 0.1,
             retry_after_exact: false,
             respect_retry_after: true,
+            back_pressure_trips_breaker: false,
             kind_limits: [None; 4],
             delay_fn: None,
             hedging: None,
@@ -944,6 +955,25 @@ impl RetryPolicyBuilder {
         self
     }
 
+    /// Whether a server's back pressure counts toward the circuit breaker's failures (when
+    /// its status is a failure status). Off by default: a 429 or any response with
+    /// `Retry-After` counts as a success for the breaker, since the server answered, and so
+    /// does a bare 503 when the machine has limiters
+    /// ([`RetryMachine::with_limiters`](crate::RetryMachine::with_limiters)), which take the
+    /// back pressure instead. The breaker is for a backend that fails or does not answer:
+    /// transport errors, timeouts, other 5xx (and a bare 503 without limiters). On, the
+    /// breaker counts all of them.
+    ///
+    /// Why off: under overload most answers can be 429 or 503 while the backend still serves
+    /// at capacity, and counting them opens the breaker (five in a row are enough by
+    /// default), so the client gets nothing from a backend that is serving. The retry
+    /// schedule still honours `Retry-After` (jittered above it) and the retry budget still
+    /// counts these retries.
+    pub fn back_pressure_trips_breaker(mut self, yes: bool) -> Self {
+        self.back_pressure_trips_breaker = yes;
+        self
+    }
+
     /// At most `retries` retries after failures of `kind` (urllib3's `connect=`, `read=`,
     /// `status=`, `other=`), on top of `max_attempts` for all kinds together (urllib3's
     /// `total=`). 0 retries no failure of that kind; at most 255. A call that would need
@@ -1078,6 +1108,7 @@ impl RetryPolicyBuilder {
             retry_after_spread: to_fixed(self.retry_after_spread),
             retry_after_exact: self.retry_after_exact,
             respect_retry_after: self.respect_retry_after,
+            back_pressure_trips_breaker: self.back_pressure_trips_breaker,
             kind_limits,
             delay_fn: self.delay_fn,
             hedging: self.hedging,

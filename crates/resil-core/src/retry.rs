@@ -16,6 +16,8 @@ use crate::breaker::{BreakerState, CallOutcome, CircuitBreaker, HeldPermit, Reje
 use crate::budget::RetryBudget;
 use crate::hedge::{Flight, Out};
 use crate::latency::LatencySketch;
+use crate::limiter::held::{Gate, Held, LimiterRef, Limiters, LimitersRef};
+use crate::limiter::{Ask, AttemptKind, LocalRejection};
 use crate::policy::{
     AttemptOutcome, Cause, Classification, DelayContext, NO_LIMIT, RequestInfo, ResponseHead,
     RetryContext, RetryKind, RetryPolicy, TransportErrorKind,
@@ -114,6 +116,9 @@ pub enum GiveUpReason {
         /// ([`Rejected::opened_by`](crate::Rejected::opened_by)).
         opened_by: Option<Cause>,
     },
+    /// A limiter refused the attempt on the client side: nothing was sent
+    /// ([`RetryMachine::with_limiters`]).
+    RejectedLocally(LocalRejection),
 }
 
 impl fmt::Display for GiveUpReason {
@@ -142,6 +147,7 @@ impl fmt::Display for GiveUpReason {
                 ..
             } => write!(f, "the circuit breaker is open, opened by {cause}"),
             GiveUpReason::CircuitOpen { .. } => f.write_str("the circuit breaker is open"),
+            GiveUpReason::RejectedLocally(why) => write!(f, "rejected locally: {why}"),
         }
     }
 }
@@ -232,6 +238,17 @@ pub enum Event {
     },
     /// The machine gave up.
     GaveUp(GiveUp),
+    /// The next attempt waits for its limiters' admission
+    /// ([`RetryMachine::with_limiters`]): a rate limiter's reserved start, the server quota's
+    /// reset, or a place in a concurrency queue. [`Action::Sleep`] follows.
+    LimiterWait {
+        /// The attempt that waits.
+        attempt: Attempt,
+        /// When it asks again.
+        until: Instant,
+        /// How long the wait is, from when it began.
+        wait: Duration,
+    },
     /// The shared breaker changed state during one of this machine's calls.
     Breaker(Transition),
 }
@@ -246,6 +263,8 @@ enum Phase {
     InFlight,
     /// Waiting until `at` before the next attempt.
     Backoff,
+    /// Waiting until `at` for a limiter to admit the next attempt (its ticket is held).
+    Admitting,
     /// The last attempt's response is final.
     Done,
     /// Gave up; `at` holds the requested wait or the breaker's reopen time, in nanoseconds,
@@ -264,6 +283,7 @@ enum Reason {
     BodyNotReplayable,
     BudgetExhausted,
     CircuitOpen,
+    RejectedLocally,
 }
 
 /// Events waiting to be polled, oldest first, each packed into a `u16`: whether a breaker
@@ -284,6 +304,8 @@ const EV_GAVE_UP: u16 = 4;
 const EV_BREAKER: u16 = 5;
 const EV_HEDGE: u16 = 6;
 const EV_CANCELLED: u16 = 7;
+/// Kind 0: a limiter wait (the other kinds count from 1).
+const EV_LIMITER_WAIT: u16 = 0;
 
 impl EventQueue {
     /// Queues an event; past four unpolled ones the oldest is dropped (an input or a poll
@@ -346,6 +368,9 @@ type BreakerRef<'p> = &'p (dyn Shared<CircuitBreaker> + Sync);
 type BudgetRef<'p> = &'p (dyn Shared<RetryBudget> + Sync);
 type LatencyRef<'p> = &'p (dyn Shared<LatencySketch> + Sync);
 
+/// What a machine without limiters asks.
+static NO_LIMITERS: [LimiterRef<'static>; 0] = [];
+
 /// One logical request across its attempts, as a sans-IO state machine.
 ///
 /// # Driving it
@@ -367,6 +392,8 @@ type LatencyRef<'p> = &'p (dyn Shared<LatencySketch> + Sync);
 /// |---|---|---|---|---|
 /// | Ready | poll | an attempt was made and the deadline has passed | Failed (deadline) | `Fail` |
 /// | Ready | poll | the breaker refuses | Failed (circuit open) | `Fail` |
+/// | Ready | poll | a limiter refuses | Failed (rejected locally) | `Fail` |
+/// | Ready | poll | a limiter asks to wait | Admitting until its wait ends | `Sleep` |
 /// | Ready | poll | otherwise | InFlight until min(now + attempt timeout, deadline) | `Send` |
 /// | InFlight | poll | | InFlight | `Sleep` until the attempt's deadline |
 /// | InFlight | its response or error, or the timer at its deadline | final (policy: not retried, e.g. 2xx, 404) | Done | |
@@ -377,6 +404,9 @@ type LatencyRef<'p> = &'p (dyn Shared<LatencySketch> + Sync);
 /// | Backoff | poll | | Backoff | `Sleep` until the wait ends |
 /// | Backoff | the timer at the wait's end | | Ready | |
 /// | Backoff | any other input | | Backoff | |
+/// | Admitting | poll | | Admitting | `Sleep` until the wait ends |
+/// | Admitting | the timer at the wait's end | | Ready | |
+/// | Admitting | any other input | | Admitting | |
 /// | Ready | any input | | Ready | |
 /// | Done | anything | | Done | `Done` (sticky) |
 /// | Failed | anything | | Failed | `Fail` (sticky) |
@@ -424,6 +454,11 @@ pub struct RetryMachine<'p, R = ChaCha8Rng> {
     hedge_at: Instant,
     /// The attempts out at once, from the first hedge on.
     flight: Option<alloc::boxed::Box<Flight>>,
+    /// The limiters every attempt asks after the breaker, in order.
+    limiters: Option<LimitersRef<'p>>,
+    /// What they granted the attempt being admitted or out, and the ticket of its wait.
+    /// Boxed on the first ask: a machine without limiters stays small.
+    held: Option<alloc::boxed::Box<Held>>,
     /// The per-request seed; expanded into `rng` the first time a delay needs randomness.
     seed: u64,
     rng: Option<R>,
@@ -491,6 +526,8 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                     || policy.retry_non_idempotent),
             hedge_at: Instant::MAX,
             flight: None,
+            limiters: None,
+            held: None,
             seed,
             rng: None,
         }
@@ -555,6 +592,60 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             (None, Phase::InFlight) => attempt.number() == self.attempts,
             _ => false,
         }
+    }
+
+    /// Asks these shared limiters, in order, before every attempt (after the breaker), and
+    /// tells each how every attempt ended, following the [`Admission`](crate::Admission) protocol: a limiter's
+    /// wait becomes an [`Action::Sleep`] (with [`Event::LimiterWait`]), its refusal a
+    /// [`GiveUpReason::RejectedLocally`] before anything is sent; a hedge a limiter would delay
+    /// or refuse is not sent and the call stops hedging. No wait ends past the deadline or
+    /// the policy's `max_wait`. Order them as the protocol says: limiters that only refuse
+    /// ([`AdaptiveThrottle`](crate::AdaptiveThrottle), [`QuotaPacer`](crate::QuotaPacer)),
+    /// then rate limiters, then a [`ConcurrencyLimiter`](crate::ConcurrencyLimiter); at most
+    /// [`MAX_LIMITERS`](crate::MAX_LIMITERS) are asked.
+    ///
+    /// Back pressure goes to the limiters and not to the breaker: a 429 or a response with
+    /// `Retry-After` never counts as a breaker failure (with or without limiters), and with
+    /// limiters a bare 503 does not either (the server answered; the limiters slow the
+    /// client down instead), unless the policy says
+    /// [`back_pressure_trips_breaker`](crate::RetryPolicyBuilder::back_pressure_trips_breaker).
+    /// Timeouts and transport errors count as before. The retry budget and the retry
+    /// schedule see every outcome as without limiters.
+    ///
+    /// A queued [`ConcurrencyLimiter`](crate::ConcurrencyLimiter) caller sleeps until its
+    /// queue timeout: the machine has no way to be woken when a slot is handed over early
+    /// (the [`Wake`](crate::Wake)s the limiters return are not acted on), so give a limiter
+    /// the machine asks no queue.
+    ///
+    /// ```
+    /// use std::sync::Mutex;
+    /// use resil_core::{
+    ///     Action, Admission, GiveUpReason, Instant, LocalRejection, Method, RateLimiter,
+    ///     RequestInfo, RetryMachine, RetryPolicy, Shared,
+    /// };
+    ///
+    /// let policy = RetryPolicy::default();
+    /// let limiter = Mutex::new(RateLimiter::builder().rate(1.0).burst(1).build()?);
+    /// let limiters: [&(dyn Shared<dyn Admission + Send> + Sync); 1] = [&limiter];
+    /// let now = Instant::ZERO;
+    /// let get = RequestInfo::new(Method::Get);
+    /// let mut first = RetryMachine::new(&policy, get, now, 1).with_limiters(&limiters);
+    /// assert!(matches!(first.poll_action(), Action::Send { .. }));
+    /// // The next call may start a second later: it sleeps first.
+    /// let mut second = RetryMachine::new(&policy, get, now, 2).with_limiters(&limiters);
+    /// assert_eq!(second.poll_action(), Action::Sleep { until: Instant::from_secs(1) });
+    /// # Ok::<(), resil_core::PolicyError>(())
+    /// ```
+    pub fn with_limiters<L: Limiters + Sync>(mut self, limiters: &'p L) -> Self {
+        // An empty list costs nothing: the machine runs as without limiters.
+        self.limiters = (limiters.count() > 0).then_some(limiters as LimitersRef<'p>);
+        self
+    }
+
+    /// The limiters, or none.
+    #[inline]
+    fn limiters(&self) -> LimitersRef<'p> {
+        self.limiters.unwrap_or(&NO_LIMITERS)
     }
 
     /// Deposits first attempts in, and asks before every retry of, this shared budget.
@@ -641,7 +732,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             (Phase::InFlight, Input::Timer) if self.now >= self.attempt_deadline() => {
                 self.finish_attempt(AttemptOutcome::Error(TransportErrorKind::Timeout));
             }
-            (Phase::Backoff, Input::Timer) if self.now >= self.at => {
+            (Phase::Backoff | Phase::Admitting, Input::Timer) if self.now >= self.at => {
                 self.phase = Phase::Ready;
             }
             _ => {}
@@ -675,6 +766,11 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                     self.poll_action()
                 }
                 Ok(()) => {
+                    if self.limiters.is_some() {
+                        if let Some(action) = self.admit() {
+                            return action;
+                        }
+                    }
                     self.attempts += 1;
                     self.phase = Phase::InFlight;
                     self.at = self.now;
@@ -698,7 +794,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             Phase::InFlight => Action::Sleep {
                 until: self.attempt_deadline().min(self.hedge_at),
             },
-            Phase::Backoff => Action::Sleep { until: self.at },
+            Phase::Backoff | Phase::Admitting => Action::Sleep { until: self.at },
             Phase::Done => Action::Done {
                 attempt: Attempt::new(self.flight.as_ref().map_or(self.attempts, |f| f.winner)),
             },
@@ -741,6 +837,14 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                 Phase::Failed(reason) => Event::GaveUp(self.give_up(reason)),
                 _ => return self.poll_event(),
             },
+            EV_LIMITER_WAIT => {
+                let (from, until) = self.held.as_ref().map_or((self.now, self.now), |h| h.wait);
+                Event::LimiterWait {
+                    attempt: Attempt::new(attempt.number().saturating_add(1)),
+                    until,
+                    wait: until.saturating_duration_since(from),
+                }
+            }
             _ => Event::Breaker(Transition {
                 from: state_from_code(transition >> 2),
                 to: state_from_code(transition),
@@ -757,12 +861,18 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         let mut opened_by = None;
         let sent = self.at;
         self.took = self.now.as_nanos().saturating_sub(sent.as_nanos());
+        if let Some(held) = self.held.as_deref_mut().filter(|h| h.grants.any()) {
+            let cut_short = self.took < self.policy.attempt_timeout;
+            let limiters = self.limiters.unwrap_or(&NO_LIMITERS);
+            held.grants.record(limiters, self.now, &outcome, cut_short);
+        }
+        let breaker_failure = failure && !self.spares_breaker(&outcome);
         if let Some(held) = self
             .permit
             .take()
-            .filter(|p| failure || !self.quiet_for(*p))
+            .filter(|p| breaker_failure || !self.quiet_for(*p))
         {
-            let call = if failure {
+            let call = if breaker_failure {
                 CallOutcome::Failure
             } else {
                 CallOutcome::Success
@@ -947,6 +1057,10 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
     }
 
     fn fail(&mut self, reason: Reason, detail: u64) {
+        if let Some(held) = self.held.as_deref_mut().filter(|h| h.holds()) {
+            let limiters = self.limiters.unwrap_or(&NO_LIMITERS);
+            held.abandon(limiters, self.now);
+        }
         self.phase = Phase::Failed(reason);
         self.at = Instant::from_nanos(detail);
         self.events.push(EV_GAVE_UP, 0, self.attempts);
@@ -970,6 +1084,10 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             Reason::CircuitOpen => GiveUpReason::CircuitOpen {
                 until: Instant::from_nanos(detail),
                 opened_by: self.opened_by,
+            },
+            Reason::RejectedLocally => match self.held.as_ref().and_then(|h| h.rejected) {
+                Some(why) => GiveUpReason::RejectedLocally(why),
+                None => GiveUpReason::NotRetryable,
             },
         };
         GiveUp {
@@ -1009,6 +1127,66 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                 until: now,
                 opened_by: None,
             }),
+        }
+    }
+
+    /// Asks the limiters to admit the next attempt; `None` when they all did (send it).
+    #[inline(never)]
+    fn admit(&mut self) -> Option<Action> {
+        let kind = match (self.attempts, self.last) {
+            (0, _) => AttemptKind::First,
+            (_, Some(Cause::Error(TransportErrorKind::Timeout))) => AttemptKind::RetryAfterTimeout,
+            _ => AttemptKind::Retry,
+        };
+        let now = self.now;
+        // The attempt must be able to start before the deadline, within `max_wait`.
+        let not_after = Instant::from_nanos(self.deadline.as_nanos().saturating_sub(1))
+            .min(now.saturating_add(Duration::from_nanos(self.policy.max_wait)));
+        let ask = Ask::new(kind).not_after(not_after);
+        let limiters = self.limiters();
+        let held = self.held.get_or_insert_with(alloc::boxed::Box::default);
+        match held.admit(limiters, now, ask, true) {
+            Gate::Open => None,
+            Gate::Wait(until) => {
+                // A half-open breaker's probe is not held through the wait; it is asked again.
+                self.release_permit();
+                self.phase = Phase::Admitting;
+                self.at = until;
+                // The attempt before the one that waits (events store attempts made).
+                self.events.push(EV_LIMITER_WAIT, 0, self.attempts);
+                Some(Action::Sleep { until })
+            }
+            Gate::Rejected(why) => {
+                held.rejected = Some(why);
+                self.release_permit();
+                self.fail(Reason::RejectedLocally, 0);
+                Some(self.poll_action())
+            }
+        }
+    }
+
+    /// Hands the breaker permit taken for an attempt never sent back.
+    fn release_permit(&mut self) {
+        if let (Some(held), Some(breaker)) = (self.permit.take(), self.breaker) {
+            let permit = held.permit(self.now);
+            breaker.with_mut(&mut |b| b.release(permit));
+        }
+    }
+
+    /// Whether the breaker does not count `outcome` as a failure although the policy's
+    /// statuses say so: back pressure (the server answered), for the limiters and the retry
+    /// schedule instead. A 429 or any response with `Retry-After` always; a bare 503 only
+    /// when limiters take it (without them it may be a backend that fails).
+    #[inline(never)]
+    fn spares_breaker(&self, outcome: &AttemptOutcome<'_>) -> bool {
+        match outcome {
+            _ if self.policy.back_pressure_trips_breaker => false,
+            AttemptOutcome::Response(head) => {
+                head.status == 429
+                    || head.retry_after.is_some()
+                    || (head.status == 503 && self.limiters.is_some())
+            }
+            AttemptOutcome::Error(_) => false,
         }
     }
 
@@ -1111,17 +1289,33 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                 sent: self.at,
                 permit: self.permit.take(),
                 hedge: false,
+                grants: self
+                    .held
+                    .as_mut()
+                    .map(|h| h.grants.take())
+                    .unwrap_or_default(),
             });
         }
         if self.acquire_permit().is_err() {
             return self.stop_hedging();
         }
+        if self.limiters.is_some() {
+            // A hedge goes only if every limiter admits it at once.
+            let ask = Ask::new(AttemptKind::Hedge).not_after(now);
+            let limiters = self.limiters();
+            let held = self.held.get_or_insert_with(alloc::boxed::Box::default);
+            if held.admit(limiters, now, ask, false) != Gate::Open {
+                self.release_permit();
+                return self.stop_hedging();
+            }
+        }
         let mut granted = true;
         self.with_budget_mut(|b, now| granted = b.try_withdraw(now));
         if !granted {
-            if let (Some(held), Some(breaker)) = (self.permit.take(), self.breaker) {
-                let permit = held.permit(now);
-                breaker.with_mut(&mut |b| b.release(permit));
+            self.release_permit();
+            if let Some(held) = self.held.as_deref_mut() {
+                held.grants
+                    .release(self.limiters.unwrap_or(&NO_LIMITERS), now);
             }
             return self.stop_hedging();
         }
@@ -1132,6 +1326,11 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             sent: now,
             permit: self.permit.take(),
             hedge: true,
+            grants: self
+                .held
+                .as_mut()
+                .map(|h| h.grants.take())
+                .unwrap_or_default(),
         };
         if let Some(flight) = self.flight.as_deref_mut() {
             flight.add(hedge);
@@ -1231,11 +1430,20 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             return;
         };
         let failure = self.policy.is_failure(&outcome);
-        // The breaker and the budget hear it as any attempt's.
+        // The breaker, the budget and the limiters hear it as any attempt's.
         let mut rejects_until = None;
         self.took = self.now.as_nanos().saturating_sub(out.sent.as_nanos());
-        if let Some(held) = out.permit.filter(|p| failure || !self.quiet_for(*p)) {
-            let call = if failure {
+        if out.grants.any() {
+            let mut grants = out.grants;
+            let cut_short = self.took < self.policy.attempt_timeout;
+            grants.record(self.limiters(), self.now, &outcome, cut_short);
+        }
+        let breaker_failure = failure && !self.spares_breaker(&outcome);
+        if let Some(held) = out
+            .permit
+            .filter(|p| breaker_failure || !self.quiet_for(*p))
+        {
+            let call = if breaker_failure {
                 CallOutcome::Failure
             } else {
                 CallOutcome::Success
@@ -1313,11 +1521,12 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         flight.winner = winner;
         let now = self.now;
         let outs = core::mem::take(&mut flight.out);
-        for out in outs.into_iter().flatten() {
+        for mut out in outs.into_iter().flatten() {
             if let (Some(held), Some(breaker)) = (out.permit, self.breaker) {
                 let permit = held.permit(out.sent);
                 breaker.with_mut(&mut |b| b.release(permit));
             }
+            out.grants.release(self.limiters(), now);
             if let Some(latency) = self.latency {
                 let ran = Duration::from_nanos(now.as_nanos().saturating_sub(out.sent.as_nanos()));
                 latency.with_mut(&mut |l| l.record(now, ran));
@@ -1336,13 +1545,20 @@ impl<R> Drop for RetryMachine<'_, R> {
             let permit = held.permit(self.at);
             breaker.with_mut(&mut |b| b.release(permit));
         }
+        // Its limiter grants and a wait's place, likewise: a dropped call frees its
+        // concurrency slot and gives back a reserved start.
+        if let Some(held) = self.held.as_deref_mut().filter(|h| h.holds()) {
+            held.abandon(self.limiters.unwrap_or(&NO_LIMITERS), self.now);
+        }
         // A hedging call's attempts still out, likewise.
-        if let (Some(flight), Some(breaker)) = (self.flight.as_deref_mut(), self.breaker) {
-            for out in flight.out.iter_mut().filter_map(Option::take) {
-                if let Some(held) = out.permit {
+        if let Some(flight) = self.flight.as_deref_mut() {
+            for mut out in flight.out.iter_mut().filter_map(Option::take) {
+                if let (Some(held), Some(breaker)) = (out.permit, self.breaker) {
                     let permit = held.permit(out.sent);
                     breaker.with_mut(&mut |b| b.release(permit));
                 }
+                out.grants
+                    .release(self.limiters.unwrap_or(&NO_LIMITERS), self.now);
             }
         }
     }
@@ -1542,6 +1758,7 @@ mod transitions {
             Phase::Ready => "Ready",
             Phase::InFlight => "InFlight",
             Phase::Backoff => "Backoff",
+            Phase::Admitting => "Admitting",
             Phase::Done => "Done",
             Phase::Failed(_) => "Failed",
         }

@@ -157,12 +157,13 @@ impl rand_core::SeedableRng for ZeroSizedRng {
 /// breaker's lock-free gate, which spares a call two lock round trips; the 18th holds what the
 /// peers' controls need (how long the failed attempt took, retries counted by kind, the
 /// outcome that opened the breaker); the last five are hedging's (the shared latency sketch,
-/// when the next hedge goes, the attempts out at once, boxed until a call hedges).
+/// when the next hedge goes, the attempts out at once, boxed until a call hedges); the last
+/// three are the limiters' (the list, and what they granted, boxed until a call asks them).
 #[test]
-fn machine_without_its_rng_fits_in_184_bytes() {
+fn machine_without_its_rng_fits_in_208_bytes() {
     let size = size_of::<RetryMachine<'static, ZeroSizedRng>>();
     let with_rng = size_of::<RetryMachine<'static>>();
     println!("RetryMachine without RNG: {size} bytes; with ChaCha8: {with_rng}");
-    assert!(size <= 184, "{size} bytes");
-    assert!(with_rng <= 496, "{with_rng} bytes with ChaCha8");
+    assert!(size <= 208, "{size} bytes");
+    assert!(with_rng <= 528, "{with_rng} bytes with ChaCha8");
 }

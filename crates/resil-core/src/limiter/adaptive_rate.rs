@@ -8,7 +8,9 @@
 
 use core::time::Duration;
 
-use super::{Admission, Admit, Ask, AttemptKind, Feedback, Grant, LocalRejection, Ticket, Wake};
+use super::{
+    Admission, Admit, Ask, AttemptKind, CurrentLimit, Feedback, Grant, LocalRejection, Ticket, Wake,
+};
 use crate::error::PolicyError;
 use crate::time::{Instant, duration_to_nanos};
 
@@ -298,6 +300,15 @@ impl Admission for AdaptiveRateLimiter {
     fn release(&mut self, now: Instant, _grant: Grant) -> Wake {
         self.observe(now);
         Wake::NONE
+    }
+
+    fn current_limit(&mut self, now: Instant) -> CurrentLimit {
+        self.observe(now);
+        if self.enabled {
+            CurrentLimit::rate(self.fill_rate)
+        } else {
+            CurrentLimit::Unlimited
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use super::{Admission, Admit, Ask, Feedback, Grant, LocalRejection, Ticket, Wake};
+use super::{Admission, Admit, Ask, CurrentLimit, Feedback, Grant, LocalRejection, Ticket, Wake};
 use crate::error::PolicyError;
 use crate::time::{Instant, duration_to_nanos};
 
@@ -471,5 +471,12 @@ impl Admission for ConcurrencyLimiter {
         self.free_slot();
         let woken = self.hand_off();
         self.wake(woken)
+    }
+
+    fn current_limit(&mut self, _now: Instant) -> CurrentLimit {
+        CurrentLimit::InFlight {
+            limit: self.limit(),
+            in_flight: self.inflight,
+        }
     }
 }

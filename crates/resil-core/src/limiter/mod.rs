@@ -17,6 +17,7 @@
 
 mod adaptive_rate;
 mod concurrency;
+pub(crate) mod held;
 mod pacer;
 mod rate;
 mod rate_limit_headers;
@@ -25,11 +26,12 @@ mod throttle;
 use core::fmt;
 use core::time::Duration;
 
-use crate::policy::TransportErrorKind;
+use crate::policy::{ResponseHead, TransportErrorKind};
 use crate::time::Instant;
 
 pub use adaptive_rate::{AdaptiveRateLimiter, AdaptiveRateLimiterBuilder};
 pub use concurrency::{ConcurrencyLimiter, ConcurrencyLimiterBuilder, LimitAlgorithm};
+pub use held::{LimiterRef, Limiters};
 pub use pacer::{QuotaPacer, QuotaPacerBuilder};
 pub use rate::{RateLimiter, RateLimiterBuilder};
 pub use rate_limit_headers::{
@@ -40,6 +42,11 @@ pub use throttle::{AdaptiveThrottle, AdaptiveThrottleBuilder};
 /// The longest a limiter lets one attempt wait unless its builder says otherwise: the
 /// default total deadline of a call.
 pub(crate) const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// The most limiters one [`RetryMachine`](crate::RetryMachine) consults before each attempt
+/// (one of each kind but one); further ones given to
+/// [`with_limiters`](crate::RetryMachine::with_limiters) are not consulted.
+pub const MAX_LIMITERS: usize = 4;
 
 /// Which attempt asks. Rate limiters after the AWS SDKs charge retries more than first
 /// attempts, so a retry storm drains the bucket faster than fresh traffic does.
@@ -213,6 +220,12 @@ impl Feedback {
         }
     }
 
+    /// A response head: [`for_status`](Self::for_status) with its status and whether it
+    /// carried a `Retry-After`.
+    pub fn for_response(head: &ResponseHead<'_>) -> Feedback {
+        Feedback::for_status(head.status, head.retry_after.is_some())
+    }
+
     /// A transport error: a timeout (connecting or waiting for the answer) is back pressure.
     pub fn for_error(kind: TransportErrorKind) -> Feedback {
         match kind {
@@ -247,6 +260,85 @@ impl Wake {
     /// How many queued callers now hold a slot.
     pub fn count(self) -> u32 {
         self.0
+    }
+}
+
+/// What a limiter allows at the moment, for statistics and charts
+/// ([`Admission::current_limit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CurrentLimit {
+    /// Nothing is limited (an adaptive rate limiter before its first throttle).
+    Unlimited,
+    /// At most `limit` attempts in flight at once ([`ConcurrencyLimiter`]).
+    InFlight {
+        /// The limit.
+        limit: u32,
+        /// Slots taken now.
+        in_flight: u32,
+    },
+    /// At most this many attempts per second, in thousandths (rate limiters).
+    Rate {
+        /// Attempts per 1,000 seconds: 2,500,000 is 2,500 per second.
+        per_1000_seconds: u64,
+    },
+    /// Attempts are rejected locally with this probability ([`AdaptiveThrottle`]).
+    Throttle {
+        /// The probability in parts per million.
+        reject_ppm: u32,
+    },
+    /// The server's quota as far as the client knows ([`QuotaPacer`]).
+    Quota {
+        /// Requests left in the server's window, when it said so.
+        remaining: Option<u64>,
+        /// How long attempts are held back from now (zero: they may go).
+        blocked_for: Duration,
+    },
+}
+
+impl CurrentLimit {
+    /// A rate of `per_second` attempts per second (saturating; NaN and negatives read 0).
+    pub fn rate(per_second: f64) -> CurrentLimit {
+        // `as` saturates and reads NaN as 0; + 0.5 rounds (no `round` in no_std).
+        CurrentLimit::Rate {
+            per_1000_seconds: (per_second * 1000.0 + 0.5) as u64,
+        }
+    }
+}
+
+impl fmt::Display for CurrentLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            CurrentLimit::Unlimited => f.write_str("unlimited"),
+            CurrentLimit::InFlight { limit, in_flight } => {
+                write!(f, "{in_flight} of {limit} in flight")
+            }
+            CurrentLimit::Rate { per_1000_seconds } => write!(
+                f,
+                "{}.{:03} attempts/s",
+                per_1000_seconds / 1000,
+                per_1000_seconds % 1000
+            ),
+            CurrentLimit::Throttle { reject_ppm } => write!(
+                f,
+                "rejecting {}.{} % locally",
+                reject_ppm / 10_000,
+                reject_ppm / 1_000 % 10
+            ),
+            CurrentLimit::Quota {
+                remaining,
+                blocked_for,
+            } => {
+                match remaining {
+                    Some(n) => write!(f, "{n} left in the server's quota")?,
+                    None => f.write_str("server quota unknown")?,
+                }
+                if !blocked_for.is_zero() {
+                    write!(f, ", blocked for {blocked_for:?}")?;
+                }
+                Ok(())
+            }
+        }
     }
 }
 
@@ -423,6 +515,21 @@ pub trait Admission {
     /// The attempt sent under `grant` was abandoned without an outcome: a concurrency slot is
     /// freed, and nothing is learned from it.
     fn release(&mut self, now: Instant, grant: Grant) -> Wake;
+
+    /// [`record`](Self::record) for an attempt that got the response `head`: by default its
+    /// [`Feedback::for_response`]. A [`QuotaPacer`] also reads the head's `Retry-After` and
+    /// quota headers ([`ServerQuota::from_headers`]), so the retry machine feeds it with no
+    /// call of its own.
+    fn record_response(&mut self, now: Instant, grant: Grant, head: &ResponseHead<'_>) -> Wake {
+        self.record(now, grant, Feedback::for_response(head))
+    }
+
+    /// What the limiter allows at `now`, for statistics ([`CurrentLimit::Unlimited`] unless
+    /// the limiter says otherwise).
+    fn current_limit(&mut self, now: Instant) -> CurrentLimit {
+        let _ = now;
+        CurrentLimit::Unlimited
+    }
 }
 
 /// The latest start a limiter allows at `now`: the caller's bound (`not_after`) or the limiter's

@@ -4,10 +4,12 @@
 use core::time::Duration;
 
 use super::{
-    Admission, Admit, Ask, Feedback, Grant, LocalRejection, ServerQuota, Ticket, Wake, latest_start,
+    Admission, Admit, Ask, CurrentLimit, Feedback, Grant, LocalRejection, ServerQuota, Ticket,
+    Wake, latest_start,
 };
 use crate::backoff::{scale, to_fixed, uniform};
 use crate::error::PolicyError;
+use crate::policy::ResponseHead;
 use crate::splitmix::SplitMix64;
 use crate::time::{Instant, duration_to_nanos};
 
@@ -231,5 +233,24 @@ impl Admission for QuotaPacer {
     fn release(&mut self, now: Instant, _grant: Grant) -> Wake {
         self.observe_time(now);
         Wake::NONE
+    }
+
+    /// Learns from the head as [`observe`](QuotaPacer::observe) does: its quota headers
+    /// (when the driver passed headers) and its `Retry-After`.
+    fn record_response(&mut self, now: Instant, grant: Grant, head: &ResponseHead<'_>) -> Wake {
+        let quota = head
+            .headers
+            .and_then(|h| ServerQuota::from_headers(h, head.wall_clock));
+        let retry_after = head.retry_after.and_then(|ra| ra.delay(head.wall_clock));
+        self.observe(now, quota, retry_after);
+        self.record(now, grant, Feedback::for_response(head))
+    }
+
+    fn current_limit(&mut self, now: Instant) -> CurrentLimit {
+        let now = self.observe_time(now);
+        CurrentLimit::Quota {
+            remaining: self.remaining,
+            blocked_for: self.block_end().saturating_duration_since(now),
+        }
     }
 }

@@ -2,7 +2,10 @@
 
 use core::time::Duration;
 
-use super::{Admission, Admit, Ask, Feedback, Grant, LocalRejection, Ticket, Wake, latest_start};
+use super::{
+    Admission, Admit, Ask, CurrentLimit, Feedback, Grant, LocalRejection, Ticket, Wake,
+    latest_start,
+};
 use crate::error::PolicyError;
 use crate::time::{Instant, duration_to_nanos};
 
@@ -183,5 +186,10 @@ impl Admission for RateLimiter {
     fn release(&mut self, now: Instant, _grant: Grant) -> Wake {
         self.observe(now);
         Wake::NONE
+    }
+
+    fn current_limit(&mut self, now: Instant) -> CurrentLimit {
+        self.observe(now);
+        CurrentLimit::rate(1e9 / self.interval as f64)
     }
 }

@@ -3,7 +3,7 @@
 
 use core::time::Duration;
 
-use super::{Admission, Admit, Ask, Feedback, Grant, LocalRejection, Ticket, Wake};
+use super::{Admission, Admit, Ask, CurrentLimit, Feedback, Grant, LocalRejection, Ticket, Wake};
 use crate::budget::{ONE, to_ppm};
 use crate::error::PolicyError;
 use crate::splitmix::SplitMix64;
@@ -228,5 +228,12 @@ impl Admission for AdaptiveThrottle {
     fn release(&mut self, now: Instant, _grant: Grant) -> Wake {
         self.slot(now);
         Wake::NONE
+    }
+
+    fn current_limit(&mut self, now: Instant) -> CurrentLimit {
+        self.slot(now);
+        CurrentLimit::Throttle {
+            reject_ppm: self.probability_ppm() as u32,
+        }
     }
 }
