@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use resil_sim::{OverloadClient, OverloadReport, OverloadScenario, Rejection, run_overload};
+use resil_sim::{
+    LimiterKind, OverloadClient, OverloadReport, OverloadScenario, Rejection, run_overload,
+};
 use resil_tests::{Reply, TestServer};
 use serde::Deserialize;
 
@@ -42,7 +44,8 @@ struct OverloadFile {
     deadline_ms: Option<u64>,
     /// One breaker, budget and limiter for the fleet instead of one per client.
     shared: Option<bool>,
-    /// The clients to compare: `no_retries`, `retries`, `budget`, `defaults`.
+    /// The clients to compare: `no_retries`, `retries`, `budget`, `defaults`, and the limiters
+    /// `adaptive_rate`, `throttle`, `aimd`, `gradient`, `quota`.
     compare: Vec<String>,
 }
 
@@ -105,7 +108,10 @@ fn scenario(file: &File) -> Result<(OverloadScenario, Vec<OverloadClient>), Stri
         .iter()
         .map(|name| {
             OverloadClient::parse(name).ok_or_else(|| {
-                format!("overload.compare: {name:?} is not no_retries, retries, budget or defaults")
+                format!(
+                    "overload.compare: {name:?} is not no_retries, retries, budget, defaults, \
+                     adaptive_rate, throttle, aimd, gradient or quota"
+                )
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -139,7 +145,8 @@ pub fn run(path: &Path, text: &str, svg: Option<&Path>, only: Option<&str>) -> E
             Some(client) => clients = vec![client],
             None => {
                 note!(
-                    "resil sim: --client {only:?} is not no_retries, retries, budget or defaults"
+                    "resil sim: --client {only:?} is not no_retries, retries, budget, defaults, \
+                     adaptive_rate, throttle, aimd, gradient or quota"
                 );
                 return ExitCode::from(2);
             }
@@ -167,28 +174,30 @@ pub fn run(path: &Path, text: &str, svg: Option<&Path>, only: Option<&str>) -> E
         format_args!("{:?}", scenario.deadline)
     );
     say!(
-        "{:<16} {:>8} {:>12} {:>9} {:>8} {:>8} {:>13}",
+        "{:<16} {:>8} {:>12} {:>9} {:>10} {:>8} {:>8} {:>13}",
         "client",
         "goodput",
         "rejections/",
         "attempts/",
+        "rejected",
         "p50 ms",
         "p99 ms",
         "breaker"
     );
     say!(
-        "{:<16} {:>8} {:>12} {:>9} {:>8} {:>8} {:>13}",
+        "{:<16} {:>8} {:>12} {:>9} {:>10} {:>8} {:>8} {:>13}",
         "",
         "(x C)",
         "success",
         "call",
+        "locally",
         "",
         "",
         "openings"
     );
     for (client, r) in &runs {
         say!(
-            "{:<16} {:>8.2} {:>12} {:>9.2} {:>8.1} {:>8.1} {:>13}",
+            "{:<16} {:>8.2} {:>12} {:>9.2} {:>10} {:>8.1} {:>8.1} {:>13}",
             client.name(),
             r.goodput(&scenario),
             if r.goodput(&scenario) > 0.0 {
@@ -197,6 +206,7 @@ pub fn run(path: &Path, text: &str, svg: Option<&Path>, only: Option<&str>) -> E
                 "no success".into()
             },
             r.attempts_per_call(),
+            r.local_rejections,
             r.p50.as_secs_f64() * 1e3,
             r.p99.as_secs_f64() * 1e3,
             r.breaker_opened
@@ -230,20 +240,21 @@ const COLORS: [RGBColor; 10] = [
     RGBColor(160, 90, 40),
 ];
 
-/// Two panels over simulated time, a line per client kind: goodput (successes per second as
-/// a fraction of capacity) and server load (attempts reaching it, the same unit).
+/// Three panels over simulated time, a line per client kind: goodput (successes per second
+/// as a fraction of capacity), server load (attempts reaching it, the same unit) and the
+/// client's limit (client 0's, in each limiter's unit, log scale).
 fn chart(
     runs: &[(OverloadClient, OverloadReport)],
     scenario: &OverloadScenario,
     title: &str,
     path: &Path,
 ) -> Result<(), String> {
-    let root = SVGBackend::new(path, (960, 720)).into_drawing_area();
+    let root = SVGBackend::new(path, (960, 960)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let root = root
         .titled(title, ("sans-serif", 20))
         .map_err(|e| e.to_string())?;
-    let panels = root.split_evenly((2, 1));
+    let panels = root.split_evenly((3, 1));
     let seconds = runs
         .iter()
         .map(|(_, r)| r.seconds.len())
@@ -265,10 +276,9 @@ fn chart(
             .map(|(i, s)| (i as f64 + 0.5, s.attempts as f64 / c))
             .collect()
     };
-    let series =
-        |f: &dyn Fn(&OverloadReport) -> Vec<(f64, f64)>| -> Vec<(String, Vec<(f64, f64)>)> {
-            runs.iter().map(|(k, r)| (k.name(), f(r))).collect()
-        };
+    let series = |f: &dyn Fn(&OverloadReport) -> Vec<(f64, f64)>| -> Vec<(String, Vec<(f64, f64)>)> {
+        runs.iter().map(|(k, r)| (k.name(), f(r))).collect()
+    };
     panel(
         &panels[0],
         "goodput (successes/s ÷ capacity)",
@@ -282,6 +292,27 @@ fn chart(
         seconds,
         &series(&load),
         false,
+    )?;
+    let limits: Vec<(String, Vec<(f64, f64)>)> = runs
+        .iter()
+        .filter_map(|(k, r)| match k {
+            OverloadClient::Limiter(kind) => Some((
+                format!("{} ({})", kind.name(), kind.unit()),
+                r.seconds
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| s.limit.map(|l| (i as f64 + 0.5, l.max(0.01))))
+                    .collect(),
+            )),
+            _ => None,
+        })
+        .collect();
+    panel(
+        &panels[2],
+        "client 0's limit (log)",
+        seconds,
+        &limits,
+        true,
     )?;
     root.present().map_err(|e| e.to_string())
 }
@@ -333,17 +364,13 @@ fn panel(
         }};
     }
     if log {
-        draw!(
-            builder
-                .build_cartesian_2d(0f64..seconds, (0.01f64..top.max(1.0)).log_scale())
-                .map_err(|e| e.to_string())?
-        );
+        draw!(builder
+            .build_cartesian_2d(0f64..seconds, (0.01f64..top.max(1.0)).log_scale())
+            .map_err(|e| e.to_string())?);
     } else {
-        draw!(
-            builder
-                .build_cartesian_2d(0f64..seconds, 0f64..top)
-                .map_err(|e| e.to_string())?
-        );
+        draw!(builder
+            .build_cartesian_2d(0f64..seconds, 0f64..top)
+            .map_err(|e| e.to_string())?);
     }
     Ok(())
 }
@@ -483,19 +510,21 @@ pub fn demo_section(seed: u64) -> Result<(), String> {
         3.0 * DEMO_CAPACITY
     );
     say!(
-        "\n| client | goodput (x capacity) | server rejections / success | attempts / call | connections |"
+        "\n| client | goodput (x capacity) | server rejections / success | attempts / call | failed calls | connections |"
     );
-    say!("|---|---|---|---|---|");
+    say!("|---|---|---|---|---|---|");
     for (name, configure) in demo_rows() {
         let row = demo_row(&*configure, seed)?;
         let rejected = row.server_requests.saturating_sub(row.ok as usize);
         say!(
-            "| {name} | {:.2} | {:.2} | {:.2} | {} |",
+            "| {name} | {:.2} | {:.2} | {:.2} | {} | {} |",
             row.ok as f64 / DEMO_RUN.as_secs_f64() / DEMO_CAPACITY,
             rejected as f64 / row.ok.max(1) as f64,
             row.server_requests as f64 / row.calls.max(1) as f64,
+            row.calls.saturating_sub(row.ok),
             row.connections
         );
     }
+    let _ = LimiterKind::ALL;
     Ok(())
 }

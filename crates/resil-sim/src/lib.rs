@@ -27,11 +27,13 @@
 #![deny(missing_docs)]
 
 mod engine;
+mod limiters;
 mod overload;
 mod report;
 mod scenario;
 
 pub use engine::run;
+pub use limiters::LimiterKind;
 pub use overload::{
     OverloadClient, OverloadReport, OverloadScenario, OverloadSecond, Rejection, run_overload,
 };

@@ -33,8 +33,11 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use resil_core::{
     Action, Attempt, CircuitBreaker, CircuitBreakerBuilder, Event, Input, Instant, Method,
-    RequestInfo, ResponseHead, RetryAfter, RetryBudget, RetryMachine, RetryPolicy, UnixTime,
+    RequestInfo, ResponseHead, RetryAfter, RetryBudget, RetryMachine, RetryPolicy, Shared,
+    UnixTime, Admission,
 };
+
+use crate::limiters::{LimiterKind, SimLimiter};
 
 /// How the server says no.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,6 +127,8 @@ pub enum OverloadClient {
     /// What resil's clients do with nothing configured (`resil_http::ClientConfig`'s
     /// defaults): the default policy, breaker and budget.
     Defaults,
+    /// The defaults and one limiter.
+    Limiter(LimiterKind),
 }
 
 impl OverloadClient {
@@ -134,17 +139,19 @@ impl OverloadClient {
             OverloadClient::RetriesOnly => "retries only".into(),
             OverloadClient::RetriesAndBudget => "retries + budget".into(),
             OverloadClient::Defaults => "defaults".into(),
+            OverloadClient::Limiter(kind) => kind.name().into(),
         }
     }
 
-    /// The client named `name`: `no_retries`, `retries`, `budget` or `defaults`.
+    /// The client named `name` (`no_retries`, `retries`, `budget`, `defaults`, or a limiter:
+    /// see [`LimiterKind::parse`]).
     pub fn parse(name: &str) -> Option<OverloadClient> {
         Some(match name {
             "no_retries" => OverloadClient::NoRetries,
             "retries" => OverloadClient::RetriesOnly,
             "budget" => OverloadClient::RetriesAndBudget,
             "defaults" => OverloadClient::Defaults,
-            _ => return None,
+            other => OverloadClient::Limiter(LimiterKind::parse(other)?),
         })
     }
 
@@ -159,14 +166,11 @@ impl OverloadClient {
     }
 
     fn has_breaker(&self) -> bool {
-        matches!(self, OverloadClient::Defaults)
+        matches!(self, OverloadClient::Defaults | OverloadClient::Limiter(_))
     }
 
     fn has_budget(&self) -> bool {
-        !matches!(
-            self,
-            OverloadClient::NoRetries | OverloadClient::RetriesOnly
-        )
+        !matches!(self, OverloadClient::NoRetries | OverloadClient::RetriesOnly)
     }
 }
 
@@ -179,6 +183,12 @@ pub struct OverloadSecond {
     pub attempts: u64,
     /// Attempts the server rejected.
     pub rejected: u64,
+    /// Attempts a limiter refused before sending (calls given up locally).
+    pub local_rejections: u64,
+    /// The client's limit at the end of the second (client 0's, or the fleet's), in the
+    /// limiter's unit ([`LimiterKind::unit`]); `None` without a limiter or while it limits
+    /// nothing.
+    pub limit: Option<f64>,
 }
 
 /// What an overload run produced.
@@ -192,6 +202,8 @@ pub struct OverloadReport {
     pub attempts: u64,
     /// Attempts the server rejected.
     pub rejected: u64,
+    /// Calls given up by a limiter before sending.
+    pub local_rejections: u64,
     /// Calls given up because the breaker was open.
     pub circuit_open: u64,
     /// Breaker openings (client 0's, or the fleet's).
@@ -275,17 +287,10 @@ fn nanos(d: Duration) -> u64 {
 
 #[derive(Clone, Copy, Debug)]
 enum Ev {
-    Arrival {
-        client: u32,
-    },
-    Complete {
-        req: u32,
-        attempt: Attempt,
-        ok: bool,
-    },
-    Timer {
-        req: u32,
-    },
+    Arrival { client: u32 },
+    Complete { req: u32, attempt: Attempt, ok: bool },
+    Timer { req: u32 },
+    Sample,
 }
 
 /// An event at `at`; `seq` keeps events at the same instant in the order they were made.
@@ -329,12 +334,7 @@ pub fn run_overload(scenario: &OverloadScenario, client: &OverloadClient) -> Ove
     let owners = if scenario.shared { 1 } else { clients };
     let breakers: Vec<Mutex<CircuitBreaker>> = if client.has_breaker() {
         (0..owners)
-            .filter_map(|_| {
-                CircuitBreakerBuilder::default()
-                    .build()
-                    .ok()
-                    .map(Mutex::new)
-            })
+            .filter_map(|_| CircuitBreakerBuilder::default().build().ok().map(Mutex::new))
             .collect()
     } else {
         Vec::new()
@@ -346,6 +346,14 @@ pub fn run_overload(scenario: &OverloadScenario, client: &OverloadClient) -> Ove
     } else {
         Vec::new()
     };
+    let limiters: Vec<SimLimiter> = match client {
+        OverloadClient::Limiter(kind) => (0..owners)
+            .filter_map(|i| kind.build(scenario.seed ^ u64::from(i)))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let limiter_refs: Vec<[&(dyn Shared<dyn Admission + Send> + Sync); 1]> =
+        limiters.iter().map(|l| [l.shared()]).collect();
     let owner = |client: u32| if scenario.shared { 0 } else { client as usize };
 
     let mut bucket = Bucket {
@@ -369,6 +377,9 @@ pub fn run_overload(scenario: &OverloadScenario, client: &OverloadClient) -> Ove
         let first = exponential(&mut rng, mean_gap);
         push(&mut heap, first, Ev::Arrival { client });
     }
+    if !limiters.is_empty() {
+        push(&mut heap, SECOND, Ev::Sample);
+    }
 
     let mut report = OverloadReport::default();
     let mut calls: Vec<Option<Call<'_>>> = Vec::new();
@@ -380,6 +391,19 @@ pub fn run_overload(scenario: &OverloadScenario, client: &OverloadClient) -> Ove
     while let Some(Reverse(Scheduled { at: now, ev, .. })) = heap.pop() {
         let second = (now / SECOND) as usize;
         let req = match ev {
+            Ev::Sample => {
+                // The limit as it stands at the end of the second that just ended.
+                if let Some(limiter) = limiters.first() {
+                    let limit = limiter.limit(Instant::from_nanos(now));
+                    if let Some(s) = report.second(second.saturating_sub(1)) {
+                        s.limit = limit;
+                    }
+                }
+                if now < end.saturating_add(nanos(deadline)) {
+                    push(&mut heap, now.saturating_add(SECOND), Ev::Sample);
+                }
+                continue;
+            }
             Ev::Arrival { client: c } => {
                 let next = now.saturating_add(exponential(&mut rng, mean_gap));
                 if next < end {
@@ -397,6 +421,9 @@ pub fn run_overload(scenario: &OverloadScenario, client: &OverloadClient) -> Ove
                 }
                 if let Some(b) = budgets.get(owner(c)) {
                     machine = machine.with_budget(b);
+                }
+                if let Some(l) = limiter_refs.get(owner(c)) {
+                    machine = machine.with_limiters(l);
                 }
                 report.calls += 1;
                 let call = Call {
@@ -472,7 +499,15 @@ pub fn run_overload(scenario: &OverloadScenario, client: &OverloadClient) -> Ove
                         s.attempts += 1;
                         s.rejected += u64::from(!ok);
                     }
-                    push(&mut heap, at, Ev::Complete { req, attempt, ok });
+                    push(
+                        &mut heap,
+                        at,
+                        Ev::Complete {
+                            req,
+                            attempt,
+                            ok,
+                        },
+                    );
                     if at < deadline.as_nanos() {
                         call.reply_at = Some(at);
                     }
@@ -502,8 +537,15 @@ pub fn run_overload(scenario: &OverloadScenario, client: &OverloadClient) -> Ove
                     break;
                 }
                 Action::Fail(g) => {
-                    if let resil_core::GiveUpReason::CircuitOpen { .. } = g.reason {
-                        report.circuit_open += 1;
+                    match g.reason {
+                        resil_core::GiveUpReason::CircuitOpen { .. } => report.circuit_open += 1,
+                        reason if crate::limiters::is_local_rejection(reason) => {
+                            report.local_rejections += 1;
+                            if let Some(s) = report.second(second) {
+                                s.local_rejections += 1;
+                            }
+                        }
+                        _ => {}
                     }
                     calls[req as usize] = None;
                     free.push(req);
@@ -562,11 +604,7 @@ mod tests {
         let s = small();
         let bare = run_overload(&s, &OverloadClient::NoRetries).goodput(&s);
         let retries = run_overload(&s, &OverloadClient::RetriesOnly);
-        assert!(
-            retries.goodput(&s) < bare,
-            "{} vs {bare}",
-            retries.goodput(&s)
-        );
+        assert!(retries.goodput(&s) < bare, "{} vs {bare}", retries.goodput(&s));
         assert!(retries.attempts_per_call() > 1.5);
     }
 
