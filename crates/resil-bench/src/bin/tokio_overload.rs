@@ -17,6 +17,11 @@
 //! - resil-tokio, retries and the default `RetryBudget` (no breaker);
 //! - resil-tokio, `Client::builder()` untouched (the shipped defaults);
 //! - tower `LoadShed` + `ConcurrencyLimit(n)` over hyper-util, for each `n` in `LIMITS`;
+//! - resil-core's `RetryMachine` driven by a plain loop over hyper-util with the default
+//!   policy, breaker and budget (`machine`), and the same with each resil limiter, built with
+//!   its defaults and told nothing about C (`limiter-adaptive_rate`, `limiter-throttle`,
+//!   `limiter-aimd`, `limiter-gradient`, `limiter-quota`): the drivers' builders do not take
+//!   limiters yet, and this loop is what each driver does with its machine;
 //!
 //! Reported per row: steady goodput (successes per second after the warm-up, `WARMUP`,
 //! default a quarter of the run, as a fraction of C), server rejections per success in the
@@ -32,12 +37,14 @@
 //!
 //! Environment: `CAPACITY` (C, requests/s, default 2000), `DURATION` / `WARMUP` (`20s`,
 //! `500ms`, or seconds), `MODE` (`429`, `503` or `both`), `ONLY` (a comma-separated list of
-//! row keys: `hyper`, `retries`, `budget`, `defaults`, `tower-<n>`),
-//! `LIMITS` (tower's static limits to try, default `2,4,8,16`).
+//! row keys: `hyper`, `retries`, `budget`, `defaults`, `tower-<n>`, `machine`,
+//! `limiter-<kind>`),
+//! `LIMITS` (tower's static limits to try, default `4,8,16`).
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -46,6 +53,12 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use resil_bench::cpu_micros;
+use resil_core::{
+    Action, AdaptiveRateLimiter, AdaptiveThrottle, Admission, CircuitBreaker,
+    ConcurrencyLimiter, Input, LimitAlgorithm, LimiterRef, Method, QuotaPacer, RequestInfo,
+    ResponseHead, RetryAfter, RetryBudget, RetryMachine, RetryPolicy, Shared, TransportErrorKind,
+    UnixTime,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 use tower::{Service, ServiceBuilder};
@@ -273,6 +286,120 @@ enum Client {
     Hyper(Hyper),
     Resil(resil_tokio::Client),
     Tower(Shed),
+    Machine(Arc<MachineClient>),
+}
+
+/// A limiter as the retry machine shares it.
+type SharedLimiter = Arc<dyn Shared<dyn Admission + Send> + Send + Sync>;
+
+/// resil-core's `RetryMachine` driven by a plain loop over hyper-util, with the default
+/// policy, breaker and budget and (maybe) one limiter: the limiter rows, until the drivers'
+/// builders take limiters. The loop is what every resil driver does: carry out `Send` and
+/// `Sleep`, feed back responses, errors and timers.
+struct MachineClient {
+    hyper: Hyper,
+    policy: RetryPolicy,
+    breaker: Mutex<CircuitBreaker>,
+    budget: Mutex<RetryBudget>,
+    limiter: Option<SharedLimiter>,
+    seed: AtomicU64,
+}
+
+/// The machines' clock: nanoseconds since the first reading.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn machine_now() -> resil_core::Instant {
+    resil_core::Instant::from_nanos(
+        u64::try_from(Instant::now().duration_since(epoch()).as_nanos()).unwrap_or(u64::MAX),
+    )
+}
+
+fn tokio_at(at: resil_core::Instant) -> Instant {
+    let nanos = at.as_nanos().min(u64::MAX / 2);
+    epoch() + Duration::from_nanos(nanos)
+}
+
+impl MachineClient {
+    fn new(limiter: Option<SharedLimiter>) -> MachineClient {
+        MachineClient {
+            hyper: hyper_client(),
+            policy: RetryPolicy::default(),
+            breaker: Mutex::new(CircuitBreaker::builder().build().expect("default breaker")),
+            budget: Mutex::new(RetryBudget::default()),
+            limiter,
+            seed: AtomicU64::new(1),
+        }
+    }
+
+    async fn call(&self, url: &str) -> bool {
+        let start = machine_now();
+        let one: [LimiterRef<'_>; 1];
+        let mut machine = RetryMachine::new(
+            &self.policy,
+            RequestInfo::new(Method::Get),
+            start,
+            self.seed.fetch_add(1, Ordering::Relaxed),
+        )
+        .with_deadline(start + DEADLINE)
+        .with_breaker(&self.breaker)
+        .with_budget(&self.budget);
+        if let Some(limiter) = &self.limiter {
+            one = [&**limiter];
+            machine = machine.with_limiters(&one);
+        }
+        let mut ok = false;
+        loop {
+            match machine.poll_action() {
+                Action::Send { attempt, deadline } => {
+                    let request = http::Request::get(url).body(Empty::new()).expect("request");
+                    let answer =
+                        tokio::time::timeout_at(tokio_at(deadline), self.hyper.request(request))
+                            .await;
+                    let input = match answer {
+                        Ok(Ok(response)) => {
+                            let status = response.status().as_u16();
+                            let retry_after = response
+                                .headers()
+                                .get(http::header::RETRY_AFTER)
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(|v| v.trim().parse::<u64>().ok())
+                                .map(|s| RetryAfter::Delay(Duration::from_secs(s)));
+                            let read = response.into_body().collect().await.is_ok();
+                            ok = status == 200 && read;
+                            let wall = std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0, |d| d.as_secs());
+                            Input::Response {
+                                attempt,
+                                head: ResponseHead::new(status)
+                                    .with_retry_after(retry_after, Some(UnixTime(wall))),
+                            }
+                        }
+                        Ok(Err(e)) => Input::Error {
+                            attempt,
+                            kind: if e.is_connect() {
+                                TransportErrorKind::Connect
+                            } else {
+                                TransportErrorKind::Other
+                            },
+                        },
+                        Err(_) => Input::Timer,
+                    };
+                    machine.handle_input(machine_now(), input);
+                }
+                Action::Sleep { until } => {
+                    tokio::time::sleep_until(tokio_at(until)).await;
+                    machine.handle_input(machine_now(), Input::Timer);
+                }
+                Action::Cancel { .. } => {}
+                Action::Done { .. } => return ok,
+                Action::Fail(_) => return false,
+            }
+        }
+    }
 }
 
 impl Client {
@@ -302,6 +429,7 @@ impl Client {
                     Err(_) => false,
                 }
             }),
+            Client::Machine(client) => Box::pin(async move { client.call(&url).await }),
             Client::Tower(mut service) => Box::pin(async move {
                 let call = async {
                     // LoadShed is always ready; it fails the call at once when the limit is
@@ -359,6 +487,49 @@ fn hyper_client() -> Hyper {
     HyperClient::builder(TokioExecutor::new()).build_http()
 }
 
+/// A limiter row: the machine row with one limiter, built with its defaults (told nothing
+/// about C).
+fn limiter_row(key: &str, name: &str, make: fn() -> SharedLimiter) -> Row {
+    Row {
+        key: format!("limiter-{key}"),
+        name: format!("… + {name}"),
+        make: Box::new(move || Client::Machine(Arc::new(MachineClient::new(Some(make()))))),
+    }
+}
+
+/// One row per resil limiter.
+fn limiter_rows() -> Vec<Row> {
+    vec![
+        limiter_row("adaptive_rate", "`AdaptiveRateLimiter` (AWS adaptive)", || {
+            Arc::new(Mutex::new(
+                AdaptiveRateLimiter::builder().build().expect("limiter"),
+            ))
+        }),
+        limiter_row("throttle", "`AdaptiveThrottle` (SRE, K = 2)", || {
+            Arc::new(Mutex::new(AdaptiveThrottle::builder().build().expect("limiter")))
+        }),
+        limiter_row("aimd", "`ConcurrencyLimiter` AIMD", || {
+            Arc::new(Mutex::new(
+                ConcurrencyLimiter::builder()
+                    .algorithm(LimitAlgorithm::aimd())
+                    .build()
+                    .expect("limiter"),
+            ))
+        }),
+        limiter_row("gradient", "`ConcurrencyLimiter` gradient", || {
+            Arc::new(Mutex::new(
+                ConcurrencyLimiter::builder()
+                    .algorithm(LimitAlgorithm::gradient())
+                    .build()
+                    .expect("limiter"),
+            ))
+        }),
+        limiter_row("quota", "`QuotaPacer`", || {
+            Arc::new(Mutex::new(QuotaPacer::builder().build().expect("limiter")))
+        }),
+    ]
+}
+
 fn rows(limits: &[usize]) -> Vec<Row> {
     let mut rows = vec![
         Row {
@@ -382,6 +553,12 @@ fn rows(limits: &[usize]) -> Vec<Row> {
             |b| b,
         ),
     ];
+    rows.push(Row {
+        key: "machine".into(),
+        name: "resil-core `RetryMachine` over hyper-util: default policy, breaker, budget".into(),
+        make: Box::new(|| Client::Machine(Arc::new(MachineClient::new(None)))),
+    });
+    rows.extend(limiter_rows());
     for &limit in limits {
         rows.push(Row {
             key: format!("tower-{limit}"),
@@ -572,7 +749,7 @@ fn main() {
                 .map(|n| n.trim().parse::<usize>().ok().filter(|n| *n > 0))
                 .collect()
         },
-        vec![2, 4, 8, 16],
+        vec![4, 8, 16],
     );
     let only: Option<Vec<String>> = std::env::var("ONLY")
         .ok()
