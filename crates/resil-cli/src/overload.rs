@@ -45,7 +45,7 @@ struct OverloadFile {
     /// One breaker, budget and limiter for the fleet instead of one per client.
     shared: Option<bool>,
     /// The clients to compare: `no_retries`, `retries`, `budget`, `defaults`, and the limiters
-    /// `adaptive_rate`, `throttle`, `aimd`, `gradient`, `quota`.
+    /// `adaptive_rate`, `throttle`, `aimd`, `gradient`, `quota`, `throttle+aimd`.
     compare: Vec<String>,
 }
 
@@ -110,7 +110,7 @@ fn scenario(file: &File) -> Result<(OverloadScenario, Vec<OverloadClient>), Stri
             OverloadClient::parse(name).ok_or_else(|| {
                 format!(
                     "overload.compare: {name:?} is not no_retries, retries, budget, defaults, \
-                     adaptive_rate, throttle, aimd, gradient or quota"
+                     adaptive_rate, throttle, aimd, gradient, quota or throttle+aimd"
                 )
             })
         })
@@ -146,7 +146,7 @@ pub fn run(path: &Path, text: &str, svg: Option<&Path>, only: Option<&str>) -> E
             None => {
                 note!(
                     "resil sim: --client {only:?} is not no_retries, retries, budget, defaults, \
-                     adaptive_rate, throttle, aimd, gradient or quota"
+                     adaptive_rate, throttle, aimd, gradient, quota or throttle+aimd"
                 );
                 return ExitCode::from(2);
             }
@@ -276,9 +276,10 @@ fn chart(
             .map(|(i, s)| (i as f64 + 0.5, s.attempts as f64 / c))
             .collect()
     };
-    let series = |f: &dyn Fn(&OverloadReport) -> Vec<(f64, f64)>| -> Vec<(String, Vec<(f64, f64)>)> {
-        runs.iter().map(|(k, r)| (k.name(), f(r))).collect()
-    };
+    let series =
+        |f: &dyn Fn(&OverloadReport) -> Vec<(f64, f64)>| -> Vec<(String, Vec<(f64, f64)>)> {
+            runs.iter().map(|(k, r)| (k.name(), f(r))).collect()
+        };
     panel(
         &panels[0],
         "goodput (successes/s ÷ capacity)",
@@ -307,13 +308,7 @@ fn chart(
             _ => None,
         })
         .collect();
-    panel(
-        &panels[2],
-        "client 0's limit (log)",
-        seconds,
-        &limits,
-        true,
-    )?;
+    panel(&panels[2], "client 0's limit (log)", seconds, &limits, true)?;
     root.present().map_err(|e| e.to_string())
 }
 
@@ -364,13 +359,17 @@ fn panel(
         }};
     }
     if log {
-        draw!(builder
-            .build_cartesian_2d(0f64..seconds, (0.01f64..top.max(1.0)).log_scale())
-            .map_err(|e| e.to_string())?);
+        draw!(
+            builder
+                .build_cartesian_2d(0f64..seconds, (0.01f64..top.max(1.0)).log_scale())
+                .map_err(|e| e.to_string())?
+        );
     } else {
-        draw!(builder
-            .build_cartesian_2d(0f64..seconds, 0f64..top)
-            .map_err(|e| e.to_string())?);
+        draw!(
+            builder
+                .build_cartesian_2d(0f64..seconds, 0f64..top)
+                .map_err(|e| e.to_string())?
+        );
     }
     Ok(())
 }

@@ -2,9 +2,9 @@
 //! time, each built with its defaults (none is told the server's capacity).
 
 use resil_core::{
-    AdaptiveRateLimiter, AdaptiveThrottle, Admission, Admit, Ask, ConcurrencyLimiter,
-    CurrentLimit, Feedback, GiveUpReason, Grant, Instant, LimitAlgorithm, QuotaPacer,
-    ResponseHead, Shared, Ticket, Wake,
+    AdaptiveRateLimiter, AdaptiveThrottle, Admission, Admit, Ask, ConcurrencyLimiter, CurrentLimit,
+    Feedback, GiveUpReason, Grant, Instant, LimitAlgorithm, LimiterRef, QuotaPacer, ResponseHead,
+    Ticket, Wake,
 };
 
 /// Which limiter every client gets.
@@ -21,19 +21,25 @@ pub enum LimiterKind {
     Gradient,
     /// [`QuotaPacer`]: waits out the server's `Retry-After` / `RateLimit` numbers.
     Quota,
+    /// [`AdaptiveThrottle`] then an AIMD [`ConcurrencyLimiter`], both asked before every
+    /// attempt: the throttle acts where one process has little in flight (a fleet of small
+    /// clients), the concurrency limit where it has much.
+    ThrottleAimd,
 }
 
 impl LimiterKind {
     /// Every kind, in table order.
-    pub const ALL: [LimiterKind; 5] = [
+    pub const ALL: [LimiterKind; 6] = [
         LimiterKind::AdaptiveRate,
         LimiterKind::Throttle,
         LimiterKind::Aimd,
         LimiterKind::Gradient,
         LimiterKind::Quota,
+        LimiterKind::ThrottleAimd,
     ];
 
-    /// The kind named `adaptive_rate`, `throttle`, `aimd`, `gradient` or `quota`.
+    /// The kind named `adaptive_rate`, `throttle`, `aimd`, `gradient`, `quota` or
+    /// `throttle+aimd`.
     pub fn parse(name: &str) -> Option<LimiterKind> {
         LimiterKind::ALL.into_iter().find(|k| k.name() == name)
     }
@@ -46,6 +52,7 @@ impl LimiterKind {
             LimiterKind::Aimd => "aimd",
             LimiterKind::Gradient => "gradient",
             LimiterKind::Quota => "quota",
+            LimiterKind::ThrottleAimd => "throttle+aimd",
         }
     }
 
@@ -54,24 +61,30 @@ impl LimiterKind {
         match self {
             LimiterKind::AdaptiveRate => "attempts/s",
             LimiterKind::Throttle => "% rejected locally",
-            LimiterKind::Aimd | LimiterKind::Gradient => "attempts in flight",
+            LimiterKind::Aimd | LimiterKind::Gradient | LimiterKind::ThrottleAimd => {
+                "attempts in flight"
+            }
             LimiterKind::Quota => "ms held back",
         }
     }
 
     /// One limiter of this kind with its defaults; `None` if they do not build.
     pub(crate) fn build(self, seed: u64) -> Option<SimLimiter> {
+        let aimd = || {
+            ConcurrencyLimiter::builder()
+                .algorithm(LimitAlgorithm::aimd())
+                .build()
+                .ok()
+                .map(AnyLimiter::Concurrency)
+        };
         let limiter = match self {
-            LimiterKind::AdaptiveRate => AnyLimiter::Rate(AdaptiveRateLimiter::builder().build().ok()?),
-            LimiterKind::Throttle => {
+            LimiterKind::AdaptiveRate => {
+                AnyLimiter::Rate(AdaptiveRateLimiter::builder().build().ok()?)
+            }
+            LimiterKind::Throttle | LimiterKind::ThrottleAimd => {
                 AnyLimiter::Throttle(AdaptiveThrottle::builder().seed(seed).build().ok()?)
             }
-            LimiterKind::Aimd => AnyLimiter::Concurrency(
-                ConcurrencyLimiter::builder()
-                    .algorithm(LimitAlgorithm::aimd())
-                    .build()
-                    .ok()?,
-            ),
+            LimiterKind::Aimd => aimd()?,
             LimiterKind::Gradient => AnyLimiter::Concurrency(
                 ConcurrencyLimiter::builder()
                     .algorithm(LimitAlgorithm::gradient())
@@ -80,7 +93,14 @@ impl LimiterKind {
             ),
             LimiterKind::Quota => AnyLimiter::Quota(QuotaPacer::builder().seed(seed).build().ok()?),
         };
-        Some(SimLimiter(std::sync::Mutex::new(limiter)))
+        let second = match self {
+            LimiterKind::ThrottleAimd => Some(std::sync::Mutex::new(aimd()?)),
+            _ => None,
+        };
+        Some(SimLimiter {
+            first: std::sync::Mutex::new(limiter),
+            second,
+        })
     }
 }
 
@@ -128,20 +148,29 @@ impl Admission for AnyLimiter {
     }
 }
 
-/// One client's (or the fleet's) limiter.
+/// One client's (or the fleet's) limiters: one, or a throttle and a concurrency limit.
 #[derive(Debug)]
-pub(crate) struct SimLimiter(std::sync::Mutex<AnyLimiter>);
+pub(crate) struct SimLimiter {
+    first: std::sync::Mutex<AnyLimiter>,
+    second: Option<std::sync::Mutex<AnyLimiter>>,
+}
 
 impl SimLimiter {
-    /// As the retry machine takes it.
-    pub(crate) fn shared(&self) -> &(dyn Shared<dyn Admission + Send> + Sync) {
-        &self.0
+    /// As the retry machine takes them, in asking order.
+    pub(crate) fn shared(&self) -> Vec<LimiterRef<'_>> {
+        let mut all: Vec<LimiterRef<'_>> = vec![&self.first];
+        if let Some(second) = &self.second {
+            all.push(second);
+        }
+        all
     }
 
     /// Its current limit as one number ([`LimiterKind::unit`]); `None` while it limits
     /// nothing.
     pub(crate) fn limit(&self, now: Instant) -> Option<f64> {
-        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // The concurrency limit of a pair; the one limiter's otherwise.
+        let shown = self.second.as_ref().unwrap_or(&self.first);
+        let mut guard = shown.lock().unwrap_or_else(|e| e.into_inner());
         match guard.current_limit(now) {
             CurrentLimit::InFlight { limit, .. } => Some(f64::from(limit)),
             CurrentLimit::Rate { per_1000_seconds } => Some(per_1000_seconds as f64 / 1000.0),

@@ -33,8 +33,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use resil_core::{
     Action, Attempt, CircuitBreaker, CircuitBreakerBuilder, Event, Input, Instant, Method,
-    RequestInfo, ResponseHead, RetryAfter, RetryBudget, RetryMachine, RetryPolicy, Shared,
-    UnixTime, Admission,
+    RequestInfo, ResponseHead, RetryAfter, RetryBudget, RetryMachine, RetryPolicy, UnixTime,
 };
 
 use crate::limiters::{LimiterKind, SimLimiter};
@@ -170,7 +169,10 @@ impl OverloadClient {
     }
 
     fn has_budget(&self) -> bool {
-        !matches!(self, OverloadClient::NoRetries | OverloadClient::RetriesOnly)
+        !matches!(
+            self,
+            OverloadClient::NoRetries | OverloadClient::RetriesOnly
+        )
     }
 }
 
@@ -287,9 +289,17 @@ fn nanos(d: Duration) -> u64 {
 
 #[derive(Clone, Copy, Debug)]
 enum Ev {
-    Arrival { client: u32 },
-    Complete { req: u32, attempt: Attempt, ok: bool },
-    Timer { req: u32 },
+    Arrival {
+        client: u32,
+    },
+    Complete {
+        req: u32,
+        attempt: Attempt,
+        ok: bool,
+    },
+    Timer {
+        req: u32,
+    },
     Sample,
 }
 
@@ -334,7 +344,12 @@ pub fn run_overload(scenario: &OverloadScenario, client: &OverloadClient) -> Ove
     let owners = if scenario.shared { 1 } else { clients };
     let breakers: Vec<Mutex<CircuitBreaker>> = if client.has_breaker() {
         (0..owners)
-            .filter_map(|_| CircuitBreakerBuilder::default().build().ok().map(Mutex::new))
+            .filter_map(|_| {
+                CircuitBreakerBuilder::default()
+                    .build()
+                    .ok()
+                    .map(Mutex::new)
+            })
             .collect()
     } else {
         Vec::new()
@@ -352,8 +367,8 @@ pub fn run_overload(scenario: &OverloadScenario, client: &OverloadClient) -> Ove
             .collect(),
         _ => Vec::new(),
     };
-    let limiter_refs: Vec<[&(dyn Shared<dyn Admission + Send> + Sync); 1]> =
-        limiters.iter().map(|l| [l.shared()]).collect();
+    let limiter_refs: Vec<Vec<resil_core::LimiterRef<'_>>> =
+        limiters.iter().map(|l| l.shared()).collect();
     let owner = |client: u32| if scenario.shared { 0 } else { client as usize };
 
     let mut bucket = Bucket {
@@ -499,15 +514,7 @@ pub fn run_overload(scenario: &OverloadScenario, client: &OverloadClient) -> Ove
                         s.attempts += 1;
                         s.rejected += u64::from(!ok);
                     }
-                    push(
-                        &mut heap,
-                        at,
-                        Ev::Complete {
-                            req,
-                            attempt,
-                            ok,
-                        },
-                    );
+                    push(&mut heap, at, Ev::Complete { req, attempt, ok });
                     if at < deadline.as_nanos() {
                         call.reply_at = Some(at);
                     }
@@ -577,6 +584,7 @@ fn exponential(rng: &mut ChaCha8Rng, mean: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::LimiterKind;
 
     fn small() -> OverloadScenario {
         let mut s = OverloadScenario::new(3);
@@ -604,7 +612,11 @@ mod tests {
         let s = small();
         let bare = run_overload(&s, &OverloadClient::NoRetries).goodput(&s);
         let retries = run_overload(&s, &OverloadClient::RetriesOnly);
-        assert!(retries.goodput(&s) < bare, "{} vs {bare}", retries.goodput(&s));
+        assert!(
+            retries.goodput(&s) < bare,
+            "{} vs {bare}",
+            retries.goodput(&s)
+        );
         assert!(retries.attempts_per_call() > 1.5);
     }
 
@@ -622,6 +634,38 @@ mod tests {
         }
         assert_eq!(b.admit(0), (MILLISECOND, false));
         assert_eq!(b.next, 26 * MILLISECOND + MILLISECOND / 10);
+    }
+
+    #[test]
+    fn an_aimd_limit_shared_by_one_process_finds_capacity_without_being_told() {
+        // As in the loopback benchmark: one process, 2,000/s (a limit near 50 in flight).
+        let mut s = small();
+        s.shared = true;
+        s.capacity = 2000.0;
+        let r = run_overload(&s, &OverloadClient::Limiter(LimiterKind::Aimd));
+        assert!(r.goodput(&s) > 0.95, "goodput {}", r.goodput(&s));
+        assert!(
+            r.rejections_per_success(&s) < 0.1,
+            "rejections per success {}",
+            r.rejections_per_success(&s)
+        );
+        assert!(r.local_rejections > 0);
+        assert!(
+            r.seconds.iter().any(|s| s.limit.is_some()),
+            "the limit is charted"
+        );
+    }
+
+    #[test]
+    fn a_concurrency_limit_per_small_client_never_binds_but_a_throttle_does() {
+        // 50 clients with about 0.03 attempts in flight each: a limit of 1 is never reached.
+        let s = small();
+        let aimd = run_overload(&s, &OverloadClient::Limiter(LimiterKind::Aimd));
+        let budget = run_overload(&s, &OverloadClient::RetriesAndBudget);
+        assert!(aimd.goodput(&s) < 0.85, "goodput {}", aimd.goodput(&s));
+        let throttle = run_overload(&s, &OverloadClient::Limiter(LimiterKind::Throttle));
+        assert!(throttle.goodput(&s) > budget.goodput(&s));
+        assert!(throttle.rejections_per_success(&s) < budget.rejections_per_success(&s));
     }
 
     #[test]

@@ -20,7 +20,8 @@
 //! - resil-core's `RetryMachine` driven by a plain loop over hyper-util with the default
 //!   policy, breaker and budget (`machine`), and the same with each resil limiter, built with
 //!   its defaults and told nothing about C (`limiter-adaptive_rate`, `limiter-throttle`,
-//!   `limiter-aimd`, `limiter-gradient`, `limiter-quota`): the drivers' builders do not take
+//!   `limiter-aimd`, `limiter-gradient`, `limiter-quota`, and the throttle and AIMD together,
+//!   `limiter-throttle+aimd`): the drivers' builders do not take
 //!   limiters yet, and this loop is what each driver does with its machine;
 //!
 //! Reported per row: steady goodput (successes per second after the warm-up, `WARMUP`,
@@ -54,10 +55,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use resil_bench::cpu_micros;
 use resil_core::{
-    Action, AdaptiveRateLimiter, AdaptiveThrottle, Admission, CircuitBreaker,
-    ConcurrencyLimiter, Input, LimitAlgorithm, LimiterRef, Method, QuotaPacer, RequestInfo,
-    ResponseHead, RetryAfter, RetryBudget, RetryMachine, RetryPolicy, Shared, TransportErrorKind,
-    UnixTime,
+    Action, AdaptiveRateLimiter, AdaptiveThrottle, Admission, CircuitBreaker, ConcurrencyLimiter,
+    Input, LimitAlgorithm, LimiterRef, Method, QuotaPacer, RequestInfo, ResponseHead, RetryAfter,
+    RetryBudget, RetryMachine, RetryPolicy, Shared, TransportErrorKind, UnixTime,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
@@ -301,7 +301,7 @@ struct MachineClient {
     policy: RetryPolicy,
     breaker: Mutex<CircuitBreaker>,
     budget: Mutex<RetryBudget>,
-    limiter: Option<SharedLimiter>,
+    limiters: Vec<SharedLimiter>,
     seed: AtomicU64,
 }
 
@@ -323,20 +323,20 @@ fn tokio_at(at: resil_core::Instant) -> Instant {
 }
 
 impl MachineClient {
-    fn new(limiter: Option<SharedLimiter>) -> MachineClient {
+    fn new(limiters: Vec<SharedLimiter>) -> MachineClient {
         MachineClient {
             hyper: hyper_client(),
             policy: RetryPolicy::default(),
             breaker: Mutex::new(CircuitBreaker::builder().build().expect("default breaker")),
             budget: Mutex::new(RetryBudget::default()),
-            limiter,
+            limiters,
             seed: AtomicU64::new(1),
         }
     }
 
     async fn call(&self, url: &str) -> bool {
         let start = machine_now();
-        let one: [LimiterRef<'_>; 1];
+        let limiters: Vec<LimiterRef<'_>> = self.limiters.iter().map(|l| &**l as _).collect();
         let mut machine = RetryMachine::new(
             &self.policy,
             RequestInfo::new(Method::Get),
@@ -346,9 +346,8 @@ impl MachineClient {
         .with_deadline(start + DEADLINE)
         .with_breaker(&self.breaker)
         .with_budget(&self.budget);
-        if let Some(limiter) = &self.limiter {
-            one = [&**limiter];
-            machine = machine.with_limiters(&one);
+        if !limiters.is_empty() {
+            machine = machine.with_limiters(&limiters);
         }
         let mut ok = false;
         loop {
@@ -489,44 +488,63 @@ fn hyper_client() -> Hyper {
 
 /// A limiter row: the machine row with one limiter, built with its defaults (told nothing
 /// about C).
-fn limiter_row(key: &str, name: &str, make: fn() -> SharedLimiter) -> Row {
+fn limiter_row(key: &str, name: &str, make: fn() -> Vec<SharedLimiter>) -> Row {
     Row {
         key: format!("limiter-{key}"),
         name: format!("… + {name}"),
-        make: Box::new(move || Client::Machine(Arc::new(MachineClient::new(Some(make()))))),
+        make: Box::new(move || Client::Machine(Arc::new(MachineClient::new(make())))),
     }
+}
+
+fn aimd() -> SharedLimiter {
+    Arc::new(Mutex::new(
+        ConcurrencyLimiter::builder()
+            .algorithm(LimitAlgorithm::aimd())
+            .build()
+            .expect("limiter"),
+    ))
+}
+
+fn throttle() -> SharedLimiter {
+    Arc::new(Mutex::new(
+        AdaptiveThrottle::builder().build().expect("limiter"),
+    ))
 }
 
 /// One row per resil limiter.
 fn limiter_rows() -> Vec<Row> {
     vec![
-        limiter_row("adaptive_rate", "`AdaptiveRateLimiter` (AWS adaptive)", || {
-            Arc::new(Mutex::new(
-                AdaptiveRateLimiter::builder().build().expect("limiter"),
-            ))
-        }),
+        limiter_row(
+            "adaptive_rate",
+            "`AdaptiveRateLimiter` (AWS adaptive)",
+            || {
+                vec![Arc::new(Mutex::new(
+                    AdaptiveRateLimiter::builder().build().expect("limiter"),
+                ))]
+            },
+        ),
         limiter_row("throttle", "`AdaptiveThrottle` (SRE, K = 2)", || {
-            Arc::new(Mutex::new(AdaptiveThrottle::builder().build().expect("limiter")))
+            vec![throttle()]
         }),
-        limiter_row("aimd", "`ConcurrencyLimiter` AIMD", || {
-            Arc::new(Mutex::new(
-                ConcurrencyLimiter::builder()
-                    .algorithm(LimitAlgorithm::aimd())
-                    .build()
-                    .expect("limiter"),
-            ))
-        }),
+        limiter_row("aimd", "`ConcurrencyLimiter` AIMD", || vec![aimd()]),
         limiter_row("gradient", "`ConcurrencyLimiter` gradient", || {
-            Arc::new(Mutex::new(
+            vec![Arc::new(Mutex::new(
                 ConcurrencyLimiter::builder()
                     .algorithm(LimitAlgorithm::gradient())
                     .build()
                     .expect("limiter"),
-            ))
+            ))]
         }),
         limiter_row("quota", "`QuotaPacer`", || {
-            Arc::new(Mutex::new(QuotaPacer::builder().build().expect("limiter")))
+            vec![Arc::new(Mutex::new(
+                QuotaPacer::builder().build().expect("limiter"),
+            ))]
         }),
+        limiter_row(
+            "throttle+aimd",
+            "`AdaptiveThrottle` then AIMD `ConcurrencyLimiter`",
+            || vec![throttle(), aimd()],
+        ),
     ]
 }
 
@@ -556,7 +574,7 @@ fn rows(limits: &[usize]) -> Vec<Row> {
     rows.push(Row {
         key: "machine".into(),
         name: "resil-core `RetryMachine` over hyper-util: default policy, breaker, budget".into(),
-        make: Box::new(|| Client::Machine(Arc::new(MachineClient::new(None)))),
+        make: Box::new(|| Client::Machine(Arc::new(MachineClient::new(Vec::new())))),
     });
     rows.extend(limiter_rows());
     for &limit in limits {
