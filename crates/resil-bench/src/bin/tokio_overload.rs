@@ -292,9 +292,9 @@ enum Client {
 /// A limiter as the retry machine shares it.
 type SharedLimiter = Arc<dyn Shared<dyn Admission + Send> + Send + Sync>;
 
-/// resil-core's `RetryMachine` driven by a plain loop over hyper-util, with the default
-/// policy, breaker and budget and (maybe) one limiter: the limiter rows, until the drivers'
-/// builders take limiters. The loop is what every resil driver does: carry out `Send` and
+/// resil-core's `RetryMachine` driven by a plain loop over hyper-util (pooled as resil-tokio
+/// pools), with the default policy, breaker and budget and limiters: the limiter rows, until
+/// the drivers' builders take limiters. The loop is what every resil driver does: carry out `Send` and
 /// `Sleep`, feed back responses, errors and timers.
 struct MachineClient {
     hyper: Hyper,
@@ -325,7 +325,7 @@ fn tokio_at(at: resil_core::Instant) -> Instant {
 impl MachineClient {
     fn new(limiters: Vec<SharedLimiter>) -> MachineClient {
         MachineClient {
-            hyper: hyper_client(),
+            hyper: resil_pool_client(),
             policy: RetryPolicy::default(),
             breaker: Mutex::new(CircuitBreaker::builder().build().expect("default breaker")),
             budget: Mutex::new(RetryBudget::default()),
@@ -484,6 +484,18 @@ fn resil_row(
 
 fn hyper_client() -> Hyper {
     HyperClient::builder(TokioExecutor::new()).build_http()
+}
+
+/// hyper-util pooled as resil-tokio's default transport pools (`TransportSettings`'s idle
+/// connections per host and idle timeout), so the machine rows open the connections
+/// resil-tokio would (bare hyper-util keeps every idle connection).
+fn resil_pool_client() -> Hyper {
+    let settings = resil_tokio::TransportSettings::default();
+    HyperClient::builder(TokioExecutor::new())
+        .pool_idle_timeout(settings.idle_timeout)
+        .pool_timer(hyper_util::rt::TokioTimer::new())
+        .pool_max_idle_per_host(settings.max_idle_per_host)
+        .build_http()
 }
 
 /// A limiter row: the machine row with one limiter, built with its defaults (told nothing
