@@ -18,6 +18,7 @@
 //! scenario.clients = 100;
 //! scenario.capacity = 500.0;
 //! scenario.duration = Duration::from_secs(10);
+//! scenario.warmup = Duration::from_secs(2);
 //! let bare = run_overload(&scenario, &OverloadClient::NoRetries);
 //! // Offered 3×: about a third is served, the rest rejected.
 //! assert!(bare.goodput(&scenario) > 0.6 && bare.goodput(&scenario) < 1.0);
@@ -57,7 +58,8 @@ pub struct OverloadScenario {
     pub seed: u64,
     /// How long calls arrive.
     pub duration: Duration,
-    /// Seconds at the start left out of the steady figures.
+    /// Seconds at the start left out of the steady figures (shorter than `duration`, or
+    /// there are none).
     pub warmup: Duration,
     /// Clients, each with its own breaker, budget and limiter unless `shared`.
     pub clients: u32,
