@@ -1,14 +1,19 @@
 //! The retry machine under an arbitrary policy and arbitrary input sequences, with the
-//! invariants asserted on every step.
+//! invariants asserted on every step; half the runs ask a throttle, a rate limiter and a
+//! concurrency limiter before every attempt, and every slot must be back once the machine is
+//! gone.
 #![no_main]
 
 use core::time::Duration;
 
 use libfuzzer_sys::arbitrary::{Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
+use std::sync::Mutex;
+
 use resil_core::{
-    Action, Attempt, Backoff, DelayContext, Input, Instant, Jitter, Method, RequestInfo,
-    ResponseHead, RetryAfter, RetryKind, RetryMachine, RetryPolicy, TransportErrorKind, UnixTime,
+    Action, AdaptiveThrottle, Attempt, Backoff, ConcurrencyLimiter, DelayContext, Input, Instant,
+    Jitter, LimiterRef, Method, RateLimiter, RequestInfo, ResponseHead, RetryAfter, RetryKind,
+    RetryMachine, RetryPolicy, TransportErrorKind, UnixTime,
 };
 
 fn nothing(_: &DelayContext) -> Option<Duration> {
@@ -134,7 +139,23 @@ fuzz_target!(|data: &[u8]| {
     let replay_safe = method.is_idempotent() || req.has_idempotency_key || opt_in;
     // The machine's clock: inputs that go back in time are clamped to it.
     let mut clock = Instant::from_nanos(u.int_in_range(0..=u64::MAX / 2).unwrap_or(0));
-    let mut m = RetryMachine::new(&policy, req, clock, u64::arbitrary(&mut u).unwrap_or(0));
+    let throttle = Mutex::new(AdaptiveThrottle::builder().min_requests(0).build().unwrap());
+    let rate = RateLimiter::builder()
+        .rate(f64::from(u.int_in_range(1..=1000u32).unwrap_or(1)) / 10.0)
+        .burst(u.int_in_range(1..=4u32).unwrap_or(1))
+        .build();
+    let Ok(rate) = rate else { return };
+    let rate = Mutex::new(rate);
+    let bulkhead = Mutex::new(ConcurrencyLimiter::builder().limit(1).build().unwrap());
+    let limiters: [LimiterRef<'_>; 3] = [&throttle, &rate, &bulkhead];
+    let none: [LimiterRef<'_>; 0] = [];
+    let limited = bool::arbitrary(&mut u).unwrap_or(false);
+    let m = RetryMachine::new(&policy, req, clock, u64::arbitrary(&mut u).unwrap_or(0));
+    let mut m = if limited {
+        m.with_limiters(&limiters)
+    } else {
+        m.with_limiters(&none)
+    };
     let deadline = m.deadline();
     let mut sends = 0u32;
     let mut in_flight: Option<(Attempt, Instant)> = None;
@@ -151,6 +172,7 @@ fuzz_target!(|data: &[u8]| {
                 attempt,
                 deadline: attempt_deadline,
             } => {
+                assert!(bulkhead.lock().unwrap().inflight() <= 1);
                 sends += 1;
                 assert!(sends <= policy.max_attempts(), "too many attempts");
                 assert_eq!(attempt.number(), sends);
@@ -227,4 +249,10 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
+    drop(m);
+    assert_eq!(
+        bulkhead.lock().unwrap().inflight(),
+        0,
+        "a slot outlived its call"
+    );
 });

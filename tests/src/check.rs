@@ -245,10 +245,12 @@ pub async fn check_versions_through<R: resil_async::Runtime>(client: &resil_asyn
     assert_eq!(server.hits("/v"), 2);
 }
 
-/// Two backends for the per-origin breaker tests: `down` answers 503, `up` 200.
+/// Two backends for the per-origin breaker tests: `down` answers 500, `up` 200.
 pub fn down_and_up() -> (TestServer, TestServer) {
     let (down, up) = (TestServer::start(), TestServer::start());
-    down.script("/", vec![Reply::status(503)]);
+    // A 500, not a 503: with limiters (the default) a bare 503 is back pressure, not a
+    // breaker failure.
+    down.script("/", vec![Reply::status(500)]);
     up.script("/", vec![Reply::status(200)]);
     (down, up)
 }
@@ -259,7 +261,7 @@ pub fn trips_after_two() -> resil_core::CircuitBreakerBuilder {
 }
 
 /// The outcomes a client without retries and with [`trips_after_two`] gives for three calls
-/// to `down` and then one to `up`: 503, 503, refused, then `up`'s answer, which is 200 with
+/// to `down` and then one to `up`: 500, 500, refused, then `up`'s answer, which is 200 with
 /// a breaker per origin and refused with one breaker for both. Only sent calls reach `down`.
 pub fn assert_breaker_scope(
     outcomes: &[Result<u16, resil_http::ErrorKind>],
@@ -268,7 +270,7 @@ pub fn assert_breaker_scope(
 ) {
     let open = Err(resil_http::ErrorKind::CircuitOpen);
     let up = if per_origin { Ok(200) } else { open };
-    assert_eq!(outcomes, [Ok(503), Ok(503), open, up]);
+    assert_eq!(outcomes, [Ok(500), Ok(500), open, up]);
     assert_eq!(down.hits("/"), 2);
 }
 

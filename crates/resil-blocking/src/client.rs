@@ -9,6 +9,7 @@ use resil_core::{Attempt, Instant, RetryPolicy, UnixTime};
 use resil_http::driver;
 use resil_http::{BodyFailure, Call, CallLabel, ClientConfig, ClientCore, ResumePoint, Step};
 
+use crate::cancel::{self, AttemptCancel, Outstanding};
 use crate::transport::{BlockingTransport, RequestBody};
 use crate::ureq::{UreqSettings, UreqTransport};
 use crate::{AuthProvider, Error, Response};
@@ -253,9 +254,10 @@ impl Client {
     /// [`run`](Self::run) for a call that hedges: each attempt runs on a thread of its own
     /// and reports through a channel, and the call waits for the first answer or its timer
     /// (on the real clock: hedge delays are real time even under a manual [`Clock`]). A
-    /// cancelled attempt's thread ends by its attempt's deadline; its response, if one comes,
-    /// is dropped unread, which closes its connection (ureq pools only a body read to its
-    /// end). No thread outlives the call's deadline.
+    /// cancelled attempt's socket is shut down at once (default transport), which ends its
+    /// thread and closes its connection; a response that came first is dropped unread, which
+    /// closes it too (ureq pools only a body read to its end). A transport of your own runs a
+    /// cancelled attempt to its timeout: no thread outlives the call's deadline.
     fn run_hedged(
         &self,
         mut call: Call<'_, crate::Body>,
@@ -267,7 +269,7 @@ impl Client {
         let clock = &*inner.clock;
         let replayable = body.is_replayable();
         let (answers, answered) = std::sync::mpsc::channel::<Answer>();
-        let mut out: Vec<Attempt> = Vec::new();
+        let mut out = Outstanding::default();
         loop {
             match call.poll_step(parts) {
                 Step::Send { attempt, deadline } => {
@@ -275,15 +277,18 @@ impl Client {
                     let transport = inner.transport.clone();
                     let budget = driver::attempt_budget(deadline, clock.now());
                     let answers = answers.clone();
+                    let stop = Arc::new(AttemptCancel::default());
+                    let thread_stop = stop.clone();
                     let spawned = std::thread::Builder::new()
                         .name("resil-attempt".into())
                         .spawn(move || {
+                            cancel::enter(thread_stop);
                             let sent = transport.send(request, budget);
                             // The call may be over: then the answer is dropped, unread.
                             let _ = answers.send((attempt, sent));
                         });
                     match spawned {
-                        Ok(_) => out.push(attempt),
+                        Ok(_) => out.push(attempt, stop),
                         Err(e) => {
                             // Nothing was sent.
                             let kind = resil_core::TransportErrorKind::Connect;
@@ -291,7 +296,7 @@ impl Client {
                         }
                     }
                 }
-                Step::Cancel { attempt } => out.retain(|a| *a != attempt),
+                Step::Cancel { attempt } => out.cancel(&attempt),
                 Step::Sleep { until } if out.is_empty() => {
                     let left = until.saturating_duration_since(clock.now());
                     if !left.is_zero() {
@@ -302,8 +307,7 @@ impl Client {
                 Step::Sleep { until } => {
                     let left = until.saturating_duration_since(clock.now());
                     match answered.recv_timeout(left) {
-                        Ok((attempt, sent)) if out.contains(&attempt) => {
-                            out.retain(|a| *a != attempt);
+                        Ok((attempt, sent)) if out.answered(&attempt) => {
                             let now = clock.now();
                             match sent {
                                 Ok(response) => {

@@ -92,6 +92,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod auth;
+mod cancel;
 mod client;
 mod request;
 mod response;

@@ -102,6 +102,12 @@
 //! | [`QuotaPacer`], [`ServerQuota`] | pacing by `RateLimit`/`RateLimit-Policy`, `X-RateLimit-*` and `Retry-After` |
 //! | [`Shared`] | the lock through which machines share a breaker, budget, latency sketch or limiter |
 //!
+//! A [`RetryMachine`] asks its limiters ([`RetryMachine::with_limiters`]) before every attempt,
+//! hedges included: a wait is an [`Action::Sleep`] (with [`Event::LimiterWait`]), a refusal a
+//! [`GiveUpReason::RejectedLocally`] before anything is sent, and every attempt's outcome is
+//! fed back to them. A 429 or a `Retry-After` (and, with limiters, a 503) is back pressure for
+//! them, not a failure for the breaker.
+//!
 //! Coming from Polly, resilience4j, gobreaker, urllib3, tenacity or stamina, backon,
 //! reqwest-retry, tower-resilience, gRPC or an AWS SDK? [`coming_from`] maps their options to
 //! these.

@@ -458,7 +458,7 @@ pub struct RetryMachine<'p, R = ChaCha8Rng> {
     limiters: Option<LimitersRef<'p>>,
     /// What they granted the attempt being admitted or out, and the ticket of its wait.
     /// Boxed on the first ask: a machine without limiters stays small.
-    held: Option<alloc::boxed::Box<Held>>,
+    held: Held,
     /// The per-request seed; expanded into `rng` the first time a delay needs randomness.
     seed: u64,
     rng: Option<R>,
@@ -527,7 +527,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             hedge_at: Instant::MAX,
             flight: None,
             limiters: None,
-            held: None,
+            held: Held::default(),
             seed,
             rng: None,
         }
@@ -838,7 +838,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                 _ => return self.poll_event(),
             },
             EV_LIMITER_WAIT => {
-                let (from, until) = self.held.as_ref().map_or((self.now, self.now), |h| h.wait);
+                let (from, until) = self.held.wait().unwrap_or((self.now, self.now));
                 Event::LimiterWait {
                     attempt: Attempt::new(attempt.number().saturating_add(1)),
                     until,
@@ -861,10 +861,12 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         let mut opened_by = None;
         let sent = self.at;
         self.took = self.now.as_nanos().saturating_sub(sent.as_nanos());
-        if let Some(held) = self.held.as_deref_mut().filter(|h| h.grants.any()) {
+        if self.held.grants.any() {
             let cut_short = self.took < self.policy.attempt_timeout;
             let limiters = self.limiters.unwrap_or(&NO_LIMITERS);
-            held.grants.record(limiters, self.now, &outcome, cut_short);
+            self.held
+                .grants
+                .record(limiters, self.now, &outcome, cut_short);
         }
         let breaker_failure = failure && !self.spares_breaker(&outcome);
         if let Some(held) = self
@@ -1057,9 +1059,9 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
     }
 
     fn fail(&mut self, reason: Reason, detail: u64) {
-        if let Some(held) = self.held.as_deref_mut().filter(|h| h.holds()) {
+        if self.held.holds() {
             let limiters = self.limiters.unwrap_or(&NO_LIMITERS);
-            held.abandon(limiters, self.now);
+            self.held.abandon(limiters, self.now);
         }
         self.phase = Phase::Failed(reason);
         self.at = Instant::from_nanos(detail);
@@ -1085,7 +1087,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                 until: Instant::from_nanos(detail),
                 opened_by: self.opened_by,
             },
-            Reason::RejectedLocally => match self.held.as_ref().and_then(|h| h.rejected) {
+            Reason::RejectedLocally => match self.held.rejected() {
                 Some(why) => GiveUpReason::RejectedLocally(why),
                 None => GiveUpReason::NotRetryable,
             },
@@ -1143,9 +1145,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         let not_after = Instant::from_nanos(self.deadline.as_nanos().saturating_sub(1))
             .min(now.saturating_add(Duration::from_nanos(self.policy.max_wait)));
         let ask = Ask::new(kind).not_after(not_after);
-        let limiters = self.limiters();
-        let held = self.held.get_or_insert_with(alloc::boxed::Box::default);
-        match held.admit(limiters, now, ask, true) {
+        match self.held.admit(self.limiters(), now, ask, true) {
             Gate::Open => None,
             Gate::Wait(until) => {
                 // A half-open breaker's probe is not held through the wait; it is asked again.
@@ -1157,7 +1157,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                 Some(Action::Sleep { until })
             }
             Gate::Rejected(why) => {
-                held.rejected = Some(why);
+                self.held.set_rejected(why);
                 self.release_permit();
                 self.fail(Reason::RejectedLocally, 0);
                 Some(self.poll_action())
@@ -1289,11 +1289,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
                 sent: self.at,
                 permit: self.permit.take(),
                 hedge: false,
-                grants: self
-                    .held
-                    .as_mut()
-                    .map(|h| h.grants.take())
-                    .unwrap_or_default(),
+                grants: self.held.grants.take(),
             });
         }
         if self.acquire_permit().is_err() {
@@ -1302,9 +1298,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         if self.limiters.is_some() {
             // A hedge goes only if every limiter admits it at once.
             let ask = Ask::new(AttemptKind::Hedge).not_after(now);
-            let limiters = self.limiters();
-            let held = self.held.get_or_insert_with(alloc::boxed::Box::default);
-            if held.admit(limiters, now, ask, false) != Gate::Open {
+            if self.held.admit(self.limiters(), now, ask, false) != Gate::Open {
                 self.release_permit();
                 return self.stop_hedging();
             }
@@ -1313,10 +1307,8 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
         self.with_budget_mut(|b, now| granted = b.try_withdraw(now));
         if !granted {
             self.release_permit();
-            if let Some(held) = self.held.as_deref_mut() {
-                held.grants
-                    .release(self.limiters.unwrap_or(&NO_LIMITERS), now);
-            }
+            let limiters = self.limiters();
+            self.held.grants.release(limiters, now);
             return self.stop_hedging();
         }
         self.attempts += 1;
@@ -1326,11 +1318,7 @@ impl<'p, R: Rng + SeedableRng> RetryMachine<'p, R> {
             sent: now,
             permit: self.permit.take(),
             hedge: true,
-            grants: self
-                .held
-                .as_mut()
-                .map(|h| h.grants.take())
-                .unwrap_or_default(),
+            grants: self.held.grants.take(),
         };
         if let Some(flight) = self.flight.as_deref_mut() {
             flight.add(hedge);
@@ -1547,8 +1535,9 @@ impl<R> Drop for RetryMachine<'_, R> {
         }
         // Its limiter grants and a wait's place, likewise: a dropped call frees its
         // concurrency slot and gives back a reserved start.
-        if let Some(held) = self.held.as_deref_mut().filter(|h| h.holds()) {
-            held.abandon(self.limiters.unwrap_or(&NO_LIMITERS), self.now);
+        if self.held.holds() {
+            self.held
+                .abandon(self.limiters.unwrap_or(&NO_LIMITERS), self.now);
         }
         // A hedging call's attempts still out, likewise.
         if let Some(flight) = self.flight.as_deref_mut() {

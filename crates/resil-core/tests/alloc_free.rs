@@ -158,12 +158,13 @@ impl rand_core::SeedableRng for ZeroSizedRng {
 /// peers' controls need (how long the failed attempt took, retries counted by kind, the
 /// outcome that opened the breaker); the last five are hedging's (the shared latency sketch,
 /// when the next hedge goes, the attempts out at once, boxed until a call hedges); the last
-/// three are the limiters' (the list, and what they granted, boxed until a call asks them).
+/// seven are the limiters' (the list; what they granted, inline so a call the default
+/// throttle admits allocates nothing; a wait's or refusal's state, boxed until one happens).
 #[test]
-fn machine_without_its_rng_fits_in_208_bytes() {
+fn machine_without_its_rng_fits_in_240_bytes() {
     let size = size_of::<RetryMachine<'static, ZeroSizedRng>>();
     let with_rng = size_of::<RetryMachine<'static>>();
     println!("RetryMachine without RNG: {size} bytes; with ChaCha8: {with_rng}");
-    assert!(size <= 208, "{size} bytes");
-    assert!(with_rng <= 528, "{with_rng} bytes with ChaCha8");
+    assert!(size <= 240, "{size} bytes");
+    assert!(with_rng <= 560, "{with_rng} bytes with ChaCha8");
 }

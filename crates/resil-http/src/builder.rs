@@ -151,6 +151,23 @@ macro_rules! client_builder_setters {
             self
         }
 
+        /// Adds a client-side limiter (overload control), e.g.
+        /// `Arc::new(Mutex::new(AdaptiveRateLimiter::builder().build()?))`: the first call
+        /// replaces the default [`AdaptiveThrottle`](resil_core::AdaptiveThrottle), further
+        /// calls add more, asked in order (see
+        /// [`ClientConfig::limiter`]($crate::ClientConfig::limiter)). Keep a clone of the
+        /// `Arc` to share it with other clients or to read it.
+        pub fn limiter(mut self, limiter: $crate::SharedLimiter) -> Self {
+            self.$config.limiter(limiter);
+            self
+        }
+
+        /// No client-side limiter, not even the default adaptive throttle.
+        pub fn no_limiters(mut self) -> Self {
+            self.$config.no_limiters();
+            self
+        }
+
         /// Relative request URLs are appended to this one.
         pub fn base_url(mut self, url: &str) -> Self {
             self.$config.base_url(url);
@@ -351,6 +368,12 @@ macro_rules! client_accessors {
         /// The client's retry policy.
         pub fn policy(&self) -> &$crate::__private::RetryPolicy {
             self.core().policy()
+        }
+
+        /// What each of the client's limiters allows now, in order (see
+        /// [`ClientCore::current_limits`]($crate::ClientCore::current_limits)).
+        pub fn current_limits(&self) -> ::std::vec::Vec<$crate::__private::CurrentLimit> {
+            self.core().current_limits()
         }
 
         /// The circuit breaker, if the client has one (and not one per origin).

@@ -107,6 +107,8 @@ pub(crate) struct CallShared<'p> {
     pub(crate) budget: Option<&'p (dyn Shared<RetryBudget> + Sync)>,
     /// Recent latencies, fed by a hedging policy's calls.
     pub(crate) latency: &'p (dyn Shared<LatencySketch> + Sync),
+    /// The limiters every attempt asks, in order, if any.
+    pub(crate) limiters: Option<&'p crate::config::LimiterList>,
 }
 
 /// Bytes a driver reads from a response it discards (a retried one, a 401 before its resend)
@@ -796,6 +798,9 @@ fn machine_for<'p>(
     }
     if policy.hedging().is_some() {
         machine = machine.with_latency(shared.latency);
+    }
+    if let Some(limiters) = shared.limiters {
+        machine = machine.with_limiters(limiters);
     }
     machine
 }

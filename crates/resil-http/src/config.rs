@@ -17,8 +17,9 @@ use http::{Method, Uri};
 
 use resil_core::rand::mix;
 use resil_core::{
-    BreakerGate, BreakerState, CircuitBreaker, CircuitBreakerBuilder, Hedging, Instant,
-    LatencySketch, RedirectPolicy, RetryBudget, RetryPolicy,
+    AdaptiveThrottle, Admission, BreakerGate, BreakerState, CircuitBreaker, CircuitBreakerBuilder,
+    CurrentLimit, Hedging, Instant, LatencySketch, MAX_LIMITERS, RedirectPolicy, RetryBudget,
+    RetryPolicy, Shared,
 };
 
 use crate::attempt::AttemptId;
@@ -34,6 +35,21 @@ use crate::url::{UrlError, check_url, join_url, redact_url, redact_url_str, take
 
 const UNBOUNDED: Duration = Duration::from_nanos(u64::MAX);
 
+/// A limiter as a client holds it: any of resil-core's (or your own [`Admission`]) behind a
+/// lock, shared by the client's calls and, if you keep a clone, by other clients of the same
+/// backend. `Arc::new(Mutex::new(limiter))` is one.
+pub type SharedLimiter = Arc<dyn Shared<dyn Admission + Send> + Send + Sync>;
+
+/// The limiters a client's calls ask, in order.
+pub(crate) type LimiterList = Vec<SharedLimiter>;
+
+enum LimiterChoice {
+    /// One [`AdaptiveThrottle`] of the client's own.
+    Default,
+    Given(Vec<SharedLimiter>),
+    None,
+}
+
 enum BreakerChoice {
     Own,
     Shared(Arc<Mutex<CircuitBreaker>>),
@@ -42,7 +58,8 @@ enum BreakerChoice {
 }
 
 /// A client's configuration as its builder collects it. Defaults: the default
-/// [`RetryPolicy`], a circuit breaker of its own, the default [`RetryBudget`], a caller's
+/// [`RetryPolicy`], a circuit breaker of its own, the default [`RetryBudget`], an
+/// [`AdaptiveThrottle`] of its own (see [`limiter`](Self::limiter)), a caller's
 /// `x-request-id` reported to hooks (none generated), a 64 MiB body limit. Nothing is
 /// checked until [`build`](Self::build), which names what is wrong.
 pub struct ClientConfig {
@@ -66,6 +83,7 @@ pub struct ClientConfig {
     sensitive_headers: Vec<HeaderName>,
     hedging: Option<Hedging>,
     latency: Option<Arc<Mutex<LatencySketch>>>,
+    limiters: LimiterChoice,
     #[cfg(feature = "otel")]
     otel_meter: Option<opentelemetry::metrics::Meter>,
 }
@@ -102,6 +120,7 @@ impl Default for ClientConfig {
             sensitive_headers: Vec::new(),
             hedging: None,
             latency: None,
+            limiters: LimiterChoice::Default,
             #[cfg(feature = "otel")]
             otel_meter: None,
         }
@@ -166,6 +185,32 @@ impl ClientConfig {
     /// No retry budget.
     pub fn no_budget(&mut self) {
         self.budget = None;
+    }
+    /// Adds a client-side limiter (overload control) that every attempt asks before it is
+    /// sent, after the breaker and the budget, and that hears how every attempt ended. The
+    /// first call replaces the default limiter; further calls add more, asked in the order
+    /// given (at most [`MAX_LIMITERS`]): put limiters that only refuse
+    /// ([`AdaptiveThrottle`], [`QuotaPacer`](resil_core::QuotaPacer)) first, then rate
+    /// limiters, then a [`ConcurrencyLimiter`](resil_core::ConcurrencyLimiter). A limiter's
+    /// wait delays the attempt (never past the deadline or the policy's `max_wait`); its
+    /// refusal fails the call with [`ErrorKind::RejectedLocally`] before anything is sent.
+    ///
+    /// Default: one [`AdaptiveThrottle`] (Google SRE client-side throttling, K = 2) of the
+    /// client's own. It rejects nothing while more than half of the recent attempts are
+    /// accepted, costs no wake-ups, and under overload keeps what the client sends near twice
+    /// what the backend accepts. Limiters are the client's, for every origin it calls, even
+    /// with [`breaker_per_origin`](Self::breaker_per_origin): give a client per backend when
+    /// one overloaded backend must not slow calls to others.
+    pub fn limiter(&mut self, limiter: SharedLimiter) {
+        match &mut self.limiters {
+            LimiterChoice::Given(list) => list.push(limiter),
+            _ => self.limiters = LimiterChoice::Given(std::vec![limiter]),
+        }
+    }
+    /// No client-side limiter, not even the default one: every attempt the policy allows is
+    /// sent at once.
+    pub fn no_limiters(&mut self) {
+        self.limiters = LimiterChoice::None;
     }
     /// Relative URLs are joined to this one.
     pub fn base_url(&mut self, url: &str) {
@@ -386,6 +431,23 @@ impl ClientConfig {
             BreakerChoice::None => (None, None),
         };
         let redirects = self.redirects.check().map_err(ConfigError::invalid)?;
+        let limiters = match self.limiters {
+            LimiterChoice::Default => {
+                let throttle = AdaptiveThrottle::builder()
+                    .seed(self.seed.unwrap_or(0))
+                    .build()
+                    .map_err(invalid)?;
+                std::vec![Arc::new(Mutex::new(throttle)) as SharedLimiter]
+            }
+            LimiterChoice::Given(list) if list.len() > MAX_LIMITERS => {
+                return Err(ConfigError::invalid(format!(
+                    "limiter: at most {MAX_LIMITERS} limiters, {} given",
+                    list.len()
+                )));
+            }
+            LimiterChoice::Given(list) => list,
+            LimiterChoice::None => Vec::new(),
+        };
         let seed = self.seed.unwrap_or_else(|| {
             let t = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -407,6 +469,7 @@ impl ClientConfig {
             redirects,
             sensitive_headers: self.sensitive_headers,
             latency,
+            limiters,
             ..ClientCore::new(policy, breaker, self.budget, self.hooks, seed)
         })
     }
@@ -436,6 +499,8 @@ pub struct ClientCore {
     sensitive_headers: Vec<HeaderName>,
     /// Recent latencies, for hedge delays and the hedge-rate cap.
     latency: Arc<Mutex<LatencySketch>>,
+    /// The client-side limiters every attempt asks, in order.
+    limiters: LimiterList,
     /// OpenTelemetry instruments (feature `otel`).
     #[cfg_attr(not(feature = "otel"), allow(dead_code))]
     telemetry: ClientTelemetry,
@@ -486,8 +551,37 @@ impl ClientCore {
             redirects: RedirectPolicy::default(),
             sensitive_headers: Vec::new(),
             latency: Arc::new(Mutex::new(LatencySketch::default())),
+            limiters: Vec::new(),
             telemetry: ClientTelemetry::default(),
         }
+    }
+
+    /// The same configuration with these client-side limiters, asked in order (for layers
+    /// built from parts; see [`ClientConfig::limiter`]). Beyond [`MAX_LIMITERS`] they are not
+    /// asked.
+    pub fn with_limiters(mut self, limiters: Vec<SharedLimiter>) -> ClientCore {
+        self.limiters = limiters;
+        self
+    }
+
+    /// The client-side limiters its calls ask, in order.
+    pub fn limiters(&self) -> &[SharedLimiter] {
+        &self.limiters
+    }
+
+    /// What each limiter allows now, in order (as of the latest call that asked it): a
+    /// concurrency limit and the attempts in flight, a rate, a local rejection probability,
+    /// the server's quota.
+    pub fn current_limits(&self) -> Vec<CurrentLimit> {
+        self.limiters
+            .iter()
+            .map(|l| {
+                let mut limit = CurrentLimit::Unlimited;
+                // Time never goes back in a limiter: ZERO reads as the latest instant it saw.
+                l.with_mut(&mut |a| limit = a.current_limit(Instant::ZERO));
+                limit
+            })
+            .collect()
     }
 
     /// The client's OpenTelemetry instruments.
@@ -545,6 +639,7 @@ impl ClientCore {
             breaker_gate,
             budget: self.budget.as_deref().map(|b| b as _),
             latency: &*self.latency,
+            limiters: (!self.limiters.is_empty()).then_some(&self.limiters),
         }
     }
 

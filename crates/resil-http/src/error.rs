@@ -382,6 +382,9 @@ pub enum ErrorKind {
     CircuitOpen,
     /// The retry budget refused another retry.
     BudgetExhausted,
+    /// A client-side limiter refused the attempt (overload control): nothing was sent for
+    /// it. The reason says which limiter and why.
+    RejectedLocally(resil_core::LocalRejection),
     /// Another attempt would not fit in the total deadline.
     DeadlineExceeded,
     /// The server's `Retry-After` asked for longer than the policy allows.
@@ -418,6 +421,7 @@ impl ErrorKind {
             GiveUpReason::BodyNotReplayable => ErrorKind::BodyNotReplayable,
             GiveUpReason::BudgetExhausted => ErrorKind::BudgetExhausted,
             GiveUpReason::CircuitOpen { .. } => ErrorKind::CircuitOpen,
+            GiveUpReason::RejectedLocally(why) => ErrorKind::RejectedLocally(why),
             _ => match give_up.last {
                 Some(Cause::Status(s)) => ErrorKind::Status(s),
                 Some(Cause::Error(resil_core::TransportErrorKind::Timeout)) => ErrorKind::Timeout,

@@ -50,7 +50,7 @@ mod url;
 pub use attempt::AttemptId;
 pub use body::RequestBody;
 pub use call::{Call, CallBody, CallLabel, Step};
-pub use config::{ClientConfig, ClientCore};
+pub use config::{ClientConfig, ClientCore, SharedLimiter};
 pub use draft::RequestDraft;
 pub use env::{EnvConfig, EnvError, TransportEnv};
 pub use error::{BoxError, ConfigError, Error, ErrorKind, IncompleteBody, TransportError};
@@ -85,7 +85,11 @@ pub mod prelude {
     pub use crate::{
         BearerToken, CallInfo, ClientConfig, ConfigError, EnvConfig, EnvError, ErrorKind,
         HedgeInfo, Hooks, IncompleteBody, Proxy, RedirectError, RedirectInfo, RetryInfo,
-        RetryReason, StatsSnapshot, TransportError,
+        RetryReason, SharedLimiter, StatsSnapshot, TransportError,
+    };
+    pub use resil_core::{
+        AdaptiveRateLimiter, AdaptiveThrottle, Admission, ConcurrencyLimiter, CurrentLimit,
+        LimitAlgorithm, LocalRejection, QuotaPacer, RateLimiter,
     };
     pub use resil_core::{
         Attempt, AttemptOutcome, Backoff, BreakerState, Cause, CircuitBreaker,
@@ -104,7 +108,7 @@ pub mod __private {
     #[cfg(feature = "otel")]
     pub use opentelemetry::metrics::Meter;
     pub use resil_core::{
-        BreakerState, CircuitBreaker, CircuitBreakerBuilder, Hedging, LatencySketch,
+        BreakerState, CircuitBreaker, CircuitBreakerBuilder, CurrentLimit, Hedging, LatencySketch,
         RedirectPolicy, RetryBudget, RetryPolicy,
     };
 }

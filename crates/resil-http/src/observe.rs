@@ -9,7 +9,9 @@ use std::vec::Vec;
 
 use std::string::String;
 
-use resil_core::{Attempt, Cause, Event, GiveUp, GiveUpReason, RedirectRefusal, Transition};
+use resil_core::{
+    Attempt, Cause, Event, GiveUp, GiveUpReason, LocalRejection, RedirectRefusal, Transition,
+};
 
 /// Whether any `tracing` subscriber could want an event (feature `tracing`): one atomic load
 /// of `tracing`'s global maximum level. Without a subscriber the redacted URL and the request
@@ -71,6 +73,16 @@ pub trait Hooks: Send + Sync {
     fn on_hedge(&self, call: &CallInfo<'_>, hedge: &HedgeInfo) {
         let _ = (call, hedge);
     }
+    /// `attempt` waits `wait` for the client's limiters (a rate limiter's reserved start, the
+    /// server quota's reset, a concurrency queue) before it is sent.
+    fn on_limiter_wait(&self, call: &CallInfo<'_>, attempt: Attempt, wait: Duration) {
+        let _ = (call, attempt, wait);
+    }
+    /// A limiter refused the call's next attempt on the client side; nothing was sent for it
+    /// and the call fails ([`on_failure`](Self::on_failure) follows).
+    fn on_rejected_locally(&self, call: &CallInfo<'_>, reason: LocalRejection) {
+        let _ = (call, reason);
+    }
 }
 
 /// What a hedging call did, as hooks see it.
@@ -122,6 +134,12 @@ impl<H: Hooks + ?Sized> Hooks for Arc<H> {
     }
     fn on_hedge(&self, call: &CallInfo<'_>, hedge: &HedgeInfo) {
         (**self).on_hedge(call, hedge);
+    }
+    fn on_limiter_wait(&self, call: &CallInfo<'_>, attempt: Attempt, wait: Duration) {
+        (**self).on_limiter_wait(call, attempt, wait);
+    }
+    fn on_rejected_locally(&self, call: &CallInfo<'_>, reason: LocalRejection) {
+        (**self).on_rejected_locally(call, reason);
     }
 }
 
@@ -254,6 +272,9 @@ pub struct Stats {
     hedges: AtomicU64,
     hedge_wins: AtomicU64,
     cancelled: AtomicU64,
+    local_rejections: AtomicU64,
+    limiter_waits: AtomicU64,
+    limiter_wait_nanos: AtomicU64,
 }
 
 /// A copy of [`Stats`] at one moment.
@@ -290,6 +311,13 @@ pub struct StatsSnapshot {
     /// Attempts cancelled while out: they lost to a hedge (or it to them), or ran out of time
     /// while others were out.
     pub cancelled: u64,
+    /// Calls a client-side limiter refused (overload control): nothing was sent for their
+    /// next attempt. Counted in `failures` too.
+    pub local_rejections: u64,
+    /// Attempts that waited for the client's limiters before they were sent.
+    pub limiter_waits: u64,
+    /// Time scheduled in those waits.
+    pub limiter_wait: Duration,
 }
 
 impl StatsSnapshot {
@@ -379,6 +407,8 @@ impl fmt::Display for StatsSnapshot {
             (self.hedges, "hedge", "hedges"),
             (self.hedge_wins, "hedge win", "hedge wins"),
             (self.cancelled, "attempt cancelled", "attempts cancelled"),
+            (self.local_rejections, "local rejection", "local rejections"),
+            (self.limiter_waits, "limiter wait", "limiter waits"),
         ];
         for (n, one, many) in rest {
             if n > 0 {
@@ -387,6 +417,9 @@ impl fmt::Display for StatsSnapshot {
         }
         if !self.backoff.is_zero() {
             write!(f, ", {:?} in backoff", self.backoff)?;
+        }
+        if !self.limiter_wait.is_zero() {
+            write!(f, ", {:?} waiting for limiters", self.limiter_wait)?;
         }
         Ok(())
     }
@@ -415,6 +448,9 @@ impl Stats {
             hedges: load(&self.hedges),
             hedge_wins: load(&self.hedge_wins),
             cancelled: load(&self.cancelled),
+            local_rejections: load(&self.local_rejections),
+            limiter_waits: load(&self.limiter_waits),
+            limiter_wait: Duration::from_nanos(load(&self.limiter_wait_nanos)),
         }
     }
 }
@@ -554,6 +590,14 @@ impl<'a> Observer<'a> {
                 match give_up.reason {
                     GiveUpReason::CircuitOpen { .. } => add(&self.stats.breaker_rejections, 1),
                     GiveUpReason::BudgetExhausted => add(&self.stats.budget_refusals, 1),
+                    GiveUpReason::RejectedLocally(reason) => {
+                        add(&self.stats.local_rejections, 1);
+                        #[cfg(feature = "tracing")]
+                        tracing::warn!(method = call.method, url = call.url, request_id = call.request_id, reason = %reason, "resil: rejected locally by a limiter");
+                        if let Some(h) = &self.hooks {
+                            h.on_rejected_locally(call, reason);
+                        }
+                    }
                     _ => {}
                 }
                 #[cfg(feature = "tracing")]
@@ -611,6 +655,25 @@ impl<'a> Observer<'a> {
                 );
                 if let Some(h) = &self.hooks {
                     h.on_hedge(call, &HedgeInfo::Cancelled { attempt, lost });
+                }
+            }
+            Event::LimiterWait { attempt, wait, .. } => {
+                add(&self.stats.limiter_waits, 1);
+                add(
+                    &self.stats.limiter_wait_nanos,
+                    u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX),
+                );
+                #[cfg(feature = "tracing")]
+                tracing::info!(
+                    method = call.method,
+                    url = call.url,
+                    request_id = call.request_id,
+                    attempt = attempt.number(),
+                    wait_ms = wait.as_millis() as u64,
+                    "resil: waiting for the client's limiters"
+                );
+                if let Some(h) = &self.hooks {
+                    h.on_limiter_wait(call, attempt, wait);
                 }
             }
             // Events added to the machine later are not reported until this learns them.

@@ -475,6 +475,7 @@ mod on {
             ErrorKind::Status(s) => status_error_type(s).unwrap_or("_OTHER"),
             ErrorKind::CircuitOpen => "circuit_open",
             ErrorKind::BudgetExhausted => "budget_exhausted",
+            ErrorKind::RejectedLocally(_) => "rejected_locally",
             ErrorKind::DeadlineExceeded => "deadline_exceeded",
             ErrorKind::RetryAfterTooLong(_) => "retry_after_too_long",
             ErrorKind::NotReplayed => "not_replayed",
@@ -500,6 +501,7 @@ mod on {
             GiveUpReason::BodyNotReplayable => "body_not_replayable",
             GiveUpReason::BudgetExhausted => "budget_exhausted",
             GiveUpReason::CircuitOpen { .. } => "circuit_open",
+            GiveUpReason::RejectedLocally(_) => "rejected_locally",
             _ => "_OTHER",
         }
     }
@@ -747,6 +749,7 @@ mod on {
                     let (strategy, name) = match give_up.reason {
                         GiveUpReason::CircuitOpen { .. } => ("circuit_breaker", "circuit_rejected"),
                         GiveUpReason::BudgetExhausted => ("budget", "budget_refused"),
+                        GiveUpReason::RejectedLocally(_) => ("limiter", "limiter_rejected"),
                         _ => return,
                     };
                     self.count(strategy, name);
@@ -754,6 +757,9 @@ mod on {
                         (None, _) => {}
                         (Some(span), GiveUpReason::CircuitOpen { .. }) => {
                             tracing::info!(target: "resil", parent: span, "resil.breaker.rejected");
+                        }
+                        (Some(span), GiveUpReason::RejectedLocally(why)) => {
+                            tracing::info!(target: "resil", parent: span, message = "resil.limiter.rejected", "resil.limiter.reason" = %why);
                         }
                         (Some(span), _) => {
                             tracing::info!(target: "resil", parent: span, "resil.budget.refused");
@@ -786,6 +792,12 @@ mod on {
                             "resil.breaker.from" = state_name(transition.from),
                             "resil.breaker.to" = state_name(transition.to),
                             "resil.breaker.enforced" = transition.enforced);
+                    }
+                }
+                Event::LimiterWait { attempt, wait, .. } => {
+                    self.count("limiter", "limiter_wait");
+                    if let Some(span) = self.span() {
+                        tracing::info!(target: "resil", parent: span, message = "resil.limiter.wait", "resil.attempt.number" = attempt.number(), "resil.limiter.wait" = wait.as_secs_f64());
                     }
                 }
                 _ => {}

@@ -414,6 +414,8 @@ fn a_breaker_per_origin_trips_for_the_failing_origin_only() {
 
     let mut config = ClientConfig::default();
     config.max_retries(0);
+    // A bare 503 is a breaker failure only without limiters (with them it is back pressure).
+    config.no_limiters();
     let trip_after_two = CircuitBreaker::builder().trip(TripCondition::ConsecutiveFailures(2));
     config.breaker_per_origin(trip_after_two);
     let core = config.build().unwrap();
@@ -801,6 +803,8 @@ fn each_hop_reports_to_its_own_origins_breaker() {
     use resil_core::{BreakerState, CircuitBreaker, TripCondition};
     let mut config = plain();
     config.max_retries(0);
+    // A bare 503 is a breaker failure only without limiters (with them it is back pressure).
+    config.no_limiters();
     config
         .breaker_per_origin(CircuitBreaker::builder().trip(TripCondition::ConsecutiveFailures(1)));
     let core = config.build().unwrap();
@@ -861,6 +865,8 @@ fn breaker_modes_and_the_cause_that_opened_it_reach_hooks_and_stats() {
             .unwrap();
         let mut config = plain();
         config.max_retries(0);
+        // A bare 503 is a breaker failure only without limiters (with them it is back pressure).
+        config.no_limiters();
         config.breaker(Arc::new(Mutex::new(breaker)));
         config.hooks(hooks.clone());
         let core = config.build().unwrap();

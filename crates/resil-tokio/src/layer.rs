@@ -77,7 +77,7 @@ impl ResilLayer {
         ResilLayer::from_parts(policy, None, None, None, 0)
     }
 
-    /// A layer with a client's configuration: policy, timeouts, breaker, budget, default
+    /// A layer with a client's configuration: policy, timeouts, breaker, budget, limiters, default
     /// headers, request id, body limit, hooks and seed. A base URL resolves requests whose URI
     /// has no host (`/items`); `RESIL_READ_TIMEOUT`, if the configuration read the
     /// environment, becomes the layer's [`read_timeout`](Self::read_timeout), while the
@@ -102,7 +102,8 @@ impl ResilLayer {
         Ok(self)
     }
 
-    /// A layer with every part (no request id, no body limit).
+    /// A layer with every part (no request id, no body limit, no limiter: give one with
+    /// [`from_config`](Self::from_config) and [`ClientConfig::limiter`]).
     pub fn from_parts(
         policy: RetryPolicy,
         breaker: Option<Arc<Mutex<CircuitBreaker>>>,

@@ -287,7 +287,7 @@ async fn cancelled_probe_does_not_wedge_the_breaker() {
             .unwrap(),
     ));
     let script = Script::new(vec![
-        Fake::Status(503, None),
+        Fake::Status(500, None),
         Fake::Hang,
         Fake::Status(200, None),
     ]);
@@ -314,7 +314,7 @@ async fn cancelled_probe_does_not_wedge_the_breaker() {
 /// Dropping a call mid-backoff leaves nothing running and counts nothing against the breaker.
 #[tokio::test(start_paused = true)]
 async fn cancelled_during_backoff_leaks_nothing() {
-    let script = Script::new(vec![Fake::Status(503, None), Fake::Status(200, None)]);
+    let script = Script::new(vec![Fake::Status(500, None), Fake::Status(200, None)]);
     let client = client(
         &script,
         plain()
@@ -724,4 +724,32 @@ async fn a_zero_read_or_connect_timeout_is_refused_when_the_client_is_built() {
     ] {
         resil_tests::assert_refused_setting(&builder.build().unwrap_err(), setting);
     }
+}
+
+/// A rate limiter's wait is slept on tokio's clock before the attempt goes, and counted.
+#[tokio::test(start_paused = true)]
+async fn a_rate_limited_call_waits_for_its_turn_on_paused_time() {
+    let script = Script::new(vec![Fake::Status(200, None)]);
+    let limiter = resil_tokio::RateLimiter::builder()
+        .rate(0.5)
+        .burst(1)
+        .build()
+        .unwrap();
+    let client = Client::builder()
+        .transport(FakeTransport(script.clone()))
+        .base_url("http://fake.invalid")
+        .policy(plain().build().unwrap())
+        .limiter(Arc::new(Mutex::new(limiter)))
+        .seed(1)
+        .build()
+        .unwrap();
+    let start = Instant::now();
+    client.get("/x").send().await.unwrap();
+    assert_eq!(start.elapsed(), Duration::ZERO, "the first goes at once");
+    client.get("/x").send().await.unwrap();
+    assert_waited(start.elapsed(), Duration::from_secs(2), 1);
+    let stats = client.stats();
+    assert_eq!(stats.limiter_waits, 1);
+    assert_eq!(stats.limiter_wait, Duration::from_secs(2));
+    assert_eq!(script.sent.load(Ordering::SeqCst), 2);
 }

@@ -40,6 +40,7 @@ impl<In: Transport> Connector<In> for TcpConnector {
             stream.set_nodelay(true)?;
         }
         let stream = Arc::new(stream);
+        crate::cancel::watch(&stream)?;
         // Lets `Agent::shutdown` interrupt IO blocked on this socket in another thread.
         let handle: Weak<dyn ShutdownHandle> = Arc::downgrade(&stream) as Weak<dyn ShutdownHandle>;
         (details.register_shutdown)(handle)?;
@@ -189,6 +190,7 @@ impl Transport for TcpConnection {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        crate::cancel::watch(&self.stream)?;
         let timeout = timeout.for_write();
         let mut stream = &*self.stream;
         apply_time_left(&timeout, &mut self.write_timeout, |t| {
@@ -201,6 +203,7 @@ impl Transport for TcpConnection {
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        crate::cancel::watch(&self.stream)?;
         let timeout = timeout.for_read();
         let mut stream = &*self.stream;
         let limit = apply_time_left(&timeout, &mut self.read_timeout, |t| {

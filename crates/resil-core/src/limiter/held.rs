@@ -2,6 +2,7 @@
 //! attempt being admitted or out, and the ticket of a wait. The [`Admission`] protocol, carried
 //! out for the machine, so its own code only says when.
 
+use alloc::boxed::Box;
 use core::time::Duration;
 
 use super::{Admission, Admit, Ask, Feedback, Grant, LocalRejection, MAX_LIMITERS, Ticket};
@@ -69,20 +70,14 @@ pub(crate) type LimitersRef<'p> = &'p (dyn Limiters + Sync);
 /// it: a correct limiter never does, and a wrong one must not spin the call.
 const MAX_SPINS: u32 = 8;
 
-/// The grants one attempt holds, one per limiter in order.
-#[derive(Clone, Copy, Debug)]
+/// The grants one attempt holds, one per limiter in order: packed (one issue time, the latest,
+/// and each limiter's in-flight count) so the retry machine carries them inline. Only a
+/// concurrency limiter reads the issue time, and it is asked last: its own.
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Grants {
-    grants: [Grant; MAX_LIMITERS],
+    issued_at: Instant,
+    inflight: [u32; MAX_LIMITERS],
     len: u8,
-}
-
-impl Default for Grants {
-    fn default() -> Grants {
-        Grants {
-            grants: [Grant::new(Instant::ZERO, 0); MAX_LIMITERS],
-            len: 0,
-        }
-    }
 }
 
 impl Grants {
@@ -97,6 +92,11 @@ impl Grants {
         core::mem::take(self)
     }
 
+    /// The grant of limiter `i`.
+    fn grant(&self, i: usize) -> Grant {
+        Grant::new(self.issued_at, self.inflight.get(i).copied().unwrap_or(0))
+    }
+
     /// The attempt ended with `outcome` at `now`: every limiter learns it (a timeout as back
     /// pressure). `cut_short`: the attempt's own time had not run out (the call's total
     /// deadline ended it), so it is released, not recorded.
@@ -108,8 +108,8 @@ impl Grants {
         cut_short: bool,
     ) {
         let held = self.take();
-        for (i, grant) in held.grants[..usize::from(held.len)].iter().enumerate() {
-            let (Some(limiter), grant) = (limiters.limiter(i), *grant) else {
+        for i in 0..usize::from(held.len) {
+            let (Some(limiter), grant) = (limiters.limiter(i), held.grant(i)) else {
                 continue;
             };
             limiter.with_mut(&mut |l| {
@@ -128,8 +128,8 @@ impl Grants {
     /// dropped or cancelled): every grant is handed back.
     pub(crate) fn release(&mut self, limiters: LimitersRef<'_>, now: Instant) {
         let held = self.take();
-        for (i, grant) in held.grants[..usize::from(held.len)].iter().enumerate() {
-            let (Some(limiter), grant) = (limiters.limiter(i), *grant) else {
+        for i in 0..usize::from(held.len) {
+            let (Some(limiter), grant) = (limiters.limiter(i), held.grant(i)) else {
                 continue;
             };
             limiter.with_mut(&mut |l| {
@@ -139,8 +139,9 @@ impl Grants {
     }
 
     fn push(&mut self, grant: Grant) {
-        if let Some(slot) = self.grants.get_mut(usize::from(self.len)) {
-            *slot = grant;
+        if let Some(slot) = self.inflight.get_mut(usize::from(self.len)) {
+            *slot = grant.inflight();
+            self.issued_at = grant.issued_at();
             self.len += 1;
         }
     }
@@ -157,24 +158,49 @@ pub(crate) enum Gate {
     Rejected(LocalRejection),
 }
 
-/// The machine's side of the protocol: the grants of the attempt being admitted or out, the
-/// ticket it waits with, and why a limiter refused it.
-#[derive(Clone, Copy, Debug, Default)]
+/// The machine's side of the protocol: the grants of the attempt being admitted or out
+/// (inline), and what only a call under overload needs (boxed on first use): the ticket it
+/// waits with, why a limiter refused it, and its latest wait.
+#[derive(Debug, Default)]
 pub(crate) struct Held {
     pub(crate) grants: Grants,
+    rare: Option<Box<Rare>>,
+}
+
+#[derive(Debug, Default)]
+struct Rare {
     /// The wait for limiter number `grants.len`.
     pending: Option<Ticket>,
     /// Why the call was refused, for its give-up.
-    pub(crate) rejected: Option<LocalRejection>,
+    rejected: Option<LocalRejection>,
     /// The latest wait, for its event: from, until.
-    pub(crate) wait: (Instant, Instant),
+    wait: (Instant, Instant),
 }
 
 impl Held {
     /// Whether anything is held that must be handed back if the call ends now.
     #[inline]
     pub(crate) fn holds(&self) -> bool {
-        self.grants.any() || self.pending.is_some()
+        self.grants.any() || self.rare.as_ref().is_some_and(|r| r.pending.is_some())
+    }
+
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// Why a limiter refused the call, if one did.
+    pub(crate) fn rejected(&self) -> Option<LocalRejection> {
+        self.rare.as_ref().and_then(|r| r.rejected)
+    }
+
+    /// The call was refused for `why`.
+    pub(crate) fn set_rejected(&mut self, why: LocalRejection) {
+        self.rare().rejected = Some(why);
+    }
+
+    /// The latest wait: from, until.
+    pub(crate) fn wait(&self) -> Option<(Instant, Instant)> {
+        self.rare.as_ref().map(|r| r.wait)
     }
 
     /// Asks every limiter not asked yet, in order, for the next attempt at `now` (claiming the
@@ -195,7 +221,7 @@ impl Held {
                 // A list shorter than it said: the rest cannot be asked.
                 break;
             };
-            let pending = self.pending.take();
+            let pending = self.rare.as_mut().and_then(|r| r.pending.take());
             let mut answer = None;
             limiter.with_mut(&mut |l| {
                 answer = Some(match pending {
@@ -215,14 +241,14 @@ impl Held {
                             wait: until.saturating_duration_since(now),
                         });
                     }
-                    self.pending = Some(ticket);
+                    self.rare().pending = Some(ticket);
                     if until <= now && spins < MAX_SPINS {
                         spins += 1;
                         continue;
                     }
                     // Never a wait of zero: the machine must be woken after `now`.
                     let until = until.max(now.saturating_add(Duration::from_nanos(1)));
-                    self.wait = (now, until);
+                    self.rare().wait = (now, until);
                     return Gate::Wait(until);
                 }
                 Some(Admit::Reject(reason)) => {
@@ -239,7 +265,7 @@ impl Held {
 
     /// Hands back everything held at `now`: the grants, and the wait's place.
     pub(crate) fn abandon(&mut self, limiters: LimitersRef<'_>, now: Instant) {
-        if let Some(ticket) = self.pending.take() {
+        if let Some(ticket) = self.rare.as_mut().and_then(|r| r.pending.take()) {
             if let Some(limiter) = limiters.limiter(usize::from(self.grants.len)) {
                 limiter.with_mut(&mut |l| {
                     let _wake = l.cancel(now, ticket);

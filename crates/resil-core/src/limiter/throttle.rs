@@ -154,6 +154,10 @@ impl AdaptiveThrottle {
         }
         let excess = (u128::from(requests) * u128::from(ONE))
             .saturating_sub(u128::from(accepts) * u128::from(self.k));
+        if excess == 0 {
+            // A healthy backend: no division on the happy path.
+            return 0;
+        }
         // Below one million: the denominator is requests + 1.
         (excess / (u128::from(requests) + 1)) as u64
     }
