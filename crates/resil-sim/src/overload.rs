@@ -126,9 +126,9 @@ pub enum OverloadClient {
     /// The default retry policy and the default retry budget.
     RetriesAndBudget,
     /// What resil's clients do with nothing configured (`resil_http::ClientConfig`'s
-    /// defaults): the default policy, breaker and budget.
+    /// defaults): the default policy, breaker, budget and adaptive throttle.
     Defaults,
-    /// The defaults and one limiter.
+    /// The defaults with this limiter instead of the throttle (as a builder's `limiter`).
     Limiter(LimiterKind),
 }
 
@@ -363,11 +363,16 @@ pub fn run_overload(scenario: &OverloadScenario, client: &OverloadClient) -> Ove
     } else {
         Vec::new()
     };
-    let limiters: Vec<SimLimiter> = match client {
-        OverloadClient::Limiter(kind) => (0..owners)
+    let kind = match client {
+        OverloadClient::Limiter(kind) => Some(*kind),
+        OverloadClient::Defaults => Some(LimiterKind::Throttle),
+        _ => None,
+    };
+    let limiters: Vec<SimLimiter> = match kind {
+        Some(kind) => (0..owners)
             .filter_map(|i| kind.build(scenario.seed ^ u64::from(i)))
             .collect(),
-        _ => Vec::new(),
+        None => Vec::new(),
     };
     let limiter_refs: Vec<Vec<resil_core::LimiterRef<'_>>> =
         limiters.iter().map(|l| l.shared()).collect();

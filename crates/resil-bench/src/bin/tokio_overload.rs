@@ -13,9 +13,10 @@
 //! deadline, for `DURATION` (default 20 s). One row per client:
 //!
 //! - hyper-util, no retries (the bare client);
-//! - resil-tokio, retries only (no breaker, no budget);
-//! - resil-tokio, retries and the default `RetryBudget` (no breaker);
-//! - resil-tokio, `Client::builder()` untouched (the shipped defaults);
+//! - resil-tokio, retries only (no breaker, no budget, no limiter);
+//! - resil-tokio, retries and the default `RetryBudget` (no breaker, no limiter);
+//! - resil-tokio, `Client::builder()` untouched (the shipped defaults), and with an AIMD
+//!   `ConcurrencyLimiter` instead of the default throttle, or after it;
 //! - tower `LoadShed` + `ConcurrencyLimit(n)` over hyper-util, for each `n` in `LIMITS`;
 //! - resil-core's `RetryMachine` driven by a plain loop over hyper-util with the default
 //!   policy, breaker and budget (`machine`), and the same with each resil limiter, built with
@@ -38,7 +39,8 @@
 //!
 //! Environment: `CAPACITY` (C, requests/s, default 2000), `DURATION` / `WARMUP` (`20s`,
 //! `500ms`, or seconds), `MODE` (`429`, `503` or `both`), `ONLY` (a comma-separated list of
-//! row keys: `hyper`, `retries`, `budget`, `defaults`, `tower-<n>`, `machine`,
+//! row keys: `hyper`, `retries`, `budget`, `defaults`, `builder-aimd`, `builder-throttle+aimd`,
+//! `tower-<n>`, `machine`,
 //! `limiter-<kind>`),
 //! `LIMITS` (tower's static limits to try, default `4,8,16`).
 
@@ -569,18 +571,28 @@ fn rows(limits: &[usize]) -> Vec<Row> {
         },
         resil_row(
             "retries",
-            "resil-tokio, retries only (no breaker, no budget)",
-            |b| b.no_breaker().no_budget(),
+            "resil-tokio, retries only (no breaker, budget or limiter)",
+            |b| b.no_breaker().no_budget().no_limiters(),
         ),
         resil_row(
             "budget",
-            "resil-tokio, retries + default `RetryBudget` (no breaker)",
-            |b| b.no_breaker(),
+            "resil-tokio, retries + default `RetryBudget` (no breaker or limiter)",
+            |b| b.no_breaker().no_limiters(),
         ),
         resil_row(
             "defaults",
             "resil-tokio, `Client::builder()` defaults",
             |b| b,
+        ),
+        resil_row(
+            "builder-aimd",
+            "resil-tokio, `.limiter(AIMD ConcurrencyLimiter)` (instead of the default throttle)",
+            |b| b.limiter(aimd()),
+        ),
+        resil_row(
+            "builder-throttle+aimd",
+            "resil-tokio, `.limiter(AdaptiveThrottle).limiter(AIMD)`",
+            |b| b.limiter(throttle()).limiter(aimd()),
         ),
     ];
     rows.push(Row {
