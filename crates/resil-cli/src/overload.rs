@@ -500,12 +500,24 @@ type DemoConfig = (
 fn demo_rows() -> Vec<DemoConfig> {
     vec![
         (
-            "retries only (no breaker, no budget)",
-            Box::new(|b: resil_tokio::ClientBuilder| b.no_breaker().no_budget()),
+            "retries only (no breaker, budget or limiter)",
+            Box::new(|b: resil_tokio::ClientBuilder| b.no_breaker().no_budget().no_limiters()),
         ),
         (
             "`Client::builder()` defaults",
             Box::new(|b: resil_tokio::ClientBuilder| b),
+        ),
+        (
+            "`.limiter(AIMD ConcurrencyLimiter)`",
+            Box::new(
+                |b: resil_tokio::ClientBuilder| match resil_core::ConcurrencyLimiter::builder()
+                    .algorithm(resil_core::LimitAlgorithm::aimd())
+                    .build()
+                {
+                    Ok(aimd) => b.limiter(Arc::new(Mutex::new(aimd))),
+                    Err(_) => b,
+                },
+            ),
         ),
     ]
 }
