@@ -445,5 +445,9 @@ pub fn run(requests: u32, workers: u32, seed: u64, quiet: bool) -> ExitCode {
         note!("resil demo: {e}");
         return ExitCode::FAILURE;
     }
+    if let Err(e) = crate::overload::demo_section(seed) {
+        note!("resil demo: {e}");
+        return ExitCode::FAILURE;
+    }
     ExitCode::SUCCESS
 }

@@ -35,6 +35,7 @@ macro_rules! say {
 mod demo;
 mod get;
 mod hedge;
+mod overload;
 mod sim;
 
 #[derive(Parser, Debug)]
@@ -88,6 +89,10 @@ struct SimArgs {
     /// Where to write the chart (default: the scenario's name with .svg).
     #[arg(long)]
     svg: Option<PathBuf>,
+    /// In an overload scenario, run only this client of its `compare` list (or any other:
+    /// `no_retries`, `retries`, `budget`, `defaults`).
+    #[arg(long)]
+    client: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -98,6 +103,6 @@ fn main() -> ExitCode {
         Command::Put(args) => get::run(http::Method::PUT, &args),
         Command::Delete(args) => get::run(http::Method::DELETE, &args),
         Command::Demo(args) => demo::run(args.requests, args.threads, args.seed, args.quiet),
-        Command::Sim(args) => sim::run(&args.scenario, args.svg.as_deref()),
+        Command::Sim(args) => sim::run(&args.scenario, args.svg.as_deref(), args.client.as_deref()),
     }
 }

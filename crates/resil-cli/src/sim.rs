@@ -850,7 +850,7 @@ fn comparison_chart(
     root.present().map_err(|e| e.to_string())
 }
 
-pub fn run(path: &Path, svg: Option<&Path>) -> ExitCode {
+pub fn run(path: &Path, svg: Option<&Path>, client: Option<&str>) -> ExitCode {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
@@ -858,6 +858,13 @@ pub fn run(path: &Path, svg: Option<&Path>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if crate::overload::is_overload(&text) {
+        return crate::overload::run(path, &text, svg, client);
+    }
+    if client.is_some() {
+        note!("resil sim: --client is for overload scenarios (an [overload] table)");
+        return ExitCode::from(2);
+    }
     let file: File = match toml::from_str(&text) {
         Ok(f) => f,
         Err(e) => {

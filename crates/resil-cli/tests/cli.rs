@@ -34,6 +34,7 @@ fn demo_runs_offline_and_summarises() {
         "| tail latency p50 / p99 / p99.9 |",
         "| tail attempts per request |",
         "| hedges sent / won |",
+        "| `Client::builder()` defaults |",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
     }
@@ -442,6 +443,105 @@ fn get_takes_a_budget_by_its_peers_name() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn the_overload_scenarios_compare_every_client_and_chart_goodput_load_and_limit() {
+    let dir = std::env::temp_dir().join(format!("resil-overload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sim = |name: &str, extra: &[&str]| {
+        let svg = dir.join(name).with_extension("svg");
+        let out = resil()
+            .args([
+                "sim",
+                scenario(name).to_str().unwrap(),
+                "--svg",
+                svg.to_str().unwrap(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        let doc = std::fs::read_to_string(&svg).unwrap();
+        let parsed = roxmltree::Document::parse(&doc).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let lines = parsed
+            .descendants()
+            .filter(|n| n.has_tag_name("polyline") || n.has_tag_name("path"))
+            .count();
+        (text(&out.stdout), lines)
+    };
+    // Every shipped overload scenario runs (one client each, to keep the test short)...
+    for name in [
+        "overload-429.toml",
+        "overload-503.toml",
+        "overload-429-one-process.toml",
+        "overload-503-one-process.toml",
+    ] {
+        let (stdout, _) = sim(name, &["--client", "aimd"]);
+        assert!(
+            stdout.contains("aimd") && !stdout.contains("retries only"),
+            "{name}: {stdout}"
+        );
+    }
+    // ...and one compares its whole list.
+    let (stdout, lines) = sim("overload-429-one-process.toml", &[]);
+    for client in [
+        "no retries",
+        "retries + budget",
+        "defaults",
+        "aimd",
+        "throttle+aimd",
+    ] {
+        assert!(stdout.contains(client), "no {client:?} row in\n{stdout}");
+    }
+    // Ten clients on goodput and on load, six limiters on the limit panel.
+    assert!(lines >= 26, "{lines} lines drawn");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_overload_files_are_usage_errors() {
+    let dir = std::env::temp_dir().join(format!("resil-bad-overload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = "seed = 1\n[overload]\nduration_secs = 10\nclients = 10\n\
+                capacity_per_second = 100\noffered = 3.0\n";
+    let refused = |name: &str, rest: &str, extra: &[&str], says: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("{base}{rest}")).unwrap();
+        let out = resil()
+            .args(["sim", path.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(says), "{name}: {stderr}");
+    };
+    refused(
+        "teapot.toml",
+        "rejection = 418\ncompare = ['aimd']\n",
+        &[],
+        "418 is not 429 or 503",
+    );
+    refused(
+        "unknown.toml",
+        "rejection = 429\ncompare = ['vegas']\n",
+        &[],
+        "\"vegas\" is not",
+    );
+    refused(
+        "none.toml",
+        "rejection = 429\ncompare = []\n",
+        &[],
+        "names 1 to",
+    );
+    refused(
+        "client.toml",
+        "rejection = 503\ncompare = ['aimd']\n",
+        &["--client", "vegas"],
+        "--client \"vegas\" is not",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -29,10 +29,16 @@
 #![deny(missing_docs)]
 
 mod engine;
+mod limiters;
+mod overload;
 mod report;
 mod scenario;
 
 pub use engine::run;
+pub use limiters::LimiterKind;
+pub use overload::{
+    OverloadClient, OverloadReport, OverloadScenario, OverloadSecond, Rejection, run_overload,
+};
 pub use report::{Report, SECONDS_KEPT, Second};
 pub use scenario::{
     Arrivals, Capacity, Failure, FleetSharing, Latency, Outage, RateLimit, Scenario, Scope,
