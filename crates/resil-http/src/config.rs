@@ -34,6 +34,10 @@ use crate::proxy::{Proxy, check_proxy_url};
 use crate::telemetry::ClientTelemetry;
 use crate::url::{UrlError, check_url, join_url, redact_url, redact_url_str, take_url_credentials};
 
+/// The default client throttle's K: the backend sees about K times what it accepts, so
+/// K − 1 rejections per success under overload.
+const DEFAULT_THROTTLE_K: f64 = 1.5;
+
 const UNBOUNDED: Duration = Duration::from_nanos(u64::MAX);
 
 /// A limiter as a client holds it: any of resil-core's (or your own [`Admission`]) behind a
@@ -198,10 +202,11 @@ impl ClientConfig {
     /// wait delays the attempt (never past the deadline or the policy's `max_wait`); its
     /// refusal fails the call with [`ErrorKind::RejectedLocally`] before anything is sent.
     ///
-    /// Default: one [`AdaptiveThrottle`] (Google SRE client-side throttling, K = 2) of the
-    /// client's own. It rejects nothing while more than half of the recent attempts are
-    /// accepted, costs no wake-ups, and under overload keeps what the client sends near twice
-    /// what the backend accepts. Limiters are the client's, for every origin it calls, even
+    /// Default: one [`AdaptiveThrottle`] (Google SRE client-side throttling, K = 1.5) of the
+    /// client's own. It rejects nothing while more than two thirds of the recent attempts are
+    /// accepted, costs no wake-ups, and under overload keeps what the client sends near 1.5×
+    /// what the backend accepts (the SRE book's K = 2 left one server rejection per success
+    /// in `tokio_overload`, the limit). Limiters are the client's, for every origin it calls, even
     /// with [`breaker_per_origin`](Self::breaker_per_origin): give a client per backend when
     /// one overloaded backend must not slow calls to others.
     pub fn limiter(&mut self, limiter: SharedLimiter) {
@@ -448,6 +453,7 @@ impl ClientConfig {
         let limiters = match self.limiters {
             LimiterChoice::Default => {
                 let throttle = AdaptiveThrottle::builder()
+                    .k(DEFAULT_THROTTLE_K)
                     .seed(self.seed.unwrap_or(0))
                     .build()
                     .map_err(invalid)?;

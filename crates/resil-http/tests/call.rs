@@ -968,7 +968,7 @@ fn a_fleet_is_joined_with_the_breaker_and_budget_and_woken_on_each_transition() 
     config.breaker(breaker.clone());
     config.seed(1);
     config.fleet(fleet.clone());
-    let (result, _) = run(config, answers(&[503, 503]), false);
+    let (result, _) = run(config, answers(&[500, 500]), false);
     assert!(result.is_err());
     let joined = fleet.joined.lock().unwrap();
     assert_eq!(joined.len(), 1);

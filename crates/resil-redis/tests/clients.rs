@@ -109,7 +109,7 @@ fn a_trip_in_one_driver_opens_every_drivers_breaker() {
     warnings(); // the subscriber, before any thread of this test logs
     let redis = RedisServer::start();
     let server = TestServer::start();
-    server.script("/down", vec![Reply::status(503)]);
+    server.script("/down", vec![Reply::status(500)]);
     let url = redis.url();
     let name = "drivers";
     let failing = blocking(&server, &url, name);
@@ -313,7 +313,7 @@ fn without_redis_the_breaker_opens_and_probes_alone() {
     let refused = resil_tests::refused_addr();
     let url = format!("redis://{refused}/0");
     let server = TestServer::start();
-    server.script("/down", vec![Reply::status(503)]);
+    server.script("/down", vec![Reply::status(500)]);
     let client = resil_blocking::Client::builder()
         .base_url(&server.url(""))
         .no_proxy()

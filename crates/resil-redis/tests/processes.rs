@@ -86,7 +86,7 @@ fn processes_share_one_breaker_through_redis() {
     }
     let redis = RedisServer::start();
     let server = TestServer::start();
-    server.script("/down", vec![Reply::status(503)]);
+    server.script("/down", vec![Reply::status(500)]);
     let start_at = (wall_ms() + 1500).to_string();
     let (redis_url, server_url) = (redis.url(), server.url(""));
     // Three busy processes and one that calls twice a second.

@@ -155,7 +155,7 @@ fn child() {
             Ok(r) if r.status() == 200 => ok += 1,
             Ok(_) => other += 1,
             Err(e) => match e.kind() {
-                ErrorKind::Status(503) => failed += 1,
+                ErrorKind::Status(500) => failed += 1,
                 ErrorKind::CircuitOpen => rejected += 1,
                 _ => other += 1,
             },
@@ -232,7 +232,7 @@ impl Outcome {
 /// The server's log: (wall ms, process) of every attempt at `/call`.
 type Log = Arc<Mutex<Vec<(u64, u32)>>>;
 
-/// A keep-alive HTTP/1.1 server on a free loopback port answering `/call` with 503 while
+/// A keep-alive HTTP/1.1 server on a free loopback port answering `/call` with 500 while
 /// `now` is in `[start, end)` of `window`, else 200; every attempt logged.
 fn outage_server(window: Arc<(AtomicU64, AtomicU64)>, log: Log) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -280,7 +280,7 @@ fn serve(stream: TcpStream, window: &(AtomicU64, AtomicU64), log: &Mutex<Vec<(u6
         let down =
             (window.0.load(Ordering::Relaxed)..window.1.load(Ordering::Relaxed)).contains(&now);
         let answer: &[u8] = if down {
-            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n"
+            b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n"
         } else {
             b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
         };
@@ -440,7 +440,7 @@ fn redis_kill_run() {
         .unwrap_or(0);
     println!("\n== Redis killed mid-run (healthy server, fleet-shared, 8 processes, 6 s)");
     println!(
-        "calls ok {}  failed (503) {}  rejected by a breaker {}  other errors {}  slowest call {} µs  \
+        "calls ok {}  failed (500) {}  rejected by a breaker {}  other errors {}  slowest call {} µs  \
          syncs {} of which failed {}  (Redis killed {} ms into the run)",
         sum("ok"),
         sum("failed"),
