@@ -206,9 +206,11 @@ impl ClientConfig {
     /// client's own. It rejects nothing while more than two thirds of the recent attempts are
     /// accepted, costs no wake-ups, and under overload keeps what the client sends near 1.5×
     /// what the backend accepts (the SRE book's K = 2 left one server rejection per success
-    /// in `tokio_overload`, the limit). Limiters are the client's, for every origin it calls, even
-    /// with [`breaker_per_origin`](Self::breaker_per_origin): give a client per backend when
-    /// one overloaded backend must not slow calls to others.
+    /// in `tokio_overload`, the limit). With
+    /// [`breaker_per_origin`](Self::breaker_per_origin) each origin gets a default throttle
+    /// of its own, so one overloaded backend does not throttle calls to the others. Limiters
+    /// given here are the client's, for every origin it calls: give a client per backend when
+    /// one backend's limiters must not slow calls to others.
     pub fn limiter(&mut self, limiter: SharedLimiter) {
         match &mut self.limiters {
             LimiterChoice::Given(list) => list.push(limiter),
@@ -430,6 +432,25 @@ impl ClientConfig {
             None => Arc::new(Mutex::new(LatencySketch::default())),
         };
         let invalid = ConfigError::invalid;
+        // The default throttle, one per origin where the breaker is per origin.
+        let throttles_made = std::cell::Cell::new(0u64);
+        let throttle_seed = self.seed.unwrap_or(0);
+        let default_throttle = || -> Result<LimiterList, resil_core::PolicyError> {
+            throttles_made.set(throttles_made.get() + 1);
+            let throttle = AdaptiveThrottle::builder()
+                .k(DEFAULT_THROTTLE_K)
+                .seed(mix(throttle_seed ^ throttles_made.get()))
+                .build()?;
+            Ok(std::vec![Arc::new(Mutex::new(throttle)) as SharedLimiter])
+        };
+        let throttle_per_origin = matches!(self.limiters, LimiterChoice::Default)
+            && matches!(self.breaker, BreakerChoice::PerOrigin(_));
+        let no_limiters = || Ok(Vec::new());
+        let origin_limiters: crate::origins::MakeLimiters<'_> = if throttle_per_origin {
+            &default_throttle
+        } else {
+            &no_limiters
+        };
         let (breaker, origins) = match self.breaker {
             BreakerChoice::Own => (
                 Some(Arc::new(Mutex::new(
@@ -440,7 +461,9 @@ impl ClientConfig {
             BreakerChoice::Shared(b) => (Some(b), None),
             BreakerChoice::PerOrigin(template) => (
                 None,
-                Some(Box::new(OriginBreakers::new(&template).map_err(invalid)?)),
+                Some(Box::new(
+                    OriginBreakers::new(&template, origin_limiters).map_err(invalid)?,
+                )),
             ),
             BreakerChoice::None => (None, None),
         };
@@ -451,14 +474,8 @@ impl ClientConfig {
         }
         let redirects = self.redirects.check().map_err(ConfigError::invalid)?;
         let limiters = match self.limiters {
-            LimiterChoice::Default => {
-                let throttle = AdaptiveThrottle::builder()
-                    .k(DEFAULT_THROTTLE_K)
-                    .seed(self.seed.unwrap_or(0))
-                    .build()
-                    .map_err(invalid)?;
-                std::vec![Arc::new(Mutex::new(throttle)) as SharedLimiter]
-            }
+            LimiterChoice::Default if throttle_per_origin => Vec::new(),
+            LimiterChoice::Default => default_throttle().map_err(invalid)?,
             LimiterChoice::Given(list) if list.len() > MAX_LIMITERS => {
                 return Err(ConfigError::invalid(format!(
                     "limiter: at most {MAX_LIMITERS} limiters, {} given",
@@ -605,9 +622,10 @@ impl ClientCore {
         &self.limiters
     }
 
-    /// What each limiter allows now, in order (as of the latest call that asked it): a
-    /// concurrency limit and the attempts in flight, a rate, a local rejection probability,
-    /// the server's quota.
+    /// What each of the client's limiters allows now, in order (as of the latest call that
+    /// asked it): a concurrency limit and the attempts in flight, a rate, a local rejection
+    /// probability, the server's quota. The default throttles of a client with a breaker per
+    /// origin are the origins' own and not listed.
     pub fn current_limits(&self) -> Vec<CurrentLimit> {
         self.limiters
             .iter()
@@ -666,9 +684,17 @@ impl ClientCore {
     /// origin's, with a breaker per origin) and the budget.
     #[inline]
     pub(crate) fn shared_for(&self, uri: &Uri) -> CallShared<'_> {
-        let (breaker, breaker_gate) = match &self.origins {
-            None => (self.breaker.as_deref(), self.breaker_gate.as_deref()),
-            Some(origins) => origins.breaker_for(uri),
+        let (breaker, breaker_gate, limiters) = match &self.origins {
+            None => (
+                self.breaker.as_deref(),
+                self.breaker_gate.as_deref(),
+                &self.limiters,
+            ),
+            Some(origins) => {
+                let (breaker, gate, own) = origins.breaker_for(uri);
+                let limiters = if own.is_empty() { &self.limiters } else { own };
+                (Some(breaker), Some(gate), limiters)
+            }
         };
         CallShared {
             hooks: self.hooks.as_ref(),
@@ -676,7 +702,7 @@ impl ClientCore {
             breaker_gate,
             budget: self.budget.as_deref().map(|b| b as _),
             latency: &*self.latency,
-            limiters: (!self.limiters.is_empty()).then_some(&self.limiters),
+            limiters: (!limiters.is_empty()).then_some(limiters),
         }
     }
 

@@ -1,5 +1,6 @@
 //! [`OriginBreakers`]: one circuit breaker per origin, for a client that calls several
-//! backends.
+//! backends, and with it the default limiter per origin (one overloaded backend does not
+//! throttle calls to the others).
 
 use std::boxed::Box;
 use std::string::String;
@@ -9,6 +10,8 @@ use std::vec::Vec;
 use http::Uri;
 
 use resil_core::{BreakerGate, CircuitBreaker, CircuitBreakerBuilder, PolicyError};
+
+use crate::config::LimiterList;
 
 /// Origins a client keeps a breaker of their own for; calls to any further origin share one.
 pub(crate) const MAX_ORIGIN_BREAKERS: usize = 64;
@@ -23,12 +26,17 @@ pub(crate) struct OriginBreakers {
     overflow: OriginSlot,
 }
 
-/// One origin's breaker, and which origin took it.
+/// One origin's breaker and limiters, and which origin took them.
 struct OriginSlot {
     origin: OnceLock<Origin>,
     breaker: Mutex<CircuitBreaker>,
     gate: Arc<BreakerGate>,
+    /// Empty: the origin's calls ask the client's limiters.
+    limiters: LimiterList,
 }
+
+/// Makes an origin's own limiters (none: its calls ask the client's).
+pub(crate) type MakeLimiters<'a> = &'a dyn Fn() -> Result<LimiterList, PolicyError>;
 
 /// `scheme` and `authority`, the host lower-cased.
 struct Origin {
@@ -43,38 +51,47 @@ impl Origin {
 }
 
 impl OriginSlot {
-    fn new(template: &CircuitBreakerBuilder) -> Result<OriginSlot, PolicyError> {
+    fn new(
+        template: &CircuitBreakerBuilder,
+        limiters: MakeLimiters<'_>,
+    ) -> Result<OriginSlot, PolicyError> {
         let breaker = template.clone().build()?;
         let gate = breaker.gate();
         Ok(OriginSlot {
             origin: OnceLock::new(),
             breaker: Mutex::new(breaker),
             gate,
+            limiters: limiters()?,
         })
     }
 }
 
 impl OriginBreakers {
-    /// Breakers built by `template`; its error if it cannot build one.
-    pub(crate) fn new(template: &CircuitBreakerBuilder) -> Result<OriginBreakers, PolicyError> {
+    /// Breakers built by `template`, each origin's limiters by `limiters`; their error if
+    /// they cannot build one.
+    pub(crate) fn new(
+        template: &CircuitBreakerBuilder,
+        limiters: MakeLimiters<'_>,
+    ) -> Result<OriginBreakers, PolicyError> {
         let slots = (0..MAX_ORIGIN_BREAKERS)
-            .map(|_| OriginSlot::new(template))
+            .map(|_| OriginSlot::new(template, limiters))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(OriginBreakers {
             slots: slots.into_boxed_slice(),
-            overflow: OriginSlot::new(template)?,
+            overflow: OriginSlot::new(template, limiters)?,
         })
     }
 
-    /// The breaker of `uri`'s origin and its gate, as a call borrows them (out of line: most
-    /// clients have one breaker, and their calls should not carry this code).
+    /// The breaker of `uri`'s origin, its gate and its own limiters (empty: the client's), as
+    /// a call borrows them (out of line: most clients have one breaker, and their calls
+    /// should not carry this code).
     #[inline(never)]
     pub(crate) fn breaker_for(
         &self,
         uri: &Uri,
-    ) -> (Option<&Mutex<CircuitBreaker>>, Option<&BreakerGate>) {
+    ) -> (&Mutex<CircuitBreaker>, &BreakerGate, &LimiterList) {
         let slot = self.for_uri(uri);
-        (Some(&slot.breaker), Some(&slot.gate))
+        (&slot.breaker, &slot.gate, &slot.limiters)
     }
 
     /// The breaker of `uri`'s origin, taking a free one for an origin not seen before.

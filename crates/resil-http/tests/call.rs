@@ -408,6 +408,44 @@ fn a_body_cut_short_is_named_once_wherever_its_eof_sits_in_the_chain() {
 }
 
 #[test]
+fn with_a_breaker_per_origin_each_origin_has_its_own_default_throttle() {
+    use resil_core::CircuitBreaker;
+
+    let mut config = ClientConfig::default();
+    config.max_retries(0);
+    config.seed(7);
+    config.breaker_per_origin(CircuitBreaker::builder());
+    let core = config.build().unwrap();
+    // One call to `url`, answered with `status` if it is sent; whether it was sent.
+    let call = |url: &str, status: u16| {
+        let draft: RequestDraft<FakeBody> = RequestDraft::new(&core, http::Method::GET, url);
+        let (mut parts, _) = draft.finish(&core, Some(0)).unwrap();
+        let mut call = core.start_call::<FakeBody>(None, &mut parts, true, false, Instant::ZERO);
+        match call.poll_step(&mut parts) {
+            Step::Send { attempt, .. } => {
+                call.handle_response(Instant::ZERO, attempt, response(status), wall);
+                true
+            }
+            Step::Fail(e) => {
+                assert!(matches!(e.kind(), ErrorKind::RejectedLocally(_)), "{e:#}");
+                false
+            }
+            _ => panic!("expected a send or a refusal"),
+        }
+    };
+    // An origin that answers nothing but 429s is throttled on the client side...
+    let refused = (0..50).filter(|_| !call("http://busy.test/", 429)).count();
+    assert!(refused > 25, "{refused} of 50 refused locally");
+    // ...while another origin's calls all go out: its throttle has seen no back pressure.
+    for _ in 0..20 {
+        assert!(
+            call("http://calm.test/", 200),
+            "another origin is not throttled"
+        );
+    }
+}
+
+#[test]
 fn a_breaker_per_origin_trips_for_the_failing_origin_only() {
     use resil_core::{BreakerState, CircuitBreaker, TripCondition};
     const MAX_ORIGIN_BREAKERS: usize = ClientConfig::MAX_ORIGIN_BREAKERS;
