@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use resil_core::{Backoff, Instant, Jitter, RetryPolicy, TransportErrorKind, UnixTime};
-use resil_http::{CallBody, ClientConfig, Error, ErrorKind, RequestDraft, Step};
+use resil_http::{CallBody, ClientConfig, ClientCore, Error, ErrorKind, RequestDraft, Step};
 
 /// A response body that remembers the limit it was given and holds the bytes a prefix read
 /// finds.
@@ -407,6 +407,22 @@ fn a_body_cut_short_is_named_once_wherever_its_eof_sits_in_the_chain() {
     assert!(!reset.is::<IncompleteBody>(), "{reset}");
 }
 
+/// One call to `url` at time zero, answered with `status` if it is sent; the kind of its
+/// refusal if it is not.
+fn one_call(core: &ClientCore, url: &str, status: u16) -> Result<(), ErrorKind> {
+    let draft: RequestDraft<FakeBody> = RequestDraft::new(core, http::Method::GET, url);
+    let (mut parts, _) = draft.finish(core, Some(0)).unwrap();
+    let mut call = core.start_call::<FakeBody>(None, &mut parts, true, false, Instant::ZERO);
+    match call.poll_step(&mut parts) {
+        Step::Send { attempt, .. } => {
+            call.handle_response(Instant::ZERO, attempt, response(status), wall);
+            Ok(())
+        }
+        Step::Fail(e) => Err(e.kind()),
+        _ => panic!("expected a send or a refusal"),
+    }
+}
+
 #[test]
 fn with_a_breaker_per_origin_each_origin_has_its_own_default_throttle() {
     use resil_core::CircuitBreaker;
@@ -416,22 +432,10 @@ fn with_a_breaker_per_origin_each_origin_has_its_own_default_throttle() {
     config.seed(7);
     config.breaker_per_origin(CircuitBreaker::builder());
     let core = config.build().unwrap();
-    // One call to `url`, answered with `status` if it is sent; whether it was sent.
-    let call = |url: &str, status: u16| {
-        let draft: RequestDraft<FakeBody> = RequestDraft::new(&core, http::Method::GET, url);
-        let (mut parts, _) = draft.finish(&core, Some(0)).unwrap();
-        let mut call = core.start_call::<FakeBody>(None, &mut parts, true, false, Instant::ZERO);
-        match call.poll_step(&mut parts) {
-            Step::Send { attempt, .. } => {
-                call.handle_response(Instant::ZERO, attempt, response(status), wall);
-                true
-            }
-            Step::Fail(e) => {
-                assert!(matches!(e.kind(), ErrorKind::RejectedLocally(_)), "{e:#}");
-                false
-            }
-            _ => panic!("expected a send or a refusal"),
-        }
+    let call = |url: &str, status: u16| match one_call(&core, url, status) {
+        Ok(()) => true,
+        Err(ErrorKind::RejectedLocally(_)) => false,
+        Err(other) => panic!("refused as {other:?}"),
     };
     // An origin that answers nothing but 429s is throttled on the client side...
     let refused = (0..50).filter(|_| !call("http://busy.test/", 429)).count();
@@ -458,22 +462,10 @@ fn a_breaker_per_origin_trips_for_the_failing_origin_only() {
     config.breaker_per_origin(trip_after_two);
     let core = config.build().unwrap();
     assert!(core.breaker().is_none(), "no one breaker for every origin");
-    // One call to `url`, answered with `status` if it is sent; whether it was sent.
-    let call = |url: &str, status: u16| {
-        let draft: RequestDraft<FakeBody> = RequestDraft::new(&core, http::Method::GET, url);
-        let (mut parts, _) = draft.finish(&core, Some(0)).unwrap();
-        let mut call = core.start_call::<FakeBody>(None, &mut parts, true, false, Instant::ZERO);
-        match call.poll_step(&mut parts) {
-            Step::Send { attempt, .. } => {
-                call.handle_response(Instant::ZERO, attempt, response(status), wall);
-                true
-            }
-            Step::Fail(e) => {
-                assert_eq!(e.kind(), ErrorKind::CircuitOpen, "{e:#}");
-                false
-            }
-            _ => panic!("expected a send or a refusal"),
-        }
+    let call = |url: &str, status: u16| match one_call(&core, url, status) {
+        Ok(()) => true,
+        Err(ErrorKind::CircuitOpen) => false,
+        Err(other) => panic!("refused as {other:?}"),
     };
     assert!(call("http://down.test/a", 503));
     // The host's case does not make another origin.

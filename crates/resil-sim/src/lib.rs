@@ -33,6 +33,7 @@ mod limiters;
 mod overload;
 mod report;
 mod scenario;
+mod schedule;
 
 pub use engine::run;
 pub use limiters::LimiterKind;

@@ -305,30 +305,7 @@ enum Ev {
     Sample,
 }
 
-/// An event at `at`; `seq` keeps events at the same instant in the order they were made.
-#[derive(Clone, Copy, Debug)]
-struct Scheduled {
-    at: u64,
-    seq: u64,
-    ev: Ev,
-}
-
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
-}
+type Scheduled = crate::schedule::Scheduled<Ev>;
 
 struct Call<'a> {
     machine: RetryMachine<'a>,
