@@ -443,7 +443,7 @@ mod tests {
             let Admit::Now(grant) = l.acquire(now, Ask::new(AttemptKind::First)) else {
                 panic!("nothing is limited before the first throttle");
             };
-            let _ = l.record(now, grant, Feedback::Accepted);
+            l.record(now, grant, Feedback::Accepted);
         }
         // 300 attempts out at once, then every one of them throttled.
         let grants: alloc::vec::Vec<_> = (0..300)
@@ -454,7 +454,7 @@ mod tests {
             .collect();
         let later = now.saturating_add(Duration::from_millis(50));
         for grant in grants {
-            let _ = l.record(later, grant, Feedback::BackPressure);
+            l.record(later, grant, Feedback::BackPressure);
         }
         // One cut, to beta times the measured rate; not 300 cuts to the floor.
         assert!(
