@@ -291,17 +291,9 @@ impl Admission for AdaptiveRateLimiter {
         Wake::NONE
     }
 
-    fn record(&mut self, now: Instant, grant: Grant, feedback: Feedback) -> Wake {
+    fn record(&mut self, now: Instant, _grant: Grant, feedback: Feedback) -> Wake {
         let now = self.observe(now);
-        let throttled = feedback == Feedback::BackPressure;
-        if throttled && self.enabled && grant.issued_at() < self.last_throttle {
-            // Sent before the last cut: the same overload that cut, already answered (one
-            // cut per round, as TCP; with hundreds in flight each cutting again, the rate
-            // would fall to its floor within a second).
-            self.measure(now);
-            return Wake::NONE;
-        }
-        self.update(now, throttled);
+        self.update(now, feedback == Feedback::BackPressure);
         Wake::NONE
     }
 
@@ -428,39 +420,5 @@ mod tests {
             }
             close(expected, rate);
         }
-    }
-
-    #[test]
-    fn throttles_of_attempts_sent_before_a_cut_cut_once() {
-        use crate::limiter::{Admission, Admit, Ask, AttemptKind, Feedback};
-        use core::time::Duration;
-
-        let mut l = AdaptiveRateLimiter::builder().build().unwrap();
-        // 200 attempts a second for 3 s, all answered: the measured rate settles near 200.
-        let mut now = Instant::ZERO;
-        for _ in 0..600 {
-            now = now.saturating_add(Duration::from_millis(5));
-            let Admit::Now(grant) = l.acquire(now, Ask::new(AttemptKind::First)) else {
-                panic!("nothing is limited before the first throttle");
-            };
-            l.record(now, grant, Feedback::Accepted);
-        }
-        // 300 attempts out at once, then every one of them throttled.
-        let grants: alloc::vec::Vec<_> = (0..300)
-            .map(|_| match l.acquire(now, Ask::new(AttemptKind::First)) {
-                Admit::Now(grant) => grant,
-                _ => panic!("not limited yet"),
-            })
-            .collect();
-        let later = now.saturating_add(Duration::from_millis(50));
-        for grant in grants {
-            l.record(later, grant, Feedback::BackPressure);
-        }
-        // One cut, to beta times the measured rate; not 300 cuts to the floor.
-        assert!(
-            l.fill_rate > 100.0,
-            "rate {} after one round of throttles",
-            l.fill_rate
-        );
     }
 }
