@@ -64,7 +64,7 @@ pub use proxy::{
     proxy_rule_policy,
 };
 pub use redirects::{CREDENTIALS, CaseBody, Outcome, RedirectCase, RedirectWorld, SENSITIVE};
-pub use redis::RedisServer;
+pub use redis::{RedisServer, redis_available};
 pub use scenarios::{Expect, Scenario, Transcript, scenario_policy, scenarios};
 pub use server::{
     LOAD, Recorded, Reply, TestServer, UnansweredListener, dripping_body, exclusive_load,

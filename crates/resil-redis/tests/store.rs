@@ -42,6 +42,9 @@ fn batch(node: u64) -> FleetBatch {
 
 #[test]
 fn the_script_answers_as_the_reference_model_does() {
+    if !resil_tests::redis_available() {
+        return;
+    }
     let f = fleet("differential");
     let mut model = MemoryStore::new();
     let mut rng = SplitMix64(7);
@@ -94,6 +97,9 @@ fn the_script_answers_as_the_reference_model_does() {
 
 #[test]
 fn garbage_under_any_key_is_replaced_and_said_once() {
+    if !resil_tests::redis_available() {
+        return;
+    }
     let f = fleet("garbage");
     let key = |k: &str| format!("resil:{{garbage}}:{k}");
     let mut b = batch(1);
@@ -131,6 +137,9 @@ fn garbage_under_any_key_is_replaced_and_said_once() {
 
 #[test]
 fn two_fleets_with_different_names_do_not_meet() {
+    if !resil_tests::redis_available() {
+        return;
+    }
     let (a, b) = (fleet("orders"), fleet("payments"));
     let mut open = batch(1);
     open.announce_open = Some(Duration::from_secs(5));
@@ -153,6 +162,9 @@ fn two_fleets_with_different_names_do_not_meet() {
 
 #[test]
 fn every_key_expires_and_shares_one_hash_slot() {
+    if !resil_tests::redis_available() {
+        return;
+    }
     let f = fleet("expiring");
     let mut b = batch(1);
     b.calls = 5;
@@ -187,6 +199,9 @@ fn every_key_expires_and_shares_one_hash_slot() {
 
 #[test]
 fn the_store_clock_is_redis_time_without_the_test_clock() {
+    if !resil_tests::redis_available() {
+        return;
+    }
     let f = RedisFleet::new(&server().url(), "real-clock").unwrap();
     let mut b = batch(1);
     b.announce_open = Some(Duration::from_secs(2));
@@ -220,6 +235,9 @@ fn bad_settings_are_named_without_the_password() {
 
 #[test]
 fn a_wrong_password_is_refused_without_showing_it() {
+    if !resil_tests::redis_available() {
+        return;
+    }
     let s = RedisServer::start();
     s.command(&["CONFIG", "SET", "requirepass", "right-one"])
         .unwrap();
