@@ -162,6 +162,16 @@ macro_rules! client_builder_setters {
             self
         }
 
+        /// Adds a limiter made by `make` for each origin, with a breaker per origin (see
+        /// [`ClientConfig::limiter_per_origin`]($crate::ClientConfig::limiter_per_origin)).
+        pub fn limiter_per_origin(
+            mut self,
+            make: impl Fn() -> $crate::SharedLimiter + Send + Sync + 'static,
+        ) -> Self {
+            self.$config.limiter_per_origin(make);
+            self
+        }
+
         /// No client-side limiter, not even the default adaptive throttle.
         pub fn no_limiters(mut self) -> Self {
             self.$config.no_limiters();

@@ -48,10 +48,16 @@ pub type SharedLimiter = Arc<dyn Shared<dyn Admission + Send> + Send + Sync>;
 /// The limiters a client's calls ask, in order.
 pub(crate) type LimiterList = Vec<SharedLimiter>;
 
+/// Makes a limiter for one origin (see [`ClientConfig::limiter_per_origin`]).
+pub type OriginLimiter = Arc<dyn Fn() -> SharedLimiter + Send + Sync>;
+
 enum LimiterChoice {
-    /// One [`AdaptiveThrottle`] of the client's own.
+    /// One [`AdaptiveThrottle`] of the client's own (per origin with a breaker per origin).
     Default,
-    Given(Vec<SharedLimiter>),
+    Given {
+        shared: Vec<SharedLimiter>,
+        per_origin: Vec<OriginLimiter>,
+    },
     None,
 }
 
@@ -209,12 +215,35 @@ impl ClientConfig {
     /// in `tokio_overload`, the limit). With
     /// [`breaker_per_origin`](Self::breaker_per_origin) each origin gets a default throttle
     /// of its own, so one overloaded backend does not throttle calls to the others. Limiters
-    /// given here are the client's, for every origin it calls: give a client per backend when
-    /// one backend's limiters must not slow calls to others.
+    /// given here are the client's, for every origin it calls (see
+    /// [`limiter_per_origin`](Self::limiter_per_origin) for one per origin).
     pub fn limiter(&mut self, limiter: SharedLimiter) {
         match &mut self.limiters {
-            LimiterChoice::Given(list) => list.push(limiter),
-            _ => self.limiters = LimiterChoice::Given(std::vec![limiter]),
+            LimiterChoice::Given { shared, .. } => shared.push(limiter),
+            _ => {
+                self.limiters = LimiterChoice::Given {
+                    shared: std::vec![limiter],
+                    per_origin: Vec::new(),
+                }
+            }
+        }
+    }
+    /// Adds a limiter made by `make` for each origin, with
+    /// [`breaker_per_origin`](Self::breaker_per_origin) (without it, `make` runs once and the
+    /// limiter is the client's): one overloaded backend then slows only its own calls. Asked
+    /// after the limiters given to [`limiter`](Self::limiter), which every origin shares; like
+    /// them, it replaces the default throttle, and they count together towards
+    /// [`MAX_LIMITERS`].
+    pub fn limiter_per_origin(&mut self, make: impl Fn() -> SharedLimiter + Send + Sync + 'static) {
+        let make: OriginLimiter = Arc::new(make);
+        match &mut self.limiters {
+            LimiterChoice::Given { per_origin, .. } => per_origin.push(make),
+            _ => {
+                self.limiters = LimiterChoice::Given {
+                    shared: Vec::new(),
+                    per_origin: std::vec![make],
+                }
+            }
         }
     }
     /// No client-side limiter, not even the default one: every attempt the policy allows is
@@ -443,11 +472,33 @@ impl ClientConfig {
                 .build()?;
             Ok(std::vec![Arc::new(Mutex::new(throttle)) as SharedLimiter])
         };
-        let throttle_per_origin = matches!(self.limiters, LimiterChoice::Default)
-            && matches!(self.breaker, BreakerChoice::PerOrigin(_));
+        let breaker_per_origin = matches!(self.breaker, BreakerChoice::PerOrigin(_));
+        let (default_limiter, shared, per_origin) = match self.limiters {
+            LimiterChoice::Default => (true, Vec::new(), Vec::new()),
+            LimiterChoice::Given { shared, per_origin } => (false, shared, per_origin),
+            LimiterChoice::None => (false, Vec::new(), Vec::new()),
+        };
+        if shared.len() + per_origin.len() > MAX_LIMITERS {
+            return Err(ConfigError::invalid(format!(
+                "limiter: at most {MAX_LIMITERS} limiters, {} given",
+                shared.len() + per_origin.len()
+            )));
+        }
+        let throttle_per_origin = default_limiter && breaker_per_origin;
+        let own_per_origin = !per_origin.is_empty() && breaker_per_origin;
+        // An origin's list holds the client's shared limiters, then its own.
+        let given_per_origin = || -> Result<LimiterList, resil_core::PolicyError> {
+            Ok(shared
+                .iter()
+                .cloned()
+                .chain(per_origin.iter().map(|make| make()))
+                .collect())
+        };
         let no_limiters = || Ok(Vec::new());
         let origin_limiters: crate::origins::MakeLimiters<'_> = if throttle_per_origin {
             &default_throttle
+        } else if own_per_origin {
+            &given_per_origin
         } else {
             &no_limiters
         };
@@ -473,17 +524,15 @@ impl ClientConfig {
             ));
         }
         let redirects = self.redirects.check().map_err(ConfigError::invalid)?;
-        let limiters = match self.limiters {
-            LimiterChoice::Default if throttle_per_origin => Vec::new(),
-            LimiterChoice::Default => default_throttle().map_err(invalid)?,
-            LimiterChoice::Given(list) if list.len() > MAX_LIMITERS => {
-                return Err(ConfigError::invalid(format!(
-                    "limiter: at most {MAX_LIMITERS} limiters, {} given",
-                    list.len()
-                )));
-            }
-            LimiterChoice::Given(list) => list,
-            LimiterChoice::None => Vec::new(),
+        // The client's own list: what calls ask where no origin has its own.
+        let limiters = if throttle_per_origin {
+            Vec::new()
+        } else if default_limiter {
+            default_throttle().map_err(invalid)?
+        } else if own_per_origin {
+            shared
+        } else {
+            given_per_origin().map_err(invalid)?
         };
         let seed = self.seed.unwrap_or_else(|| {
             let t = std::time::SystemTime::now()

@@ -52,7 +52,7 @@ mod url;
 pub use attempt::AttemptId;
 pub use body::RequestBody;
 pub use call::{Call, CallBody, CallLabel, Step};
-pub use config::{ClientConfig, ClientCore, SharedLimiter};
+pub use config::{ClientConfig, ClientCore, OriginLimiter, SharedLimiter};
 pub use draft::RequestDraft;
 pub use env::{EnvConfig, EnvError, TransportEnv};
 pub use error::{BoxError, ConfigError, Error, ErrorKind, IncompleteBody, TransportError};

@@ -450,6 +450,54 @@ fn with_a_breaker_per_origin_each_origin_has_its_own_default_throttle() {
 }
 
 #[test]
+fn a_limiter_per_origin_is_made_for_each_origin_with_a_breaker_per_origin() {
+    use resil_core::{AdaptiveThrottle, CircuitBreaker};
+    use std::sync::{Arc, Mutex};
+
+    let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let config = |per_origin_breakers: bool| {
+        let mut config = ClientConfig::default();
+        config.max_retries(0);
+        config.seed(3);
+        if per_origin_breakers {
+            config.breaker_per_origin(CircuitBreaker::builder());
+        } else {
+            config.no_breaker();
+        }
+        let made = made.clone();
+        config.limiter_per_origin(move || {
+            made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let throttle = AdaptiveThrottle::builder().k(1.1).build().unwrap();
+            Arc::new(Mutex::new(throttle))
+        });
+        config.build().unwrap()
+    };
+    let refused = |core: &ClientCore, url: &str, status: u16, calls: usize| {
+        (0..calls)
+            .filter(|_| match one_call(core, url, status) {
+                Ok(()) => false,
+                Err(ErrorKind::RejectedLocally(_)) => true,
+                Err(other) => panic!("refused as {other:?}"),
+            })
+            .count()
+    };
+    // Per origin: the busy origin's 429s throttle only its own calls.
+    let core = config(true);
+    assert!(
+        made.load(std::sync::atomic::Ordering::Relaxed) > 1,
+        "one per origin slot"
+    );
+    assert!(refused(&core, "http://busy.test/", 429, 50) > 25);
+    assert_eq!(refused(&core, "http://calm.test/", 200, 20), 0);
+    // Without breakers per origin there is one, for the client: the calm origin is throttled too.
+    made.store(0, std::sync::atomic::Ordering::Relaxed);
+    let core = config(false);
+    assert_eq!(made.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert!(refused(&core, "http://busy.test/", 429, 50) > 25);
+    assert!(refused(&core, "http://calm.test/", 200, 20) > 0);
+}
+
+#[test]
 fn a_breaker_per_origin_trips_for_the_failing_origin_only() {
     use resil_core::{BreakerState, CircuitBreaker, TripCondition};
     const MAX_ORIGIN_BREAKERS: usize = ClientConfig::MAX_ORIGIN_BREAKERS;
