@@ -114,29 +114,14 @@ pub async fn drive<R: Runtime, X: Exchange>(
                     return Box::pin(drive_hedged::<R, X, _>(call, parts, exchange, first)).await;
                 }
                 match outcome {
-                    Some(Ok(response)) => {
-                        call.handle_response(now, attempt, response, driver::unix_now);
-                    }
-                    Some(Err(AttemptError::Transport(e))) => {
-                        call.handle_error(now, attempt, e.kind(), e.into_source());
-                    }
-                    Some(Err(AttemptError::Unsendable(e))) => return Err(e),
+                    Some(outcome) => hand_over(call, now, attempt, outcome)?,
                     // The attempt's deadline passed: the machine records a timeout.
                     None => call.handle_timeout(now),
                 }
             }
             // Bounded by the body's own deadline, set when its attempt was sent.
             Step::Release(mut stale) => stale.body_mut().drain(driver::DRAIN_LIMIT).await,
-            Step::Refresh { deadline } => {
-                let refreshed = match exchange.refresh() {
-                    Some(mut refresh) => {
-                        let fresh = until::<R, _>(deadline, refresh.as_mut()).await;
-                        matches!(fresh, Some(Ok(())))
-                    }
-                    None => false,
-                };
-                call.handle_refreshed(R::now(), refreshed);
-            }
+            Step::Refresh { deadline } => refresh::<R, X>(call, exchange, deadline).await,
             Step::ReadPrefix { attempt, len } => {
                 // The body fails at the attempt's deadline and read timeout by itself.
                 let read = match call.response_mut() {
@@ -161,6 +146,39 @@ pub async fn drive<R: Runtime, X: Exchange>(
             Step::Fail(error) => return Err(error),
         }
     }
+}
+
+/// Hands an attempt's answer to the call; an unsendable request ends the call.
+fn hand_over(
+    call: &mut Call<'_, Body>,
+    now: Instant,
+    attempt: resil_core::Attempt,
+    outcome: Result<Response, AttemptError>,
+) -> Result<(), Error> {
+    match outcome {
+        Ok(response) => call.handle_response(now, attempt, response, driver::unix_now),
+        Err(AttemptError::Transport(e)) => {
+            call.handle_error(now, attempt, e.kind(), e.into_source());
+        }
+        Err(AttemptError::Unsendable(e)) => return Err(e),
+    }
+    Ok(())
+}
+
+/// Refreshes the credentials, by `deadline`, and tells the call whether that worked.
+async fn refresh<R: Runtime, X: Exchange>(
+    call: &mut Call<'_, Body>,
+    exchange: &mut X,
+    deadline: Instant,
+) {
+    let refreshed = match exchange.refresh() {
+        Some(mut refresh) => {
+            let fresh = until::<R, _>(deadline, refresh.as_mut()).await;
+            matches!(fresh, Some(Ok(())))
+        }
+        None => false,
+    };
+    call.handle_refreshed(R::now(), refreshed);
 }
 
 /// The call's response, its body naming the call for its errors.
@@ -234,15 +252,7 @@ where
                         first_attempt = None;
                     }
                 }
-                match outcome {
-                    Ok(response) => {
-                        call.handle_response(now, attempt, response, driver::unix_now);
-                    }
-                    Err(AttemptError::Transport(e)) => {
-                        call.handle_error(now, attempt, e.kind(), e.into_source());
-                    }
-                    Err(AttemptError::Unsendable(e)) => return Err(e),
-                }
+                hand_over(call, now, attempt, outcome)?;
             }
             Step::Redirect { drop_body } => {
                 if drop_body {
@@ -250,16 +260,7 @@ where
                 }
             }
             Step::Release(mut stale) => stale.body_mut().drain(driver::DRAIN_LIMIT).await,
-            Step::Refresh { deadline } => {
-                let refreshed = match exchange.refresh() {
-                    Some(mut refresh) => {
-                        let fresh = until::<R, _>(deadline, refresh.as_mut()).await;
-                        matches!(fresh, Some(Ok(())))
-                    }
-                    None => false,
-                };
-                call.handle_refreshed(R::now(), refreshed);
-            }
+            Step::Refresh { deadline } => refresh::<R, X>(call, exchange, deadline).await,
             // A hedging policy reads no body prefix (its builder refuses one).
             Step::ReadPrefix { .. } => call.handle_prefix(R::now(), &[]),
             Step::Done(response) => return Ok(named(response, parts)),
